@@ -1,0 +1,1 @@
+"""scanflow-argo: autonomic ML workflows on Argo, Seldon, Prometheus and MLflow."""

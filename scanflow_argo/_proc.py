@@ -1,0 +1,170 @@
+"""Processes this project starts: own process group, free loopback ports, readiness, clean stop.
+
+Every long-lived child (MLflow, Prometheus, Seldon replicas, routers, agents, detached engine runs)
+is started through ``spawn`` so it leads its own process group, and stopped through ``stop``,
+which signals that group only — never anything this project did not start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SetupError
+
+__all__ = ["Child", "free_port", "port_in_use", "spawn", "stop_pid", "wait_http"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An unused TCP port on ``host`` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already accepts connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Child:
+    """A started process that leads its own process group."""
+
+    popen: subprocess.Popen[bytes]
+    name: str
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the group, wait, then SIGKILL it; returns the exit code."""
+        stop_pid(self.popen.pid, timeout=timeout, popen=self.popen)
+        return self.popen.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` of the log, for error messages."""
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    name: str,
+    log: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Child:
+    """Start ``argv`` in a new session (own process group), output appended to ``log``."""
+    out: int | object = subprocess.DEVNULL
+    handle = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(log, "ab")  # noqa: SIM115 - handed to the child, closed below
+        out = handle
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except FileNotFoundError as err:
+        raise SetupError(f"cannot start {name}: {argv[0]!r} not found — install it or set its path in the settings") from err
+    finally:
+        if handle is not None:
+            handle.close()
+    return Child(popen=popen, name=name, log=log)
+
+
+def stop_pid(pid: int, timeout: float = 10.0, popen: subprocess.Popen[bytes] | None = None) -> None:
+    """Stop the process group led by ``pid``: SIGTERM, wait up to ``timeout``, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen is not None:
+            if popen.poll() is not None and not _group_alive(pid):
+                return
+        elif not _group_alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts as present; reap-less callers poll the group instead.
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    proc = Path("/proc")
+    if not proc.exists():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the ")" of the command name: state ppid pgrp ...
+        rest = stat.rsplit(")", 1)[-1].split()
+        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != "Z":
+            return True
+    return False
+
+
+def wait_http(url: str, timeout: float, child: Child | None = None, expect: int = 200) -> None:
+    """Poll ``url`` until it answers ``expect``; fail early if ``child`` dies, with its log tail."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    last: str = "no answer"
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            raise SetupError(f"{child.name} exited with code {child.popen.returncode} before answering {url}:\n{child.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == expect:
+                    return
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as err:
+            last = f"HTTP {err.code}"
+        except (urllib.error.URLError, OSError) as err:
+            last = str(err)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    name = child.name if child else url
+    tail = f"\n{child.tail()}" if child else ""
+    raise SetupError(f"{name} did not answer {url} within {timeout:.0f}s (last: {last}){tail}")

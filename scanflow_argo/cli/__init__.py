@@ -1,0 +1,73 @@
+"""The ``scanflow-argo`` command: one entry point, thin — parse, call the library, print.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; heavy
+imports (mlflow, torch, kubernetes) happen inside the command functions, never at import time,
+so ``scanflow-argo --help`` stays instant. A command function takes the parsed ``args`` and the
+``Settings`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import ScanflowError
+from ..settings import Settings
+
+__all__ = ["main"]
+
+# Command-group modules, in --help order.
+_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scanflow-argo",
+        description="Autonomic ML workflows on Argo Workflows, Seldon Core, Prometheus and MLflow.",
+    )
+    parser.add_argument("--home", help="state folder of the local platform (default: $SCANFLOW_HOME or ./.scanflow)")
+    parser.add_argument("--platform", choices=["local", "kubernetes"], help="where to act (default: $SCANFLOW_PLATFORM or local)")
+    parser.add_argument("--namespace", help="namespace of workflows and deployments (default: $SCANFLOW_NAMESPACE or scanflow)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for group in _GROUPS:
+        try:
+            module = importlib.import_module(f".{group}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name and err.name.endswith(f"cli.{group}"):
+                continue  # group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    from dataclasses import replace
+
+    settings = Settings.from_env()
+    if args.home:
+        settings = settings.with_home(args.home)
+    if args.platform:
+        settings = replace(settings, platform=args.platform)
+    if args.namespace:
+        settings = replace(settings, kubernetes=replace(settings.kubernetes, namespace=args.namespace))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args, settings_from_args(args)) or 0)
+    except ScanflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test area: a private state folder, ../shared, and real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scanflow_argo.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SERVING_VENV = ROOT / ".venv-serving"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a private state folder, so tests never share state."""
+    return Settings.from_env(environ={}).with_home(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (schemas, Argo's examples); skips with a reason where a clone has none."""
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is absent ({SHARED}): schema and conformance checks need it beside the project")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def serving_python() -> Path:
+    """Interpreter of the serving environment (seldon-core 1.18.2)."""
+    py = SERVING_VENV / "bin" / "python"
+    if not py.exists():
+        pytest.fail(f"{SERVING_VENV} is missing: run scripts/setup (the README's test command does)")
+    return py
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("the prometheus binary is missing: run scripts/setup as root, or apt-get install prometheus")
+    return binary

@@ -1,0 +1,94 @@
+"""Spec → manifests: ``compile_app`` (through Hera for Argo objects, plain dicts for the rest),
+``write_manifests`` (deterministic YAML + kustomization), schema checks and lint of any Argo YAML.
+
+Heavy libraries (hera, jsonschema, kubernetes_validate) are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CompileError
+from .graph import ARGO_KINDS, check_graph
+from .output import dump_yaml, file_name, write_manifests
+from .schema import SchemaChecker, check_manifests, default_schemas_dir
+
+if TYPE_CHECKING:
+    from ..spec.application import Application
+
+__all__ = [
+    "SchemaChecker",
+    "check_graph",
+    "check_manifests",
+    "compile_app",
+    "default_schemas_dir",
+    "dump_yaml",
+    "file_name",
+    "write_manifests",
+]
+
+# Kinds in the order objects are listed (then by name): identities first, as kubectl applies them.
+_KIND_ORDER = [
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "PodMonitor",
+    "SeldonDeployment",
+    "WorkflowTemplate",
+    "ClusterWorkflowTemplate",
+    "CronWorkflow",
+    "Workflow",
+]
+
+
+def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, Any]]:
+    """Every manifest of ``app``, in a stable order with stable keys (no timestamps).
+
+    Validates first (``ValidationError`` with every issue), then checks each Argo object's graph
+    (``CompileError`` listing the problems). Schema checks are separate: ``check_manifests``.
+    """
+    from ..spec.workflow import Workflow
+    from .kube import agent_objects, seldon_deployment, tracking_config_map, workflow_rbac
+    from .output import normalize
+    from .workflows import compile_workflow
+
+    if validate:
+        app.validate()
+    objs: list[dict[str, Any]] = []
+    for wf in app.workflows:
+        if isinstance(wf, Workflow):
+            objs.append(compile_workflow(wf, app))
+        else:
+            objs.append(_hera_object(wf, app))
+    if app.workflows:
+        objs += workflow_rbac(app)
+    if any(_uses_tracking(wf) for wf in app.workflows if isinstance(wf, Workflow)):
+        objs.append(tracking_config_map(app))
+    objs += [seldon_deployment(s, app) for s in app.services]
+    for agent in app.agents:
+        objs += agent_objects(agent, app)
+    problems = [p for obj in objs if obj.get("kind") in ARGO_KINDS for p in check_graph(obj)]
+    if problems:
+        raise CompileError("compiled workflows have graph problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    order = {k: i for i, k in enumerate(_KIND_ORDER)}
+    objs.sort(key=lambda o: (order.get(o["kind"], len(order)), o["kind"], file_name(o)))
+    return [normalize(o) for o in objs]
+
+
+def _uses_tracking(wf: Any) -> bool:
+    return any(t.step.tracking for t in wf.tasks) or bool(wf.exit_step and wf.exit_step.tracking)
+
+
+def _hera_object(wf: Any, app: Application) -> dict[str, Any]:
+    """A plain Hera Workflow/WorkflowTemplate/CronWorkflow, as it is (namespace defaulted to the app's)."""
+    try:
+        obj = wf.to_dict()
+    except Exception as err:  # Hera raises many types for invalid objects
+        raise CompileError(f"Hera {type(wf).__name__} {getattr(wf, 'name', '?')!r} cannot be built: {err}") from err
+    meta = obj.setdefault("metadata", {})
+    if obj.get("kind") != "ClusterWorkflowTemplate":  # cluster-scoped: no namespace
+        meta.setdefault("namespace", app.namespace)
+    return obj

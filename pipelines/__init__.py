@@ -1,0 +1,1 @@
+"""Python pipeline definitions: each sub-package declares an ``Application`` (``pipelines.mnist:app``)."""

@@ -1,0 +1,227 @@
+"""Graph checks on any Argo manifest (compiled or hand-written): what ``argo lint`` checks without a cluster.
+
+Unknown templates, duplicate or unknown task/step names, unknown dependencies, cycles, missing
+required arguments, and references to things that do not exist: ``{{inputs.parameters.x}}``,
+``{{tasks.X.outputs.parameters.y}}``, ``{{steps.X...}}``, ``{{workflow.parameters.x}}``.
+Each problem names the object, the template and the task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..spec.validate import find_cycle
+
+__all__ = ["ARGO_KINDS", "check_graph", "workflow_spec"]
+
+ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+_REF = re.compile(r"\{\{\s*(inputs|tasks|steps|workflow)\.([A-Za-z0-9_.\-]+?)\s*\}\}")
+_DEPENDS_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z]+)?")
+_RESULTS = {"Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed"}
+_ARTIFACT_SOURCES = ("s3", "gcs", "git", "http", "raw", "artifactory", "hdfs", "oss", "azure", "plugin", "from", "fromExpression")
+
+
+def workflow_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The workflow spec of an Argo object (a CronWorkflow's is ``spec.workflowSpec``)."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronWorkflow":
+        return spec.get("workflowSpec") or {}
+    return spec
+
+
+def _label(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind')}/{meta.get('name') or meta.get('generateName') or '?'}"
+
+
+def check_graph(obj: Mapping[str, Any]) -> list[str]:
+    """Every graph problem of one Argo object (empty when clean)."""
+    spec = workflow_spec(obj)
+    where = _label(obj)
+    problems: list[str] = []
+    templates_list = [t for t in spec.get("templates") or [] if isinstance(t, Mapping)]
+    templates: dict[str, Mapping[str, Any]] = {}
+    for t in templates_list:
+        name = t.get("name")
+        if name in templates:
+            problems.append(f"{where}: two templates are named {name!r} — rename one")
+        templates[name] = t
+    if not templates_list:
+        return problems  # a workflowTemplateRef: the referenced template is checked on its own
+    globals_: set[Any] | None = {p.get("name") for p in (spec.get("arguments") or {}).get("parameters") or []}
+    if obj.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        globals_ = None  # a template's parameters may also come at submission (UI, events): not checkable
+    for key in ("entrypoint", "onExit"):
+        ref = spec.get(key)
+        if ref and ref not in templates:
+            problems.append(f"{where}: {key} {ref!r} is not a template — use one of: {', '.join(sorted(map(str, templates)))}")
+    hooks = list((spec.get("hooks") or {}).values())
+    for hook in hooks:
+        if isinstance(hook, Mapping) and hook.get("template") and hook["template"] not in templates:
+            problems.append(f"{where}: hook template {hook['template']!r} is not a template")
+    for t in templates_list:
+        problems += _check_template(t, templates, globals_, f"{where}: template {t.get('name')!r}")
+    return problems
+
+
+def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str) -> list[str]:
+    problems: list[str] = []
+    calls: list[tuple[str, Mapping[str, Any]]] = []
+    names: set[str] = set()
+    if isinstance(t.get("dag"), Mapping):
+        tasks = [x for x in t["dag"].get("tasks") or [] if isinstance(x, Mapping)]
+        graph: dict[str, list[str]] = {}
+        for task in tasks:
+            tn = task.get("name")
+            if tn in names:
+                problems.append(f"{where}: two tasks are named {tn!r} — rename one")
+            names.add(tn)
+        for task in tasks:
+            tw = f"{where}, task {task.get('name')!r}"
+            deps = list(task.get("dependencies") or []) + _depends_names(task.get("depends"))
+            for dep in deps:
+                if dep not in names:
+                    problems.append(f"{tw}: unknown dependency {dep!r} — depend on one of: {', '.join(sorted(map(str, names)))}")
+            graph[task.get("name")] = [d for d in deps if d in names]
+            calls.append((tw, task))
+        cycle = find_cycle(graph)
+        if cycle:
+            problems.append(f"{where}: tasks form a cycle: {' -> '.join(reversed(cycle))} — remove one of these dependencies")
+    elif isinstance(t.get("steps"), list):
+        for group in t["steps"]:
+            for s in group if isinstance(group, list) else []:
+                if isinstance(s, Mapping):
+                    names.add(s.get("name"))
+                    calls.append((f"{where}, step {s.get('name')!r}", s))
+    for cw, call in calls:
+        problems += _check_call(call, templates, globals_, cw)
+    problems += _check_refs(t, names, templates, globals_, where)
+    return problems
+
+
+def _depends_names(depends: Any) -> list[str]:
+    if not isinstance(depends, str):
+        return []
+    out = []
+    for token in _DEPENDS_TOKEN.findall(depends):
+        name, _, result = token.partition(".")
+        if result and result not in _RESULTS:
+            name = token  # a dotted task name
+        out.append(name)
+    return out
+
+
+def _check_call(call: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str) -> list[str]:
+    if isinstance(call.get("inline"), Mapping):
+        return _check_template(call["inline"], templates, globals_, f"{where} (inline)")
+    name = call.get("template")
+    if not name or call.get("templateRef"):
+        return []
+    target = templates.get(name)
+    if target is None:
+        return [f"{where}: unknown template {name!r} — use one of: {', '.join(sorted(map(str, templates)))}"]
+    args = call.get("arguments") or {}
+    given_p = {p.get("name") for p in args.get("parameters") or []}
+    given_a = {a.get("name") for a in args.get("artifacts") or []}
+    problems = []
+    inputs = target.get("inputs") or {}
+    for p in inputs.get("parameters") or []:
+        if p.get("name") not in given_p and not any(k in p for k in ("value", "default", "valueFrom")):
+            problems.append(
+                f"{where}: template {name!r} needs parameter {p.get('name')!r}, which is not passed — add it to arguments"
+            )
+    for a in inputs.get("artifacts") or []:
+        if a.get("name") not in given_a and not a.get("optional") and not any(k in a for k in _ARTIFACT_SOURCES):
+            problems.append(
+                f"{where}: template {name!r} needs artifact {a.get('name')!r}, which is not passed — add it to arguments"
+            )
+    return problems
+
+
+def _strings(node: Any, skip_inline: bool = True) -> Iterator[str]:
+    """Every string in ``node``, except inside nested inline templates (checked on their own)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for k, v in node.items():
+            if skip_inline and k == "inline":
+                continue
+            yield from _strings(v, skip_inline)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v, skip_inline)
+
+
+def _check_refs(
+    t: Mapping[str, Any], names: set[str], templates: Mapping[str, Any], globals_: set[Any] | None, where: str
+) -> list[str]:
+    inputs = t.get("inputs") or {}
+    in_params = {p.get("name") for p in inputs.get("parameters") or []}
+    in_arts = {a.get("name") for a in inputs.get("artifacts") or []}
+    scope = "tasks" if isinstance(t.get("dag"), Mapping) else "steps" if isinstance(t.get("steps"), list) else None
+    calls = _calls_by_name(t)
+    problems: set[str] = set()
+    for text in _strings(t):
+        if "{{" not in text:
+            continue
+        for kind, path in _REF.findall(text):
+            parts = path.split(".")
+            if kind == "inputs" and len(parts) >= 2:
+                known = in_params if parts[0] == "parameters" else in_arts if parts[0] == "artifacts" else None
+                if known is not None and parts[1] not in known:
+                    problems.add(
+                        f"{where}: undefined reference {{{{inputs.{path}}}}} — declare input {parts[0][:-1]} {parts[1]!r}"
+                    )
+            elif (
+                kind == "workflow"
+                and parts[0] == "parameters"
+                and len(parts) == 2
+                and globals_ is not None
+                and parts[1] not in globals_
+            ):
+                if parts[1] == "json":  # all parameters as JSON, a built-in
+                    continue
+                problems.add(
+                    f"{where}: undefined reference {{{{workflow.parameters.{parts[1]}}}}} — add it to spec.arguments.parameters"
+                )
+            elif kind in ("tasks", "steps") and path != "name":  # {{steps.name}}/{{tasks.name}}: the node's own name
+                if kind != scope:
+                    problems.add(
+                        f"{where}: {{{{{kind}.{path}}}}} is used outside a {'DAG' if kind == 'tasks' else 'steps'} template"
+                    )
+                elif parts[0] not in names:
+                    problems.add(f"{where}: undefined reference {{{{{kind}.{path}}}}} — no {kind[:-1]} named {parts[0]!r}")
+                else:
+                    problems.update(_check_output_ref(kind, parts, calls.get(parts[0]), templates, where))
+    return sorted(problems)
+
+
+def _calls_by_name(t: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    if isinstance(t.get("dag"), Mapping):
+        return {x.get("name"): x for x in t["dag"].get("tasks") or [] if isinstance(x, Mapping)}
+    out = {}
+    for group in t.get("steps") or []:
+        for s in group if isinstance(group, list) else []:
+            if isinstance(s, Mapping):
+                out[s.get("name")] = s
+    return out
+
+
+def _check_output_ref(
+    kind: str, parts: list[str], call: Mapping[str, Any] | None, templates: Mapping[str, Any], where: str
+) -> list[str]:
+    """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is local."""
+    if call is None or len(parts) < 4 or parts[1] != "outputs" or parts[2] not in ("parameters", "artifacts"):
+        return []
+    target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(call.get("template"))
+    if target is None or call.get("templateRef"):
+        return []
+    declared = {o.get("name") for o in (target.get("outputs") or {}).get(parts[2]) or []}
+    if parts[3] in declared:
+        return []
+    return [
+        f"{where}: undefined reference {{{{{kind}.{'.'.join(parts[:4])}}}}} — template {target.get('name')!r} "
+        f"declares no output {parts[2][:-1]} {parts[3]!r}"
+    ]

@@ -1,0 +1,248 @@
+"""Plain-dict manifests Hera does not model: SeldonDeployment, RBAC, agents' Deployment/Service/PodMonitor, ConfigMaps.
+
+Least privilege throughout: Roles (never ClusterRoles) with exactly the rules needed, no wildcards;
+pods run as non-root with a read-only root filesystem; secrets only by ``secretKeyRef``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CompileError
+from .workflows import labels_for, workflow_service_account
+
+if TYPE_CHECKING:
+    from ..spec.application import Application
+    from ..spec.service import Service
+
+__all__ = [
+    "AGENT_CONFIG_KEY",
+    "LEADER_ELECTION_RULE",
+    "agent_objects",
+    "seldon_deployment",
+    "tracking_config_map",
+    "workflow_rbac",
+]
+
+AGENT_CONFIG_KEY = "agent.json"
+LEADER_ELECTION_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]}
+NON_ROOT_UID = 1000
+
+
+def _meta(name: str, app: Application, component: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": app.namespace, "labels": labels_for(app, component), **extra}
+
+
+def _secret_env(refs: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for env, (secret, key) in sorted(dict(refs).items())
+    ]
+
+
+def _resources(res: Any) -> dict[str, Any]:
+    res = dict(res or {})
+    requests = {k: res[k] for k in ("cpu", "memory") if res.get(k)}
+    limits = {k: res[f"{k}_limit"] for k in ("cpu", "memory") if res.get(f"{k}_limit")}
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT_UID,
+        "fsGroup": NON_ROOT_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def check_rules(owner: str, rules: list[dict[str, Any]]) -> None:
+    """Refuse wildcards and empty rules: least privilege is a compile-time guarantee."""
+    for i, rule in enumerate(rules):
+        for key in ("apiGroups", "resources", "verbs"):
+            values = rule.get(key)
+            if not isinstance(values, list) or (key != "apiGroups" and not values) or "*" in values:
+                raise CompileError(
+                    f"{owner}: RBAC rule {i} has {key}={values!r} — list the exact resources and verbs (no '*', not empty)"
+                )
+
+
+# -- model services -------------------------------------------------------------------------------
+
+
+def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
+    """A ``machinelearning.seldon.io/v1`` SeldonDeployment serving ``svc.model_uri`` with ``svc.model_class``."""
+    container = {
+        "name": "classifier",
+        "image": svc.image or app.image,
+        "command": ["seldon-core-microservice", svc.model_class, "--service-type", "MODEL"],
+        "env": [
+            {"name": "MODEL_NAME", "value": svc.model_class},
+            {"name": "SERVICE_TYPE", "value": "MODEL"},
+            {"name": "MODEL_DIR", "value": "/mnt/models"},
+            *[{"name": k, "value": v} for k, v in sorted(dict(svc.env).items())],
+            *_secret_env(svc.env_from_secrets),
+        ],
+        # no `ports`: Seldon's operator adds the http/grpc/metrics ports of the wrapper itself
+        "securityContext": {**_container_security(), "readOnlyRootFilesystem": False},
+    }
+    if res := _resources(svc.resources):
+        container["resources"] = res
+    prometheus = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/path": "/prometheus",
+        "prometheus.io/port": str(svc.metrics_port),
+    }
+    predictor = {
+        "name": svc.predictor,
+        "replicas": svc.replicas,
+        "annotations": prometheus,
+        "componentSpecs": [
+            {"metadata": {"annotations": prometheus}, "spec": {"containers": [container], "securityContext": _pod_security()}}
+        ],
+        "graph": {"name": "classifier", "type": "MODEL", "modelUri": svc.model_uri, "children": []},
+        "labels": {"app.kubernetes.io/part-of": app.name},
+    }
+    return {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": _meta(svc.name, app, "model", annotations=prometheus),
+        "spec": {"name": svc.name, "predictors": [predictor]},
+    }
+
+
+# -- workflows' identity and MLflow config ----------------------------------------------------------
+
+
+def workflow_rbac(app: Application) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding the workflows run under: Argo's executor reports results
+    (``workflowtaskresults`` create/patch); the deploy step reads and patches SeldonDeployments."""
+    name = workflow_service_account(app)
+    rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+    if app.services:
+        rules.append({"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]})
+    check_rules(f"workflows of {app.name!r}", rules)
+    return _rbac(name, app, "workflow", rules)
+
+
+def _rbac(name: str, app: Application, component: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, app, component)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, app, component), "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(name, app, component),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": app.namespace}],
+        },
+    ]
+
+
+def tracking_config_map(app: Application) -> dict[str, Any]:
+    """The ConfigMap holding ``MLFLOW_TRACKING_URI`` for tracking steps (credentials stay in a Secret)."""
+    t = app.tracking
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(t.config_map, app, "tracking"),
+        "data": {t.uri_key: t.uri},
+    }
+
+
+# -- agents -----------------------------------------------------------------------------------------
+
+
+def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
+    """ServiceAccount, Role, RoleBinding, ConfigMap, Deployment, Service and PodMonitor of one agent."""
+    name = agent.name
+    replicas = int(getattr(agent, "replicas", 1))
+    port = int(agent.port)
+    rules = [dict(r) for r in agent.rbac_rules()]
+    if replicas > 1 and LEADER_ELECTION_RULE not in rules:
+        rules.append(dict(LEADER_ELECTION_RULE))
+    check_rules(f"agent {name!r}", rules)
+    selector = {"app.kubernetes.io/name": "scanflow-agent", "app.kubernetes.io/instance": name}
+    config_name = f"{name}-config"
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(config_name, app, "agent"),
+        "data": {AGENT_CONFIG_KEY: json.dumps(agent.config(), sort_keys=True, indent=2)},
+    }
+    return [
+        *_rbac(name, app, "agent", rules),
+        config_map,
+        _agent_deployment(agent, app, name, replicas, port, selector, config_name),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(name, app, "agent"),
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": _meta(name, app, "agent"),
+            "spec": {
+                "selector": {"matchLabels": selector},
+                "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            },
+        },
+    ]
+
+
+def _agent_deployment(
+    agent: Any, app: Application, name: str, replicas: int, port: int, selector: dict[str, str], config_name: str
+) -> dict[str, Any]:
+    env = [
+        {"name": "SCANFLOW_AGENT_CONFIG", "valueFrom": {"configMapKeyRef": {"name": config_name, "key": AGENT_CONFIG_KEY}}},
+        {"name": "SCANFLOW_PLATFORM", "value": "kubernetes"},
+        {"name": "SCANFLOW_NAMESPACE", "value": app.namespace},
+        {"name": "SCANFLOW_AGENT_HOST", "value": "0.0.0.0"},
+        {"name": "SCANFLOW_AGENT_PORT", "value": str(port)},
+        {"name": "SCANFLOW_HOME", "value": "/tmp/scanflow"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        *_secret_env(agent.secret_env()),
+    ]
+    probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
+    container = {
+        "name": "agent",
+        "image": getattr(agent, "image", None) or app.image,
+        "command": ["scanflow-argo", "agent", "run", agent.entrypoint],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": env,
+        "livenessProbe": {**probe, "httpGet": {"path": "/healthz", "port": "http"}, "initialDelaySeconds": 10},
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "initialDelaySeconds": 2},
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": _container_security(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, app, "agent"),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**labels_for(app, "agent"), **selector}},
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": _pod_security(),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,249 @@
+"""Spec workflows → Argo ``Workflow``/``WorkflowTemplate``/``CronWorkflow`` through Hera objects.
+
+Each distinct step becomes one template (``script`` or ``container``); the calls become the tasks of
+a DAG template ``main``; an exit handler becomes a DAG template ``exit-handler``. Steps that talk to
+MLflow (``tracking=True``) get ``MLFLOW_TRACKING_URI`` from the tracking ConfigMap, optional credentials
+by secretKeyRef, and ``SCANFLOW_WORKFLOW_UID``/``SCANFLOW_WORKFLOW_NAME``. Hera's ``to_dict()`` gives the
+manifest; keys come out sorted, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..spec.params import OutputRef, Param, ParamRef, Retry, render_value
+from ..spec.step import Step, Task
+from ..spec.validate import task_dependencies
+from ..spec.workflow import CronWorkflow, Workflow, WorkflowTemplate
+from .script import env_name, script_source
+
+if TYPE_CHECKING:
+    from ..spec.application import Application
+
+__all__ = ["compile_workflow", "labels_for", "workflow_service_account"]
+
+TITLE_ANNOTATION = "workflows.argoproj.io/title"
+DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
+RUN_AS_USER = 1000
+
+
+def workflow_service_account(app: Application) -> str:
+    """The ServiceAccount workflows of ``app`` run under (its Role is compiled in ``compile.kube``)."""
+    return f"{app.name}-workflows"
+
+
+def labels_for(app: Application, component: str | None = None) -> dict[str, str]:
+    """Labels every object of ``app`` carries."""
+    labels = {"app.kubernetes.io/managed-by": "scanflow-argo", "app.kubernetes.io/part-of": app.name}
+    if app.team:
+        labels["scanflow.io/team"] = app.team
+    if component:
+        labels["app.kubernetes.io/component"] = component
+    return labels
+
+
+def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
+    """One spec workflow as an Argo manifest (a dict)."""
+    from hera.workflows import CronWorkflow as HeraCron
+    from hera.workflows import Parameter
+    from hera.workflows import Workflow as HeraWorkflow
+    from hera.workflows import WorkflowTemplate as HeraTemplate
+    from hera.workflows.models import WorkflowTemplateRef
+
+    annotations = dict(wf.annotations)
+    if wf.title:
+        annotations[TITLE_ANNOTATION] = wf.title
+    if wf.description:
+        annotations[DESCRIPTION_ANNOTATION] = wf.description
+    common: dict[str, Any] = {
+        "namespace": app.namespace,
+        "labels": {**labels_for(app, "workflow"), **wf.labels},
+        "annotations": annotations or None,
+        "arguments": [_workflow_parameter(p) for p in wf.parameters] or None,
+    }
+    spec = _spec_fields(wf, app)
+    if isinstance(wf, CronWorkflow):
+        cron: dict[str, Any] = {
+            "name": wf.name,
+            "schedules": [wf.schedule],
+            "timezone": wf.timezone,
+            "concurrency_policy": wf.concurrency_policy,
+            "starting_deadline_seconds": wf.starting_deadline_seconds,
+            "successful_jobs_history_limit": wf.successful_jobs_history_limit,
+            "failed_jobs_history_limit": wf.failed_jobs_history_limit,
+            **common,
+        }
+        if wf.template is not None:
+            cron["workflow_template_ref"] = WorkflowTemplateRef(name=wf.template_name)
+            cron["arguments"] = [Parameter(name=k, value=render_value(v)) for k, v in sorted(wf.arguments.items())] or None
+        else:
+            cron.update(spec)
+        return HeraCron(**cron).to_dict()
+    if isinstance(wf, WorkflowTemplate):
+        return HeraTemplate(name=wf.name, **common, **spec).to_dict()
+    naming = {"generate_name": f"{wf.name}-"} if wf.generate_name else {"name": wf.name}
+    return HeraWorkflow(**naming, **common, **spec).to_dict()
+
+
+def _spec_fields(wf: Workflow, app: Application) -> dict[str, Any]:
+    from hera.workflows import DAG
+    from hera.workflows.models import PodSecurityContext
+
+    steps: list[Step] = []
+    for s in [t.step for t in wf.tasks] + ([wf.exit_step] if wf.exit_step else []):
+        if s not in steps:
+            steps.append(s)
+    templates: list[Any] = [DAG(name="main", tasks=_tasks(wf.tasks))]
+    if wf.exit_step is not None:
+        exit_task = Task(step=wf.exit_step, name=wf.exit_step.name, args=wf.exit_args)
+        templates.append(DAG(name="exit-handler", tasks=_tasks([exit_task])))
+    templates += [_template(s, app) for s in steps]
+    return {
+        "entrypoint": "main",
+        "templates": templates,
+        "on_exit": "exit-handler" if wf.exit_step is not None else None,
+        "service_account_name": wf.service_account or workflow_service_account(app),
+        "parallelism": wf.parallelism,
+        "active_deadline_seconds": wf.timeout,
+        "security_context": PodSecurityContext(run_as_non_root=True, run_as_user=RUN_AS_USER),
+    }
+
+
+def _workflow_parameter(p: Param) -> Any:
+    from hera.workflows import Parameter
+
+    kwargs: dict[str, Any] = {"name": p.name, "description": p.description, "enum": p.rendered_enum()}
+    if not p.required:
+        kwargs["value"] = p.rendered_default()
+    return Parameter(**kwargs)
+
+
+def _input_parameter(p: Param) -> Any:
+    from hera.workflows import Parameter
+
+    kwargs: dict[str, Any] = {"name": p.name, "description": p.description, "enum": p.rendered_enum()}
+    if not p.required:
+        kwargs["default"] = p.rendered_default()
+    return Parameter(**kwargs)
+
+
+def _tasks(tasks: list[Task]) -> list[Any]:
+    from hera.workflows import Artifact, Parameter
+    from hera.workflows import Task as HeraTask
+    from hera.workflows.models import ContinueOn
+
+    by_name = {t.name: t for t in tasks}
+    out = []
+    for task in tasks:
+        arguments: list[Any] = []
+        for name in task.step.arg_order:
+            if name not in task.args:
+                continue
+            value = task.args[name]
+            if isinstance(value, OutputRef) and value.kind == "artifact":
+                arguments.append(Artifact(name=name, from_=str(value)))
+            else:
+                arguments.append(Parameter(name=name, value=render_value(value)))
+        deps = task_dependencies(task, by_name)
+        with_param = task.param_items
+        out.append(
+            HeraTask(
+                name=task.name,
+                template=task.step.name,
+                arguments=arguments or None,
+                depends=" && ".join(deps) or None,
+                when=task.condition,
+                with_items=[_item(i) for i in task.items] if task.items is not None else None,
+                with_param=str(with_param) if with_param is not None else None,
+                continue_on=ContinueOn(failed=True) if task.continue_on_failed else None,
+            )
+        )
+    return out
+
+
+def _item(value: Any) -> Any:
+    """A ``withItems`` element: Argo takes strings, numbers, booleans and objects as they are."""
+    return str(value) if isinstance(value, (OutputRef, ParamRef)) else value
+
+
+def _template(step: Step, app: Application) -> Any:
+    from hera.workflows import Artifact, Container, Env, Parameter, Script
+    from hera.workflows.models import SecurityContext, ValueFrom
+
+    inputs: list[Any] = [_input_parameter(p) for p in step.inputs]
+    inputs += [Artifact(name=a.name, path=a.path, optional=a.optional or None) for a in step.artifacts_in]
+    outputs: list[Any] = []
+    for o in step.outputs:
+        path = o.path or f"/tmp/outputs/parameters/{o.name}"
+        outputs.append(Parameter(name=o.name, value_from=ValueFrom(path=path), description=o.description))
+    outputs += [Artifact(name=a.name, path=a.path) for a in step.artifacts_out]
+    env: list[Any] = []
+    if step.kind == "script":
+        env += [Env(name=env_name(p.name), value=f"{{{{inputs.parameters.{p.name}}}}}") for p in step.inputs]
+    env += [Env(name=k, value=v) for k, v in sorted(step.env.items())]
+    env += _secret_env(step.secrets)
+    if step.tracking:
+        env += _tracking_env(app)
+    common: dict[str, Any] = {
+        "name": step.name,
+        "image": step.image or app.image,
+        "inputs": inputs or None,
+        "outputs": outputs or None,
+        "env": env or None,
+        "retry_strategy": _retry(step.retry),
+        "active_deadline_seconds": step.timeout,
+        "resources": _resources(step.resources),
+        "security_context": SecurityContext(allow_privilege_escalation=False, run_as_non_root=True),
+    }
+    if step.kind == "script":
+        return Script(command=["python"], source=script_source(step), **common)
+    return Container(command=step.command, args=step.args, **common)
+
+
+def _secret_env(secrets: Any, optional: bool | None = None) -> list[Any]:
+    from hera.workflows import SecretEnv
+
+    return [
+        SecretEnv(name=k, secret_name=secret, secret_key=key, optional=optional)
+        for k, (secret, key) in sorted(dict(secrets).items())
+    ]
+
+
+def _tracking_env(app: Application) -> list[Any]:
+    from hera.workflows import ConfigMapEnv, Env, SecretEnv
+
+    t = app.tracking
+    return [
+        ConfigMapEnv(name="MLFLOW_TRACKING_URI", config_map_name=t.config_map, config_map_key=t.uri_key),
+        SecretEnv(name="MLFLOW_TRACKING_USERNAME", secret_name=t.secret, secret_key=t.username_key, optional=True),
+        SecretEnv(name="MLFLOW_TRACKING_PASSWORD", secret_name=t.secret, secret_key=t.password_key, optional=True),
+        Env(name="SCANFLOW_WORKFLOW_UID", value="{{workflow.uid}}"),
+        Env(name="SCANFLOW_WORKFLOW_NAME", value="{{workflow.name}}"),
+    ]
+
+
+def _retry(retry: Any) -> Any:
+    from hera.workflows import RetryStrategy
+    from hera.workflows.models import Backoff
+
+    if retry is None or isinstance(retry, RetryStrategy):
+        return retry
+    assert isinstance(retry, Retry)
+    backoff = None
+    if retry.backoff or retry.factor or retry.max_duration:
+        backoff = Backoff(duration=retry.backoff, factor=retry.factor, max_duration=retry.max_duration)
+    return RetryStrategy(limit=retry.limit, retry_policy=retry.policy, backoff=backoff)
+
+
+def _resources(res: Any) -> Any:
+    from hera.workflows import Resources
+
+    if res is None or isinstance(res, Resources):
+        return res
+    return Resources(
+        cpu_request=res.get("cpu"),
+        memory_request=res.get("memory"),
+        cpu_limit=res.get("cpu_limit"),
+        memory_limit=res.get("memory_limit"),
+        gpus=res.get("gpu"),
+    )

@@ -1,0 +1,103 @@
+"""``Application``: what a team deploys — workflows, model services, agents and plain Hera objects.
+
+    app = Application("mnist", namespace="scanflow", team="vision")
+    app.add(train_template, retrain_template, weekly_retrain, Service("mnist", "models:/mnist@champion"))
+
+``app.validate()`` raises ``ValidationError`` listing every issue; ``scanflow_argo.compile.compile_app``
+turns it into manifests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SpecError
+from .service import Service
+from .workflow import Workflow
+
+__all__ = ["DEFAULT_IMAGE", "Application", "TrackingConfig"]
+
+DEFAULT_IMAGE = "scanflow-argo/runtime:0.1.0"
+"""The runtime image (project + ML libraries); kustomize ``images:`` maps it to a registry."""
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where workflow steps find MLflow on the cluster: the tracking URI is a key of a ConfigMap
+    (compiled with ``uri`` as its value) and credentials are keys of a Secret the cluster admin
+    creates (referenced, optional, never inline)."""
+
+    uri: str = "http://mlflow.scanflow.svc.cluster.local:5000"
+    config_map: str = "scanflow-mlflow"
+    uri_key: str = "MLFLOW_TRACKING_URI"
+    secret: str = "scanflow-mlflow-credentials"
+    username_key: str = "MLFLOW_TRACKING_USERNAME"
+    password_key: str = "MLFLOW_TRACKING_PASSWORD"
+
+
+def _is_hera_workflow(obj: Any) -> bool:
+    from hera.workflows import Workflow as HeraWorkflow
+
+    return isinstance(obj, HeraWorkflow)  # WorkflowTemplate and CronWorkflow subclass it
+
+
+class Application:
+    """Holds workflows (ours or Hera's), services and agents; compiled as one unit into one namespace."""
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str = "scanflow",
+        team: str | None = None,
+        *,
+        image: str = DEFAULT_IMAGE,
+        workflows: Iterable[Any] = (),
+        services: Iterable[Service] = (),
+        agents: Iterable[Any] = (),
+        tracking: TrackingConfig | None = None,
+    ) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.team = team
+        self.image = image
+        self.tracking = tracking or TrackingConfig()
+        self.workflows: list[Any] = []
+        self.services: list[Service] = []
+        self.agents: list[Any] = []
+        self.add(*workflows, *services, *agents)
+
+    def add(self, *objs: Any) -> Application:
+        """Add workflows (``Workflow``/``WorkflowTemplate``/``CronWorkflow``, ours or Hera's), services or agents."""
+        for obj in objs:
+            if isinstance(obj, Workflow) or _is_hera_workflow(obj):
+                self.workflows.append(obj)
+            elif isinstance(obj, Service):
+                self.services.append(obj)
+            elif all(hasattr(obj, a) for a in ("name", "entrypoint", "rbac_rules", "config")):
+                self.agents.append(obj)
+            else:
+                raise SpecError(
+                    f"application {self.name!r}: cannot add {obj!r} — expected a Workflow, WorkflowTemplate, "
+                    "CronWorkflow (scanflow_argo.spec or hera.workflows), a Service or an agent"
+                )
+        return self
+
+    def workflow(self, name: str) -> Any:
+        """The workflow with this name; ``SpecError`` lists the names when there is none."""
+        for wf in self.workflows:
+            if wf.name == name:
+                return wf
+        raise SpecError(
+            f"application {self.name!r} has no workflow {name!r} (workflows: {', '.join(w.name for w in self.workflows)})"
+        )
+
+    def validate(self) -> None:
+        """Raise ``ValidationError`` with every issue found (see ``scanflow_argo.spec.validate``)."""
+        from .validate import check_app
+
+        check_app(self)
+
+    def __repr__(self) -> str:
+        return f"Application({self.name!r}, workflows={len(self.workflows)}, services={len(self.services)}, agents={len(self.agents)})"

@@ -132,6 +132,11 @@ class KubernetesSettings:
     request_timeout: float = 30.0
     """Seconds before one API request gives up. Env: SCANFLOW_KUBE_TIMEOUT."""
 
+    artifacts_destination: str | None = None
+    """Object store the cluster's MLflow server proxies ``mlflow-artifacts:/`` to (its ``--artifacts-destination``,
+    e.g. ``s3://bucket/artifacts``): roll-outs turn a registry model into a URI under it that Seldon downloads.
+    Env: SCANFLOW_ARTIFACTS_DESTINATION."""
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -251,6 +256,8 @@ class Settings:
             kube["verify_tls"] = flag(v)
         if v := get("SCANFLOW_KUBE_TIMEOUT"):
             kube["request_timeout"] = float(v)
+        if v := get("SCANFLOW_ARTIFACTS_DESTINATION"):
+            kube["artifacts_destination"] = v
         agt: dict[str, Any] = {}
         if v := get("SCANFLOW_AGENT_HOST"):
             agt["host"] = v

@@ -1,0 +1,190 @@
+"""CLI group acting through the platform, the same on both: ``submit``, ``status``, ``wait``, ``scale``.
+
+``--platform local|kubernetes`` (or ``SCANFLOW_PLATFORM``) picks where; the commands only call the
+``Platform`` protocol from ``get_platform(settings)``, so their syntax and output do not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import PlatformError
+from ..settings import Settings
+
+__all__ = ["register"]
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return key, value
+
+
+def register(sub: Any) -> None:
+    """Add this group's commands to the top-level subparsers."""
+    p = sub.add_parser(
+        "submit",
+        help="start a run of a WorkflowTemplate (by name) or of a Workflow/WorkflowTemplate YAML file",
+        description="Submit as the Argo UI does: a WorkflowTemplate by name with -p parameters; a file's "
+        "WorkflowTemplate is applied (created or updated) first.",
+    )
+    p.add_argument("workflow", help="WorkflowTemplate name, or a .yaml/.json file holding a Workflow or WorkflowTemplate")
+    p.add_argument(
+        "-p", "--parameter", type=_pair, action="append", default=[], metavar="NAME=VALUE", help="workflow parameter (repeatable)"
+    )
+    p.add_argument(
+        "-l", "--label", type=_pair, action="append", default=[], metavar="KEY=VALUE", help="label for the run (repeatable)"
+    )
+    p.add_argument("--wait", action="store_true", help="wait for the run to end; exit 1 unless it succeeded")
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    p.set_defaults(func=submit)
+
+    s = sub.add_parser("status", help="a run's phase and nodes, a deployment's replicas, or the runs matching labels")
+    s.add_argument("run", nargs="?", help="run name (omit to list runs)")
+    s.add_argument("--deployment", metavar="NAME", help="show this SeldonDeployment instead")
+    s.add_argument(
+        "-l", "--label", type=_pair, action="append", default=[], metavar="KEY=VALUE", help="list only runs with this label"
+    )
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=status)
+
+    w = sub.add_parser("wait", help="block until a run ends; exit 0 when it succeeded, 1 otherwise")
+    w.add_argument("run", help="run name")
+    w.add_argument("--timeout", type=float, help="give up after this many seconds (exit 1)")
+    w.add_argument("--poll", type=float, default=1.0, help="seconds between status reads (default 1)")
+    w.add_argument("--json", action="store_true", help="print the final status as JSON")
+    w.set_defaults(func=wait)
+
+    c = sub.add_parser("scale", help="set the replicas of a model deployment (SeldonDeployment)")
+    c.add_argument("deployment", help="deployment name")
+    c.add_argument("replicas", type=int, help="desired replicas (≥ 0)")
+    c.add_argument("--json", action="store_true", help="print the deployment status as JSON")
+    c.set_defaults(func=scale)
+
+
+def _platform(settings: Settings) -> Any:
+    from ..platform import get_platform
+
+    return get_platform(settings)
+
+
+def _load_file(path: Path) -> list[dict[str, Any]]:
+    import yaml
+
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    except (OSError, yaml.YAMLError) as err:
+        raise PlatformError(f"cannot read {path}: {err}") from err
+    if not docs or not all(isinstance(d, dict) and d.get("kind") for d in docs):
+        raise PlatformError(f"{path} holds no Kubernetes objects (each document needs a kind)")
+    return docs
+
+
+def submit(args: argparse.Namespace, settings: Settings) -> int:
+    platform = _platform(settings)
+    params, labels = dict(args.parameter), dict(args.label)
+    target: Any = args.workflow
+    path = Path(args.workflow)
+    if path.suffix in (".yaml", ".yml", ".json") or path.is_file():
+        docs = _load_file(path)
+        workflows = [d for d in docs if d["kind"] == "Workflow"]
+        templates = [d for d in docs if d["kind"] in ("WorkflowTemplate", "CronWorkflow")]
+        for doc in templates:
+            platform.apply_template(doc)
+            print(f"applied {doc['kind']} {doc['metadata']['name']}", file=sys.stderr)
+        runnable = workflows or [d for d in templates if d["kind"] == "WorkflowTemplate"]
+        if len(runnable) != 1:
+            raise PlatformError(f"{path} must hold exactly one Workflow or WorkflowTemplate to submit (found {len(runnable)})")
+        doc = runnable[0]
+        target = doc if doc["kind"] == "Workflow" else doc["metadata"]["name"]
+    name = platform.submit(target, params, labels)
+    print(name)
+    if not args.wait:
+        return 0
+    run = platform.wait(name, timeout=args.timeout)
+    _print_run(run)
+    return 0 if run.phase == "Succeeded" else 1
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    return {
+        "name": run.name,
+        "namespace": run.namespace,
+        "phase": run.phase,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+        "message": run.message,
+        "parameters": dict(run.parameters),
+        "labels": dict(run.labels),
+        "nodes": {
+            n.display_name: {"phase": n.phase, "type": n.type, "message": n.message, "outputs": n.parameters()}
+            for n in sorted(run.nodes.values(), key=lambda n: (n.started_at or "", n.display_name))
+        },
+    }
+
+
+def _print_run(run: Any) -> None:
+    print(f"{run.name}  {run.phase}" + (f"  ({run.message})" if run.message else ""))
+    for node in sorted(run.nodes.values(), key=lambda n: (n.started_at or "", n.display_name)):
+        if node.type not in ("Pod", "Skipped", "Suspend"):
+            continue
+        outputs = " ".join(f"{k}={v}" for k, v in node.parameters().items())
+        message = f"  {node.message}" if node.message and node.phase != "Succeeded" else ""
+        print(f"  {node.display_name:<24} {node.phase:<10} {outputs}{message}".rstrip())
+
+
+def _deployment_json(dep: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(dep)
+
+
+def _print_deployment(dep: Any) -> None:
+    print(f"{dep.namespace}/{dep.name}  {dep.state}  replicas {dep.ready_replicas}/{dep.replicas}  model {dep.model_uri or '-'}")
+    if dep.endpoint:
+        print(f"  endpoint {dep.endpoint}")
+
+
+def _emit(as_json: bool, data: Any, show: Any, value: Any) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        show(value)
+
+
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    platform = _platform(settings)
+    if args.deployment:
+        dep = platform.get_deployment(args.deployment)
+        _emit(args.json, _deployment_json(dep), _print_deployment, dep)
+        return 0
+    if args.run:
+        run = platform.get_run(args.run)
+        _emit(args.json, _run_json(run), _print_run, run)
+        return 0
+    runs = platform.list_runs(dict(args.label) or None)
+    if args.json:
+        print(json.dumps([_run_json(r) for r in runs], indent=2))
+        return 0
+    for run in runs:
+        print(f"{run.name:<40} {run.phase:<10} {run.started_at or '-'}")
+    if not runs:
+        print("no runs", file=sys.stderr)
+    return 0
+
+
+def wait(args: argparse.Namespace, settings: Settings) -> int:
+    run = _platform(settings).wait(args.run, timeout=args.timeout, poll=args.poll)
+    _emit(args.json, _run_json(run), _print_run, run)
+    return 0 if run.phase == "Succeeded" else 1
+
+
+def scale(args: argparse.Namespace, settings: Settings) -> int:
+    dep = _platform(settings).scale(args.deployment, args.replicas)
+    _emit(args.json, _deployment_json(dep), _print_deployment, dep)
+    return 0

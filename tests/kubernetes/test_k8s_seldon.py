@@ -1,0 +1,166 @@
+"""KubernetesPlatform deployments: SeldonDeployments read and merge-patched on the fake Kubernetes API."""
+
+from __future__ import annotations
+
+import pytest
+from fakeapi import FakeCluster
+from k8s_helpers import NAMESPACE, make_platform, seldon
+
+from scanflow_argo.errors import ConflictError, NotFoundError, PlatformError, UnavailableError
+from scanflow_argo.platform.kubernetes import KubernetesPlatform
+
+SDEP_PATH = f"/apis/machinelearning.seldon.io/v1/namespaces/{NAMESPACE}/seldondeployments"
+
+
+@pytest.fixture
+def platform(kube_settings, fake: FakeCluster) -> KubernetesPlatform:
+    return make_platform(
+        kube_settings, fake, "crd", model_resolver=lambda uri: {"models:/mnist@champion": "s3://bucket/mnist/7"}[uri]
+    )
+
+
+def test_get_deployment_reads_desired_and_ready(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon(replicas=3))
+    status = platform.get_deployment("mnist")
+    assert (status.replicas, status.ready_replicas, status.state, status.model_uri) == (3, 0, "Creating", "s3://models/mnist/1")
+    fake.set_status(
+        "seldondeployments",
+        NAMESPACE,
+        "mnist",
+        {
+            "state": "Available",
+            "replicas": 3,
+            "address": {"url": "http://mnist-default.scanflow.svc.cluster.local:8000/api/v1.0/predictions"},
+            "deploymentStatus": {"mnist-default-0-classifier": {"replicas": 3, "availableReplicas": 2}},
+        },
+    )
+    status = platform.get_deployment("mnist")
+    assert (status.ready_replicas, status.state, status.predictor, status.namespace) == (2, "Available", "default", NAMESPACE)
+    assert status.endpoint and status.endpoint.startswith("http://mnist-default.")
+
+
+def test_missing_deployment_names_namespace_and_name(platform: KubernetesPlatform) -> None:
+    for act in (
+        lambda: platform.get_deployment("nope"),
+        lambda: platform.scale("nope", 2),
+        lambda: platform.roll("nope", "models:/x@y"),
+    ):
+        with pytest.raises(NotFoundError, match=r"SeldonDeployment 'nope' not found in namespace 'scanflow'"):
+            act()
+
+
+@pytest.mark.parametrize(
+    ("level", "path"),
+    [
+        ("spec", ("spec", "replicas")),
+        ("predictor", ("spec", "predictors", 0, "replicas")),
+        ("component", ("spec", "predictors", 0, "componentSpecs", 0, "replicas")),
+        ("none", ("spec", "predictors", 0, "replicas")),
+    ],
+)
+def test_scale_sets_replicas_where_the_deployment_sets_them(
+    platform: KubernetesPlatform, fake: FakeCluster, level: str, path: tuple
+) -> None:
+    before = fake.put(seldon(level=level, replicas=1))
+    status = platform.scale("mnist", 4)
+    assert status.replicas == 4
+    obj = fake.get("seldondeployments", NAMESPACE, "mnist")
+    value = obj
+    for key in path:
+        value = value[key]
+    assert value == 4
+    assert obj["spec"]["predictors"][0]["graph"] == before["spec"]["predictors"][0]["graph"]  # nothing else changed
+    (patch,) = fake.calls("PATCH", SDEP_PATH)
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+    assert patch.body["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # Only one level carries the count, so Seldon cannot pick another one.
+    levels = [
+        obj["spec"].get("replicas"),
+        obj["spec"]["predictors"][0].get("replicas"),
+        obj["spec"]["predictors"][0]["componentSpecs"][0].get("replicas"),
+    ]
+    assert [v for v in levels if v is not None] == [4]
+
+
+def test_scale_retries_a_real_conflict_with_a_fresh_read(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon(replicas=1))
+
+    def concurrent_writer(cluster: FakeCluster, rec) -> None:
+        if rec.method == "PATCH" and len(cluster.calls("PATCH")) == 1:
+            cluster.bump("seldondeployments", NAMESPACE, "mnist")  # e.g. the operator wrote meanwhile
+
+    fake.hooks.append(concurrent_writer)
+    assert platform.scale("mnist", 2).replicas == 2
+    patches = fake.calls("PATCH", SDEP_PATH)
+    assert [p.status for p in patches] == [409, 200]
+    assert patches[0].body["metadata"]["resourceVersion"] != patches[1].body["metadata"]["resourceVersion"]
+    assert len(fake.calls("GET", SDEP_PATH)) == 2  # re-read before the retry
+
+
+def test_conflicts_that_never_end_give_up(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon(replicas=1))
+    fake.fail_next(100, 409, method="PATCH")
+    with pytest.raises(ConflictError, match="still conflicting after 5 attempts"):
+        platform.scale("mnist", 3)
+    assert len(fake.calls("PATCH")) == 5
+    assert fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"][0]["replicas"] == 1
+
+
+def test_scale_rejects_bad_counts(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon())
+    for bad in (-1, 1.5, True):
+        with pytest.raises(PlatformError, match="integer ≥ 0"):
+            platform.scale("mnist", bad)  # type: ignore[arg-type]
+    assert not fake.calls("PATCH")
+
+
+def test_roll_resolves_the_alias_and_sets_model_uri(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon(replicas=2))
+    status = platform.roll("mnist", "models:/mnist@champion")
+    assert status.model_uri == "s3://bucket/mnist/7"
+    obj = fake.get("seldondeployments", NAMESPACE, "mnist")
+    assert obj["spec"]["predictors"][0]["graph"]["modelUri"] == "s3://bucket/mnist/7"
+    assert obj["spec"]["predictors"][0]["replicas"] == 2
+    assert obj["metadata"]["generation"] == 2  # a spec change: the operator rolls the pods
+
+
+def test_roll_to_a_storage_uri_needs_no_registry(kube_settings, fake: FakeCluster) -> None:
+    platform = make_platform(kube_settings, fake, "crd")  # default resolver
+    fake.put(seldon())
+    assert platform.roll("mnist", "s3://bucket/mnist/8").model_uri == "s3://bucket/mnist/8"
+    with pytest.raises(PlatformError, match="cannot roll to 'mnist-v8'"):
+        platform.roll("mnist", "mnist-v8")
+
+
+def test_apply_deployment_creates_then_updates(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    platform.apply_deployment(seldon(replicas=1))
+    platform.apply_deployment(seldon(replicas=5))
+    assert platform.get_deployment("mnist").replicas == 5
+    assert [r.method for r in fake.calls(contains=SDEP_PATH)][:2] == ["GET", "POST"]
+    put = fake.calls("PUT", SDEP_PATH)[-1]
+    assert put.body["metadata"]["resourceVersion"]
+    with pytest.raises(PlatformError, match="SeldonDeployment, not kind 'Deployment'"):
+        platform.apply_deployment({"kind": "Deployment", "metadata": {"name": "x"}})
+
+
+def test_delete_deployment(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon())
+    platform.delete_deployment("mnist")
+    assert ("seldondeployments", NAMESPACE, "mnist") not in fake.objects
+    with pytest.raises(NotFoundError, match="'mnist' not found in namespace 'scanflow'"):
+        platform.delete_deployment("mnist")
+
+
+def test_api_server_gone_is_unavailable(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon())
+    platform.get_deployment("mnist")
+    fake.drop()
+    with pytest.raises(UnavailableError, match="did not answer"):
+        platform.scale("mnist", 2)
+
+
+def test_server_error_is_unavailable(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    fake.put(seldon())
+    fake.fail_next(1, 503)
+    with pytest.raises(UnavailableError, match="HTTP 503"):
+        platform.get_deployment("mnist")

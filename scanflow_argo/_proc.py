@@ -21,7 +21,18 @@ from pathlib import Path
 
 from .errors import SetupError
 
-__all__ = ["Child", "free_port", "port_in_use", "spawn", "stop_pid", "wait_http"]
+__all__ = [
+    "Child",
+    "cmdline_of",
+    "free_port",
+    "live_record",
+    "port_in_use",
+    "spawn",
+    "stop_pid",
+    "stop_record",
+    "wait_http",
+    "write_record",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -168,3 +179,60 @@ def wait_http(url: str, timeout: float, child: Child | None = None, expect: int 
     name = child.name if child else url
     tail = f"\n{child.tail()}" if child else ""
     raise SetupError(f"{name} did not answer {url} within {timeout:.0f}s (last: {last}){tail}")
+
+
+def cmdline_of(pid: int) -> list[str] | None:
+    """The argv of a running process (from /proc), or None when it is gone or unreadable.
+
+    Used before signalling a pid read from a file, to check it is still the process we started.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
+
+
+def write_record(path: Path, child: Child, **info: object) -> None:
+    """Record a detached server (pid, argv, ``info``) in ``path`` so another process can stop it."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": child.pid, "argv": [str(a) for a in child.popen.args], **info}  # type: ignore[union-attr]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+
+
+def live_record(path: Path, marker: str) -> dict[str, object] | None:
+    """The record in ``path`` when its pid is alive and its command line contains ``marker``.
+
+    ``marker`` (e.g. the server's own state folder) guards against a recycled pid: we only ever
+    signal a process whose command line proves it is the one we started.
+    """
+    import json
+
+    try:
+        record = json.loads(path.read_text())
+        pid = int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    argv = cmdline_of(pid)
+    if argv is None or not any(marker in part for part in argv):
+        return None
+    try:
+        if os.getpgid(pid) != pid:  # ours lead their own group (spawn); anything else is not ours
+            return None
+    except ProcessLookupError:
+        return None
+    return record
+
+
+def stop_record(path: Path, marker: str, timeout: float = 10.0) -> bool:
+    """Stop the server recorded in ``path`` (its process group) if it is ours; remove the record."""
+    record = live_record(path, marker)
+    if record is not None:
+        stop_pid(int(record["pid"]), timeout=timeout)  # type: ignore[call-overload]
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return record is not None

@@ -43,3 +43,42 @@ def prometheus_binary() -> str:
     if binary is None:
         pytest.fail("the prometheus binary is missing: run scripts/setup as root, or apt-get install prometheus")
     return binary
+
+
+@pytest.fixture
+def prometheus_server(tmp_path: Path, prometheus_binary: str):
+    """A real Prometheus on a free 127.0.0.1 port with its own state folder; stopped (by group) after the test.
+
+    Add scrape targets with ``prometheus_server.set_targets(job, ["127.0.0.1:PORT"], labels)``;
+    query with ``prometheus_server.query(promql)`` / ``.targets()``. Scrape interval 1 s, but a
+    target change takes 4–6 s to go live (Prometheus's fixed 5 s discovery update): poll for it.
+    """
+    from scanflow_argo._proc import free_port
+    from scanflow_argo.monitoring.prometheus import PrometheusServer
+
+    home_settings = Settings.from_env(environ={}).with_home(tmp_path / "prometheus-home")
+    server = PrometheusServer(home_settings, port=free_port())
+    server.start(timeout=30)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real MLflow tracking server (SQLite, proxied artifacts) for the whole session; ``.url`` is its URI.
+
+    Session-scoped because it takes several seconds to start: tests must use unique experiment
+    and model names (e.g. from ``uuid``) rather than expect an empty server.
+    """
+    from scanflow_argo._proc import free_port
+    from scanflow_argo.tracking.server import MlflowServer
+
+    home_settings = Settings.from_env(environ={}).with_home(tmp_path_factory.mktemp("mlflow-home"))
+    server = MlflowServer(home_settings, port=free_port())
+    server.start(timeout=90)
+    try:
+        yield server
+    finally:
+        server.stop()

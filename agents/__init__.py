@@ -1,0 +1,1 @@
+"""Agent definitions shipped with the project (``agents.mnist``: the MNIST case study)."""

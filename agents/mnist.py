@@ -1,0 +1,133 @@
+"""The two MNIST agents: a drift supervisor (retrains) and a throughput scaler (replicas for a p95 SLO).
+
+``drift_supervisor`` watches online accuracy from Seldon's feedback counters and the model's
+drift score gauge (``mnist_drift_score``). When accuracy stays under its threshold, or the drift
+score stays high (hysteresis: fires at ``drift_fire``, clears under ``drift_clear``), it submits
+the ``mnist-retrain`` WorkflowTemplate with ``feedback_window`` = ``<onset_epoch>..<now_epoch>``
+(the window since the degradation began) and ``feedback_dir``; at most one retraining runs at a
+time, counted on the platform. Roll-out is the pipeline's job, not the agent's: the retraining
+workflow registers a challenger, promotes it (alias ``champion``) only if it beats the champion on
+the held-out set, and only then rolls the SeldonDeployment — so a worse model never reaches
+production, and the promotion decision lives next to the evaluation that justifies it.
+
+``throughput_scaler`` reads p95 latency of the router and the request rate and sets the
+deployment's replicas to hold p95 under ``slo`` (HPA-style ratio, min/max bounds, fast scale-up,
+slow scale-down). Both are built by factories whose intervals, windows and thresholds are
+arguments, so the demo and tests use short ones:
+``scanflow-argo agent run agents.mnist:make_drift_supervisor --arg interval=1s --arg window=30s``.
+"""
+
+from __future__ import annotations
+
+from scanflow_argo.spec.agent import (
+    Agent,
+    AnyOf,
+    Hysteresis,
+    Plan,
+    PromQuery,
+    ScaleDeployment,
+    SubmitWorkflow,
+    Threshold,
+)
+
+__all__ = ["drift_supervisor", "make_drift_supervisor", "make_throughput_scaler", "throughput_scaler"]
+
+
+def make_drift_supervisor(
+    *,
+    name: str = "drift-supervisor",
+    deployment: str = "mnist",
+    template: str = "mnist-retrain",
+    interval: float | str = "30s",
+    window: str = "5m",
+    accuracy_threshold: float = 0.85,
+    drift_fire: float = 0.5,
+    drift_clear: float = 0.3,
+    for_: float | str = "2m",
+    feedback_dir: str = "feedback/mnist",
+    cooldown: float | str = "10m",
+    stale_after: float | str | None = None,
+) -> Agent:
+    """The drift supervisor with these thresholds (defaults suit a production cadence)."""
+    selector = f'{{deployment_name="{deployment}"}}'
+    accuracy = PromQuery(
+        "accuracy",
+        f"sum(rate(seldon_api_model_feedback_reward_total{selector}[{window}])) / sum(rate(seldon_api_model_feedback_total{selector}[{window}]))",
+        interval=interval,
+        stale_after=stale_after,
+    )
+    drift = PromQuery("drift", f"max(mnist_drift_score{selector})", interval=interval, stale_after=stale_after)
+    degraded = AnyOf(
+        Threshold("accuracy", "<", accuracy_threshold, for_=for_, name="accuracy-low"),
+        Hysteresis("drift", fire=drift_fire, clear=drift_clear, for_=for_, name="drift-high"),
+        name="model-degraded",
+    )
+    retrain = SubmitWorkflow(
+        template,
+        parameters={"feedback_window": "{window}", "feedback_dir": feedback_dir},
+        max_concurrent=1,
+        labels={"app": deployment},
+        cooldown=cooldown,
+        name="retrain",
+    )
+    return Agent(
+        name,
+        sensors=(accuracy, drift),
+        rules=(degraded,),
+        plans=(Plan("model-degraded", (retrain,)),),
+        interval=interval,
+        entrypoint="agents.mnist:drift_supervisor",
+        description="Retrains the MNIST model when online accuracy drops or input drift stays high.",
+    )
+
+
+def make_throughput_scaler(
+    *,
+    name: str = "throughput-scaler",
+    deployment: str = "mnist",
+    interval: float | str = "15s",
+    window: str = "1m",
+    slo: float = 0.2,
+    min_replicas: int = 1,
+    max_replicas: int = 4,
+    up_stabilization: float | str = "0s",
+    down_stabilization: float | str = "3m",
+    stale_after: float | str | None = None,
+) -> Agent:
+    """The throughput scaler holding p95 latency (seconds) under ``slo``."""
+    selector = f'{{deployment_name="{deployment}"}}'
+    p95 = PromQuery(
+        "p95",
+        f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{selector}[{window}])))",
+        interval=interval,
+        stale_after=stale_after,
+    )
+    rps = PromQuery(
+        "rps",
+        f"sum(rate(seldon_api_executor_server_requests_seconds_count{selector}[{window}]))",
+        interval=interval,
+        stale_after=stale_after,
+    )
+    scale = ScaleDeployment(
+        deployment,
+        sensor="p95",
+        target=slo,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        up_stabilization=up_stabilization,
+        down_stabilization=down_stabilization,
+        name="scale",
+    )
+    return Agent(
+        name,
+        sensors=(p95, rps),
+        rules=(Threshold("p95", ">", slo, name="slo-breached"),),
+        plans=(Plan(None, (scale,)),),
+        interval=interval,
+        entrypoint="agents.mnist:throughput_scaler",
+        description="Scales the MNIST SeldonDeployment to hold p95 latency under the SLO.",
+    )
+
+
+drift_supervisor = make_drift_supervisor()
+throughput_scaler = make_throughput_scaler()

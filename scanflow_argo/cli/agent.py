@@ -1,0 +1,90 @@
+"""CLI group ``agent``: ``scanflow-argo agent run MODULE:AGENT`` runs one agent until SIGTERM.
+
+Where it acts (local engine and serving, or Argo and Kubernetes) depends on ``--platform`` /
+``SCANFLOW_PLATFORM`` only. ``agent check MODULE:AGENT`` validates a definition and prints its
+config and RBAC rules. Heavy imports happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``agent`` group to the top-level subparsers."""
+    parser = sub.add_parser("agent", help="run or check an autonomic agent")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    run = actions.add_parser("run", help="run an agent (sense → decide → act) with its HTTP API, until stopped")
+    run.add_argument(
+        "ref", metavar="MODULE:AGENT", help="an Agent or a factory returning one, e.g. agents.mnist:drift_supervisor"
+    )
+    run.add_argument(
+        "--arg", action="append", metavar="NAME=VALUE", help="keyword argument for a factory (repeatable; JSON values)"
+    )
+    run.add_argument("--dry-run", action="store_true", help="decide and record, never act")
+    run.add_argument("--host", help="address of the HTTP API (default: $SCANFLOW_AGENT_HOST or 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port of the HTTP API; 0 picks a free one (default: $SCANFLOW_AGENT_PORT or 8080)")
+    run.add_argument("--state-dir", type=Path, help="state and audit folder (default: <home>/agents/<name>)")
+    run.add_argument("--prometheus-url", help="Prometheus to query (default: $SCANFLOW_PROMETHEUS_URL, else the local one)")
+    run.add_argument("--ready-file", type=Path, help="write {'url': ...} here once the API listens (for scripts and tests)")
+    run.add_argument(
+        "--platform-factory",
+        metavar="MODULE:CALLABLE",
+        help="build the platform with CALLABLE(settings) instead of --platform (tests: scanflow_argo.agents.testing:file_platform)",
+    )
+    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.set_defaults(func=agent_run)
+
+    check = actions.add_parser("check", help="validate an agent definition; print its config and RBAC rules")
+    check.add_argument("ref", metavar="MODULE:AGENT")
+    check.add_argument("--arg", action="append", metavar="NAME=VALUE")
+    check.set_defaults(func=agent_check)
+
+
+def agent_check(args: argparse.Namespace, settings: Settings) -> int:
+    from ..agents.loader import load_agent, parse_args
+
+    agent = load_agent(args.ref, parse_args(args.arg))
+    print(json.dumps({"config": agent.config(), "rbac": agent.rbac_rules(), "secret_env": agent.secret_env()}, indent=2))
+    return 0
+
+
+def agent_run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import importlib
+    import logging
+
+    from ..agents.api import resolve_token, serve
+    from ..agents.loader import load_agent, parse_args
+    from ..agents.runtime import AgentRuntime
+    from ..errors import AgentDefinitionError
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "urllib3"):  # one line per request would drown the agent's own log
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    agent = load_agent(args.ref, parse_args(args.arg))
+    host = args.host or settings.agent.host
+    port = args.port if args.port is not None else settings.agent.port
+    if args.prometheus_url:
+        settings = replace(settings, prometheus=replace(settings.prometheus, url=args.prometheus_url))
+    token = resolve_token(settings.agent.token_env, host)
+    platform = None
+    if args.platform_factory:
+        module, _, attr = args.platform_factory.partition(":")
+        try:
+            platform = getattr(importlib.import_module(module), attr)(settings)
+        except (ImportError, AttributeError) as err:
+            raise AgentDefinitionError(f"--platform-factory {args.platform_factory!r}: {err}") from err
+    runtime = AgentRuntime(agent, settings, platform=platform, dry_run=args.dry_run or None, state_dir=args.state_dir)
+    asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file))
+    return 0

@@ -1,0 +1,924 @@
+"""Agent declarations: sensors, rules, plans of actions — plain immutable data, no I/O.
+
+An ``Agent`` says what to watch (sensors), when something is wrong (rules over a window of
+samples) and what to do about it (plans of actions). The runtime (``scanflow_argo.agents``)
+senses, decides with a pure function and acts through the ``Platform``; the compiler reads
+``name``, ``replicas``, ``port``, ``entrypoint``, ``rbac_rules()``, ``config()`` and
+``secret_env()`` to produce the agent's Kubernetes objects.
+
+Durations are seconds or strings such as ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``.
+Templates (action parameters, idempotency keys) use ``{name}`` placeholders; see ``TEMPLATE_VARS``
+and ``sensor.<name>`` / ``message.<field>``. Nothing else is evaluated in a template.
+
+Both styles are natural: one agent with sensors, rules and actions; or a MAPE-K chain where a
+monitor agent ``SendMessage``s an analyser/planner/executor whose rules are ``OnMessage``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar
+
+from ..errors import AgentDefinitionError
+
+__all__ = [
+    "OPS",
+    "TEMPLATE_VARS",
+    "Action",
+    "Agent",
+    "AllOf",
+    "AnyOf",
+    "ArgoRuns",
+    "Hysteresis",
+    "MlflowQuery",
+    "OnMessage",
+    "Plan",
+    "PromQuery",
+    "RateOfChange",
+    "Replicas",
+    "RollDeployment",
+    "Rule",
+    "ScaleDeployment",
+    "SendMessage",
+    "Sensor",
+    "SetModelAlias",
+    "SubmitWorkflow",
+    "Threshold",
+    "check_promql",
+    "parse_duration",
+    "render",
+    "template_names",
+]
+
+OPS = (">", ">=", "<", "<=", "==", "!=")
+"""Comparison operators a rule accepts."""
+
+TEMPLATE_VARS = frozenset(
+    {
+        "agent",  # agent name
+        "rule",  # rule name
+        "action",  # action name
+        "now",  # evaluation time, epoch seconds (integer)
+        "now_iso",  # evaluation time, RFC 3339
+        "since",  # epoch second the rule's condition started to hold (e.g. drift onset)
+        "since_iso",
+        "fired_at",  # epoch second the rule fired (its episode id)
+        "date",  # YYYYMMDD of the evaluation (UTC)
+        "window",  # "<since>..<now>", the data window of the episode
+    }
+)
+"""Plain names a template may use; ``sensor.<name>`` and ``message.<field>`` are also allowed."""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+def parse_duration(value: float | int | str | None, where: str = "duration") -> float | None:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"500ms"``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise AgentDefinitionError(f"{where}: {value!r} is not a duration — use seconds or a string like '30s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise AgentDefinitionError(f"{where}: {value!r} is not a duration — use seconds or '500ms', '30s', '5m', '1h', '1d'")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds < 0:
+        raise AgentDefinitionError(f"{where}: {value!r} is negative — durations are zero or more")
+    return seconds
+
+
+def template_names(template: str) -> list[str]:
+    """The placeholder names used in ``template``."""
+    return _PLACEHOLDER.findall(template)
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` placeholders with ``values[name]``; only plain lookups, no expressions."""
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in values:
+            raise AgentDefinitionError(f"template {template!r}: no value for {{{key}}} at this point")
+        value = values[key]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _check_template(template: str, where: str, sensors: Iterable[str]) -> None:
+    known = set(sensors)
+    for key in template_names(template):
+        head, _, rest = key.partition(".")
+        if key in TEMPLATE_VARS or (head == "message" and rest):
+            continue
+        if head == "sensor" and rest in known:
+            continue
+        hint = ", ".join(sorted(TEMPLATE_VARS)) + ", sensor.<name>, message.<field>"
+        raise AgentDefinitionError(f"{where}: unknown placeholder {{{key}}} in {template!r} — use one of {hint}")
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _check_name(name: str, where: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+        raise AgentDefinitionError(
+            f"{where}: {name!r} is not a valid name — use lowercase letters, digits and '-' (at most 63, as Kubernetes names)"
+        )
+
+
+# -- PromQL offline check ------------------------------------------------------------------------
+
+_PROMQL_FUNCTIONS = frozenset(
+    [
+        "abs",
+        "absent",
+        "absent_over_time",
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atanh",
+        "avg_over_time",
+        "ceil",
+        "changes",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "count_over_time",
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "deg",
+        "delta",
+        "deriv",
+        "exp",
+        "floor",
+        "histogram_count",
+        "histogram_fraction",
+        "histogram_quantile",
+        "histogram_sum",
+        "holt_winters",
+        "hour",
+        "idelta",
+        "increase",
+        "irate",
+        "label_join",
+        "label_replace",
+        "last_over_time",
+        "ln",
+        "log10",
+        "log2",
+        "max_over_time",
+        "min_over_time",
+        "minute",
+        "month",
+        "pi",
+        "predict_linear",
+        "present_over_time",
+        "quantile_over_time",
+        "rad",
+        "rate",
+        "resets",
+        "round",
+        "scalar",
+        "sgn",
+        "sin",
+        "sinh",
+        "sort",
+        "sort_desc",
+        "sqrt",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "sum_over_time",
+        "tan",
+        "tanh",
+        "time",
+        "timestamp",
+        "vector",
+        "year",
+    ]
+)
+_PROMQL_AGGREGATIONS = frozenset(
+    ["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"]
+)
+_PROMQL_KEYWORDS = frozenset(
+    ["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless"]
+)
+
+
+def check_promql(query: str, where: str = "query") -> None:
+    """Offline PromQL sanity check: balanced brackets and quotes, known function names.
+
+    The runtime also asks the real Prometheus (``/api/v1/query`` answers ``bad_data`` for a
+    parse error) when it is reachable; this catches the common mistakes without a server.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise AgentDefinitionError(f"{where}: the PromQL query is empty — write an expression such as 'up'")
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for i, ch in enumerate(query):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in ")]}":
+            if not stack or stack[-1] != pairs[ch]:
+                raise AgentDefinitionError(f"{where}: unbalanced {ch!r} at position {i} in {query!r}")
+            stack.pop()
+    if quote:
+        raise AgentDefinitionError(f"{where}: unterminated string (quote {quote}) in {query!r}")
+    if stack:
+        raise AgentDefinitionError(f"{where}: unclosed {stack[-1]!r} in {query!r}")
+    # Identifiers directly followed by "(" outside label matchers are function calls.
+    for m in re.finditer(r"([A-Za-z_][A-Za-z0-9_:]*)\s*\(", _strip_strings_and_matchers(query)):
+        word = m.group(1)
+        if word in _PROMQL_FUNCTIONS or word in _PROMQL_AGGREGATIONS or word in _PROMQL_KEYWORDS:
+            continue
+        raise AgentDefinitionError(f"{where}: unknown PromQL function {word!r} in {query!r} — check its spelling")
+
+
+def _strip_strings_and_matchers(query: str) -> str:
+    query = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', query)
+    return re.sub(r"\{[^{}]*\}", "{}", query)
+
+
+# -- sensors ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """Base of every sensor: a name, an interval or a cron schedule, and when a sample is stale."""
+
+    kind: ClassVar[str] = "sensor"
+
+    def _init_sensor(self) -> None:
+        where = f"sensor {getattr(self, 'name', '?')!r}"
+        _check_name(self.name, f"{where}.name")
+        _set(self, "interval", parse_duration(self.interval, f"{where}.interval"))
+        if self.interval <= 0:
+            raise AgentDefinitionError(f"{where}.interval: must be more than 0 s")
+        if self.schedule is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.schedule):
+                raise AgentDefinitionError(f"{where}.schedule: {self.schedule!r} is not a cron expression (e.g. '*/5 * * * *')")
+        stale = parse_duration(self.stale_after, f"{where}.stale_after")
+        _set(self, "stale_after", stale if stale is not None else 3 * self.interval)
+        if self.stale_after <= 0:
+            raise AgentDefinitionError(f"{where}.stale_after: must be more than 0 s")
+
+
+@dataclass(frozen=True)
+class PromQuery(Sensor):
+    """A PromQL expression that yields one number (aggregate multi-series results with ``sum``/``max``).
+
+    Instant by default; with ``range`` the sensor reads ``range`` seconds of samples at ``step``.
+    """
+
+    name: str
+    query: str
+    interval: float | str = 15.0
+    range: float | str | None = None
+    step: float | str | None = None
+    schedule: str | None = None
+    """A cron expression instead of ``interval`` (``interval`` then only sets staleness)."""
+    stale_after: float | str | None = None
+    """A sample older than this is stale (default 3 × interval)."""
+    kind: ClassVar[str] = "prometheus"
+
+    def __post_init__(self) -> None:
+        self._init_sensor()
+        check_promql(self.query, f"sensor {self.name!r}.query")
+        _set(self, "range", parse_duration(self.range, f"sensor {self.name!r}.range"))
+        step = parse_duration(self.step, f"sensor {self.name!r}.step")
+        if self.range is not None and step is None:
+            step = self.interval
+        _set(self, "step", step)
+        if self.step is not None and self.step <= 0:
+            raise AgentDefinitionError(f"sensor {self.name!r}.step: must be more than 0 s")
+        if self.range is not None and self.step is not None and self.range < self.step:
+            raise AgentDefinitionError(f"sensor {self.name!r}.range: {self.range}s is shorter than step {self.step}s")
+
+
+@dataclass(frozen=True)
+class MlflowQuery(Sensor):
+    """A number from the MLflow registry: the version an alias points to, or a metric of its run."""
+
+    name: str
+    model: str
+    alias: str = "champion"
+    metric: str | None = None
+    """``None``: the alias's version number; else this metric of the version's run."""
+    interval: float | str = 60.0
+    schedule: str | None = None
+    stale_after: float | str | None = None
+    kind: ClassVar[str] = "mlflow"
+
+    def __post_init__(self) -> None:
+        self._init_sensor()
+        if not self.model:
+            raise AgentDefinitionError(f"sensor {self.name!r}.model: name the registered model")
+
+
+@dataclass(frozen=True)
+class ArgoRuns(Sensor):
+    """How many workflow runs with these labels are in ``phases`` (default: not finished)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    phases: tuple[str, ...] = ("Pending", "Running")
+    interval: float | str = 15.0
+    schedule: str | None = None
+    stale_after: float | str | None = None
+    kind: ClassVar[str] = "argo"
+
+    def __post_init__(self) -> None:
+        self._init_sensor()
+        _set(self, "labels", dict(self.labels))
+        _set(self, "phases", tuple(self.phases))
+
+
+@dataclass(frozen=True)
+class Replicas(Sensor):
+    """The desired replicas of a SeldonDeployment (what ``ScaleDeployment`` scales from)."""
+
+    name: str
+    deployment: str
+    interval: float | str = 15.0
+    schedule: str | None = None
+    stale_after: float | str | None = None
+    kind: ClassVar[str] = "replicas"
+
+    def __post_init__(self) -> None:
+        self._init_sensor()
+        _check_name(self.deployment, f"sensor {self.name!r}.deployment")
+
+
+# -- rules -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of every rule; ``name`` defaults to a description of the rule."""
+
+    kind: ClassVar[str] = "rule"
+
+    def sensors(self) -> tuple[str, ...]:
+        return (self.sensor,)  # type: ignore[attr-defined]
+
+    def _check_op(self) -> None:
+        if self.op not in OPS:  # type: ignore[attr-defined]
+            raise AgentDefinitionError(f"rule {self.name!r}.op: {self.op!r} is not one of {', '.join(OPS)}")  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Threshold(Rule):
+    """Fires when every sample of ``sensor`` over the last ``for_`` seconds satisfies ``op value``
+    (Prometheus alerting's ``for``); clears as soon as the latest sample does not."""
+
+    sensor: str
+    op: str
+    value: float
+    for_: float | str = 0.0
+    name: str = ""
+    kind: ClassVar[str] = "threshold"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            _set(self, "name", _auto_name(f"{self.sensor}{self.op}{self.value}"))
+        self._check_op()
+        _set(self, "value", _number(self.value, f"rule {self.name!r}.value"))
+        _set(self, "for_", parse_duration(self.for_, f"rule {self.name!r}.for_"))
+
+
+@dataclass(frozen=True)
+class Hysteresis(Rule):
+    """Fires when the latest sample crosses ``fire``; clears only when it crosses back past ``clear``.
+
+    ``fire > clear`` watches for high values (drift score), ``fire < clear`` for low ones (accuracy).
+    """
+
+    sensor: str
+    fire: float
+    clear: float
+    for_: float | str = 0.0
+    name: str = ""
+    kind: ClassVar[str] = "hysteresis"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            _set(self, "name", _auto_name(f"{self.sensor}-hysteresis"))
+        _set(self, "fire", _number(self.fire, f"rule {self.name!r}.fire"))
+        _set(self, "clear", _number(self.clear, f"rule {self.name!r}.clear"))
+        if self.fire == self.clear:
+            raise AgentDefinitionError(
+                f"rule {self.name!r}.clear: equals fire ({self.fire}) — set clear below fire (high alarm) or above it (low alarm)"
+            )
+        _set(self, "for_", parse_duration(self.for_, f"rule {self.name!r}.for_"))
+
+    @property
+    def high(self) -> bool:
+        return self.fire > self.clear
+
+
+@dataclass(frozen=True)
+class RateOfChange(Rule):
+    """Fires when the slope of ``sensor`` over its last ``window`` seconds, in units per ``per``
+    seconds (least squares over the samples), satisfies ``op value``."""
+
+    sensor: str
+    op: str
+    value: float
+    per: float | str = 60.0
+    window: float | str = 60.0
+    min_samples: int = 2
+    name: str = ""
+    kind: ClassVar[str] = "rate_of_change"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            _set(self, "name", _auto_name(f"{self.sensor}-rate{self.op}{self.value}"))
+        self._check_op()
+        _set(self, "value", _number(self.value, f"rule {self.name!r}.value"))
+        _set(self, "per", parse_duration(self.per, f"rule {self.name!r}.per"))
+        _set(self, "window", parse_duration(self.window, f"rule {self.name!r}.window"))
+        if self.per <= 0 or self.window <= 0:
+            raise AgentDefinitionError(f"rule {self.name!r}.per/window: must be more than 0 s")
+        if self.min_samples < 2:
+            raise AgentDefinitionError(f"rule {self.name!r}.min_samples: a slope needs at least 2 samples")
+
+
+@dataclass(frozen=True)
+class OnMessage(Rule):
+    """Fires once for each message received with this ``topic`` (MAPE-K hand-over between agents)."""
+
+    topic: str
+    name: str = ""
+    kind: ClassVar[str] = "message"
+
+    def __post_init__(self) -> None:
+        if not self.topic:
+            raise AgentDefinitionError("rule OnMessage.topic: name the topic to react to")
+        if not self.name:
+            _set(self, "name", _auto_name(f"on-{self.topic}"))
+
+    def sensors(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class _Combination(Rule):
+    rules: tuple[Rule, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _set(self, "rules", tuple(self.rules))
+        if len(self.rules) < 2:
+            raise AgentDefinitionError(f"rule {self.name or self.kind!r}.rules: combine at least two rules")
+        for r in self.rules:
+            if not isinstance(r, Rule) or isinstance(r, OnMessage):
+                raise AgentDefinitionError(f"rule {self.name or self.kind!r}.rules: {r!r} is not a sensor rule")
+        if not self.name:
+            _set(self, "name", _auto_name(f"{self.kind}-" + "-".join(r.name for r in self.rules)))
+
+    def sensors(self) -> tuple[str, ...]:
+        return tuple(s for r in self.rules for s in r.sensors())
+
+
+@dataclass(frozen=True, init=False)
+class AnyOf(_Combination):
+    """Fires while any of its rules fires."""
+
+    kind: ClassVar[str] = "any_of"
+
+    def __init__(self, *rules: Rule, name: str = "") -> None:
+        _set(self, "rules", rules)
+        _set(self, "name", name)
+        self.__post_init__()
+
+
+@dataclass(frozen=True, init=False)
+class AllOf(_Combination):
+    """Fires while all of its rules fire."""
+
+    kind: ClassVar[str] = "all_of"
+
+    def __init__(self, *rules: Rule, name: str = "") -> None:
+        _set(self, "rules", rules)
+        _set(self, "name", name)
+        self.__post_init__()
+
+
+def _auto_name(text: str) -> str:
+    name = re.sub(
+        r"[^a-z0-9]+", "-", text.lower().replace(">=", "-ge-").replace("<=", "-le-").replace(">", "-gt-").replace("<", "-lt-")
+    )
+    return name.strip("-")[:63].strip("-") or "rule"
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AgentDefinitionError(f"{where}: {value!r} is not a number")
+    return float(value)
+
+
+# -- actions ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every action: a name, a cooldown and an idempotency key template.
+
+    The key is rendered when the action is decided; an action whose key already succeeded is
+    never done again (persisted across restarts). The default key makes it once per firing.
+    """
+
+    kind: ClassVar[str] = "action"
+    DEFAULT_KEY: ClassVar[str] = "{agent}/{rule}/{action}/{fired_at}"
+
+    def _init_action(self, default_name: str) -> None:
+        if not self.name:
+            _set(self, "name", _auto_name(default_name))
+        _check_name(self.name, f"action {self.name!r}.name")
+        _set(self, "cooldown", parse_duration(self.cooldown, f"action {self.name!r}.cooldown"))
+        if not self.idempotency_key:
+            _set(self, "idempotency_key", self.DEFAULT_KEY)
+
+    def templates(self) -> dict[str, str]:
+        """Every template field, by field name (validated against the agent's sensors)."""
+        return {"idempotency_key": self.idempotency_key}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SubmitWorkflow(Action):
+    """Submit a run of a WorkflowTemplate with (templated) parameters, at most ``max_concurrent``
+    unfinished at once — counted on the platform by the runs' labels, not only in memory."""
+
+    template: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    max_concurrent: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cooldown: float | str = 300.0
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "submit_workflow"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"submit-{self.template}")
+        _check_name(self.template, f"action {self.name!r}.template")
+        _set(self, "parameters", {str(k): str(v) for k, v in dict(self.parameters).items()})
+        _set(self, "labels", {str(k): str(v) for k, v in dict(self.labels).items()})
+        if not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:
+            raise AgentDefinitionError(f"action {self.name!r}.max_concurrent: {self.max_concurrent!r} must be 1 or more")
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), **{f"parameters.{k}": v for k, v in self.parameters.items()}}
+
+
+@dataclass(frozen=True)
+class ScaleDeployment(Action):
+    """Set a SeldonDeployment's replicas to hold ``sensor`` near ``target`` (e.g. p95 under an SLO).
+
+    ``policy="target"``: desired = ceil(current × value / target) (Kubernetes HPA's rule, with
+    ``tolerance``); ``policy="step"``: ± ``step`` when above target / below ``target × low``.
+    The result is bounded by ``min_replicas``/``max_replicas`` and stabilised as HPA does: a scale
+    up takes the lowest recommendation of the last ``up_stabilization`` s, a scale down the highest
+    of the last ``down_stabilization`` s.
+    """
+
+    deployment: str
+    sensor: str
+    target: float
+    min_replicas: int = 1
+    max_replicas: int = 10
+    policy: str = "target"
+    step: int = 1
+    low: float = 0.5
+    tolerance: float = 0.1
+    up_stabilization: float | str = 0.0
+    down_stabilization: float | str = 300.0
+    replicas_sensor: str = ""
+    """The ``Replicas`` sensor of the deployment; added by the agent when not declared."""
+    cooldown: float | str = 0.0
+    idempotency_key: str = "{agent}/{action}/{now}"
+    name: str = ""
+    kind: ClassVar[str] = "scale_deployment"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"scale-{self.deployment}")
+        where = f"action {self.name!r}"
+        _check_name(self.deployment, f"{where}.deployment")
+        _set(self, "target", _number(self.target, f"{where}.target"))
+        if self.target <= 0:
+            raise AgentDefinitionError(f"{where}.target: must be more than 0")
+        if not isinstance(self.min_replicas, int) or self.min_replicas < 0:
+            raise AgentDefinitionError(f"{where}.min_replicas: {self.min_replicas!r} must be 0 or more")
+        if not isinstance(self.max_replicas, int) or self.max_replicas < max(1, self.min_replicas):
+            raise AgentDefinitionError(
+                f"{where}.max_replicas: {self.max_replicas!r} is below min_replicas {self.min_replicas} — impossible bounds"
+            )
+        if self.policy not in ("target", "step"):
+            raise AgentDefinitionError(f"{where}.policy: {self.policy!r} — use 'target' or 'step'")
+        if not isinstance(self.step, int) or self.step < 1:
+            raise AgentDefinitionError(f"{where}.step: {self.step!r} must be 1 or more")
+        if not 0 < self.low < 1:
+            raise AgentDefinitionError(f"{where}.low: {self.low!r} must be between 0 and 1")
+        _set(self, "up_stabilization", parse_duration(self.up_stabilization, f"{where}.up_stabilization"))
+        _set(self, "down_stabilization", parse_duration(self.down_stabilization, f"{where}.down_stabilization"))
+        if not self.replicas_sensor:
+            _set(self, "replicas_sensor", f"{self.deployment}-replicas")
+
+
+@dataclass(frozen=True)
+class RollDeployment(Action):
+    """Roll a SeldonDeployment to ``model_uri`` (templated, e.g. ``models:/mnist@champion``)."""
+
+    deployment: str
+    model_uri: str
+    cooldown: float | str = 60.0
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "roll_deployment"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"roll-{self.deployment}")
+        _check_name(self.deployment, f"action {self.name!r}.deployment")
+        if not self.model_uri:
+            raise AgentDefinitionError(f"action {self.name!r}.model_uri: give the model URI to roll to")
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), "model_uri": self.model_uri}
+
+
+@dataclass(frozen=True)
+class SetModelAlias(Action):
+    """Point an MLflow registry alias at a version (templated)."""
+
+    model: str
+    alias: str
+    version: str
+    cooldown: float | str = 0.0
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "set_model_alias"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"alias-{self.model}-{self.alias}")
+        if not self.model or not self.alias:
+            raise AgentDefinitionError(f"action {self.name!r}.model/alias: both are required")
+        _set(self, "version", str(self.version))
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), "version": self.version}
+
+
+@dataclass(frozen=True)
+class SendMessage(Action):
+    """Send ``{"topic", "payload"}`` to another agent's ``POST /messages`` (MAPE-K hand-over)."""
+
+    to_agent: str
+    topic: str
+    payload: Mapping[str, str] = field(default_factory=dict)
+    cooldown: float | str = 0.0
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "send_message"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"tell-{self.to_agent}-{self.topic}")
+        _check_name(self.to_agent, f"action {self.name!r}.to_agent")
+        if not self.topic:
+            raise AgentDefinitionError(f"action {self.name!r}.topic: name the topic")
+        _set(self, "payload", {str(k): str(v) for k, v in dict(self.payload).items()})
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), **{f"payload.{k}": v for k, v in self.payload.items()}}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do when a rule fires: ``on="fire"`` once per firing, ``on="while"`` every
+    evaluation while it fires (each action still under its cooldown); ``when=None`` every evaluation."""
+
+    when: str | None
+    actions: tuple[Action, ...]
+    on: str = "fire"
+
+    def __post_init__(self) -> None:
+        acts = self.actions if isinstance(self.actions, list | tuple) else (self.actions,)
+        _set(self, "actions", tuple(acts))
+        if not self.actions:
+            raise AgentDefinitionError(f"plan for {self.when!r}.actions: give at least one action")
+        for a in self.actions:
+            if not isinstance(a, Action):
+                raise AgentDefinitionError(f"plan for {self.when!r}.actions: {a!r} is not an action")
+        if self.on not in ("fire", "while"):
+            raise AgentDefinitionError(f"plan for {self.when!r}.on: {self.on!r} — use 'fire' or 'while'")
+
+
+# -- the agent -------------------------------------------------------------------------------------
+
+ROLES = ("all", "monitor", "analyser", "planner", "executor")
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One autonomic agent: sensors → rules → plans of actions, evaluated every ``interval``."""
+
+    name: str
+    sensors: tuple[Sensor, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    interval: float | str = 15.0
+    replicas: int = 1
+    port: int = 8080
+    entrypoint: str = "agents.mnist:drift_supervisor"
+    image: str | None = None
+    role: str = "all"
+    """MAPE-K role, informational (``all``, ``monitor``, ``analyser``, ``planner``, ``executor``)."""
+    token_secret: str = "scanflow-agent-token"
+    """Kubernetes Secret (key ``token``) holding the bearer token of the agent API."""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "agent.name")
+        for attr in ("sensors", "rules", "plans"):
+            value = getattr(self, attr)
+            _set(self, attr, tuple(value) if isinstance(value, list | tuple) else (value,))
+        _set(self, "interval", parse_duration(self.interval, f"agent {self.name!r}.interval"))
+        if self.interval <= 0:
+            raise AgentDefinitionError(f"agent {self.name!r}.interval: must be more than 0 s")
+        if not isinstance(self.replicas, int) or self.replicas < 1:
+            raise AgentDefinitionError(f"agent {self.name!r}.replicas: {self.replicas!r} must be 1 or more")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise AgentDefinitionError(f"agent {self.name!r}.port: {self.port!r} is not a TCP port")
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", self.entrypoint):
+            raise AgentDefinitionError(f"agent {self.name!r}.entrypoint: {self.entrypoint!r} — use 'package.module:attribute'")
+        if self.role not in ROLES:
+            raise AgentDefinitionError(f"agent {self.name!r}.role: {self.role!r} is not one of {', '.join(ROLES)}")
+        self._add_implicit_sensors()
+        self._validate()
+
+    def _add_implicit_sensors(self) -> None:
+        names = {s.name for s in self.sensors}
+        extra: list[Sensor] = []
+        for action in self.actions():
+            if isinstance(action, ScaleDeployment) and action.replicas_sensor not in names:
+                extra.append(Replicas(action.replicas_sensor, action.deployment, interval=self.interval))
+                names.add(action.replicas_sensor)
+        if extra:
+            _set(self, "sensors", (*self.sensors, *extra))
+
+    def _validate(self) -> None:
+        where = f"agent {self.name!r}"
+        seen: set[str] = set()
+        for i, s in enumerate(self.sensors):
+            if not isinstance(s, Sensor):
+                raise AgentDefinitionError(
+                    f"{where}.sensors[{i}]: {s!r} is not a sensor (PromQuery, MlflowQuery, ArgoRuns, Replicas)"
+                )
+            if s.name in seen:
+                raise AgentDefinitionError(f"{where}.sensors[{i}].name: {s.name!r} is used twice")
+            seen.add(s.name)
+        sensors = {s.name: s for s in self.sensors}
+        rule_names: set[str] = set()
+        for i, r in enumerate(self.rules):
+            if not isinstance(r, Rule):
+                raise AgentDefinitionError(f"{where}.rules[{i}]: {r!r} is not a rule")
+            if r.name in rule_names:
+                raise AgentDefinitionError(f"{where}.rules[{i}].name: {r.name!r} is used twice — name one of them")
+            rule_names.add(r.name)
+            for s in r.sensors():
+                if s not in sensors:
+                    known = ", ".join(sorted(sensors)) or "none"
+                    raise AgentDefinitionError(f"{where}.rules[{i}] ({r.name!r}).sensor: unknown sensor {s!r} (known: {known})")
+        action_names: set[str] = set()
+        for i, p in enumerate(self.plans):
+            if not isinstance(p, Plan):
+                raise AgentDefinitionError(f"{where}.plans[{i}]: {p!r} is not a Plan")
+            if p.when is not None and p.when not in rule_names:
+                known = ", ".join(sorted(rule_names)) or "none"
+                raise AgentDefinitionError(f"{where}.plans[{i}].when: unknown rule {p.when!r} (known: {known})")
+            for j, a in enumerate(p.actions):
+                if a.name in action_names:
+                    raise AgentDefinitionError(
+                        f"{where}.plans[{i}].actions[{j}].name: {a.name!r} is used twice — name one of them"
+                    )
+                action_names.add(a.name)
+                for key, template in a.templates().items():
+                    _check_template(template, f"{where}.plans[{i}].actions[{j}] ({a.name!r}).{key}", sensors)
+                if isinstance(a, ScaleDeployment) and a.sensor not in sensors:
+                    raise AgentDefinitionError(
+                        f"{where}.plans[{i}].actions[{j}] ({a.name!r}).sensor: unknown sensor {a.sensor!r}"
+                    )
+
+    # -- queries the runtime and compiler use ----------------------------------------------------
+    def actions(self) -> list[Action]:
+        return [a for p in self.plans for a in p.actions]
+
+    def sensor(self, name: str) -> Sensor:
+        for s in self.sensors:
+            if s.name == name:
+                return s
+        raise AgentDefinitionError(f"agent {self.name!r}: no sensor {name!r}")
+
+    def rule(self, name: str) -> Rule:
+        for r in self.rules:
+            if r.name == name:
+                return r
+        raise AgentDefinitionError(f"agent {self.name!r}: no rule {name!r}")
+
+    def rbac_rules(self) -> list[dict[str, Any]]:
+        """Kubernetes PolicyRules for exactly what the sensors and actuators touch (no wildcards)."""
+        grants: dict[tuple[str, str], set[str]] = {}
+
+        def grant(group: str, resource: str, *verbs: str) -> None:
+            grants.setdefault((group, resource), set()).update(verbs)
+
+        for s in self.sensors:
+            if isinstance(s, ArgoRuns):
+                grant("argoproj.io", "workflows", "get", "list", "watch")
+            elif isinstance(s, Replicas):
+                grant("machinelearning.seldon.io", "seldondeployments", "get")
+        for a in self.actions():
+            if isinstance(a, SubmitWorkflow):
+                grant("argoproj.io", "workflows", "create", "get", "list", "watch")
+                grant("argoproj.io", "workflowtemplates", "get")
+            elif isinstance(a, ScaleDeployment | RollDeployment):
+                grant("machinelearning.seldon.io", "seldondeployments", "get", "patch")
+        if self.replicas > 1:
+            grant("coordination.k8s.io", "leases", "get", "create", "update")
+        return [
+            {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
+            for (group, resource), verbs in sorted(grants.items())
+        ]
+
+    def config(self) -> dict[str, Any]:
+        """The whole declaration as JSON-able data (for the ConfigMap and the audit log)."""
+        return _plain(self)
+
+    def secret_env(self) -> dict[str, tuple[str, str]]:
+        """Environment variables the agent reads from Secrets: the API bearer token."""
+        return {"SCANFLOW_AGENT_TOKEN": (self.token_secret, "token")}
+
+    def max_window(self) -> float:
+        """Seconds of samples the rules need kept per sensor."""
+        longest = self.interval * 3
+        for r in _flatten(self.rules):
+            for attr in ("for_", "window"):
+                v = getattr(r, attr, None)
+                if isinstance(v, float):
+                    longest = max(longest, v + 2 * self.interval)
+        for a in self.actions():
+            if isinstance(a, ScaleDeployment):
+                longest = max(longest, a.up_stabilization, a.down_stabilization)
+        return longest
+
+
+def _flatten(rules: Iterable[Rule]) -> list[Rule]:
+    out: list[Rule] = []
+    for r in rules:
+        out.append(r)
+        if isinstance(r, _Combination):
+            out.extend(_flatten(r.rules))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {"kind": getattr(type(value), "kind", type(value).__name__)}
+        out["type"] = type(value).__name__
+        for f in fields(value):
+            out[f.name] = _plain(getattr(value, f.name))
+        return out
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,130 @@
+"""The MNIST agents on Seldon's metric names, through a real Prometheus: retrain on low accuracy, scale for p95."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from _agent_helpers import Exporter, RuntimeThread, wait_for
+
+from agents.mnist import drift_supervisor, make_drift_supervisor, make_throughput_scaler, throughput_scaler
+from scanflow_argo.agents.runtime import AgentRuntime
+from scanflow_argo.agents.testing import InMemoryPlatform
+from scanflow_argo.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+SELDON = {"deployment_name": "mnist", "predictor_name": "default", "model_name": "classifier"}
+
+
+@pytest.fixture
+def platform() -> InMemoryPlatform:
+    p = InMemoryPlatform()
+    p.apply_template({"metadata": {"name": "mnist-retrain"}})
+    p.add_deployment("mnist", replicas=1, model_uri="models:/mnist@champion")
+    return p
+
+
+@pytest.fixture
+def run_agent(settings: Settings, prom: Any, platform: InMemoryPlatform) -> Iterator[Any]:
+    s = replace(
+        settings, prometheus=replace(settings.prometheus, url=prom.url), tracking=replace(settings.tracking, enabled=False)
+    )
+    threads: list[RuntimeThread] = []
+
+    def start(agent: Any) -> RuntimeThread:
+        threads.append(RuntimeThread(AgentRuntime(agent, s, platform=platform)))
+        return threads[-1]
+
+    yield start
+    for t in threads:
+        t.close()
+
+
+def test_defaults_are_production_shaped() -> None:
+    assert drift_supervisor.name == "drift-supervisor" and drift_supervisor.interval == 30
+    assert throughput_scaler.entrypoint == "agents.mnist:throughput_scaler"
+    assert {
+        "verbs": ["get", "patch"],
+        "apiGroups": ["machinelearning.seldon.io"],
+        "resources": ["seldondeployments"],
+    } in throughput_scaler.rbac_rules()
+
+
+def test_drift_supervisor_retrains_once_with_the_feedback_window(
+    exporter: Exporter, run_agent: Any, platform: InMemoryPlatform
+) -> None:
+    exporter.set("seldon_api_model_feedback_total", rate=10, **SELDON)
+    exporter.set("seldon_api_model_feedback_reward_total", rate=9.8, **SELDON)
+    exporter.set("mnist_drift_score", 0.1, **SELDON)
+    agent = make_drift_supervisor(
+        interval="300ms", window="3s", for_="1s", accuracy_threshold=0.85, cooldown="1s", feedback_dir="fb/mnist"
+    )
+    t = run_agent(agent)
+    wait_for(lambda: (t.runtime.status()["sensors"]["accuracy"]["value"] or 0) > 0.9, what="accuracy reading")
+    assert platform.calls("submit") == []
+    exporter.set("seldon_api_model_feedback_reward_total", rate=5, **SELDON)  # accuracy falls to 0.5
+    exporter.set("mnist_drift_score", 0.9, **SELDON)
+    call = wait_for(lambda: platform.calls("submit"), what="retraining")[0]
+    _, template, params, labels = call
+    assert template == "mnist-retrain" and params["feedback_dir"] == "fb/mnist"
+    start, end = (int(x) for x in params["feedback_window"].split(".."))
+    assert 0 < end - start < 30, "the window starts at the onset of the degradation"
+    assert labels["scanflow.io/agent"] == "drift-supervisor" and labels["app"] == "mnist"
+    wait_for(lambda: t.runtime.status()["iterations"] > 10, what="more evaluations")
+    assert len(platform.calls("submit")) == 1, "max one retraining at a time, once per episode"
+
+
+def test_throughput_scaler_holds_p95_under_slo(exporter: Exporter, run_agent: Any, platform: InMemoryPlatform) -> None:
+    def latency(fast: float, slow: float) -> None:
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast, le="0.1", **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="0.5", **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="+Inf", **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=fast + slow, **SELDON)
+
+    latency(0, 10)  # p95 ≈ 0.48 s, SLO 0.2 s
+    agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, max_replicas=4, down_stabilization="1s")
+    t = run_agent(agent)
+    wait_for(lambda: [c[2] for c in platform.calls("scale")][:2] == [3, 4], what="scale up 1 → 3 → 4 (max)")
+    latency(10, 0)  # p95 ≈ 0.095 s
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 2, timeout=30, what="scale down after stabilisation")
+    assert max(c[2] for c in platform.calls("scale")) == 4
+    assert t.runtime.status()["sensors"]["rps"]["value"] == pytest.approx(10, rel=0.3)
+
+
+def test_drift_supervisor_acts_on_the_local_platform(exporter: Exporter, prom: Any, settings: Settings) -> None:
+    """The same agent on the real local platform: the engine runs the submitted retraining template."""
+    from scanflow_argo.platform import get_platform
+
+    s = replace(
+        settings, prometheus=replace(settings.prometheus, url=prom.url), tracking=replace(settings.tracking, enabled=False)
+    )
+    local = get_platform(s)
+    local.apply_template(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "WorkflowTemplate",
+            "metadata": {"name": "mnist-retrain"},
+            "spec": {
+                "entrypoint": "main",
+                "arguments": {"parameters": [{"name": "feedback_window", "value": ""}, {"name": "feedback_dir", "value": ""}]},
+                "templates": [{"name": "main", "container": {"image": "argoproj/argosay:v2", "args": ["sleep", "2s"]}}],
+            },
+        }
+    )
+    exporter.set("seldon_api_model_feedback_total", rate=10, **SELDON)
+    exporter.set("seldon_api_model_feedback_reward_total", rate=4, **SELDON)
+    exporter.set("mnist_drift_score", 0.9, **SELDON)
+    agent = make_drift_supervisor(interval="300ms", window="3s", for_="1s", cooldown="0s")
+    t = RuntimeThread(AgentRuntime(agent, s))  # platform from settings.platform, as `agent run` does
+    try:
+        runs = wait_for(lambda: local.list_runs({"scanflow.io/agent": "drift-supervisor"}), what="a retraining run")
+        assert runs[0].parameters["feedback_dir"] == "feedback/mnist" and ".." in runs[0].parameters["feedback_window"]
+        assert local.wait(runs[0].name, timeout=60).phase == "Succeeded"
+        finished = wait_for(lambda: t.records("run-finished"), what="the agent to see the run end")
+        assert finished[0]["phase"] == "Succeeded" and finished[0]["run"] == runs[0].name
+        assert len(local.list_runs({"scanflow.io/agent": "drift-supervisor"})) == 1, "once per episode"
+    finally:
+        t.close()

@@ -30,9 +30,6 @@ NAMESPACE = "scanflow"
 MODEL_NAME = "mnist"
 DEPLOYMENT = "mnist"
 
-# TEMPORARY while agents/mnist.py is being written: set to False (or delete this line) once it exists.
-TOLERATE_MISSING_AGENTS = True
-
 _TRAINING = {"cpu": "1", "memory": "2Gi", "memory_limit": "4Gi"}
 _LIGHT = {"cpu": "250m", "memory": "512Mi", "memory_limit": "1Gi"}
 
@@ -118,9 +115,12 @@ def promote(model_name: str, version: str, metric: str) -> dict:
     return tasks.promote(model_name, version, metric)
 
 
-@step(retry=Retry(limit=3, policy="OnError", backoff="5s", factor=2), timeout=900)
+@step(deploys=True, retry=Retry(limit=3, policy="OnError", backoff="5s", factor=2), timeout=900)
 def deploy(deployment: str, model_name: str, promoted: str) -> dict:
-    """Roll the SeldonDeployment to the champion when this run promoted a new version."""
+    """Roll the SeldonDeployment to the champion when this run promoted a new version.
+
+    ``deploys=True``: on the cluster the step gets the platform's environment (Kubernetes, the
+    workflow's namespace, the MLflow server's artifacts destination) to resolve and roll."""
     from pipelines.mnist import tasks
 
     return tasks.deploy(deployment, model_name, promoted)
@@ -197,12 +197,8 @@ weekly_retrain = CronWorkflow(
 
 
 def _agents() -> list[Any]:
-    try:
-        from agents.mnist import drift_supervisor, throughput_scaler
-    except ModuleNotFoundError as err:
-        if TOLERATE_MISSING_AGENTS and err.name in ("agents", "agents.mnist"):
-            return []
-        raise
+    from agents.mnist import drift_supervisor, throughput_scaler
+
     return [drift_supervisor, throughput_scaler]
 
 

@@ -79,7 +79,8 @@ def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, An
 
 
 def _uses_tracking(wf: Any) -> bool:
-    return any(t.step.tracking for t in wf.tasks) or bool(wf.exit_step and wf.exit_step.tracking)
+    steps = [t.step for t in wf.tasks] + ([wf.exit_step] if wf.exit_step else [])
+    return any(s.tracking or s.deploys for s in steps)
 
 
 def _hera_object(wf: Any, app: Application) -> dict[str, Any]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENT_CONFIG_KEY",
     "LEADER_ELECTION_RULE",
+    "MODEL_SOURCE_ANNOTATION",
     "agent_objects",
     "seldon_deployment",
     "tracking_config_map",
@@ -80,11 +81,19 @@ def check_rules(owner: str, rules: list[dict[str, Any]]) -> None:
 # -- model services -------------------------------------------------------------------------------
 
 
+MODEL_SOURCE_ANNOTATION = "scanflow.io/model-source"
+"""``registry`` on a SeldonDeployment whose ``modelUri`` is an MLflow registry reference: Seldon's storage
+initializer cannot download one, so the cluster's kustomization (``manifests/components/cluster``)
+removes it there and rolls set the storage URI the registry resolves to (docs/cluster.md)."""
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
 def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
-    """A ``machinelearning.seldon.io/v1`` SeldonDeployment serving ``svc.model_uri`` with ``svc.model_class``."""
+    """A ``machinelearning.seldon.io/v1`` SeldonDeployment serving ``svc.model_uri`` with ``svc.model_class``
+    in the serving image (``svc.image``, else the Application's ``serving_image``)."""
     container = {
         "name": "classifier",
-        "image": svc.image or app.image,
+        "image": svc.image or app.serving_image,
         "command": ["seldon-core-microservice", svc.model_class, "--service-type", "MODEL"],
         "env": [
             {"name": "MODEL_NAME", "value": svc.model_class},
@@ -113,10 +122,13 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
         "graph": {"name": "classifier", "type": "MODEL", "modelUri": svc.model_uri, "children": []},
         "labels": {"app.kubernetes.io/part-of": app.name},
     }
+    annotations = dict(prometheus)
+    if svc.model_uri.startswith(REGISTRY_SCHEMES):
+        annotations[MODEL_SOURCE_ANNOTATION] = "registry"
     return {
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
-        "metadata": _meta(svc.name, app, "model", annotations=prometheus),
+        "metadata": _meta(svc.name, app, "model", annotations=annotations),
         "spec": {"name": svc.name, "predictors": [predictor]},
     }
 

@@ -3,8 +3,11 @@
 Each distinct step becomes one template (``script`` or ``container``); the calls become the tasks of
 a DAG template ``main``; an exit handler becomes a DAG template ``exit-handler``. Steps that talk to
 MLflow (``tracking=True``) get ``MLFLOW_TRACKING_URI`` from the tracking ConfigMap, optional credentials
-by secretKeyRef, and ``SCANFLOW_WORKFLOW_UID``/``SCANFLOW_WORKFLOW_NAME``. Hera's ``to_dict()`` gives the
-manifest; keys come out sorted, so the output is deterministic.
+by secretKeyRef, and ``SCANFLOW_WORKFLOW_UID``/``SCANFLOW_WORKFLOW_NAME``. Steps that roll deployments
+(``deploys=True``) also get ``SCANFLOW_PLATFORM`` and ``SCANFLOW_ARTIFACTS_DESTINATION`` from optional
+keys of that ConfigMap (set only by the cluster's kustomization, so the local engine stays local) and
+``SCANFLOW_NAMESPACE={{workflow.namespace}}``. Hera's ``to_dict()`` gives the manifest; keys come out
+sorted, so the output is deterministic.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
     if isinstance(wf, CronWorkflow):
         cron: dict[str, Any] = {
             "name": wf.name,
-            "schedules": [wf.schedule],
+            "schedules": list(wf.schedules),  # Argo >= 3.6 (docs/cluster.md); `schedule` is deprecated there
             "timezone": wf.timezone,
             "concurrency_policy": wf.concurrency_policy,
             "starting_deadline_seconds": wf.starting_deadline_seconds,
@@ -184,6 +187,8 @@ def _template(step: Step, app: Application) -> Any:
     env += _secret_env(step.secrets)
     if step.tracking:
         env += _tracking_env(app)
+    if step.deploys:
+        env += _platform_env(app)
     common: dict[str, Any] = {
         "name": step.name,
         "image": step.image or app.image,
@@ -219,6 +224,27 @@ def _tracking_env(app: Application) -> list[Any]:
         SecretEnv(name="MLFLOW_TRACKING_PASSWORD", secret_name=t.secret, secret_key=t.password_key, optional=True),
         Env(name="SCANFLOW_WORKFLOW_UID", value="{{workflow.uid}}"),
         Env(name="SCANFLOW_WORKFLOW_NAME", value="{{workflow.name}}"),
+    ]
+
+
+def _platform_env(app: Application) -> list[Any]:
+    """What ``get_platform(Settings.from_env())`` needs in a step that rolls deployments on the cluster.
+
+    Both ConfigMap keys are optional: absent (a local run, or the base install without a bucket),
+    the variable is unset, so the step uses the local platform, or rolls only to storage URIs.
+    """
+    from hera.workflows import ConfigMapEnv, Env
+
+    t = app.tracking
+    return [
+        ConfigMapEnv(name="SCANFLOW_PLATFORM", config_map_name=t.config_map, config_map_key=t.platform_key, optional=True),
+        Env(name="SCANFLOW_NAMESPACE", value="{{workflow.namespace}}"),
+        ConfigMapEnv(
+            name="SCANFLOW_ARTIFACTS_DESTINATION",
+            config_map_name=t.config_map,
+            config_map_key=t.artifacts_destination_key,
+            optional=True,
+        ),
     ]
 
 

@@ -20,11 +20,12 @@ Everything here is plain Python with no I/O; ``validate`` checks it offline and
     app = Application("prep", namespace="ml", workflows=[wf])
 
 Dependencies come from data flow, ``.after(task)`` or ``a >> b``; ``.named("x")`` renames a call.
+The whole guide, with runnable snippets: docs/authoring.md; every feature in one app: examples/authoring/.
 """
 
 from __future__ import annotations
 
-from .application import DEFAULT_IMAGE, Application, TrackingConfig
+from .application import DEFAULT_IMAGE, DEFAULT_SERVING_IMAGE, Application, TrackingConfig
 from .params import ITEM, NO_DEFAULT, ArtifactIn, ArtifactOut, Output, OutputRef, Param, ParamRef, Retry
 from .service import Service
 from .step import ArtifactSpec, Step, Task, container, step
@@ -32,6 +33,7 @@ from .workflow import CronWorkflow, Workflow, WorkflowTemplate
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "DEFAULT_SERVING_IMAGE",
     "ITEM",
     "NO_DEFAULT",
     "Application",

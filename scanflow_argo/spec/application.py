@@ -17,17 +17,26 @@ from ..errors import SpecError
 from .service import Service
 from .workflow import Workflow
 
-__all__ = ["DEFAULT_IMAGE", "Application", "TrackingConfig"]
+__all__ = ["DEFAULT_IMAGE", "DEFAULT_SERVING_IMAGE", "Application", "TrackingConfig"]
 
 DEFAULT_IMAGE = "scanflow-argo/runtime:0.1.0"
-"""The runtime image (project + ML libraries); kustomize ``images:`` maps it to a registry."""
+"""The runtime image (project + ML libraries: workflow steps, agents); kustomize ``images:`` maps it to a registry."""
+
+DEFAULT_SERVING_IMAGE = "scanflow-argo/serving:0.1.0"
+"""The serving image (seldon-core 1.18.2 + the model class, ``docker/serving.Dockerfile``) that Services run."""
 
 
 @dataclass(frozen=True)
 class TrackingConfig:
     """Where workflow steps find MLflow on the cluster: the tracking URI is a key of a ConfigMap
     (compiled with ``uri`` as its value) and credentials are keys of a Secret the cluster admin
-    creates (referenced, optional, never inline)."""
+    creates (referenced, optional, never inline).
+
+    Steps that roll deployments (``@step(deploys=True)``) also read two optional keys of the same
+    ConfigMap, which the cluster's kustomization adds (``manifests/components/cluster``, the
+    external-storage overlay) and the compiler never writes, so a local run stays local:
+    ``platform_key`` (``kubernetes``) and ``artifacts_destination_key`` (the MLflow server's
+    ``--artifacts-destination``, to turn ``models:/`` into a URI Seldon downloads)."""
 
     uri: str = "http://mlflow.scanflow.svc.cluster.local:5000"
     config_map: str = "scanflow-mlflow"
@@ -35,6 +44,8 @@ class TrackingConfig:
     secret: str = "scanflow-mlflow-credentials"
     username_key: str = "MLFLOW_TRACKING_USERNAME"
     password_key: str = "MLFLOW_TRACKING_PASSWORD"
+    platform_key: str = "SCANFLOW_PLATFORM"
+    artifacts_destination_key: str = "SCANFLOW_ARTIFACTS_DESTINATION"
 
 
 def _is_hera_workflow(obj: Any) -> bool:
@@ -44,7 +55,11 @@ def _is_hera_workflow(obj: Any) -> bool:
 
 
 class Application:
-    """Holds workflows (ours or Hera's), services and agents; compiled as one unit into one namespace."""
+    """Holds workflows (ours or Hera's), services and agents; compiled as one unit into one namespace.
+
+    ``image`` runs workflow steps and agents; ``serving_image`` runs Services (a step or Service may
+    name its own). Both are names without a registry: kustomize ``images:`` maps them on the cluster.
+    """
 
     def __init__(
         self,
@@ -53,6 +68,7 @@ class Application:
         team: str | None = None,
         *,
         image: str = DEFAULT_IMAGE,
+        serving_image: str = DEFAULT_SERVING_IMAGE,
         workflows: Iterable[Any] = (),
         services: Iterable[Service] = (),
         agents: Iterable[Any] = (),
@@ -62,6 +78,7 @@ class Application:
         self.namespace = namespace
         self.team = team
         self.image = image
+        self.serving_image = serving_image
         self.tracking = tracking or TrackingConfig()
         self.workflows: list[Any] = []
         self.services: list[Service] = []

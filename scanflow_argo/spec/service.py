@@ -10,11 +10,17 @@ __all__ = ["Service"]
 
 @dataclass
 class Service:
-    """A model served by Seldon: ``model_uri`` is the graph's ``modelUri`` (the local platform resolves
-    ``models:/name@alias`` through MLflow); ``model_class`` is the seldon-core user model the
-    container runs; ``env_from_secrets`` maps env names to ``(secret, key)`` (never values);
-    ``resources`` is ``{"cpu": "500m", "memory": "1Gi", "cpu_limit": ..., "memory_limit": ...}``;
-    ``image`` defaults to the Application's image."""
+    """A model served by Seldon.
+
+    ``model_uri`` is the graph's ``modelUri``: a registry reference (``models:/name@alias``,
+    ``models:/name/3``) or a storage URI Seldon's storage initializer downloads (``s3://``, ``gs://``,
+    ``pvc://``, ``https://``). The local platform resolves registry references through MLflow. On a
+    cluster Seldon cannot, so a registry reference is marked (annotation ``scanflow.io/model-source:
+    registry``) and ``manifests/components/cluster`` removes it there; rolls (the deploy step, the
+    agents) set the storage URI the registry resolves to (see docs/cluster.md).
+    ``model_class`` is the seldon-core user model the container runs; ``env_from_secrets`` maps env
+    names to ``(secret, key)`` (never values); ``resources`` is ``{"cpu": "500m", "memory": "1Gi",
+    "cpu_limit": ..., "memory_limit": ...}``; ``image`` defaults to the Application's ``serving_image``."""
 
     name: str
     model_uri: str

@@ -71,6 +71,7 @@ class Step:
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     tracking: bool = False
+    deploys: bool = False
     description: str | None = None
 
     def input(self, name: str) -> Param | None:
@@ -223,13 +224,17 @@ def step(
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, tuple[str, str]] | None = None,
     tracking: bool = False,
+    deploys: bool = False,
 ) -> Any:
     """Make a Python function a workflow step (an Argo ``script`` template).
 
     ``outputs``: ``{"accuracy": float}`` or ``[Output(...)]`` — keys the function returns in a dict
     (a single output may be returned bare). ``timeout`` is ``activeDeadlineSeconds``; ``resources``
     is ``{"cpu": "1", "memory": "2Gi", "cpu_limit": ..., "memory_limit": ..., "gpu": ...}``;
-    ``secrets`` maps env names to ``(secret, key)``; ``tracking=True`` injects MLflow's environment.
+    ``secrets`` maps env names to ``(secret, key)``; ``tracking=True`` injects MLflow's environment;
+    ``deploys=True`` (a step that rolls or scales deployments through ``get_platform``) adds, on the
+    cluster, the platform's environment too (``SCANFLOW_PLATFORM``, ``SCANFLOW_NAMESPACE``,
+    ``SCANFLOW_ARTIFACTS_DESTINATION``) and implies ``tracking``.
     The function must be self-contained (imports inside it): only its source travels to the pod.
     """
 
@@ -270,7 +275,8 @@ def step(
             resources=dict(resources) if resources else None,
             env=dict(env or {}),
             secrets=dict(secrets or {}),
-            tracking=tracking,
+            tracking=tracking or deploys,
+            deploys=deploys,
             description=inspect.getdoc(func),
         )
         s.__doc__ = func.__doc__
@@ -295,9 +301,11 @@ def container(
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, tuple[str, str]] | None = None,
     tracking: bool = False,
+    deploys: bool = False,
 ) -> Step:
     """A container step. Refer to inputs in ``command``/``args`` as ``{{inputs.parameters.x}}``;
-    each ``Output`` needs the ``path`` the container writes it to; artifacts map name → path."""
+    each ``Output`` needs the ``path`` the container writes it to; artifacts map name → path.
+    ``tracking``/``deploys`` as for ``step``."""
     for out in outputs:
         if not out.path:
             raise SpecError(f"container step {name!r}: output {out.name!r} needs path= (the file the container writes it to)")
@@ -317,7 +325,8 @@ def container(
         resources=dict(resources) if resources else None,
         env=dict(env or {}),
         secrets=dict(secrets or {}),
-        tracking=tracking,
+        tracking=tracking or deploys,
+        deploys=deploys,
     )
 
 

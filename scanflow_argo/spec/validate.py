@@ -216,8 +216,11 @@ def _check_cron(wf: CronWorkflow, where: str, app: Application | None) -> list[I
     try:
         from croniter import croniter
 
-        if not croniter.is_valid(wf.schedule):
-            issues.append(Issue(where, f"schedule {wf.schedule!r} is not a cron expression", "use five fields, e.g. '0 3 * * 1'"))
+        if not wf.schedules:
+            issues.append(Issue(where, "has no schedule", "pass schedule='0 3 * * 1' (or a list of cron expressions)"))
+        for sched in wf.schedules:
+            if not isinstance(sched, str) or not croniter.is_valid(sched):
+                issues.append(Issue(where, f"schedule {sched!r} is not a cron expression", "use five fields, e.g. '0 3 * * 1'"))
     except ImportError:  # pragma: no cover - croniter is a dependency
         pass
     try:

@@ -111,7 +111,11 @@ class WorkflowTemplate(Workflow):
 
 class CronWorkflow(Workflow):
     """An Argo ``CronWorkflow``: its own DAG, or ``template=`` (a WorkflowTemplate or its name) run by
-    reference with ``arguments``; ``schedule`` is a cron expression in ``timezone``."""
+    reference with ``arguments``; ``schedule`` is a cron expression in ``timezone``, or a list of them.
+
+    Compiles to ``spec.schedules`` (a list), the field of Argo Workflows 3.6 and later; the singular
+    ``schedule`` of older releases is deprecated there, and the schema this project checks against
+    has only ``schedules``."""
 
     kind = "CronWorkflow"
 
@@ -119,7 +123,7 @@ class CronWorkflow(Workflow):
         self,
         name: str,
         *,
-        schedule: str,
+        schedule: str | Sequence[str],
         timezone: str = "UTC",
         concurrency_policy: str = "Forbid",
         template: WorkflowTemplate | str | None = None,
@@ -130,7 +134,7 @@ class CronWorkflow(Workflow):
         **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
-        self.schedule = schedule
+        self.schedules = [schedule] if isinstance(schedule, str) else list(schedule)
         self.timezone = timezone
         self.concurrency_policy = concurrency_policy
         self.template = template
@@ -138,6 +142,11 @@ class CronWorkflow(Workflow):
         self.starting_deadline_seconds = starting_deadline_seconds
         self.successful_jobs_history_limit = successful_jobs_history_limit
         self.failed_jobs_history_limit = failed_jobs_history_limit
+
+    @property
+    def schedule(self) -> str:
+        """The schedules joined by ``, `` (for messages)."""
+        return ", ".join(self.schedules)
 
     @property
     def template_name(self) -> str | None:

@@ -175,8 +175,8 @@ def test_seldon_deployment(objs: list[dict[str, Any]]) -> None:
         "prometheus.io/port": "6000",
     }
     c = pred["componentSpecs"][0]["spec"]["containers"][0]
-    assert c["image"] == "scanflow-argo/runtime:0.1.0"
-    assert "scanflow_argo.serving.model.TorchClassifier" in c["command"]
+    assert c["image"] == "scanflow-argo/serving:0.1.0"  # seldon-core lives in the serving image only
+    assert c["command"][0] == "seldon-core-microservice" and "scanflow_argo.serving.model.TorchClassifier" in c["command"]
     env = {e["name"]: e for e in c["env"]}
     assert env["API_KEY"] == {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "demo-secret", "key": "key"}}}
 

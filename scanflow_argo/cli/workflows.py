@@ -1,0 +1,261 @@
+"""``scanflow-argo run | logs | list | resume``: workflow runs on the local engine.
+
+``run`` takes an Argo YAML file (Workflow, or WorkflowTemplate run with its parameters; other
+WorkflowTemplates in the file serve ``templateRef``) or ``module:app --workflow NAME`` compiled
+through ``scanflow_argo.compile``; it shows live progress and ends with a tree like ``argo get``
+(or the status as JSON with ``--output json``), exiting 1 when the run did not succeed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError
+from ..settings import Settings
+
+__all__ = ["register"]
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return key, value
+
+
+def register(sub: Any) -> None:
+    """Add ``run``, ``logs``, ``list`` and ``resume``."""
+    r = sub.add_parser(
+        "run",
+        help="run a workflow on this machine (Argo YAML file, or module:app --workflow NAME)",
+        description="Run an Argo Workflow with Argo's semantics on this machine. FILE_OR_MODULE is a YAML file "
+        "(Workflow, or a WorkflowTemplate run with -p parameters) or module:attribute naming a scanflow Application.",
+    )
+    r.add_argument("source", metavar="FILE_OR_MODULE")
+    r.add_argument(
+        "-p", "--parameter", type=_pair, action="append", default=[], metavar="NAME=VALUE", help="workflow parameter (repeatable)"
+    )
+    r.add_argument(
+        "-l", "--label", type=_pair, action="append", default=[], metavar="KEY=VALUE", help="label for the run (repeatable)"
+    )
+    r.add_argument("--entrypoint", help="template to start from instead of spec.entrypoint")
+    r.add_argument("--workflow", help="with module:app, the workflow of the application to run")
+    r.add_argument("--output", "-o", choices=["tree", "json", "name"], default="tree", help="final report (default: tree)")
+    r.add_argument("--detach", action="store_true", help="start the run in the background and print its name")
+    r.add_argument("--local", action="store_true", help="run on this machine (the default for `run`)")
+    r.set_defaults(func=run)
+
+    lg = sub.add_parser("logs", help="logs of a run, or of one of its nodes")
+    lg.add_argument("run")
+    lg.add_argument("node", nargs="?", help="node display name (default: every pod, prefixed with its name)")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+    lg.set_defaults(func=logs)
+
+    ls = sub.add_parser("list", help="runs in the state folder, newest first")
+    ls.add_argument(
+        "-l", "--label", type=_pair, action="append", default=[], metavar="KEY=VALUE", help="only runs with this label"
+    )
+    ls.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    ls.set_defaults(func=list_runs)
+
+    rs = sub.add_parser("resume", help="continue a run whose engine stopped (even kill -9) without re-running succeeded nodes")
+    rs.add_argument("run")
+    rs.add_argument("--detach", action="store_true", help="continue in the background")
+    rs.add_argument("--output", "-o", choices=["tree", "json", "name"], default="tree")
+    rs.set_defaults(func=resume)
+
+
+def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """The manifest to run, the WorkflowTemplates beside it, and the folder steps import from."""
+    from ..engine.api import split_documents
+    from ..engine.model import load_documents
+
+    source = args.source
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise EngineError(f"{source}: no such file")
+        main, templates = split_documents(load_documents(path))
+        return main, templates, path.resolve().parent
+    if ":" not in source:
+        raise EngineError(f"{source!r} is neither a YAML file nor module:attribute (e.g. pipelines.mnist:app)")
+    return (*_compile(source, args.workflow), Path.cwd())
+
+
+def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    import importlib
+
+    from ..compile import compile_app
+
+    module_name, _, attr = source.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        app = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise EngineError(f"cannot load {source}: {err}") from err
+    manifests = compile_app(app)
+    runnable = [m for m in manifests if m.get("kind") in ("Workflow", "WorkflowTemplate")]
+    names = [m["metadata"].get("name") or m["metadata"].get("generateName") for m in runnable]
+    if workflow:
+        chosen = [
+            m for m in runnable if workflow in (m["metadata"].get("name"), (m["metadata"].get("generateName") or "").rstrip("-"))
+        ]
+        if not chosen:
+            raise EngineError(f"{source} has no workflow {workflow!r} (workflows: {', '.join(map(str, names)) or 'none'})")
+    elif len(runnable) == 1:
+        chosen = runnable
+    else:
+        raise EngineError(f"{source} has {len(runnable)} workflows: choose one with --workflow ({', '.join(map(str, names))})")
+    templates = [m for m in manifests if m.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate") and m is not chosen[0]]
+    return chosen[0], templates
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ..engine.api import prepare_run
+
+    manifest, templates, source_dir = _load(args)
+    run_dir = prepare_run(
+        manifest,
+        settings,
+        dict(args.parameter),
+        entrypoint=args.entrypoint,
+        templates=templates,
+        source_dir=source_dir,
+        labels=dict(args.label),
+        log=lambda m: print(f"note: {m}", file=sys.stderr),
+    )
+    return _go(run_dir, settings, args.detach, args.output)
+
+
+def resume(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.local import LocalPlatform
+
+    platform = LocalPlatform(settings)
+    run_dir = platform.run_dir(args.run)
+    run = platform.get_run(args.run)
+    if run.done:
+        raise EngineError(f"run {args.run!r} already finished ({run.phase}): nothing to resume")
+    if platform.engine_alive(args.run):
+        raise EngineError(f"run {args.run!r} is still being run by its engine (pid in {run_dir / 'engine.pid'})")
+    return _go(run_dir, settings, args.detach, args.output)
+
+
+def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
+    from ..engine.api import execute
+    from ..platform.local import LocalPlatform
+
+    if detach:
+        LocalPlatform(settings).start_engine(run_dir)
+        print(run_dir.name)
+        return 0
+    live = _Progress(enabled=output == "tree" and sys.stdout.isatty())
+    try:
+        result = execute(run_dir, settings, on_change=live.update, handle_signals=True)
+    finally:
+        live.close()
+    doc = json.loads((run_dir / "status.json").read_text())
+    if output == "json":
+        print(json.dumps(doc, indent=2))
+    elif output == "name":
+        print(run_dir.name)
+    else:
+        from ..engine.status import tree_lines
+
+        print("\n".join(tree_lines(doc)))
+    return 0 if result.phase == "Succeeded" else 1
+
+
+class _Progress:
+    """A live view of the nodes while a run goes (rich), redrawn at most 5 times a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.live: Any = None
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def update(self, state: Any) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        from rich.live import Live
+        from rich.text import Text
+
+        from ..engine.status import tree_lines
+
+        with state.lock:
+            text = Text("\n".join(tree_lines(state.doc)))
+        with self.lock:
+            if self.live is None:
+                self.live = Live(text, refresh_per_second=5, transient=True)
+                self.live.start()
+            else:
+                self.live.update(text)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
+
+
+def logs(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.local import LocalPlatform
+
+    platform = LocalPlatform(settings)
+    if not args.follow:
+        sys.stdout.write(platform.logs(args.run, args.node))
+        return 0
+    shown = 0
+    while True:
+        text = platform.logs(args.run, args.node)
+        sys.stdout.write(text[shown:])
+        sys.stdout.flush()
+        shown = len(text)
+        if platform.get_run(args.run).done:
+            text = platform.logs(args.run, args.node)
+            sys.stdout.write(text[shown:])
+            return 0
+        time.sleep(0.5)
+
+
+def list_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from ..engine.status import duration
+    from ..platform.local import LocalPlatform
+
+    runs = LocalPlatform(settings).list_runs(dict(args.label) or None)
+    if args.output == "json":
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "phase": r.phase,
+                        "startedAt": r.started_at,
+                        "finishedAt": r.finished_at,
+                        "labels": dict(r.labels),
+                    }
+                    for r in runs
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not runs:
+        print(f"no runs in {settings.home / 'runs'}")
+        return 0
+    width = max(len(r.name) for r in runs) + 2
+    print(f"{'NAME'.ljust(width)}{'STATUS'.ljust(11)}{'STARTED'.ljust(22)}DURATION")
+    for r in runs:
+        print(f"{r.name.ljust(width)}{r.phase.ljust(11)}{(r.started_at or '').ljust(22)}{duration(r.started_at, r.finished_at)}")
+    return 0

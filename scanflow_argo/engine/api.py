@@ -1,0 +1,256 @@
+"""The engine's entry points: run in the foreground, prepare a run folder, run it detached, resume.
+
+``prepare_run`` resolves and checks a manifest (refusing what cannot run locally before anything
+runs) and writes ``<home>/runs/<name>/`` (workflow.yaml, run.json, a Pending status.json);
+``execute(run_dir)`` runs a prepared folder (``python -m scanflow_argo.engine RUN_DIR`` does this
+detached); ``run_workflow`` does both in the foreground; ``resume`` continues a run whose engine
+died, skipping the nodes that already succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..clock import Clock, SystemClock, iso
+from ..errors import EngineError
+from ..platform.base import TERMINAL_PHASES, RunStatus
+from ..settings import Settings
+from .hooks import RunHooks, make_hooks
+from .model import TemplateStore, check_supported, load_documents, resolve_workflow
+from .state import RunState, read_status
+
+__all__ = ["execute", "prepare_run", "resume", "run_workflow"]
+
+
+def _settings_doc(settings: Settings) -> dict[str, Any]:
+    eng = settings.engine
+    return {
+        "home": str(settings.home.resolve()),
+        "parallelism": eng.parallelism,
+        "sandbox": eng.sandbox,
+        "python": eng.python,
+        "image_map": dict(eng.image_map),
+        "templates_dir": str(settings.templates_dir.resolve()),
+    }
+
+
+def prepare_run(
+    manifest: Mapping[str, Any],
+    settings: Settings,
+    parameters: Mapping[str, str] | None = None,
+    *,
+    entrypoint: str | None = None,
+    templates: Iterable[Mapping[str, Any]] = (),
+    source_dir: Path | None = None,
+    labels: Mapping[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
+    extra = list(templates)
+    store = TemplateStore(settings.templates_dir, extra)
+    wf = resolve_workflow(manifest, store, parameters, entrypoint)
+    if labels:
+        wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
+    notes = check_supported(wf, store, settings)
+    if notes and log is not None:
+        log("ignored locally (Kubernetes-only): " + ", ".join(notes))
+    runs = settings.home / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = runs / wf["metadata"]["name"]
+    try:
+        run_dir.mkdir()
+    except FileExistsError as err:
+        raise EngineError(
+            f"a run named {wf['metadata']['name']!r} already exists in {runs}: use generateName or another name"
+        ) from err
+    source = (source_dir or Path.cwd()).resolve()
+    (run_dir / "workflow.yaml").write_text(yaml.safe_dump(wf, sort_keys=False))
+    if extra:
+        (run_dir / "templates.yaml").write_text(yaml.safe_dump_all([dict(t) for t in extra], sort_keys=False))
+    (run_dir / "run.json").write_text(
+        json.dumps({"settings": _settings_doc(settings), "pythonpath": [str(source)], "notes": notes}, indent=1)
+    )
+    status = {**wf, "status": {"phase": "Pending", "nodes": {}, "startedAt": None, "finishedAt": None}}
+    (run_dir / "status.json").write_text(json.dumps(status, indent=1))
+    return run_dir
+
+
+def settings_for(run_dir: Path, base: Settings | None = None) -> Settings:
+    """The settings a run was prepared with (home, engine), on top of ``base``."""
+    from dataclasses import replace
+
+    doc = json.loads((run_dir / "run.json").read_text())["settings"]
+    base = base or Settings.from_env()
+    eng = replace(
+        base.engine,
+        parallelism=int(doc["parallelism"]),
+        sandbox=doc["sandbox"],
+        python=doc["python"],
+        image_map=dict(doc["image_map"]),
+        templates_dir=Path(doc["templates_dir"]),
+    )
+    return replace(base, home=Path(doc["home"]), engine=eng)
+
+
+class _RunLock:
+    """One engine per run folder: an exclusive lock on ``engine.lock`` plus ``engine.pid``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.fh = open(run_dir / "engine.lock", "w")  # noqa: SIM115 - held for the run
+
+    def __enter__(self) -> _RunLock:
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            self.fh.close()
+            raise EngineError(
+                f"run {self.run_dir.name!r} is being run by another engine process (see {self.run_dir / 'engine.pid'})"
+            ) from err
+        (self.run_dir / "engine.pid").write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            (self.run_dir / "engine.pid").unlink()
+        self.fh.close()
+
+
+def execute(
+    run_dir: Path,
+    settings: Settings | None = None,
+    hooks: RunHooks | None = None,
+    clock: Clock | None = None,
+    on_change: Callable[[RunState], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    handle_signals: bool = False,
+) -> RunStatus:
+    """Run (or continue) the prepared run in ``run_dir`` in this process; returns its final status."""
+    from .scheduler import Executor
+
+    run_dir = Path(run_dir)
+    settings = settings_for(run_dir, settings)
+    wf = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+    previous = read_status(run_dir)
+    if previous.get("status", {}).get("phase") in TERMINAL_PHASES:
+        return RunStatus.from_workflow(previous)
+    extra = load_documents(run_dir / "templates.yaml") if (run_dir / "templates.yaml").exists() else []
+    store = TemplateStore(settings.templates_dir, extra)
+    meta = json.loads((run_dir / "run.json").read_text())
+    # keep uid and creation time across resumes: they are part of the run's identity
+    for key in ("uid", "creationTimestamp"):
+        if previous.get("metadata", {}).get(key):
+            wf["metadata"][key] = previous["metadata"][key]
+    with _RunLock(run_dir):
+        executor = Executor(
+            run_dir,
+            wf,
+            settings,
+            hooks or make_hooks(settings),
+            clock or SystemClock(),
+            store,
+            previous=previous if previous.get("status", {}).get("nodes") else None,
+            pythonpath=[Path(p) for p in meta.get("pythonpath") or []],
+            log=log or (lambda m: print(f"scanflow-argo: {m}", file=sys.stderr)),
+            on_change=on_change,
+        )
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: executor.stop())
+            signal.signal(signal.SIGINT, lambda *_: executor.stop("Stopped by the user (Ctrl-C)"))
+        try:
+            doc = executor.run()
+        except Exception as err:
+            _mark_error(executor.state, err)
+            raise
+    return RunStatus.from_workflow(doc)
+
+
+def _mark_error(state: RunState, err: BaseException) -> None:
+    with state.lock:
+        state.status["phase"] = "Error"
+        state.status["message"] = f"engine error: {type(err).__name__}: {err}"
+        state.status["finishedAt"] = iso(state.clock.now())
+        state.write()
+
+
+def run_workflow(
+    manifest: Mapping[str, Any] | str | Path,
+    settings: Settings,
+    parameters: Mapping[str, str] | None = None,
+    hooks: RunHooks | None = None,
+    clock: Clock | None = None,
+    *,
+    entrypoint: str | None = None,
+    source_dir: Path | None = None,
+    on_change: Callable[[RunState], None] | None = None,
+) -> RunStatus:
+    """Run a Workflow (or WorkflowTemplate) manifest in the foreground; returns the final status.
+
+    ``manifest`` may be a dict, a YAML string or a path; WorkflowTemplates in the same file are
+    made available to ``templateRef``. Raises ``NotSupportedLocally``/``ImageNotMapped`` before
+    anything runs."""
+    docs: list[dict[str, Any]]
+    if isinstance(manifest, Mapping):
+        docs = [dict(manifest)]
+    else:
+        docs = load_documents(Path(manifest) if isinstance(manifest, Path) else manifest)
+        if isinstance(manifest, Path):
+            source_dir = source_dir or manifest.resolve().parent
+    main, templates = split_documents(docs)
+    run_dir = prepare_run(main, settings, parameters, entrypoint=entrypoint, templates=templates, source_dir=source_dir)
+    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change)
+
+
+def split_documents(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The document to run and the WorkflowTemplates beside it."""
+    runnable = [d for d in docs if d.get("kind") in ("Workflow", "CronWorkflow")]
+    templates = [d for d in docs if d.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate")]
+    if len(runnable) > 1:
+        raise EngineError(f"{len(runnable)} Workflows in one file: run them one at a time")
+    if runnable:
+        return runnable[0], templates
+    if len(templates) == 1:
+        return templates[0], []
+    kinds = ", ".join(sorted({str(d.get("kind")) for d in docs})) or "nothing"
+    raise EngineError(f"nothing to run: expected a Workflow (or a single WorkflowTemplate), found {kinds}")
+
+
+def resume(
+    run_dir: Path | str,
+    settings: Settings | None = None,
+    hooks: RunHooks | None = None,
+    clock: Clock | None = None,
+    on_change: Callable[[RunState], None] | None = None,
+) -> RunStatus:
+    """Continue a run whose engine stopped (even ``kill -9``) without re-running succeeded nodes."""
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    phase = status.get("status", {}).get("phase")
+    if phase in TERMINAL_PHASES:
+        raise EngineError(f"run {run_dir.name!r} already finished ({phase}): nothing to resume")
+    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scanflow_argo.engine RUN_DIR``: run a prepared run folder (detached engine)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m scanflow_argo.engine RUN_DIR", file=sys.stderr)
+        return 2
+    try:
+        result = execute(Path(args[0]), handle_signals=True)
+    except EngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0 if result.phase == "Succeeded" else 1

@@ -1,0 +1,441 @@
+"""Manifests → a runnable Workflow: loading, template references, defaults, and what is refused.
+
+``load_documents`` reads (multi-document) YAML; ``TemplateStore`` holds the WorkflowTemplates and
+ClusterWorkflowTemplates of a local folder; ``resolve_workflow`` turns a Workflow (or a
+WorkflowTemplate submitted with parameters) into the Workflow the engine runs; ``check_supported``
+walks every reachable template before anything runs and raises ``NotSupportedLocally`` or
+``ImageNotMapped`` — or returns one-line notes about Kubernetes-only fields it ignores.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EngineError, ImageNotMapped, NotSupportedLocally
+from ..settings import Settings
+
+__all__ = [
+    "TemplateScope",
+    "TemplateStore",
+    "check_supported",
+    "image_runtime",
+    "load_documents",
+    "resolve_workflow",
+]
+
+WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
+
+# Images that need no mapping: name without registry/tag → runtime.
+BUILTIN_IMAGES = {
+    "python": "python",
+    "busybox": "shell",
+    "alpine": "shell",
+    "debian": "shell",
+    "ubuntu": "shell",
+    "bash": "shell",
+    "argoproj/argosay:v2": "argosay",
+    # this project's runtime image (docker/): the main environment's interpreter is its local twin
+    "scanflow-argo/runtime": "python",
+}
+
+# Fields that matter only to Kubernetes: accepted, ignored, noted once.
+IGNORED_TEMPLATE_FIELDS = (
+    "metadata",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "podSpecPatch",
+    "securityContext",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "priorityClassName",
+    "priority",
+    "schedulerName",
+    "hostAliases",
+    "podDisruptionBudget",
+    "metrics",
+    "archiveLocation",
+    "memoize",
+    "executor",
+)
+IGNORED_CONTAINER_FIELDS = (
+    "resources",
+    "securityContext",
+    "imagePullPolicy",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "lifecycle",
+)
+IGNORED_SPEC_FIELDS = (
+    "podGC",
+    "ttlStrategy",
+    "ttlSecondsAfterFinished",
+    "artifactGC",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "securityContext",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "podSpecPatch",
+    "podMetadata",
+    "podDisruptionBudget",
+    "dnsConfig",
+    "dnsPolicy",
+    "hostNetwork",
+    "priority",
+    "podPriorityClassName",
+    "schedulerName",
+    "metrics",
+    "archiveLogs",
+    "workflowMetadata",
+    "executor",
+    "automountServiceAccountToken",
+    "hostAliases",
+)
+REFUSED_SPEC_FIELDS = {
+    "volumes": "volumes",
+    "volumeClaimTemplates": "volumeClaimTemplates",
+    "synchronization": "synchronization (mutex/semaphore)",
+    "artifactRepositoryRef": "artifactRepositoryRef (a cluster artifact repository)",
+    "hooks": "lifecycle hooks",
+}
+CLOUD_ARTIFACTS = ("s3", "gcs", "azure", "hdfs", "oss", "artifactory", "git", "http", "webHDFS")
+
+
+def load_documents(source: str | Path) -> list[dict[str, Any]]:
+    """Every YAML document of a file (or of a YAML string), skipping empty ones."""
+    try:
+        text = Path(source).read_text() if isinstance(source, Path) else source
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except OSError as err:
+        raise EngineError(f"cannot read {source}: {err}") from err
+    except yaml.YAMLError as err:
+        raise EngineError(f"{source} is not valid YAML: {err}") from err
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise EngineError(f"{source}: each YAML document must be a mapping (an Argo manifest)")
+    return docs
+
+
+@dataclass
+class TemplateScope:
+    """The templates a template name resolves against: the Workflow's or a WorkflowTemplate's."""
+
+    key: str
+    templates: dict[str, dict[str, Any]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, where: str) -> dict[str, Any]:
+        tmpl = self.templates.get(name)
+        if tmpl is None:
+            known = ", ".join(sorted(self.templates)) or "none"
+            raise EngineError(f"{where}: template {name!r} not found in {self.key} (templates: {known})")
+        return tmpl
+
+
+class TemplateStore:
+    """WorkflowTemplates and ClusterWorkflowTemplates that ``templateRef`` resolves against."""
+
+    def __init__(self, folder: Path | None = None, manifests: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._items: dict[tuple[bool, str], dict[str, Any]] = {}
+        if folder is not None and folder.is_dir():
+            for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml", ".json")):
+                for doc in load_documents(path):
+                    if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+                        self.add(doc)
+        for doc in manifests:
+            self.add(doc)
+
+    def add(self, manifest: Mapping[str, Any]) -> None:
+        name = (manifest.get("metadata") or {}).get("name")
+        if not name:
+            raise EngineError(f"a {manifest.get('kind')} needs metadata.name to be referenced")
+        self._items[(manifest.get("kind") == "ClusterWorkflowTemplate", name)] = dict(manifest)
+
+    def get(self, name: str, cluster: bool = False) -> dict[str, Any]:
+        item = self._items.get((bool(cluster), name))
+        if item is None:
+            kind = "ClusterWorkflowTemplate" if cluster else "WorkflowTemplate"
+            raise EngineError(
+                f"{kind} {name!r} not found: apply it first (scanflow-argo submit/apply, or put its YAML in the templates folder)"
+            )
+        return item
+
+    def scope(self, name: str, cluster: bool = False) -> TemplateScope:
+        item = self.get(name, cluster)
+        spec = item.get("spec") or {}
+        prefix = "cwft" if cluster else "wft"
+        return TemplateScope(
+            f"{prefix}:{name}", {t["name"]: t for t in spec.get("templates") or []}, spec.get("templateDefaults") or {}
+        )
+
+
+def _random_suffix() -> str:
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(secrets.choice(alphabet) for _ in range(5))
+
+
+def resolve_workflow(
+    manifest: Mapping[str, Any],
+    store: TemplateStore,
+    parameters: Mapping[str, str] | None = None,
+    entrypoint: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The Workflow to run: kind checked, ``workflowTemplateRef`` merged, parameters applied, a name given."""
+    kind = manifest.get("kind")
+    if kind not in WORKFLOW_KINDS:
+        raise EngineError(
+            f"cannot run a {kind or 'manifest without kind'}: the engine runs Workflow, WorkflowTemplate or CronWorkflow manifests"
+        )
+    wf = copy.deepcopy(dict(manifest))
+    meta = dict(wf.get("metadata") or {})
+    spec = dict(wf.get("spec") or {})
+    if kind == "CronWorkflow":
+        # one run of the schedule's workflow, named as the cron controller names them
+        spec = dict(spec.get("workflowSpec") or {})
+        meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {})}
+    if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        # Submitting a template runs it as the Argo UI does.
+        spec = {"workflowTemplateRef": {"name": meta.get("name"), "clusterScope": kind == "ClusterWorkflowTemplate"}}
+        store.add(manifest)
+        meta = {"generateName": f"{meta.get('name', 'workflow')}-", "labels": dict(meta.get("labels") or {})}
+    ref = spec.pop("workflowTemplateRef", None)
+    if ref:
+        base = copy.deepcopy(store.get(ref.get("name", ""), bool(ref.get("clusterScope"))).get("spec") or {})
+        base_args = (base.get("arguments") or {}).get("parameters") or []
+        own_args = (spec.get("arguments") or {}).get("parameters") or []
+        merged = {**base, **spec}
+        merged["arguments"] = {**(base.get("arguments") or {}), **(spec.get("arguments") or {})}
+        merged["arguments"]["parameters"] = _merge_params(base_args, own_args)
+        spec = merged
+        meta.setdefault("labels", {})
+        meta["labels"] = {
+            **((store.get(ref.get("name", ""), bool(ref.get("clusterScope"))).get("metadata") or {}).get("labels") or {}),
+            **meta["labels"],
+        }
+    if entrypoint:
+        spec["entrypoint"] = entrypoint
+    if parameters:
+        args = spec.setdefault("arguments", {})
+        args["parameters"] = _merge_params(
+            args.get("parameters") or [], [{"name": k, "value": str(v)} for k, v in parameters.items()]
+        )
+    if not spec.get("entrypoint"):
+        raise EngineError("the workflow has no spec.entrypoint: set one (or pass --entrypoint)")
+    if name:
+        meta["name"] = name
+    if not meta.get("name"):
+        meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", meta["name"]):
+        raise EngineError(f"workflow name {meta['name']!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
+    meta.setdefault("namespace", "default")
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+def _merge_params(base: list[dict[str, Any]], override: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = {p["name"]: dict(p) for p in base if "name" in p}
+    for p in override:
+        if "name" not in p:
+            continue
+        if p["name"] in out:
+            merged = {**out[p["name"]], **p}
+            if "value" in p:
+                merged.pop("valueFrom", None)
+            out[p["name"]] = merged
+        else:
+            out[p["name"]] = dict(p)
+    return list(out.values())
+
+
+def strip_image(image: str) -> str:
+    """``docker.io/library/python:3.11@sha256:…`` → ``python``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    for prefix in ("docker.io/", "index.docker.io/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    if name.startswith("quay.io/argoproj/"):
+        name = name[len("quay.io/") :]
+    return name
+
+
+def image_runtime(image: str, image_map: Mapping[str, str], where: str = "") -> str:
+    """The local runtime of ``image``: ``python``, ``shell``, ``argosay`` or an executable path."""
+    for key in (image, strip_image(image)):
+        if key in image_map:
+            return image_map[key]
+    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    runtime = BUILTIN_IMAGES.get(f"{strip_image(image)}:{tag}") or BUILTIN_IMAGES.get(strip_image(image))
+    if runtime is None:
+        raise ImageNotMapped(
+            f"image {image!r}{' in ' + where if where else ''} has no local runtime: map it with "
+            f"SCANFLOW_ENGINE_IMAGE_MAP='{strip_image(image)}=python|shell|argosay|/path/to/executable' "
+            "(EngineSettings.image_map)"
+        )
+    return runtime
+
+
+def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:
+    for kind in CLOUD_ARTIFACTS:
+        if kind in art:
+            loc = art[kind]
+            if kind == "s3" and isinstance(loc, Mapping) and set(loc) <= {"key"}:
+                continue  # key-only: the default (here: local) artifact repository
+            raise NotSupportedLocally(f"{kind} artifact {art.get('name', '')!r}", where)
+
+
+def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Settings) -> list[str]:
+    """Refuse what cannot run here before anything runs; return notes about ignored fields."""
+    spec = wf.get("spec") or {}
+    notes: set[str] = set()
+    for key, feature in REFUSED_SPEC_FIELDS.items():
+        if spec.get(key):
+            if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
+                continue
+            raise NotSupportedLocally(feature, "spec")
+    for key in IGNORED_SPEC_FIELDS:
+        if key in spec:
+            notes.add(f"spec.{key}")
+    for art in (spec.get("arguments") or {}).get("artifacts") or []:
+        _refuse_artifact(art, "spec.arguments")
+    root = TemplateScope(
+        "workflow", {t.get("name", ""): t for t in spec.get("templates") or []}, spec.get("templateDefaults") or {}
+    )
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[TemplateScope, dict[str, Any]]] = []
+
+    def visit_ref(scope: TemplateScope, holder: Mapping[str, Any], where: str) -> None:
+        if "template" in holder and isinstance(holder["template"], str):
+            todo.append((scope, scope.get(holder["template"], where)))
+        elif "templateRef" in holder:
+            ref = holder["templateRef"]
+            sub = store.scope(ref.get("name", ""), bool(ref.get("clusterScope")))
+            todo.append((sub, sub.get(ref.get("template", ""), where)))
+        elif "inline" in holder:
+            todo.append((scope, {"name": f"{where}.inline", **holder["inline"]}))
+
+    visit_ref(root, {"template": spec["entrypoint"]}, "spec.entrypoint")
+    if spec.get("onExit"):
+        visit_ref(root, {"template": spec["onExit"]}, "spec.onExit")
+    if (spec.get("hooks") or {}).get("exit"):
+        visit_ref(root, spec["hooks"]["exit"], "spec.hooks.exit")
+    while todo:
+        scope, tmpl = todo.pop()
+        ident = (scope.key, tmpl.get("name", ""))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        tmpl = {**scope.defaults, **tmpl} if scope.defaults else tmpl
+        where = f"template {tmpl.get('name')!r}"
+        _check_template(tmpl, where, settings, notes)
+        for group in tmpl.get("steps") or []:
+            for step in group if isinstance(group, list) else [group]:
+                _check_task(step, where, notes)
+                visit_ref(scope, step, f"{where} step {step.get('name')!r}")
+                for hook in (step.get("hooks") or {}).values():
+                    visit_ref(scope, hook, f"{where} step {step.get('name')!r} hook")
+                if step.get("onExit"):
+                    visit_ref(scope, {"template": step["onExit"]}, f"{where} step {step.get('name')!r} onExit")
+        for task in (tmpl.get("dag") or {}).get("tasks") or []:
+            _check_task(task, where, notes)
+            visit_ref(scope, task, f"{where} task {task.get('name')!r}")
+            for hook in (task.get("hooks") or {}).values():
+                visit_ref(scope, hook, f"{where} task {task.get('name')!r} hook")
+            if task.get("onExit"):
+                visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
+    return sorted(notes)
+
+
+def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
+    hooks = task.get("hooks") or {}
+    if set(hooks) - {"exit"}:
+        raise NotSupportedLocally("lifecycle hooks with expressions", f"{where} task/step {task.get('name')!r}")
+    for art in (task.get("arguments") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+
+
+def _check_template(tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str]) -> None:
+    for key in ("daemon", "sidecars", "initContainers", "volumes", "synchronization"):
+        if tmpl.get(key):
+            raise NotSupportedLocally({"daemon": "daemon templates", "initContainers": "init containers"}.get(key, key), where)
+    for kind in ("http", "plugin", "containerSet", "data"):
+        if kind in tmpl:
+            raise NotSupportedLocally(f"{kind} templates", where)
+    if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:
+        raise NotSupportedLocally("lifecycle hooks", where)
+    if "suspend" in tmpl and not (tmpl.get("suspend") or {}).get("duration"):
+        raise NotSupportedLocally("suspend without a duration (it waits for a manual resume)", where)
+    if "resource" in tmpl:
+        _check_resource(tmpl["resource"], where)
+    for key in IGNORED_TEMPLATE_FIELDS:
+        if key in tmpl:
+            notes.add(f"{key} in templates")
+    for art in (tmpl.get("inputs") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+    for art in (tmpl.get("outputs") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+    body = tmpl.get("container") or tmpl.get("script")
+    if body is not None:
+        if body.get("volumeMounts"):
+            raise NotSupportedLocally("volumeMounts", where)
+        for key in IGNORED_CONTAINER_FIELDS:
+            if key in body:
+                notes.add(f"container {key}")
+        image = str(body.get("image") or "")
+        if not image:
+            raise EngineError(f"{where}: the container has no image")
+        if "{{" not in image:
+            runtime = image_runtime(image, settings.engine.image_map, where)
+            _check_command(runtime, body, image, where, settings, script="script" in tmpl)
+
+
+def _check_command(runtime: str, body: Mapping[str, Any], image: str, where: str, settings: Settings, script: bool) -> None:
+    command = list(body.get("command") or [])
+    if not command or "{{" in str(command[0]):
+        return
+    exe = str(command[0])
+    if runtime == "python" and Path(exe).name.startswith("python"):
+        return
+    if runtime == "argosay" and exe in ("/argosay", "argosay"):
+        return
+    if runtime not in ("python", "shell", "argosay"):
+        return
+    if shutil.which(exe) is None:
+        raise ImageNotMapped(
+            f"{where} runs {exe!r} from image {image!r}, which this machine lacks: install it, or map the image "
+            f"to an executable with SCANFLOW_ENGINE_IMAGE_MAP='{strip_image(image)}=/path/to/executable'"
+        )
+
+
+def _check_resource(resource: Mapping[str, Any], where: str) -> None:
+    action = resource.get("action")
+    manifest = resource.get("manifest")
+    kind = ""
+    if isinstance(manifest, str):
+        match = re.search(r"^kind:\s*(\S+)", manifest, re.MULTILINE)
+        kind = match.group(1) if match else ""
+    elif isinstance(manifest, Mapping):
+        kind = str(manifest.get("kind", ""))
+    allowed = {"SeldonDeployment": ("create", "apply", "patch"), "Workflow": ("create", "apply")}
+    if action in allowed.get(kind, ()):
+        if resource.get("successCondition") or resource.get("failureCondition"):
+            raise NotSupportedLocally("resource success/failure conditions", where)
+        return
+    raise NotSupportedLocally(
+        f"resource action {action!r} on {kind or 'a manifest'} (only create/apply/patch of a SeldonDeployment or create/apply of a Workflow)",
+        where,
+    )

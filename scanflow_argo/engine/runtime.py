@@ -1,0 +1,283 @@
+"""Running a node's container or script as a host process: image mapping, sandbox, process control.
+
+An image maps to a runtime (``python``: the configured interpreter; ``shell``: ``/bin/sh`` and the
+host's tools; ``argosay``: the local stand-in; or an executable path). With bubblewrap, each node
+gets its own root folder ``<node>/root`` bound as ``/``, with the host's top-level folders bound
+back in except ``/tmp`` and the folders the node's own paths use — so ``/tmp``, output paths and
+artifact mount points are private to the node, as in a pod. Processes lead their own process
+group, are argv lists (never a shell we add), and are stopped by group.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .._proc import stop_pid
+from ..errors import EngineError, SetupError
+from ..settings import Settings
+
+__all__ = ["NodeFS", "ProcessResult", "Sandbox", "build_argv", "run_process"]
+
+ARGOSAY = Path(__file__).with_name("argosay.py")
+# Host folders a node always shares (tools, libraries, devices); everything else at the top can be private.
+SYSTEM_TOPS = frozenset(
+    {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys", "usr", "var", "nix", "snap"}
+)
+PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM", "SCANFLOW_HOME")
+
+
+@dataclass
+class NodeFS:
+    """Where a node's container paths live on the host."""
+
+    root: Path | None
+    """The node's private root (bwrap), or None when running unisolated."""
+    shared_tops: frozenset[str] = frozenset()
+    binds: list[tuple[Path, str]] = field(default_factory=list)
+    """Extra (host path, container path) binds: staged input artifacts under shared folders."""
+
+    def host_path(self, container_path: str) -> Path:
+        """The host file behind ``container_path`` as the node sees it."""
+        pure = PurePosixPath("/") / container_path
+        if any(part == ".." for part in pure.parts):
+            raise EngineError(f"path {container_path!r} contains '..': use an absolute path without '..'")
+        if self.root is None:
+            return Path(str(pure))
+        for host, cpath in self.binds:
+            if str(pure) == cpath or str(pure).startswith(cpath.rstrip("/") + "/"):
+                return host / str(pure)[len(cpath) :].lstrip("/")
+        top = pure.parts[1] if len(pure.parts) > 1 else ""
+        if top and top != "tmp" and top in self.shared_tops:
+            return Path(str(pure))
+        return self.root / str(pure).lstrip("/")
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int
+    stdout: str
+    reason: str | None = None
+    """``deadline`` or ``stopped`` when the engine killed the process."""
+
+
+class Sandbox:
+    """Per-node filesystem isolation with bubblewrap (or none, said once)."""
+
+    def __init__(self, settings: Settings, needed: Iterable[Path], warn: Callable[[str], None] | None = None) -> None:
+        mode = settings.engine.sandbox
+        self.bwrap = shutil.which("bwrap") if mode in ("auto", "bwrap") else None
+        if mode == "bwrap" and self.bwrap is None:
+            raise SetupError("EngineSettings.sandbox is 'bwrap' but bubblewrap is not installed: apt-get install bubblewrap")
+        if mode not in ("auto", "bwrap", "none"):
+            raise SetupError(f"unknown sandbox {mode!r}: use auto, bwrap or none (SCANFLOW_ENGINE_SANDBOX)")
+        if self.bwrap is None and mode == "auto" and warn is not None:
+            warn("bubblewrap (bwrap) is not installed: nodes run unisolated and share /tmp (apt-get install bubblewrap)")
+        self.needed = [p.resolve() for p in needed]
+        needed_tops = {p.parts[1] for p in self.needed if len(p.parts) > 1}
+        self.entries: list[tuple[str, str | None]] = []  # (name, symlink target or None)
+        for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+            if entry.name in ("tmp", "proc", "dev"):
+                continue
+            self.entries.append((entry.name, os.readlink(entry.path) if entry.is_symlink() else None))
+        self.shared_tops = frozenset(SYSTEM_TOPS | (needed_tops - {"tmp"}))
+
+    @property
+    def isolated(self) -> bool:
+        return self.bwrap is not None
+
+    def prepare(self, node_dir: Path) -> NodeFS:
+        if not self.isolated:
+            return NodeFS(root=None)
+        root = node_dir / "root"
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        return NodeFS(root=root, shared_tops=self.shared_tops)
+
+    def wrap(self, argv: Sequence[str], fs: NodeFS, private_tops: Iterable[str], cwd: str) -> list[str]:
+        """``argv`` inside the node's sandbox; ``private_tops`` are host top-level folders the node replaces."""
+        if fs.root is None:
+            return list(argv)
+        private = set(private_tops) - self.shared_tops
+        for name, link in self.entries:
+            if link is not None:
+                if not (fs.root / name).is_symlink():
+                    os.symlink(link, fs.root / name)  # made here, not by bwrap, so a second run in this root works
+            elif name in private:
+                (fs.root / name).mkdir(exist_ok=True)  # the image has these folders too
+        out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", str(fs.root), "/"]
+        for name, link in self.entries:
+            if name not in private and link is None:
+                out += ["--dev-bind", f"/{name}", f"/{name}"]
+        out += ["--dev-bind", "/dev", "/dev", "--dev-bind", "/proc", "/proc"]
+        for path in self.needed:
+            if path.parts[1:2] == ("tmp",) or (len(path.parts) > 1 and path.parts[1] in private):
+                out += ["--bind", str(path), str(path)]
+        for host, cpath in fs.binds:
+            out += ["--bind", str(host), cpath]
+        out += ["--chdir", cwd, "--", *argv]
+        return out
+
+
+def build_argv(runtime: str, command: Sequence[str], args: Sequence[str], settings: Settings, image: str) -> list[str]:
+    """The host argv for a container ``command`` + ``args`` under ``runtime``."""
+    argv = [*command, *args]
+    if runtime == "argosay":
+        if not command or command[0] in ("/argosay", "argosay"):
+            return [settings.engine.python, "-S", str(ARGOSAY), *(args if not command else [*command[1:], *args])]
+    elif runtime == "python":
+        if not argv:
+            argv = ["python3"]
+        if PurePosixPath(argv[0]).name.startswith("python"):
+            return [settings.engine.python, *argv[1:]]
+    elif runtime == "shell":
+        if not argv:
+            argv = ["sh"]
+    elif runtime:
+        exe = runtime
+        if not command:
+            return [exe, *args]
+        if PurePosixPath(command[0]).name == PurePosixPath(exe).name:
+            return [exe, *argv[1:]]
+    if not argv:
+        raise EngineError(f"the container of image {image!r} has no command or args to run")
+    exe_path = argv[0] if "/" in argv[0] and Path(argv[0]).exists() else shutil.which(PurePosixPath(argv[0]).name)
+    if exe_path is None:
+        raise EngineError(
+            f"{argv[0]!r} (image {image!r}) is not installed on this machine: install it or map the image in EngineSettings.image_map"
+        )
+    return [exe_path, *argv[1:]]
+
+
+def node_env(extra: Mapping[str, str], pythonpath: Sequence[Path]) -> dict[str, str]:
+    """A pod-like environment: a few host basics, PYTHONPATH for project imports, then ``extra``."""
+    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    paths = [str(p) for p in pythonpath]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_process(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    log_path: Path,
+    deadline: float | None,
+    stopped: threading.Event,
+    monotonic: Callable[[], float],
+    grace: float = 5.0,
+) -> ProcessResult:
+    """Run ``argv`` in its own process group; stdout is captured (``result``) and logged with stderr."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab", buffering=0) as log:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise EngineError(f"cannot start {argv[0]!r}: {err}") from err
+        chunks: list[bytes] = []
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+                chunks.append(chunk)
+                log.write(chunk)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        ticket = _WATCHDOG.watch(proc, deadline, stopped, monotonic, grace)
+        try:
+            code = proc.wait()  # blocking: no polling latency when the process ends
+        finally:
+            _WATCHDOG.forget(ticket)
+        try:
+            os.killpg(proc.pid, 0)
+            # the main process is done: stop whatever it left behind in its group
+            stop_pid(proc.pid, timeout=1.0, popen=proc)
+        except (ProcessLookupError, PermissionError):
+            pass
+        reader.join(timeout=5)
+        if ticket.killer is not None:
+            ticket.killer.join(timeout=grace + 5)
+        reason = ticket.reason
+    stdout = b"".join(chunks).decode("utf-8", errors="replace")
+    return ProcessResult(exit_code=code, stdout=stdout, reason=reason)
+
+
+@dataclass
+class _Ticket:
+    proc: subprocess.Popen[bytes]
+    deadline: float | None
+    stopped: threading.Event
+    monotonic: Callable[[], float]
+    grace: float
+    reason: str | None = None
+    killer: threading.Thread | None = None
+
+
+class _Watchdog:
+    """One thread that stops processes past their deadline or of a stopped run (by process group)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_id: dict[int, _Ticket] = {}
+        self.thread: threading.Thread | None = None
+
+    def watch(
+        self,
+        proc: subprocess.Popen[bytes],
+        deadline: float | None,
+        stopped: threading.Event,
+        monotonic: Callable[[], float],
+        grace: float,
+    ) -> _Ticket:
+        ticket = _Ticket(proc, deadline, stopped, monotonic, grace)
+        with self.lock:
+            self.by_id[id(ticket)] = ticket
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="scanflow-watchdog", daemon=True)
+                self.thread.start()
+        return ticket
+
+    def forget(self, ticket: _Ticket) -> None:
+        with self.lock:
+            self.by_id.pop(id(ticket), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                tickets = list(self.by_id.values())
+            for t in tickets:
+                if t.reason is not None:
+                    continue
+                if t.stopped.is_set():
+                    t.reason = "stopped"
+                elif t.deadline is not None and t.monotonic() >= t.deadline:
+                    t.reason = "deadline"
+                else:
+                    continue
+                t.killer = threading.Thread(target=stop_pid, args=(t.proc.pid, t.grace, t.proc), daemon=True)
+                t.killer.start()
+            threading.Event().wait(0.1)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def warn_stderr(message: str) -> None:
+    print(f"scanflow-argo: {message}", file=sys.stderr)

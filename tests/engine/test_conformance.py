@@ -1,0 +1,28 @@
+"""Argo's own examples through real detached engines: the phase must match Argo's expectation.
+
+Prints ``N passed, M refused, K wrong``; fails on any wrong phase or hang, or when fewer than 45
+examples pass. Skips with a reason where ``../shared`` is absent.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .conformance import run_all, summary
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared, pytest.mark.timeout(600)]
+
+
+def test_argo_examples_reach_argos_phase(shared_dir, engine_settings) -> None:  # type: ignore[no-untyped-def]
+    workers = max(2, min(6, (os.cpu_count() or 2) * 2))
+    outcomes = run_all(shared_dir / "argo-examples", engine_settings, workers=workers, timeout=120)
+    line = summary(outcomes)
+    print(f"\nconformance: {line}")
+    for o in outcomes:
+        if o.verdict not in ("skipped",):
+            print(f"  {o.verdict:8} {o.seconds:5.1f}s {o.path} {o.detail[:200]}")
+    bad = [o for o in outcomes if o.verdict in ("wrong", "hang")]
+    assert not bad, "\n".join(f"{o.path}: expected {o.expected}, {o.verdict}: {o.detail}" for o in bad)
+    assert sum(1 for o in outcomes if o.verdict == "passed") >= 45, line

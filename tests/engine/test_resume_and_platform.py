@@ -1,0 +1,154 @@
+"""Detached engines as users run them: kill -9 and resume, the local platform, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scanflow_argo import _proc
+from scanflow_argo.cli import main as cli_main
+from scanflow_argo.engine import prepare_run, resume
+from scanflow_argo.errors import EngineError
+from scanflow_argo.platform.local import LocalPlatform
+
+
+def counting_workflow(counter_dir: Path) -> dict:
+    """a → slow → b, each appending a line to its own counter file in ``counter_dir``."""
+
+    def step(name: str, extra: str = "") -> dict:
+        return {
+            "name": name,
+            "container": {"image": "busybox", "command": ["sh", "-c", f'echo x >> "$0/{name}"{extra}', str(counter_dir)]},
+        }
+
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "resume-"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {
+                    "name": "main",
+                    "steps": [
+                        [{"name": "a", "template": "a"}],
+                        [{"name": "slow", "template": "slow"}],
+                        [{"name": "b", "template": "b"}],
+                    ],
+                },
+                step("a"),
+                step("slow", '; test -e "$0/go" || sleep 60'),
+                step("b"),
+            ],
+        },
+    }
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_resume_after_kill_9_does_not_rerun_succeeded_nodes(engine_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project = tmp_path / "project"  # the project folder is visible inside every node's sandbox
+    project.mkdir()
+    run_dir = prepare_run(counting_workflow(project), engine_settings, source_dir=project)
+    engine = _proc.spawn(
+        [engine_settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine", log=run_dir / "engine.log"
+    )
+    try:
+        wait_for(lambda: lines(project / "slow") == 1)
+        status = json.loads((run_dir / "status.json").read_text())
+        assert status["status"]["phase"] == "Running"
+        os.killpg(engine.pid, signal.SIGKILL)  # kill -9: no chance to write anything more
+        engine.popen.wait(timeout=10)
+    finally:
+        engine.stop(timeout=2)
+    assert lines(project / "a") == 1 and lines(project / "b") == 0
+    (project / "go").write_text("")
+    run = resume(run_dir, engine_settings)
+    assert run.phase == "Succeeded", run.message
+    assert lines(project / "a") == 1  # succeeded before the kill: not run again
+    assert lines(project / "slow") == 2  # was running when killed: run again
+    assert lines(project / "b") == 1
+    with pytest.raises(EngineError, match="already finished"):
+        resume(run_dir, engine_settings)
+
+
+def test_local_platform_submit_wait_logs_list_and_stop(engine_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    platform = LocalPlatform(engine_settings)
+    sleeper = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "stop-me-", "labels": {"team": "a"}},
+        "spec": {
+            "entrypoint": "main",
+            "onExit": "bye",
+            "templates": [
+                {"name": "main", "container": {"image": "busybox", "command": ["sh", "-c", "echo started; sleep 60"]}},
+                {"name": "bye", "container": {"image": "busybox", "command": ["echo", "cleanup ran"]}},
+            ],
+        },
+    }
+    name = platform.submit(sleeper, labels={"run": "one"})
+    try:
+        wait_for(lambda: "started" in platform.logs(name))
+        assert [r.name for r in platform.list_runs({"team": "a", "run": "one"})] == [name]
+        assert platform.list_runs({"team": "b"}) == []
+        platform.stop(name)
+        run = platform.wait(name, timeout=30, poll=0.1)
+    finally:
+        pid = platform.engine_pid(platform.run_dir(name))
+        if pid is not None:
+            _proc.stop_pid(pid, timeout=5)
+    assert run.phase == "Failed" and "Stopped" in (run.message or "")
+    assert platform.logs(name, f"{name}.onExit").strip() == "cleanup ran"
+
+
+def test_cli_run_list_logs_and_exit_codes(engine_settings, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Workflow",
+                "metadata": {"name": "cli-ok"},
+                "spec": {
+                    "entrypoint": "main",
+                    "arguments": {"parameters": [{"name": "msg", "value": "x"}]},
+                    "templates": [
+                        {"name": "main", "container": {"image": "busybox", "command": ["echo", "{{workflow.parameters.msg}}"]}}
+                    ],
+                },
+            }
+        )
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ok.read_text().replace("cli-ok", "cli-bad").replace('"echo"', '"false"').replace("- echo", "- 'false'"))
+    home = str(engine_settings.home)
+    assert cli_main(["--home", home, "run", str(ok), "-p", "msg=hello there"]) == 0
+    out = capsys.readouterr().out
+    assert "Status:     Succeeded" in out and "cli-ok" in out
+    assert cli_main(["--home", home, "run", str(bad), "--output", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"]["phase"] == "Failed"
+    assert cli_main(["--home", home, "logs", "cli-ok"]) == 0
+    assert capsys.readouterr().out.strip() == "cli-ok: hello there"
+    assert cli_main(["--home", home, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "cli-ok" in listing and "cli-bad" in listing
+    assert cli_main(["--home", home, "run", str(tmp_path / "missing.yaml")]) == 1
+    assert "no such file" in capsys.readouterr().err

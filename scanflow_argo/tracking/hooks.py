@@ -2,8 +2,10 @@
 
 Implements the engine's ``RunHooks`` protocol (``scanflow_argo/engine/hooks.py``) over MLflow's REST
 API — the engine never imports mlflow. Per node: input parameters become params, output parameters
-become ``output.<name>`` params (and metrics under their own name when numeric), the node's log
-becomes the artifact ``logs/<file>``, and the run ends FINISHED, FAILED or KILLED like the node.
+become ``output.<name>`` params (and metrics under their own name when numeric), output artifacts
+are named in tags (``scanflow.output_artifacts``: the names, comma-separated; ``scanflow.artifact.<name>``:
+where each is stored — a reference only, no file is uploaded), the node's log becomes the artifact
+``logs/<file>``, and the run ends FINISHED, FAILED or KILLED like the node.
 Each node's environment gets ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_ID``, ``MLFLOW_RUN_ID`` (its
 nested run) and ``SCANFLOW_PARENT_RUN_ID``, so a step that tracks logs into its own nested run.
 
@@ -161,6 +163,7 @@ class MlflowHooks:
             tags["scanflow.exit_code"] = str(outputs["exitCode"])
         if node.get("message"):
             tags["scanflow.message"] = str(node["message"])
+        tags.update(_artifact_tags(outputs.get("artifacts")))
         # A refused part (say, a parameter logged before with another value) must not keep the
         # log from being uploaded or the run from being ended: each part is tried on its own.
         self._part("outputs", self.client.log_batch, info["run_id"], {f"output.{k}": v for k, v in values.items()}, metrics, tags)
@@ -235,3 +238,30 @@ def _parameters(params: Any) -> dict[str, str]:
         if isinstance(p, Mapping) and p.get("name") is not None and p.get("value") is not None:
             out[str(p["name"])] = str(p["value"])
     return out
+
+
+def _artifact_tags(artifacts: Any) -> dict[str, str]:
+    """Tags naming a node's output artifacts and where each is stored (tags, not params: a resumed
+    node may store an artifact again under the same name, and params cannot change)."""
+    where: dict[str, str] = {}
+    for art in artifacts or []:
+        if isinstance(art, Mapping) and art.get("name"):
+            where[str(art["name"])] = _artifact_location(art)
+    if not where:
+        return {}
+    tags = {"scanflow.output_artifacts": ",".join(where)}
+    tags.update({f"scanflow.artifact.{name}": loc for name, loc in where.items() if loc})
+    return tags
+
+
+def _artifact_location(art: Mapping[str, Any]) -> str:
+    """The stored location of an Argo artifact: ``s3://bucket/key`` (or the key), the local engine's key, else its path."""
+    for kind in ("s3", "gcs", "oss"):
+        ref = art.get(kind)
+        if isinstance(ref, Mapping) and ref.get("key"):
+            return f"{kind}://{ref['bucket']}/{ref['key']}" if ref.get("bucket") else str(ref["key"])
+    for kind, field in (("http", "url"), ("git", "repo"), ("local", "key")):
+        ref = art.get(kind)
+        if isinstance(ref, Mapping) and ref.get(field):
+            return str(ref[field])
+    return str(art.get("path") or "")

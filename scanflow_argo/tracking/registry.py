@@ -8,6 +8,14 @@ deprecated stages. Evaluation metrics are stored on the version as ``scanflow.me
 
 Every function takes an optional ``tracking_uri``; without it the URI comes from
 ``MLFLOW_TRACKING_URI``, then the settings (``resolve_uri``). mlflow is imported inside the functions.
+
+Thread safety: nothing here touches process-wide MLflow state (``mlflow.set_tracking_uri``, the
+``MLFLOW_TRACKING_URI`` variable, the active experiment). Every call goes through an ``MlflowClient``
+bound to the URI, and artifact repositories get the URI explicitly — so threads may use different
+servers at once (the agent runtime calls the registry from worker threads). MLflow's own helpers that
+read the global URI (``Model.log``, ``mlflow.register_model``, ``download_artifacts`` on a
+``models:/`` URI, whose models repository asks ``mlflow.get_registry_uri()``) are therefore not used;
+the few steps they do are done here with the client.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -90,29 +99,17 @@ def _reachable(uri: str) -> None:
 
 
 @contextlib.contextmanager
-def _mlflow(tracking_uri: str | None) -> Iterator[Any]:
-    """``(mlflow, client)`` bound to the tracking URI; MLflow errors become ``TrackingError``."""
+def _client(tracking_uri: str | None) -> Iterator[tuple[str, Any]]:
+    """``(uri, MlflowClient)`` bound to the tracking URI (tracking and registry); MLflow errors become ``TrackingError``."""
     uri = _uri(tracking_uri)
     _reachable(uri)
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    # Model.log reads the process-wide URI: set it for the call, then put the caller's state back
-    # (the module global and the MLFLOW_TRACKING_URI variable, which set_tracking_uri also writes).
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    old_global, old_env = getattr(tracking_utils, "_tracking_uri", None), os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
     try:
-        yield mlflow, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        yield uri, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     except MlflowException as err:
         raise TrackingError(f"MLflow at {uri} refused the request: {err.message}") from err
-    finally:
-        mlflow.set_tracking_uri(old_global)
-        if old_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_env
 
 
 def _version(mv: Any) -> ModelVersion:
@@ -145,48 +142,95 @@ def register_model(
     except ValueError as err:
         raise TrackingError(f"cannot register {folder}: meta.json is not valid JSON ({err})") from err
     values = {k: float(v) for k, v in {**(meta.get("metrics") or {}), **(metrics or {})}.items() if number(v) is not None}
-    from . import pyfunc
-
-    with _mlflow(tracking_uri) as (mlflow, client):
-        from mlflow.models import Model
-
-        own_run = None
-        run_id = run_id or _current_run_id(mlflow)
+    with _client(tracking_uri) as (_, client):
+        own_run = False
+        run_id = run_id or _current_run_id()
         if run_id is None:
-            experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or Settings.from_env().tracking.experiment
-            exp = client.get_experiment_by_name(experiment)
-            exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-            own_run = client.create_run(exp_id, run_name=f"register-{name}", tags={"scanflow.role": "registration"})
-            run_id = own_run.info.run_id
+            run_id, own_run = _registration_run(client, name), True
+        model_id = _log_model(client, run_id, folder)
         if values:
             from mlflow.entities import Metric
 
+            # Metrics of the run, linked to the logged model (what Model.log does after the fact).
             stamp = int(time.time() * 1000)
-            client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in values.items()])
-        # Create the logged model in the run's experiment (Model.log alone would use the process's
-        # active experiment, so ``runs:/<run>/model`` could not find it).
-        logged = client.create_logged_model(
-            experiment_id=client.get_run(run_id).info.experiment_id, name="model", source_run_id=run_id
-        )
-        info = Model.log(
-            artifact_path=None,
-            name="model",
-            model_id=logged.model_id,
-            flavor=pyfunc,
-            registered_model_name=name,
-            run_id=run_id,
-            model_dir=str(folder),
-            await_registration_for=30,
-        )
-        if own_run is not None:
+            client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0, model_id=model_id) for k, v in values.items()])
+        mv = _new_version(client, name, model_id, run_id, {f"{METRIC_TAG}{k}": str(v) for k, v in values.items()})
+        if own_run:
             client.set_terminated(run_id, "FINISHED")
-        version = str(info.registered_model_version)
-        for key, value in values.items():
-            client.set_model_version_tag(name, version, f"{METRIC_TAG}{key}", str(value))
-        return _version(client.get_model_version(name, version))
+        return _version(mv)
 
 
-def _current_run_id(mlflow: Any) -> str | None:
+def _registration_run(client: Any, name: str) -> str:
+    """A run of its own for a model registered outside any run (experiment from the environment/settings)."""
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or Settings.from_env().tracking.experiment
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else _create_experiment(client, experiment)
+    run = client.create_run(exp_id, run_name=f"register-{name}", tags={"scanflow.role": "registration"})
+    return str(run.info.run_id)
+
+
+def _create_experiment(client: Any, experiment: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.create_experiment(experiment))
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":  # another thread or process won the race
+            raise
+        return str(client.get_experiment_by_name(experiment).experiment_id)
+
+
+def _log_model(client: Any, run_id: str, folder: Path) -> str:
+    """Log ``folder`` as an MLflow 3 logged model of ``run_id`` (in the run's experiment); returns its id.
+
+    The steps of ``Model.log`` done through ``client``: create the logged model, link it to the
+    run's outputs, lay it out with the ``scanflow`` flavor, upload, and mark it READY (FAILED on error).
+    """
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    from . import pyfunc
+
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id=experiment_id, name="model", source_run_id=run_id)
+    try:
+        client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+        with tempfile.TemporaryDirectory(prefix="scanflow-model-") as tmp:
+            local = Path(tmp) / "model"
+            mlmodel = Model(
+                artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id, model_id=logged.model_id
+            )
+            pyfunc.save_model(str(local), mlmodel, folder)
+            client.log_model_artifacts(logged.model_id, str(local))
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the original error; the status is best effort
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return str(logged.model_id)
+
+
+def _new_version(client: Any, name: str, model_id: str, run_id: str, tags: Mapping[str, str]) -> Any:
+    """Register logged model ``model_id`` as a new version of ``name`` (created when missing)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    mv = client.create_model_version(
+        name, source=f"models:/{model_id}", run_id=run_id, tags=dict(tags), await_creation_for=30, model_id=model_id
+    )
+    # The logged model lists its versions (as mlflow.register_model records it for the UI).
+    client.set_logged_model_tags(model_id, {"mlflow.modelVersions": json.dumps([{"name": mv.name, "version": mv.version}])})
+    return mv
+
+
+def _current_run_id() -> str | None:
+    """The calling thread's active run (MLflow keeps that stack per thread), else the step's ``MLFLOW_RUN_ID``."""
+    import mlflow
+
     active = mlflow.active_run()
     if active is not None:
         return str(active.info.run_id)
@@ -198,13 +242,13 @@ def _current_run_id(mlflow: Any) -> str | None:
 
 def set_alias(name: str, alias: str, version: int | str, *, tracking_uri: str | None = None) -> None:
     """Point ``name@alias`` at ``version``."""
-    with _mlflow(tracking_uri) as (_, client):
+    with _client(tracking_uri) as (_, client):
         client.set_registered_model_alias(name, alias, str(version))
 
 
 def get_alias(name: str, alias: str, *, tracking_uri: str | None = None) -> ModelVersion | None:
     """The version ``name@alias`` points at, or None when the alias (or the model) does not exist."""
-    with _mlflow(tracking_uri) as (_, client):
+    with _client(tracking_uri) as (_, client):
         from mlflow.exceptions import MlflowException
 
         try:
@@ -217,13 +261,13 @@ def get_alias(name: str, alias: str, *, tracking_uri: str | None = None) -> Mode
 
 def get_version(name: str, version: int | str, *, tracking_uri: str | None = None) -> ModelVersion:
     """A registered version; TrackingError when it does not exist."""
-    with _mlflow(tracking_uri) as (_, client):
+    with _client(tracking_uri) as (_, client):
         return _version(client.get_model_version(name, str(version)))
 
 
 def metric_of(name: str, version: int | str, metric: str, *, tracking_uri: str | None = None) -> float | None:
     """``metric`` of a version: its ``scanflow.metric.*`` tag, else the training run's metric."""
-    with _mlflow(tracking_uri) as (_, client):
+    with _client(tracking_uri) as (_, client):
         mv = client.get_model_version(name, str(version))
         tagged = number((mv.tags or {}).get(f"{METRIC_TAG}{metric}"))
         if tagged is not None:
@@ -279,9 +323,34 @@ def download(model_uri: str, dst: str | Path, *, tracking_uri: str | None = None
         raise TrackingError(f"cannot download {model_uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH")
     target = Path(dst)
     target.mkdir(parents=True, exist_ok=True)
-    uri = _uri(tracking_uri)
-    with _mlflow(uri) as (mlflow, _):
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(target), tracking_uri=uri))
+    with _client(tracking_uri) as (uri, client):
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        location = _artifact_location(client, model_uri)
+        repo = get_artifact_repository(location, tracking_uri=uri, registry_uri=uri)
+        local = Path(repo.download_artifacts("", dst_path=str(target)))
     if not (local / "model.pt").is_file():
         raise TrackingError(f"{model_uri} downloaded to {local} holds no model.pt — it is not a scanflow model folder")
     return local
+
+
+def _artifact_location(client: Any, model_uri: str) -> str:
+    """Where the files of ``models:/…`` or ``runs:/RUN/PATH`` live, resolved through ``client`` only."""
+    if model_uri.startswith("models:/"):
+        from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+        found = get_model_name_and_version(client, model_uri)  # an alias is resolved through client
+        if len(found) == 1:
+            return str(client.get_logged_model(found[0]).artifact_location)
+        return str(client.get_model_version_download_uri(*found))
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    run_id, path = RunsArtifactRepository.parse_runs_uri(model_uri)
+    run = client.get_run(run_id)
+    head, _, rest = (path or "").partition("/")
+    # MLflow 3: ``runs:/RUN/model`` names a logged model of the run, not a run artifact folder.
+    for output in (run.outputs.model_outputs if run.outputs else None) or []:
+        logged = client.get_logged_model(output.model_id)
+        if logged.name == head:
+            return f"{logged.artifact_location.rstrip('/')}/{rest}".rstrip("/")
+    return f"{run.info.artifact_uri.rstrip('/')}/{path or ''}".rstrip("/")

@@ -17,6 +17,10 @@ TRAIN = """
 from scanflow_argo.tracking.step import log_metrics
 log_metrics({"loss": 0.125})
 print("trained with lr {{inputs.parameters.lr}}")
+import pathlib
+out = pathlib.Path("{{outputs.artifacts.model.path}}")
+out.parent.mkdir(parents=True, exist_ok=True)
+out.write_text("weights")
 """
 
 
@@ -51,6 +55,7 @@ def test_engine_run_becomes_parent_and_nested_runs(mlflow_server, tmp_path: Path
                 {
                     "name": "train",
                     "inputs": {"parameters": [{"name": "lr"}]},
+                    "outputs": {"artifacts": [{"name": "model", "path": str(tmp_path / "out" / "model.txt")}]},
                     "script": {"image": "python:3.11", "command": ["python"], "source": TRAIN},
                 },
                 {"name": "check", "container": {"image": "busybox", "command": ["sh", "-c"], "args": ["echo bad; exit 2"]}},
@@ -74,6 +79,8 @@ def test_engine_run_becomes_parent_and_nested_runs(mlflow_server, tmp_path: Path
     assert train.data.params["lr"] == "0.01"
     assert train.data.metrics["loss"] == 0.125  # logged by the step itself, into its nested run
     assert train.data.params["output.result"] == "trained with lr 0.01"
+    assert train.data.tags["scanflow.output_artifacts"] == "model"
+    assert train.data.tags["scanflow.artifact.model"].endswith("/model.tgz")  # the engine's artifact key
     assert nested["check"].info.status == "FAILED"
     log = client.download_artifacts(nested["check"].info.run_id, "logs", str(tmp_path / "logs"))
     assert "bad" in "".join(p.read_text() for p in Path(log).iterdir())

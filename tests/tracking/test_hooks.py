@@ -48,6 +48,10 @@ def test_parent_and_nested_runs_with_params_outputs_and_log(mlflow_server, tmp_p
     outputs = {
         "parameters": [{"name": "accuracy", "value": "0.97"}, {"name": "model-uri", "value": "models:/mnist/1"}],
         "exitCode": "0",
+        "artifacts": [
+            {"name": "model", "path": "/tmp/model", "local": {"key": f"{run}/n-train/model.tgz", "archived": True}},
+            {"name": "report", "path": "/tmp/report.txt", "s3": {"bucket": "ml", "key": "runs/report.txt"}},
+        ],
     }
     hooks.node_finished(run, "n-train", _node("train", "Succeeded", inputs=inputs, outputs=outputs), log_file)
 
@@ -73,6 +77,11 @@ def test_parent_and_nested_runs_with_params_outputs_and_log(mlflow_server, tmp_p
     assert nested.data.params["output.accuracy"] == "0.97"
     assert nested.data.params["output.model-uri"] == "models:/mnist/1"
     assert nested.data.metrics == {"accuracy": 0.97}
+    assert nested.data.tags["scanflow.output_artifacts"] == "model,report"
+    assert nested.data.tags["scanflow.artifact.model"] == f"{run}/n-train/model.tgz"
+    assert nested.data.tags["scanflow.artifact.report"] == "s3://ml/runs/report.txt"
+    # Output artifacts are referenced, never uploaded: the log is the only file of the run.
+    assert [a.path for a in client.list_artifacts(nested_id)] == ["logs"]
     assert [a.path for a in client.list_artifacts(nested_id, "logs")] == ["logs/main.log"]
     local = client.download_artifacts(nested_id, "logs/main.log", str(tmp_path / "dl"))
     assert Path(local).read_text() == log_file.read_text()

@@ -12,9 +12,13 @@ production, and the promotion decision lives next to the evaluation that justifi
 
 ``throughput_scaler`` reads p95 latency of the router and the request rate and sets the
 deployment's replicas to hold p95 under ``slo`` (HPA-style ratio, min/max bounds, fast scale-up,
-slow scale-down). Both are built by factories whose intervals, windows and thresholds are
+slow scale-down). With no traffic p95 is NaN — no data, so the SLO rule stays unknown — but a
+request rate of ~0 (at most ``idle_rps``) is real data: after ``down_stabilization`` of it the
+scaler scales down to ``min_replicas``. Both are built by factories whose intervals, windows and thresholds are
 arguments, so the demo and tests use short ones:
 ``scanflow-argo agent run agents.mnist:make_drift_supervisor --arg interval=1s --arg window=30s``.
+``@agent_factory`` records those arguments in ``config()``, so the compiled ConfigMap rebuilds the
+same agent in the pod.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from scanflow_argo.spec.agent import (
     ScaleDeployment,
     SubmitWorkflow,
     Threshold,
+    agent_factory,
 )
 
 __all__ = ["drift_supervisor", "make_drift_supervisor", "make_throughput_scaler", "throughput_scaler"]
 
 
+@agent_factory
 def make_drift_supervisor(
     *,
     name: str = "drift-supervisor",
@@ -81,6 +87,7 @@ def make_drift_supervisor(
     )
 
 
+@agent_factory
 def make_throughput_scaler(
     *,
     name: str = "throughput-scaler",
@@ -92,6 +99,7 @@ def make_throughput_scaler(
     max_replicas: int = 4,
     up_stabilization: float | str = "0s",
     down_stabilization: float | str = "3m",
+    idle_rps: float = 0.01,
     stale_after: float | str | None = None,
 ) -> Agent:
     """The throughput scaler holding p95 latency (seconds) under ``slo``."""
@@ -116,6 +124,8 @@ def make_throughput_scaler(
         max_replicas=max_replicas,
         up_stabilization=up_stabilization,
         down_stabilization=down_stabilization,
+        idle_sensor="rps",
+        idle_below=idle_rps,
         name="scale",
     )
     return Agent(

@@ -8,6 +8,12 @@ Endpoints: ``GET /healthz`` (the loop is alive), ``GET /readyz`` (at least one i
 
 Without a token the agent refuses to start, unless it listens on a loopback address: that is the
 development mode, where the API is open to local processes only and ``/status`` says so.
+
+With several replicas on Kubernetes only the Lease holder acts, so a write (``POST /messages``,
+``/pause``, ``/resume``, ``/trigger``) reaching a follower is forwarded to the leader's address
+recorded in the Lease (one hop, marked ``X-Scanflow-Forwarded``); when no leader is known or it
+does not answer, the follower answers 503 with ``Retry-After`` and the leader's identity, and the
+sender retries (``SendMessage`` does; messages are de-duplicated by id, so a resend is harmless).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,7 @@ __all__ = ["build_app", "resolve_token", "serve"]
 log = logging.getLogger("scanflow_argo.agents")
 
 _OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
+FORWARDED = "X-Scanflow-Forwarded"
 
 
 def _is_loopback(host: str) -> bool:
@@ -79,6 +88,39 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
 
     app = web.Application(middlewares=[auth], client_max_size=1 << 20)
 
+    def not_leader(holder: str | None, url: str | None, why: str) -> web.Response:
+        retry = str(max(1, math.ceil(runtime.agent.interval)))
+        return web.json_response(
+            {"error": f"this replica is not the leader ({why}); retry in {retry}s", "leader": holder, "leader_url": url},
+            status=503,
+            headers={"Retry-After": retry},
+        )
+
+    async def to_leader(request: web.Request) -> web.StreamResponse | None:
+        """``None`` when this process handles the write; else the leader's answer, or 503 + Retry-After."""
+        target = runtime.leader_target()
+        if target is None:
+            return None
+        holder, url = target
+        if request.headers.get(FORWARDED):
+            return not_leader(holder, url, f"forwarded by {request.headers[FORWARDED]}, but leadership moved")
+        if not url:
+            return not_leader(holder, url, "no leader known yet" if holder is None else f"leader {holder} has no address")
+        import httpx
+
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        headers[FORWARDED] = str(getattr(runtime.leader, "identity", "follower"))
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                resp = await client.post(f"{url}{request.path_qs}", content=await request.read(), headers=headers)
+        except httpx.HTTPError as err:
+            return not_leader(holder, url, f"leader {holder} at {url} did not answer: {type(err).__name__}")
+        out = {"Retry-After": resp.headers["Retry-After"]} if "Retry-After" in resp.headers else {}
+        out["X-Scanflow-Leader"] = str(holder)
+        return web.Response(
+            body=resp.content, status=resp.status_code, headers=out, content_type="application/json", charset="utf-8"
+        )
+
     async def healthz(_: web.Request) -> web.Response:
         now = runtime.clock.now()
         limit = 3 * runtime.agent.interval + 30
@@ -107,15 +149,21 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
             return web.json_response({"error": "page and size must be whole numbers, e.g. /decisions?page=2&size=50"}, status=400)
         return web.json_response(await asyncio.to_thread(runtime.audit.page, page, size))
 
-    async def pause(_: web.Request) -> web.Response:
+    async def pause(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
         await asyncio.to_thread(runtime.set_paused, True)
         return web.json_response({"paused": True})
 
-    async def resume(_: web.Request) -> web.Response:
+    async def resume(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
         await asyncio.to_thread(runtime.set_paused, False)
         return web.json_response({"paused": False})
 
-    async def trigger(request: web.Request) -> web.Response:
+    async def trigger(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
         name = request.match_info["sensor"]
         try:
             runtime.trigger(name)
@@ -124,7 +172,9 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
             return web.json_response({"error": f"no sensor {name!r} (sensors: {known})"}, status=404)
         return web.json_response({"triggered": name}, status=202)
 
-    async def messages(request: web.Request) -> web.Response:
+    async def messages(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
         try:
             body = await request.json()
         except (ValueError, json.JSONDecodeError):
@@ -167,6 +217,7 @@ async def serve(runtime: AgentRuntime, host: str, port: int, token: str | None, 
     with contextlib.suppress(Exception):
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    runtime.advertise(f"http://{_advertised_host(host, runtime.settings.platform)}:{bound}")
     endpoint = agent_dir(runtime.settings, runtime.agent.name) / "endpoint.json"
     endpoint.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(endpoint, {"url": f"http://{shown}:{bound}", "pid": os.getpid()})
@@ -184,3 +235,15 @@ async def serve(runtime: AgentRuntime, host: str, port: int, token: str | None, 
             endpoint.unlink()
         await runner.cleanup()
         await runtime.close()
+
+
+def _advertised_host(host: str, platform: str) -> str:
+    """The address other replicas reach this one on: ``$POD_IP`` in a pod, else the bound host."""
+    if os.environ.get("POD_IP"):
+        return os.environ["POD_IP"]
+    if host in ("0.0.0.0", "::"):
+        if platform == "kubernetes":
+            with contextlib.suppress(OSError):
+                return socket.gethostbyname(socket.gethostname())  # a pod's hostname resolves to its IP
+        return "127.0.0.1"
+    return host

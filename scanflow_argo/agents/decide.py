@@ -445,10 +445,18 @@ def _scale(
     now: float,
 ) -> list[Decision]:
     metric, replicas = windows.get(action.sensor), windows.get(action.replicas_sensor)
-    if is_stale(metric, now) or is_stale(replicas, now):
+    if is_stale(replicas, now):
         return []  # no action on stale data
-    assert metric is not None and replicas is not None and metric.latest and replicas.latest
-    value, current = metric.latest.v, int(replicas.latest.v)
+    assert replicas is not None and replicas.latest
+    current = int(replicas.latest.v)
+    if is_stale(metric, now):
+        idle = _idle_for(action, windows, now)
+        if idle is None or idle < action.down_stabilization:
+            return []  # no data and no proof of idleness (or not for long enough): no action
+        # No requests (p95 of nothing is NaN) for the whole down window: real data, scale toward min.
+        return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, f"idle for {idle:.0f}s")
+    assert metric is not None and metric.latest
+    value = metric.latest.v
     if action.policy == "target":
         ratio = value / action.target
         if abs(ratio - 1) <= action.tolerance:
@@ -463,6 +471,33 @@ def _scale(
             if value < action.target * action.low
             else current
         )
+    reason = f"{action.sensor}={value:.4g} target {action.target:g}"
+    return _recommend(agent, action, rule, windows, state, now, current, raw, reason)
+
+
+def _idle_for(action: ScaleDeployment, windows: Mapping[str, SensorWindow], now: float) -> float | None:
+    """Seconds the idle sensor has read at most ``idle_below`` without a break, or ``None`` (not idle / unknown)."""
+    if not action.idle_sensor:
+        return None
+    traffic = windows.get(action.idle_sensor)
+    if is_stale(traffic, now) or traffic is None:
+        return None  # no data about traffic is not "no traffic"
+    start = _run_start(traffic.samples, lambda v: v <= action.idle_below)
+    return None if start is None else now - start
+
+
+def _recommend(
+    agent: Agent,
+    action: ScaleDeployment,
+    rule: str | None,
+    windows: Mapping[str, SensorWindow],
+    state: Mapping[str, Any],
+    now: float,
+    current: int,
+    raw: int,
+    reason: str,
+) -> list[Decision]:
+    """Bound ``raw``, stabilise it over the recommendation history and plan the scale when it moves."""
     raw = max(action.min_replicas, min(action.max_replicas, raw))
     history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
     history.append((now, raw))
@@ -493,8 +528,10 @@ def _scale(
             status="planned",
             key=render(action.idempotency_key, values),
             params={"deployment": action.deployment, "replicas": desired, "from": current, "raw": raw},
-            inputs=_inputs([action.sensor, action.replicas_sensor], windows, now),
-            reason=f"{action.sensor}={value:.4g} target {action.target:g}: {current} → {desired}",
+            inputs=_inputs(
+                [action.sensor, action.replicas_sensor, *([action.idle_sensor] if action.idle_sensor else [])], windows, now
+            ),
+            reason=f"{reason}: {current} → {desired}",
         )
     )
     return out

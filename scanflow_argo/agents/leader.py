@@ -3,6 +3,9 @@
 ``FileLeader`` holds ``flock`` on ``<state dir>/leader.lock`` (released by the kernel when the
 process dies, so a restarted agent takes over at once). ``LeaseLeader`` acquires and renews a
 Lease named after the agent; it takes over an expired one (holder gone for ``lease_seconds``).
+The holder writes the address its API answers on into the Lease's ``scanflow.io/leader-url``
+annotation, so a follower can forward ``POST /messages``, ``/pause``, ``/resume``, ``/trigger``
+to it (``holder`` and ``holder_url`` are what the last ``acquire`` saw).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any, Protocol
 from ..clock import Clock, SystemClock
 from ..errors import PlatformError
 
-__all__ = ["FileLeader", "Leader", "LeaseLeader"]
+__all__ = ["LEADER_URL_ANNOTATION", "FileLeader", "Leader", "LeaseLeader"]
+
+LEADER_URL_ANNOTATION = "scanflow.io/leader-url"
 
 
 class Leader(Protocol):
@@ -62,11 +67,30 @@ class LeaseLeader:
     """Leader election through a ``coordination.k8s.io/v1`` Lease (needs leases get/create/update)."""
 
     def __init__(
-        self, name: str, namespace: str, identity: str, lease_seconds: int = 15, api: Any = None, clock: Clock | None = None
+        self,
+        name: str,
+        namespace: str,
+        identity: str,
+        lease_seconds: int = 15,
+        api: Any = None,
+        clock: Clock | None = None,
+        url: str | None = None,
     ) -> None:
         self.name, self.namespace, self.identity, self.lease_seconds = name, namespace, identity, lease_seconds
         self._api = api
         self._clock = clock or SystemClock()
+        self.url = url
+        """Where this replica's API answers (written into the Lease while it leads)."""
+        self.holder: str | None = None
+        self.holder_url: str | None = None
+
+    def _annotate(self, meta: Any) -> None:
+        if self.url:
+            meta.annotations = {**(meta.annotations or {}), LEADER_URL_ANNOTATION: self.url}
+
+    def _saw(self, holder: str | None, meta: Any) -> None:
+        self.holder = holder
+        self.holder_url = (getattr(meta, "annotations", None) or {}).get(LEADER_URL_ANNOTATION)
 
     def _client(self) -> Any:
         if self._api is None:
@@ -96,8 +120,10 @@ class LeaseLeader:
                     holder_identity=self.identity, lease_duration_seconds=self.lease_seconds, acquire_time=now, renew_time=now
                 ),
             )
+            self._annotate(body.metadata)
             try:
                 api.create_namespaced_lease(self.namespace, body)
+                self._saw(self.identity, body.metadata)
                 return True
             except ApiException as err2:
                 if err2.status == 409:
@@ -108,6 +134,7 @@ class LeaseLeader:
         renewed = spec.renew_time or spec.acquire_time
         expired = renewed is None or renewed + timedelta(seconds=spec.lease_duration_seconds or self.lease_seconds) < now
         if holder != self.identity and not expired:
+            self._saw(holder, lease.metadata)
             return False
         if holder != self.identity:
             spec.acquire_time = now
@@ -115,8 +142,10 @@ class LeaseLeader:
         spec.holder_identity = self.identity
         spec.renew_time = now
         spec.lease_duration_seconds = self.lease_seconds
+        self._annotate(lease.metadata)
         try:
             api.replace_namespaced_lease(self.name, self.namespace, lease)  # resourceVersion guards the race
+            self._saw(self.identity, lease.metadata)
             return True
         except ApiException as err:
             if err.status == 409:

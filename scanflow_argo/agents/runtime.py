@@ -51,7 +51,7 @@ from .sensors import (
     SensorTrack,
     check_promql_online,
 )
-from .state import AgentState, AuditLog
+from .state import AgentState, AuditLog, ConfigMapState
 
 __all__ = ["LABEL_ACTION", "LABEL_AGENT", "LABEL_KEY", "AgentRuntime", "agent_dir", "key_label", "prometheus_url", "tracking_uri"]
 
@@ -62,6 +62,17 @@ LABEL_ACTION = "scanflow.io/action"
 LABEL_KEY = "scanflow.io/idempotency-key"
 
 _RETRIES = 3
+
+
+_SEND_ATTEMPTS = 6
+
+
+def _retry_after(header: str | None, attempt: int) -> float:
+    """Seconds to wait before resending: the receiver's ``Retry-After`` (capped), else exponential backoff."""
+    try:
+        return max(0.05, min(float(header), 5.0)) if header else min(0.2 * 2**attempt, 5.0)
+    except ValueError:
+        return min(0.2 * 2**attempt, 5.0)
 
 
 def key_label(key: str) -> str:
@@ -106,6 +117,7 @@ class AgentRuntime:
         recorder: Any = None,
         leader: Leader | None = None,
         readers: Mapping[str, Any] | None = None,
+        state: AgentState | None = None,
     ) -> None:
         self.agent = agent
         self.settings = settings
@@ -114,7 +126,7 @@ class AgentRuntime:
         folder = Path(state_dir) if state_dir else agent_dir(settings, agent.name)
         # A dry run keeps its own knowledge, so it never blocks (or fakes) the real agent's actions.
         self.folder = folder / "dry-run" if self.dry_run else folder
-        self.state = AgentState(self.folder)
+        self.state = state or self._default_state(explicit_folder=state_dir is not None)
         self.audit = AuditLog(self.folder)
         self.metrics = AgentMetrics(agent.name)
         self._platform = platform
@@ -139,15 +151,38 @@ class AgentRuntime:
         self._last_error: str | None = None
 
     # -- wiring ----------------------------------------------------------------------------------
+    def _default_state(self, explicit_folder: bool) -> AgentState:
+        """On Kubernetes the pod's folder is an emptyDir: the state lives in the ``<agent>-state`` ConfigMap —
+        unless a state folder is named explicitly (``--state-dir`` on a mounted volume). A dry run keeps its
+        own state in the folder, never touching the real agent's."""
+        if self.settings.platform == "kubernetes" and not self.dry_run and not explicit_folder:
+            return ConfigMapState.from_settings(self.folder, self.agent.state_config_map(), self.settings)
+        return AgentState(self.folder)
+
     def _default_leader(self) -> Leader:
         if self.settings.platform == "kubernetes" and self.agent.replicas > 1:
+            from kubernetes import client
+
+            from ..platform._k8s.api import load_api_client
             from .leader import LeaseLeader
 
             identity = os.environ.get("POD_NAME") or socket.gethostname()
+            api = client.CoordinationV1Api(load_api_client(self.settings.kubernetes))
             return LeaseLeader(
-                f"scanflow-agent-{self.agent.name}", self.settings.kubernetes.namespace, identity, clock=self.clock
+                f"scanflow-agent-{self.agent.name}", self.settings.kubernetes.namespace, identity, api=api, clock=self.clock
             )
         return FileLeader(self.folder / "leader.lock")
+
+    def advertise(self, url: str) -> None:
+        """The address this replica's API answers on; a Lease leader publishes it for followers to forward to."""
+        if hasattr(self.leader, "url"):
+            self.leader.url = url  # type: ignore[attr-defined]
+
+    def leader_target(self) -> tuple[str | None, str | None] | None:
+        """``None`` when this process handles writes itself; else the leader's (identity, URL) as last seen."""
+        if self._own_lock or self.is_leader or not hasattr(self.leader, "holder"):
+            return None
+        return getattr(self.leader, "holder", None), getattr(self.leader, "holder_url", None)
 
     @property
     def platform(self) -> Any:
@@ -201,8 +236,9 @@ class AgentRuntime:
                 if isinstance(s, PromQuery)
             }
             self.notes.extend(await asyncio.to_thread(check_promql_online, self.prometheus, queries))
-        await asyncio.to_thread(self._settle_pending)
-        self._record({"kind": "start", "t": self.clock.now(), "dry_run": self.dry_run, "config": self.agent.config()})
+        if self._own_lock:  # a Lease follower must not settle what the leader may be doing: done on taking over
+            await asyncio.to_thread(self._settle_pending)
+        self._record({"kind": "start", "t": self.clock.now(), "dry_run": self.dry_run, "config": self.agent.declaration()})
 
     def _settle_pending(self) -> None:
         """A key left *pending* by a crash: adopt the run if the platform has it, else mark it failed (retried)."""
@@ -279,7 +315,13 @@ class AgentRuntime:
         await self._poll_due()
         if self._unsettled:
             await asyncio.to_thread(self._settle_pending)
-        self.is_leader = await asyncio.to_thread(self._acquire_leader)
+        leading = await asyncio.to_thread(self._acquire_leader)
+        if leading and not self.is_leader and not self._own_lock:
+            # Take over what the previous leader persisted before deciding anything; if that fails,
+            # this is not a takeover yet (tried again next iteration).
+            await asyncio.to_thread(self.state.refresh)
+            await asyncio.to_thread(self._settle_pending)
+        self.is_leader = leading
         self.metrics.leader.labels(self.agent.name).set(1 if self.is_leader else 0)
         records: list[dict[str, Any]] = []
         if self.is_leader:
@@ -520,11 +562,19 @@ class AgentRuntime:
         token = os.environ.get(self.settings.agent.token_env, "")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"topic": topic, "payload": dict(payload), "from": self.agent.name, "id": key_label(key)}
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                resp = await client.post(f"{url}/messages", json=body, headers=headers)
-        except httpx.HTTPError as err:
-            raise UnavailableError(f"agent {to!r} at {url} unreachable: {type(err).__name__}") from err
+        # 503 + Retry-After: a follower replica with no reachable leader (or a leader change): the
+        # receiver de-duplicates by id, so resending is safe. Bounded: the cooldown retries later.
+        async with httpx.AsyncClient(timeout=5) as client:
+            for attempt in range(_SEND_ATTEMPTS):
+                try:
+                    resp = await client.post(f"{url}/messages", json=body, headers=headers)
+                except httpx.HTTPError as err:
+                    raise UnavailableError(f"agent {to!r} at {url} unreachable: {type(err).__name__}") from err
+                if resp.status_code != 503 or attempt == _SEND_ATTEMPTS - 1:
+                    break
+                await asyncio.sleep(_retry_after(resp.headers.get("Retry-After"), attempt))
+        if resp.status_code == 503:
+            raise UnavailableError(f"agent {to!r} has no leader to take the message: {resp.text[:200]}")
         if resp.status_code >= 300:
             raise AgentError(f"agent {to!r} refused the message: HTTP {resp.status_code} {resp.text[:200]}")
 
@@ -630,6 +680,7 @@ class AgentRuntime:
             "paused": bool(state.get("paused")),
             "leader": self.is_leader,
             "platform": self.settings.platform,
+            "state": getattr(self.state, "what", str(self.state.path)),
             "prometheus": redact(self.prometheus),
             "iterations": self.iterations,
             "last_eval_age": round(now - self.last_eval, 3) if self.last_eval else None,

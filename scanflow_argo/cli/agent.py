@@ -31,10 +31,21 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--arg", action="append", metavar="NAME=VALUE", help="keyword argument for a factory (repeatable; JSON values)"
     )
+    run.add_argument(
+        "--config",
+        metavar="JSON|FILE",
+        help="the compiled agent config (default: $SCANFLOW_AGENT_CONFIG, set from the agent's ConfigMap): "
+        "rebuilds the agent from its factory with the recorded arguments; --arg wins",
+    )
     run.add_argument("--dry-run", action="store_true", help="decide and record, never act")
     run.add_argument("--host", help="address of the HTTP API (default: $SCANFLOW_AGENT_HOST or 127.0.0.1)")
     run.add_argument("--port", type=int, help="port of the HTTP API; 0 picks a free one (default: $SCANFLOW_AGENT_PORT or 8080)")
-    run.add_argument("--state-dir", type=Path, help="state and audit folder (default: <home>/agents/<name>)")
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help="state and audit folder (default: <home>/agents/<name>; on Kubernetes the state then stays in this "
+        "folder — a mounted volume — instead of the <agent>-state ConfigMap)",
+    )
     run.add_argument("--prometheus-url", help="Prometheus to query (default: $SCANFLOW_PROMETHEUS_URL, else the local one)")
     run.add_argument("--ready-file", type=Path, help="write {'url': ...} here once the API listens (for scripts and tests)")
     run.add_argument(
@@ -48,13 +59,14 @@ def register(sub: Any) -> None:
     check = actions.add_parser("check", help="validate an agent definition; print its config and RBAC rules")
     check.add_argument("ref", metavar="MODULE:AGENT")
     check.add_argument("--arg", action="append", metavar="NAME=VALUE")
+    check.add_argument("--config", metavar="JSON|FILE", help="the compiled agent config to rebuild from (as `run`)")
     check.set_defaults(func=agent_check)
 
 
 def agent_check(args: argparse.Namespace, settings: Settings) -> int:
-    from ..agents.loader import load_agent, parse_args
+    from ..agents.loader import load_agent, parse_args, read_config
 
-    agent = load_agent(args.ref, parse_args(args.arg))
+    agent = load_agent(args.ref, parse_args(args.arg), config=read_config(args.config))
     print(json.dumps({"config": agent.config(), "rbac": agent.rbac_rules(), "secret_env": agent.secret_env()}, indent=2))
     return 0
 
@@ -65,14 +77,21 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from ..agents.api import resolve_token, serve
-    from ..agents.loader import load_agent, parse_args
+    from ..agents.loader import load_agent, parse_args, read_config
     from ..agents.runtime import AgentRuntime
     from ..errors import AgentDefinitionError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "urllib3"):  # one line per request would drown the agent's own log
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    agent = load_agent(args.ref, parse_args(args.arg))
+    config = read_config(args.config)
+    agent = load_agent(args.ref, parse_args(args.arg), config=config)
+    if config is not None and not args.arg and json.loads(json.dumps(agent.declaration())) != config:
+        logging.getLogger("scanflow_argo.agents").warning(
+            "agent %s: the compiled config differs from what %s builds in this image — recompile the manifests",
+            agent.name,
+            args.ref,
+        )
     host = args.host or settings.agent.host
     port = args.port if args.port is not None else settings.agent.port
     if args.prometheus_url:

@@ -16,8 +16,12 @@ monitor agent ``SendMessage``s an analyser/planner/executor whose rules are ``On
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
@@ -46,6 +50,7 @@ __all__ = [
     "SetModelAlias",
     "SubmitWorkflow",
     "Threshold",
+    "agent_factory",
     "check_promql",
     "parse_duration",
     "render",
@@ -75,6 +80,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def parse_duration(value: float | int | str | None, where: str = "duration") -> float | None:
@@ -625,6 +631,11 @@ class ScaleDeployment(Action):
     down_stabilization: float | str = 300.0
     replicas_sensor: str = ""
     """The ``Replicas`` sensor of the deployment; added by the agent when not declared."""
+    idle_sensor: str = ""
+    """A traffic sensor (e.g. request rate). While ``sensor`` has no data (p95 of no requests is NaN)
+    and this one reads at most ``idle_below`` for ``down_stabilization`` seconds, the deployment is
+    idle: scale toward ``min_replicas``. ``""``: no idle rule (no data never scales)."""
+    idle_below: float = 0.0
     cooldown: float | str = 0.0
     idempotency_key: str = "{agent}/{action}/{now}"
     name: str = ""
@@ -651,6 +662,13 @@ class ScaleDeployment(Action):
             raise AgentDefinitionError(f"{where}.low: {self.low!r} must be between 0 and 1")
         _set(self, "up_stabilization", parse_duration(self.up_stabilization, f"{where}.up_stabilization"))
         _set(self, "down_stabilization", parse_duration(self.down_stabilization, f"{where}.down_stabilization"))
+        _set(self, "idle_below", _number(self.idle_below, f"{where}.idle_below"))
+        if self.idle_below < 0:
+            raise AgentDefinitionError(f"{where}.idle_below: {self.idle_below!r} must be 0 or more")
+        if self.idle_sensor == self.sensor:
+            raise AgentDefinitionError(
+                f"{where}.idle_sensor: {self.idle_sensor!r} is the scaled sensor itself — name a traffic sensor (request rate)"
+            )
         if not self.replicas_sensor:
             _set(self, "replicas_sensor", f"{self.deployment}-replicas")
 
@@ -758,16 +776,24 @@ class Agent:
     interval: float | str = 15.0
     replicas: int = 1
     port: int = 8080
-    entrypoint: str = "agents.mnist:drift_supervisor"
+    entrypoint: str = ""
+    """``package.module:attribute`` the compiled Deployment runs (an Agent or its factory). Required for a
+    compiled agent; ``@agent_factory`` and ``agent run MODULE:AGENT`` fill it in."""
     image: str | None = None
     role: str = "all"
     """MAPE-K role, informational (``all``, ``monitor``, ``analyser``, ``planner``, ``executor``)."""
     token_secret: str = "scanflow-agent-token"
     """Kubernetes Secret (key ``token``) holding the bearer token of the agent API."""
     description: str = ""
+    factory: str = ""
+    """``package.module:function`` that built this agent (set by ``@agent_factory`` or the loader)."""
+    factory_args: Mapping[str, Any] = field(default_factory=dict)
+    """The factory's arguments, defaults included (JSON data): ``config()`` carries them so the compiled
+    ConfigMap rebuilds the same agent in the pod (``agent run`` reads ``SCANFLOW_AGENT_CONFIG``)."""
 
     def __post_init__(self) -> None:
         _check_name(self.name, "agent.name")
+        _set(self, "factory_args", dict(self.factory_args))
         for attr in ("sensors", "rules", "plans"):
             value = getattr(self, attr)
             _set(self, attr, tuple(value) if isinstance(value, list | tuple) else (value,))
@@ -778,8 +804,10 @@ class Agent:
             raise AgentDefinitionError(f"agent {self.name!r}.replicas: {self.replicas!r} must be 1 or more")
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise AgentDefinitionError(f"agent {self.name!r}.port: {self.port!r} is not a TCP port")
-        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", self.entrypoint):
-            raise AgentDefinitionError(f"agent {self.name!r}.entrypoint: {self.entrypoint!r} — use 'package.module:attribute'")
+        for attr in ("entrypoint", "factory"):
+            value = getattr(self, attr)
+            if value and not (isinstance(value, str) and _REF.match(value)):
+                raise AgentDefinitionError(f"agent {self.name!r}.{attr}: {value!r} — use 'package.module:attribute'")
         if self.role not in ROLES:
             raise AgentDefinitionError(f"agent {self.name!r}.role: {self.role!r} is not one of {', '.join(ROLES)}")
         self._add_implicit_sensors()
@@ -833,10 +861,13 @@ class Agent:
                 action_names.add(a.name)
                 for key, template in a.templates().items():
                     _check_template(template, f"{where}.plans[{i}].actions[{j}] ({a.name!r}).{key}", sensors)
-                if isinstance(a, ScaleDeployment) and a.sensor not in sensors:
-                    raise AgentDefinitionError(
-                        f"{where}.plans[{i}].actions[{j}] ({a.name!r}).sensor: unknown sensor {a.sensor!r}"
-                    )
+                if isinstance(a, ScaleDeployment):
+                    for attr in ("sensor", "idle_sensor"):
+                        ref = getattr(a, attr)
+                        if ref and ref not in sensors:
+                            raise AgentDefinitionError(
+                                f"{where}.plans[{i}].actions[{j}] ({a.name!r}).{attr}: unknown sensor {ref!r}"
+                            )
 
     # -- queries the runtime and compiler use ----------------------------------------------------
     def actions(self) -> list[Action]:
@@ -874,14 +905,57 @@ class Agent:
                 grant("machinelearning.seldon.io", "seldondeployments", "get", "patch")
         if self.replicas > 1:
             grant("coordination.k8s.io", "leases", "get", "create", "update")
-        return [
+        rules: list[dict[str, Any]] = [
             {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
             for (group, resource), verbs in sorted(grants.items())
         ]
+        # Persisted state on the cluster: only this agent's own ConfigMap, which the compiler emits
+        # (Kubernetes cannot restrict ``create`` by name, so the agent never creates it).
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [self.state_config_map()],
+                "verbs": ["get", "update"],
+            }
+        )
+        return rules
+
+    def state_config_map(self) -> str:
+        """Name of the ConfigMap holding the agent's persisted state on Kubernetes (``<name>-state``)."""
+        return f"{self.name}-state"
 
     def config(self) -> dict[str, Any]:
-        """The whole declaration as JSON-able data (for the ConfigMap and the audit log)."""
+        """The declaration as JSON data for the compiled ConfigMap: every field, ``factory`` and
+        ``factory_args`` included. A compiled agent needs an ``entrypoint``: AgentDefinitionError without one."""
+        if not self.entrypoint:
+            raise AgentDefinitionError(
+                f"agent {self.name!r}.entrypoint: required to compile it — the pod runs `scanflow-argo agent run ENTRYPOINT`. "
+                "Pass entrypoint='package.module:attribute' (where the Agent or its factory is defined), "
+                "or build it with a function decorated with @agent_factory"
+            )
+        return self.declaration()
+
+    def declaration(self) -> dict[str, Any]:
+        """The whole declaration as JSON-able data (audit log, status), with no requirement on the entrypoint."""
         return _plain(self)
+
+    def with_factory(self, factory: str, args: Mapping[str, Any]) -> Agent:
+        """A copy recording the factory that built it and its arguments; the entrypoint defaults to the factory."""
+        try:
+            json.dumps(dict(args))
+        except (TypeError, ValueError) as err:
+            raise AgentDefinitionError(
+                f"agent {self.name!r}.factory_args: {err} — factory arguments must be JSON data (numbers, strings, lists, dicts)"
+            ) from err
+        if not _REF.match(factory):
+            raise AgentDefinitionError(f"agent {self.name!r}.factory: {factory!r} — use 'package.module:function'")
+        out = copy.copy(self)
+        _set(out, "factory", factory)
+        _set(out, "factory_args", dict(args))
+        if not out.entrypoint:
+            _set(out, "entrypoint", factory)
+        return out
 
     def secret_env(self) -> dict[str, tuple[str, str]]:
         """Environment variables the agent reads from Secrets: the API bearer token."""
@@ -897,7 +971,8 @@ class Agent:
                     longest = max(longest, v + 2 * self.interval)
         for a in self.actions():
             if isinstance(a, ScaleDeployment):
-                longest = max(longest, a.up_stabilization, a.down_stabilization)
+                # + 2 intervals: the idle rule needs a sample at least ``down_stabilization`` old
+                longest = max(longest, a.up_stabilization, a.down_stabilization + 2 * self.interval)
         return longest
 
 
@@ -922,3 +997,47 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def agent_factory(fn: Callable[..., Agent]) -> Callable[..., Agent]:
+    """Decorate a function that builds an ``Agent``: the agent records the function
+    (``factory``, and ``entrypoint`` unless given) and its arguments with defaults (``factory_args``),
+    so ``config()`` carries thresholds, intervals and windows, and ``agent run`` rebuilds the very
+    same agent from the compiled ConfigMap. Arguments must be JSON data."""
+    if "<" in fn.__qualname__:
+        raise AgentDefinitionError(
+            f"@agent_factory {fn.__qualname__}: define the factory at module level so the pod can import it"
+        )
+    ref = f"{fn.__module__}:{fn.__qualname__}"
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def build(*args: Any, **kwargs: Any) -> Agent:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise AgentDefinitionError(f"agent factory {ref}: {err}") from err
+        bound.apply_defaults()
+        agent = fn(*args, **kwargs)
+        if not isinstance(agent, Agent):
+            raise AgentDefinitionError(f"agent factory {ref} returned a {type(agent).__name__}, not an Agent")
+        return agent.with_factory(ref, factory_arguments(bound))
+
+    build.__scanflow_factory__ = ref  # type: ignore[attr-defined]
+    return build
+
+
+def factory_arguments(bound: inspect.BoundArguments) -> dict[str, Any]:
+    """Bound arguments as keywords (``**kwargs`` flattened) — what calling the factory again needs."""
+    out: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            raise AgentDefinitionError(
+                f"agent factory argument *{name}: use keyword arguments, the ConfigMap stores them by name"
+            )
+        else:
+            out[name] = value
+    return out

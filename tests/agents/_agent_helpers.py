@@ -111,3 +111,40 @@ class RuntimeThread:
 
     def events(self) -> list[str]:
         return [f"{r['rule']}:{r['event']}" for r in self.records("rule") if r.get("event") in ("fire", "clear")]
+
+
+class ServeThread:
+    """``serve()`` (the agent loop and its HTTP API) in a background thread, as ``agent run`` does."""
+
+    def __init__(self, runtime: Any, token: str | None, folder: Path) -> None:
+        import asyncio
+        import threading
+
+        from scanflow_argo.agents.api import serve
+
+        self.runtime = runtime
+        self.loop = asyncio.new_event_loop()
+        self.error: BaseException | None = None
+        ready = folder / f"ready-{time.monotonic_ns()}.json"
+
+        def main() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(serve(runtime, "127.0.0.1", 0, token, ready_file=ready))
+            except BaseException as err:
+                self.error = err
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+
+        def url() -> str | None:
+            if self.error:
+                raise self.error
+            return json.loads(ready.read_text())["url"] if ready.exists() else None
+
+        self.url: str = wait_for(url, timeout=30, what="the agent API to listen")
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.runtime.stop)
+            self.thread.join(10)

@@ -195,6 +195,47 @@ def test_scale_never_acts_on_stale_metric() -> None:
     assert [d for d in sim.step(p95=None) if d.kind == "action"] == []
 
 
+def test_idle_scales_down_to_min_after_the_down_window_but_no_data_never_does() -> None:
+    """p95 of no requests is NaN (stale); a request rate of 0 is data: idle for the whole down window → min."""
+    scale = ScaleDeployment(
+        "mnist", "p95", target=0.2, min_replicas=1, max_replicas=5, down_stabilization=3, idle_sensor="rps", idle_below=0.01
+    )
+    agent = Agent(
+        "s",
+        sensors=[PromQuery("p95", "up", interval=1), PromQuery("rps", "up", interval=1)],
+        rules=[Threshold("p95", ">", 0.2, name="slo")],
+        plans=[Plan(None, [scale])],
+        interval=1,
+    )
+    sim = Sim(agent, stale_after=100)
+
+    def go(p95: float | None, rps: float | None) -> int | None:
+        sim.samples["mnist-replicas"].append(Sample(sim.now + 1, 4))
+        out = sim.step(p95=p95, rps=rps)
+        assert not [d for d in out if d.kind == "rule" and d.event == "fire"], "a NaN p95 never fires the SLO rule"
+        acts = [d for d in out if d.kind == "action"]
+        return acts[0].params["replicas"] if acts else None
+
+    assert go(0.2, 5.0) is None  # traffic within the SLO
+    assert [go(None, 0.0) for _ in range(3)] == [None, None, None]  # idle, not yet for 3 s
+    assert go(None, 0.0) == 1  # idle 3 s: to min
+    sim.state["recommendations"] = {}
+    assert [go(None, None) for _ in range(5)] == [None] * 5  # no traffic data at all (Prometheus down): no action
+    assert [go(None, 2.0) for _ in range(5)] == [None] * 5  # traffic but no p95: no action either
+    plain = Sim(scaler(down_stabilization=0), stale_after=100)  # without an idle sensor nothing changes
+    plain.samples["mnist-replicas"] = [Sample(T0 + 1, 4)]
+    assert [d for d in plain.step(p95=None) if d.kind == "action"] == []
+
+
+def test_idle_sensor_must_be_declared() -> None:
+    import pytest
+
+    from scanflow_argo.errors import AgentDefinitionError
+
+    with pytest.raises(AgentDefinitionError, match=r"\.idle_sensor: unknown sensor 'rps'"):
+        scaler(idle_sensor="rps")
+
+
 def test_on_message_once_per_message() -> None:
     agent = Agent(
         "executor",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -92,6 +93,27 @@ def test_throughput_scaler_holds_p95_under_slo(exporter: Exporter, run_agent: An
     wait_for(lambda: platform.get_deployment("mnist").replicas == 2, timeout=30, what="scale down after stabilisation")
     assert max(c[2] for c in platform.calls("scale")) == 4
     assert t.runtime.status()["sensors"]["rps"]["value"] == pytest.approx(10, rel=0.3)
+
+
+def test_throughput_scaler_scales_an_idle_deployment_down(exporter: Exporter, run_agent: Any, platform: InMemoryPlatform) -> None:
+    """No requests: p95 is NaN (no data — the SLO rule stays unknown) but the request rate of 0 is data:
+    after the down-stabilisation window at ~0 requests/s the scaler goes to min_replicas."""
+    for le in ("0.1", "0.5", "+Inf"):  # counters that exist but no longer move: an idle deployment
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=0, le=le, **SELDON)
+    exporter.set("seldon_api_executor_server_requests_seconds_count", rate=0, **SELDON)
+    platform.scale("mnist", 3)
+    agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, min_replicas=1, down_stabilization="2s")
+    t = run_agent(agent)
+    first_zero = wait_for(
+        lambda: time.time() if t.runtime.status()["sensors"]["rps"]["value"] == 0 else None, what="a request rate of 0"
+    )
+    status = t.runtime.status()
+    assert status["sensors"]["p95"]["stale"] and status["rules"]["slo-breached"]["unknown"], "NaN p95 is no data"
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 1, timeout=20, what="scale down to min while idle")
+    assert [c[2] for c in platform.calls("scale") if c[2] != 3] == [1]
+    assert time.time() - first_zero >= 1.5, "only after the down-stabilisation window of idleness"
+    action = [r for r in t.records("action") if r.get("status") == "ok"][-1]
+    assert "idle for" in action["reason"]
 
 
 def test_drift_supervisor_acts_on_the_local_platform(exporter: Exporter, prom: Any, settings: Settings) -> None:

@@ -111,18 +111,51 @@ def test_rbac_is_least_privilege_and_exact() -> None:
     assert {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]} in rules
     assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]} in rules
     assert all("*" not in v for r in rules for v in r["verbs"] + r["resources"] + r["apiGroups"])
-    # A message-only agent needs no Kubernetes permission at all.
+    # A message-only agent needs no Kubernetes permission but its own state ConfigMap, by name.
     quiet = Agent("planner", rules=[OnMessage("drift")], plans=[Plan("on-drift", [SendMessage("executor", "retrain")])])
-    assert quiet.rbac_rules() == []
+    assert quiet.rbac_rules() == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["planner-state"], "verbs": ["get", "update"]}
+    ]
 
 
 def test_config_is_json_and_secret_env() -> None:
     agent = Agent("a", sensors=[PromQuery("x", "up", interval="1s")], rules=[Threshold("x", ">", 1, for_="2s")])
-    config = json.loads(json.dumps(agent.config()))
+    config = json.loads(json.dumps(agent.declaration()))
     assert config["sensors"][0]["interval"] == 1.0
     assert config["rules"][0]["for_"] == 2.0
     assert agent.secret_env() == {"SCANFLOW_AGENT_TOKEN": ("scanflow-agent-token", "token")}
-    assert (agent.name, agent.replicas, agent.port, agent.entrypoint) == ("a", 1, 8080, "agents.mnist:drift_supervisor")
+    assert (agent.name, agent.replicas, agent.port, agent.entrypoint) == ("a", 1, 8080, "")
+
+
+def test_a_compiled_agent_needs_an_entrypoint() -> None:
+    """No silent default pointing at the MNIST agent: config() (what the compiler reads) refuses, naming the fix."""
+    agent = Agent("mine", sensors=[PromQuery("x", "up")], rules=[Threshold("x", ">", 1)])
+    with pytest.raises(AgentDefinitionError, match=r"agent 'mine'\.entrypoint: required.*@agent_factory"):
+        agent.config()
+    assert agent.declaration()["name"] == "mine"  # the runtime's own record needs none
+    assert Agent("mine", entrypoint="mypkg.agents:mine").config()["entrypoint"] == "mypkg.agents:mine"
+    with pytest.raises(AgentDefinitionError, match=r"entrypoint: 'not a ref'"):
+        Agent("mine", entrypoint="not a ref")
+
+
+def test_agent_factory_records_its_arguments_and_entrypoint() -> None:
+    from agents.mnist import drift_supervisor, make_throughput_scaler
+
+    scaler = make_throughput_scaler(slo=0.3, max_replicas=6, interval="2s")
+    config = json.loads(json.dumps(scaler.config()))
+    assert config["factory"] == "agents.mnist:make_throughput_scaler"
+    assert config["factory_args"]["slo"] == 0.3 and config["factory_args"]["max_replicas"] == 6
+    assert config["factory_args"]["down_stabilization"] == "3m"  # defaults included
+    assert scaler.entrypoint == "agents.mnist:throughput_scaler"  # explicit entrypoint kept
+    assert drift_supervisor.factory == "agents.mnist:make_drift_supervisor"
+
+    def nested() -> Agent:  # the pod could not import it
+        return Agent("n")
+
+    from scanflow_argo.spec.agent import agent_factory
+
+    with pytest.raises(AgentDefinitionError, match="module level"):
+        agent_factory(nested)
 
 
 def test_both_styles_are_natural() -> None:

@@ -1,0 +1,270 @@
+"""``TorchClassifier``: the seldon-core 1.18.2 Python user model that serves a model directory.
+
+Runs inside the serving environment (``.venv-serving`` locally, the serving image on the
+cluster), so it imports only the stdlib, numpy, torch (lazily) and the numpy-only
+``scanflow_argo.serving.drift`` / ``scanflow_argo.serving.feedback``. Started as::
+
+    seldon-core-microservice scanflow_argo.serving.model.TorchClassifier --http-port … --metrics-port …
+
+Model directory (``model_dir`` Seldon parameter, else ``MODEL_DIR``, else ``/mnt/models``)::
+
+    model.pt    torch.export (``torch.export.save``; batch dimension dynamic) or TorchScript
+                (``torch.jit.save``) — told apart by the archive's content; output: logits,
+                log-probabilities or probabilities (``meta.json`` ``"output": "probabilities"``
+                forces the last)
+    meta.json   {"classes": [...], "input_shape": [1, 28, 28], ...}
+    drift.npz   optional drift detector (``DriftDetector.save``); without it no drift gauge
+
+``predict`` returns class probabilities ``(n, classes)``. ``send_feedback`` recomputes the
+prediction, sets reward = 1 when it matches the truth (class index, class name or one-hot) and
+appends the input + truth to the feedback store (``FEEDBACK_DIR``; format in ``feedback.py``).
+
+Metrics on the microservice's metrics port (``--metrics-port``, path ``/metrics``), with Seldon's
+labels (``deployment_name``, ``predictor_name``, ``model_name`` … from the ``SELDON_DEPLOYMENT_ID``,
+``PREDICTOR_ID``, ``PREDICTIVE_UNIT_ID`` environment) plus ``method`` and ``worker_id``:
+
+* ``drift_score`` (GAUGE, method="predict"): the detector's score over its sliding window;
+  ≥ 1.0 means drift at the false-alarm rate it was fitted for.
+* ``prediction_confidence`` (GAUGE, method="predict"): mean top-class probability of the last request.
+* ``seldon_api_model_feedback_total`` / ``seldon_api_model_feedback_reward_total`` (COUNTER,
+  method="feedback"): seldon-core counts a feedback request there itself, but only when the
+  request's ``reward`` field is non-zero (``SeldonMetrics.update_reward`` skips 0). For every
+  other feedback this model adds the request and the reward it computed under the same names and
+  labels, so ``reward_total / feedback_total`` is the accuracy on feedback whichever way clients
+  send it (a client-sent non-zero reward is trusted as sent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .drift import DriftDetector
+from .feedback import write_shard
+
+__all__ = [
+    "CONFIDENCE_METRIC",
+    "DEFAULT_MODEL_DIR",
+    "DRIFT_METRIC",
+    "ModelLoadError",
+    "TorchClassifier",
+    "load_network",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = "/mnt/models"
+DRIFT_METRIC = "drift_score"
+CONFIDENCE_METRIC = "prediction_confidence"
+# Seldon's own feedback counter keys (seldon_core.metrics.FEEDBACK_KEY / FEEDBACK_REWARD_KEY).
+_FEEDBACK_KEY = "seldon_api_model_feedback"
+_FEEDBACK_REWARD_KEY = "seldon_api_model_feedback_reward"
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing a file or holds something this class cannot load."""
+
+
+def load_network(path: str | os.PathLike[str]) -> Any:
+    """Load ``model.pt`` without the training code: torch.export archive or TorchScript."""
+    import torch
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ModelLoadError(
+            f"{path} is not a torch archive ({err}): save the model with torch.export.save or torch.jit.save"
+        ) from err
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+        with open(path, "rb") as handle:  # a file object: torch.export.load warns on names not ending in .pt2
+            return torch.export.load(handle).module()
+    if any(n.endswith("/constants.pkl") for n in names) or any("/code/" in n for n in names):
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    raise ModelLoadError(
+        f"{path} is neither a torch.export nor a TorchScript archive (a torch.save'd module needs the training "
+        "code): save it with torch.export.save(torch.export.export(model, …)) or torch.jit.save"
+    )
+
+
+def _bad_request(message: str) -> Exception:
+    """A 400 answer in the microservice; a ValueError elsewhere."""
+    try:
+        from seldon_core.flask_utils import SeldonMicroserviceException
+    except ImportError:
+        return ValueError(message)
+    return SeldonMicroserviceException(message, status_code=400, reason="MICROSERVICE_BAD_DATA")
+
+
+def _response(data: Any, metrics: list[dict[str, Any]], tags: dict[str, Any]) -> Any:
+    """Data with runtime metrics and tags (seldon-core's SeldonResponse), or the bare data outside it."""
+    try:
+        from seldon_core.user_model import SeldonResponse
+    except ImportError:
+        return data
+    return SeldonResponse(data, tags=tags, metrics=metrics)
+
+
+class TorchClassifier:
+    """Seldon user model: class probabilities, feedback store, drift and confidence gauges."""
+
+    def __init__(self, model_dir: str = "", feedback_dir: str = "", torch_threads: int = 0) -> None:
+        self.model_dir = Path(model_dir or os.environ.get("MODEL_DIR") or DEFAULT_MODEL_DIR)
+        feedback = feedback_dir or os.environ.get("FEEDBACK_DIR", "")
+        self.feedback_dir = Path(feedback) if feedback else None
+        self.torch_threads = int(torch_threads or os.environ.get("TORCH_THREADS") or 0)
+        self.meta: dict[str, Any] = {}
+        self.classes: list[str] = []
+        self.input_shape: tuple[int, ...] = ()
+        self.detector: DriftDetector | None = None
+        self._net: Any = None
+        self._lock = threading.Lock()
+        self._fresh = False  # a predict happened since metrics() last reported the gauges
+        self._drift = 0.0
+        self._confidence = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load network, metadata and detector (seldon-core calls this in each worker)."""
+        with self._lock:
+            if self._net is not None:
+                return
+            import torch
+
+            if self.torch_threads > 0:
+                torch.set_num_threads(self.torch_threads)
+            meta_path = self.model_dir / "meta.json"
+            model_path = self.model_dir / "model.pt"
+            for needed in (meta_path, model_path):
+                if not needed.is_file():
+                    raise ModelLoadError(
+                        f"model directory {self.model_dir} has no {needed.name}: it needs model.pt and meta.json (drift.npz optional)"
+                    )
+            try:
+                meta = json.loads(meta_path.read_text())
+                classes = [str(c) for c in meta["classes"]]
+                shape = tuple(int(v) for v in meta["input_shape"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise ModelLoadError(f"{meta_path} must be JSON with 'classes' and 'input_shape': {err}") from err
+            drift_path = self.model_dir / "drift.npz"
+            detector = DriftDetector.load(drift_path) if drift_path.is_file() else None
+            if detector is None:
+                log.warning("%s has no drift.npz: the %s gauge is not reported", self.model_dir, DRIFT_METRIC)
+            elif detector.dim != int(np.prod(shape)):
+                raise ModelLoadError(
+                    f"{drift_path} was fitted on {detector.dim} values per input, but input_shape {list(shape)} has {int(np.prod(shape))}"
+                )
+            net = load_network(model_path)
+            self.meta, self.classes, self.input_shape, self.detector = meta, classes, shape, detector
+            self._net = net
+            log.info("loaded %s (%d classes, input %s)", self.model_dir, len(classes), list(shape))
+
+    def health_status(self) -> list[int]:
+        """Ready once the model is loaded (loads it if the worker has not yet)."""
+        self.load()
+        return [1]
+
+    def class_names(self) -> list[str]:
+        self.load()
+        return list(self.classes)
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def _inputs(self, X: Any) -> np.ndarray:
+        try:
+            x = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise _bad_request(f"inputs must be numbers shaped (n, {', '.join(map(str, self.input_shape))}): {err}") from err
+        size = int(np.prod(self.input_shape))
+        if x.size == size and x.ndim <= len(self.input_shape):
+            x = x.reshape(1, -1)
+        if x.ndim == 0 or x.size == 0 or x.size % size or x.size // size != x.shape[0]:
+            raise _bad_request(
+                f"inputs shaped {list(x.shape)} do not hold rows of input_shape {list(self.input_shape)} ({size} values each)"
+            )
+        return x.reshape((x.shape[0], *self.input_shape))
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self._net(torch.from_numpy(x))
+        out = np.asarray(out.detach().cpu().numpy(), dtype=np.float64).reshape(len(x), -1)
+        if self.meta.get("output") == "probabilities":
+            return out
+        out = out - out.max(axis=1, keepdims=True)  # softmax; also right for log-probabilities
+        np.exp(out, out=out)
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any, features_names: Any = None, **kwargs: Any) -> np.ndarray:
+        """Class probabilities ``(n, classes)``; updates the drift window and the confidence gauge."""
+        self.load()
+        x = self._inputs(X)
+        probs = self._probabilities(x)
+        with self._lock:
+            if self.detector is not None:
+                self._drift = self.detector.score(x)
+            self._confidence = float(probs.max(axis=1).mean())
+            self._fresh = True
+        return probs
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def _truth(self, truth: Any, n: int) -> np.ndarray:
+        y = np.asarray(truth)
+        if y.size == 0:
+            raise _bad_request("feedback has no truth: send the true class as truth.data (index, class name or one-hot)")
+        if y.dtype.kind in "USO":
+            lookup = {name: i for i, name in enumerate(self.classes)}
+            try:
+                labels = np.array([lookup[str(v)] for v in y.reshape(-1)], dtype=np.int64)
+            except KeyError as err:
+                raise _bad_request(f"truth {err.args[0]!r} is not one of the classes {self.classes}") from err
+        elif y.ndim == 2 and y.shape[1] == len(self.classes) > 1:
+            labels = y.argmax(axis=1).astype(np.int64)
+        else:
+            labels = y.reshape(-1).astype(np.int64)
+        if len(labels) != n:
+            raise _bad_request(f"feedback has {n} input(s) but {len(labels)} truth value(s)")
+        if labels.min() < 0 or labels.max() >= len(self.classes):
+            raise _bad_request(f"truth {labels.tolist()} out of range: classes are 0..{len(self.classes) - 1}")
+        return labels
+
+    def send_feedback(self, features: Any, feature_names: Any, reward: float, truth: Any, routing: Any = None) -> Any:
+        """Reward = share of inputs whose predicted class is the truth; stores inputs + truth."""
+        self.load()
+        x = self._inputs(features)
+        y = self._truth(truth, len(x))
+        pred = self._probabilities(x).argmax(axis=1)
+        computed = float((pred == y).mean())
+        if self.feedback_dir is not None:
+            write_shard(self.feedback_dir, x, y, pred)
+        metrics: list[dict[str, Any]] = []
+        if not reward:  # seldon-core counted nothing for this request (it skips reward 0)
+            metrics = [
+                {"type": "COUNTER", "key": _FEEDBACK_KEY, "value": 1},
+                {"type": "COUNTER", "key": _FEEDBACK_REWARD_KEY, "value": computed},
+            ]
+        return _response(np.array([computed]), metrics, {"reward": computed, "predicted": pred.tolist()})
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Gauges after a predict (seldon-core also calls this after feedback and health checks: nothing then)."""
+        with self._lock:
+            if not self._fresh:
+                return []
+            self._fresh = False
+            gauges = [{"type": "GAUGE", "key": CONFIDENCE_METRIC, "value": self._confidence}]
+            if self.detector is not None:
+                gauges.append({"type": "GAUGE", "key": DRIFT_METRIC, "value": self._drift})
+            return gauges

@@ -1,0 +1,309 @@
+"""The local Seldon router: Seldon's external REST API in front of a deployment's replicas.
+
+One ``Router`` per deployment, on 127.0.0.1 (aiohttp server + one pooled aiohttp client). It
+runs inside the deployment's supervisor (``serving/controller.py``), which changes the replica
+set live through ``add`` and ``remove`` — there is no admin endpoint to protect.
+
+Routes (as Seldon's executor serves them, also under ``/seldon/<namespace>/<deployment>``):
+
+* ``POST /api/v1.0/predictions``, ``POST /api/v1.0/feedback`` (and ``/api/v0.1/…``): forwarded
+  unchanged, round-robin over the ready replicas. A replica that refuses the connection is
+  skipped and the request goes to the next one (the request never reached it).
+* ``GET /ready`` (200 while a replica is ready, else 503), ``GET /live``, ``GET /health/ping``.
+* ``GET /metrics``: ``seldon_api_executor_server_requests_seconds_bucket|count|sum`` with Seldon's
+  executor labels ``deployment_name``, ``predictor_name``, ``predictor_version``, ``service``
+  (``predictions`` / ``feedback``), ``method`` (``post``), ``code`` — plus ``model_name``, the
+  graph's unit, so PromQL written against the executor on the cluster works here unchanged — and
+  ``seldon_api_executor_client_requests_seconds_*`` (router → replica, labels as the executor's
+  client metric: … ``model_name``, ``model_image``, ``model_version``, ``method``, ``code``).
+  Buckets are the executor's (``DefBuckets`` in executor/api/metric/constants.go).
+
+Draining: ``remove`` takes a replica out of the rotation at once, then waits until its in-flight
+requests have finished (or ``drain_seconds`` passed) before returning; the caller stops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..clock import Clock, SystemClock
+from ..errors import ServingError
+
+__all__ = ["EXECUTOR_BUCKETS", "Replica", "Router"]
+
+EXECUTOR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_LABELS = ("deployment_name", "predictor_name", "predictor_version", "model_name", "service", "method", "code")
+_CLIENT_LABELS = (
+    "deployment_name",
+    "predictor_name",
+    "predictor_version",
+    "service",
+    "model_name",
+    "model_image",
+    "model_version",
+    "method",
+    "code",
+)
+_SERVICES = {"predictions": "predictions", "feedback": "feedback"}
+
+
+@dataclass(eq=False)
+class Replica:
+    """One replica the router sends requests to."""
+
+    id: str
+    url: str
+    """Base URL of the replica's REST port, e.g. ``http://127.0.0.1:9000``."""
+    model_uri: str = ""
+    model_image: str = ""
+    model_version: str = ""
+    """Labels of the executor's client metric (image name and tag on the cluster; locally the model)."""
+    inflight: int = 0
+    draining: bool = False
+    served: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _error_body(code: int, reason: str, info: str) -> dict[str, Any]:
+    """Seldon's error payload shape."""
+    return {"status": {"code": code, "info": info, "reason": reason, "status": "FAILURE"}}
+
+
+class Router:
+    """Seldon's external API over a live set of replicas, with the executor's request metrics."""
+
+    def __init__(
+        self,
+        deployment: str,
+        *,
+        predictor: str = "default",
+        model_name: str = "classifier",
+        predictor_version: str = "",
+        namespace: str = "default",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        request_timeout: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.predictor = predictor
+        self.model_name = model_name
+        self.predictor_version = predictor_version
+        self.namespace = namespace
+        self.host = host
+        self.port = port
+        self.request_timeout = request_timeout
+        self.clock = clock or SystemClock()
+        self.registry = CollectorRegistry()
+        self._hist = Histogram(
+            "seldon_api_executor_server_requests_seconds",
+            "A histogram of latencies for executor server",
+            _LABELS,
+            buckets=EXECUTOR_BUCKETS,
+            registry=self.registry,
+        )
+        self._client_hist = Histogram(
+            "seldon_api_executor_client_requests_seconds",
+            "A histogram of latencies for client calls from executor",
+            _CLIENT_LABELS,
+            buckets=EXECUTOR_BUCKETS,
+            registry=self.registry,
+        )
+        self._replicas: dict[str, Replica] = {}
+        self._active: list[Replica] = []
+        self._rr = itertools.count()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        prefix = f"/seldon/{self.namespace}/{self.deployment}"
+        for base in ("", prefix):
+            for version in ("v1.0", "v0.1"):
+                for service in _SERVICES:
+                    app.router.add_post(f"{base}/api/{version}/{service}", self._handler(service, version))
+        for path, handler in (
+            ("/ready", self._ready),
+            ("/live", self._live),
+            ("/health/ping", self._live),
+            ("/metrics", self._metrics),
+        ):
+            app.router.add_get(path, handler)
+        return app
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one; ``self.port`` then tells which)."""
+        connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.request_timeout), auto_decompress=False
+        )
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as err:
+            await self.stop()
+            raise ServingError(
+                f"router for {self.deployment!r} cannot listen on {self.host}:{self.port}: {err} — pick another port (SCANFLOW_SERVING_ROUTER_PORT or --port)"
+            ) from err
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- replica set ---------------------------------------------------------------------------
+
+    def replicas(self) -> list[Replica]:
+        """Every replica the router knows, draining ones included."""
+        return list(self._replicas.values())
+
+    def ready(self) -> list[Replica]:
+        """Replicas that get new requests."""
+        return list(self._active)
+
+    def add(self, replica: Replica) -> None:
+        """Put a ready replica into the rotation."""
+        replica.draining = False
+        self._replicas[replica.id] = replica
+        self._active = [r for r in self._replicas.values() if not r.draining]
+
+    async def remove(self, replica_id: str, drain_seconds: float) -> bool:
+        """Take a replica out of the rotation and wait for its in-flight requests; True if it drained."""
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return True
+        replica.draining = True
+        self._active = [r for r in self._replicas.values() if not r.draining]
+        drained = True
+        if replica.inflight > 0:
+            replica.idle.clear()
+            try:
+                await asyncio.wait_for(replica.idle.wait(), timeout=max(0.0, drain_seconds))
+            except TimeoutError:
+                drained = replica.inflight == 0
+        self._replicas.pop(replica_id, None)
+        return drained
+
+    def discard(self, replica_id: str) -> None:
+        """Forget a replica at once (it died: nothing to drain)."""
+        replica = self._replicas.pop(replica_id, None)
+        if replica is not None:
+            replica.draining = True
+            self._active = [r for r in self._replicas.values() if not r.draining]
+
+    def _pick(self, tried: set[str]) -> Replica | None:
+        active = [r for r in self._active if r.id not in tried] if tried else self._active
+        if not active:
+            return None
+        return active[next(self._rr) % len(active)]
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _handler(self, service: str, version: str) -> Any:
+        path = f"/api/{version}/{service}"
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            start = self.clock.monotonic()
+            code = 500
+            try:
+                response = await self._forward(request, path, _SERVICES[service], retry_on_disconnect=service == "predictions")
+                code = response.status
+                return response
+            finally:
+                self._hist.labels(
+                    self.deployment,
+                    self.predictor,
+                    self.predictor_version,
+                    self.model_name,
+                    _SERVICES[service],
+                    "post",
+                    str(code),
+                ).observe(self.clock.monotonic() - start)
+
+        return handle
+
+    async def _forward(self, request: web.Request, path: str, service: str, retry_on_disconnect: bool) -> web.Response:
+        body = await request.read()
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        if "Seldon-Puid" in request.headers:
+            headers["Seldon-Puid"] = request.headers["Seldon-Puid"]
+        assert self._session is not None, "router not started"
+        tried: set[str] = set()
+        last_error = "no replica is ready"
+        while True:
+            replica = self._pick(tried)
+            if replica is None:
+                return web.json_response(
+                    _error_body(503, "NO_READY_REPLICA", f"deployment {self.deployment!r}: {last_error}"), status=503
+                )
+            replica.inflight += 1
+            sent = self.clock.monotonic()
+            try:
+                async with self._session.post(replica.url + path, data=body, headers=headers) as resp:
+                    payload = await resp.read()
+                    replica.served += 1
+                    self._client_hist.labels(
+                        self.deployment,
+                        self.predictor,
+                        self.predictor_version,
+                        service,
+                        self.model_name,
+                        replica.model_image,
+                        replica.model_version,
+                        "post",
+                        str(resp.status),
+                    ).observe(self.clock.monotonic() - sent)
+                    return web.Response(body=payload, status=resp.status, content_type=resp.content_type or "application/json")
+            except aiohttp.ClientConnectorError as err:
+                # Never reached the replica (it is stopping or died): safe to send elsewhere.
+                last_error = f"replica {replica.id} refused the connection ({err.os_error})"
+            except aiohttp.ServerDisconnectedError as err:
+                if not retry_on_disconnect:
+                    return web.json_response(_error_body(502, "REPLICA_DISCONNECTED", f"replica {replica.id}: {err}"), status=502)
+                last_error = f"replica {replica.id} closed the connection"
+            except TimeoutError:
+                return web.json_response(
+                    _error_body(504, "REPLICA_TIMEOUT", f"replica {replica.id} took longer than {self.request_timeout:.0f}s"),
+                    status=504,
+                )
+            except aiohttp.ClientError as err:
+                return web.json_response(_error_body(502, "REPLICA_ERROR", f"replica {replica.id}: {err}"), status=502)
+            finally:
+                replica.inflight -= 1
+                if replica.inflight == 0 and replica.draining:
+                    replica.idle.set()
+            tried.add(replica.id)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        n = len(self._active)
+        return web.json_response({"ready": n}, status=200 if n else 503)
+
+    async def _live(self, request: web.Request) -> web.Response:
+        return web.Response(text="pong")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(self.registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp

@@ -1,7 +1,7 @@
 """The two MNIST agents: a drift supervisor (retrains) and a throughput scaler (replicas for a p95 SLO).
 
 ``drift_supervisor`` watches online accuracy from Seldon's feedback counters and the model's
-drift score gauge (``mnist_drift_score``). When accuracy stays under its threshold, or the drift
+drift score gauge (``drift_score``). When accuracy stays under its threshold, or the drift
 score stays high (hysteresis: fires at ``drift_fire``, clears under ``drift_clear``), it submits
 the ``mnist-retrain`` WorkflowTemplate with ``feedback_window`` = ``<onset_epoch>..<now_epoch>``
 (the window since the degradation began) and ``feedback_dir``; at most one retraining runs at a
@@ -62,7 +62,7 @@ def make_drift_supervisor(
         interval=interval,
         stale_after=stale_after,
     )
-    drift = PromQuery("drift", f"max(mnist_drift_score{selector})", interval=interval, stale_after=stale_after)
+    drift = PromQuery("drift", f"max(drift_score{selector})", interval=interval, stale_after=stale_after)
     degraded = AnyOf(
         Threshold("accuracy", "<", accuracy_threshold, for_=for_, name="accuracy-low"),
         Hysteresis("drift", fire=drift_fire, clear=drift_clear, for_=for_, name="drift-high"),

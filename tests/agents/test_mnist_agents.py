@@ -59,7 +59,7 @@ def test_drift_supervisor_retrains_once_with_the_feedback_window(
 ) -> None:
     exporter.set("seldon_api_model_feedback_total", rate=10, **SELDON)
     exporter.set("seldon_api_model_feedback_reward_total", rate=9.8, **SELDON)
-    exporter.set("mnist_drift_score", 0.1, **SELDON)
+    exporter.set("drift_score", 0.1, **SELDON)
     agent = make_drift_supervisor(
         interval="300ms", window="3s", for_="1s", accuracy_threshold=0.85, cooldown="1s", feedback_dir="fb/mnist"
     )
@@ -67,7 +67,7 @@ def test_drift_supervisor_retrains_once_with_the_feedback_window(
     wait_for(lambda: (t.runtime.status()["sensors"]["accuracy"]["value"] or 0) > 0.9, what="accuracy reading")
     assert platform.calls("submit") == []
     exporter.set("seldon_api_model_feedback_reward_total", rate=5, **SELDON)  # accuracy falls to 0.5
-    exporter.set("mnist_drift_score", 0.9, **SELDON)
+    exporter.set("drift_score", 0.9, **SELDON)
     call = wait_for(lambda: platform.calls("submit"), what="retraining")[0]
     _, template, params, labels = call
     assert template == "mnist-retrain" and params["feedback_dir"] == "fb/mnist"
@@ -138,7 +138,7 @@ def test_drift_supervisor_acts_on_the_local_platform(exporter: Exporter, prom: A
     )
     exporter.set("seldon_api_model_feedback_total", rate=10, **SELDON)
     exporter.set("seldon_api_model_feedback_reward_total", rate=4, **SELDON)
-    exporter.set("mnist_drift_score", 0.9, **SELDON)
+    exporter.set("drift_score", 0.9, **SELDON)
     agent = make_drift_supervisor(interval="300ms", window="3s", for_="1s", cooldown="0s")
     t = RuntimeThread(AgentRuntime(agent, s))  # platform from settings.platform, as `agent run` does
     try:

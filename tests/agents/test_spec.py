@@ -160,7 +160,7 @@ def test_agent_factory_records_its_arguments_and_entrypoint() -> None:
 
 def test_both_styles_are_natural() -> None:
     """One agent does it all, or a MAPE-K chain hands over by messages."""
-    sensors = [PromQuery("drift", "max(mnist_drift_score)", interval="1s")]
+    sensors = [PromQuery("drift", "max(drift_score)", interval="1s")]
     high = Hysteresis("drift", fire=0.5, clear=0.3, name="drift-high")
     all_in_one = Agent(
         "supervisor",

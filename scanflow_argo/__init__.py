@@ -70,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "RollDeployment": "scanflow_argo.spec.agent",
     "SetModelAlias": "scanflow_argo.spec.agent",
     "SendMessage": "scanflow_argo.spec.agent",
+    "agent_factory": "scanflow_argo.spec.agent",
     # compile
     "compile_app": "scanflow_argo.compile",
     "write_manifests": "scanflow_argo.compile",
@@ -87,6 +88,15 @@ _EXPORTS: dict[str, str] = {
     "KubernetesPlatform": "scanflow_argo.platform.kubernetes",
     # engine
     "run_workflow": "scanflow_argo.engine",
+    "resume": "scanflow_argo.engine",
+    "prepare_run": "scanflow_argo.engine",
+    # engine.hooks
+    "RunHooks": "scanflow_argo.engine.hooks",
+    "NoHooks": "scanflow_argo.engine.hooks",
+    # serving
+    "LocalDeployments": "scanflow_argo.serving.controller",
+    "DriftDetector": "scanflow_argo.serving.drift",
+    "read_feedback": "scanflow_argo.serving.feedback",
     # monitoring.prometheus
     "PrometheusServer": "scanflow_argo.monitoring.prometheus",
     # tracking.server

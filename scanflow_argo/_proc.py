@@ -186,11 +186,23 @@ def cmdline_of(pid: int) -> list[str] | None:
 
     Used before signalling a pid read from a file, to check it is still the process we started.
     """
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
+    # Empty cmdline: gone, a zombie, or caught mid-exec (the kernel sets the new argv a moment
+    # after it lets a vfork-ing parent run on) — only the last is worth another look.
+    for _ in range(50):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if raw:
+            return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+        if state in ("Z", "X"):
+            return None
+        time.sleep(0.01)
+    return None
 
 
 def write_record(path: Path, child: Child, **info: object) -> None:

@@ -42,7 +42,6 @@ import json
 import os
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -285,20 +284,8 @@ def _locked(folder: Path) -> Iterator[None]:
 
 def _is_ours(pid: int, *markers: str) -> bool:
     """``pid`` is alive and its command line holds every marker (a recycled pid is not ours)."""
-    for _ in range(50):
-        argv = _proc.cmdline_of(pid)
-        if argv is not None:
-            return all(any(m in part for part in argv) for m in markers)
-        # Empty cmdline: gone, a zombie, or caught mid-exec (the kernel sets the new argv a moment
-        # after it lets a vfork-ing parent run on) — only the last is worth another look.
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        time.sleep(0.01)
-    return False
+    argv = _proc.cmdline_of(pid)
+    return argv is not None and all(any(m in part for part in argv) for m in markers)
 
 
 def _targets(settings: Settings, job: str, targets: list[str], labels: dict[str, str]) -> None:

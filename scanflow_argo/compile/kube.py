@@ -1,6 +1,7 @@
 """Plain-dict manifests Hera does not model: SeldonDeployment, RBAC, agents' Deployment/Service/PodMonitor, ConfigMaps.
 
-Least privilege throughout: Roles (never ClusterRoles) with exactly the rules needed, no wildcards;
+Least privilege throughout: Roles (never ClusterRoles) with exactly the rules needed, no wildcards
+(``resourceNames`` narrows a rule to named objects, as the agent's own state ConfigMap);
 pods run as non-root with a read-only root filesystem; secrets only by ``secretKeyRef``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
+from ..errors import AgentDefinitionError, CompileError
 from .workflows import labels_for, workflow_service_account
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ __all__ = [
     "LEADER_ELECTION_RULE",
     "MODEL_SOURCE_ANNOTATION",
     "agent_objects",
+    "agent_state_config_map",
+    "check_rules",
     "seldon_deployment",
     "tracking_config_map",
     "workflow_rbac",
@@ -67,8 +70,15 @@ def _pod_security() -> dict[str, Any]:
     }
 
 
+NAMELESS_VERBS = frozenset({"create", "deletecollection"})
+"""Verbs whose requests carry no object name: a rule with ``resourceNames`` never grants them."""
+
+
 def check_rules(owner: str, rules: list[dict[str, Any]]) -> None:
-    """Refuse wildcards and empty rules: least privilege is a compile-time guarantee."""
+    """Refuse wildcards and empty rules: least privilege is a compile-time guarantee.
+
+    ``resourceNames`` (optional) must list names, none ``'*'``; an empty list would mean every name, and a
+    named rule cannot grant ``create``/``deletecollection`` (the API server checks those without a name)."""
     for i, rule in enumerate(rules):
         for key in ("apiGroups", "resources", "verbs"):
             values = rule.get(key)
@@ -76,6 +86,19 @@ def check_rules(owner: str, rules: list[dict[str, Any]]) -> None:
                 raise CompileError(
                     f"{owner}: RBAC rule {i} has {key}={values!r} — list the exact resources and verbs (no '*', not empty)"
                 )
+        if "resourceNames" not in rule:
+            continue
+        names = rule["resourceNames"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n and n != "*" for n in names):
+            raise CompileError(
+                f"{owner}: RBAC rule {i} has resourceNames={names!r} — list the exact object names (no '*', not empty), "
+                "or leave resourceNames out"
+            )
+        if nameless := sorted(NAMELESS_VERBS & set(rule["verbs"])):
+            raise CompileError(
+                f"{owner}: RBAC rule {i} restricts {nameless} by resourceNames, which Kubernetes never grants "
+                "(those requests carry no name) — move those verbs to a rule without resourceNames"
+            )
 
 
 # -- model services -------------------------------------------------------------------------------
@@ -176,7 +199,7 @@ def tracking_config_map(app: Application) -> dict[str, Any]:
 
 
 def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
-    """ServiceAccount, Role, RoleBinding, ConfigMap, Deployment, Service and PodMonitor of one agent."""
+    """ServiceAccount, Role, RoleBinding, config and state ConfigMaps, Deployment, Service and PodMonitor of one agent."""
     name = agent.name
     replicas = int(getattr(agent, "replicas", 1))
     port = int(agent.port)
@@ -184,17 +207,23 @@ def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
     if replicas > 1 and LEADER_ELECTION_RULE not in rules:
         rules.append(dict(LEADER_ELECTION_RULE))
     check_rules(f"agent {name!r}", rules)
+    try:
+        config = agent.config()
+    except AgentDefinitionError as err:  # e.g. no entrypoint: name the agent, no traceback
+        message = str(err) if repr(name) in str(err) else f"agent {name!r}: {err}"
+        raise CompileError(message) from err
     selector = {"app.kubernetes.io/name": "scanflow-agent", "app.kubernetes.io/instance": name}
     config_name = f"{name}-config"
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(config_name, app, "agent"),
-        "data": {AGENT_CONFIG_KEY: json.dumps(agent.config(), sort_keys=True, indent=2)},
+        "data": {AGENT_CONFIG_KEY: json.dumps(config, sort_keys=True, indent=2)},
     }
     return [
         *_rbac(name, app, "agent", rules),
         config_map,
+        agent_state_config_map(agent, app),
         _agent_deployment(agent, app, name, replicas, port, selector, config_name),
         {
             "apiVersion": "v1",
@@ -214,6 +243,20 @@ def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
     ]
 
 
+def agent_state_config_map(agent: Any, app: Application) -> dict[str, Any]:
+    """The agent's state ConfigMap (``agent.state_config_map()``), created empty: the agent only gets and
+    updates it (its Role names it in ``resourceNames``; Kubernetes cannot restrict ``create`` by name).
+
+    No ``data`` at all, on purpose: re-applying the manifests must never wipe the stored state. With
+    client-side ``kubectl apply`` the three-way merge deletes only fields that were in the last-applied
+    configuration and are gone from the new one; ``data`` is never in last-applied, so the agent's
+    ``data.state.json`` is kept (whereas ``data: {state.json: ""}`` here would reset it on every apply).
+    With ``kubectl apply --server-side`` the key is owned by the agent's own field manager (it writes with
+    an update), and apply only removes fields its own manager owned, so it is kept there too.
+    """
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(agent.state_config_map(), app, "agent")}
+
+
 def _agent_deployment(
     agent: Any, app: Application, name: str, replicas: int, port: int, selector: dict[str, str], config_name: str
 ) -> dict[str, Any]:
@@ -225,6 +268,8 @@ def _agent_deployment(
         {"name": "SCANFLOW_AGENT_PORT", "value": str(port)},
         {"name": "SCANFLOW_HOME", "value": "/tmp/scanflow"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # the address the leader advertises on its Lease, where followers forward writes
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *_secret_env(agent.secret_env()),
     ]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
@@ -246,6 +291,7 @@ def _agent_deployment(
         "metadata": _meta(name, app, "agent"),
         "spec": {
             "replicas": replicas,
+            "strategy": _agent_strategy(replicas),
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": {**labels_for(app, "agent"), **selector}},
@@ -258,3 +304,9 @@ def _agent_deployment(
             },
         },
     }
+
+
+def _agent_strategy(replicas: int) -> dict[str, Any]:
+    """One replica has no leader election, so a rolling update (new pod up before the old one goes) would let
+    two pods act at once: ``Recreate``. Several replicas elect a leader through a Lease: rolling is safe."""
+    return {"type": "Recreate"} if replicas == 1 else {"type": "RollingUpdate"}

@@ -2,17 +2,19 @@
 
 Checks: names (DNS-1123), duplicates, unknown steps and arguments, missing required parameters,
 references to outputs that do not exist (in arguments, ``when`` and fan-out), type mismatches
-between connected steps, cycles, WorkflowTemplate descriptions, cron schedules, agent RBAC wildcards.
+between connected steps, cycles, WorkflowTemplate descriptions, cron schedules, agent RBAC wildcards and
+agents' entrypoint and ``config()``.
 Graph checks on compiled manifests (any Argo YAML) live in ``scanflow_argo.compile.graph``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Issue, ValidationError
+from ..errors import AgentDefinitionError, Issue, ValidationError
 from .params import OutputRef, Param, ParamRef, Retry, compatible, type_name
 from .step import Step, Task
 from .workflow import CronWorkflow, Workflow, WorkflowTemplate
@@ -102,7 +104,7 @@ def _check_agent(agent: Any) -> list[Issue]:
     if not isinstance(replicas, int) or replicas < 1:
         issues.append(Issue(where, f"replicas={replicas!r} is not a whole number >= 1", "set replicas to 1 or more"))
     for i, rule in enumerate(agent.rbac_rules()):
-        for key in ("apiGroups", "resources", "verbs"):
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
             if "*" in (rule.get(key) or []):
                 issues.append(
                     Issue(
@@ -112,7 +114,30 @@ def _check_agent(agent: Any) -> list[Issue]:
         if not rule.get("resources") or not rule.get("verbs"):
             issues.append(Issue(where, f"RBAC rule {i} lacks resources or verbs", "give both resources and verbs"))
     issues += _check_secret_refs(where, agent.secret_env())
+    issues += _check_agent_config(where, agent)
     return issues
+
+
+def _check_agent_config(where: str, agent: Any) -> list[Issue]:
+    """The compiled pod runs ``agent run ENTRYPOINT`` with ``config()`` in its ConfigMap: both must exist."""
+    if not getattr(agent, "entrypoint", None):
+        return [
+            Issue(
+                where,
+                "entrypoint is not set: the compiled pod runs `scanflow-argo agent run ENTRYPOINT`",
+                "pass entrypoint='package.module:attribute' (where the Agent or its factory is defined), "
+                "or build the agent with a function decorated with @agent_factory",
+            )
+        ]
+    try:
+        config = agent.config()
+    except AgentDefinitionError as err:  # its message names the field and the fix
+        return [Issue(where, f"config() fails: {err}", "fix the agent definition as the message says")]
+    try:
+        json.dumps(config, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        return [Issue(where, f"config() is not JSON data ({err})", "keep config() and factory arguments to JSON values")]
+    return []
 
 
 def _check_secret_refs(where: str, refs: Any) -> list[Issue]:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from _agent_helpers import ServeThread, wait_for
-from _kube import NAMESPACE, AgentCluster
+from _kube import NAMESPACE, FakeCluster
 
 from scanflow_argo.agents.leader import LEADER_URL_ANNOTATION, LeaseLeader
 from scanflow_argo.agents.runtime import AgentRuntime
@@ -29,8 +29,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def cluster() -> Iterator[AgentCluster]:
-    fake = AgentCluster().start()
+def cluster() -> Iterator[FakeCluster]:
+    fake = FakeCluster().start()
     fake.config_map("tester-state")
     try:
         yield fake
@@ -39,7 +39,7 @@ def cluster() -> Iterator[AgentCluster]:
 
 
 @pytest.fixture
-def kube_settings(settings: Settings, cluster: AgentCluster, tmp_path: Path) -> Settings:
+def kube_settings(settings: Settings, cluster: FakeCluster, tmp_path: Path) -> Settings:
     kube = replace(
         settings.kubernetes,
         kubeconfig=cluster.kubeconfig(tmp_path / "kubeconfig", NAMESPACE),
@@ -88,7 +88,7 @@ def whos(platform: InMemoryPlatform) -> list[str]:
     return [c[2]["who"] for c in platform.calls("submit")]
 
 
-def test_follower_forwards_writes_to_the_leader(replicas: Any, cluster: AgentCluster) -> None:
+def test_follower_forwards_writes_to_the_leader(replicas: Any, cluster: FakeCluster) -> None:
     platform = replicas.platform
     a = replicas("pod-a")
     wait_for(lambda: a.runtime.is_leader, what="pod-a to lead")
@@ -155,7 +155,7 @@ def test_leader_gone_503_then_send_message_retries_until_a_new_leader(
 
 
 def test_default_lease_is_built_from_settings(
-    kube_settings: Settings, cluster: AgentCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    kube_settings: Settings, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("POD_NAME", "tester-7d9f-abcde")
     runtime = AgentRuntime(make_tester(), kube_settings, platform=InMemoryPlatform(), state_dir=tmp_path)

@@ -1,7 +1,7 @@
 """Agent state on Kubernetes lives in the ``<agent>-state`` ConfigMap (the pod's folder is an emptyDir):
 a restarted pod neither repeats nor forgets an action; concurrent writers are merged on 409.
 
-Against the fake API server (``_kube.AgentCluster``) with the real ``kubernetes`` client."""
+Against the fake API server (``_kube.FakeCluster``) with the real ``kubernetes`` client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _kube import NAMESPACE, AgentCluster
+from _kube import NAMESPACE, FakeCluster
 
 from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.agents.state import ConfigMapState, merge3
@@ -24,8 +24,8 @@ from scanflow_argo.spec.agent import Agent, ArgoRuns, Plan, SubmitWorkflow, Thre
 
 
 @pytest.fixture
-def cluster() -> Iterator[AgentCluster]:
-    fake = AgentCluster().start()
+def cluster() -> Iterator[FakeCluster]:
+    fake = FakeCluster().start()
     try:
         yield fake
     finally:
@@ -33,7 +33,7 @@ def cluster() -> Iterator[AgentCluster]:
 
 
 @pytest.fixture
-def kube_settings(settings: Settings, cluster: AgentCluster, tmp_path: Path) -> Settings:
+def kube_settings(settings: Settings, cluster: FakeCluster, tmp_path: Path) -> Settings:
     kube = replace(
         settings.kubernetes,
         kubeconfig=cluster.kubeconfig(tmp_path / "kubeconfig", NAMESPACE),
@@ -43,7 +43,7 @@ def kube_settings(settings: Settings, cluster: AgentCluster, tmp_path: Path) -> 
     return replace(settings, platform="kubernetes", kubernetes=kube, tracking=replace(settings.tracking, enabled=False))
 
 
-def stored(cluster: AgentCluster, name: str) -> dict:
+def stored(cluster: FakeCluster, name: str) -> dict:
     return json.loads(cluster.get("configmaps", NAMESPACE, name)["data"]["state.json"])
 
 
@@ -57,7 +57,7 @@ def keeper() -> Agent:
     )
 
 
-def test_state_survives_a_pod_restart(kube_settings: Settings, cluster: AgentCluster, tmp_path: Path) -> None:
+def test_state_survives_a_pod_restart(kube_settings: Settings, cluster: FakeCluster, tmp_path: Path) -> None:
     cluster.config_map("keeper-state")  # emitted by the compiler, empty
     platform, clock = InMemoryPlatform(), ManualClock()
     platform.apply_template({"metadata": {"name": "retrain"}})
@@ -87,7 +87,7 @@ def test_state_survives_a_pod_restart(kube_settings: Settings, cluster: AgentClu
     assert [r["run"] for r in second.audit.all() if r["kind"] == "run-finished"] == [run], "and the in-flight run"
 
 
-def test_concurrent_writers_are_merged_on_conflict(kube_settings: Settings, cluster: AgentCluster, tmp_path: Path) -> None:
+def test_concurrent_writers_are_merged_on_conflict(kube_settings: Settings, cluster: FakeCluster, tmp_path: Path) -> None:
     cluster.config_map("a-state")
     one = ConfigMapState.from_settings(tmp_path / "1", "a-state", kube_settings)
     two = ConfigMapState.from_settings(tmp_path / "2", "a-state", kube_settings)  # read before one writes
@@ -112,7 +112,7 @@ def test_concurrent_writers_are_merged_on_conflict(kube_settings: Settings, clus
     assert [m["id"] for m in stored(cluster, "a-state")["inbox"]] == ["m2"]
 
 
-def test_a_failed_write_is_rolled_back(kube_settings: Settings, cluster: AgentCluster, tmp_path: Path) -> None:
+def test_a_failed_write_is_rolled_back(kube_settings: Settings, cluster: FakeCluster, tmp_path: Path) -> None:
     """Nothing is acted on that was not persisted: the in-memory state stays as it was."""
     cluster.config_map("a-state")
     state = ConfigMapState.from_settings(tmp_path, "a-state", kube_settings)

@@ -81,6 +81,9 @@ class StandInAgent:
     def config(self) -> dict[str, Any]:
         return {"interval": 5, "query": "rate(x[1m])"}
 
+    def state_config_map(self) -> str:
+        return f"{self.name}-state"
+
     def secret_env(self) -> dict[str, tuple[str, str]]:
         return {"SCANFLOW_AGENT_TOKEN": ("agent-token", "token")}
 

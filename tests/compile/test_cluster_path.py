@@ -277,3 +277,23 @@ def test_a_rolling_step_stays_on_the_local_platform_when_run_locally(tmp_path: P
     (node,) = [n for n in status["status"]["nodes"].values() if n.get("templateName") == "where" and n.get("type") == "Pod"]
     outputs = {p["name"]: p["value"] for p in node["outputs"]["parameters"]}
     assert outputs == {"platform": "local", "destination": "None"}
+
+
+def test_every_agent_has_its_empty_state_config_map_in_every_tree(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """What ``kubectl apply -k`` installs: each agent's state ConfigMap, with no data a re-apply could reset,
+    the only ConfigMap its Role may update; one replica is recreated, never rolled."""
+    for tree, objs in rendered.items():
+        agents = [
+            o for o in objs if o["kind"] == "Deployment" and o["metadata"]["labels"].get("app.kubernetes.io/component") == "agent"
+        ]
+        assert agents, tree
+        for agent in agents:
+            name = agent["metadata"]["name"]
+            state = by(objs, "ConfigMap", f"{name}-state")
+            assert "data" not in state and "binaryData" not in state, (tree, name)
+            (rule,) = [r for r in by(objs, "Role", name)["rules"] if "configmaps" in r["resources"]]
+            assert rule["resourceNames"] == [f"{name}-state"] and rule["verbs"] == ["get", "update"], (tree, name)
+            if agent["spec"]["replicas"] == 1:
+                assert agent["spec"]["strategy"] == {"type": "Recreate"}, (tree, name)
+            env = {e["name"]: e for e in agent["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP", (tree, name)

@@ -1,9 +1,12 @@
-"""A loopback stand-in for the Kubernetes API server (custom objects, pods, ``/version``) and the Argo
-Server (``/api/v1/workflows``, ``/api/v1/workflow-templates``, ``/api/v1/cron-workflows``), for tests.
+"""A loopback stand-in for the Kubernetes API server (custom objects, pods, ``/version``, core ``v1``
+ConfigMaps, ``coordination.k8s.io/v1`` Leases) and the Argo Server (``/api/v1/workflows``,
+``/api/v1/workflow-templates``, ``/api/v1/cron-workflows``), for tests.
 
-It behaves like the real servers where the platform depends on it: objects keep a cluster-wide
-increasing ``resourceVersion``; PUT needs the current one (409 ``Conflict`` when stale, 422 when
-missing, as for custom resources); merge patches (RFC 7386) honour a ``resourceVersion`` they carry;
+It behaves like the real servers where the platform and the agents depend on it: objects keep a cluster-wide
+increasing ``resourceVersion``; PUT with a stale one is a 409 ``Conflict``; PUT without one is a 422 for
+custom resources and Leases, an unconditional update for ConfigMaps (their registry strategy allows it);
+a ConfigMap's data is at most 1 MiB (422); built-in objects carry no ``metadata.generation``;
+merge patches (RFC 7386) honour a ``resourceVersion`` they carry;
 ``status`` is a subresource that writes to the main resource do not change; 404/409 bodies are
 ``Status`` objects (Kubernetes) or gRPC-gateway errors (Argo Server); ``generateName`` gets 5 random
 characters; label selectors support ``=``, ``==``, ``!=``, ``key`` and ``!key``. Both servers share one
@@ -44,8 +47,18 @@ _KIND_PLURALS = {
     "WorkflowTemplate": "workflowtemplates",
     "CronWorkflow": "cronworkflows",
     "SeldonDeployment": "seldondeployments",
+    "ConfigMap": "configmaps",
+    "Lease": "leases",
 }
 _PLURAL_KINDS = {v: k for k, v in _KIND_PLURALS.items()}
+_GROUPS = {"seldondeployments": "machinelearning.seldon.io", "configmaps": "", "leases": "coordination.k8s.io"}
+"""API group of each resource (``""`` is the core group under ``/api/v1``); Argo's otherwise."""
+_API_VERSIONS = {"seldondeployments": "machinelearning.seldon.io/v1", "configmaps": "v1", "leases": "coordination.k8s.io/v1"}
+_BUILT_IN = {"configmaps", "leases"}
+"""Kubernetes' own types: no ``metadata.generation`` (only types with a spec/status split get one)."""
+_UNCONDITIONAL_UPDATE = {"configmaps"}
+"""Resources whose PUT may omit ``resourceVersion`` (``AllowUnconditionalUpdate``; Leases and CRDs do not)."""
+_CONFIG_MAP_MAX_BYTES = 1024 * 1024
 _ARGO_PATHS = {"workflows": "workflows", "workflow-templates": "workflowtemplates", "cron-workflows": "cronworkflows"}
 _ARGO_BODY_KEY = {"workflows": "workflow", "workflowtemplates": "template", "cronworkflows": "cronWorkflow"}
 _STATUS_SUBRESOURCE = {"seldondeployments"}
@@ -169,6 +182,13 @@ class FakeCluster:
         with self._lock:
             return self._create(_KIND_PLURALS[kind], ns, copy.deepcopy(obj))
 
+    def config_map(self, name: str, data: dict[str, str] | None = None, namespace: str = "scanflow") -> dict[str, Any]:
+        """Create a ConfigMap as ``kubectl apply`` of the compiled manifests would (no ``data``: an agent's state)."""
+        return self.put(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+            | ({"data": dict(data)} if data is not None else {})
+        )
+
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self.objects[(plural, namespace, name)])
@@ -204,13 +224,13 @@ class FakeCluster:
             meta["name"] = meta["generateName"] + "".join(random.choice(alphabet) for _ in range(5))
         key = (plural, ns, meta["name"])
         if key in self.objects:
-            raise _Error(
-                409, "AlreadyExists", f'{plural}.{_group(plural)} "{meta["name"]}" already exists', {"name": meta["name"]}
-            )
+            raise _Error(409, "AlreadyExists", f'{_resource(plural)} "{meta["name"]}" already exists', {"name": meta["name"]})
+        self._check_size(plural, meta["name"], obj)
         meta["namespace"] = ns
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = _now()
-        meta["generation"] = 1
+        if plural not in _BUILT_IN:
+            meta["generation"] = 1
         meta["resourceVersion"] = self._next_rv()
         meta.pop("selfLink", None)
         if plural == "workflows":
@@ -224,9 +244,7 @@ class FakeCluster:
         return copy.deepcopy(obj)
 
     def _get(self, plural: str, ns: str, name: str) -> dict[str, Any]:
-        obj = self.objects.get((plural, ns, name))
-        if obj is None:
-            raise _Error(404, "NotFound", f'{plural}.{_group(plural)} "{name}" not found', {"name": name, "kind": plural})
+        obj = self._get_raw(plural, ns, name)
         steps = self._plans.get((ns, name)) if plural == "workflows" else None
         if steps:
             obj["status"] = steps.pop(0)
@@ -240,7 +258,7 @@ class FakeCluster:
             if p == plural and n == ns and _matches((o["metadata"].get("labels") or {}), label_selector)
         ]
         return {
-            "apiVersion": "v1",
+            "apiVersion": _API_VERSIONS.get(plural, f"{ARGO}/v1alpha1"),
             "kind": f"{_PLURAL_KINDS.get(plural, plural)}List",
             "metadata": {"resourceVersion": str(self._rv)},
             "items": items,
@@ -249,17 +267,20 @@ class FakeCluster:
     def _replace(self, plural: str, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         current = self._get_raw(plural, ns, name)
         rv = (body.get("metadata") or {}).get("resourceVersion")
-        if not rv:
+        if rv:
+            self._check_rv(plural, name, current, rv)
+        elif plural not in _UNCONDITIONAL_UPDATE:
             raise _Error(
                 422,
                 "Invalid",
                 f'{plural} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
             )
-        self._check_rv(plural, name, current, rv)
+        self._check_size(plural, name, body)
         new = copy.deepcopy(body)
         new["metadata"] = {**new["metadata"], **{k: current["metadata"][k] for k in ("uid", "creationTimestamp", "namespace")}}
         new["metadata"]["name"] = name
-        new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        if plural not in _BUILT_IN:
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         new["metadata"]["resourceVersion"] = self._next_rv()
         if plural in _STATUS_SUBRESOURCE:
             if "status" in current:
@@ -277,9 +298,11 @@ class FakeCluster:
         if plural in _STATUS_SUBRESOURCE:
             patch = {k: v for k, v in patch.items() if k != "status"}
         new = merge_patch(current, patch)
+        self._check_size(plural, name, new)
         for key in ("uid", "creationTimestamp", "namespace", "name"):
             new["metadata"][key] = current["metadata"][key]
-        new["metadata"]["generation"] = current["metadata"].get("generation", 1) + (1 if "spec" in patch else 0)
+        if plural not in _BUILT_IN:
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + (1 if "spec" in patch else 0)
         new["metadata"]["resourceVersion"] = self._next_rv()
         self.objects[(plural, ns, name)] = new
         return copy.deepcopy(new)
@@ -298,8 +321,19 @@ class FakeCluster:
     def _get_raw(self, plural: str, ns: str, name: str) -> dict[str, Any]:
         obj = self.objects.get((plural, ns, name))
         if obj is None:
-            raise _Error(404, "NotFound", f'{plural}.{_group(plural)} "{name}" not found', {"name": name, "kind": plural})
+            raise _Error(404, "NotFound", f'{_resource(plural)} "{name}" not found', {"name": name, "kind": plural})
         return obj
+
+    @staticmethod
+    def _check_size(plural: str, name: str, obj: dict[str, Any]) -> None:
+        """A ConfigMap holds at most 1 MiB of keys and values, as the API server validates."""
+        if plural != "configmaps":
+            return
+        size = sum(len(k) + len(str(v)) for field_ in ("data", "binaryData") for k, v in (obj.get(field_) or {}).items())
+        if size > _CONFIG_MAP_MAX_BYTES:
+            raise _Error(
+                422, "Invalid", f'ConfigMap "{name}" is invalid: []: Too long: must have at most {_CONFIG_MAP_MAX_BYTES} bytes'
+            )
 
     @staticmethod
     def _check_rv(plural: str, name: str, current: dict[str, Any], rv: str) -> None:
@@ -307,7 +341,7 @@ class FakeCluster:
             raise _Error(
                 409,
                 "Conflict",
-                f'Operation cannot be fulfilled on {plural}.{_group(plural)} "{name}": the object has been modified; '
+                f'Operation cannot be fulfilled on {_resource(plural)} "{name}": the object has been modified; '
                 "please apply your changes to the latest version and try again",
                 {"name": name, "kind": plural},
             )
@@ -352,7 +386,13 @@ class FakeCluster:
 
 
 def _group(plural: str) -> str:
-    return "machinelearning.seldon.io" if plural == "seldondeployments" else ARGO
+    return _GROUPS.get(plural, ARGO)
+
+
+def _resource(plural: str) -> str:
+    """How the API server names a resource in messages: ``configmaps``, ``leases.coordination.k8s.io``."""
+    group = _group(plural)
+    return f"{plural}.{group}" if group else plural
 
 
 def _now() -> str:
@@ -480,12 +520,23 @@ class _Handler(BaseHTTPRequestHandler):
             if m.group(2):
                 return 200, fake._pod_log(m.group(1), m.group(2)), "text/plain"
             return 200, fake._pods(m.group(1), sel), "application/json"
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/(configmaps)(?:/([^/]+))?", path)
+        if m:
+            ns, plural, name = m.groups()
+            return self._object(method, path, plural, ns, name, sel, body, ctype)
         m = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", path)
         if not m:
             raise _Error(404, "NotFound", "the server could not find the requested resource")
         group, _version, ns, plural, name = m.groups()
-        if plural not in _PLURAL_KINDS or group != _group(plural):
+        if plural not in _PLURAL_KINDS or not _group(plural) or group != _group(plural):
             raise _Error(404, "NotFound", "the server could not find the requested resource")
+        return self._object(method, path, plural, ns, name, sel, body, ctype)
+
+    def _object(
+        self, method: str, path: str, plural: str, ns: str, name: str | None, sel: str | None, body: Any, ctype: str
+    ) -> tuple[int, Any, str]:
+        """One namespaced resource or its collection: list/create, get/replace/merge-patch/delete."""
+        fake = self.fake
         if name is None:
             if method == "GET":
                 return 200, fake._list(plural, ns, sel), "application/json"

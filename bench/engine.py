@@ -4,7 +4,11 @@ engine, against starting the same 100 processes directly with ``subprocess`` (2 
 Prints both times and their ratio (target: at most 1.3), and the start-up time of a one-step
 workflow (in process, and as the detached ``python -m scanflow_argo.engine`` process).
 
-    .venv/bin/python bench/engine.py [--sandbox auto|none] [--repeat 3]
+    .venv/bin/python bench/engine.py [--sandbox auto|none] [--repeat 3] [--bwrap-only]
+
+``--bwrap-only`` (or the last part of a full run) prices bubblewrap's start-up flags: the engine's
+sandbox argv against a bare process, the kernel's floor (a new mount namespace, ``unshare -m``), the
+fewest binds, and the ``--unshare-*`` choices — interleaved rounds, best of each, on ``/bin/true``.
 """
 
 from __future__ import annotations
@@ -62,12 +66,68 @@ def baseline(
     return time.perf_counter() - t0
 
 
+def bwrap_variants(tmp: Path, rounds: int = 8, batch: int = 30) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) milliseconds per ``/bin/true`` under each sandbox argv: best batch average over
+    interleaved rounds. CPU is the children's user+system time, which other load on a shared machine
+    disturbs far less than wall time."""
+    import resource
+    import shutil
+
+    settings = Settings.from_env(environ={}).with_home(tmp / "bw-home")
+    sandbox = Sandbox(replace(settings, engine=replace(settings.engine, sandbox="bwrap")), [tmp])
+    fs = sandbox.prepare(tmp / "bw-node")
+    engine = sandbox.wrap(["/bin/true"], fs, [], "/")
+    head, rest = engine[:1], engine[1:]
+    variants: dict[str, list[str]] = {"bare process": ["/bin/true"]}
+    if shutil.which("unshare"):
+        variants["unshare -m (a new mount namespace: the floor)"] = ["unshare", "-m", "/bin/true"]
+    variants.update(
+        {
+            "bwrap --dev-bind / / --tmpfs /tmp (fewest binds)": ["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/tmp", "/bin/true"],
+            "engine's argv (own root + binds back)": engine,
+            "engine's argv without --die-with-parent": [a for a in engine if a != "--die-with-parent"],
+            "engine's argv + --unshare-pid": [*head, "--unshare-pid", *rest],
+            "engine's argv + --unshare-ipc --unshare-uts": [*head, "--unshare-ipc", "--unshare-uts", *rest],
+            "engine's argv + --unshare-net": [*head, "--unshare-net", *rest],
+            "engine's argv + --unshare-user": [*head, "--unshare-user", *rest],
+        }
+    )
+    wall = {name: float("inf") for name in variants}
+    cpu = dict(wall)
+    for _ in range(rounds):  # interleaved: the machine is shared, so each round sees the same load
+        for name, argv in variants.items():
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                subprocess.run(argv, check=True)
+            t1 = time.perf_counter()
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall[name] = min(wall[name], (t1 - t0) / batch * 1000)
+            used = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            cpu[name] = min(cpu[name], used / batch * 1000)
+    return {name: (wall[name], cpu[name]) for name in variants}
+
+
+def print_bwrap(tmp: Path) -> None:
+    best = bwrap_variants(tmp)
+    bare_wall, bare_cpu = best["bare process"]
+    print("bubblewrap start-up per process (/bin/true; best batch of 30 over 8 interleaved rounds):")
+    print(f"  {'':52s}   wall ms (+ over bare)   CPU ms (+ over bare)")
+    for name, (w, c) in best.items():
+        print(f"  {name:52s}: {w:6.2f} (+{w - bare_wall:5.2f})      {c:5.2f} (+{c - bare_cpu:5.2f})")
+    print("  (CPU with --unshare-pid undercounts: bwrap's pid-1 in the new namespace is never waited for by us)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", default="auto", choices=["auto", "bwrap", "none"], help="sandbox of the main engine figure")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--bwrap-only", action="store_true", help="only price bubblewrap's start-up flags")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.bwrap_only:
+            print_bwrap(Path(tmp))
+            return 0
         base = Settings.from_env(environ={}).with_home(Path(tmp) / "home")
         settings = replace(
             base,
@@ -127,6 +187,8 @@ def main() -> int:
         print("one-step workflow (busybox `true`):")
         print(f"  in process          : {inproc * 1000:6.0f} ms   (the process alone: {bare * 1000:.0f} ms)")
         print(f"  detached engine     : {detached * 1000:6.0f} ms   (a bare interpreter start: {interp * 1000:.0f} ms)")
+        if sandbox.isolated:
+            print_bwrap(Path(tmp))
     return 0
 
 

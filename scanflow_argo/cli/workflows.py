@@ -71,8 +71,9 @@ def register(sub: Any) -> None:
     rs.set_defaults(func=resume)
 
 
-def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
-    """The manifest to run, the WorkflowTemplates beside it, and the folder steps import from."""
+def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], Path, list[dict[str, Any]]]:
+    """The manifest to run, the WorkflowTemplates beside it, the folder steps import from, and the
+    application's SeldonDeployments (module:app only)."""
     from ..engine.api import split_documents
     from ..engine.model import load_documents
 
@@ -82,13 +83,14 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]
         if not path.is_file():
             raise EngineError(f"{source}: no such file")
         main, templates = split_documents(load_documents(path))
-        return main, templates, path.resolve().parent
+        return main, templates, path.resolve().parent, []
     if ":" not in source:
         raise EngineError(f"{source!r} is neither a YAML file nor module:attribute (e.g. pipelines.mnist:app)")
-    return (*_compile(source, args.workflow), Path.cwd())
+    main, templates, services = _compile(source, args.workflow)
+    return main, templates, Path.cwd(), services
 
 
-def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     import importlib
 
     from ..compile import compile_app
@@ -114,13 +116,13 @@ def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[di
     else:
         raise EngineError(f"{source} has {len(runnable)} workflows: choose one with --workflow ({', '.join(map(str, names))})")
     templates = [m for m in manifests if m.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate") and m is not chosen[0]]
-    return chosen[0], templates
+    return chosen[0], templates, [m for m in manifests if m.get("kind") == "SeldonDeployment"]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from ..engine.api import prepare_run
 
-    manifest, templates, source_dir = _load(args)
+    manifest, templates, source_dir, services = _load(args)
     run_dir = prepare_run(
         manifest,
         settings,
@@ -131,7 +133,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         labels=dict(args.label),
         log=lambda m: print(f"note: {m}", file=sys.stderr),
     )
-    return _go(run_dir, settings, args.detach, args.output)
+    code = _go(run_dir, settings, args.detach, args.output)
+    _hint_undeployed(services, settings)
+    return code
+
+
+def _hint_undeployed(services: list[dict[str, Any]], settings: Settings) -> None:
+    """Name the application's SeldonDeployments that are not served here, and how to serve them.
+
+    ``run`` runs the workflow only, as ``argo submit`` does: on a cluster the SeldonDeployment is
+    applied with the rest of the compiled manifests; here ``scanflow-argo serve`` creates it (its
+    model must exist first), after which the workflow's deploy steps roll it."""
+    if not services:
+        return
+    from ..serving.controller import LocalDeployments
+
+    served = set(LocalDeployments(settings).list())
+    for sd in services:
+        name = (sd.get("metadata") or {}).get("name")
+        predictors = (sd.get("spec") or {}).get("predictors") or [{}]
+        uri = (predictors[0].get("graph") or {}).get("modelUri")
+        if name and name not in served and uri:
+            print(
+                f"note: SeldonDeployment {name!r} is not served on this machine (deploy steps leave it alone): "
+                f"scanflow-argo serve {uri} --name {name}",
+                file=sys.stderr,
+            )
 
 
 def resume(args: argparse.Namespace, settings: Settings) -> int:

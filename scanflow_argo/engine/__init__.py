@@ -3,7 +3,7 @@
 Public entry points (loaded lazily so ``import scanflow_argo.engine`` stays cheap):
 ``run_workflow`` (foreground), ``prepare_run`` + ``python -m scanflow_argo.engine RUN_DIR``
 (detached), ``execute`` (run a prepared folder), ``resume`` (continue after the engine died),
-and the ``RunHooks`` protocol with ``NoHooks``.
+and the ``RunHooks`` protocol with ``NoHooks``, ``make_hooks`` and ``workflow_tracks``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _EXPORTS = {
     "RunHooks": ".hooks",
     "NoHooks": ".hooks",
     "make_hooks": ".hooks",
+    "workflow_tracks": ".hooks",
     "TemplateStore": ".model",
     "load_documents": ".model",
 }

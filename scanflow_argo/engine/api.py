@@ -42,6 +42,13 @@ def _settings_doc(settings: Settings) -> dict[str, Any]:
         "python": eng.python,
         "image_map": dict(eng.image_map),
         "templates_dir": str(settings.templates_dir.resolve()),
+        # a detached engine (or a resume) tracks where the run was meant to be tracked
+        "tracking": {
+            "uri": settings.tracking.uri,
+            "enabled": settings.tracking.enabled,
+            "experiment": settings.tracking.experiment,
+            "port": settings.tracking.port,
+        },
     }
 
 
@@ -100,7 +107,11 @@ def settings_for(run_dir: Path, base: Settings | None = None) -> Settings:
         image_map=dict(doc["image_map"]),
         templates_dir=Path(doc["templates_dir"]),
     )
-    return replace(base, home=Path(doc["home"]), engine=eng)
+    tracking = base.tracking
+    if doc.get("tracking"):
+        t = doc["tracking"]
+        tracking = replace(tracking, uri=t["uri"], enabled=bool(t["enabled"]), experiment=t["experiment"], port=int(t["port"]))
+    return replace(base, home=Path(doc["home"]), engine=eng, tracking=tracking)
 
 
 class _RunLock:
@@ -152,17 +163,18 @@ def execute(
     for key in ("uid", "creationTimestamp"):
         if previous.get("metadata", {}).get(key):
             wf["metadata"][key] = previous["metadata"][key]
+    log = log or (lambda m: print(f"scanflow-argo: {m}", file=sys.stderr))
     with _RunLock(run_dir):
         executor = Executor(
             run_dir,
             wf,
             settings,
-            hooks or make_hooks(settings),
+            hooks or make_hooks(settings, wf, store, log=log),
             clock or SystemClock(),
             store,
             previous=previous if previous.get("status", {}).get("nodes") else None,
             pythonpath=[Path(p) for p in meta.get("pythonpath") or []],
-            log=log or (lambda m: print(f"scanflow-argo: {m}", file=sys.stderr)),
+            log=log,
             on_change=on_change,
         )
         if handle_signals and threading.current_thread() is threading.main_thread():

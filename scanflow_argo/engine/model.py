@@ -205,12 +205,13 @@ def resolve_workflow(
     if kind == "CronWorkflow":
         # one run of the schedule's workflow, named as the cron controller names them
         spec = dict(spec.get("workflowSpec") or {})
-        meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {})}
+        meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
         # Submitting a template runs it as the Argo UI does.
         spec = {"workflowTemplateRef": {"name": meta.get("name"), "clusterScope": kind == "ClusterWorkflowTemplate"}}
         store.add(manifest)
-        meta = {"generateName": f"{meta.get('name', 'workflow')}-", "labels": dict(meta.get("labels") or {})}
+        # the run lands in the template's namespace, as a submission from it does on Argo
+        meta = {"generateName": f"{meta.get('name', 'workflow')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     ref = spec.pop("workflowTemplateRef", None)
     if ref:
         base = copy.deepcopy(store.get(ref.get("name", ""), bool(ref.get("clusterScope"))).get("spec") or {})
@@ -242,6 +243,10 @@ def resolve_workflow(
         raise EngineError(f"workflow name {meta['name']!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
     meta.setdefault("namespace", "default")
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+def _namespace(meta: Mapping[str, Any]) -> dict[str, str]:
+    return {"namespace": str(meta["namespace"])} if meta.get("namespace") else {}
 
 
 def _merge_params(base: list[dict[str, Any]], override: list[dict[str, Any]]) -> list[dict[str, Any]]:

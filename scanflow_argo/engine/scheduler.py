@@ -113,7 +113,8 @@ class Executor:
         self.name = self.state.name
         self.repo = ArtifactRepo(settings.home / "artifacts")
         self.pythonpath = pythonpath or []
-        needed = [run_dir, Path(settings.engine.python).parent, *self.pythonpath, Path(__file__).parent]
+        # the home is this machine's "cluster": steps that roll deployments read and write its state
+        needed = [run_dir, settings.home, Path(settings.engine.python).parent, *self.pythonpath, Path(__file__).parent]
         self.sandbox = Sandbox(settings, needed, warn=self.log)
         limit = max(1, int(settings.engine.parallelism))
         if self.spec.get("parallelism"):
@@ -233,6 +234,8 @@ class Executor:
             found = self._local_ref("configmaps", vf["configMapKeyRef"], what)
             if found is not None:
                 return found
+            if vf["configMapKeyRef"].get("optional") and "default" not in p and "default" not in vf:
+                return ""
         if "default" in p:
             return _fmt_item(p["default"])
         if "default" in vf:
@@ -247,8 +250,6 @@ class Executor:
         path = safe_join(self.settings.home / kind, f"{name}/{key}", what)
         if path.is_file():
             return path.read_text()
-        if ref.get("optional"):
-            return ""
         return None
 
     def _failures(self) -> list[dict[str, Any]]:
@@ -635,7 +636,7 @@ class Executor:
             try:
                 result = run_process(
                     argv,
-                    node_env({**env, **extra}, self.pythonpath),
+                    node_env({"SCANFLOW_HOME": str(self.settings.home.resolve()), **env, **extra}, self.pythonpath),
                     None if fs.root is not None else cwd if Path(cwd).is_dir() else None,
                     log_path,
                     deadline,
@@ -676,6 +677,8 @@ class Executor:
             for kind, folder in (("secretKeyRef", "secrets"), ("configMapKeyRef", "configmaps")):
                 if kind in vf:
                     value = self._local_ref(folder, vf[kind], f"{where} env {name}")
+                    if value is None and vf[kind].get("optional"):
+                        break  # as Kubernetes does: a missing optional key leaves the variable unset
                     if value is None:
                         ref = vf[kind]
                         raise EngineError(

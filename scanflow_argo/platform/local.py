@@ -170,13 +170,14 @@ class LocalPlatform:
         run = self.get_run(name)
         run_dir = self.run_dir(name)
         pods = [n for n in run.nodes.values() if n.type == "Pod"]
+        pods.sort(key=lambda n: (n.started_at or "", n.id))
         if node is not None:
             chosen = [n for n in pods if n.display_name == node or n.id == node]
             if not chosen:
-                run.node(node)  # raises NotFoundError listing the names
-                return ""
+                # a retry, steps or DAG node: the logs of the pods under it, in the order of its children
+                # (``deploy`` → ``deploy(0)``, ``deploy(1)``: attempts can start within the same second)
+                chosen = _pods_under(run, run.node(node) if node not in run.nodes else run.nodes[node])
             pods = chosen
-        pods.sort(key=lambda n: (n.started_at or "", n.id))
         parts = []
         for n in pods:
             log = run_dir / "nodes" / n.id / "main.log"
@@ -218,6 +219,21 @@ class LocalPlatform:
 
     def delete_deployment(self, name: str) -> None:
         self._deployments().delete(name)
+
+
+def _pods_under(run: RunStatus, top: Any) -> list[Any]:
+    """The pod nodes below ``top`` (children followed transitively)."""
+    out, todo, seen = [], list(top.children), set()
+    while todo:
+        nid = todo.pop(0)
+        if nid in seen or nid not in run.nodes:
+            continue
+        seen.add(nid)
+        child = run.nodes[nid]
+        if child.type == "Pod":
+            out.append(child)
+        todo.extend(child.children)
+    return out
 
 
 def _engine_exited(run_dir: Path) -> bool:

@@ -25,9 +25,20 @@ LABEL = "workflows.argoproj.io/no-test"
 # Examples whose outcome is decided by chance, so no single run can be compared with Argo's label.
 RANDOM = {
     "template-defaults.yaml": "random exit codes with retries: fails only ~3% of the time although labelled expected-failure",
-    # Argo's steps.go marks a step group Succeeded when its failed child has continueOn.failed, so the
-    # workflow succeeds; the label only flags the intentional failing step (Argo's e2e never runs it).
-    "continue-on-fail.yaml": "label disagrees with Argo's code: continueOn.failed makes the steps (and the run) succeed",
+    # Not chance, but the label is not Argo's verdict either (checked against argoproj/argo-workflows
+    # f016ad89, Aug 2026): the label came in with ae047b82 "move example suite from testify to go
+    # subtest", where any no-test label just skips the example (test/e2e/examples_test.go:131-134), so
+    # nothing checks that it fails. What Argo does with it: workflow/controller/steps.go:373-380
+    # (executeStepGroup) fails a step group only for a failed child *without* continueOn, so the group
+    # of B and C Succeeds, D runs, and steps.go:199 marks the steps node Succeeded; operator.go:551-563
+    # gives the workflow its entry node's phase: Succeeded. Argo's own e2e test of the same shape,
+    # test/e2e/functional_test.go:198-245 (TestContinueOnFail), waits for ToBeSucceeded.
+    # tests/engine/test_tracking_and_refs.py runs this example and expects exactly that.
+    "continue-on-fail.yaml": (
+        "labelled expected-failure but Argo succeeds it: steps.go:373-380 (continueOn.failed child does not fail "
+        "the step group), steps.go:199, operator.go:551-563; e2e functional_test.go:198-245 TestContinueOnFail "
+        "expects Succeeded; examples_test.go:131-134 skips every no-test example (argo-workflows f016ad89)"
+    ),
 }
 
 

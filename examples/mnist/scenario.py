@@ -177,37 +177,18 @@ class Scenario:
         self._start_agents(stack)
 
     def _apply_application(self) -> dict[str, Any]:
-        """Compile ``pipelines.mnist:app``, apply its WorkflowTemplates; returns its SeldonDeployment."""
-        from pipelines.mnist.app import app
-        from scanflow_argo.compile import compile_app
+        """Apply ``pipelines.mnist:app`` as ``scanflow-argo apply`` does (its WorkflowTemplates with this
+        scenario's defaults, its ConfigMaps pointed at the local MLflow); returns its SeldonDeployment,
+        which is served once the first model is trained."""
+        from scanflow_argo.platform.apply import TEMPLATE_KINDS, apply_objects, load_sources
 
-        manifests = compile_app(app)
-        service = None
-        for manifest in manifests:
-            kind, name = manifest.get("kind"), manifest["metadata"]["name"]
-            if kind == "ConfigMap":
-                self._apply_config_map(manifest)
-            elif kind == "WorkflowTemplate":
-                self.platform.apply_template(self._with_defaults(manifest))
-                self.console.log(f"applied WorkflowTemplate {name}")
-            elif kind == "SeldonDeployment" and name == DEPLOYMENT:
-                service = manifest
-        if service is None:
+        sources = load_sources(["pipelines.mnist:app"], cwd=ROOT)
+        services = [s.obj for s in sources if s.kind == "SeldonDeployment" and s.name == DEPLOYMENT]
+        if not services:
             raise SetupError(f"pipelines.mnist:app has no SeldonDeployment named {DEPLOYMENT!r}: the demo serves it")
-        return service
-
-    def _apply_config_map(self, manifest: Mapping[str, Any]) -> None:
-        """Write a ConfigMap where the local engine reads ``configMapKeyRef`` (``<home>/configmaps/<name>/<key>``).
-
-        The compiled one points steps at the cluster's MLflow; here they use the local server.
-        """
-        folder = self.home / "configmaps" / manifest["metadata"]["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        data = dict(manifest.get("data") or {})
-        if "MLFLOW_TRACKING_URI" in data:
-            data["MLFLOW_TRACKING_URI"] = str(self.settings.tracking.uri)
-        for key, value in data.items():
-            (folder / key).write_text(str(value))
+        local = [s for s in sources if s.kind in (*TEMPLATE_KINDS, "ConfigMap")]
+        apply_objects(self.platform, local, self.settings, echo=self.console.log, transform=lambda s: self._with_defaults(s.obj))
+        return services[0]
 
     def _with_defaults(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The template with this scenario's defaults for parameters the agents do not pass.
@@ -230,10 +211,7 @@ class Scenario:
         return doc
 
     def _submit(self, template: str, parameters: Mapping[str, str] | None = None) -> str:
-        try:
-            return self.platform.submit(template, parameters, source_dir=ROOT)
-        except TypeError:  # a platform without the local-only source_dir keyword
-            return self.platform.submit(template, parameters)
+        return self.platform.submit(template, parameters)
 
     def _train_first_model(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

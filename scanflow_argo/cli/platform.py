@@ -1,4 +1,4 @@
-"""CLI group acting through the platform, the same on both: ``submit``, ``status``, ``wait``, ``scale``.
+"""CLI group acting through the platform, the same on both: ``apply``, ``submit``, ``status``, ``wait``, ``scale``.
 
 ``--platform local|kubernetes`` (or ``SCANFLOW_PLATFORM``) picks where; the commands only call the
 ``Platform`` protocol from ``get_platform(settings)``, so their syntax and output do not change.
@@ -27,6 +27,16 @@ def _pair(text: str) -> tuple[str, str]:
 
 def register(sub: Any) -> None:
     """Add this group's commands to the top-level subparsers."""
+    a = sub.add_parser(
+        "apply",
+        help="create or update WorkflowTemplates, CronWorkflows, SeldonDeployments (and, locally, ConfigMaps)",
+        description="Apply compiled manifests as kubectl apply does, on either platform: YAML files, folders "
+        "(e.g. manifests/generated) or module:app (compiled first). Every object is checked before any is applied. "
+        "RBAC, agent Deployments and other cluster objects are installed with `kubectl apply -k manifests/`.",
+    )
+    a.add_argument("sources", nargs="+", metavar="PATH_OR_MODULE", help="a .yaml/.json file, a folder of them, or module:app")
+    a.set_defaults(func=apply)
+
     p = sub.add_parser(
         "submit",
         help="start a run of a WorkflowTemplate (by name) or of a Workflow/WorkflowTemplate YAML file",
@@ -83,6 +93,14 @@ def _load_file(path: Path) -> list[dict[str, Any]]:
     if not docs or not all(isinstance(d, dict) and d.get("kind") for d in docs):
         raise PlatformError(f"{path} holds no Kubernetes objects (each document needs a kind)")
     return docs
+
+
+def apply(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.apply import apply_objects, load_sources
+
+    sources = load_sources(args.sources)
+    apply_objects(_platform(settings), sources, settings)
+    return 0
 
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:

@@ -43,30 +43,50 @@ class LocalPlatform:
     def runs_dir(self) -> Path:
         return self.settings.home / "runs"
 
-    def apply_template(self, manifest: Mapping[str, Any]) -> None:
+    def _template_path(self, manifest: Mapping[str, Any]) -> Path:
         kind = manifest.get("kind")
         if kind not in TEMPLATE_KINDS:
             raise PlatformError(f"apply_template takes a {' or '.join(TEMPLATE_KINDS)}, not a {kind}")
         name = (manifest.get("metadata") or {}).get("name")
         if not name or "/" in name or name.startswith("."):
             raise PlatformError(f"the {kind} needs a valid metadata.name to be applied (got {name!r})")
-        folder = self.settings.templates_dir
-        folder.mkdir(parents=True, exist_ok=True)
         prefix = "cluster-" if kind == "ClusterWorkflowTemplate" else ""
-        tmp = folder / f".{prefix}{name}.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(dict(manifest), sort_keys=False))
-        os.replace(tmp, folder / f"{prefix}{name}.yaml")
+        return self.settings.templates_dir / f"{prefix}{name}.yaml"
+
+    def has_template(self, manifest: Mapping[str, Any]) -> bool:
+        """True when a template of this kind and name is applied already."""
+        return self._template_path(manifest).is_file()
+
+    def apply_template(self, manifest: Mapping[str, Any], *, project_dir: Path | None = None) -> None:
+        """Write the template to ``<templates>/<name>.yaml`` and record the project it belongs to.
+
+        The project folder (default: the current one) is what script steps of runs from this
+        template import from (``pipelines.*``), as the image holds the code on a cluster; it is
+        kept beside the template in ``.<name>.project``, so ``submit(name, parameters)`` needs nothing more."""
+        path = self._template_path(manifest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, yaml.safe_dump(dict(manifest), sort_keys=False))
+        _atomic_write(_project_file(path), str((project_dir or Path.cwd()).resolve()))
+
+    def project_dir(self, template: str, cluster: bool = False) -> Path | None:
+        """The project folder recorded when ``template`` was applied (None when unknown)."""
+        path = self.settings.templates_dir / f"{'cluster-' if cluster else ''}{template}.yaml"
+        try:
+            folder = Path(_project_file(path).read_text().strip())
+        except OSError:
+            return None
+        return folder if folder.is_dir() else None
 
     def submit(
         self,
         workflow: Mapping[str, Any] | str,
         parameters: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
-        *,
-        source_dir: Path | None = None,
-        entrypoint: str | None = None,
     ) -> str:
-        """Prepare the run (refusing what cannot run locally) and start its detached engine."""
+        """Prepare the run (refusing what cannot run locally) and start its detached engine.
+
+        Steps import the project's code from the folder recorded when the template was applied
+        (``apply_template``), else from the current folder."""
         from ..engine.api import prepare_run
 
         if isinstance(workflow, str):
@@ -80,9 +100,18 @@ class LocalPlatform:
             manifest = workflow
             if manifest.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
                 self.apply_template(manifest)
-        run_dir = prepare_run(manifest, self.settings, parameters, labels=labels, source_dir=source_dir, entrypoint=entrypoint)
+        run_dir = prepare_run(manifest, self.settings, parameters, labels=labels, source_dir=self._source_of(manifest))
         self.start_engine(run_dir)
         return run_dir.name
+
+    def _source_of(self, manifest: Mapping[str, Any]) -> Path | None:
+        spec = manifest.get("spec") or {}
+        if manifest.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+            ref = {"name": (manifest.get("metadata") or {}).get("name"), "clusterScope": manifest["kind"].startswith("Cluster")}
+        else:
+            ref = spec.get("workflowTemplateRef") or {}
+        name = ref.get("name")
+        return self.project_dir(str(name), bool(ref.get("clusterScope"))) if name else None
 
     def start_engine(self, run_dir: Path) -> int:
         """Start ``python -m scanflow_argo.engine RUN_DIR`` in its own process group; returns its pid."""
@@ -219,6 +248,17 @@ class LocalPlatform:
 
     def delete_deployment(self, name: str) -> None:
         self._deployments().delete(name)
+
+
+def _project_file(template: Path) -> Path:
+    """``.<name>.project`` beside ``<name>.yaml`` (a dot file: the engine's template store skips it)."""
+    return template.with_name(f".{template.stem}.project")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _pods_under(run: RunStatus, top: Any) -> list[Any]:

@@ -108,3 +108,41 @@ def traffic():
 def probs(resp: httpx.Response) -> np.ndarray:
     assert resp.status_code == 200, resp.text
     return np.asarray(resp.json()["data"]["ndarray"])
+
+
+def post_json(client: httpx.Client, url: str, body: bytes | dict) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(url, content=content, headers={"Content-Type": "application/json"})
+
+
+def deployment_state(home: Path, name: str) -> dict:
+    """The supervisor's ``status.json`` of a local deployment (replica pids, ports, model URIs)."""
+    return json.loads((Path(home) / "deployments" / name / "status.json").read_text())
+
+
+def deployment_processes(home: Path, name: str, endpoint: str) -> tuple[list[int], list[int]]:
+    """(pids, ports) of a local deployment: supervisor and replicas; router, replica http and metrics ports."""
+    state = deployment_state(home, name)
+    supervisor = json.loads((Path(home) / "deployments" / name / "supervisor.json").read_text())["pid"]
+    pids = [supervisor, *(r["pid"] for r in state["replicaProcesses"])]
+    ports = [int(endpoint.rsplit(":", 1)[1])] + [
+        p for r in state["replicaProcesses"] for p in (r["http_port"], r["metrics_port"])
+    ]
+    return pids, ports
+
+
+@pytest.fixture(scope="module")
+def prom(msettings, prometheus_binary: str):
+    """A real Prometheus reading the file-SD targets the controller writes in the same home.
+
+    Needs a module-scoped ``msettings`` fixture (the deployments' settings) in the test module.
+    """
+    from scanflow_argo import _proc
+    from scanflow_argo.monitoring.prometheus import PrometheusServer
+
+    server = PrometheusServer(msettings, port=_proc.free_port())
+    server.start(timeout=30)
+    try:
+        yield server
+    finally:
+        server.stop()

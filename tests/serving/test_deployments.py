@@ -18,7 +18,7 @@ from scanflow_argo.serving.model import TorchClassifier
 from scanflow_argo.settings import Settings
 
 from ._models import mnist
-from .conftest import Traffic, predict_body, probs
+from .conftest import Traffic, deployment_processes, deployment_state, post_json, predict_body, probs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,19 +38,6 @@ def msettings(tmp_path_factory: pytest.TempPathFactory, serving_python: Path) ->
 
 
 @pytest.fixture(scope="module")
-def prom(msettings: Settings, prometheus_binary: str):
-    """A real Prometheus reading the file-SD targets the controller writes in the same home."""
-    from scanflow_argo.monitoring.prometheus import PrometheusServer
-
-    server = PrometheusServer(msettings, port=_proc.free_port())
-    server.start(timeout=30)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def deployed(msettings: Settings, model_v1: Path, prom):
     deployments = LocalDeployments(msettings)
     status = deployments.apply(deployment_manifest(NAME, str(model_v1), 2, "scanflow"))
@@ -62,12 +49,7 @@ def deployed(msettings: Settings, model_v1: Path, prom):
 
 
 def _state(msettings: Settings) -> dict:
-    return json.loads((Path(msettings.home) / "deployments" / NAME / "status.json").read_text())
-
-
-def _post(client: httpx.Client, url: str, body: bytes | dict) -> httpx.Response:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post(url, content=content, headers={"Content-Type": "application/json"})
+    return deployment_state(msettings.home, NAME)
 
 
 def test_predictions_and_feedback_through_the_router_reach_both_replicas(deployed, msettings: Settings) -> None:
@@ -76,19 +58,19 @@ def test_predictions_and_feedback_through_the_router_reach_both_replicas(deploye
     x, y = mnist()
     with httpx.Client(timeout=30) as client:
         for i in range(8):
-            p = probs(_post(client, f"{status.endpoint}/api/v1.0/predictions", predict_body(i, 4)))
+            p = probs(post_json(client, f"{status.endpoint}/api/v1.0/predictions", predict_body(i, 4)))
             assert p.shape == (4, 10)
             np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
         seldon_path = f"{status.endpoint}/seldon/scanflow/{NAME}/api/v1.0/predictions"
-        assert probs(_post(client, seldon_path, predict_body(0, 1))).shape == (1, 10)
+        assert probs(post_json(client, seldon_path, predict_body(0, 1))).shape == (1, 10)
         for i in range(4):
             request = {"data": {"ndarray": x[i : i + 1].reshape(1, -1).tolist()}}
-            resp = _post(
+            resp = post_json(
                 client, f"{status.endpoint}/api/v1.0/feedback", {"request": request, "truth": {"data": {"ndarray": [int(y[i])]}}}
             )
             assert resp.status_code == 200, resp.text
             assert resp.json()["meta"]["tags"]["reward"] in (0.0, 1.0)
-        bad = _post(client, f"{status.endpoint}/api/v1.0/predictions", {"data": {"ndarray": [[1, 2, 3]]}})
+        bad = post_json(client, f"{status.endpoint}/api/v1.0/predictions", {"data": {"ndarray": [[1, 2, 3]]}})
         assert bad.status_code == 400 and "input_shape" in bad.text
         # Both replicas answered: each one's metrics port shows the confidence gauge of its predictions.
         replicas = _state(msettings)["replicaProcesses"]
@@ -196,13 +178,7 @@ def test_roll_to_a_new_version_under_traffic_without_failed_requests(deployed, m
 
 def test_delete_stops_every_process_and_frees_the_ports(deployed, msettings: Settings) -> None:
     deployments, status = deployed
-    folder = Path(msettings.home) / "deployments" / NAME
-    state = _state(msettings)
-    supervisor = json.loads((folder / "supervisor.json").read_text())["pid"]
-    pids = [supervisor, *(r["pid"] for r in state["replicaProcesses"])]
-    ports = [int(status.endpoint.rsplit(":", 1)[1])] + [
-        p for r in state["replicaProcesses"] for p in (r["http_port"], r["metrics_port"])
-    ]
+    pids, ports = deployment_processes(msettings.home, NAME, status.endpoint)
     deployments.delete(NAME)
     assert not any(_proc._group_alive(pid) for pid in pids)
     assert not any(_proc.port_in_use(port) for port in ports)

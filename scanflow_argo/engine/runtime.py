@@ -10,14 +10,18 @@ group, are argv lists (never a shell we add), and are stopped by group.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .._proc import stop_pid
 from ..errors import EngineError, SetupError
@@ -79,7 +83,9 @@ class Sandbox:
             raise SetupError(f"unknown sandbox {mode!r}: use auto, bwrap or none (SCANFLOW_ENGINE_SANDBOX)")
         if self.bwrap is None and mode == "auto" and warn is not None:
             warn("bubblewrap (bwrap) is not installed: nodes run unisolated and share /tmp (apt-get install bubblewrap)")
-        self.needed = [p.resolve() for p in needed]
+        resolved = list(dict.fromkeys(p.resolve() for p in needed))
+        # a folder inside another needed one comes with it: one bind (and one mount point) fewer
+        self.needed = [p for p in resolved if not any(q != p and p.is_relative_to(q) for q in resolved)]
         needed_tops = {p.parts[1] for p in self.needed if len(p.parts) > 1}
         self.entries: list[tuple[str, str | None]] = []  # (name, symlink target or None)
         for entry in sorted(os.scandir("/"), key=lambda e: e.name):
@@ -87,6 +93,8 @@ class Sandbox:
                 continue
             self.entries.append((entry.name, os.readlink(entry.path) if entry.is_symlink() else None))
         self.shared_tops = frozenset(SYSTEM_TOPS | (needed_tops - {"tmp"}))
+        self.links = [(name, link) for name, link in self.entries if link is not None]
+        self._binds: dict[frozenset[str], list[str]] = {}  # the host binds of each set of private tops
 
     @property
     def isolated(self) -> bool:
@@ -99,18 +107,36 @@ class Sandbox:
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         return NodeFS(root=root, shared_tops=self.shared_tops)
 
+    def _link(self, root: str) -> None:
+        """The host's top-level symlinks (``/bin`` → ``usr/bin``) in a node's root."""
+        for name, link in self.links:
+            with contextlib.suppress(FileExistsError):  # made here, not by bwrap, so a second run in this root works
+                os.symlink(link, f"{root}/{name}")
+
     def wrap(self, argv: Sequence[str], fs: NodeFS, private_tops: Iterable[str], cwd: str) -> list[str]:
         """``argv`` inside the node's sandbox; ``private_tops`` are host top-level folders the node replaces."""
         if fs.root is None:
             return list(argv)
-        private = set(private_tops) - self.shared_tops
+        private = frozenset(private_tops) - self.shared_tops
+        root = str(fs.root)
+        self._link(root)
         for name, link in self.entries:
-            if link is not None:
-                if not (fs.root / name).is_symlink():
-                    os.symlink(link, fs.root / name)  # made here, not by bwrap, so a second run in this root works
-            elif name in private:
-                (fs.root / name).mkdir(exist_ok=True)  # the image has these folders too
-        out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", str(fs.root), "/"]
+            if link is None and name in private:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(f"{root}/{name}")  # the image has these folders too
+        out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", root, "/", *self._host_binds(private)]
+        for host, cpath in fs.binds:
+            out += ["--bind", str(host), cpath]
+        out += ["--chdir", cwd, "--", *argv]
+        return out
+
+    def _host_binds(self, private: frozenset[str]) -> list[str]:
+        """The binds of the host's folders into a root whose ``private`` tops are the node's own
+        (the same for every node of a template: built once)."""
+        cached = self._binds.get(private)
+        if cached is not None:
+            return cached
+        out: list[str] = []
         for name, link in self.entries:
             if name not in private and link is None:
                 out += ["--dev-bind", f"/{name}", f"/{name}"]
@@ -118,9 +144,7 @@ class Sandbox:
         for path in self.needed:
             if path.parts[1:2] == ("tmp",) or (len(path.parts) > 1 and path.parts[1] in private):
                 out += ["--bind", str(path), str(path)]
-        for host, cpath in fs.binds:
-            out += ["--bind", str(host), cpath]
-        out += ["--chdir", cwd, "--", *argv]
+        self._binds[private] = out
         return out
 
 
@@ -191,32 +215,93 @@ def run_process(
         except OSError as err:
             raise EngineError(f"cannot start {argv[0]!r}: {err}") from err
         chunks: list[bytes] = []
-
-        def pump() -> None:
-            assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
-                chunks.append(chunk)
-                log.write(chunk)
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
         ticket = _WATCHDOG.watch(proc, deadline, stopped, monotonic, grace)
         try:
-            code = proc.wait()  # blocking: no polling latency when the process ends
+            code = _pump_and_wait(proc, chunks, log)
         finally:
             _WATCHDOG.forget(ticket)
-        try:
-            os.killpg(proc.pid, 0)
-            # the main process is done: stop whatever it left behind in its group
-            stop_pid(proc.pid, timeout=1.0, popen=proc)
-        except (ProcessLookupError, PermissionError):
-            pass
-        reader.join(timeout=5)
         if ticket.killer is not None:
             ticket.killer.join(timeout=grace + 5)
         reason = ticket.reason
     stdout = b"".join(chunks).decode("utf-8", errors="replace")
     return ProcessResult(exit_code=code, stdout=stdout, reason=reason)
+
+
+def _stop_leftovers(proc: subprocess.Popen[bytes]) -> None:
+    """The main process is done: stop whatever it left behind in its group."""
+    try:
+        os.killpg(proc.pid, 0)
+        stop_pid(proc.pid, timeout=1.0, popen=proc)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _pump_and_wait(proc: subprocess.Popen[bytes], chunks: list[bytes], log: Any) -> int:
+    """Copy the process's stdout into ``chunks`` and the log until it exits, then drain what is left.
+
+    One thread does it all: ``poll`` on the stdout pipe and a pidfd of the process, so there is no
+    reader thread to start and hand over to, and no polling interval. Where pidfds are missing
+    (Linux < 5.3), a reader thread does the copying while this one waits."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+
+    def take(chunk: bytes) -> None:
+        chunks.append(chunk)
+        log.write(chunk)
+
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is None:
+        reader = threading.Thread(target=_drain, args=(fd, take, None), daemon=True)
+        reader.start()
+        code = proc.wait()  # blocking: no polling latency when the process ends
+        _stop_leftovers(proc)
+        reader.join(timeout=5)
+        if not reader.is_alive():
+            proc.stdout.close()
+        return code
+    open_pipe = True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        exited = False
+        while not exited:
+            for ready, _ in poller.poll():
+                if ready == pidfd:
+                    exited = True
+                elif open_pipe:
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        take(chunk)
+                    else:
+                        open_pipe = False
+                        poller.unregister(fd)
+    finally:
+        os.close(pidfd)
+    code = proc.wait()
+    _stop_leftovers(proc)
+    if open_pipe:
+        _drain(fd, take, time.monotonic() + 5)  # what the process wrote last, and its children's
+    proc.stdout.close()
+    return code
+
+
+def _drain(fd: int, take: Callable[[bytes], None], until: float | None) -> None:
+    """Read ``fd`` to its end (or until the monotonic time ``until``)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        if until is not None:
+            left = until - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        take(chunk)
 
 
 @dataclass

@@ -113,6 +113,7 @@ class Executor:
         self.name = self.state.name
         self.repo = ArtifactRepo(settings.home / "artifacts")
         self.pythonpath = pythonpath or []
+        self.home_env = str(settings.home.resolve())
         # the home is this machine's "cluster": steps that roll deployments read and write its state
         # Nodes need the interpreter's whole environment (a venv's root holds pyvenv.cfg and its
         # site-packages) and this package, even when they live under /tmp, which nodes get privately.
@@ -297,7 +298,7 @@ class Executor:
             node["templateName"] = tmpl["name"]
         if parent is not None:
             node["boundaryID"] = parent
-        self.state.put(node, write=False)
+        node = self.state.put(node, write=False)
         self.state.add_child(parent, nid)
         if ntype != "Pod" or phase != "Pending":  # a pod is written when it starts running
             self.state.write()
@@ -639,7 +640,7 @@ class Executor:
             try:
                 result = run_process(
                     argv,
-                    node_env({"SCANFLOW_HOME": str(self.settings.home.resolve()), **env, **extra}, self.pythonpath),
+                    node_env({"SCANFLOW_HOME": self.home_env, **env, **extra}, self.pythonpath),
                     None if fs.root is not None else cwd if Path(cwd).is_dir() else None,
                     log_path,
                     deadline,

@@ -4,6 +4,10 @@
 ``{"apiVersion", "kind", "metadata", "spec", "status": {phase, startedAt, finishedAt, message,
 nodes{id: {...}}, outputs}}``, rewritten (temp file + rename) before and after every node, so a
 killed engine loses nothing: ``resume`` reads it back and skips nodes that already succeeded.
+
+A rewrite costs what changed, not the whole run: each node is a ``NodeDoc`` that remembers its own
+JSON until one of its fields is set again, and the run's metadata and spec (fixed once the run
+starts) are serialised once. The bytes written are those ``json.dumps`` gives for the whole document.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from typing import Any
 from ..clock import Clock, iso
 from ..errors import EngineError
 
-__all__ = ["RunState", "node_id", "read_status"]
+__all__ = ["NodeDoc", "RunState", "node_id", "read_status"]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_NODE_LOCK = threading.Lock()
 
 
 def node_id(workflow_name: str, node_name: str) -> str:
@@ -40,6 +47,85 @@ def read_status(run_dir: Path) -> dict[str, Any]:
         raise EngineError(f"{run_dir} is not a run folder (no status.json)") from err
     except json.JSONDecodeError as err:
         raise EngineError(f"{path} is damaged: {err}") from err
+
+
+class NodeDoc(dict):  # type: ignore[type-arg]
+    """A node of the status document that keeps its JSON until one of its keys changes.
+
+    Every way of changing a key drops the cached JSON; the engine replaces nested values
+    (``node["outputs"] = …``) rather than editing them in place, and ``RunState.add_child`` calls
+    ``touch`` on the node whose ``children`` it extends. One lock orders changes and dumps, so a
+    change made while the node is being serialised is never hidden behind a stale cache."""
+
+    __slots__ = ("_json",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._json: str | None = None
+
+    def touch(self) -> None:
+        """Drop the cached JSON (after an in-place change of a nested value)."""
+        with _NODE_LOCK:
+            self._json = None
+
+    def to_json(self) -> str:
+        with _NODE_LOCK:
+            if self._json is None:
+                self._json = _dumps(self)
+            return self._json
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with _NODE_LOCK:
+            super().__setitem__(key, value)
+            self._json = None
+
+    def __delitem__(self, key: str) -> None:
+        with _NODE_LOCK:
+            super().__delitem__(key)
+            self._json = None
+
+    def __ior__(self, other: Any) -> NodeDoc:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        with _NODE_LOCK:
+            self._json = None
+            return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        with _NODE_LOCK:
+            super().update(*args, **kwargs)
+            self._json = None
+
+    def pop(self, key: str, *default: Any) -> Any:
+        with _NODE_LOCK:
+            self._json = None
+            return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        with _NODE_LOCK:
+            self._json = None
+            return super().popitem()
+
+    def clear(self) -> None:
+        with _NODE_LOCK:
+            super().clear()
+            self._json = None
+
+    def copy(self) -> NodeDoc:
+        return NodeDoc(self)
+
+    def __copy__(self) -> NodeDoc:
+        return NodeDoc(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NodeDoc:
+        import copy
+
+        return NodeDoc(copy.deepcopy(dict(self), memo))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NodeDoc, (dict(self),))
 
 
 class RunState:
@@ -68,6 +154,10 @@ class RunState:
         }
         self.status: dict[str, Any] = self.doc["status"]
         self.nodes: dict[str, dict[str, Any]] = self.status["nodes"]
+        self._spec_json: str | None = None
+        self._quoted: dict[str, str] = {}
+        self._status_path = str(run_dir / "status.json")
+        self._tmp_prefix = str(run_dir / f".status.{os.getpid()}.")
 
     def now(self) -> str:
         return iso(self.clock.now())
@@ -83,11 +173,14 @@ class RunState:
             return prev  # a crash resume keeps what finished, failures included (retries move on)
         return None
 
-    def put(self, node: dict[str, Any], write: bool = True) -> None:
+    def put(self, node: dict[str, Any], write: bool = True) -> NodeDoc:
+        """Record ``node`` (kept as the same object when it is a ``NodeDoc``); returns the recorded node."""
+        doc = node if isinstance(node, NodeDoc) else NodeDoc(node)
         with self.lock:
-            self.nodes[node["id"]] = node
+            self.nodes[doc["id"]] = doc
             if write:
                 self.write()
+        return doc
 
     def add_child(self, parent_id: str | None, child_id: str) -> None:
         if parent_id is None:
@@ -98,11 +191,53 @@ class RunState:
                 children = parent.setdefault("children", [])
                 if child_id not in children:
                     children.append(child_id)
+                    if isinstance(parent, NodeDoc):
+                        parent.touch()
+
+    def render(self) -> str:
+        """The document as ``json.dumps(doc, separators=(",", ":"), default=str)`` writes it, from
+        cached pieces: only nodes changed since the last render are serialised again."""
+        with self.lock:
+            parts = []
+            for key, value in self.doc.items():
+                if key == "status":
+                    text = self._render_status()
+                elif key == "spec":
+                    if self._spec_json is None:
+                        self._spec_json = _dumps(value)  # the spec is fixed once the run starts
+                    text = self._spec_json
+                else:
+                    text = _dumps(value)
+                parts.append(f"{_dumps(key)}:{text}")
+            return "{" + ",".join(parts) + "}"
+
+    def _render_status(self) -> str:
+        parts = []
+        for key, value in self.status.items():
+            if key == "nodes" and value is self.nodes:
+                quoted = self._quoted
+                frags = []
+                for nid, node in self.nodes.items():
+                    q = quoted.get(nid)
+                    if q is None:
+                        q = quoted[nid] = _dumps(nid)
+                    frags.append(f"{q}:{node.to_json() if isinstance(node, NodeDoc) else _dumps(node)}")
+                text = "{" + ",".join(frags) + "}"
+            else:
+                text = _dumps(value)
+            parts.append(f"{_dumps(key)}:{text}")
+        return "{" + ",".join(parts) + "}"
 
     def write(self) -> None:
         """Atomically replace status.json with the current document."""
         with self.lock:
-            data = json.dumps(self.doc, separators=(",", ":"), default=str)
-            tmp = self.run_dir / f".status.{os.getpid()}.{threading.get_ident()}.tmp"
-            tmp.write_text(data)
-            os.replace(tmp, self.run_dir / "status.json")
+            data = self.render().encode()
+            tmp = f"{self._tmp_prefix}{threading.get_ident()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._status_path)

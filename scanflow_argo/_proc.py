@@ -28,6 +28,7 @@ __all__ = [
     "live_record",
     "port_in_use",
     "spawn",
+    "start_recorded",
     "stop_pid",
     "stop_record",
     "wait_http",
@@ -248,3 +249,27 @@ def stop_record(path: Path, marker: str, timeout: float = 10.0) -> bool:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return record is not None
+
+
+def start_recorded(
+    argv: Sequence[str],
+    *,
+    name: str,
+    log: Path,
+    ready_url: str,
+    record: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **info: object,
+) -> Child:
+    """Start a detached server, wait until ``ready_url`` answers, then record it in ``record``
+    (so another process can find and stop it); a server that never gets ready is stopped."""
+    child = spawn(argv, name=name, log=log, env=env, cwd=cwd)
+    try:
+        wait_http(ready_url, timeout=timeout, child=child)
+    except SetupError:
+        child.stop(timeout=5)
+        raise
+    write_record(record, child, **info)
+    return child

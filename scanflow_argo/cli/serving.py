@@ -18,8 +18,8 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     """Add this group's commands to the top-level subparsers."""
     _register_serve(sub)
-    _register_prometheus(sub)
-    _register_mlflow(sub)
+    _register_server(sub, "prometheus")
+    _register_server(sub, "mlflow")
 
 
 # -- serve / unserve ------------------------------------------------------------------------------
@@ -110,75 +110,59 @@ def unserve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# -- prometheus up|down -------------------------------------------------------------------------
+# -- prometheus up|down, mlflow up|down ----------------------------------------------------------
+
+# name -> (module with the server class, class, default-port variable, default port, readiness wait, "use it" hint)
+_SERVERS: dict[str, tuple[str, str, str, int, float, str]] = {
+    "prometheus": ("..monitoring.prometheus", "PrometheusServer", "SCANFLOW_PROMETHEUS_PORT", 9095, 30.0, ""),
+    "mlflow": (
+        "..tracking.server",
+        "MlflowServer",
+        "SCANFLOW_MLFLOW_PORT",
+        5005,
+        60.0,
+        "; use it with MLFLOW_TRACKING_URI={url}",
+    ),
+}
+_TITLES = {"prometheus": "Prometheus", "mlflow": "MLflow"}
 
 
-def _register_prometheus(sub: Any) -> None:
-    parser = sub.add_parser("prometheus", help="start or stop the local Prometheus server")
+def _register_server(sub: Any, name: str) -> None:
+    _, _, port_var, port, wait, _ = _SERVERS[name]
+    title = _TITLES[name]
+    parser = sub.add_parser(name, help=f"start or stop the local {title} server")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    up = actions.add_parser("up", help="start Prometheus on 127.0.0.1 (detached) and print its URL")
-    up.add_argument("--port", type=int, help="port to listen on (default: $SCANFLOW_PROMETHEUS_PORT or 9095)")
-    up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for readiness (default 30)")
-    up.set_defaults(func=prometheus_up)
-    down = actions.add_parser("down", help="stop the Prometheus server started by `prometheus up`")
-    down.set_defaults(func=prometheus_down)
+    up = actions.add_parser("up", help=f"start {title} on 127.0.0.1 (detached, data in the state folder) and print its URL")
+    up.add_argument("--port", type=int, help=f"port to listen on, 0 for any free one (default: ${port_var} or {port})")
+    up.add_argument("--timeout", type=float, default=wait, help=f"seconds to wait for readiness (default {wait:.0f})")
+    up.set_defaults(func=server_up, server=name)
+    down = actions.add_parser("down", help=f"stop the {title} server started by `{name} up`")
+    down.set_defaults(func=server_down, server=name)
 
 
-def prometheus_up(args: argparse.Namespace, settings: Settings) -> int:
-    from ..monitoring.prometheus import PrometheusServer, recorded_url
+def _module(name: str) -> Any:
+    import importlib
 
-    running = recorded_url(settings)
+    return importlib.import_module(_SERVERS[name][0], __package__)
+
+
+def server_up(args: argparse.Namespace, settings: Settings) -> int:
+    module, title = _module(args.server), _TITLES[args.server]
+    running = module.recorded_url(settings)
     if running:
-        print(f"Prometheus is already running at {running}")
+        print(f"{title} is already running at {running}")
         return 0
-    server = PrometheusServer(settings, port=args.port).start(timeout=args.timeout)
-    print(f"Prometheus is up at {server.url} (targets: {server.targets_dir}); stop it with `scanflow-argo prometheus down`")
+    server = getattr(module, _SERVERS[args.server][1])(settings, port=args.port).start(timeout=args.timeout)
+    hint = _SERVERS[args.server][5].format(url=server.url)
+    print(f"{title} is up at {server.url}{hint}; stop it with `scanflow-argo {args.server} down`")
     return 0
 
 
-def prometheus_down(args: argparse.Namespace, settings: Settings) -> int:
-    from ..monitoring.prometheus import stop_recorded
-
-    if stop_recorded(settings):
-        print("Prometheus stopped")
+def server_down(args: argparse.Namespace, settings: Settings) -> int:
+    title = _TITLES[args.server]
+    if _module(args.server).stop_recorded(settings):
+        print(f"{title} stopped")
     else:
-        print("no Prometheus started by scanflow-argo is running for this home")
-    return 0
-
-
-# -- mlflow up|down -------------------------------------------------------------------------------
-
-
-def _register_mlflow(sub: Any) -> None:
-    parser = sub.add_parser("mlflow", help="start or stop the local MLflow tracking server")
-    actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-    up = actions.add_parser("up", help="start MLflow on 127.0.0.1 (detached, SQLite in the state folder) and print its URL")
-    up.add_argument("--port", type=int, help="port to listen on (default: $SCANFLOW_MLFLOW_PORT or 5005)")
-    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for /health (default 60)")
-    up.set_defaults(func=mlflow_up)
-    down = actions.add_parser("down", help="stop the MLflow server started by `mlflow up`")
-    down.set_defaults(func=mlflow_down)
-
-
-def mlflow_up(args: argparse.Namespace, settings: Settings) -> int:
-    from ..tracking.server import MlflowServer, recorded_url
-
-    running = recorded_url(settings)
-    if running:
-        print(f"MLflow is already running at {running}")
-        return 0
-    server = MlflowServer(settings, port=args.port).start(timeout=args.timeout)
-    print(f"MLflow is up at {server.url}; use it with MLFLOW_TRACKING_URI={server.url}; stop it with `scanflow-argo mlflow down`")
-    return 0
-
-
-def mlflow_down(args: argparse.Namespace, settings: Settings) -> int:
-    from ..tracking.server import stop_recorded
-
-    if stop_recorded(settings):
-        print("MLflow stopped")
-    else:
-        print("no MLflow server started by scanflow-argo is running for this home")
+        print(f"no {title} server started by scanflow-argo is running for this home")
     return 0

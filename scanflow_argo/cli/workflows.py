@@ -18,15 +18,9 @@ from typing import Any
 
 from ..errors import EngineError
 from ..settings import Settings
+from ._args import pair as _pair
 
 __all__ = ["register"]
-
-
-def _pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return key, value
 
 
 def register(sub: Any) -> None:

@@ -51,7 +51,8 @@ class PrometheusServer:
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.settings = settings
-        self.port = int(port if port is not None else settings.prometheus.port)
+        chosen = port if port is not None else settings.prometheus.port
+        self.port = int(chosen) or _proc.free_port()  # 0: any free port
         self.dir = prometheus_dir(settings)
         self.targets_dir = self.dir / "targets"
         self._child: _proc.Child | None = None
@@ -118,14 +119,16 @@ class PrometheusServer:
             "--storage.tsdb.retention.time=2d",
             "--web.enable-lifecycle",
         ]
-        self._child = _proc.spawn(argv, name="prometheus", log=self.dir / "prometheus.log")
-        try:
-            _proc.wait_http(f"{self.url}/-/ready", timeout=timeout, child=self._child)
-        except SetupError:
-            self._child.stop(timeout=5)
-            self._child = None
-            raise
-        _proc.write_record(self.record_path, self._child, url=self.url, port=self.port)
+        self._child = _proc.start_recorded(
+            argv,
+            name="prometheus",
+            log=self.dir / "prometheus.log",
+            ready_url=f"{self.url}/-/ready",
+            record=self.record_path,
+            timeout=timeout,
+            url=self.url,
+            port=self.port,
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -44,7 +44,8 @@ class MlflowServer:
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.settings = settings
-        self.port = int(port if port is not None else settings.tracking.port)
+        chosen = port if port is not None else settings.tracking.port
+        self.port = int(chosen) or _proc.free_port()  # 0: any free port
         self.dir = mlflow_dir(settings)
         self._child: _proc.Child | None = None
 
@@ -91,14 +92,18 @@ class MlflowServer:
         env.pop("MLFLOW_TRACKING_URI", None)
         # The job runner (GenAI scorers) starts six huey consumers we never use: leave it off.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        self._child = _proc.spawn(self.argv(), name="mlflow server", log=self.dir / "server.log", env=env, cwd=self.dir)
-        try:
-            _proc.wait_http(f"{self.url}/health", timeout=timeout, child=self._child)
-        except SetupError:
-            self._child.stop(timeout=5)
-            self._child = None
-            raise
-        _proc.write_record(self.record_path, self._child, url=self.url, port=self.port)
+        self._child = _proc.start_recorded(
+            self.argv(),
+            name="mlflow server",
+            log=self.dir / "server.log",
+            ready_url=f"{self.url}/health",
+            record=self.record_path,
+            timeout=timeout,
+            env=env,
+            cwd=self.dir,
+            url=self.url,
+            port=self.port,
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -194,3 +194,10 @@ def test_cli_reports_a_missing_binary_clearly(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "apt-get install prometheus" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_port_zero_means_any_free_port(settings) -> None:  # type: ignore[no-untyped-def]
+    from scanflow_argo.tracking.server import MlflowServer
+
+    assert PrometheusServer(settings, port=0).port > 0
+    assert MlflowServer(settings, port=0).port > 0

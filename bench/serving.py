@@ -7,20 +7,24 @@ untrained weights: timing only):
   torch on all cores and on one thread (what each replica gets; the faster one is the baseline);
 * direct: one replica's own REST port (the seldon-core microservice's cost);
 * router with 1 and 2 replicas: latency p50/p95 of sequential requests and throughput with
-  ``--concurrency`` client threads.
+  ``--concurrency`` client threads, for each of Seldon's payload formats a client may send a
+  batch in: ``ndarray`` (nested lists), ``tensor`` (flat values + shape: the same numbers in
+  JSON) and ``binData`` (base64 of the little-endian float32 values: no number parsing at all).
+  The same images, client and replicas serve every format.
 
 The machine is shared, so the two comparisons are *paired*: router overhead is the median of
 (router − direct) over requests sent alternately to each, and the throughput ratio is the median
-over ``--rounds`` rounds that each time the raw pass and then the router. Targets (issue 4): router
+over ``--rounds`` rounds that each time the raw pass and then the router, per format. Targets (issue 4): router
 overhead under 2 ms p50; batch-32 throughput through the router at least 50% of the raw pass.
 All traffic goes to 127.0.0.1; every process started is stopped.
 
-    .venv/bin/python bench/serving.py [--requests 300] [--concurrency 4] [--rounds 3]
+    .venv/bin/python bench/serving.py [--requests 300] [--concurrency 4] [--rounds 3] [--formats ndarray,tensor,binData]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import statistics
@@ -67,8 +71,19 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _body(images: np.ndarray, n: int) -> bytes:
-    return json.dumps({"data": {"ndarray": images[:n].reshape(n, -1).tolist()}}).encode()
+FORMATS = ("ndarray", "tensor", "binData")
+
+
+def _body(images: np.ndarray, n: int, fmt: str = "ndarray") -> bytes:
+    """A Seldon prediction request for the first ``n`` images in payload format ``fmt``."""
+    x = images[:n].reshape(n, -1)
+    if fmt == "ndarray":
+        payload: dict[str, object] = {"data": {"ndarray": x.tolist()}}
+    elif fmt == "tensor":
+        payload = {"data": {"tensor": {"shape": list(x.shape), "values": x.ravel().tolist()}}}
+    else:
+        payload = {"binData": base64.b64encode(x.astype("<f4").tobytes()).decode()}
+    return json.dumps(payload).encode()
 
 
 class Raw:
@@ -148,7 +163,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement (default 300)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads for throughput (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds of raw vs router throughput (default 3)")
+    parser.add_argument(
+        "--formats", default=",".join(FORMATS), help=f"payload formats of the batch-32 requests (default {','.join(FORMATS)})"
+    )
     args = parser.parse_args()
+    formats = [f for f in args.formats.split(",") if f]
+    if unknown := set(formats) - set(FORMATS):
+        parser.error(f"unknown format(s) {sorted(unknown)}: choose from {', '.join(FORMATS)}")
     n, clients = args.requests, args.concurrency
     cpus = os.cpu_count() or 1
     print(f"machine: {cpus} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared machines make figures noisy)")
@@ -168,8 +189,9 @@ def main() -> int:
         settings = Settings.from_env().with_home(Path(tmp) / "home")
         settings = replace(settings, serving=replace(settings.serving, venv=ROOT / ".venv-serving"))
         deployments = LocalDeployments(settings)
-        single, batch = _body(images, 1), _body(images, 32)
-        ratios: list[tuple[int, float, float, float]] = []
+        single = _body(images, 1)
+        batches = {fmt: _body(images, 32, fmt) for fmt in formats}
+        ratios: list[tuple[int, str, float, float, float]] = []
         try:
             status = deployments.apply(deployment_manifest("bench", str(model_dir), 1))
             state = json.loads((Path(settings.home) / "deployments" / "bench" / "status.json").read_text())
@@ -181,38 +203,43 @@ def main() -> int:
             for replicas in (1, 2):
                 if replicas == 2:
                     status = deployments.scale("bench", 2)
-                s, b = sequential(router, single, n), sequential(router, batch, n // 2)
-                row = {"s50": _p(s, 0.5), "s95": _p(s, 0.95), "b50": _p(b, 0.5), "b95": _p(b, 0.95)}
-                row["s_rps"] = throughput(router, single, n, clients)
-                row["b_ips"] = 32 * throughput(router, batch, n // 2, clients)
-                table[f"router, {replicas} replica(s)"] = row
-                for _ in range(args.rounds):
-                    base = raw.batch_inputs_per_s(n // 2)
-                    served = 32 * throughput(router, batch, n // 2, clients)
-                    ratios.append((replicas, served / base, served, base))
+                s = sequential(router, single, n)
+                row = {"s50": _p(s, 0.5), "s95": _p(s, 0.95), "s_rps": throughput(router, single, n, clients)}
+                for fmt, batch in batches.items():
+                    b = sequential(router, batch, n // 2)
+                    row.update({"b50": _p(b, 0.5), "b95": _p(b, 0.95)})
+                    row["b_ips"] = 32 * throughput(router, batch, n // 2, clients)
+                    table[f"router, {replicas} rep, {fmt}"] = row
+                    row = {}
+                for _ in range(args.rounds):  # formats interleaved within each round: same conditions
+                    for fmt, batch in batches.items():
+                        base = raw.batch_inputs_per_s(n // 2)
+                        served = 32 * throughput(router, batch, n // 2, clients)
+                        ratios.append((replicas, fmt, served / base, served, base))
         finally:
             if "bench" in deployments.list():
                 deployments.delete("bench")
 
-    def cell(row: dict[str, float], key: str, fmt: str) -> str:
-        return format(row[key], fmt) if key in row else ""
+    def cell(row: dict[str, float], key: str, width: int, unit: str = "") -> str:
+        text = f"{row[key]:.2f}{unit}" if unit and key in row else f"{row[key]:.0f}" if key in row else ""
+        return f"{text:>{width}}"
 
-    print(f"\n{'path':<26}{'single p50':>11}{'p95':>9}{'single rps':>12}{'b32 p50':>10}{'p95':>9}{'b32 inputs/s':>14}")
+    print(f"\n{'path':<28}{'single p50':>11}{'p95':>9}{'single rps':>12}{'b32 p50':>10}{'p95':>9}{'b32 inputs/s':>14}")
     for label, row in table.items():
         print(
-            f"{label:<26}{cell(row, 's50', '9.2f')}ms{cell(row, 's95', '7.2f')}ms{cell(row, 's_rps', '12.0f'):>12}"
-            f"{cell(row, 'b50', '8.2f'):>8}{'ms' if 'b50' in row else '  '}{cell(row, 'b95', '7.2f'):>7}{'ms' if 'b95' in row else '  '}{cell(row, 'b_ips', '14.0f'):>14}"
+            f"{label:<28}{cell(row, 's50', 11, 'ms')}{cell(row, 's95', 9, 'ms')}{cell(row, 's_rps', 12)}"
+            f"{cell(row, 'b50', 10, 'ms')}{cell(row, 'b95', 9, 'ms')}{cell(row, 'b_ips', 14)}"
         )
     print("\npaired rounds, batch-32 inputs/s (router vs raw, best of all cores / 1 thread, measured back to back):")
-    for replicas, ratio, served, base in ratios:
-        print(f"  {replicas} replica(s): {served:7.0f} vs {base:7.0f}  ratio {ratio:.2f}")
-    best = max(statistics.median(r for k, r, _, _ in ratios if k == replicas) for replicas in (1, 2))
+    for replicas, fmt, ratio, served, base in ratios:
+        print(f"  {replicas} replica(s), {fmt:<8}: {served:7.0f} vs {base:7.0f}  ratio {ratio:.2f}")
     print(
         f"\nrouter overhead, p50 of paired (router − direct) single requests: {overhead:.2f} ms  [target < 2 ms: {'ok' if overhead < 2 else 'MISSED'}]"
     )
-    print(
-        f"batch-32 throughput via router / raw forward pass (median of rounds, better of 1/2 replicas): {best:.2f}  [target >= 0.50: {'ok' if best >= 0.5 else 'MISSED'}]"
-    )
+    print("batch-32 throughput via router / raw forward pass (median of rounds, better of 1/2 replicas):")
+    for fmt in formats:
+        best = max(statistics.median(r for k, f, r, _, _ in ratios if k == replicas and f == fmt) for replicas in (1, 2))
+        print(f"  {fmt:<8} {best:.2f}  [target >= 0.50: {'ok' if best >= 0.5 else 'MISSED'}]")
     return 0
 
 

@@ -176,7 +176,9 @@ class DriftDetector:
         raw = centred @ self.components.T
         z = raw / np.sqrt(self.variances)
         maha = (z**2).sum(axis=1) / len(self.variances)
-        resid = ((centred - raw @ self.components) ** 2).sum(axis=1) / self.resid_scale
+        # The components are orthonormal rows, so the residual's squared norm is ‖centred‖² − ‖raw‖²
+        # (Pythagoras): no reconstruction of the (n, d) inputs on every request.
+        resid = np.maximum(np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", raw, raw), 0.0) / self.resid_scale
         return z, np.log(0.5 * (maha + resid) + _EPS)
 
     def statistic(self, batch: Any) -> np.ndarray:

@@ -88,6 +88,37 @@ def test_predictions_and_feedback_through_the_router_reach_both_replicas(deploye
     assert len(stored) == 4
 
 
+def test_every_payload_format_gets_the_same_probabilities_through_the_microservice(deployed, model_v1: Path) -> None:
+    import base64
+
+    _, status = deployed
+    x, _ = mnist()
+    batch = x[:3].reshape(3, -1).astype(np.float32)
+    expected = TorchClassifier(model_dir=str(model_v1)).predict(batch, [])
+    url = f"{status.endpoint}/api/v1.0/predictions"
+    with httpx.Client(timeout=30) as client:
+        answers = {
+            "ndarray": post_json(client, url, {"data": {"ndarray": batch.tolist()}, "meta": {"puid": "abc"}}),
+            "tensor": post_json(client, url, {"data": {"tensor": {"shape": [3, 784], "values": batch.ravel().tolist()}}}),
+            "binData": post_json(client, url, {"binData": base64.b64encode(batch.astype("<f4").tobytes()).decode()}),
+        }
+        for kind, resp in answers.items():
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            # seldon-core's default (INCLUDE_METRICS_IN_CLIENT_RESPONSE=true) also puts the gauges in the answer
+            assert {m["key"] for m in body["meta"]["metrics"]} == {"prediction_confidence", "drift_score"}
+            data = body["data"]
+            got = (
+                np.asarray(data["ndarray"])
+                if kind == "ndarray"
+                else np.asarray(data["tensor"]["values"]).reshape(data["tensor"]["shape"])
+            )
+            np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=kind)
+        assert answers["ndarray"].json()["meta"]["puid"] == "abc"
+        bad = post_json(client, url, {"binData": base64.b64encode(b"12345").decode()})
+        assert bad.status_code == 400 and "float32" in bad.text
+
+
 def test_router_exports_the_executor_request_metrics(deployed) -> None:
     _, status = deployed
     text = httpx.get(f"{status.endpoint}/metrics").text

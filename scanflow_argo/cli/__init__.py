@@ -33,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in _GROUPS:
-        try:
-            module = importlib.import_module(f".{group}", __name__)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.endswith(f"cli.{group}"):
-                continue  # group not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f".{group}", __name__).register(sub)
     return parser
 
 

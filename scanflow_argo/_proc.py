@@ -31,6 +31,7 @@ __all__ = [
     "start_recorded",
     "stop_pid",
     "stop_record",
+    "stop_recorded_child",
     "wait_http",
     "write_record",
 ]
@@ -273,3 +274,11 @@ def start_recorded(
         raise
     write_record(record, child, **info)
     return child
+
+
+def stop_recorded_child(child: Child, record: Path, marker: str, timeout: float = 10.0) -> None:
+    """Stop a server started by ``start_recorded`` (its whole group) and drop its record, unless the
+    record by now names another live server of ours (a successor in the same state folder)."""
+    child.stop(timeout=timeout)
+    if live_record(record, marker) is None:
+        record.unlink(missing_ok=True)

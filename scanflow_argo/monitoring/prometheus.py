@@ -135,11 +135,8 @@ class PrometheusServer:
         """Stop the server this object started (its whole process group); no-op when not running."""
         if self._child is None:
             return
-        self._child.stop(timeout=timeout)
+        _proc.stop_recorded_child(self._child, self.record_path, str(self.dir), timeout=timeout)
         self._child = None
-        live = _proc.live_record(self.record_path, str(self.dir))
-        if live is None:
-            self.record_path.unlink(missing_ok=True)
 
     def alive(self) -> bool:
         return self._child is not None and self._child.alive()

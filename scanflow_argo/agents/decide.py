@@ -463,6 +463,10 @@ def _scale(
             raw = current
         else:
             raw = math.ceil(max(current, 1) * ratio) if ratio > 1 else math.ceil(current * ratio)
+    elif action.policy == "capacity":
+        # The load per replica against what one serves; within tolerance of it, nothing moves.
+        within = current > 0 and abs(value / (current * action.target) - 1) <= action.tolerance
+        raw = current if within else math.ceil(value / action.target)
     else:
         raw = (
             current + action.step

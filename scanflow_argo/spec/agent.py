@@ -612,7 +612,11 @@ class ScaleDeployment(Action):
     """Set a SeldonDeployment's replicas to hold ``sensor`` near ``target`` (e.g. p95 under an SLO).
 
     ``policy="target"``: desired = ceil(current × value / target) (Kubernetes HPA's rule, with
-    ``tolerance``); ``policy="step"``: ± ``step`` when above target / below ``target × low``.
+    ``tolerance``), for a per-replica signal such as p95 latency; ``policy="capacity"``: desired =
+    ceil(value / target), for the deployment's load (e.g. requests per second) where ``target`` is
+    what one replica serves within its objective (HPA's ``AverageValue`` target, with ``tolerance``):
+    the replicas follow the load, not the machine's momentary speed, so the same traffic gets the
+    same decisions; ``policy="step"``: ± ``step`` when above target / below ``target × low``.
     The result is bounded by ``min_replicas``/``max_replicas`` and stabilised as HPA does: a scale
     up takes the lowest recommendation of the last ``up_stabilization`` s, a scale down the highest
     of the last ``down_stabilization`` s.
@@ -654,8 +658,8 @@ class ScaleDeployment(Action):
             raise AgentDefinitionError(
                 f"{where}.max_replicas: {self.max_replicas!r} is below min_replicas {self.min_replicas} — impossible bounds"
             )
-        if self.policy not in ("target", "step"):
-            raise AgentDefinitionError(f"{where}.policy: {self.policy!r} — use 'target' or 'step'")
+        if self.policy not in ("target", "capacity", "step"):
+            raise AgentDefinitionError(f"{where}.policy: {self.policy!r} — use 'target', 'capacity' or 'step'")
         if not isinstance(self.step, int) or self.step < 1:
             raise AgentDefinitionError(f"{where}.step: {self.step!r} must be 1 or more")
         if not 0 < self.low < 1:

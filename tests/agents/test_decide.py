@@ -189,6 +189,32 @@ def test_scale_ratio_bounds_and_stabilisation() -> None:
     assert [go(0.01, 2) for _ in range(4)] == [None, None, None, 1]  # again the highest of the last 3 s
 
 
+def test_scale_on_capacity_follows_the_load_not_the_latency() -> None:
+    """policy="capacity": ceil(rate / per-replica capacity), HPA's AverageValue target with its tolerance;
+    a ramp up and down gives the same steps every time (1 → 2 → 3, then 3 → 2 → 1 after the down window)."""
+    scale = ScaleDeployment(
+        "mnist", "rps", target=30.0, policy="capacity", min_replicas=1, max_replicas=3, down_stabilization=3, name="scale"
+    )
+    sim = Sim(Agent("s", sensors=[PromQuery("rps", "up", interval=1)], plans=[Plan(None, [scale])], interval=1), stale_after=100)
+    replicas = 1
+
+    def go(rps: float) -> int | None:
+        nonlocal replicas
+        sim.samples["mnist-replicas"].append(Sample(sim.now + 1, replicas))
+        acts = [d for d in sim.step(rps=rps) if d.kind == "action"]
+        if acts:
+            replicas = acts[0].params["replicas"]
+            return replicas
+        return None
+
+    assert go(20.0) is None  # 20/30: one replica is enough (and it is never scaled below min)
+    assert go(32.0) is None  # 32/30 is within the 10% tolerance
+    assert [go(r) for r in (40.0, 55.0, 70.0, 125.0, 125.0)] == [2, None, 3, None, None]  # 125/30 → 5, bounded by max
+    # Down: the highest recommendation of the last 3 s, so the 2 seen on the way down comes first.
+    assert [go(r) for r in (90.0, 50.0, 20.0, 20.0, 20.0, 20.0, 20.0)] == [None, None, None, None, 2, 1, None]
+    assert go(0.0) is None  # at min already: no traffic asks for min_replicas, nothing below it
+
+
 def test_scale_never_acts_on_stale_metric() -> None:
     sim = Sim(scaler(), stale_after=3)
     sim.samples["mnist-replicas"] = [Sample(T0 + 1, 1)]

@@ -95,6 +95,30 @@ def test_throughput_scaler_holds_p95_under_slo(exporter: Exporter, run_agent: An
     assert t.runtime.status()["sensors"]["rps"]["value"] == pytest.approx(10, rel=0.3)
 
 
+def test_throughput_scaler_on_capacity_follows_the_request_rate(
+    exporter: Exporter, run_agent: Any, platform: InMemoryPlatform
+) -> None:
+    """With ``capacity`` the replicas follow the request rate, whatever the latency says (here: fast)."""
+
+    def load(rps: float) -> None:
+        for le in ("0.1", "+Inf"):
+            exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=rps, le=le, **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=rps, **SELDON)
+
+    load(50)  # p95 ≈ 0.095 s, under the SLO: a latency scaler would do nothing
+    agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, capacity=30, max_replicas=3, down_stabilization="1s")
+    assert agent.config()["factory_args"]["capacity"] == 30  # the pod rebuilds the same agent
+    t = run_agent(agent)
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 2, what="ceil(50 / 30) = 2 replicas")
+    assert not t.runtime.status()["rules"]["slo-breached"]["firing"]
+    load(125)
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 3, what="ceil(125 / 30) = 5, bounded by max 3")
+    load(10)
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 1, timeout=30, what="back to one after the down window")
+    steps = [c[2] for c in platform.calls("scale")]
+    assert steps[:2] == [2, 3] and steps[-1] == 1 and max(steps) == 3
+
+
 def test_throughput_scaler_scales_an_idle_deployment_down(exporter: Exporter, run_agent: Any, platform: InMemoryPlatform) -> None:
     """No requests: p95 is NaN (no data — the SLO rule stays unknown) but the request rate of 0 is data:
     after the down-stabilisation window at ~0 requests/s the scaler goes to min_replicas."""

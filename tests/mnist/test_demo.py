@@ -1,8 +1,8 @@
 """The shortened scenario, run as a user runs it: ``scanflow-argo demo mnist --quick`` in a subprocess.
 
 Real MLflow, Prometheus, local engine, Seldon microservices and agent processes on 127.0.0.1. Asserts
-that both agents acted, that accuracy on the drifted stream recovered after the roll-out, and that
-nothing was left running.
+that both agents acted and made the decisions every run with these seeds makes, that accuracy on the
+drifted stream recovered after the roll-out, and that nothing was left running.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ def test_quick_scenario_agents_act_and_accuracy_recovers(tmp_path: Path, serving
     assert decisions.get("drift-supervisor", {}).get("retrain:ok", 0) >= 1, decisions
     assert decisions.get("throughput-scaler", {}).get("scale:ok", 0) >= 1, decisions
     assert summary["max_replicas"] >= 2
+    # The same decisions as every run with these seeds: one retraining that wins, and the scaler following
+    # the request rate (20 → 125 → 20 req/s at 30 per replica) up and back down, one replica at a time.
+    assert summary["decision_trace"] == [
+        "mnist-train: Succeeded, v1 promoted",
+        "drift-supervisor: retrain (ok)",
+        "mnist-retrain: Succeeded, v2 promoted",
+        "throughput-scaler: scale 1 → 2 (ok)",
+        "throughput-scaler: scale 2 → 3 (ok)",
+        "throughput-scaler: scale 3 → 2 (ok)",
+        "throughput-scaler: scale 2 → 1 (ok)",
+    ], summary["decision_trace"]
 
     # The drift hurt, the retrained model was rolled out, and accuracy on unseen drifted digits recovered.
     assert summary["clean_accuracy_online"] >= 0.9

@@ -7,12 +7,16 @@ of digits and the phase label can change while it runs. Each prediction is recor
 latency, HTTP code, predicted class, truth); for a ``feedback_share`` of them a feedback request
 follows with the truth (Seldon's ``/api/v1.0/feedback``), as a labelling service would send it.
 Only digits of the pools given are sent (the scenario gives held-out digits, never training ones).
+Each pool deals its digits in a seeded shuffled order, every digit once before any repeats, so a
+phase sends the same digits in every run whatever the machine's timing: online accuracy is then
+measured on the same digits too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +88,22 @@ class Traffic:
         if self.pool not in self.pools:
             raise ValueError(f"unknown pool {self.pool!r}: have {sorted(self.pools)}")
         self._rng = np.random.default_rng(self.seed)
+        self._decks: dict[str, list[int]] = {}
+        self._dealt: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+
+    def _deal(self, name: str) -> int:
+        """The pool's next digit: a shuffled deck per pool and per pass, seeded by (seed, pool, pass)."""
+        deck = self._decks.get(name)
+        if not deck:
+            rounds = self._dealt.get(name, 0)
+            order = np.random.default_rng([self.seed, zlib.crc32(name.encode()), rounds]).permutation(
+                len(self.pools[name].labels)
+            )
+            deck = self._decks[name] = order[::-1].tolist()  # popped from the end: the permutation's order
+            self._dealt[name] = rounds + 1
+        return int(deck.pop())
 
     def set(
         self, *, rate: float | None = None, pool: str | None = None, phase: str | None = None, feedback_share: float | None = None
@@ -133,7 +151,7 @@ class Traffic:
 
     async def _one(self, client: httpx.AsyncClient) -> None:
         pool = self.pools[self.pool]
-        i = int(self._rng.integers(len(pool.labels)))
+        i = self._deal(self.pool)
         give_feedback = bool(self._rng.random() < self.feedback_share)
         truth = int(pool.labels[i])
         rec = RequestRecord(t=self.clock.now(), phase=self.phase, pool=self.pool, truth=truth)

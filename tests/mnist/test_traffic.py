@@ -79,3 +79,19 @@ def test_unreachable_endpoint_is_recorded_not_raised() -> None:
     asyncio.run(traffic.run(max_requests=3))
     assert len(traffic.records) == 3 and not any(r.ok for r in traffic.records)
     assert sum(traffic.errors.values()) == 3
+
+
+def test_each_pool_deals_every_digit_once_per_pass_in_a_seeded_order() -> None:
+    pools = {"a": Pool(np.zeros((6, 28, 28), np.uint8), np.arange(6)), "b": Pool(np.zeros((4, 28, 28), np.uint8), np.arange(4))}
+    first = Traffic("http://127.0.0.1:9", pools, rate=1.0, pool="a", seed=3)
+    a = [first._deal("a") for _ in range(12)]
+    assert sorted(a[:6]) == list(range(6)) and sorted(a[6:]) == list(range(6)) and a[:6] != a[6:]
+    # Another run, interleaving another pool (as timing would): pool "a" still deals the same digits.
+    second = Traffic("http://127.0.0.1:9", pools, rate=1.0, pool="a", seed=3)
+    again = []
+    for _ in range(12):
+        second._deal("b")
+        again.append(second._deal("a"))
+    assert again == a
+    other = Traffic("http://127.0.0.1:9", pools, rate=1.0, pool="a", seed=4)
+    assert [other._deal("a") for _ in range(6)] != a[:6]  # another seed, another order

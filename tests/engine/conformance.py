@@ -41,6 +41,13 @@ RANDOM = {
     ),
 }
 
+# Examples Argo expects to succeed that still fail by chance in Argo too: a script failing 2 times in 3
+# under ``retryStrategy.limit: 10`` fails all 11 attempts with probability (2/3)**11, about 1.2%. A failed
+# run counts against the engine unless it made every attempt the strategy allows; then the example is
+# run again, up to CHANCE_RUNS in all (a correct engine then misses with probability about 2e-6).
+CHANCE = {"retry-script.yaml": 11, "retry-container.yaml": 11}
+CHANCE_RUNS = 3
+
 
 @dataclass
 class Outcome:
@@ -49,6 +56,7 @@ class Outcome:
     verdict: str  # passed | wrong | refused | skipped | hang
     detail: str = ""
     seconds: float = 0.0
+    attempts: int = 0  # pods the run started (for CHANCE examples: did it use every retry?)
 
 
 def expectation(doc: dict) -> str | None:
@@ -122,6 +130,7 @@ def run_one(path: Path, examples: Path, settings: Settings, timeout: float) -> O
     # Argo's e2e treats Error like Failed for expected failures
     got = "Failed" if phase == "Error" else phase
     verdict = "passed" if got == expected else "wrong"
+    attempts = sum(1 for n in status.get("nodes", {}).values() if n.get("type") == "Pod")
     detail = f"{phase}: {status.get('message', '')}" if verdict == "wrong" else ""
     if verdict == "wrong":
         bad = [
@@ -130,7 +139,22 @@ def run_one(path: Path, examples: Path, settings: Settings, timeout: float) -> O
             if n["phase"] not in ("Succeeded", "Skipped", "Omitted")
         ]
         detail += " | " + "; ".join(bad[:4]) + " | " + child.tail(5)
-    return Outcome(rel, expected, verdict, detail, time.monotonic() - t0)
+    return Outcome(rel, expected, verdict, detail, time.monotonic() - t0, attempts)
+
+
+def run_judged(path: Path, examples: Path, settings: Settings, timeout: float) -> Outcome:
+    """``run_one``, with the CHANCE examples run again when they failed only by chance."""
+    outcome = run_one(path, examples, settings, timeout)
+    runs = 1
+    while outcome.verdict == "wrong" and path.name in CHANCE and runs < CHANCE_RUNS:
+        if outcome.attempts != CHANCE[path.name]:
+            outcome.detail += f" | made {outcome.attempts} attempts where the retry strategy allows {CHANCE[path.name]}"
+            return outcome
+        outcome = run_one(path, examples, settings, timeout)
+        runs += 1
+    if runs > 1 and outcome.verdict == "passed":
+        outcome.detail = f"passed on run {runs} of {CHANCE_RUNS} (each earlier run failed all {CHANCE[path.name]} attempts)"
+    return outcome
 
 
 def run_all(
@@ -142,7 +166,7 @@ def run_all(
         paths = [p for p in paths if any(o in str(p) for o in only)]
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda p: run_one(p, examples, settings, timeout), paths))
+            return list(pool.map(lambda p: run_judged(p, examples, settings, timeout), paths))
     finally:
         stop_leftover_engines(settings)
 

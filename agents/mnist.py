@@ -17,7 +17,7 @@ Two ways, as Kubernetes' HPA offers them:
 - ``capacity`` unset: on latency — replicas × p95 / ``slo`` (HPA's ratio). It needs no knowledge of
   the model, but its steps depend on how slow the machine happens to be at that moment.
 - ``capacity`` = the requests per second one replica serves with p95 under ``slo`` (measured once
-  with a load test of one replica, with headroom): on load — ceil(request rate / capacity). The same traffic gets
+  with a load test of one replica, with headroom: ``bench/capacity.py``): on load — ceil(request rate / capacity). The same traffic gets
   the same decisions on any machine that serves it; the SLO rule still reports every breach.
 
 With no traffic p95 is NaN — no data, so the SLO rule stays unknown — but a request rate of ~0

@@ -104,9 +104,6 @@ IGNORED_SPEC_FIELDS = (
     "hostAliases",
 )
 REFUSED_SPEC_FIELDS = {
-    "volumes": "volumes",
-    "volumeClaimTemplates": "volumeClaimTemplates",
-    "synchronization": "synchronization (mutex/semaphore)",
     "artifactRepositoryRef": "artifactRepositoryRef (a cluster artifact repository)",
     "hooks": "lifecycle hooks",
 }
@@ -312,6 +309,8 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
             if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
                 continue
             raise NotSupportedLocally(feature, "spec")
+    _check_spec_volumes(spec, settings)
+    _check_synchronization(spec.get("synchronization"), "spec", settings)
     for key in IGNORED_SPEC_FIELDS:
         if key in spec:
             notes.add(f"spec.{key}")
@@ -374,9 +373,11 @@ def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
 
 
 def _check_template(tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str]) -> None:
-    for key in ("daemon", "sidecars", "initContainers", "volumes", "synchronization"):
+    for key in ("daemon", "sidecars"):
         if tmpl.get(key):
-            raise NotSupportedLocally({"daemon": "daemon templates", "initContainers": "init containers"}.get(key, key), where)
+            raise NotSupportedLocally({"daemon": "daemon templates"}.get(key, key), where)
+    _check_template_volumes(tmpl, where, settings)
+    _check_synchronization(tmpl.get("synchronization"), where, settings)
     for kind in ("http", "plugin", "containerSet", "data"):
         if kind in tmpl:
             raise NotSupportedLocally(f"{kind} templates", where)
@@ -395,8 +396,6 @@ def _check_template(tmpl: Mapping[str, Any], where: str, settings: Settings, not
         _refuse_artifact(art, where)
     body = tmpl.get("container") or tmpl.get("script")
     if body is not None:
-        if body.get("volumeMounts"):
-            raise NotSupportedLocally("volumeMounts", where)
         for key in IGNORED_CONTAINER_FIELDS:
             if key in body:
                 notes.add(f"container {key}")
@@ -444,3 +443,26 @@ def _check_resource(resource: Mapping[str, Any], where: str) -> None:
         f"resource action {action!r} on {kind or 'a manifest'} (only create/apply/patch of a SeldonDeployment or create/apply of a Workflow)",
         where,
     )
+
+
+# -- volumes (owned by the volumes work) ---------------------------------------------------------
+def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings) -> None:
+    for key in ("volumes", "volumeClaimTemplates"):
+        if spec.get(key):
+            raise NotSupportedLocally(key, "spec")
+
+
+def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Settings) -> None:
+    if tmpl.get("initContainers"):
+        raise NotSupportedLocally("init containers", where)
+    if tmpl.get("volumes"):
+        raise NotSupportedLocally("volumes", where)
+    body = tmpl.get("container") or tmpl.get("script")
+    if body is not None and body.get("volumeMounts"):
+        raise NotSupportedLocally("volumeMounts", where)
+
+
+# -- synchronization (owned by the synchronization work) -----------------------------------------
+def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings) -> None:
+    if sync:
+        raise NotSupportedLocally("synchronization (mutex/semaphore)", where)

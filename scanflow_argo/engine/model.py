@@ -10,6 +10,7 @@ walks every reachable template before anything runs and raises ``NotSupportedLoc
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 import shutil
@@ -22,6 +23,7 @@ import yaml
 
 from ..errors import EngineError, ImageNotMapped, NotSupportedLocally
 from ..settings import Settings
+from .sync import parse_synchronization, semaphore_limit
 
 __all__ = [
     "TemplateScope",
@@ -93,7 +95,6 @@ IGNORED_SPEC_FIELDS = (
     "dnsConfig",
     "dnsPolicy",
     "hostNetwork",
-    "priority",
     "podPriorityClassName",
     "schedulerName",
     "metrics",
@@ -309,11 +310,13 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
             if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
                 continue
             raise NotSupportedLocally(feature, "spec")
-    _check_spec_volumes(spec, settings)
+    volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
     _check_synchronization(spec.get("synchronization"), "spec", settings)
     for key in IGNORED_SPEC_FIELDS:
         if key in spec:
             notes.add(f"spec.{key}")
+    if "priority" in spec and "synchronization" not in json.dumps(spec):
+        notes.add("spec.priority")  # it orders waiters for locks here, and nothing else
     for art in (spec.get("arguments") or {}).get("artifacts") or []:
         _refuse_artifact(art, "spec.arguments")
     root = TemplateScope(
@@ -345,7 +348,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
         seen.add(ident)
         tmpl = {**scope.defaults, **tmpl} if scope.defaults else tmpl
         where = f"template {tmpl.get('name')!r}"
-        _check_template(tmpl, where, settings, notes)
+        _check_template(tmpl, where, settings, notes, volumes)
         for group in tmpl.get("steps") or []:
             for step in group if isinstance(group, list) else [group]:
                 _check_task(step, where, notes)
@@ -372,11 +375,13 @@ def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
         _refuse_artifact(art, where)
 
 
-def _check_template(tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str]) -> None:
+def _check_template(
+    tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str], volumes: frozenset[str] = frozenset()
+) -> None:
     for key in ("daemon", "sidecars"):
         if tmpl.get(key):
             raise NotSupportedLocally({"daemon": "daemon templates"}.get(key, key), where)
-    _check_template_volumes(tmpl, where, settings)
+    _check_template_volumes(tmpl, where, settings, volumes)
     _check_synchronization(tmpl.get("synchronization"), where, settings)
     for kind in ("http", "plugin", "containerSet", "data"):
         if kind in tmpl:
@@ -446,23 +451,54 @@ def _check_resource(resource: Mapping[str, Any], where: str) -> None:
 
 
 # -- volumes (owned by the volumes work) ---------------------------------------------------------
-def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings) -> None:
-    for key in ("volumes", "volumeClaimTemplates"):
-        if spec.get(key):
-            raise NotSupportedLocally(key, "spec")
+def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings, namespace: str) -> frozenset[str]:
+    """Check the workflow's volumes and claim templates; the names its pods may mount."""
+    from .volumes import check_volume, claim_dir, claim_names, gc_strategy, volume_kind
+
+    names = set(claim_names(spec))
+    gc_strategy(spec)
+    for vol in spec.get("volumes") or []:
+        check_volume(vol, "spec.volumes")
+        claim = str((vol.get("persistentVolumeClaim") or {}).get("claimName") or "")
+        if volume_kind(vol) == "persistentVolumeClaim" and "{{" not in claim:
+            claim_dir(settings.home, namespace, claim, "spec.volumes")  # missing: said before anything runs
+        names.add(str(vol["name"]))
+    return frozenset(names)
 
 
-def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Settings) -> None:
-    if tmpl.get("initContainers"):
-        raise NotSupportedLocally("init containers", where)
-    if tmpl.get("volumes"):
-        raise NotSupportedLocally("volumes", where)
+def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Settings, volumes: frozenset[str]) -> None:
+    """Template volumes are supported kinds; every mount (main and init containers) names a declared
+    volume; mounts need the sandbox (bubblewrap) to be placed."""
+    from .volumes import check_mounts, check_volume, init_containers
+
+    declared = set(volumes)
+    for vol in tmpl.get("volumes") or []:
+        check_volume(vol, where)
+        declared.add(str(vol["name"]))
     body = tmpl.get("container") or tmpl.get("script")
-    if body is not None and body.get("volumeMounts"):
-        raise NotSupportedLocally("volumeMounts", where)
+    containers = [(str((body or {}).get("name") or "main"), body or {})]
+    for i, init in enumerate(tmpl.get("initContainers") or []):
+        if not init.get("image"):
+            raise EngineError(f"{where}: init container {init.get('name', i)!r} has no image")
+        if "{{" not in str(init["image"]):
+            image_runtime(str(init["image"]), settings.engine.image_map, f"{where} init container {init.get('name', i)!r}")
+    containers += [(str(c["name"]), c) for c in init_containers(tmpl)]
+    mounted = False
+    for name, c in containers:
+        check_mounts(c.get("volumeMounts") or [], declared, where, name)
+        mounted = mounted or bool(c.get("volumeMounts"))
+    if mounted and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
+        raise NotSupportedLocally(
+            "volumeMounts without the node sandbox (install bubblewrap: apt-get install bubblewrap; "
+            "and leave SCANFLOW_ENGINE_SANDBOX unset or 'bwrap')",
+            where,
+        )
 
 
 # -- synchronization (owned by the synchronization work) -----------------------------------------
 def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings) -> None:
-    if sync:
-        raise NotSupportedLocally("synchronization (mutex/semaphore)", where)
+    """Validate the block (unknown shapes, database semaphores refused) and, before anything runs,
+    each semaphore limit that names its ConfigMap key literally (a templated one is read when taken)."""
+    for spec in parse_synchronization(sync, "default", where):
+        if spec.semaphore and "{{" not in spec.name + spec.key:
+            semaphore_limit(settings.home, spec, where)

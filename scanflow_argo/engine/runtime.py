@@ -45,7 +45,9 @@ class NodeFS:
     """The node's private root (bwrap), or None when running unisolated."""
     shared_tops: frozenset[str] = frozenset()
     binds: list[tuple[Path, str]] = field(default_factory=list)
-    """Extra (host path, container path) binds: staged input artifacts under shared folders."""
+    """Extra (host path, container path) binds: staged input artifacts under shared folders, volume mounts."""
+    read_only: set[str] = field(default_factory=set)
+    """Container paths of ``binds`` that are bound read-only (``readOnly`` volume mounts)."""
 
     def host_path(self, container_path: str) -> Path:
         """The host file behind ``container_path`` as the node sees it."""
@@ -54,7 +56,8 @@ class NodeFS:
             raise EngineError(f"path {container_path!r} contains '..': use an absolute path without '..'")
         if self.root is None:
             return Path(str(pure))
-        for host, cpath in self.binds:
+        # the innermost bind holding the path wins (a mount inside a mount)
+        for host, cpath in sorted(self.binds, key=lambda b: -len(b[1])):
             if str(pure) == cpath or str(pure).startswith(cpath.rstrip("/") + "/"):
                 return host / str(pure)[len(cpath) :].lstrip("/")
         top = pure.parts[1] if len(pure.parts) > 1 else ""
@@ -125,8 +128,9 @@ class Sandbox:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(f"{root}/{name}")  # the image has these folders too
         out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", root, "/", *self._host_binds(private)]
-        for host, cpath in fs.binds:
-            out += ["--bind", str(host), cpath]
+        # parents before what they hold: a bind inside another bind lands in it
+        for host, cpath in sorted(fs.binds, key=lambda b: len(PurePosixPath(b[1]).parts)):
+            out += ["--ro-bind" if cpath in fs.read_only else "--bind", str(host), cpath]
         out += ["--chdir", cwd, "--", *argv]
         return out
 

@@ -29,6 +29,17 @@ from .model import TemplateScope, TemplateStore, image_runtime
 from .runtime import NodeFS, Sandbox, build_argv, node_env, run_process
 from .state import RunState, node_id
 from .subst import Unresolved, substitute, substitute_str
+from .sync import (
+    HeldLocks,
+    LockSpec,
+    LockTable,
+    forget_waiting,
+    parse_synchronization,
+    record_acquired,
+    record_released,
+    record_waiting,
+)
+from .volumes import RunVolumes, init_containers, run_init_containers
 
 __all__ = ["Executor", "parse_duration"]
 
@@ -120,6 +131,8 @@ class Executor:
         interpreter_env = Path(settings.engine.python).parent.parent
         needed = [run_dir, settings.home, interpreter_env, *self.pythonpath, Path(__file__).parents[1]]
         self.sandbox = Sandbox(settings, needed, warn=self.log)
+        self.namespace = str(workflow["metadata"].get("namespace") or "default")
+        self.volumes = RunVolumes(self.spec, self.name, self.namespace, run_dir, settings.home)
         limit = max(1, int(settings.engine.parallelism))
         if self.spec.get("parallelism"):
             limit = min(limit, int(self.spec["parallelism"]))
@@ -134,16 +147,30 @@ class Executor:
         )
         self._t0 = clock.monotonic()
         self.deadline: float | None = None
+        self.locks = LockTable(settings.home, clock)
+        self.wf_locks: HeldLocks | None = None
+        self._lock_waiters: dict[str, set[str]] = {}  # lock name → holders of this run waiting for it
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run_workflow()
+        finally:
+            self._release_workflow_locks()  # also when the run breaks: another run may be waiting
+
+    def _run_workflow(self) -> dict[str, Any]:
         meta = self.wf["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         self.global_vars = self._workflow_vars()
+        if self.spec.get("synchronization") and not self._hold_workflow_locks():
+            return self.state.doc
         if self.spec.get("activeDeadlineSeconds"):
             self.deadline = self.clock.monotonic() + float(self.spec["activeDeadlineSeconds"])
             threading.Thread(target=self._watch_deadline, daemon=True).start()
+        claims = self.volumes.create_claims()
+        if claims:
+            self.state.status["persistentVolumeClaims"] = claims
         self.state.write()
         self.hook_env = dict(self.hooks.workflow_started(self.name, self.state.doc) or {})
         entry = {"template": self.spec["entrypoint"], "arguments": self.spec.get("arguments") or {}}
@@ -168,6 +195,7 @@ class Executor:
             )
             if exit_node["phase"] in FAILED and phase == "Succeeded":
                 phase, message = exit_node["phase"], exit_node.get("message")
+        self._release_workflow_locks()
         status = self.state.status
         with self.state.lock:
             status["phase"] = phase
@@ -177,6 +205,8 @@ class Executor:
             outputs = self._global_outputs_doc()
             if outputs:
                 status["outputs"] = outputs
+            if self.volumes.collect(phase):
+                status.pop("persistentVolumeClaims", None)  # as Argo does once it deleted them
             self.state.write()
         self.hooks.workflow_finished(self.name, self.state.doc)
         return self.state.doc
@@ -352,6 +382,8 @@ class Executor:
         where = f"node {display!r}"
         tmpl, scope = self._resolve_template(holder, frame, where)
         inputs = self._inputs(tmpl, holder.get("arguments") or {}, frame, where)
+        if tmpl.get("synchronization"):
+            return self._run_synchronized(name, display, tmpl, scope, inputs, parent)
         if tmpl.get("retryStrategy"):
             return self._run_retry(name, display, tmpl, scope, inputs, parent)
         return self._run_once(name, display, tmpl, scope, inputs, parent, retries=0)
@@ -422,6 +454,122 @@ class Executor:
         if "local" in art:
             return {"local": art["local"]}
         return None
+
+    # -- synchronization (mutexes and semaphores, engine/sync.py) ----------------------------------
+    def _lock_order(self) -> tuple[int, str]:
+        """Argo's waiting order: the workflow's priority, then its creation time."""
+        try:
+            priority = int(self.spec.get("priority") or 0)
+        except (TypeError, ValueError):
+            priority = 0
+        return priority, str(self.wf["metadata"].get("creationTimestamp", ""))
+
+    def _hold_workflow_locks(self) -> bool:
+        """Workflow-level locks: Pending with Argo's message until all are held; False when the run ended instead."""
+        status, holder, where = self.state.status, f"{self.namespace}/{self.name}", "spec.synchronization"
+        fresh = self.state.previous_phase in (None, "Pending")  # a resumed run keeps its start time
+
+        def waiting(spec: LockSpec, message: str, holders: list[str]) -> None:
+            with self.state.lock:
+                status["phase"], status["message"] = "Pending", message
+                if fresh:
+                    status["startedAt"] = None
+                record_waiting(status, spec, holders)
+                self.state.write()
+            self._changed()
+
+        try:
+            sync = substitute(self.spec["synchronization"], self.global_vars, strict=False, where=where)
+            held = self.locks.acquire(
+                parse_synchronization(sync, self.namespace, where), holder, self._lock_order(), self.abort, where, waiting
+            )
+        except EngineError as err:
+            held, self.abort_message = None, f"Failed to acquire the synchronization lock. {err}"
+        with self.state.lock:
+            status.pop("synchronization", None)
+            if held is None:
+                status["phase"], status["message"] = "Failed", self.abort_message or "Stopped"
+                status["finishedAt"] = self.state.now()
+            else:
+                self.wf_locks = held
+                status["phase"] = "Running"
+                status.pop("message", None)
+                if fresh:
+                    status["startedAt"] = self.state.now()
+                for spec in held.specs:
+                    record_acquired(status, spec, holder, still_waiting=False)
+            self.state.write()
+        self._changed()
+        return held is not None
+
+    def _release_workflow_locks(self) -> None:
+        held, self.wf_locks = self.wf_locks, None
+        if held is None:
+            return
+        held.release()
+        with self.state.lock:
+            for spec in held.specs:
+                record_released(self.state.status, spec, held.holder)
+
+    def _run_synchronized(
+        self, name: str, display: str, tmpl: dict[str, Any], scope: TemplateScope, inputs: dict[str, Any], parent: str | None
+    ) -> dict[str, Any]:
+        """Template-level locks: the node waits Pending (Argo's message) for them, holds them while it
+        runs (every retry included, as Argo's Retry node does) and releases them when it completes."""
+
+        def go() -> dict[str, Any]:
+            if tmpl.get("retryStrategy"):
+                return self._run_retry(name, display, tmpl, scope, inputs, parent)
+            return self._run_once(name, display, tmpl, scope, inputs, parent, retries=0)
+
+        nid = node_id(self.name, name)
+        if self.state.reusable(nid) is not None:
+            return go()  # resume: a pod that already finished takes no lock
+        where = f"template {tmpl.get('name')!r}"
+        sync = substitute(tmpl["synchronization"], self._template_vars(tmpl, inputs, name, 0), strict=False, where=where)
+        specs = parse_synchronization(sync, self.namespace, where)
+        holder = f"{self.namespace}/{self.name}/{nid}"
+        kind = next((k for k in ("steps", "dag", "suspend") if k in tmpl), "pod")
+        ntype = "Retry" if tmpl.get("retryStrategy") else {"steps": "Steps", "dag": "DAG", "suspend": "Suspend"}.get(kind, "Pod")
+        placeholder: list[dict[str, Any]] = []
+
+        def waiting(spec: LockSpec, message: str, holders: list[str]) -> None:
+            if not placeholder:
+                placeholder.append(self._new_node(name, display, ntype, parent, tmpl, phase="Pending"))
+            with self.state.lock:
+                placeholder[0]["message"] = message
+                placeholder[0]["synchronizationStatus"] = {"waiting": spec.lock_name}
+                for other in specs:
+                    self._lock_waiters.get(other.lock_name, set()).discard(holder)
+                self._lock_waiters.setdefault(spec.lock_name, set()).add(holder)
+                record_waiting(self.state.status, spec, holders)
+                self.state.write()
+            self._changed()
+
+        held = self.locks.acquire(specs, holder, self._lock_order(), self.abort, where, waiting)
+        with self.state.lock:
+            for spec in specs:
+                waiters = self._lock_waiters.get(spec.lock_name, set())
+                waiters.discard(holder)
+                if not waiters:
+                    forget_waiting(self.state.status, spec)
+                if held is not None:
+                    record_acquired(self.state.status, spec, holder, still_waiting=bool(waiters))
+            if held is not None and placeholder:
+                placeholder[0].pop("message", None)  # no longer waiting (Argo clears both)
+                placeholder[0].pop("synchronizationStatus", None)
+            self.state.write()
+        if held is None:
+            node = placeholder[0] if placeholder else self._new_node(name, display, ntype, parent, tmpl, phase="Pending")
+            return self._finish(node, "Failed", self.abort_message or "Stopped")
+        try:
+            return go()
+        finally:
+            held.release()
+            with self.state.lock:
+                for spec in specs:
+                    record_released(self.state.status, spec, holder)
+                self.state.write()
 
     # -- retries ---------------------------------------------------------------------------------
     def _run_retry(
@@ -598,6 +746,8 @@ class Executor:
             image = str(body.get("image", ""))
             runtime = image_runtime(image, self.settings.engine.image_map, where)
             fs = self.sandbox.prepare(node_dir)
+            pod = self.volumes.pod(tmpl, node_dir, where, vars_)
+            pod.place(pod.mounts(body, self.sandbox), fs)  # before inputs: an artifact may land in a volume
             self._place_inputs(inputs, fs, node_dir, where)
             command = [str(c) for c in body.get("command") or []]
             args = [str(a) for a in body.get("args") or []]
@@ -638,6 +788,32 @@ class Executor:
             self._changed()
             t0 = self.clock.monotonic()
             try:
+                base_env = {"SCANFLOW_HOME": self.home_env, **env, **extra}
+                failed_init = run_init_containers(
+                    init_containers(tmpl),
+                    pod,
+                    self.sandbox,
+                    self.settings,
+                    node_dir,
+                    lambda c: node_env(
+                        {**base_env, **self._container_env(c, where), "ARGO_CONTAINER_NAME": str(c["name"])}, self.pythonpath
+                    ),
+                    deadline,
+                    self.abort,
+                    self.clock.monotonic,
+                )
+                if failed_init is not None:
+                    pod.cleanup()
+                    init_name, init_result = failed_init
+                    message = {"deadline": "Pod was active on the node longer than the specified deadline"}.get(
+                        str(init_result.reason), self.abort_message or "Stopped"
+                    )
+                    if init_result.reason is None:
+                        message = f"init container {init_name!r} failed: Error (exit code {init_result.exit_code})"
+                    node["outputs"] = {"exitCode": str(init_result.exit_code)}
+                    self._finish(node, "Failed", message)
+                    self.hooks.node_finished(self.name, nid, node, node_dir / f"init-{init_name}.log")
+                    return {**node, "_t0": t0, "_t1": self.clock.monotonic()}
                 result = run_process(
                     argv,
                     node_env({"SCANFLOW_HOME": self.home_env, **env, **extra}, self.pythonpath),
@@ -663,6 +839,7 @@ class Executor:
         except EngineError as err:
             if phase == "Succeeded":
                 phase, message = "Error", str(err)
+        pod.cleanup()
         node["outputs"] = outputs
         self._finish(node, phase, message)
         self.hooks.node_finished(self.name, nid, node, log_path)
@@ -702,6 +879,7 @@ class Executor:
         paths += [(p.get("valueFrom") or {}).get("path") for p in outs.get("parameters") or []]
         paths += [a.get("path") for a in outs.get("artifacts") or []]
         paths += [body.get("workingDir"), "/argo/x"]
+        paths += [m.get("mountPath") for m in body.get("volumeMounts") or []]
         tops = set()
         for p in paths:
             if p:

@@ -4,7 +4,8 @@ Sources are YAML files, folders of them (``manifests/generated``) or ``module:ap
 ``scanflow_argo.compile.compile_app``. Every object is checked before anything is applied, so a bad
 kind never leaves half the objects applied. Argo kinds go to ``apply_template``, SeldonDeployments to
 ``apply_deployment``; ConfigMaps become files under ``<home>/configmaps/<name>/<key>`` locally (where
-the engine reads ``configMapKeyRef``); the rest (RBAC, agent Deployments, Services, PodMonitors) are
+the engine reads ``configMapKeyRef``) and PersistentVolumeClaims folders under ``<home>/volumes/``
+(where it mounts them); the rest (RBAC, agent Deployments, Services, PodMonitors) are
 the cluster admin's business: ``kubectl apply -k manifests/``, never this command.
 """
 
@@ -174,6 +175,8 @@ def _check(sources: list[Source], platform_name: str) -> None:
                 f"{s.origin}: kind {s.kind} ({s.name}) cannot be applied: this command applies "
                 f"{', '.join(TEMPLATE_KINDS + DEPLOYMENT_KINDS)} and ConfigMaps ({_KUBECTL_HINT})"
             )
+        elif s.kind == "PersistentVolumeClaim" and not _file_name_ok(str(s.obj["metadata"].get("namespace") or "default")):
+            problems.append(f"{s.origin}: persistentvolumeclaim/{s.name}: namespace must be a plain name")
         elif s.kind == "ConfigMap":
             bad = [k for k in [s.name, *(s.obj.get("data") or {})] if not _file_name_ok(str(k))]
             problems += [f"{s.origin}: configmap/{s.name}: {k!r} cannot be a file name (keys are names, not paths)" for k in bad]
@@ -225,6 +228,8 @@ def _apply_one(platform: Any, s: Source, settings: Settings) -> Applied:
         return Applied(s, "configured" if existed else "created")
     if local and s.kind == "ConfigMap":
         return Applied(s, _write_config_map(s.obj, settings))
+    if local and s.kind == "PersistentVolumeClaim":
+        return Applied(s, _make_claim(s.obj, settings))
     if local:
         why = "secrets are never read from files" if s.kind == "Secret" else "cluster only: kubectl apply -k manifests/"
         return Applied(s, "skipped", why)
@@ -253,6 +258,17 @@ def _local_tracking(settings: Settings) -> str:
     from ..tracking.server import resolve_uri
 
     return resolve_uri(settings)
+
+
+def _make_claim(obj: Mapping[str, Any], settings: Settings) -> str:
+    """A claim is a folder ``<home>/volumes/<namespace>/<name>`` locally, where the engine mounts it
+    (namespace ``default`` when the manifest names none, as for the workflows that run here)."""
+    meta = obj["metadata"]
+    folder = settings.home / "volumes" / str(meta.get("namespace") or "default") / str(meta["name"])
+    if folder.is_dir():
+        return "unchanged"
+    folder.mkdir(parents=True)
+    return "created"
 
 
 def _write_config_map(obj: Mapping[str, Any], settings: Settings) -> str:

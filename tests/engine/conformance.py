@@ -69,7 +69,7 @@ def expectation(doc: dict) -> str | None:
 
 
 def install_fixtures(examples: Path, settings: Settings) -> None:
-    """What Argo's e2e setup applies first: WorkflowTemplates (for templateRef) and ConfigMaps."""
+    """What Argo's e2e setup applies first: WorkflowTemplates (for templateRef), ConfigMaps and PVCs."""
     tdir = settings.templates_dir
     tdir.mkdir(parents=True, exist_ok=True)
     for path in sorted(examples.rglob("*.yaml")):
@@ -86,6 +86,9 @@ def install_fixtures(examples: Path, settings: Settings) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 for key, value in (doc.get("data") or {}).items():
                     (folder / key).write_text(str(value))
+            if doc.get("kind") == "PersistentVolumeClaim":  # testvolume.yaml: the claim volumes-existing.yaml uses
+                ns = doc["metadata"].get("namespace") or "default"
+                (settings.home / "volumes" / ns / doc["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
 
 
 def candidates(examples: Path) -> list[Path]:

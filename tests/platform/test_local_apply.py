@@ -100,3 +100,41 @@ def test_a_module_app_records_its_project_root(local_env: Path, tmp_path: Path, 
     apply_objects(platform, [s for s in sources if s.kind in TEMPLATE_KINDS], settings, echo=lines.append)
     assert "workflowtemplate/mnist-train created" in lines
     assert platform.project_dir("mnist-train") == ROOT
+
+
+def test_a_claim_applied_here_is_the_folder_a_workflow_mounts(
+    local_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "scratch"}, "spec": {}}
+    (tmp_path / "pvc.yaml").write_text(yaml.safe_dump(claim))
+    assert main(["apply", str(tmp_path / "pvc.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == "persistentvolumeclaim/scratch created"
+    assert main(["apply", str(tmp_path / "pvc.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == "persistentvolumeclaim/scratch unchanged"
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed: mounts need the sandbox")
+    mount = {"name": "data", "mountPath": "/data"}
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "claim-"},
+        "spec": {
+            "entrypoint": "main",
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "scratch"}}],
+            "templates": [
+                {
+                    "name": "main",
+                    "container": {"image": "busybox", "command": ["sh", "-c", "echo kept > /data/x"], "volumeMounts": [mount]},
+                }
+            ],
+        },
+    }
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump(wf))
+    assert main(["run", str(tmp_path / "wf.yaml")]) == 0
+    assert (local_env / "volumes" / "default" / "scratch" / "x").read_text() == "kept\n"
+    hostile = {**claim, "metadata": {"name": "scratch", "namespace": "../up"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(hostile))
+    assert main(["apply", str(tmp_path / "bad.yaml")]) == 1
+    assert "namespace must be a plain name" in capsys.readouterr().err

@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
     lg.add_argument("run")
     lg.add_argument("node", nargs="?", help="node display name (default: every pod, prefixed with its name)")
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+    lg.add_argument(
+        "--container", "-c", default="main", help="container: main (default), an init container, a sidecar, a containerSet's"
+    )
     lg.set_defaults(func=logs)
 
     ls = sub.add_parser("list", help="runs in the state folder, newest first")
@@ -235,16 +238,16 @@ def logs(args: argparse.Namespace, settings: Settings) -> int:
 
     platform = LocalPlatform(settings)
     if not args.follow:
-        sys.stdout.write(platform.logs(args.run, args.node))
+        sys.stdout.write(platform.logs(args.run, args.node, args.container))
         return 0
     shown = 0
     while True:
-        text = platform.logs(args.run, args.node)
+        text = platform.logs(args.run, args.node, args.container)
         sys.stdout.write(text[shown:])
         sys.stdout.flush()
         shown = len(text)
         if platform.get_run(args.run).done:
-            text = platform.logs(args.run, args.node)
+            text = platform.logs(args.run, args.node, args.container)
             sys.stdout.write(text[shown:])
             return 0
         time.sleep(0.5)

@@ -364,7 +364,26 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 visit_ref(scope, hook, f"{where} task {task.get('name')!r} hook")
             if task.get("onExit"):
                 visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
+    from .daemons import check_daemon_ports  # two daemons on one port would collide here
+
+    check_daemon_ports(spec, lambda sc, holder: _resolve_ref(sc, holder, store), root)
     return sorted(notes)
+
+
+def _resolve_ref(
+    scope: TemplateScope, holder: Mapping[str, Any], store: TemplateStore
+) -> tuple[TemplateScope, dict[str, Any] | None]:
+    """The (scope, template) a step/task names, or (scope, None) when it cannot be found."""
+    try:
+        if "templateRef" in holder:
+            ref = holder["templateRef"]
+            sub = store.scope(str(ref.get("name", "")), bool(ref.get("clusterScope")))
+            return sub, sub.templates.get(str(ref.get("template", "")))
+        if "inline" in holder:
+            return scope, {"name": f"{holder.get('name', 'inline')}.inline", **holder["inline"]}
+        return scope, scope.templates.get(str(holder.get("template", "")))
+    except EngineError:
+        return scope, None
 
 
 def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
@@ -378,14 +397,14 @@ def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
 def _check_template(
     tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str], volumes: frozenset[str] = frozenset()
 ) -> None:
-    for key in ("daemon", "sidecars"):
-        if tmpl.get(key):
-            raise NotSupportedLocally({"daemon": "daemon templates"}.get(key, key), where)
+    _check_daemon_and_sidecars(tmpl, where, settings, volumes)
     _check_template_volumes(tmpl, where, settings, volumes)
     _check_synchronization(tmpl.get("synchronization"), where, settings)
-    for kind in ("http", "plugin", "containerSet", "data"):
+    for kind in ("http", "plugin", "data"):
         if kind in tmpl:
             raise NotSupportedLocally(f"{kind} templates", where)
+    if "containerSet" in tmpl:
+        _check_container_set(tmpl, where, settings, notes)
     if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:
         raise NotSupportedLocally("lifecycle hooks", where)
     if "suspend" in tmpl and not (tmpl.get("suspend") or {}).get("duration"):
@@ -402,7 +421,7 @@ def _check_template(
     body = tmpl.get("container") or tmpl.get("script")
     if body is not None:
         for key in IGNORED_CONTAINER_FIELDS:
-            if key in body:
+            if key in body and not (tmpl.get("daemon") and key in ("readinessProbe", "ports")):  # a daemon's are used
                 notes.add(f"container {key}")
         image = str(body.get("image") or "")
         if not image:
@@ -410,6 +429,81 @@ def _check_template(
         if "{{" not in image:
             runtime = image_runtime(image, settings.engine.image_map, where)
             _check_command(runtime, body, image, where, settings, script="script" in tmpl)
+
+
+def _check_container_set(tmpl: Mapping[str, Any], where: str, settings: Settings, notes: set[str]) -> None:
+    """A containerSet's graph (names, dependencies, no cycle) and each container's image and command."""
+    from .containerset import check_container_set
+
+    for c in check_container_set(tmpl, where):
+        cwhere = f"{where} container {c['name']!r}"
+        for key in IGNORED_CONTAINER_FIELDS:
+            if key in c:
+                notes.add(f"container {key}")
+        image = str(c.get("image") or "")
+        if not image:
+            raise EngineError(f"{cwhere}: the container has no image")
+        if "{{" not in image:
+            _check_command(image_runtime(image, settings.engine.image_map, cwhere), c, image, cwhere, settings, script=False)
+
+
+# -- sidecars and daemons (owned by the daemons work) --------------------------------------------
+def _check_daemon_and_sidecars(tmpl: Mapping[str, Any], where: str, settings: Settings, volumes: frozenset[str]) -> None:
+    """Sidecars: images mapped, commands present, mounts declared. Daemons: a container or script
+    pod whose readiness probe can be checked here, without a lock or retries it could not honour."""
+    from .daemons import check_probe, sidecar_containers
+    from .volumes import check_mounts
+
+    if tmpl.get("daemon"):
+        body = tmpl.get("container") or tmpl.get("script")
+        if body is None:
+            raise NotSupportedLocally("daemon: true on a template without a container or script", where)
+        if tmpl.get("synchronization"):
+            raise NotSupportedLocally("synchronization on a daemon template (its lock would outlive the node)", where)
+        check_probe(body, where)
+        _check_first_command(body, where, settings)
+    sidecars = sidecar_containers(tmpl)
+    if not sidecars:
+        return
+    if not (tmpl.get("container") or tmpl.get("script")):
+        raise NotSupportedLocally("sidecars on a template without a container or script", where)
+    declared = set(volumes) | {str(v.get("name")) for v in tmpl.get("volumes") or []}
+    for c in sidecars:
+        cwhere = f"{where} sidecar {c['name']!r}"
+        image = str(c.get("image") or "")
+        if not image:
+            raise EngineError(f"{cwhere}: the sidecar has no image")
+        if "{{" not in image:
+            _check_command(image_runtime(image, settings.engine.image_map, cwhere), c, image, cwhere, settings, script=False)
+            _check_first_command(c, cwhere, settings)
+        check_mounts(c.get("volumeMounts") or [], declared, where, str(c["name"]))
+        if c.get("volumeMounts") and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
+            raise NotSupportedLocally("volumeMounts without the node sandbox (install bubblewrap)", cwhere)
+
+
+_SHELL_WORDS = frozenset(  # shell keywords and builtins: never looked up on the host
+    "if then else elif fi for while until do done case esac in function { } ! [ [[ . : true false test echo printf "  # noqa: SIM905
+    "exit return set unset export cd read eval exec trap wait shift local alias type command sleep kill pwd".split()
+)
+
+
+def _check_first_command(body: Mapping[str, Any], where: str, settings: Settings) -> None:
+    """A long-running ``sh -c '<tool> …'`` whose tool this machine lacks would fail when it starts
+    (a daemon then never gets ready): say so before anything runs, as for a missing command."""
+    command = [str(c) for c in body.get("command") or []]
+    args = [str(a) for a in body.get("args") or []]
+    if len(command) < 2 or Path(command[0]).name not in ("sh", "bash", "ash", "dash") or command[1] != "-c" or not args:
+        return
+    script = args[0] if len(command) == 2 else command[2]
+    words = script.strip().split(None, 1)
+    word = words[0] if words else ""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", word) or word in _SHELL_WORDS or shutil.which(word):
+        return
+    image = str(body.get("image") or "")
+    raise ImageNotMapped(
+        f"{where} runs {word!r} (in its shell command) from image {image!r}, which this machine lacks: install it, "
+        f"or map the image to an executable with SCANFLOW_ENGINE_IMAGE_MAP='{strip_image(image)}=/path/to/executable'"
+    )
 
 
 def _check_command(runtime: str, body: Mapping[str, Any], image: str, where: str, settings: Settings, script: bool) -> None:
@@ -483,6 +577,10 @@ def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Setti
         if "{{" not in str(init["image"]):
             image_runtime(str(init["image"]), settings.engine.image_map, f"{where} init container {init.get('name', i)!r}")
     containers += [(str(c["name"]), c) for c in init_containers(tmpl)]
+    if "containerSet" in tmpl:  # each container of a set mounts its own and the set's volumeMounts
+        from .containerset import check_container_set
+
+        containers = [(str(c["name"]), c) for c in check_container_set(tmpl, where)] + containers[1:]
     mounted = False
     for name, c in containers:
         check_mounts(c.get("volumeMounts") or [], declared, where, name)

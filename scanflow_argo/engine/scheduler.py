@@ -24,6 +24,7 @@ from ..clock import Clock, iso
 from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .artifacts import ArtifactRepo, safe_join
+from .daemons import DAEMON_IP, Daemons, Probe, Sidecars, reap_leftovers
 from .hooks import RunHooks
 from .model import TemplateScope, TemplateStore, image_runtime
 from .runtime import NodeFS, Sandbox, build_argv, node_env, run_process
@@ -150,12 +151,17 @@ class Executor:
         self.locks = LockTable(settings.home, clock)
         self.wf_locks: HeldLocks | None = None
         self._lock_waiters: dict[str, set[str]] = {}  # lock name → holders of this run waiting for it
+        reap_leftovers(run_dir)  # sidecars/daemons a dead engine of this run left behind (resume)
+        self.daemons = Daemons(
+            self.state.nodes, self._write_changed, self._finish, self.abort, lambda: self.abort_message, clock.monotonic
+        )
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         try:
             return self._run_workflow()
         finally:
+            self.daemons.stop_all()  # also when the run breaks: no process is left behind
             self._release_workflow_locks()  # also when the run breaks: another run may be waiting
 
     def _run_workflow(self) -> dict[str, Any]:
@@ -175,6 +181,7 @@ class Executor:
         self.hook_env = dict(self.hooks.workflow_started(self.name, self.state.doc) or {})
         entry = {"template": self.spec["entrypoint"], "arguments": self.spec.get("arguments") or {}}
         main = self._safe_run(self.name, self.name, entry, Frame(self.root_scope, dict(self.global_vars)), None, top=True)
+        self.daemons.stop_all()  # an entrypoint that is itself a daemon ends with the workflow's main part
         phase = main["phase"] if main["phase"] in FAILED else "Succeeded"
         message = main.get("message") if phase != "Succeeded" else None
         if self.abort.is_set() and self.abort_message:
@@ -195,6 +202,7 @@ class Executor:
             )
             if exit_node["phase"] in FAILED and phase == "Succeeded":
                 phase, message = exit_node["phase"], exit_node.get("message")
+        self.daemons.stop_all()
         self._release_workflow_locks()
         status = self.state.status
         with self.state.lock:
@@ -348,6 +356,10 @@ class Executor:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self.state)
+
+    def _write_changed(self) -> None:
+        self.state.write()
+        self._changed()
 
     def _safe_run(
         self, name: str, display: str, holder: Mapping[str, Any], frame: Frame, parent: str | None, top: bool = False
@@ -587,7 +599,7 @@ class Executor:
         attempt: dict[str, Any] = {}
         for i in range(limit + 1):
             attempt = self._run_once(f"{name}({i})", f"{display}({i})", tmpl, scope, inputs, node["id"], retries=i)
-            if attempt["phase"] == "Succeeded" or self.abort.is_set():
+            if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or self.abort.is_set():
                 break
             if i >= limit or not self._should_retry(policy, rs, attempt):
                 break
@@ -603,6 +615,9 @@ class Executor:
                         attempt = {**attempt, "message": "Backoff would exceed max duration limit"}
                         break
                 self._sleep(delay)
+        if attempt.get("daemoned") and self.daemons.attach(str(attempt["id"]), node):
+            self._write_changed()
+            return node  # Running and daemoned with its pod; both end with it
         if attempt.get("outputs"):
             node["outputs"] = attempt["outputs"]
         return self._finish(node, attempt.get("phase", "Error"), attempt.get("message"))
@@ -691,6 +706,10 @@ class Executor:
             return self._run_dag(name, display, tmpl, frame, inputs, parent, deadline)
         if "container" in tmpl or "script" in tmpl:
             return self._run_pod(name, display, tmpl, vars_, inputs, parent, deadline)
+        if "containerSet" in tmpl:
+            from .containerset import run_container_set
+
+            return run_container_set(self, name, display, tmpl, vars_, inputs, parent, deadline)
         if "suspend" in tmpl:
             return self._run_suspend(name, display, tmpl, vars_, inputs, parent)
         if "resource" in tmpl:
@@ -789,15 +808,19 @@ class Executor:
             t0 = self.clock.monotonic()
             try:
                 base_env = {"SCANFLOW_HOME": self.home_env, **env, **extra}
+
+                def env_of(c: Mapping[str, Any]) -> dict[str, str]:
+                    return node_env(
+                        {**base_env, **self._container_env(c, where), "ARGO_CONTAINER_NAME": str(c["name"])}, self.pythonpath
+                    )
+
                 failed_init = run_init_containers(
                     init_containers(tmpl),
                     pod,
                     self.sandbox,
                     self.settings,
                     node_dir,
-                    lambda c: node_env(
-                        {**base_env, **self._container_env(c, where), "ARGO_CONTAINER_NAME": str(c["name"])}, self.pythonpath
-                    ),
+                    env_of,
                     deadline,
                     self.abort,
                     self.clock.monotonic,
@@ -814,15 +837,30 @@ class Executor:
                     self._finish(node, "Failed", message)
                     self.hooks.node_finished(self.name, nid, node, node_dir / f"init-{init_name}.log")
                     return {**node, "_t0": t0, "_t1": self.clock.monotonic()}
-                result = run_process(
-                    argv,
-                    node_env({"SCANFLOW_HOME": self.home_env, **env, **extra}, self.pythonpath),
-                    None if fs.root is not None else cwd if Path(cwd).is_dir() else None,
-                    log_path,
-                    deadline,
-                    self.abort,
-                    self.clock.monotonic,
-                )
+                main_env = node_env({"SCANFLOW_HOME": self.home_env, **env, **extra}, self.pythonpath)
+                popen_cwd = None if fs.root is not None else cwd if Path(cwd).is_dir() else None
+                sidecars = Sidecars(tmpl, pod, self.sandbox, self.settings, node_dir, env_of)
+                sidecars.start()  # before the main container, as the pod starts them together
+                if tmpl.get("daemon"):
+                    probe = Probe(
+                        body.get("readinessProbe") or {},
+                        ports={str(p["name"]): int(p["containerPort"]) for p in body.get("ports") or [] if p.get("name")},
+                        exec_argv=lambda cmd: self.sandbox.wrap(
+                            build_argv(runtime, cmd, [], self.settings, image), fs, private, cwd
+                        ),
+                        env=main_env,
+                    )
+
+                    def ended() -> None:
+                        pod.cleanup()
+                        self.hooks.node_finished(self.name, nid, node, log_path)
+
+                    marker = str(node_dir) if fs.root is not None else max(argv, key=len)  # its most telling argument
+                    return self.daemons.start(node, argv, main_env, popen_cwd, log_path, marker, probe, sidecars, deadline, ended)
+                try:
+                    result = run_process(argv, main_env, popen_cwd, log_path, deadline, self.abort, self.clock.monotonic)
+                finally:
+                    sidecars.stop()  # the main container ended: Argo's executor kills the sidecars
             except EngineError as err:
                 return self._finish(node, "Error", str(err))
             t1 = self.clock.monotonic()
@@ -1087,6 +1125,7 @@ class Executor:
                 node["outputs"] = self._template_outputs(tmpl, frame, f"template {tmpl.get('name')!r}")
             except EngineError as err:
                 phase, message = "Error", str(err)
+        self.daemons.end_scope(node["id"])  # Argo kills a scope's daemons when it completes
         return self._finish(node, phase, message)
 
     def _continues(self, task: Mapping[str, Any], phase: str) -> bool:
@@ -1284,6 +1323,8 @@ class Executor:
             v[f"{prefix}.id"] = n.get("id", "")
             v[f"{prefix}.startedAt"] = n.get("startedAt") or ""
             v[f"{prefix}.finishedAt"] = n.get("finishedAt") or ""
+            if n.get("daemoned"):
+                v[f"{prefix}.ip"] = DAEMON_IP  # nodes share this machine's network
             if "exitCode" in outs:
                 v[f"{prefix}.exitCode"] = outs["exitCode"]
                 v[f"{prefix}.outputs.exitCode"] = outs["exitCode"]
@@ -1467,6 +1508,7 @@ class Executor:
                 node["outputs"] = self._template_outputs(tmpl, frame, f"template {tmpl.get('name')!r}")
             except EngineError as err:
                 phase, message = "Error", str(err)
+        self.daemons.end_scope(node["id"])  # Argo kills a scope's daemons when it completes
         return self._finish(node, phase, message)
 
     def _task_deps(self, task: Mapping[str, Any], tasks: Mapping[str, Any]) -> list[str]:
@@ -1510,6 +1552,8 @@ class Executor:
             if res.get("type") == "TaskGroup":
                 kids = [self.state.nodes.get(c, {}).get("phase", "") for c in res.get("children") or []]
                 states[d] = {"phase": phases[d], "children": kids}
+            elif phases[d] == "Running":  # a daemon: done for its dependants while it runs
+                states[d] = {"phase": res.get("phase", "Running"), "daemoned": bool(res.get("daemoned"))}
             else:
                 states[d] = phases[d]
         continue_on = {d: tasks[d]["continueOn"] for d in deps if tasks[d].get("continueOn")}

@@ -167,8 +167,9 @@ class Platform(Protocol):
         """Block until the run ends (or ``timeout`` passes: ``UnavailableError``)."""
         ...
 
-    def logs(self, name: str, node: str | None = None) -> str:
-        """Logs of a run, or of one node by display name."""
+    def logs(self, name: str, node: str | None = None, container: str = "main") -> str:
+        """Logs of a run, or of one node by display name; ``container`` as ``argo logs -c`` (init
+        containers, sidecars, the containers of a containerSet)."""
         ...
 
     def stop(self, name: str) -> None:

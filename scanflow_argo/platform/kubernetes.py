@@ -141,18 +141,18 @@ class KubernetesPlatform:
                 raise UnavailableError(f"run {name!r} is still {last_phase} after {timeout:g}s")
             self._clock.sleep(poll * (2 ** min(failures, 3)))
 
-    def logs(self, name: str, node: str | None = None) -> str:
+    def logs(self, name: str, node: str | None = None, container: str = "main") -> str:
         run = self.get_run(name)
         if node is not None:
             target = run.node(node)
             if target.type != "Pod":
                 raise PlatformError(f"node {node!r} of run {name!r} is a {target.type} node: only Pod nodes have logs")
-            return self.workflows.pod_log(name, self._pod(run.name, target))
+            return self.workflows.pod_log(name, self._pod(run.name, target), container)
         pods = sorted((n for n in run.nodes.values() if n.type == "Pod"), key=lambda n: (n.started_at or "", n.display_name))
         parts = []
         for pod in pods:
             try:
-                text = self.workflows.pod_log(name, self._pod(run.name, pod))
+                text = self.workflows.pod_log(name, self._pod(run.name, pod), container)
             except NotFoundError:
                 text = "(log no longer available: the pod was deleted)\n"
             parts.append(f"==> {pod.display_name} <==\n{text}")

@@ -195,7 +195,7 @@ class LocalPlatform:
                     raise EngineError(f"the engine of run {name!r} stopped before the run ended: scanflow-argo resume {name}")
             time.sleep(poll)
 
-    def logs(self, name: str, node: str | None = None) -> str:
+    def logs(self, name: str, node: str | None = None, container: str = "main") -> str:
         run = self.get_run(name)
         run_dir = self.run_dir(name)
         pods = [n for n in run.nodes.values() if n.type == "Pod"]
@@ -209,7 +209,14 @@ class LocalPlatform:
             pods = chosen
         parts = []
         for n in pods:
-            log = run_dir / "nodes" / n.id / "main.log"
+            log = _container_log(run_dir / "nodes" / n.id, container)
+            if log is None:
+                if node is None:
+                    continue  # only the pods that have this container
+                found = sorted(p.name for p in (run_dir / "nodes" / n.id).glob("*.log"))
+                raise PlatformError(
+                    f"pod {n.display_name!r} of run {name!r} has no container {container!r}: its logs are {', '.join(found) or 'none yet'}"
+                )
             text = log.read_text(errors="replace") if log.exists() else ""
             if node is not None:
                 parts.append(text)
@@ -290,3 +297,14 @@ def _engine_exited(run_dir: Path) -> bool:
             return False
         fcntl.flock(fh, fcntl.LOCK_UN)
     return True
+
+
+def _container_log(node_dir: Path, container: str) -> Path | None:
+    """The log file of one container of a pod: ``main.log``, a containerSet's ``<name>.log``, an init
+    container's ``init-<name>.log`` or a sidecar's ``sidecar-<name>.log`` (None: no such container)."""
+    if container == "main":
+        return node_dir / "main.log"  # may not exist yet: the pod has not started
+    for name in (f"{container}.log", f"init-{container}.log", f"sidecar-{container}.log"):
+        if "/" not in container and (node_dir / name).is_file():
+            return node_dir / name
+    return None

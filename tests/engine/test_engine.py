@@ -401,8 +401,10 @@ def test_artifact_paths_cannot_escape_the_repository(engine_settings, outputs, i
 def test_refused_before_anything_runs(engine_settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NotSupportedLocally, match=r"not supported locally: hostPath volume 'v' .* in spec\.volumes"):
         prepare_run(wf([sh("main", "true")], volumes=[{"name": "v", "hostPath": {"path": "/srv"}}]), engine_settings)
-    with pytest.raises(NotSupportedLocally, match=r"not supported locally: daemon templates in template 'main'"):
-        prepare_run(wf([{**sh("main", "true"), "daemon": True}]), engine_settings)
+    daemon = {**sh("main", "true"), "daemon": True}  # daemons run (test_daemons.py); a gRPC probe cannot be checked here
+    daemon["container"]["readinessProbe"] = {"grpc": {"port": 9000}}
+    with pytest.raises(NotSupportedLocally, match=r"not supported locally: readinessProbe grpc .* in template 'main'"):
+        prepare_run(wf([daemon]), engine_settings)
     with pytest.raises(ImageNotMapped, match=r"image 'nginx:1.13' in template 'main'.*SCANFLOW_ENGINE_IMAGE_MAP"):
         prepare_run(wf([{"name": "main", "container": {"image": "nginx:1.13"}}]), engine_settings)
     assert not (engine_settings.home / "runs").exists() or not any((engine_settings.home / "runs").iterdir())

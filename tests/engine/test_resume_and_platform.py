@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -152,3 +153,44 @@ def test_cli_run_list_logs_and_exit_codes(engine_settings, tmp_path, capsys) -> 
     assert "cli-ok" in listing and "cli-bad" in listing
     assert cli_main(["--home", home, "run", str(tmp_path / "missing.yaml")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed: init containers with mounts need it")
+def test_cli_logs_of_an_init_container(engine_settings, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    mount = {"name": "work", "mountPath": "/mnt/work"}
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "cli-init"},
+        "spec": {
+            "entrypoint": "main",
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "templates": [
+                {
+                    "name": "main",
+                    "initContainers": [
+                        {
+                            "name": "fetch",
+                            "image": "busybox",
+                            "command": ["sh", "-c", "echo fetched; echo data > /mnt/work/x"],
+                            "volumeMounts": [mount],
+                        }
+                    ],
+                    "container": {"image": "busybox", "command": ["cat", "/mnt/work/x"], "volumeMounts": [mount]},
+                }
+            ],
+        },
+    }
+    path = tmp_path / "init.yaml"
+    path.write_text(yaml.safe_dump(wf))
+    home = str(engine_settings.home)
+    assert cli_main(["--home", home, "run", str(path)]) == 0
+    capsys.readouterr()
+    assert cli_main(["--home", home, "logs", "cli-init", "cli-init"]) == 0
+    assert capsys.readouterr().out == "data\n"
+    assert cli_main(["--home", home, "logs", "cli-init", "cli-init", "-c", "fetch"]) == 0
+    assert capsys.readouterr().out == "fetched\n"
+    assert cli_main(["--home", home, "logs", "cli-init", "-c", "fetch"]) == 0
+    assert capsys.readouterr().out == "cli-init: fetched\n"
+    assert cli_main(["--home", home, "logs", "cli-init", "cli-init", "-c", "nope"]) == 1
+    assert "has no container 'nope': its logs are init-fetch.log, main.log" in capsys.readouterr().err

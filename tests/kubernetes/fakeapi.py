@@ -379,10 +379,14 @@ class FakeCluster:
                     )
         return {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
 
-    def _pod_log(self, ns: str, pod: str) -> str:
+    def _pod_log(self, ns: str, pod: str, container: str = "main") -> str:
         if pod not in self.pod_logs:
             raise _Error(404, "NotFound", f'pods "{pod}" not found', {"name": pod, "kind": "pods"})
-        return self.pod_logs[pod]
+        if container == "main":
+            return self.pod_logs[pod]
+        if f"{pod}/{container}" not in self.pod_logs:  # the kubelet's answer for a container the pod lacks
+            raise _Error(400, "BadRequest", f"container {container} is not valid for pod {pod}")
+        return self.pod_logs[f"{pod}/{container}"]
 
 
 def _group(plural: str) -> str:
@@ -518,7 +522,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)/log)?", path)
         if m and method == "GET":
             if m.group(2):
-                return 200, fake._pod_log(m.group(1), m.group(2)), "text/plain"
+                container = (query.get("container") or ["main"])[0]
+                return 200, fake._pod_log(m.group(1), m.group(2), container), "text/plain"
             return 200, fake._pods(m.group(1), sel), "application/json"
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/(configmaps)(?:/([^/]+))?", path)
         if m:
@@ -594,11 +599,13 @@ class _Handler(BaseHTTPRequestHandler):
                 pod_name(rest[0], n) for n in ((wf.get("status") or {}).get("nodes") or {}).values() if n.get("type") == "Pod"
             ]
             wanted = (query.get("podName") or [None])[0]
+            container = (query.get("logOptions.container") or ["main"])[0]
             lines = []
             for pod in pods:
                 if wanted and pod != wanted:
                     continue
-                for line in fake.pod_logs.get(pod, "").splitlines():
+                key = pod if container == "main" else f"{pod}/{container}"
+                for line in fake.pod_logs.get(key, "").splitlines():
                     lines.append(json.dumps({"result": {"content": line, "podName": pod}}))
             return 200, "\n".join(lines) + ("\n" if lines else ""), "application/json"
         raise _Error(404, "NotFound", f"Not Found: {method} {path}")

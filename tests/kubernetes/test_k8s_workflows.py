@@ -224,6 +224,8 @@ def test_logs_of_a_node_and_of_the_run(platform: KubernetesPlatform, fake: FakeC
         assert fake.calls("GET", f"/pods/{pod}/log")
     with pytest.raises(PlatformError, match="only Pod nodes have logs"):
         platform.logs(name, name)
+    fake.pod_logs[f"{pod}/fetch"] = "fetched\n"  # an init container, a sidecar, a containerSet's container
+    assert platform.logs(name, "fit", container="fetch") == "fetched\n"
 
 
 def test_server_errors_are_unavailable(platform: KubernetesPlatform, fake: FakeCluster) -> None:

@@ -51,7 +51,7 @@ class WorkflowBackend(Protocol):
     def get(self, name: str) -> dict[str, Any]: ...
     def list(self, labels: Mapping[str, str] | None) -> list[dict[str, Any]]: ...
     def stop(self, name: str) -> None: ...
-    def pod_log(self, run: str, pod: str) -> str: ...
+    def pod_log(self, run: str, pod: str, container: str = "main") -> str: ...
 
 
 def with_arguments(manifest: Mapping[str, Any], parameters: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -165,13 +165,13 @@ class CrdWorkflows:
         # What `argo stop` does: the controller sees spec.shutdown=Stop and runs exit handlers.
         self._workflows.patch(name, {"spec": {"shutdown": "Stop"}})
 
-    def pod_log(self, run: str, pod: str) -> str:
+    def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         from kubernetes import client
 
         core = client.CoreV1Api(self._api_client)
         return call(
-            lambda: core.read_namespaced_pod_log(pod, self.namespace, container="main", _request_timeout=self._timeout),
-            f"pod {self.namespace}/{pod} of run {run} (pods are deleted by the pod GC: its log may be gone)",
+            lambda: core.read_namespaced_pod_log(pod, self.namespace, container=container, _request_timeout=self._timeout),
+            f"container {container!r} of pod {self.namespace}/{pod} of run {run} (pods are deleted by the pod GC: its log may be gone)",
         )
 
 
@@ -334,11 +334,11 @@ class ArgoServerWorkflows:
         req = m.WorkflowStopRequest(name=name, namespace=self.namespace)
         self._call(lambda: self._service.stop_workflow(name, req), f"Workflow {self.namespace}/{name}")
 
-    def pod_log(self, run: str, pod: str) -> str:
-        """One pod's ``main`` container log from the Argo Server's streaming log endpoint (JSON lines)."""
+    def pod_log(self, run: str, pod: str, container: str = "main") -> str:
+        """One container's log of a pod (``main`` by default) from the Argo Server's streaming log endpoint (JSON lines)."""
         svc = self._service
         url = f"{self.host}api/v1/workflows/{self.namespace}/{run}/log"
-        params = {"podName": pod, "logOptions.container": "main"}
+        params = {"podName": pod, "logOptions.container": container}
 
         def fetch() -> Any:
             resp = svc.session.get(url, params=params, headers={"Authorization": svc.token}, verify=svc.verify_ssl)

@@ -55,6 +55,8 @@ DAEMON_IP = "127.0.0.1"
 """What ``{{steps.X.ip}}`` / ``{{tasks.X.ip}}`` give: every node shares this machine's network."""
 STOP_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL for sidecars and daemons."""
+STOP_WAIT = 4 * STOP_GRACE
+"""How long the end of a run waits for a daemon another thread is stopping (its main and sidecars)."""
 POLL = 0.1
 RECORD_SUFFIX = ".proc.json"
 
@@ -437,6 +439,7 @@ class Daemons:
         self.monotonic = monotonic
         self.lock = threading.Lock()
         self.live: dict[str, _Daemon] = {}
+        self.started: list[_Daemon] = []  # every daemon of the run, ended or not
 
     def _ancestors(self, node: Mapping[str, Any]) -> set[str]:
         out: set[str] = set()
@@ -492,6 +495,7 @@ class Daemons:
             return node
         with self.lock:
             self.live[str(node["id"])] = daemon
+            self.started.append(daemon)
         node["phase"] = "Running"
         node["daemoned"] = True
         self.write()
@@ -583,5 +587,10 @@ class Daemons:
         self._end_all(self._take(lambda d: scope_id in d.scopes))
 
     def stop_all(self) -> None:
-        """The run is over (or breaking off): stop every daemon still running."""
+        """The run is over (or breaking off): stop every daemon still running, and wait for those
+        another thread is ending (a scope that just completed) so the final status records their end."""
         self._end_all(self._take(lambda d: True))
+        with self.lock:
+            started = list(self.started)
+        for daemon in started:
+            daemon.done.wait(STOP_WAIT)

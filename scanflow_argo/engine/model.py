@@ -106,7 +106,6 @@ IGNORED_SPEC_FIELDS = (
 )
 REFUSED_SPEC_FIELDS = {
     "artifactRepositoryRef": "artifactRepositoryRef (a cluster artifact repository)",
-    "hooks": "lifecycle hooks",
 }
 CLOUD_ARTIFACTS = ("s3", "gcs", "azure", "hdfs", "oss", "artifactory", "git", "http", "webHDFS")
 
@@ -310,6 +309,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
             if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
                 continue
             raise NotSupportedLocally(feature, "spec")
+    _check_hooks(spec.get("hooks"), "spec")
     volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
     _check_synchronization(spec.get("synchronization"), "spec", settings)
     for key in IGNORED_SPEC_FIELDS:
@@ -338,8 +338,8 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
     visit_ref(root, {"template": spec["entrypoint"]}, "spec.entrypoint")
     if spec.get("onExit"):
         visit_ref(root, {"template": spec["onExit"]}, "spec.onExit")
-    if (spec.get("hooks") or {}).get("exit"):
-        visit_ref(root, spec["hooks"]["exit"], "spec.hooks.exit")
+    for hook_name, hook in (spec.get("hooks") or {}).items():
+        visit_ref(root, hook, f"spec.hooks.{hook_name}")
     while todo:
         scope, tmpl = todo.pop()
         ident = (scope.key, tmpl.get("name", ""))
@@ -387,11 +387,27 @@ def _resolve_ref(
 
 
 def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
-    hooks = task.get("hooks") or {}
-    if set(hooks) - {"exit"}:
-        raise NotSupportedLocally("lifecycle hooks with expressions", f"{where} task/step {task.get('name')!r}")
+    _check_hooks(task.get("hooks"), f"{where} task/step {task.get('name')!r}")
     for art in (task.get("arguments") or {}).get("artifacts") or []:
         _refuse_artifact(art, where)
+
+
+def _check_hooks(hooks: Any, where: str) -> None:
+    """Lifecycle hooks: a mapping of name → hook; every hook but ``exit`` needs an ``expression`` (as Argo)."""
+    if not hooks:
+        return
+    if not isinstance(hooks, Mapping):
+        raise EngineError(
+            f"{where}: hooks must be a mapping of hook name to hook (e.g. running: {{expression: ..., template: ...}})"
+        )
+    for name, hook in hooks.items():
+        if not isinstance(hook, Mapping) or not ({"template", "templateRef"} & set(hook)):
+            raise EngineError(f"{where}: lifecycle hook {name!r} needs a template or a templateRef to run")
+        if name != "exit" and not str(hook.get("expression") or "").strip():
+            raise EngineError(
+                f"{where}: lifecycle hook {name!r} has no expression; give it one "
+                f"(e.g. expression: workflow.status == \"Running\") or name it 'exit' to make it an exit handler"
+            )
 
 
 def _check_template(
@@ -400,9 +416,13 @@ def _check_template(
     _check_daemon_and_sidecars(tmpl, where, settings, volumes)
     _check_template_volumes(tmpl, where, settings, volumes)
     _check_synchronization(tmpl.get("synchronization"), where, settings)
-    for kind in ("http", "plugin", "data"):
+    for kind in ("plugin", "data"):
         if kind in tmpl:
             raise NotSupportedLocally(f"{kind} templates", where)
+    if "http" in tmpl:
+        from .http import check_http
+
+        check_http(tmpl, where)
     if "containerSet" in tmpl:
         _check_container_set(tmpl, where, settings, notes)
     if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:

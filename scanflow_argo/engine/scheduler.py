@@ -26,6 +26,7 @@ from ..settings import Settings
 from .artifacts import ArtifactRepo, safe_join
 from .daemons import DAEMON_IP, Daemons, Probe, Sidecars, reap_leftovers
 from .hooks import RunHooks
+from .lifecycle import HookSet, Lifecycle
 from .model import TemplateScope, TemplateStore, image_runtime
 from .runtime import NodeFS, Sandbox, build_argv, node_env, run_process
 from .state import RunState, node_id
@@ -143,6 +144,7 @@ class Executor:
         self.global_outputs: dict[str, Any] = {"parameters": {}, "artifacts": {}}
         self.global_vars: dict[str, Any] = {}
         self.hook_env: dict[str, str] = {}
+        self.lifecycle = Lifecycle(self)  # expression hooks, re-evaluated on every change
         self.root_scope = TemplateScope(
             "workflow", {t.get("name", ""): t for t in self.spec.get("templates") or []}, self.spec.get("templateDefaults") or {}
         )
@@ -180,6 +182,7 @@ class Executor:
         self.state.write()
         self.hook_env = dict(self.hooks.workflow_started(self.name, self.state.doc) or {})
         entry = {"template": self.spec["entrypoint"], "arguments": self.spec.get("arguments") or {}}
+        wf_hooks = self.lifecycle.for_workflow()
         main = self._safe_run(self.name, self.name, entry, Frame(self.root_scope, dict(self.global_vars)), None, top=True)
         self.daemons.stop_all()  # an entrypoint that is itself a daemon ends with the workflow's main part
         phase = main["phase"] if main["phase"] in FAILED else "Succeeded"
@@ -187,10 +190,16 @@ class Executor:
         if self.abort.is_set() and self.abort_message:
             phase, message = "Failed", self.abort_message
         exit_tmpl = self.spec.get("onExit") or ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
-        if exit_tmpl:
+        with self.state.lock:  # lifecycle hooks read them from other threads
             self.global_vars["workflow.status"] = phase
             self.global_vars["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
             self.global_vars["workflow.duration"] = f"{self.clock.monotonic() - self._t0:.6f}"
+        if wf_hooks is not None:  # Argo runs the hooks true for the final status, and waits for all, before onExit
+            self.lifecycle.finish(wf_hooks)
+            self.global_vars["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
+        if self.lifecycle.errors and phase not in FAILED:
+            phase, message = "Error", self.lifecycle.errors[0]
+        if exit_tmpl:
             self.abort.clear()
             self.deadline = None  # the exit handler runs even after the workflow's deadline, as on Argo
             holder = {
@@ -354,6 +363,9 @@ class Executor:
         return node
 
     def _changed(self) -> None:
+        lifecycle = getattr(self, "lifecycle", None)  # None while __init__ runs
+        if lifecycle is not None:
+            lifecycle.poke()
         if self.on_change is not None:
             self.on_change(self.state)
 
@@ -541,8 +553,9 @@ class Executor:
         sync = substitute(tmpl["synchronization"], self._template_vars(tmpl, inputs, name, 0), strict=False, where=where)
         specs = parse_synchronization(sync, self.namespace, where)
         holder = f"{self.namespace}/{self.name}/{nid}"
-        kind = next((k for k in ("steps", "dag", "suspend") if k in tmpl), "pod")
-        ntype = "Retry" if tmpl.get("retryStrategy") else {"steps": "Steps", "dag": "DAG", "suspend": "Suspend"}.get(kind, "Pod")
+        kind = next((k for k in ("steps", "dag", "suspend", "http") if k in tmpl), "pod")
+        ntypes = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend", "http": "HTTP"}
+        ntype = "Retry" if tmpl.get("retryStrategy") else ntypes.get(kind, "Pod")
         placeholder: list[dict[str, Any]] = []
 
         def waiting(spec: LockSpec, message: str, holders: list[str]) -> None:
@@ -714,6 +727,10 @@ class Executor:
             return self._run_suspend(name, display, tmpl, vars_, inputs, parent)
         if "resource" in tmpl:
             return self._run_resource(name, display, tmpl, inputs, parent)
+        if "http" in tmpl:
+            from .http import run_http
+
+            return run_http(self, name, display, tmpl, inputs, parent, deadline)
         raise NotSupportedLocally("this kind of template", where)
 
     def _node_deadline(self, tmpl: Mapping[str, Any], where: str) -> float | None:
@@ -728,6 +745,16 @@ class Executor:
         return dl
 
     # -- pods ------------------------------------------------------------------------------------
+    def _reuse_node(self, nid: str, parent: str | None, tmpl: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Resume: the node as the previous attempt finished it (None when it must run again)."""
+        reused = self.state.reusable(nid)
+        if reused is None:
+            return None
+        self.state.put(copy.deepcopy(reused))
+        self.state.add_child(parent, nid)
+        self._register_globals(tmpl, reused.get("outputs") or {})
+        return self.state.nodes[nid]
+
     def _run_pod(
         self,
         name: str,
@@ -739,12 +766,9 @@ class Executor:
         deadline: float | None,
     ) -> dict[str, Any]:
         nid = node_id(self.name, name)
-        reused = self.state.reusable(nid)
+        reused = self._reuse_node(nid, parent, tmpl)
         if reused is not None:
-            self.state.put(copy.deepcopy(reused))
-            self.state.add_child(parent, nid)
-            self._register_globals(tmpl, reused.get("outputs") or {})
-            return self.state.nodes[nid]
+            return reused
         where = f"template {tmpl.get('name')!r}"
         node = self._new_node(name, display, "Pod", parent, tmpl, phase="Pending")
         node["inputs"] = self._inputs_doc(inputs)
@@ -1218,6 +1242,16 @@ class Executor:
             return list(pool.map(lambda c: c(), calls))
 
     def _run_step(self, step: dict[str, Any], name: str, display: str, frame: Frame, parent_id: str) -> dict[str, Any]:
+        hooks = self.lifecycle.for_step(step, name, display, frame)
+        try:
+            result = self._run_step_body(step, name, display, frame, parent_id)
+        finally:
+            if hooks is not None:  # the step completes once its fired lifecycle hooks did
+                self.lifecycle.finish(hooks)
+        self._exit_hook(step, name, display, result, frame, parent_id)
+        return result
+
+    def _run_step_body(self, step: dict[str, Any], name: str, display: str, frame: Frame, parent_id: str) -> dict[str, Any]:
         where = f"step {display!r}"
         with self.state.lock:
             arts = {f"workflow.outputs.artifacts.{k}": {"local": v["local"]} for k, v in self.global_outputs["artifacts"].items()}
@@ -1236,9 +1270,7 @@ class Executor:
         except EngineError as err:
             node = self._new_node(name, display, "Pod", parent_id, None)
             return self._finish(node, "Error", str(err))
-        result = self._safe_run(name, display, holder, frame, parent_id)
-        self._exit_hook(step, name, display, result, frame, parent_id)
-        return result
+        return self._safe_run(name, display, holder, frame, parent_id)
 
     def _exit_hook(
         self, step: Mapping[str, Any], name: str, display: str, result: Mapping[str, Any], frame: Frame, parent_id: str
@@ -1609,14 +1641,20 @@ class Executor:
             with lock:
                 self._publish(frame, f"tasks.{tname}", [res], looped=False)
             return res
-        group = self._new_node(name, display, "TaskGroup", parent_id, None)
-        calls = []
-        for suffix, extra in iterations:
-            sub = Frame(snapshot.scope, {**snapshot.vars, **extra}, snapshot.artifacts)
-            calls.append(lambda s=suffix, f=sub: self._run_step(task, f"{name}{s}", f"{display}{s}", f, group["id"]))
-        children = self._parallel(calls, task.get("parallelism")) if calls else []
-        bad = [c for c in children if c["phase"] in FAILED and not self._continues(task, c["phase"])]
-        res = self._finish(group, "Failed" if bad else "Succeeded", bad[0].get("message") if bad else None)
+        hooks: HookSet | None = self.lifecycle.for_step(task, name, display, snapshot)  # on the TaskGroup, as Argo
+        each = {**task, "hooks": {k: v for k, v in (task.get("hooks") or {}).items() if k == "exit"}}
+        try:
+            group = self._new_node(name, display, "TaskGroup", parent_id, None)
+            calls = []
+            for suffix, extra in iterations:
+                sub = Frame(snapshot.scope, {**snapshot.vars, **extra}, snapshot.artifacts)
+                calls.append(lambda s=suffix, f=sub: self._run_step(each, f"{name}{s}", f"{display}{s}", f, group["id"]))
+            children = self._parallel(calls, task.get("parallelism")) if calls else []
+            bad = [c for c in children if c["phase"] in FAILED and not self._continues(task, c["phase"])]
+            res = self._finish(group, "Failed" if bad else "Succeeded", bad[0].get("message") if bad else None)
+        finally:
+            if hooks is not None:
+                self.lifecycle.finish(hooks)
         with lock:
             self._publish(frame, f"tasks.{tname}", children, looped=True)
             frame.vars[f"tasks.{tname}.status"] = res["phase"]

@@ -165,7 +165,7 @@ class RunState:
     def reusable(self, nid: str) -> dict[str, Any] | None:
         """A node of the previous attempt that need not run again (resume)."""
         prev = self.previous_nodes.get(nid)
-        if prev is None or prev.get("type") not in ("Pod", "Suspend", "Skipped"):
+        if prev is None or prev.get("type") not in ("Pod", "HTTP", "Suspend", "Skipped"):
             return None
         if prev.get("phase") == "Succeeded":
             return prev

@@ -467,7 +467,7 @@ def _check_container_set(tmpl: Mapping[str, Any], where: str, settings: Settings
             _check_command(image_runtime(image, settings.engine.image_map, cwhere), c, image, cwhere, settings, script=False)
 
 
-# -- sidecars and daemons (owned by the daemons work) --------------------------------------------
+# -- sidecars and daemons (engine/daemons.py) -------------------------------------------------
 def _check_daemon_and_sidecars(tmpl: Mapping[str, Any], where: str, settings: Settings, volumes: frozenset[str]) -> None:
     """Sidecars: images mapped, commands present, mounts declared. Daemons: a container or script
     pod whose readiness probe can be checked here, without a lock or retries it could not honour."""
@@ -564,7 +564,7 @@ def _check_resource(resource: Mapping[str, Any], where: str) -> None:
     )
 
 
-# -- volumes (owned by the volumes work) ---------------------------------------------------------
+# -- volumes and init containers (engine/volumes.py) ----------------------------------------
 def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings, namespace: str) -> frozenset[str]:
     """Check the workflow's volumes and claim templates; the names its pods may mount."""
     from .volumes import check_volume, claim_dir, claim_names, gc_strategy, volume_kind
@@ -613,7 +613,7 @@ def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Setti
         )
 
 
-# -- synchronization (owned by the synchronization work) -----------------------------------------
+# -- synchronization (engine/sync.py) ----------------------------------------------------------
 def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings) -> None:
     """Validate the block (unknown shapes, database semaphores refused) and, before anything runs,
     each semaphore limit that names its ConfigMap key literally (a templated one is read when taken)."""

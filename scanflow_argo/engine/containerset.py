@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
 from .artifacts import safe_join
-from .runtime import NodeFS, ProcessResult, build_argv, node_env, run_process
+from .runtime import NodeFS, ProcessResult, node_env, run_process
 from .state import NodeDoc, node_id
 from .volumes import PodVolumes, init_containers, mount_tops, run_init_containers
 
@@ -169,9 +169,8 @@ def run_container_set(
 ) -> dict[str, Any]:
     """Run one attempt of a containerSet pod as node ``name``; returns the pod node (with ``_t0``/``_t1``)."""
     nid = node_id(ex.name, name)
-    reused = ex.state.reusable(nid)
-    if reused is not None:
-        return _reuse(ex, reused, name, parent, tmpl)
+    if ex.state.reusable(nid) is not None:
+        return _reuse(ex, nid, name, parent, tmpl)
     where = f"template {tmpl.get('name')!r}"
     node = ex._new_node(name, display, "Pod", parent, tmpl, phase="Pending")
     node["inputs"] = ex._inputs_doc(inputs)
@@ -271,17 +270,15 @@ def _run_inits(
     return "Failed", message, node_dir / f"init-{name}.log"
 
 
-def _reuse(ex: Executor, reused: dict[str, Any], name: str, parent: str | None, tmpl: Mapping[str, Any]) -> dict[str, Any]:
+def _reuse(ex: Executor, nid: str, name: str, parent: str | None, tmpl: Mapping[str, Any]) -> dict[str, Any]:
     """Resume: the pod that already finished, with its container nodes, as it was."""
-    pod = ex.state.put(copy.deepcopy(reused), write=False)
     for c in (tmpl.get("containerSet") or {}).get("containers") or []:
         prev = ex.state.previous_nodes.get(node_id(ex.name, f"{name}.{c.get('name')}"))
         if prev is not None:
             ex.state.put(copy.deepcopy(prev), write=False)
-    ex.state.add_child(parent, pod["id"])
-    ex.state.write()
-    ex._register_globals(tmpl, reused.get("outputs") or {})
-    return ex.state.nodes[pod["id"]]
+    reused = ex._reuse_node(nid, parent, tmpl)
+    assert reused is not None  # reusable(nid) was checked by the caller
+    return reused
 
 
 def _container_nodes(
@@ -340,7 +337,7 @@ def _prepare(
     where: str,
 ) -> tuple[dict[str, ContainerSpec], NodeFS | None]:
     """Each container's sandboxed argv, environment and log; ``main`` gets the pod's inputs and root."""
-    from .model import image_runtime  # model imports the engine's modules lazily too
+    from .model import container_argv  # model imports the engine's modules lazily too
 
     specs: dict[str, ContainerSpec] = {}
     main_fs: NodeFS | None = None
@@ -350,13 +347,7 @@ def _prepare(
         leftover = _TAG.findall(json.dumps({k: body.get(k) for k in ("image", "command", "args", "env", "workingDir")}))
         if leftover:
             raise EngineError(f"{cwhere}: {leftover[0]} could not be resolved")
-        image = str(body.get("image") or "")
-        if not image:
-            raise EngineError(f"{cwhere}: the container has no image")
-        runtime = image_runtime(image, ex.settings.engine.image_map, cwhere)
-        argv = build_argv(
-            runtime, [str(x) for x in body.get("command") or []], [str(x) for x in body.get("args") or []], ex.settings, image
-        )
+        argv = container_argv(body, ex.settings, cwhere)
         # main's root is the pod's (as for a container template): inputs and outputs live there
         cdir = node_dir if cname == MAIN else safe_join(node_dir / "containers", cname, cwhere)
         fs = ex.sandbox.prepare(cdir)

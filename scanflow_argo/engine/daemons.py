@@ -37,7 +37,7 @@ from .._proc import Child, spawn, stop_pid, stop_record, write_record
 from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .artifacts import safe_join
-from .runtime import Sandbox, build_argv
+from .runtime import Sandbox
 from .volumes import PodVolumes, mount_tops
 
 __all__ = [
@@ -149,19 +149,13 @@ class Sidecars:
 
     def start(self) -> None:
         """Start every sidecar; on an error the ones already started are stopped again."""
-        from .model import image_runtime  # model imports the runtime side lazily too
+        from .model import container_argv  # model imports the runtime side lazily too
 
         try:
             for c in self.containers:
                 name = str(c["name"])
                 where = f"{self.pod.where} sidecar {name!r}"
-                image = str(c.get("image") or "")
-                if not image:
-                    raise EngineError(f"{where}: the sidecar has no image")
-                runtime = image_runtime(image, self.settings.engine.image_map, where)
-                argv = build_argv(
-                    runtime, [str(x) for x in c.get("command") or []], [str(x) for x in c.get("args") or []], self.settings, image
-                )
+                argv = container_argv(c, self.settings, where, "sidecar")
                 cdir = safe_join(self.node_dir / "sidecars", name, where)
                 fs = self.sandbox.prepare(cdir)
                 self.pod.place(self.pod.mounts(c, self.sandbox), fs)

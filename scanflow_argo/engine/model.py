@@ -23,12 +23,14 @@ import yaml
 
 from ..errors import EngineError, ImageNotMapped, NotSupportedLocally
 from ..settings import Settings
+from .runtime import build_argv
 from .sync import parse_synchronization, semaphore_limit
 
 __all__ = [
     "TemplateScope",
     "TemplateStore",
     "check_supported",
+    "container_argv",
     "image_runtime",
     "load_documents",
     "resolve_workflow",
@@ -289,6 +291,17 @@ def image_runtime(image: str, image_map: Mapping[str, str], where: str = "") -> 
             "(EngineSettings.image_map)"
         )
     return runtime
+
+
+def container_argv(body: Mapping[str, Any], settings: Settings, where: str, kind: str = "container") -> list[str]:
+    """The host argv of one (already substituted) container of a pod — an init container, a sidecar,
+    a containerSet's — under its image's runtime; ``kind`` names it in the error for a missing image."""
+    image = str(body.get("image") or "")
+    if not image:
+        raise EngineError(f"{where}: the {kind} has no image")
+    runtime = image_runtime(image, settings.engine.image_map, where)
+    command, args = [str(x) for x in body.get("command") or []], [str(x) for x in body.get("args") or []]
+    return build_argv(runtime, command, args, settings, image)
 
 
 def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .artifacts import safe_join
-from .runtime import NodeFS, ProcessResult, Sandbox, build_argv, run_process
+from .runtime import NodeFS, ProcessResult, Sandbox, run_process
 from .subst import substitute
 
 __all__ = [
@@ -339,18 +339,12 @@ def run_init_containers(
 ) -> tuple[str, ProcessResult] | None:
     """Run the pod's init containers in order, each in its own root with its mounts; logs go to
     ``init-<name>.log``. Returns the first that failed (its name and result), or None."""
-    from .model import image_runtime  # model imports this module
+    from .model import container_argv  # model imports this module
 
     for c in containers:
         name = str(c[_NAME])
         where = f"{pod.where} init container {name!r}"
-        image = str(c.get("image") or "")
-        if not image:
-            raise EngineError(f"{where}: the init container has no image")
-        runtime = image_runtime(image, settings.engine.image_map, where)
-        argv = build_argv(
-            runtime, [str(x) for x in c.get("command") or []], [str(x) for x in c.get("args") or []], settings, image
-        )
+        argv = container_argv(c, settings, where, "init container")
         cdir = safe_join(node_dir / "init", name, where)
         fs = sandbox.prepare(cdir)
         pod.place(pod.mounts(c, sandbox), fs)

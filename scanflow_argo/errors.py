@@ -13,6 +13,7 @@
     │   ├── ConflictError              a write lost a race (HTTP 409) after retries
     │   └── UnavailableError           the platform did not answer (network, timeout)
     ├── ServingError                   local serving (router, replicas, model) failed
+    ├── RequestError                   an HTTP request one of our servers refuses (400/403/413)
     ├── TrackingError                  MLflow could not be reached or refused a call
     ├── AgentError                     agent runtime failure
     │   └── AgentDefinitionError       an agent definition is invalid (names the field)
@@ -39,6 +40,7 @@ __all__ = [
     "NotFoundError",
     "NotSupportedLocally",
     "PlatformError",
+    "RequestError",
     "ScanflowError",
     "SchemaError",
     "ServingError",
@@ -144,6 +146,17 @@ class UnavailableError(PlatformError):
 
 class ServingError(ScanflowError):
     """Local serving (router, replicas, model loading) failed."""
+
+
+class RequestError(ScanflowError):
+    """An HTTP request one of our servers refuses (bad JSON, too deep, non-finite numbers, foreign origin).
+
+    ``status`` is the HTTP answer: 400 by default, 403 for a refused caller, 413 for a body too large.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TrackingError(ScanflowError):

@@ -58,7 +58,7 @@ class ServingSettings:
     """The serving environment (seldon-core 1.18.2), the local twin of the serving image. Env: SCANFLOW_SERVING_VENV."""
 
     host: str = "127.0.0.1"
-    """Address the router listens on and replicas are reached at. Env: SCANFLOW_SERVING_HOST."""
+    """Address the router listens on (replicas always listen on 127.0.0.1, behind it). Env: SCANFLOW_SERVING_HOST."""
 
     router_port: int = 0
     """Router port; 0 picks a free one. Env: SCANFLOW_SERVING_ROUTER_PORT."""

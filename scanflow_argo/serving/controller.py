@@ -16,9 +16,10 @@ detached in its own process group, started on demand — owns the router and the
 
 The supervisor reconciles ``spec.json`` every ``_POLL`` seconds: it rolls replicas whose model
 is not the desired one one at a time (start new → ready → into the router → drain old → stop old),
-then starts or drains/stops replicas until the count matches. Replicas are
-``seldon-core-microservice`` processes of the serving venv, each in its own process group, on
-free ports; their parent-death signal is set so that even a SIGKILLed supervisor leaves no
+then starts or drains/stops replicas until the count matches. Replicas are seldon-core
+microservices of the serving venv run through ``serving/replica.py`` so that they listen on
+127.0.0.1 only and answer the router only (whatever address the router listens on), each in its
+own process group, on free ports; their parent-death signal is set so that even a SIGKILLed supervisor leaves no
 replica behind, and a successor supervisor stops any replica still recorded in ``status.json``.
 SIGTERM makes the supervisor drain and stop every replica, clear its targets and exit. A failed
 reconcile (a replica that cannot load its model, say) marks the status ``Failed`` with the replica's
@@ -55,6 +56,7 @@ from ..platform.base import DeploymentStatus
 from ..settings import Settings
 
 __all__ = [
+    "REPLICA_HOST",
     "LocalDeployments",
     "ModelSpec",
     "Supervisor",
@@ -66,6 +68,9 @@ __all__ = [
 
 MODEL_CLASS = "scanflow_argo.serving.model.TorchClassifier"
 _MODULE = "scanflow_argo.serving.controller"
+_REPLICA_MODULE = "scanflow_argo.serving.replica"
+REPLICA_HOST = "127.0.0.1"
+"""Where replicas listen: loopback only, reached through the router (``serving.host`` is the router's)."""
 _POLL = 0.1
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # folder holding the scanflow_argo package
 # Makes the replica die with the supervisor thread that started it (prctl PR_SET_PDEATHSIG = 1,
@@ -488,7 +493,7 @@ def _stop_recorded_replicas(folder: Path) -> int:
     stopped = 0
     for rep in status.get("replicaProcesses") or []:
         pid = int(rep.get("pid", 0) or 0)
-        if pid and _is_ours(pid, "seldon-core-microservice", f"--http-port={rep.get('http_port')}"):
+        if pid and _is_ours(pid, _REPLICA_MODULE, f"--http-port={rep.get('http_port')}"):
             _proc.stop_pid(pid, timeout=15)
             stopped += 1
     return stopped
@@ -660,7 +665,7 @@ class Supervisor:
         self.router.add(
             Replica(
                 proc.id,
-                f"http://{self.settings.serving.host}:{proc.http_port}",
+                f"http://{REPLICA_HOST}:{proc.http_port}",
                 model_uri,
                 model_image="local",
                 model_version=model_uri,
@@ -673,18 +678,18 @@ class Supervisor:
     def _spawn(self, model_uri: str, model_dir: str) -> _Process:
         self._seq += 1
         rid = f"{self.name}-{os.getpid()}-{self._seq}"
-        host = self.settings.serving.host
-        http_port, metrics_port = _proc.free_port(host), _proc.free_port(host)
+        http_port, metrics_port = _proc.free_port(REPLICA_HOST), _proc.free_port(REPLICA_HOST)
         while metrics_port == http_port:
-            metrics_port = _proc.free_port(host)
-        micro = str(self.python.parent / "seldon-core-microservice")
+            metrics_port = _proc.free_port(REPLICA_HOST)
         argv = [
             str(self.python),
             "-c",
             _PDEATHSIG,
             str(os.getpid()),
             str(self.python),
-            micro,
+            "-m",
+            _REPLICA_MODULE,
+            f"--bind-host={REPLICA_HOST}",
             self.spec.get("model_class") or MODEL_CLASS,
             f"--http-port={http_port}",
             f"--metrics-port={metrics_port}",
@@ -716,10 +721,9 @@ class Supervisor:
         """Until the model answers /health/status and the metrics port answers; fail early if it exits."""
         import aiohttp
 
-        host = self.settings.serving.host
         timeout = self.settings.serving.start_timeout
         deadline = self.clock.monotonic() + timeout
-        urls = [f"http://{host}:{proc.http_port}/health/status", f"http://{host}:{proc.metrics_port}/metrics"]
+        urls = [f"http://{REPLICA_HOST}:{proc.http_port}/health/status", f"http://{REPLICA_HOST}:{proc.metrics_port}/metrics"]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             while urls:
                 if self._stopping.is_set():
@@ -809,7 +813,7 @@ class Supervisor:
             _targets(
                 self.settings,
                 f"seldon-{self.name}-models",
-                [f"{host}:{p.metrics_port}" for p in self.procs if p.state == "ready"],
+                [f"{REPLICA_HOST}:{p.metrics_port}" for p in self.procs if p.state == "ready"],
                 {**labels, "component": "model"},
             )
         except (SpecError, OSError) as err:

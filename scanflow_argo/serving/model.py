@@ -22,6 +22,12 @@ answers exactly as seldon-core's own path would but decodes straight to float32 
 gauges with one round-trip to seldon-core's shared metrics store instead of two; other payloads
 (and gRPC) take seldon-core's path into ``predict``.
 
+Inputs (every format, feedback's too) and feedback truth must be finite numbers: ``NaN``,
+``Infinity``, ``null`` and values beyond float32 (``1e39``, ``1e400``), float32 NaN/Inf bit patterns
+in ``binData`` included, are refused with a 400 naming the first one and where it is — in the
+error shape of Seldon's executor, ``{"status": {"code": 400, "info", "reason", "status": "FAILURE"}}`` —
+and nothing of such a request reaches the network, the drift window or the feedback store.
+
 ``predict`` returns class probabilities ``(n, classes)``. ``send_feedback`` recomputes the
 prediction, sets reward = 1 when it matches the truth (class index, class name or one-hot) and
 appends the input + truth to the feedback store (``FEEDBACK_DIR``; format in ``feedback.py``).
@@ -105,12 +111,24 @@ def load_network(path: str | os.PathLike[str]) -> Any:
 
 
 def _bad_request(message: str) -> Exception:
-    """A 400 answer in the microservice; a ValueError elsewhere."""
+    """A 400 answer in the microservice (``BadRequest``); a ValueError elsewhere."""
     try:
         from seldon_core.flask_utils import SeldonMicroserviceException
     except ImportError:
         return ValueError(message)
-    return SeldonMicroserviceException(message, status_code=400, reason="MICROSERVICE_BAD_DATA")
+
+    class BadRequest(SeldonMicroserviceException):
+        """seldon-core's 400, answered in the shape the router and Seldon's executor use for errors.
+
+        seldon-core's own ``to_dict`` writes ``{"status": {"status": 1, "code": -1, …}}``; this writes
+        the proto ``Status`` as the executor's ``CreateErrorPayload`` (executor/api/rest/client.go) does:
+        ``{"status": {"code": 400, "info": …, "reason": …, "status": "FAILURE"}}``.
+        """
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"status": {"code": self.status_code, "info": self.message, "reason": self.reason, "status": "FAILURE"}}
+
+    return BadRequest(message, status_code=400, reason="MICROSERVICE_BAD_DATA")
 
 
 def _not_implemented(message: str) -> Exception:
@@ -138,6 +156,19 @@ def _response(data: Any, metrics: list[dict[str, Any]], tags: dict[str, Any]) ->
     except ImportError:
         return data
     return SeldonResponse(data, tags=tags, metrics=metrics)
+
+
+def _refuse_non_finite(values: np.ndarray, what: str) -> None:
+    """A 400 naming the first NaN or infinite value (``null`` and numbers beyond float32 arrive as these)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    first = tuple(int(i) for i in bad[0])
+    raise _bad_request(
+        f"{what}: {len(bad)} value(s) are not finite numbers, the first at index {list(first)} "
+        f"({values[first]}: NaN, Infinity, null or beyond float32's ±3.4e38): send finite numbers"
+    )
 
 
 class TorchClassifier:
@@ -207,15 +238,18 @@ class TorchClassifier:
     # -- inference -----------------------------------------------------------------------------
 
     def _inputs(self, X: Any) -> np.ndarray:
+        """Float32 inputs shaped ``(n, *input_shape)``; a 400 for anything else, non-finite values included."""
         if isinstance(X, (bytes, bytearray, memoryview)) and len(X) % 4:
             raise _bad_request(f"binData holds {len(X)} bytes, not a whole number of little-endian float32 values (4 bytes each)")
         try:
             if isinstance(X, (bytes, bytearray, memoryview)):  # binData: little-endian float32 values
                 x = np.frombuffer(X, dtype="<f4").astype(np.float32)  # a writable copy for torch
             else:
-                x = np.asarray(X, dtype=np.float32)
-        except (TypeError, ValueError) as err:
+                with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+                    x = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as err:
             raise _bad_request(f"inputs must be numbers shaped (n, {', '.join(map(str, self.input_shape))}): {err}") from err
+        _refuse_non_finite(x, "inputs")
         size = int(np.prod(self.input_shape))
         if isinstance(X, (bytes, bytearray, memoryview)) and x.size % size == 0:
             x = x.reshape(-1, size)  # a flat buffer of whole inputs
@@ -309,8 +343,9 @@ class TorchClassifier:
             tensor = data.get("tensor")
             if isinstance(tensor, dict) and "values" in tensor and "shape" in tensor:
                 try:
-                    return "tensor", np.asarray(tensor["values"], dtype=np.float32).reshape(tensor["shape"])
-                except (TypeError, ValueError) as err:
+                    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused by _inputs
+                        return "tensor", np.asarray(tensor["values"], dtype=np.float32).reshape(tensor["shape"])
+                except (TypeError, ValueError, OverflowError) as err:
                     raise _bad_request(f"data.tensor values do not fit shape {tensor['shape']}: {err}") from err
         elif data is None and isinstance(request.get("binData"), str):
             try:
@@ -322,16 +357,31 @@ class TorchClassifier:
     # -- feedback ------------------------------------------------------------------------------
 
     def _truth(self, truth: Any, n: int) -> np.ndarray:
-        y = np.asarray(truth)
+        try:
+            y = np.asarray(truth)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise _bad_request(f"truth must be class indices, class names or one-hot rows: {err}") from err
         if y.size == 0:
             raise _bad_request("feedback has no truth: send the true class as truth.data (index, class name or one-hot)")
+        if y.dtype.kind == "O":  # null among the values (the seldon path keeps them as None)
+            if any(v is None for v in y.reshape(-1)):
+                raise _bad_request("truth holds null: send the true class (index, class name or one-hot) for every input")
+            try:
+                y = y.astype(str) if all(isinstance(v, str) for v in y.reshape(-1)) else y.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise _bad_request(f"truth must be class indices, class names or one-hot rows: {err}") from err
+        one_hot = y.ndim == 2 and y.shape[1] == len(self.classes) > 1
+        if y.dtype.kind == "f":
+            _refuse_non_finite(y, "truth")
+            if not one_hot and np.any(y != np.round(y)):
+                raise _bad_request(f"truth {y.reshape(-1).tolist()[:5]} holds fractions: send class indices (whole numbers)")
         if y.dtype.kind in "USO":
             lookup = {name: i for i, name in enumerate(self.classes)}
             try:
                 labels = np.array([lookup[str(v)] for v in y.reshape(-1)], dtype=np.int64)
             except KeyError as err:
                 raise _bad_request(f"truth {err.args[0]!r} is not one of the classes {self.classes}") from err
-        elif y.ndim == 2 and y.shape[1] == len(self.classes) > 1:
+        elif one_hot:
             labels = y.argmax(axis=1).astype(np.int64)
         else:
             labels = y.reshape(-1).astype(np.int64)
@@ -344,6 +394,11 @@ class TorchClassifier:
     def send_feedback(self, features: Any, feature_names: Any, reward: float, truth: Any, routing: Any = None) -> Any:
         """Reward = share of inputs whose predicted class is the truth; stores inputs + truth."""
         self.load()
+        if np.size(features) == 0:  # seldon-core reads feedback inputs from request.data only
+            raise _bad_request(
+                "feedback carries no inputs: send them as request.data.ndarray or request.data.tensor "
+                "(seldon-core's feedback path does not read binData)"
+            )
         x = self._inputs(features)
         y = self._truth(truth, len(x))
         pred = self._probabilities(x).argmax(axis=1)

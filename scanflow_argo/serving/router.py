@@ -18,6 +18,13 @@ Routes (as Seldon's executor serves them, also under ``/seldon/<namespace>/<depl
   client metric: … ``model_name``, ``model_image``, ``model_version``, ``method``, ``code``).
   Buckets are the executor's (``DefBuckets`` in executor/api/metric/constants.go).
 
+Refused before any replica sees them, in Seldon's error shape (``httpguard`` decides): a request
+from another site's web page (``Origin``) or, on loopback, under a foreign ``Host`` (DNS
+rebinding) — 403; a body over ``MAX_BODY`` — 413; JSON nested deeper than ``httpguard.MAX_DEPTH``
+or holding ``NaN``/``Infinity`` — 400 (scanned, not parsed: the model refuses ``null`` and
+numbers beyond float32 in any payload format); a feedback ``reward`` that is not a finite number —
+400, as seldon-core counts it in ``seldon_api_model_feedback_reward_total`` before the model sees it.
+
 Draining: ``remove`` takes a replica out of the rotation at once, then waits until its in-flight
 requests have finished (or ``drain_seconds`` passed) before returning; the caller stops it after.
 """
@@ -28,6 +35,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
@@ -35,9 +43,15 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..clock import Clock, SystemClock
-from ..errors import ServingError
+from ..errors import RequestError, ServingError
+from ..httpguard import check_json, is_loopback, load_json, refusal
 
-__all__ = ["EXECUTOR_BUCKETS", "Replica", "Router"]
+__all__ = ["EXECUTOR_BUCKETS", "MAX_BODY", "Replica", "Router"]
+
+MAX_BODY = 64 * 1024**2
+"""Largest request body the router takes (bytes)."""
+_FLOAT32_MAX = 3.4028234663852886e38  # a feedback reward is a proto float
+_REASONS = {400: "INVALID_PAYLOAD", 403: "FORBIDDEN", 413: "PAYLOAD_TOO_LARGE"}
 
 EXECUTOR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 _LABELS = ("deployment_name", "predictor_name", "predictor_version", "model_name", "service", "method", "code")
@@ -130,7 +144,7 @@ class Router:
         return f"http://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024**2)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         prefix = f"/seldon/{self.namespace}/{self.deployment}"
         for base in ("", prefix):
             for version in ("v1.0", "v0.1"):
@@ -228,6 +242,11 @@ class Router:
             start = self.clock.monotonic()
             code = 500
             try:
+                try:
+                    await self._check_body(request, service)
+                except RequestError as err:
+                    code = err.status
+                    return web.json_response(_error_body(err.status, _REASONS[err.status], str(err)), status=err.status)
                 response = await self._forward(request, path, _SERVICES[service], retry_on_disconnect=service == "predictions")
                 code = response.status
                 return response
@@ -243,6 +262,33 @@ class Router:
                 ).observe(self.clock.monotonic() - start)
 
         return handle
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """403 for another site's web page and, on loopback, for a foreign ``Host``."""
+        why = refusal(request.headers.get("Host"), request.headers.get("Origin"), is_loopback(self.host))
+        if why is not None:
+            return web.json_response(_error_body(403, _REASONS[403], why), status=403)
+        return await handler(request)
+
+    @staticmethod
+    async def _check_body(request: web.Request, service: str) -> None:
+        """RequestError for a body too large, too deep, with NaN/Infinity, or a non-finite feedback reward."""
+        try:
+            body = await request.read()  # aiohttp keeps it: _forward reads it again for free
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestError(f"the body is larger than {MAX_BODY // 1024**2} MiB: send fewer inputs per request", 413) from None
+        if request.content_type.startswith("multipart/"):
+            return  # files (seldon-core's strData/binData uploads): no JSON to check
+        if request.content_type == "application/x-www-form-urlencoded":  # seldon-core reads the form field "json"
+            body = parse_qs(body).get(b"json", [b""])[0]
+        if service != "feedback":
+            check_json(body)
+            return
+        feedback = load_json(body)
+        reward = feedback.get("reward", 0) if isinstance(feedback, dict) else 0
+        if isinstance(reward, bool) or not isinstance(reward, int | float) or not abs(reward) <= _FLOAT32_MAX:
+            raise RequestError(f"feedback reward {reward!r} is not a finite number: send a number, or leave reward out")
 
     async def _forward(self, request: web.Request, path: str, service: str, retry_on_disconnect: bool) -> web.Response:
         body = await request.read()

@@ -52,18 +52,48 @@ __all__ = [
     "redact",
 ]
 
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:token|password|passwd|secret|api[_-]?key)\s*[=:]\s*)[^\s,;&\"']+"),
-    re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(@)"),
-]
+# A scheme's credential: ``Authorization: Bearer <token>`` / ``Basic <base64>``, with or without the header name.
+_SCHEME = re.compile(r"(?i)(?<![A-Za-z])((authorization[\"']?\s*[:=]\s*[\"']?)?(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)")
+# ``key=value``, ``key: value``, ``"key": "value"``, ``KEY_TOKEN=value`` for keys naming a secret.
+_ASSIGNED = re.compile(
+    r"(?i)(?<![A-Za-z0-9])((?:[A-Za-z0-9]+[_-])*"
+    r"(?:token|password|passwd|secret|api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?secret)"
+    r"[\"']?\s*([:=])\s*([\"']?))([^\s,;&\"'<>]+)"
+)
+_URL_CREDENTIAL = re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(@)")
+
+
+def _looks_secret(value: str) -> bool:
+    """A credential rather than a word: digits or symbols inside it, or long."""
+    core = value.rstrip(".!?:")
+    return len(core) >= 16 or any(c.isdigit() or c in "._~+/=-" for c in core)
+
+
+def _ends_clause(text: str, end: int) -> bool:
+    """Nothing but punctuation or a line end follows position ``end``: ``key: value`` is a setting, not prose."""
+    rest = text[end : end + 2]
+    return not rest or rest[0] in "\n\r,;)}]" or (rest[0] in " \t" and (len(rest) < 2 or rest[1] in "\n\r"))
 
 
 def redact(text: str) -> str:
-    """Hide bearer tokens, passwords and credentials in URLs from ``text``."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
-    return text
+    """Hide bearer/basic credentials, ``key=value`` secrets (tokens, passwords, API keys) and URL passwords.
+
+    After ``Bearer``/``Basic`` the credential is hidden in an ``Authorization`` header, or when it
+    looks like one (so "the bearer token is missing" stays readable). A ``key: value`` written as prose ("no API token: set the variable …") keeps its words: after a
+    colon the value is hidden when it looks like a credential (digits or symbols in it, 16+
+    characters), is quoted, or ends the clause; after ``=`` it is always hidden.
+    """
+
+    def scheme(m: re.Match[str]) -> str:
+        return m.group(1) + "***" if m.group(2) or _looks_secret(m.group(3)) else m.group(0)
+
+    def assigned(m: re.Match[str]) -> str:
+        hide = m.group(2) == "=" or m.group(3) or _looks_secret(m.group(4)) or _ends_clause(m.string, m.end())
+        return m.group(1) + "***" if hide else m.group(0)
+
+    text = _SCHEME.sub(scheme, text)
+    text = _ASSIGNED.sub(assigned, text)
+    return _URL_CREDENTIAL.sub(r"\1***\2", text)
 
 
 class ScanflowError(Exception):

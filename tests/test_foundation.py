@@ -78,14 +78,46 @@ def test_every_settings_field_is_documented() -> None:
     ("text", "hidden"),
     [
         ("Authorization: Bearer abc.def-123", "abc.def-123"),
+        ("Authorization: Bearer Zm9v_YmFyTG9uZ3Rva2VuMTIz", "TG9uZ3Rva2VuMTIz"),  # token_urlsafe has '_'
+        ("authorization: bearer xyz", "xyz"),  # the header says it is a credential, whatever it looks like
+        ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
         ("password=hunter2 rest", "hunter2"),
         ("https://user:s3cret@example.org/x", "s3cret"),
         ("token: xyz", "xyz"),
+        ("token: xyz.", "xyz"),
+        ("SCANFLOW_AGENT_TOKEN=abc", "abc"),
+        ('{"token": "abc def"}', "abc"),
+        ("{'password': 'pw'}", "pw"),
+        ("aws_secret_access_key = AKIAexample", "AKIAexample"),
+        ("invalid token: abc123 expired", "abc123"),
+        ("api-key: k3y", "k3y"),
+        ("GITHUB_TOKEN: ghpexampletoken\nnext line", "ghpexampletoken"),
+        ("client_secret=s", "=s"),
     ],
 )
 def test_errors_redact_secrets(text: str, hidden: str) -> None:
     assert hidden not in redact(text)
     assert hidden not in str(ScanflowError(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no API token: set the environment variable SCANFLOW_AGENT_TOKEN (from a Secret on the cluster)",
+        "the bearer token is missing",
+        "send 'Authorization: Bearer <token>' (the agent's token variable)",
+        "set a token in the Secret, then restart",
+        "AgentSettings(token_env='SCANFLOW_AGENT_TOKEN')",
+        "max_tokens: 5",
+        "secret: set it with kubectl create secret",
+        "password: required for login",
+        "Basic auth is not supported",
+        "tokens: 3 left, secrets: 2 mounted",
+    ],
+)
+def test_errors_redact_keeps_ordinary_words(text: str) -> None:
+    assert redact(text) == text
+    assert str(ScanflowError(text)) == text
 
 
 def test_validation_error_lists_every_issue() -> None:

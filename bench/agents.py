@@ -144,7 +144,9 @@ def main() -> None:
             name="agent", log=tmp / "agent.log", env=env,
         )  # fmt: skip
         wait(ready.exists, timeout=60)
-        url = json.loads(ready.read_text())["url"]
+        found = json.loads(ready.read_text())
+        url = found["url"]
+        auth = {"Authorization": "Bearer " + Path(found["token_file"]).read_text().strip()}  # the home's generated token
         t_ready = time.time()
 
         # Idle: no breach; the agent polls and evaluates every interval.
@@ -166,7 +168,7 @@ def main() -> None:
                 if not run.done:
                     platform.finish(run.name)
             exporter.set("bench_gauge", 1)
-            wait(lambda: not httpx.get(f"{url}/status", timeout=2).json()["rules"]["high"]["firing"])
+            wait(lambda: not httpx.get(f"{url}/status", headers=auth, timeout=2).json()["rules"]["high"]["firing"])
             baselines.append(baseline_round(server.url, exporter, args.interval))
     finally:
         if agent is not None:

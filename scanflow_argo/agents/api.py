@@ -3,11 +3,16 @@
 Endpoints: ``GET /healthz`` (the loop is alive), ``GET /readyz`` (at least one iteration done),
 ``GET /metrics`` (Prometheus text) — these three are open; ``GET /status``, ``GET /decisions?page=&size=``,
 ``POST /pause``, ``POST /resume``, ``POST /trigger/{sensor}``, ``POST /messages`` need
-``Authorization: Bearer <token>``, the token being read from the environment variable named by
-``settings.agent.token_env`` (a Secret on the cluster).
+``Authorization: Bearer <token>``, always (where the token comes from: ``auth.py``).
 
-Without a token the agent refuses to start, unless it listens on a loopback address: that is the
-development mode, where the API is open to local processes only and ``/status`` says so.
+Refused before any handler runs: a request from another site's web page (``Origin``) and, when the
+API listens on loopback, one naming another ``Host`` (DNS rebinding) — 403 (``httpguard.refusal``);
+a body that is not ``application/json`` — 415. ``POST /messages`` takes ``{"topic", "payload", "from",
+"id"}`` and nothing else: ``topic`` a non-empty string, ``payload`` an object, ``from`` and ``id``
+strings (an id makes a resend harmless), the whole body at most ``MAX_MESSAGE_BYTES`` (413), JSON
+nested at most ``httpguard.MAX_DEPTH`` levels with finite numbers only (400); a full inbox
+(``state.MAX_INBOX`` messages or ``state.MAX_INBOX_BYTES``) answers 429 with ``Retry-After``.
+Every refusal is one line, ``{"error": "..."}``.
 
 With several replicas on Kubernetes only the Lease holder acts, so a write (``POST /messages``,
 ``/pause``, ``/resume``, ``/trigger``) reaching a follower is forwarded to the leader's address
@@ -21,8 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
-import json
 import logging
 import math
 import os
@@ -33,63 +36,87 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import AgentError, redact
+from ..errors import AgentError, RequestError, redact
+from ..httpguard import is_loopback, load_json, refusal
 from .runtime import AgentRuntime, agent_dir
 from .state import atomic_write_json
 
-__all__ = ["build_app", "resolve_token", "serve"]
+__all__ = ["MAX_MESSAGE_BYTES", "build_app", "serve"]
 
 log = logging.getLogger("scanflow_argo.agents")
 
 _OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
 FORWARDED = "X-Scanflow-Forwarded"
+MAX_MESSAGE_BYTES = 16 * 1024
+"""Largest ``POST /messages`` body (a message's payload holds template values, not data)."""
+_MESSAGE_FIELDS = ("topic", "payload", "from", "id")
+_MAX_NAME = 200  # characters of a topic, sender or message id
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _message(raw: bytes) -> tuple[str, dict[str, Any], str, str | None]:
+    """(topic, payload, sender, id) of a ``POST /messages`` body; RequestError names what is wrong."""
+    body = load_json(raw, what="the message")
+    if not isinstance(body, dict):
+        raise RequestError('the message must be a JSON object: {"topic": "...", "payload": {...}, "from": "...", "id": "..."}')
+    unknown = sorted(set(body) - set(_MESSAGE_FIELDS))
+    if unknown:
+        raise RequestError(f"unknown message field(s) {unknown}: a message has {', '.join(_MESSAGE_FIELDS)}")
+    for name, required in (("topic", True), ("from", False), ("id", False)):
+        value = body.get(name)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= _MAX_NAME or not value.isprintable():
+            need = "required: " if required else ""
+            raise RequestError(f"'{name}' must be a string ({need}1 to {_MAX_NAME} printable characters), got {value!r:.60}")
+    payload = body.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise RequestError(f"'payload' must be an object, got {type(payload).__name__}")
+    return body["topic"], payload, body.get("from") or "", body.get("id")
 
 
-def resolve_token(token_env: str, host: str, environ: dict[str, str] | None = None) -> str | None:
-    """The API token, ``None`` for the loopback-only development mode, or AgentError when unsafe."""
-    env = os.environ if environ is None else environ
-    token = env.get(token_env) or None
-    if token is None and not _is_loopback(host):
-        raise AgentError(
-            f"no API token: set the environment variable {token_env} (from a Secret on the cluster) "
-            f"before listening on {host}; without a token the agent only listens on 127.0.0.1 (development mode)"
-        )
-    return token
-
-
-def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
-    """The aiohttp application serving ``runtime``."""
+def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web.Application:
+    """The aiohttp application serving ``runtime``, listening on ``host`` (for the ``Host`` check)."""
+    if not token:
+        raise AgentError("the agent API needs a token (see scanflow_argo.agents.auth)")
+    loopback = is_loopback(host)
+    retry_after = str(max(1, math.ceil(float(runtime.agent.interval))))  # an evaluation consumes messages
 
     @web.middleware
-    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        if token is not None and request.path not in _OPEN:
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        why = refusal(request.headers.get("Host"), request.headers.get("Origin"), loopback)
+        if why is not None:
+            return web.json_response({"error": why}, status=403)
+        if request.path not in _OPEN:
             given = request.headers.get("Authorization", "")
             if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
                 return web.json_response(
-                    {"error": "unauthorized: send 'Authorization: Bearer <token>' (the value of the agent's token variable)"},
+                    {
+                        "error": "unauthorized: send 'Authorization: Bearer <token>' (the agent's token variable, or its token file)"
+                    },
                     status=401,
                 )
+        has_body = request.method == "POST" and (request.can_read_body or request.path == "/messages")
+        if has_body and request.content_type != "application/json":
+            return web.json_response(
+                {"error": f"Content-Type {request.content_type!r} refused: send the body as application/json"}, status=415
+            )
         try:
             return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"the body is larger than {MAX_MESSAGE_BYTES} bytes: send less"}, status=413)
+        except RequestError as err:
+            headers = {"Retry-After": retry_after} if err.status == 429 else None
+            return web.json_response({"error": str(err)}, status=err.status, headers=headers)
         except web.HTTPException:
             raise
         except Exception as err:  # an API bug answers 500 with a message, never kills the agent
             log.exception("API error on %s", request.path)
             return web.json_response({"error": redact(f"{type(err).__name__}: {err}")}, status=500)
 
-    app = web.Application(middlewares=[auth], client_max_size=1 << 20)
+    app = web.Application(middlewares=[guard], client_max_size=MAX_MESSAGE_BYTES)
 
     def not_leader(holder: str | None, url: str | None, why: str) -> web.Response:
-        retry = str(max(1, math.ceil(runtime.agent.interval)))
+        retry = retry_after
         return web.json_response(
             {"error": f"this replica is not the leader ({why}); retry in {retry}s", "leader": holder, "leader_url": url},
             status=503,
@@ -138,7 +165,7 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
 
     async def status(_: web.Request) -> web.Response:
         body = runtime.status()
-        body["auth"] = "bearer" if token is not None else "none (development mode, loopback only)"
+        body["auth"] = "bearer"
         return web.json_response(body)
 
     async def decisions(request: web.Request) -> web.Response:
@@ -173,21 +200,11 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
         return web.json_response({"triggered": name}, status=202)
 
     async def messages(request: web.Request) -> web.StreamResponse:
+        topic, payload, sender, mid = _message(await request.read())
         if (forwarded := await to_leader(request)) is not None:
             return forwarded
-        try:
-            body = await request.json()
-        except (ValueError, json.JSONDecodeError):
-            return web.json_response(
-                {"error": 'body must be JSON: {"topic": "...", "payload": {...}, "from": "..."}'}, status=400
-            )
-        if not isinstance(body, dict) or not isinstance(body.get("topic"), str) or not body["topic"]:
-            return web.json_response({"error": "'topic' (a non-empty string) is required"}, status=400)
-        payload = body.get("payload") or {}
-        if not isinstance(payload, dict):
-            return web.json_response({"error": "'payload' must be an object"}, status=400)
-        mid = await asyncio.to_thread(runtime.receive, body["topic"], payload, str(body.get("from", "")), body.get("id"))
-        return web.json_response({"accepted": mid}, status=202)
+        accepted = await asyncio.to_thread(runtime.receive, topic, payload, sender, mid)
+        return web.json_response({"accepted": accepted}, status=202)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -201,10 +218,16 @@ def build_app(runtime: AgentRuntime, token: str | None) -> web.Application:
     return app
 
 
-async def serve(runtime: AgentRuntime, host: str, port: int, token: str | None, ready_file: Path | None = None) -> None:
-    """Run the agent loop and its API until SIGTERM/SIGINT; writes ``endpoint.json`` for peers."""
+async def serve(
+    runtime: AgentRuntime, host: str, port: int, token: str, ready_file: Path | None = None, token_file: Path | None = None
+) -> None:
+    """Run the agent loop and its API until SIGTERM/SIGINT; writes ``endpoint.json`` for peers.
+
+    ``token_file``: where the token came from when it was not given (``auth.api_token``): said in the
+    log, ``endpoint.json`` and ``ready_file``.
+    """
+    app = build_app(runtime, token, host)
     await runtime.start()
-    app = build_app(runtime, token)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -220,10 +243,17 @@ async def serve(runtime: AgentRuntime, host: str, port: int, token: str | None, 
     runtime.advertise(f"http://{_advertised_host(host, runtime.settings.platform)}:{bound}")
     endpoint = agent_dir(runtime.settings, runtime.agent.name) / "endpoint.json"
     endpoint.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(endpoint, {"url": f"http://{shown}:{bound}", "pid": os.getpid()})
+    where = {"token_file": str(token_file)} if token_file is not None else {}
+    atomic_write_json(endpoint, {"url": f"http://{shown}:{bound}", "pid": os.getpid(), **where})
     if ready_file is not None:
-        atomic_write_json(ready_file, {"url": f"http://{shown}:{bound}"})
+        atomic_write_json(ready_file, {"url": f"http://{shown}:{bound}", **where})
     log.info("agent %s listening on http://%s:%s (dry_run=%s)", runtime.agent.name, host, bound, runtime.dry_run)
+    if token_file is not None:
+        log.info(
+            "API token: in %s (no %s given): send Authorization: Bearer <its content>",
+            token_file,
+            runtime.settings.agent.token_env,
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

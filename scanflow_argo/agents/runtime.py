@@ -38,6 +38,7 @@ from ..spec.agent import (
     SetModelAlias,
     SubmitWorkflow,
 )
+from .auth import client_token
 from .decide import Decision, RuleState, Sample, decide, is_stale
 from .knowledge import MlflowRecorder, NullRecorder
 from .leader import FileLeader, Leader
@@ -51,7 +52,7 @@ from .sensors import (
     SensorTrack,
     check_promql_online,
 )
-from .state import AgentState, AuditLog, ConfigMapState
+from .state import AgentState, AuditLog, ConfigMapState, admit_message
 
 __all__ = ["LABEL_ACTION", "LABEL_AGENT", "LABEL_KEY", "AgentRuntime", "agent_dir", "key_label", "prometheus_url", "tracking_uri"]
 
@@ -559,7 +560,7 @@ class AgentRuntime:
         import httpx
 
         url = self._peer_url(to)
-        token = os.environ.get(self.settings.agent.token_env, "")
+        token = client_token(self.settings)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"topic": topic, "payload": dict(payload), "from": self.agent.name, "id": key_label(key)}
         # 503 + Retry-After: a follower replica with no reachable leader (or a leader change): the
@@ -647,7 +648,9 @@ class AgentRuntime:
         with self.state.update() as data:
             if any(str(m.get("id")) == mid for m in data["inbox"]) or (data["keys"].get(f"msg:{mid}")):
                 return mid  # a resent message (sender retried): once only
-            data["inbox"].append({"id": mid, "topic": topic, "payload": dict(payload), "from": sender, "t": self.clock.now()})
+            message = {"id": mid, "topic": topic, "payload": dict(payload), "from": sender, "t": self.clock.now()}
+            admit_message(data["inbox"], message)
+            data["inbox"].append(message)
             data["keys"][f"msg:{mid}"] = {"result": "ok", "t": self.clock.now(), "kind": "message"}
         self._record({"kind": "message", "t": self.clock.now(), "topic": topic, "from": sender, "message_id": mid})
         self.wake()

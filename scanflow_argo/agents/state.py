@@ -30,12 +30,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import AgentError, ConflictError, NotFoundError, UnavailableError
+from ..errors import AgentError, ConflictError, NotFoundError, RequestError, UnavailableError
 
-__all__ = ["AgentState", "AuditLog", "ConfigMapState", "atomic_write_json", "merge3"]
+__all__ = [
+    "MAX_INBOX",
+    "MAX_INBOX_BYTES",
+    "AgentState",
+    "AuditLog",
+    "ConfigMapState",
+    "admit_message",
+    "atomic_write_json",
+    "merge3",
+]
 
 _MAX_KEYS = 2000
-_MAX_INBOX = 500
+MAX_INBOX = 500
+"""Messages waiting in the inbox at most (a full inbox refuses new ones: 429)."""
+MAX_INBOX_BYTES = 256 * 1024
+"""Their JSON size at most, so the state stays far below a ConfigMap's 1 MiB."""
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -133,8 +145,20 @@ class AgentState:
         if len(keys) > max_keys:
             for k in sorted(keys, key=lambda k: keys[k].get("t", 0) or 0)[: len(keys) - max_keys]:
                 del keys[k]
-        if len(data["inbox"]) > _MAX_INBOX:
-            data["inbox"] = data["inbox"][-_MAX_INBOX:]
+        if len(data["inbox"]) > MAX_INBOX:
+            data["inbox"] = data["inbox"][-MAX_INBOX:]
+
+
+def admit_message(inbox: list[dict[str, Any]], message: dict[str, Any]) -> None:
+    """RequestError (429) when ``message`` would take ``inbox`` past ``MAX_INBOX`` messages or ``MAX_INBOX_BYTES``."""
+    size = sum(len(json.dumps(m)) for m in inbox) + len(json.dumps(message))
+    if len(inbox) >= MAX_INBOX or size > MAX_INBOX_BYTES:
+        raise RequestError(
+            f"the inbox is full ({len(inbox)} messages, {size // 1024} KiB with this one; at most {MAX_INBOX} and "
+            f"{MAX_INBOX_BYTES // 1024} KiB): retry once the agent has consumed some — is a rule listening to "
+            f"topic {message.get('topic')!r}?",
+            429,
+        )
 
 
 def merge3(base: Any, ours: Any, theirs: Any) -> Any:

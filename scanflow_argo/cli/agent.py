@@ -76,7 +76,8 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
     import importlib
     import logging
 
-    from ..agents.api import resolve_token, serve
+    from ..agents.api import serve
+    from ..agents.auth import api_token
     from ..agents.loader import load_agent, parse_args, read_config
     from ..agents.runtime import AgentRuntime
     from ..errors import AgentDefinitionError
@@ -96,7 +97,7 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port if args.port is not None else settings.agent.port
     if args.prometheus_url:
         settings = replace(settings, prometheus=replace(settings.prometheus, url=args.prometheus_url))
-    token = resolve_token(settings.agent.token_env, host)
+    token, token_file = api_token(settings, host)
     platform = None
     if args.platform_factory:
         module, _, attr = args.platform_factory.partition(":")
@@ -105,5 +106,5 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
         except (ImportError, AttributeError) as err:
             raise AgentDefinitionError(f"--platform-factory {args.platform_factory!r}: {err}") from err
     runtime = AgentRuntime(agent, settings, platform=platform, dry_run=args.dry_run or None, state_dir=args.state_dir)
-    asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file))
+    asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file, token_file=token_file))
     return 0

@@ -61,7 +61,9 @@ class AgentProcess:
         argv += ["--platform-factory", "scanflow_argo.agents.testing:file_platform", *extra]
         self.child = _proc.spawn(argv, name="agent", log=tmp / "agent.log", env=env)
         self.url = wait_for(self._url, timeout=60, what=f"agent to listen (log: {tmp / 'agent.log'})")
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.token_file = json.loads(self.ready.read_text()).get("token_file")
+        # Without a given token the agent uses its home's generated one, as a local script would.
+        self.headers = {"Authorization": f"Bearer {token or Path(self.token_file).read_text().strip()}"}
 
     def _url(self) -> str | None:
         if not self.child.alive():
@@ -176,7 +178,9 @@ def test_http_api_and_auth(world: dict[str, Any]) -> None:
 
     assert agent.post("/trigger/x").status_code == 202
     assert agent.post("/trigger/nope").status_code == 404
-    assert agent.post("/messages", content=b"not json").status_code == 400
+    assert agent.post("/messages", content=b"not json").status_code == 415  # no Content-Type: application/json
+    as_json = {**agent.headers, "Content-Type": "application/json"}
+    assert httpx.post(agent.url + "/messages", content=b"not json", headers=as_json, timeout=5).status_code == 400
     assert agent.post("/messages", json={"topic": "hello", "payload": {"a": "b"}}).status_code == 202
     page = agent.get("/decisions?page=1&size=2").json()
     assert page["size"] == 2 and len(page["decisions"]) == 2 and page["total"] >= 4
@@ -185,7 +189,7 @@ def test_http_api_and_auth(world: dict[str, Any]) -> None:
     assert agent.get("/decisions?page=x").status_code == 400
 
 
-def test_no_token_refused_off_loopback_but_dev_mode_on_loopback(world: dict[str, Any], tmp_path: Path, prom: Any) -> None:
+def test_no_token_refused_off_loopback_and_generated_on_loopback(world: dict[str, Any], tmp_path: Path, prom: Any) -> None:
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "SCANFLOW_HOME": str(tmp_path / "home2"), "SCANFLOW_TRACKING": "0"}
     env.pop("SCANFLOW_AGENT_TOKEN", None)
     child = _proc.spawn(
@@ -198,9 +202,14 @@ def test_no_token_refused_off_loopback_but_dev_mode_on_loopback(world: dict[str,
         assert child.popen.wait(60) == 1
     finally:
         child.stop()
-    assert "no API token" in (tmp_path / "no-token.log").read_text()
-    dev = world["start"](token=None)
-    assert dev.get("/status").json()["auth"].startswith("none")
+    assert "no API token: set the environment variable SCANFLOW_AGENT_TOKEN" in (tmp_path / "no-token.log").read_text()
+    local = world["start"](token=None)
+    token_file = Path(local.token_file)
+    assert token_file == world["home"].resolve() / "agents" / ".token" and (token_file.stat().st_mode & 0o777) == 0o600
+    assert str(token_file) in (tmp_path / "agent.log").read_text(), "the log says where the token is"
+    assert local.get("/status", auth=False).status_code == 401, "no open development mode"
+    assert local.get("/status").json()["auth"] == "bearer"
+    assert httpx.post(local.url + "/pause", headers={"Content-Type": "text/plain"}, content=b"x", timeout=5).status_code == 401
 
 
 def test_dry_run_decides_and_records_but_never_acts(world: dict[str, Any]) -> None:
@@ -235,11 +244,12 @@ executor = Agent(
 """
 
 
-def test_mape_k_agents_hand_over_by_messages(world: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [TOKEN, None], ids=["given token", "the home's generated token"])
+def test_mape_k_agents_hand_over_by_messages(world: dict[str, Any], tmp_path: Path, token: str | None) -> None:
     (tmp_path / "mapek.py").write_text(textwrap.dedent(MAPEK_MODULE))
     world["exporter"].set("test_gauge", 1)
-    executor = world["start"](ref="mapek:executor")
-    world["start"](ref="mapek:monitor")
+    executor = world["start"](ref="mapek:executor", token=token)
+    world["start"](ref="mapek:monitor", token=token)
     world["exporter"].set("test_gauge", 7)
     run = wait_for(lambda: world["platform"].list_runs({"scanflow.io/agent": "executor"}), what="executor to submit")[0]
     assert run.parameters["level"] == "7" and ".." in run.parameters["window"]

@@ -115,6 +115,67 @@ def test_bad_inputs_are_refused_with_the_expected_shape(model_v1: Path, bad, mes
         TorchClassifier(model_dir=str(model_v1)).predict(bad, [])
 
 
+def _first_pixel(value: object) -> list[list[object]]:
+    row: list[object] = mnist()[0][0].reshape(-1).tolist()
+    return [[value, *row[1:]]]
+
+
+def _bin_data(bits: int) -> dict[str, str]:
+    import base64
+
+    raw = bytearray(mnist()[0][0].astype("<f4").tobytes())
+    raw[40:44] = bits.to_bytes(4, "little")  # pixel 10
+    return {"binData": base64.b64encode(bytes(raw)).decode()}
+
+
+NON_FINITE = {
+    "NaN": float("nan"),
+    "-Infinity": float("-inf"),
+    "null": None,
+    "1e39 (beyond float32)": 1e39,
+    "10**400 (beyond any float)": 10**400,
+}
+
+
+@pytest.mark.parametrize("value", NON_FINITE.values(), ids=NON_FINITE.keys())
+def test_non_finite_inputs_are_refused_in_every_path_and_never_stored(model_v1: Path, tmp_path: Path, value: object) -> None:
+    store = tmp_path / "feedback"
+    model = TorchClassifier(model_dir=str(model_v1), feedback_dir=str(store))
+    rows = _first_pixel(value)
+    calls = {
+        "predict": lambda: model.predict(rows, []),
+        "predict_raw ndarray": lambda: model.predict_raw({"data": {"ndarray": rows}}),
+        "predict_raw tensor": lambda: model.predict_raw({"data": {"tensor": {"shape": [1, 784], "values": rows[0]}}}),
+        "send_feedback": lambda: model.send_feedback(rows, [], 0.0, [7]),
+    }
+    for path, call in calls.items():
+        with pytest.raises(ValueError, match=r"not finite|too large") as refused:
+            call()
+        assert "\n" not in str(refused.value), path
+    assert not store.exists() or shards(store) == []
+    assert model.metrics() == [], "a refused request moves no gauge"
+
+
+@pytest.mark.parametrize("bits", [0x7FC00000, 0x7FC00001, 0xFFC00000, 0x7F800000, 0xFF800000], ids=hex)
+def test_nan_and_inf_bit_patterns_in_bin_data_are_refused(model_v1: Path, bits: int) -> None:
+    with pytest.raises(ValueError, match=r"not finite numbers, the first at index \[10\]"):
+        TorchClassifier(model_dir=str(model_v1)).predict_raw(_bin_data(bits))
+
+
+@pytest.mark.parametrize(
+    ("truth", "message"),
+    [([float("nan")], "not finite"), ([None], "null"), ([float("inf")], "not finite"), ([2.5], "fractions")],
+)
+def test_non_finite_or_fractional_truth_is_refused_and_never_stored(
+    model_v1: Path, tmp_path: Path, truth: list[object], message: str
+) -> None:
+    store = tmp_path / "feedback"
+    model = TorchClassifier(model_dir=str(model_v1), feedback_dir=str(store))
+    with pytest.raises(ValueError, match=message):
+        model.send_feedback(mnist()[0][:1], [], 0.0, np.asarray(truth, dtype=object))
+    assert not store.exists() or shards(store) == []
+
+
 def test_bad_truth_is_refused(model_v1: Path) -> None:
     x, _ = mnist()
     model = TorchClassifier(model_dir=str(model_v1))

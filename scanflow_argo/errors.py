@@ -13,7 +13,7 @@
     │   ├── ConflictError              a write lost a race (HTTP 409) after retries
     │   └── UnavailableError           the platform did not answer (network, timeout)
     ├── ServingError                   local serving (router, replicas, model) failed
-    ├── RequestError                   an HTTP request one of our servers refuses (400/403/413)
+    ├── RequestError                   an HTTP request one of our servers refuses (400/403/413/429)
     ├── TrackingError                  MLflow could not be reached or refused a call
     ├── AgentError                     agent runtime failure
     │   └── AgentDefinitionError       an agent definition is invalid (names the field)
@@ -79,9 +79,10 @@ def redact(text: str) -> str:
     """Hide bearer/basic credentials, ``key=value`` secrets (tokens, passwords, API keys) and URL passwords.
 
     After ``Bearer``/``Basic`` the credential is hidden in an ``Authorization`` header, or when it
-    looks like one (so "the bearer token is missing" stays readable). A ``key: value`` written as prose ("no API token: set the variable …") keeps its words: after a
-    colon the value is hidden when it looks like a credential (digits or symbols in it, 16+
-    characters), is quoted, or ends the clause; after ``=`` it is always hidden.
+    looks like one (so "the bearer token is missing" stays readable). A ``key: value`` written as
+    prose ("no API token: set the variable …") keeps its words: after a colon the value is hidden
+    when it looks like a credential (digits or symbols in it, 16+ characters), is quoted, or ends
+    the clause; after ``=`` it is always hidden.
     """
 
     def scheme(m: re.Match[str]) -> str:
@@ -181,7 +182,8 @@ class ServingError(ScanflowError):
 class RequestError(ScanflowError):
     """An HTTP request one of our servers refuses (bad JSON, too deep, non-finite numbers, foreign origin).
 
-    ``status`` is the HTTP answer: 400 by default, 403 for a refused caller, 413 for a body too large.
+    ``status`` is the HTTP answer: 400 by default, 403 for a refused caller, 413 for a body too large,
+    429 for a queue that is full.
     """
 
     def __init__(self, message: str, status: int = 400) -> None:

@@ -26,7 +26,7 @@ Inputs (every format, feedback's too) and feedback truth must be finite numbers:
 ``Infinity``, ``null`` and values beyond float32 (``1e39``, ``1e400``), float32 NaN/Inf bit patterns
 in ``binData`` included, are refused with a 400 naming the first one and where it is — in the
 error shape of Seldon's executor, ``{"status": {"code": 400, "info", "reason", "status": "FAILURE"}}`` —
-and nothing of such a request reaches the network, the drift window or the feedback store.
+and nothing of such a request reaches the neural network, the drift window or the feedback store.
 
 ``predict`` returns class probabilities ``(n, classes)``. ``send_feedback`` recomputes the
 prediction, sets reward = 1 when it matches the truth (class index, class name or one-hot) and

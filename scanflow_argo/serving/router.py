@@ -288,7 +288,7 @@ class Router:
         feedback = load_json(body)
         reward = feedback.get("reward", 0) if isinstance(feedback, dict) else 0
         if isinstance(reward, bool) or not isinstance(reward, int | float) or not abs(reward) <= _FLOAT32_MAX:
-            raise RequestError(f"feedback reward {reward!r} is not a finite number: send a number, or leave reward out")
+            raise RequestError(f"feedback reward {reward!r:.40} is not a finite float32 number: send one, or leave reward out")
 
     async def _forward(self, request: web.Request, path: str, service: str, retry_on_disconnect: bool) -> web.Response:
         body = await request.read()

@@ -60,10 +60,14 @@ class AgentProcess:
         argv = [sys.executable, "-m", "scanflow_argo", "agent", "run", ref, "--port", "0", "--ready-file", str(self.ready)]
         argv += ["--platform-factory", "scanflow_argo.agents.testing:file_platform", *extra]
         self.child = _proc.spawn(argv, name="agent", log=tmp / "agent.log", env=env)
-        self.url = wait_for(self._url, timeout=60, what=f"agent to listen (log: {tmp / 'agent.log'})")
-        self.token_file = json.loads(self.ready.read_text()).get("token_file")
-        # Without a given token the agent uses its home's generated one, as a local script would.
-        self.headers = {"Authorization": f"Bearer {token or Path(self.token_file).read_text().strip()}"}
+        try:
+            self.url = wait_for(self._url, timeout=60, what=f"agent to listen (log: {tmp / 'agent.log'})")
+            self.token_file = json.loads(self.ready.read_text()).get("token_file")
+            # Without a given token the agent uses its home's generated one, as a local script would.
+            self.headers = {"Authorization": f"Bearer {token or Path(self.token_file).read_text().strip()}"}
+        except BaseException:
+            self.child.stop(timeout=10)  # not yet known to the fixture: stop it here
+            raise
 
     def _url(self) -> str | None:
         if not self.child.alive():

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scanflow_argo import _proc
 from scanflow_argo.engine.api import prepare_run, split_documents
@@ -80,25 +82,31 @@ def expectation(doc: dict) -> str | None:
 
 def install_fixtures(examples: Path, settings: Settings) -> None:
     """What Argo's e2e setup applies first: WorkflowTemplates (for templateRef), ConfigMaps and PVCs."""
-    tdir = settings.templates_dir
-    tdir.mkdir(parents=True, exist_ok=True)
     for path in sorted(examples.rglob("*.yaml")):
         try:
             docs = load_documents(path)
         except EngineError:
             continue
-        for i, doc in enumerate(docs):
-            if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
-                name = doc["metadata"]["name"]
-                (tdir / f"{doc['kind']}-{name}-{i}.json").write_text(json.dumps(doc))
-            if doc.get("kind") == "ConfigMap":
-                folder = settings.home / "configmaps" / doc["metadata"]["name"]
-                folder.mkdir(parents=True, exist_ok=True)
-                for key, value in (doc.get("data") or {}).items():
-                    (folder / key).write_text(str(value))
-            if doc.get("kind") == "PersistentVolumeClaim":  # testvolume.yaml: the claim volumes-existing.yaml uses
-                ns = doc["metadata"].get("namespace") or "default"
-                (settings.home / "volumes" / ns / doc["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
+        install_documents(docs, settings)
+
+
+def install_documents(docs: Iterable[Mapping[str, Any]], settings: Settings) -> None:
+    """Apply, as ``kubectl apply`` would before a run, the WorkflowTemplates, ClusterWorkflowTemplates,
+    ConfigMaps and PersistentVolumeClaims among ``docs`` to the local state folder (other kinds are left)."""
+    tdir = settings.templates_dir
+    tdir.mkdir(parents=True, exist_ok=True)
+    for i, doc in enumerate(docs):
+        if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+            name = doc["metadata"]["name"]
+            (tdir / f"{doc['kind']}-{name}-{i}.json").write_text(json.dumps(doc))
+        if doc.get("kind") == "ConfigMap":
+            folder = settings.home / "configmaps" / doc["metadata"]["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            for key, value in (doc.get("data") or {}).items():
+                (folder / key).write_text(str(value))
+        if doc.get("kind") == "PersistentVolumeClaim":  # testvolume.yaml: the claim volumes-existing.yaml uses
+            ns = doc["metadata"].get("namespace") or "default"
+            (settings.home / "volumes" / ns / doc["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
 
 
 def candidates(examples: Path) -> list[Path]:
@@ -129,18 +137,10 @@ def run_one(path: Path, examples: Path, settings: Settings, timeout: float) -> O
         return Outcome(rel, expected, "refused", str(err))
     except EngineError as err:
         return Outcome(rel, expected, "wrong", f"prepare failed: {err}")
-    child = _proc.spawn(
-        [settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name=rel, log=run_dir / "engine.log"
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while child.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if child.alive():
-            return Outcome(rel, expected, "hang", f"still running after {timeout:.0f}s", time.monotonic() - t0)
-    finally:
-        child.stop(timeout=5)
-    status = json.loads((run_dir / "status.json").read_text())["status"]
+    run = run_detached(run_dir, settings, rel, timeout)
+    if run.hung:
+        return Outcome(rel, expected, "hang", f"still running after {timeout:.0f}s", time.monotonic() - t0)
+    status = run.doc["status"]
     phase = status.get("phase")
     # Argo's e2e treats Error like Failed for expected failures
     got = "Failed" if phase == "Error" else phase
@@ -153,8 +153,46 @@ def run_one(path: Path, examples: Path, settings: Settings, timeout: float) -> O
             for n in status.get("nodes", {}).values()
             if n["phase"] not in ("Succeeded", "Skipped", "Omitted")
         ]
-        detail += " | " + "; ".join(bad[:4]) + " | " + child.tail(5)
+        detail += " | " + "; ".join(bad[:4]) + " | " + run.tail
     return Outcome(rel, expected, verdict, detail, time.monotonic() - t0, attempts)
+
+
+@dataclass
+class Detached:
+    """How a detached engine run ended: its last status document, whether it outlived its time limit
+    (then it was stopped), and the end of the engine's log."""
+
+    doc: dict[str, Any]
+    hung: bool
+    tail: str
+    seconds: float
+
+
+def run_detached(
+    run_dir: Path,
+    settings: Settings,
+    name: str,
+    timeout: float,
+    on_poll: Callable[[dict[str, Any], _proc.Child], None] | None = None,
+    poll: float = 0.05,
+) -> Detached:
+    """Run a prepared run folder in a real detached engine (``python -m scanflow_argo.engine RUN_DIR``)
+    with a time limit; ``on_poll`` sees each status document while it runs (and may signal the engine)."""
+    t0 = time.monotonic()
+    child = _proc.spawn(
+        [settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name=name, log=run_dir / "engine.log"
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while child.alive() and time.monotonic() < deadline:
+            if on_poll is not None:  # the engine replaces status.json atomically: every read is whole
+                on_poll(json.loads((run_dir / "status.json").read_text()), child)
+            time.sleep(poll)
+        hung = child.alive()
+    finally:
+        child.stop(timeout=5)
+    doc = json.loads((run_dir / "status.json").read_text())
+    return Detached(doc, hung, child.tail(5), time.monotonic() - t0)
 
 
 def run_judged(path: Path, examples: Path, settings: Settings, timeout: float) -> Outcome:

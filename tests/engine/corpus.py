@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from scanflow_argo import _proc
+from scanflow_argo.clock import SystemClock, iso
 from scanflow_argo.engine.api import prepare_run
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.platform.local import LocalPlatform
@@ -50,7 +51,7 @@ ARGO_COMMIT = "f016ad89eb"
 DEFAULT_TIMEOUT = 60.0
 
 # keys of a check that name its subject; every other key is a field of that subject
-SUBJECTS = ("node", "no_node", "some_node", "every_node", "logs", "span", "all", "any")
+SUBJECTS = ("node", "no_node", "some_node", "every_node", "count", "logs", "span", "configmap", "all", "any")
 
 
 class _Missing:
@@ -81,6 +82,8 @@ class Case:
     """Text replaced in the workflow before it runs (the e2e cluster's services → local stand-ins: ``{httpbin}``)."""
     expect: list[dict[str, Any]] = field(default_factory=list)
     during: list[dict[str, Any]] = field(default_factory=list)
+    always: list[dict[str, Any]] = field(default_factory=list)
+    """Checks that must hold on every status document seen while the run goes on (a parallelism limit)."""
     actions: list[dict[str, Any]] = field(default_factory=list)
     timeout: float = DEFAULT_TIMEOUT
     seconds: float = 5.0
@@ -118,7 +121,13 @@ def load_corpus(folder: Path = CORPUS) -> list[Case]:
             if unknown:
                 raise ValueError(f"{path.name}: case {raw.get('id')!r} has unknown fields {sorted(unknown)}")
             fields = {k: v for k, v in raw.items() if k in known}
-            cases.append(Case(source=path.stem, **fields))
+            case = Case(source=path.stem, **fields)
+            for text in [case.workflow or "", *case.templates, *case.background]:
+                try:
+                    yaml.safe_load(text)
+                except yaml.YAMLError as err:
+                    raise ValueError(f"{path.name}: case {case.id!r} holds YAML that does not parse: {err}") from err
+            cases.append(case)
     keys = [c.key for c in cases]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -238,6 +247,8 @@ class View:
 
     doc: dict[str, Any]
     logs: Callable[[str, str], str] | None = None
+    home: Path | None = None
+    """The case's state folder: its local ConfigMaps are ``configmaps/<name>/<key>``."""
 
     @property
     def wf(self) -> str:
@@ -337,6 +348,11 @@ def evaluate(check: Mapping[str, Any], view: View) -> list[str]:
             for n in view.select(check["every_node"])
             for f in view.field_failures(n, fields)
         ]
+    if "span" in check:  # before `count`, which a span takes as a field
+        return _span(check, fields, view)
+    if "count" in check:  # how many nodes match: {count: SELECTOR, eq: 4}
+        why = match(len(view.select(check["count"])), fields, view.wf)
+        return [f"count of {describe(check['count'])}: {why}"] if why else []
     if "some_node" in check:
         return [] if view.select(check["some_node"]) else [f"no node matches {describe(check['some_node'])}"]
     if "no_node" in check:
@@ -356,8 +372,18 @@ def evaluate(check: Mapping[str, Any], view: View) -> list[str]:
                 continue
             out += [f"logs of {n['displayName']!r}/{container}: {why}" for why in [match(text, fields, view.wf)] if why]
         return out
-    if "span" in check:
-        return _span(check, fields, view)
+    if "configmap" in check:  # [name, key]: a JSON entry of a local ConfigMap (the memoization cache)
+        name, key = check["configmap"]
+        path = (view.home or Path("/nonexistent")) / "configmaps" / name / key
+        if not path.is_file():
+            return [f"ConfigMap {name!r} has no key {key!r} ({path})"]
+        try:
+            entry = json.loads(path.read_text())
+        except ValueError as err:
+            return [f"ConfigMap {name!r} key {key!r} is not JSON: {err}"]
+        return [
+            f"ConfigMap {name}/{key} {k}: {why}" for k, want in fields.items() if (why := match(resolve(entry, k), want, view.wf))
+        ]
     # the workflow itself: paths under metadata/spec from the document, the rest from its status
     out = []
     for key, want in fields.items():
@@ -398,7 +424,15 @@ def manifests(case: Case, locals_: Mapping[str, str]) -> tuple[dict[str, Any], l
 
 
 def _configmap_docs(case: Case) -> list[dict[str, Any]]:
-    return [{"kind": "ConfigMap", "metadata": {"name": n}, "data": d} for n, d in case.configmaps.items()]
+    """The case's ConfigMaps; ``{now-15s}`` in a value is that moment, RFC 3339 (memoization entries' ages)."""
+
+    def when(m: re.Match[str]) -> str:
+        return iso(SystemClock().now() - int(m.group(1)))
+
+    return [
+        {"kind": "ConfigMap", "metadata": {"name": n}, "data": {k: re.sub(r"\{now-(\d+)s\}", when, str(v)) for k, v in d.items()}}
+        for n, d in case.configmaps.items()
+    ]
 
 
 class Watch:
@@ -407,6 +441,7 @@ class Watch:
     def __init__(self, case: Case) -> None:
         self.case = case
         self.seen: set[int] = set()
+        self.broken: dict[int, list[str]] = {}
         self.acted: set[int] = set()
         self.unsupported: list[str] = []
 
@@ -414,6 +449,9 @@ class Watch:
         for i, check in enumerate(self.case.during):
             if i not in self.seen and not evaluate(check, view):
                 self.seen.add(i)
+        for i, check in enumerate(self.case.always):
+            if i not in self.broken and (why := evaluate(check, view)):
+                self.broken[i] = why
 
     def act(self, view: View, child: _proc.Child) -> None:
         for i, action in enumerate(self.case.actions):
@@ -428,6 +466,7 @@ class Watch:
 
     def failures(self) -> list[str]:
         out = [f"never observed while running: {describe(c)}" for i, c in enumerate(self.case.during) if i not in self.seen]
+        out += [f"broken while running: {'; '.join(why)}" for why in self.broken.values()]
         out += [
             f"action {a['do']!r} never taken: {describe(a['when'])} never held"
             for i, a in enumerate(self.case.actions)
@@ -464,7 +503,9 @@ def run_case(case: Case, base: Settings, root: Path, locals_: Mapping[str, str])
             # rejected at submission: the checks see a workflow in Error with the engine's message
             view = View({**main, "status": {"phase": "Error", "message": f"(rejected before running) {err}", "nodes": {}}})
             failures = [f for check in case.expect for f in evaluate(check, view)]
-            return outcome("wrong" if failures else "passed", failures)
+            return outcome("wrong" if failures else "passed", [f"rejected before running: {err}", *failures] if failures else [])
+        except Exception as err:  # a crash is an answer too: the case is wrong, with the crash named
+            return outcome("wrong", [f"the engine crashed preparing the run: {type(err).__name__}: {err}"])
 
         def logs(node: str, container: str, name: str = run_dir.name) -> str:
             return platform.logs(name, node, container)
@@ -485,7 +526,7 @@ def run_case(case: Case, base: Settings, root: Path, locals_: Mapping[str, str])
             continue
         if watch.unsupported:
             return outcome("wrong", [f"no local entry point for Argo's {', '.join(watch.unsupported)}"])
-        view = View(run.doc, logs)
+        view = View(run.doc, logs, settings.home)
         watch.observe(view)  # the last document counts for `during` too
         failures = watch.failures() + [f for check in case.expect for f in evaluate(check, view)]
         return outcome("wrong" if failures else "passed", failures, run.tail if failures else "")
@@ -553,7 +594,7 @@ def run_all(cases: list[Case], base: Settings, root: Path, workers: int = 4) -> 
 
 def summary(outcomes: list[Outcome]) -> str:
     n = {v: sum(1 for o in outcomes if o.verdict == v) for v in ("passed", "refused", "wrong", "excluded")}
-    return f"{n['passed']} passed, {n['refused']} refused, {n['wrong']} wrong ({n['excluded']} excluded: need Kubernetes)"
+    return f"{n['passed']} passed, {n['refused']} refused, {n['wrong']} wrong ({n['excluded']} excluded, each with its reason)"
 
 
 def report_line(o: Outcome, width: int = 400) -> str:

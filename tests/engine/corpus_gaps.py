@@ -1,0 +1,359 @@
+"""The work list of issue #12 ("Argo parity"): every corpus case the engine gets wrong today.
+
+Each entry maps a case key (``<data file>/<case id>``, see ``argo_corpus/``) to the #12 kinds it
+belongs to (the first is the root cause; the others are what the case checks next, once the first is
+fixed) and a one-line diagnosis of what the engine does differently, read from ``scanflow_argo/engine``
+at the time of writing. ``tests/engine/test_argo_corpus.py`` fails when a case outside this table is
+wrong and when a case in it passes: fix a kind, run the corpus, delete the entries that now pass. The
+table must shrink to empty.
+
+Kinds 1-9 are the issue's; 10-16 are gaps the corpus found that the issue does not list.
+"""
+
+from __future__ import annotations
+
+KINDS: dict[str, str] = {
+    "1": "images as their real filesystems (argosay:v1/v2 with cowsay and /argosay, docker/whalesay)",
+    "2": "a command missing from a known image fails the node at run time (executable file not found in $PATH)",
+    "3": "progress: status.progress, node progress, ARGO_PROGRESS_FILE",
+    "4": "node flags (retried, hooked), Retry nodes (also workflow-level), retry messages, retryStrategy.expression",
+    "5": "memoization (memoizationStatus, ConfigMap cache entries, maxAge)",
+    "6": "outputs of skipped/omitted nodes (defaults, nil to expressions, 'absent optional' errors)",
+    "7": "lifecycle hooks (templates that run as on Argo, {{= workflow.status}} arguments, retries, synchronization)",
+    "8": "expressions and metadata (pipes, concat, labelsFrom, aggregation, steps/tasks .id, template labels)",
+    "9": "node records (outboundNodes, inputs on exit-handler nodes, children of nested steps, templateScope)",
+    "10": "errors Argo reports at run time (invalid spec, missing WorkflowTemplate, bad volumeMount): the engine refuses before running, in its own words, and in Error where Argo says Failed",
+    "11": "Argo's Terminate shutdown strategy: the local platform has only stop",
+    "12": "resource templates creating Workflows with successCondition/failureCondition",
+    "13": "templateRef names from {{item}} (resolved per expanded step at run time)",
+    "14": "manifests as Kubernetes reads them (YAML timestamps stay strings)",
+    "15": "artifacts: http input/output artifacts; optional artifacts passed on with from: '{{inputs.artifacts.x}}'; a volume mounted at /tmp above the state folder",
+    "16": "status fields: estimatedDuration, the completed label",
+}
+
+# Shared diagnoses (the engine's behaviour behind many cases).
+V1 = "argoproj/argosay:v1 has no local runtime, so the run is refused: map it to Ubuntu's tools with cowsay on PATH (/usr/games)"
+WHALE = "docker/whalesay has no local runtime, so the run is refused: map it to the tools the image has (sh, cowsay on PATH)"
+V2_COWSAY = "argoproj/argosay:v2 runs as the argosay stand-in only, so `cowsay` (on the real image's PATH) is refused up front"
+ARGOSAY_PATH = "the hook's template runs `sh -c '/bin/sleep 1; /argosay'`; /argosay does not exist in the node's sandbox, so the hook exits 127 and fails"
+NO_PROGRESS = "the engine writes no status.progress nor node progress"
+NO_MEMO = "memoize is ignored: no cache lookup or save, no memoizationStatus on the node"
+NO_RETRY_FLAG = "retry children carry no nodeFlag.retried and the Retry node's message is the last child's ('Error (exit code 1)'), not 'No more retries left'"
+EXPR_FALSE = "retryStrategy.expression false leaves the Retry node with the child's message, not 'retryStrategy.expression evaluated to false'"
+ABSENT = "a reference to a skipped/omitted node's output without default leaves the input unresolved ('was not supplied' / 'no such variable'), not Argo's terminal error naming the 'absent optional'"
+DYN_REF = "templateRef.name '{{item.wftmpl}}' is looked up when the run is prepared, so the run is refused ('WorkflowTemplate ... not found') instead of resolving it per item"
+
+KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
+    # -- controller unit tests: dag_test.go --
+    "controller_dag/TestDagXfail": (
+        ("14",),
+        "the unquoted `creationTimestamp: 2018-08-01T09:57:43Z` is read as a datetime and prepare_run crashes writing status.json",
+    ),
+    "controller_dag/TestDagRetrySucceeded": (
+        ("14", "4"),
+        "the unquoted creationTimestamp is read as a datetime and prepare_run crashes writing status.json",
+    ),
+    "controller_dag/TestDagDisableFailFast": (("1",), WHALE),
+    "controller_dag/TestArtifactResolutionWhenSkippedDAG": (("1",), WHALE),
+    "controller_dag/TestDAGWithParamAndGlobalParam": (("1",), WHALE),
+    "controller_dag/TestEmptyWithParamDAG": (("1",), WHALE),
+    "controller_dag/TestDAGReferTaskAggregatedOutputs": (
+        ("8",),
+        'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
+    ),
+    "controller_dag/TestDAGTaskGroupIDReference": (
+        ("8",),
+        "{{tasks.fanout.id}} of an expanded task (its TaskGroup node's ID) is not in scope: 'no such variable at this point'",
+    ),
+    "controller_dag/TestDAGSkippedOutputRef": (("6",), ABSENT),
+    "controller_dag/TestDAGSkippedOutputExprDefaultAggregate": (
+        ("6",),
+        "the DAG's outputs.parameters (valueFrom.expression with a default over a skipped task's output) are not recorded",
+    ),
+    "controller_dag/TestDAGSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
+    # -- exit_handler_test.go --
+    "controller_exit_handler/TestStepsOnExitTmpl": (("1",), WHALE),
+    "controller_exit_handler/TestDAGOnExitTmpl": (("1",), WHALE),
+    "controller_exit_handler/TestStepsOnExitTmplWithArt": (("1",), WHALE),
+    "controller_exit_handler/TestDAGOnExitTmplWithArt": (("1",), WHALE),
+    "controller_exit_handler/TestStepsTmplOnExit": (("1",), WHALE),
+    "controller_exit_handler/TestDAGOnExit": (("1",), WHALE),
+    "controller_exit_handler/TestWorkflowOnExitHttpReconciliation": (("1",), WHALE),
+    "controller_exit_handler/TestWorkflowOnExitStepsHttpReconciliation": (("1", "9"), WHALE),
+    # -- hooks_test.go --
+    "controller_hooks/TestWfHookNoExpression": (
+        ("10",),
+        "a hook without expression is refused before running (Error) where Argo fails the workflow with 'invalid spec: hooks.failure Expression required'",
+    ),
+    "controller_hooks/TestStepHookNoExpression": (
+        ("10",),
+        "a step hook without expression is refused before running (Error) where Argo fails it with 'invalid spec: templates.main.steps[0].step-1.foo Expression required'",
+    ),
+    "controller_hooks/TestWfHookWfWaitForTriggeredHook": (
+        ("3", "7"),
+        NO_PROGRESS + " (1/2 while the running hook still runs, then 2/2)",
+    ),
+    "controller_hooks/TestWfTemplHookWfWaitForTriggeredHook": (
+        ("3", "7"),
+        NO_PROGRESS + " (1/2 while the step's running hook still runs, then 2/2)",
+    ),
+    # -- inline_test.go --
+    "controller_inline/TestInlineSteps": (("1",), WHALE),
+    "controller_inline/TestCallTemplateWithInlineSteps": (("1",), WHALE),
+    "controller_inline/TestCallTemplateWithInlineDAG": (("1",), WHALE),
+    # -- operator_test.go --
+    "controller_operator/TestDefaultProgress": (
+        ("3", "16"),
+        NO_PROGRESS + "; no workflows.argoproj.io/completed label on the finished workflow",
+    ),
+    "controller_operator/TestLoggedProgress": (
+        ("3",),
+        NO_PROGRESS + " (the pod's workflows.argoproj.io/progress annotation sets 0/100, 100/100 once done)",
+    ),
+    "controller_operator/TestRetriesVariable": (("1", "4"), WHALE),
+    "controller_operator/TestExpandWithItems": (("1",), WHALE),
+    "controller_operator/TestExpandWithItemsMap": (("1",), WHALE),
+    "controller_operator/TestSuspendTimeoutWithInputDefaults": (("1",), WHALE),
+    "controller_operator/TestStepsOnExit": (("1", "4"), WHALE),
+    "controller_operator/TestUnsuppliedArgValue": (
+        ("1", "10"),
+        WHALE
+        + "; then: an argument without value must fail the workflow with Argo's 'invalid spec' message and a Completed condition",
+    ),
+    "controller_operator/TestConfigMapCacheLoadOperate": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestConfigMapCacheLoadOperateNoOutputs": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (
+        ("5",),
+        NO_MEMO + " (the seeded entry must make hello-steps a hit with one child)",
+    ),
+    "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (
+        ("5",),
+        NO_MEMO + "; the memoized DAG runs, and its output {{dag.hello-dag.outputs.result}} fails it",
+    ),
+    "controller_operator/TestConfigMapCacheLoadOperateMaxAge": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestConfigMapCacheLoadOperateMaxAge-expired": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestStepConfigMapCacheCreateWhenHaveRetryStrategy": (("1", "5"), WHALE),
+    "controller_operator/TestConfigMapCacheSaveOperate": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestParamAggregation": (("1", "8"), WHALE),
+    "controller_operator/TestRootRetryStrategyCompletes": (("1", "4"), WHALE),
+    "controller_operator/TestOperatorRetryExpression": (("4",), EXPR_FALSE),
+    "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithoutCache": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithCache": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestMemoizationTemplateLevelCacheStepSavesOutputs": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestMemoizationTemplateLevelCacheWithDagWithoutCache": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    "controller_operator/TestMemoizationTemplateLevelCacheWithDagWithCache": (("1", "5"), WHALE + "; then: " + NO_MEMO),
+    # -- steps_test.go --
+    "controller_steps/TestArtifactResolutionWhenSkipped": (("1",), WHALE),
+    "controller_steps/TestStepsWithParamAndGlobalParam": (("1",), WHALE),
+    "controller_steps/TestStepsStepGroupIDReference": (
+        ("8",),
+        "{{steps.fanout.id}} of an expanded step (its StepGroup node's ID) is not in scope: 'no such variable at this point'",
+    ),
+    "controller_steps/TestStepsWhenExprWithParamFilter": (
+        ("8",),
+        "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
+    ),
+    "controller_steps/TestStepsSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
+    "controller_steps/TestStepsWhenFalseSkipsDropPass": (("13",), DYN_REF + " (here the step is even skipped by its when)"),
+    # -- operator_template_scope_test.go --
+    "controller_template_scope/TestTemplateScope": (
+        ("9",),
+        "nodes carry no templateScope (local/<workflow>, namespaced/<WorkflowTemplate>)",
+    ),
+    "controller_template_scope/TestTemplateScopeDAG": (
+        ("9",),
+        "nodes carry no templateScope (local/<workflow>, namespaced/<WorkflowTemplate>)",
+    ),
+    "controller_template_scope/TestTemplateClusterScope": (
+        ("9",),
+        "nodes carry no templateScope (cluster/<ClusterWorkflowTemplate>)",
+    ),
+    # -- documentation --
+    "docs_memoization/memoize-simple-second-run-hits": (("5",), NO_MEMO + " (the second run must hit the first run's entry)"),
+    "docs_memoization/memoize-simple-entry-from-configmap": (
+        ("5",),
+        NO_MEMO + " (a seeded entry must give the node its outputs without running it)",
+    ),
+    "docs_progress/progress-is-a-sum": (("3",), NO_PROGRESS),
+    "docs_progress/self-reported-progress": (
+        ("3",),
+        "ARGO_PROGRESS_FILE is not set in the node's environment (`> $ARGO_PROGRESS_FILE` fails, exit 2) and no progress is recorded",
+    ),
+    "docs_retries/expression-lastRetry-exitCode": (("4",), EXPR_FALSE),
+    "docs_retries/expression-lastRetry-status": (("4",), NO_RETRY_FLAG),
+    "docs_retries/expression-lastRetry-duration": (("4",), NO_RETRY_FLAG),
+    "docs_retries/expression-lastRetry-message": (("4",), EXPR_FALSE),
+    "docs_retries/policy-OnFailure-retries-a-failure": (("4",), "retry children carry no nodeFlag.retried"),
+    # -- e2e suites --
+    "e2e_artifacts/TestArtifactEphemeralVolume": (
+        ("15",),
+        "a volumeMount at /tmp is refused (Error) because the state folder lives under /tmp (the test's tmp_path): bind the node's own paths above the mount instead",
+    ),
+    "e2e_cluster_workflow_template/TestClusterWorkflowFromWorkflowTemplateHasLabel": (
+        ("8",),
+        "a Workflow from a ClusterWorkflowTemplate gets no workflows.argoproj.io/cluster-workflow-template label",
+    ),
+    "e2e_daemon_pod/TestDaemonPodRetry": (
+        ("4",),
+        "a daemon with retryStrategy that fails after it started is not retried (no daemoned(1))",
+    ),
+    "e2e_estimated_duration/TestWorkflowTemplate": (
+        ("16",),
+        "no estimatedDuration on the workflow or its nodes from the template's previous run",
+    ),
+    "e2e_functional/TestWorkflowLevelErrorRetryPolicy": (
+        ("4",),
+        "a workflow-level retryStrategy does not make the root a Retry node",
+    ),
+    "e2e_functional/TestWorkflowMetadataLabelsFrom": (
+        ("8",),
+        "workflowMetadata.labelsFrom (labels from expressions) is not applied",
+    ),
+    "e2e_functional/TestWhenExpressions": (("1",), V1),
+    "e2e_functional/TestJSONVariables": (("1",), V1),
+    "e2e_functional/TestContinueOnFail": (("9",), "the steps node B (continueOn.failed) has no outboundNodes"),
+    "e2e_functional/TestLoopEmptyParam": (("1",), V1),
+    "e2e_functional/TestDAGEmptyParam": (("1",), V1),
+    "e2e_functional/TestDAGOmittedOutputRef": (("6",), ABSENT),
+    "e2e_functional/TestDAGSkippedOutputRef": (("6",), ABSENT),
+    "e2e_functional/TestDAGSkippedVolumeRefProducerDefault": (
+        ("6",),
+        "spec.volumes referencing a skipped task's output does not take the producer's valueFrom.default: 'no such variable at this point'",
+    ),
+    "e2e_functional/TestDAGSkippedArtifactSubPathRef": (
+        ("6",),
+        "an artifact subPath referencing a skipped task's output is used unresolved ('{{tasks...}}' is not in the artifact) instead of Argo's 'absent optional' error",
+    ),
+    "e2e_functional/TestStepsSkippedWithParamRef": (("6",), ABSENT),
+    "e2e_functional/TestStepsSkippedOutputRef": (("6",), ABSENT),
+    "e2e_functional/TestStepsWhenExprFilter": (
+        ("8",),
+        "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
+    ),
+    "e2e_functional/TestParameterAggregation": (("1", "8"), V1),
+    "e2e_functional/TestParameterAggregationDAGWithRetry": (
+        ("4", "8"),
+        "a workflow-level retryStrategy does not make the root a Retry node with the child (0)",
+    ),
+    "e2e_functional/TestParameterAggregationStepsWithRetry": (
+        ("4", "8"),
+        "a workflow-level retryStrategy does not make the root a Retry node with the child (0)",
+    ),
+    "e2e_functional/TestOptionalOutputArtifacts": (("1",), V1),
+    "e2e_functional/TestWorkflowTemplateRefWithExitHandlerError": (
+        ("10",),
+        "an exit handler naming a missing WorkflowTemplate ends the run in Error ('this kind of template'), where Argo fails it with 'invalid spec'",
+    ),
+    "e2e_functional/TestWorkflowHookParameterTemplates": (
+        ("7",),
+        "{{= workflow.status ...}} in a workflow-level exit hook's arguments is not resolved: 'no such variable at this point'",
+    ),
+    "e2e_functional/TestParametrizableLimit": (("4",), NO_RETRY_FLAG),
+    "e2e_functional/TestStepLevelMemoize": (("5",), NO_MEMO),
+    "e2e_functional/TestStepLevelMemoizeNoOutput": (("5",), NO_MEMO),
+    "e2e_functional/TestDAGLevelMemoize": (("5",), NO_MEMO),
+    "e2e_functional/TestDAGLevelMemoizeNoOutput": (("5",), NO_MEMO),
+    "e2e_functional/TestTemplateDefaultImage": (("1",), V1),
+    "e2e_functional/TestMissingStepsInUI": (
+        ("15", "9"),
+        "an optional input artifact passed on with from: '{{inputs.artifacts.inputFile}}' while absent fails the step ('no such artifact here') instead of being skipped",
+    ),
+    "e2e_functional/TestTerminateWorkflowWhileOnExitHandlerRunning": (
+        ("11",),
+        "no way to terminate a run (Argo's Terminate: running nodes and exit handlers fail); SIGTERM is Argo's Stop",
+    ),
+    "e2e_functional/TestWorkflowExitHandlerCrashEnsureNodeIsPresent": (
+        ("9",),
+        "the step's exit-hook node records no inputs (its parameter hello-param)",
+    ),
+    "e2e_functional/TestWorkflowParallelismStepFailFast": (
+        ("2",),
+        "command ['exit', '1'] is refused up front ('this machine lacks exit') where Argo's pod fails with 'executable file not found in $PATH'",
+    ),
+    "e2e_functional/TestWorkflowParallelismDAGFailFast": (
+        ("4",),
+        "a failFast DAG's message is \"child '...' failed\", not 'template has failed or errored children and failFast enabled'",
+    ),
+    "e2e_hooks/TestWorkflowLevelHooksSuccessVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestWorkflowLevelHooksFailVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestTemplateLevelHooksStepSuccessVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestTemplateLevelHooksStepFailVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestTemplateLevelHooksDagSuccessVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestTemplateLevelHooksDagFailVersion": (("1", "7"), ARGOSAY_PATH),
+    "e2e_hooks/TestTemplateLevelHooksDagHasDependencyVersion": (("1", "7", "3"), ARGOSAY_PATH + "; " + NO_PROGRESS),
+    "e2e_hooks/TestWorkflowLevelHooksWaitForTriggeredHook": (("1", "7", "3"), ARGOSAY_PATH + "; " + NO_PROGRESS),
+    "e2e_hooks/TestTemplateLevelHooksWaitForTriggeredHook": (("1", "7", "3"), ARGOSAY_PATH + "; " + NO_PROGRESS),
+    "e2e_hooks/TestTemplateLevelHooksWaitForTriggeredHookAndRespectSynchronization": (
+        ("3", "7"),
+        NO_PROGRESS + " (3/3 with the two hooks)",
+    ),
+    "e2e_hooks/TestWorkflowLevelHooksWithRetry": (
+        ("1", "7", "3", "4"),
+        "the hooks run `/argosay` (absent, exit 127); " + NO_PROGRESS + "; retry children carry no nodeFlag.retried",
+    ),
+    "e2e_hooks/TestTemplateLevelHooksWithRetry": (
+        ("4",),
+        "retry children and hook nodes carry no nodeFlag (hooked false/true); the hooks are not children of the Retry node",
+    ),
+    "e2e_hooks/TestExitHandlerWithWorkflowLevelDeadline": (("4",), "the workflow's onExit node carries no nodeFlag.hooked"),
+    "e2e_hooks/TestHttpExitHandlerWithWorkflowLevelDeadline": (("4",), "the workflow's onExit node carries no nodeFlag.hooked"),
+    "e2e_http_artifacts/TestInputArtifactHttp": (("15",), "http input artifacts are refused ('not supported locally')"),
+    "e2e_http_artifacts/TestOutputArtifactHttp": (("15",), "http output artifacts are refused ('not supported locally')"),
+    "e2e_invalid_command/TestInvalidCommand": (
+        ("2",),
+        "command ['invalid'] is refused up front where Argo's pod fails with 'executable file not found in $PATH'",
+    ),
+    "e2e_malformed_resources/TestMalformedWorkflowTemplateRef": (
+        ("10",),
+        "a missing WorkflowTemplate is refused before running with the engine's words; Argo's Error message says '\"malformed\" not found'",
+    ),
+    "e2e_malformed_resources/TestMalformedClusterWorkflowTemplateRef": (
+        ("10",),
+        "a missing ClusterWorkflowTemplate is refused before running with the engine's words; Argo's Error message says '\"malformed\" not found'",
+    ),
+    "e2e_progress/TestDefaultProgress": (("3",), NO_PROGRESS),
+    "e2e_progress/TestLoggedProgress": (
+        ("3", "1"),
+        "progress written by `/argosay echo N/M $ARGO_PROGRESS_FILE` is not read (and the template calls /argosay by path)",
+    ),
+    "e2e_resource_template/TestResourceTemplateWithWorkflow": (
+        ("12",),
+        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
+    ),
+    "e2e_resource_template/TestResourceTemplateAutomountServiceAccountTokenDisabled": (
+        ("12",),
+        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
+    ),
+    "e2e_retry/TestRetryLimit": (("4", "3"), NO_RETRY_FLAG + "; " + NO_PROGRESS),
+    "e2e_retry/TestWorkflowTemplateWithRetryStrategyInContainerSet": (
+        ("2",),
+        "container c2's command ['invalid', 'command'] is refused up front where Argo's container fails with 'executable file not found in $PATH'",
+    ),
+    "e2e_signals/TestStopBehaviorWithDaemon": (("1",), V1),
+    "e2e_signals/TestTerminateBehavior": (("1", "11"), V1 + "; then: no terminate entry point"),
+    "e2e_signals/TestDoNotCreatePodsUnderStopBehavior": (("1",), V1),
+    "e2e_signals/TestSidecars": (("1",), V1),
+    "e2e_signals/TestInjectedSidecar": (("1",), V1),
+    "e2e_signals/TestSubProcess": (("1",), V1),
+    "e2e_signals/TestSignaled": (("1",), V1),
+    "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (("1",), WHALE),
+    "e2e_suspend/TestSuspendNodeTimeoutWithDefaultValue": (("1", "3"), WHALE),
+    "e2e_workflow/TestWorkflowInlinePodName": (("1",), V2_COWSAY),
+    "e2e_workflow_configmap_substitution/TestNameSubstitution": (
+        ("8",),
+        "configMapKeyRef.name '{{ workflow.parameters.cm-name}}' is not substituted before the ConfigMap is read, so the input has no value",
+    ),
+    "e2e_workflow_template/TestWorkflowTemplateInvalidOnExit": (
+        ("10",),
+        "a volumeMount without mountPath in the exit handler is refused before running; Argo runs the workflow and errors with 'error in exit template execution'",
+    ),
+    "e2e_workflow_template/TestWorkflowTemplateWithHook": (("1", "7"), ARGOSAY_PATH),
+    "e2e_workflow_template/TestWorkflowTemplateInvalidEntryPoint": (
+        ("10",),
+        "a volumeMount without mountPath in the entrypoint is refused before running; Argo errors with 'error in entry template execution'",
+    ),
+    "e2e_workflow_template/TestWorkflowFromWorkflowTemplateHasLabel": (
+        ("8",),
+        "a Workflow from a WorkflowTemplate gets no workflows.argoproj.io/workflow-template label",
+    ),
+}

@@ -51,7 +51,7 @@ ARGO_COMMIT = "f016ad89eb"
 DEFAULT_TIMEOUT = 60.0
 
 # keys of a check that name its subject; every other key is a field of that subject
-SUBJECTS = ("node", "no_node", "some_node", "every_node", "count", "logs", "span", "configmap", "all", "any")
+SUBJECTS = ("all", "any", "logs", "span", "configmap", "node", "every_node", "some_node", "no_node", "count")
 
 
 class _Missing:
@@ -122,6 +122,10 @@ def load_corpus(folder: Path = CORPUS) -> list[Case]:
                 raise ValueError(f"{path.name}: case {raw.get('id')!r} has unknown fields {sorted(unknown)}")
             fields = {k: v for k, v in raw.items() if k in known}
             case = Case(source=path.stem, **fields)
+            errors = [e for i, c in enumerate([*case.expect, *case.during, *case.always]) for e in check_errors(c, f"check {i}")]
+            errors += [e for a in case.actions for e in check_errors(a.get("when"), "action")]
+            if errors:
+                raise ValueError(f"{path.name}: case {case.id!r}: " + "; ".join(errors))
             for text in [case.workflow or "", *case.templates, *case.background]:
                 try:
                     yaml.safe_load(text)
@@ -215,8 +219,8 @@ def _matcher(op: str, got: Any, arg: Any, wf: str) -> str | None:
                 hit = any(match(g, arg, wf) is None for g in got)
             return None if hit else f"{got!r} does not contain {arg!r}"
         return None if got is not None and str(arg) in _text(got) else f"{got!r} does not contain {arg!r}"
-    if op == "within":  # Go's assert.Contains(t, arg, got): got is a substring of arg
-        return None if got is not None and _text(got) in str(arg) else f"{got!r} is not part of {arg!r}"
+    if op == "within":  # Go's assert.Contains(t, arg, got): got (its zero value "" when absent) is part of arg
+        return None if _text(got if got is not None else "") in str(arg) else f"{got!r} is not part of {arg!r}"
     if op == "count":  # [substring, n]: how often the substring occurs
         n = _text(got).count(arg[0]) if got is not None else 0
         return None if n == arg[1] else f"{arg[0]!r} occurs {n} times, not {arg[1]}"
@@ -325,40 +329,94 @@ def _span(check: Mapping[str, Any], fields: dict[str, Any], view: View) -> list[
     return [f"span of {what}: {why}"] if why else []
 
 
+MATCHERS = frozenset(
+    {"eq", "ne", "in", "contains", "not_contains", "within", "prefix", "suffix", "regex", "len"}
+    | {"le", "lt", "ge", "gt", "count", "absent", "empty", "not", "same_as"}
+)
+
+
+def check_errors(check: Any, where: str = "check") -> list[str]:
+    """What is malformed in a check (unknown matchers, a selector that is not a mapping): data
+    errors are found when the corpus loads, not when a case happens to reach them."""
+    if not isinstance(check, Mapping):
+        return [f"{where}: a check is a mapping, not {check!r}"]
+    subject = subject_of(check)
+    rest = {k: v for k, v in check.items() if k != subject}
+    if subject in ("all", "any"):
+        return [e for i, sub in enumerate(check[subject]) for e in check_errors(sub, f"{where}.{subject}[{i}]")]
+    if subject == "logs":  # matchers on the log's text
+        rest.pop("container", None)
+        return _fields_errors(check["logs"], f"{where}.logs") + _fields_errors({"text": rest}, where)
+    if subject == "span":
+        rest.pop("field", None)
+        rest.pop("count", None)
+        out = [] if check["span"] == "workflow" else _fields_errors(check["span"], f"{where}.span")
+        return out + _fields_errors({"seconds": rest}, where)
+    if subject == "count":
+        return _fields_errors(check["count"], f"{where}.count") + _fields_errors({"count": rest}, where)
+    if subject == "configmap" and not (isinstance(check["configmap"], list) and len(check["configmap"]) == 2):
+        return [f"{where}: configmap takes [name, key]"]
+    out = (
+        _fields_errors(check[subject], f"{where}.{subject}") if subject in ("node", "every_node", "some_node", "no_node") else []
+    )
+    return out + _fields_errors(rest, where)
+
+
+def _fields_errors(fields: Any, where: str) -> list[str]:
+    if not isinstance(fields, Mapping):
+        return [f"{where}: expected a mapping of fields, got {fields!r}"]
+    out: list[str] = []
+    for name, want in fields.items():
+        if name == "child_of":
+            out += _fields_errors(want, f"{where}.child_of")
+        elif isinstance(want, Mapping):
+            out += [f"{where}.{name}: unknown matcher {op!r}" for op in want if op not in MATCHERS]
+            if isinstance(want.get("not"), Mapping):
+                out += _fields_errors({name: want["not"]}, where)
+    return out
+
+
 def describe(check: Mapping[str, Any]) -> str:
     return json.dumps(check, separators=(",", ":"), default=str)
 
 
+def subject_of(check: Mapping[str, Any]) -> str | None:
+    """What a check is about: the first subject key it has, in this order (a logs check may use the
+    ``count`` matcher and a span a ``count`` of nodes, so those subjects come first); None: the workflow."""
+    return next((k for k in SUBJECTS if k in check), None)
+
+
 def evaluate(check: Mapping[str, Any], view: View) -> list[str]:
     """The failures of one check against one status document (empty: it holds)."""
-    fields = {k: v for k, v in check.items() if k not in SUBJECTS}
-    if "all" in check:
+    subject = subject_of(check)
+    fields = {k: v for k, v in check.items() if k != subject}
+    if subject == "all":
         return [f for c in check["all"] for f in evaluate(c, view)]
-    if "any" in check:
+    if subject == "any":
         results = [evaluate(c, view) for c in check["any"]]
         return [] if any(not r for r in results) else [f"none of {describe(check)}: " + "; ".join(r[0] for r in results)]
-    if "node" in check:
+    if subject == "node":
         chosen = view.select(check["node"])
         if not chosen:
             return [f"no node matches {describe(check['node'])}"]
         return [f"node {n['displayName']!r} ({n['name']}): {f}" for n in chosen for f in view.field_failures(n, fields)]
-    if "every_node" in check:
+    if subject == "every_node":
         return [
             f"node {n['displayName']!r} ({n['name']}): {f}"
             for n in view.select(check["every_node"])
             for f in view.field_failures(n, fields)
         ]
-    if "span" in check:  # before `count`, which a span takes as a field
+    if subject == "span":
         return _span(check, fields, view)
-    if "count" in check:  # how many nodes match: {count: SELECTOR, eq: 4}
+    if subject == "count":  # how many nodes match: {count: SELECTOR, eq: 4}
         why = match(len(view.select(check["count"])), fields, view.wf)
         return [f"count of {describe(check['count'])}: {why}"] if why else []
-    if "some_node" in check:
+    if subject == "some_node":
         return [] if view.select(check["some_node"]) else [f"no node matches {describe(check['some_node'])}"]
-    if "no_node" in check:
+    if subject == "no_node":
         found = view.select(check["no_node"])
         return [f"unexpected node {n['displayName']!r} ({n['name']}, {n.get('phase')})" for n in found]
-    if "logs" in check:
+    if subject == "logs":
         nodes = view.select(check["logs"])
         if not nodes or view.logs is None:
             return [f"no node matches {describe(check['logs'])} for logs"]
@@ -372,7 +430,7 @@ def evaluate(check: Mapping[str, Any], view: View) -> list[str]:
                 continue
             out += [f"logs of {n['displayName']!r}/{container}: {why}" for why in [match(text, fields, view.wf)] if why]
         return out
-    if "configmap" in check:  # [name, key]: a JSON entry of a local ConfigMap (the memoization cache)
+    if subject == "configmap":  # [name, key]: a JSON entry of a local ConfigMap (the memoization cache)
         name, key = check["configmap"]
         path = (view.home or Path("/nonexistent")) / "configmaps" / name / key
         if not path.is_file():

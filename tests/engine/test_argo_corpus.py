@@ -14,7 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from .corpus import CORPUS, MISSING, Case, View, evaluate, load_corpus, match, report_line, resolve, run_all, summary
+from .corpus import (
+    CORPUS,
+    MISSING,
+    Case,
+    View,
+    check_errors,
+    evaluate,
+    load_corpus,
+    match,
+    report_line,
+    resolve,
+    run_all,
+    summary,
+)
 from .corpus_gaps import KINDS, KNOWN_GAPS
 
 
@@ -94,6 +107,20 @@ def test_node_checks_need_a_match_and_hold_for_every_match() -> None:
     assert evaluate({"message": "x"}, view)  # the workflow's own fields come from its status
 
 
+@pytest.mark.parametrize(
+    ("check", "bad"),
+    [
+        ({"node": {"phase": {"in_text": "x"}}, "message": "y"}, True),  # a matcher that does not exist
+        ({"logs": {"type": "Pod"}, "container": "c3", "count": ["failure", 2]}, False),  # logs may count
+        ({"span": {"type": "HTTP"}, "field": "startedAt", "count": 4, "le": 1}, False),  # a span's count is a number
+        ({"configmap": "cache", "outputs": {"absent": False}}, True),
+        ({"all": [{"phase": {"inn": ["Failed"]}}]}, True),
+    ],
+)
+def test_malformed_checks_are_found_when_the_corpus_loads(check: dict, bad: bool) -> None:
+    assert bool(check_errors(check)) is bad
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_argo_corpus(engine_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -112,5 +139,7 @@ def test_argo_corpus(engine_settings, tmp_path: Path) -> None:  # type: ignore[n
     wrong = {o.key: o for o in outcomes if o.verdict == "wrong"}
     new = [report_line(wrong[k], 2000) for k in sorted(set(wrong) - set(KNOWN_GAPS))]
     fixed = sorted(k for k in KNOWN_GAPS if k not in wrong)
-    assert not new, "wrong, and not a known gap:\n" + "\n".join(new)
-    assert not fixed, "these known gaps now pass: delete them from tests/engine/corpus_gaps.py:\n" + "\n".join(fixed)
+    problems = (["wrong, and not a known gap:", *new] if new else []) + (
+        ["known gaps that now pass: delete them from tests/engine/corpus_gaps.py:", *fixed] if fixed else []
+    )
+    assert not problems, "\n".join(problems)

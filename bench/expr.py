@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from scanflow_argo.engine._expr.exprlang import parse
-from scanflow_argo.engine._expr.govaluate import _plan
-from scanflow_argo.engine.expr import eval_depends, eval_expr, eval_when, render
+from scanflow_argo.argoexpr.expr import eval_depends, eval_expr, eval_when, render
+from scanflow_argo.argoexpr.exprlang import parse
+from scanflow_argo.argoexpr.govaluate import _plan
 
 ENV: dict[str, Any] = {
     "inputs.parameters.foo": "3",

@@ -2,26 +2,30 @@
 
 Commands (as the image's ``/argosay`` binary): no arguments prints a greeting; ``echo [msg [file]]``
 prints ``msg`` or writes it to ``file``; ``cat FILE...``; ``sleep DURATION``; ``exit [N]``;
-``assert_contains FILE TEXT``; ``sh -c SCRIPT``. Runs as a plain script (no package imports) so it
-starts fast.
+``assert_contains FILE TEXT``; ``sh -c SCRIPT``. Runs as a plain script that imports only the Go-semantics module (for
+``sleep``'s durations), so it starts fast.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
+import time
+from pathlib import Path
 
 
 def _duration(text: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total = 0.0
-    parts = re.findall(r"([0-9.]+)(ms|s|m|h)?", text)
-    if not parts:
-        raise ValueError(f"bad duration {text!r}")
-    for number, unit in parts:
-        total += float(number) * units[unit or "s"]
-    return total
+    """argosay's ``sleep`` takes Go's ``time.ParseDuration`` (``10s``, ``500ms``, ``1m30s``), from the one
+    Go-semantics module. Started as a plain script (``python -S``), so the package is found from this file."""
+    sys.path.insert(0, str(next(p for p in Path(__file__).resolve().parents if (p / "scanflow_argo").is_dir())))
+    # imported here, not at the top: it triples the start of every other command (echo, cat, exit…)
+    from scanflow_argo.argoexpr.errors import Fail
+    from scanflow_argo.argoexpr.golang import parse_duration
+
+    try:
+        return parse_duration(text).ns / 1e9
+    except Fail as err:
+        raise SystemExit(f"argosay: {err.cause}") from None
 
 
 def main(argv: list[str]) -> int:
@@ -47,8 +51,6 @@ def main(argv: list[str]) -> int:
         sys.stdout.flush()
         return 0
     if cmd == "sleep":
-        import time
-
         time.sleep(_duration(args[0]) if args else 1.0)
         return 0
     if cmd == "exit":

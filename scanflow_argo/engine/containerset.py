@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
 from .artifacts import safe_join
+from .core.durations import go_seconds
 from .runtime import NodeFS, ProcessResult, node_env, run_process
 from .state import NodeDoc, node_id
 from .volumes import PodVolumes, init_containers, mount_tops, run_init_containers
@@ -126,8 +127,6 @@ def container_graph(containers: Sequence[Mapping[str, Any]], where: str) -> dict
 
 def retry_attempts(strategy: Mapping[str, Any] | None, where: str) -> tuple[int, float]:
     """(attempts per container, seconds between them) of ``containerSet.retryStrategy``."""
-    from .scheduler import parse_duration  # the scheduler imports this module lazily
-
     if not strategy or strategy.get("retries") is None:
         return 1, 0.0
     try:
@@ -137,7 +136,7 @@ def retry_attempts(strategy: Mapping[str, Any] | None, where: str) -> tuple[int,
     if retries < 0:
         raise EngineError(f"{where}: containerSet.retryStrategy.retries must not be negative")
     duration = strategy.get("duration")
-    seconds = parse_duration(duration, f"{where} containerSet.retryStrategy.duration") if duration else 0.0
+    seconds = go_seconds(duration, f"{where} containerSet.retryStrategy.duration") if duration else 0.0
     return max(1, retries), seconds
 
 

@@ -244,7 +244,7 @@ def send(req: Request, timeout: float, out: Outcome, cancel: Cancel) -> None:
 
 def judge(req: Request, out: Outcome, condition: str | None, clock: Any) -> tuple[str, str | None]:
     """Argo's verdict: the successCondition when there is one, otherwise status < 400."""
-    from .expr import ExprError, eval_expr_bool
+    from ..argoexpr.expr import ExprError, eval_expr_bool
 
     assert out.status is not None
     if not condition:
@@ -354,7 +354,7 @@ def _secret(ex: Executor, ref: Mapping[str, Any], what: str) -> str:
 
 
 def _output_params(tmpl: Mapping[str, Any], outputs: Mapping[str, Any], ex: Executor, where: str) -> list[dict[str, Any]]:
-    from .expr import ExprError, eval_expr, render_param
+    from ..argoexpr.expr import ExprError, eval_expr, render_param
     from .scheduler import _fmt_item
 
     params = []

@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..argoexpr.expr import ExprError, eval_expr_bool
 from ..errors import EngineError
-from .expr import ExprError, eval_expr_bool
 from .state import node_id
 
 if TYPE_CHECKING:

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..argoexpr.golang import go_atoi, sprintf
 from ..clock import Clock, iso
 from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .artifacts import ArtifactRepo, safe_join
+from .core.durations import argo_seconds, int_seconds, timeout_seconds
 from .daemons import DAEMON_IP, Daemons, Probe, Sidecars, reap_leftovers
 from .hooks import RunHooks
 from .lifecycle import HookSet, Lifecycle
@@ -43,23 +45,11 @@ from .sync import (
 )
 from .volumes import RunVolumes, init_containers, run_init_containers
 
-__all__ = ["Executor", "parse_duration"]
+__all__ = ["Executor"]
 
 FAILED = ("Failed", "Error")
 DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 ANY_TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-
-
-def parse_duration(value: Any, what: str) -> float:
-    """Argo durations: a number of seconds (``"30"``) or Go-style (``"1m30s"``, ``"2h"``, ``"500ms"``)."""
-    text = str(value).strip()
-    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
-        return float(text)
-    parts = re.findall(r"([0-9.]+)(ms|s|m|h|d)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise EngineError(f"{what}: {text!r} is not a duration (use seconds, or e.g. 30s, 5m, 1h)")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def _fmt_item(value: Any) -> str:
@@ -174,7 +164,7 @@ class Executor:
         if self.spec.get("synchronization") and not self._hold_workflow_locks():
             return self.state.doc
         if self.spec.get("activeDeadlineSeconds"):
-            self.deadline = self.clock.monotonic() + float(self.spec["activeDeadlineSeconds"])
+            self.deadline = self.clock.monotonic() + int_seconds(self.spec["activeDeadlineSeconds"], "spec.activeDeadlineSeconds")
             threading.Thread(target=self._watch_deadline, daemon=True).start()
         claims = self.volumes.create_claims()
         if claims:
@@ -464,7 +454,7 @@ class Executor:
                 raise EngineError(f"{what}: {ref} does not name an artifact available here")
             return found
         if "fromExpression" in art:
-            from .expr import eval_expr
+            from ..argoexpr.expr import eval_expr
 
             env_vars = {**frame.vars, **frame.artifacts}
             from .subst import expand_scope
@@ -618,12 +608,13 @@ class Executor:
                 break
             if backoff:
                 delay = (
-                    parse_duration(backoff.get("duration", "0"), "backoff.duration") * float(backoff.get("factor", 1) or 1) ** i
+                    argo_seconds(backoff.get("duration", "0"), f"{display!r} retryStrategy.backoff.duration")
+                    * float(backoff.get("factor", 1) or 1) ** i
                 )
                 if backoff.get("cap"):
-                    delay = min(delay, parse_duration(backoff["cap"], "backoff.cap"))
+                    delay = min(delay, argo_seconds(backoff["cap"], f"{display!r} retryStrategy.backoff.cap"))
                 if backoff.get("maxDuration"):
-                    max_d = parse_duration(backoff["maxDuration"], "backoff.maxDuration")
+                    max_d = argo_seconds(backoff["maxDuration"], f"{display!r} retryStrategy.backoff.maxDuration")
                     if self.clock.monotonic() - start + delay > max_d:
                         attempt = {**attempt, "message": "Backoff would exceed max duration limit"}
                         break
@@ -646,7 +637,7 @@ class Executor:
         if not ok:
             return False
         if rs.get("expression"):
-            from .expr import eval_expr_bool
+            from ..argoexpr.expr import eval_expr_bool
 
             started, finished = attempt.get("_t0", 0.0), attempt.get("_t1", 0.0)
             last = {
@@ -736,9 +727,9 @@ class Executor:
     def _node_deadline(self, tmpl: Mapping[str, Any], where: str) -> float | None:
         limits = []
         if tmpl.get("activeDeadlineSeconds") is not None:
-            limits.append(parse_duration(tmpl["activeDeadlineSeconds"], f"{where} activeDeadlineSeconds"))
+            limits.append(int_seconds(tmpl["activeDeadlineSeconds"], f"{where} activeDeadlineSeconds"))
         if tmpl.get("timeout"):
-            limits.append(parse_duration(tmpl["timeout"], f"{where} timeout"))
+            limits.append(timeout_seconds(tmpl["timeout"], f"{where} timeout"))
         dl = self.clock.monotonic() + min(limits) if limits else None
         if self.deadline is not None:
             dl = self.deadline if dl is None else min(dl, self.deadline)
@@ -1003,7 +994,7 @@ class Executor:
                 elif not failed:
                     raise EngineError(f"{where}: output parameter {p['name']!r}: no file at {vf['path']}")
             elif "expression" in vf:
-                from .expr import eval_expr, render_param
+                from ..argoexpr.expr import eval_expr, render_param
 
                 value = render_param(
                     eval_expr(
@@ -1066,7 +1057,7 @@ class Executor:
         reused = self.state.reusable(nid)
         node = self._new_node(name, display, "Suspend", parent, tmpl)
         if reused is None:
-            self._sleep(parse_duration((tmpl.get("suspend") or {}).get("duration", "0"), f"suspend of {display!r}"))
+            self._sleep(argo_seconds((tmpl.get("suspend") or {}).get("duration", "0"), f"suspend of {display!r}"))
         outputs = {}
         params = []
         for p in (tmpl.get("outputs") or {}).get("parameters") or []:
@@ -1176,14 +1167,17 @@ class Executor:
                 raise EngineError(f"{where}: withParam value is not a JSON list: {raw[:200]!r}")
         elif "withSequence" in task:
             seq = substitute(task["withSequence"], frame.vars, where=where)
-            fmt = seq.get("format")
+            fmt = str(seq.get("format") or "%d")
             if "count" in seq:
-                start = int(seq.get("start", 0))
-                values = list(range(start, start + int(seq["count"])))
+                start = _atoi(seq.get("start", 0), f"{where} withSequence.start")
+                values = list(range(start, start + _atoi(seq["count"], f"{where} withSequence.count")))
             else:
-                start, end = int(seq.get("start", 0)), int(seq.get("end", 0))
+                start, end = (
+                    _atoi(seq.get("start", 0), f"{where} withSequence.start"),
+                    _atoi(seq.get("end", 0), f"{where} withSequence.end"),
+                )
                 values = list(range(start, end + 1)) if end >= start else list(range(start, end - 1, -1))
-            items = [(_go_format(fmt, v) if fmt else str(v)) for v in values]
+            items = [_sequence_item(sprintf(fmt, v), where) for v in values]
         if items is None:
             return None
         out = []
@@ -1259,7 +1253,7 @@ class Executor:
         try:
             if step.get("when") is not None:
                 cond = substitute_str(str(step["when"]), frame.vars, where=f"{where} when")
-                from .expr import eval_when
+                from ..argoexpr.expr import eval_when
 
                 if not eval_when(cond):
                     return self._skipped(name, display, step, frame, parent_id, f"when '{cond}' evaluated false")
@@ -1398,7 +1392,7 @@ class Executor:
                 if "parameter" in vf:
                     value = substitute_str(str(vf["parameter"]), frame.vars, where=f"{where} output {p['name']!r}")
                 elif "expression" in vf:
-                    from .expr import eval_expr, render_param
+                    from ..argoexpr.expr import eval_expr, render_param
                     from .subst import expand_scope
 
                     value = render_param(eval_expr(str(vf["expression"]), expand_scope(frame.vars), clock=self.clock))
@@ -1545,7 +1539,7 @@ class Executor:
 
     def _task_deps(self, task: Mapping[str, Any], tasks: Mapping[str, Any]) -> list[str]:
         if task.get("depends"):
-            from .expr import depends_tasks
+            from ..argoexpr.expr import depends_tasks
 
             names = list(depends_tasks(str(task["depends"])))
             unknown = [n for n in names if n not in tasks]
@@ -1576,7 +1570,7 @@ class Executor:
             expr = " && ".join(deps)
         else:
             return True
-        from .expr import eval_depends
+        from ..argoexpr.expr import eval_depends
 
         states: dict[str, Any] = {}
         for d in deps:
@@ -1661,9 +1655,17 @@ class Executor:
         return res
 
 
-def _go_format(fmt: str, value: int) -> str:
-    """Go's ``fmt.Sprintf`` for withSequence formats (``%02d``, ``2020-05-%02X``)."""
+def _atoi(value: Any, where: str) -> int:
+    """``strconv.Atoi`` of a withSequence field (Argo's ``expandSequence``)."""
     try:
-        return re.sub(r"%([-0-9.]*)([dxXos])", lambda m: ("%" + m.group(1) + m.group(2)) % value, fmt)
-    except (TypeError, ValueError):
-        return fmt % value
+        return go_atoi(str(value))
+    except ValueError:
+        raise EngineError(f"{where}: {value!r} is not a whole number") from None
+
+
+def _sequence_item(text: str, where: str) -> str:
+    """Argo's ``wfv1.ParseItem(`"` + fmt.Sprintf(format, i) + `"`)``: the text read as a JSON string."""
+    try:
+        return str(json.loads(f'"{text}"'))
+    except ValueError as err:
+        raise EngineError(f"{where}: withSequence.format gives {text!r}, which is not a valid item: {err}") from None

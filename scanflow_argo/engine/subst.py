@@ -2,7 +2,7 @@
 
 A *scope* is a flat mapping from Argo variable names (``inputs.parameters.x``,
 ``tasks.A.outputs.result``, ``workflow.name``, ``item``…) to string values. ``{{=expr}}`` tags are
-evaluated by ``engine.expr.eval_expr`` with the scope expanded into nested dicts, as Argo's
+evaluated by ``argoexpr.expr.eval_expr`` with the scope expanded into nested dicts, as Argo's
 expression environment is. Substitution works on the leaves of a parsed template, so a value can
 never break out of the field it lands in, and nothing here ever touches a shell.
 """
@@ -58,8 +58,8 @@ def expand_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _eval(source: str, scope: Mapping[str, Any]) -> str:
-    """A ``{{=expr}}`` tag's text: expr-lang (engine/expr.py), rendered as Argo renders it."""
-    from .expr import eval_expr, render
+    """A ``{{=expr}}`` tag's text: expr-lang (argoexpr/expr.py), rendered as Argo renders it."""
+    from ..argoexpr.expr import eval_expr, render
 
     return render(eval_expr(source, expand_scope(scope)))
 

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
+from ..argoexpr.errors import Fail
+from ..argoexpr.golang import argo_duration
 from ..errors import AgentDefinitionError
 
 __all__ = [
@@ -76,15 +78,14 @@ TEMPLATE_VARS = frozenset(
 )
 """Plain names a template may use; ``sensor.<name>`` and ``message.<field>`` are also allowed."""
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def parse_duration(value: float | int | str | None, where: str = "duration") -> float | None:
-    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"500ms"``; ``None`` stays ``None``."""
+    """Seconds from ``30``, ``"30"``, ``"30s"``, ``"5m"``, ``"500ms"``, ``"1h30m"`` (Argo's rule, through the one
+    Go-semantics module: whole seconds, else Go's ``time.ParseDuration``); ``None`` stays ``None``."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -92,10 +93,12 @@ def parse_duration(value: float | int | str | None, where: str = "duration") -> 
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        m = _DURATION.match(str(value))
-        if not m:
-            raise AgentDefinitionError(f"{where}: {value!r} is not a duration — use seconds or '500ms', '30s', '5m', '1h', '1d'")
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        try:
+            seconds = argo_duration(str(value).strip()).ns / 1e9
+        except Fail as err:
+            raise AgentDefinitionError(
+                f"{where}: {value!r} is not a duration ({err.cause}) — use seconds or '500ms', '30s', '5m', '1h30m'"
+            ) from None
     if seconds < 0:
         raise AgentDefinitionError(f"{where}: {value!r} is negative — durations are zero or more")
     return seconds

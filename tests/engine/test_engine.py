@@ -13,8 +13,8 @@ import pytest
 
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.engine import prepare_run, run_workflow
+from scanflow_argo.engine.core.durations import argo_seconds, go_seconds, int_seconds, timeout_seconds
 from scanflow_argo.engine.model import image_runtime, strip_image
-from scanflow_argo.engine.scheduler import parse_duration
 from scanflow_argo.engine.state import node_id
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 
@@ -47,10 +47,40 @@ def test_node_ids_are_argo_fnv_hashes() -> None:
     assert a != b and a.startswith("wf-") and a == node_id("wf", "wf.A")
 
 
-def test_durations_and_images() -> None:
-    assert parse_duration("90", "x") == 90 and parse_duration("1m30s", "x") == 90 and parse_duration("500ms", "x") == 0.5
-    with pytest.raises(EngineError, match="not a duration"):
-        parse_duration("soon", "retry")
+@pytest.mark.parametrize(
+    ("parse", "text", "seconds"),
+    [
+        # suspend.duration, backoff.*: wfv1.ParseStringToDuration (pkg/apis/workflow/v1alpha1/utils.go)
+        (argo_seconds, "90", 90.0),
+        (argo_seconds, "1m30s", 90.0),
+        (argo_seconds, "500ms", 0.5),
+        (argo_seconds, "300us", 0.0003),
+        (argo_seconds, "-1s", -1.0),
+        (argo_seconds, "1.5h", 5400.0),
+        (argo_seconds, "1d", 'unknown unit "d"'),
+        (argo_seconds, "1.5", "missing unit"),
+        (argo_seconds, "soon", "invalid duration"),
+        # timeout: time.ParseDuration, a whole number refused (workflow/validate/validate.go)
+        (timeout_seconds, "30s", 30.0),
+        (timeout_seconds, "30", "invalid duration format in timeout"),
+        # containerSet retryStrategy.duration: time.ParseDuration (container_set_template_types.go)
+        (go_seconds, "2ms", 0.002),
+        (go_seconds, "2", "missing unit"),
+        # activeDeadlineSeconds: intstr.Int64 (workflowpod.go)
+        (int_seconds, "30", 30),
+        (int_seconds, 30, 30),
+        (int_seconds, "1m", "cannot be resolved to an int"),
+    ],
+)
+def test_durations_follow_argo_per_field(parse, text, seconds) -> None:  # type: ignore[no-untyped-def]
+    if isinstance(seconds, str):
+        with pytest.raises(EngineError, match=f"^retry: .*{seconds}"):
+            parse(text, "retry")
+    else:
+        assert parse(text, "retry") == seconds
+
+
+def test_images() -> None:
     assert strip_image("docker.io/library/python:3.11@sha256:abc") == "python"
     assert image_runtime("python:alpine3.23", {}) == "python"
     assert image_runtime("argoproj/argosay:v2", {}) == "argosay"

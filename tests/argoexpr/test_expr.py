@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scanflow_argo.clock import ManualClock
-from scanflow_argo.engine.expr import (
+from scanflow_argo.argoexpr.expr import (
     ExprError,
     depends_tasks,
     eval_depends,
@@ -28,6 +27,7 @@ from scanflow_argo.engine.expr import (
     render_param,
     replace_expressions,
 )
+from scanflow_argo.clock import ManualClock
 from scanflow_argo.errors import EngineError
 
 CONFIG = '{"employees": [{"name": "Baris", "age":43},{"name": "Mo", "age": 42}, {"name": "Jai", "age" :44}]}'
@@ -349,7 +349,7 @@ EXPR_ERRORS: list[tuple[str, str, int | None]] = [
     ("sprig.div(1, 0)", "integer divide by zero", 7),
     ("sprig.fail('boom')", "boom", 7),
     ("date('31/12/2024')", "invalid date 31/12/2024", 1),
-    ("duration('5 parsecs')", "invalid duration", 1),
+    ("duration('5 parsecs')", 'unknown unit " parsecs"', 1),
     ("reverse([1, 2]) + uniq([1, 1, 2])", "invalid operation: []interface {} + []interface {}", None),
     ("sprig.toJson({a: 1}) + sprig.fromJson('[1]')[0]", "invalid operation: string + float64", None),
     ("repeat('x', 2000000)", "memory budget exceeded", 1),

@@ -18,11 +18,26 @@ import re
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from .builtins import from_json, go_parse_float, go_parse_int
 from .errors import Fail
-from .golang import Duration, format_duration, format_time, go_json, go_str, go_type, parse_duration, regex, wrap_int
+from .golang import (
+    Duration,
+    format_duration,
+    format_time,
+    from_json,
+    go_json,
+    go_parse_float,
+    go_parse_int,
+    go_str,
+    go_type,
+    parse_duration,
+    parse_time,
+    regex,
+    wrap_int,
+)
 from .values import equal
 
 __all__ = ["SPRIG_NAMES", "sprig_functions"]
@@ -369,8 +384,6 @@ def _zone_of(name: str) -> Any:
     if name in ("UTC", "Local", ""):
         return UTC
     try:
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo(name)
     except Exception:
         return UTC
@@ -599,13 +612,11 @@ def _int_mod(a: int, b: int) -> int:
 
 
 def _dec(v: Any) -> Any:
-    from decimal import Decimal
 
     return Decimal(repr(to_float64(v)))
 
 
 def _divf(a: Any, *v: Any) -> float:
-    from decimal import Decimal, DivisionByZero, InvalidOperation
 
     result = _dec(a)
     for x in v:
@@ -737,7 +748,6 @@ def _quote_meta(s: str) -> str:
 
 
 def _to_date(layout: str, text: str) -> datetime:
-    from .golang import parse_time
 
     return parse_time(text, layout)
 

@@ -1,7 +1,7 @@
 """The one error the expression languages raise, and the internal failure that becomes it.
 
 Evaluators raise ``Fail(cause, position)`` deep inside; the public functions in
-``scanflow_argo.engine.expr`` catch it and raise ``ExprError`` naming the language, the
+``scanflow_argo.argoexpr.expr`` catch it and raise ``ExprError`` naming the language, the
 expression, the position and the cause, so every message reads the same way.
 """
 

@@ -6,86 +6,33 @@ and ``sprig`` (the map of sprig functions).
 from __future__ import annotations
 
 import base64
-import json
+import functools
 import math
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import Fail
-from .golang import Duration, go_json, go_str, go_type, parse_duration, parse_time, wrap_int
+from .golang import (
+    Duration,
+    from_json,
+    go_atoi,
+    go_json,
+    go_parse_float,
+    go_str,
+    go_type,
+    parse_duration,
+    parse_time,
+    wrap_int,
+)
+from .jsonpath import jsonpath_query
+from .sprig import sprig_functions
 from .values import equal, fetch, less, to_float, to_int
 
-__all__ = ["argo_functions", "builtins", "from_json", "go_atoi", "go_parse_float", "go_parse_int"]
+__all__ = ["argo_functions", "builtins"]
 
 Fn = Callable[..., Any]
-
-_ATOI = re.compile(r"[+-]?\d+\Z")
-_FLOAT = re.compile(
-    r"[+-]?(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?|0[xX][\da-fA-F_]*\.?[\da-fA-F_]*[pP][+-]?\d+|inf(?:inity)?|nan)\Z",
-    re.IGNORECASE,
-)
-
-
-def go_atoi(text: str) -> int:
-    """strconv.Atoi: an optional sign and decimal digits, nothing else."""
-    if not _ATOI.match(text):
-        raise ValueError(text)
-    value = int(text)
-    if not -(1 << 63) <= value < (1 << 63):
-        raise ValueError(text)
-    return value
-
-
-def go_parse_float(text: str) -> float:
-    """strconv.ParseFloat(text, 64): no surrounding spaces, ``1e5``, ``inf``, ``NaN``, hex floats."""
-    if not _FLOAT.match(text):
-        raise ValueError(text)
-    cleaned = text.replace("_", "")
-    if "x" in cleaned.lower() and "p" in cleaned.lower():
-        return float.fromhex(cleaned)
-    return float(cleaned)
-
-
-def go_parse_int(text: str, base: int = 0) -> int:
-    """strconv.ParseInt(text, base, 64); base 0 reads 0x, 0o, 0b and a leading 0 as octal."""
-    sign = 1
-    body = text
-    if body[:1] in "+-":
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    if base == 0:
-        lower = body.lower()
-        if lower.startswith("0x"):
-            base, body = 16, body[2:]
-        elif lower.startswith("0o"):
-            base, body = 8, body[2:]
-        elif lower.startswith("0b"):
-            base, body = 2, body[2:]
-        elif len(body) > 1 and body[0] == "0":
-            base, body = 8, body[1:]
-        else:
-            base = 10
-        body = body.replace("_", "") if "__" not in body and not body.startswith("_") and not body.endswith("_") else body
-    if not body or not all(ch.isalnum() for ch in body):
-        raise ValueError(text)
-    value = sign * int(body, base)
-    if not -(1 << 63) <= value < (1 << 63):
-        raise ValueError(text)
-    return value
-
-
-def from_json(text: str) -> Any:
-    """encoding/json into interface{}: every number becomes a float64."""
-
-    def bad_constant(name: str) -> Any:
-        raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
-
-    try:
-        return json.loads(text, parse_int=float, parse_constant=bad_constant)
-    except (json.JSONDecodeError, ValueError) as err:
-        raise Fail(str(err)) from err
 
 
 def _s(value: Any, fn: str) -> str:
@@ -387,7 +334,6 @@ def b_sort(*args: Any) -> list[Any]:
     order = args[1] if len(args) == 2 else "asc"
     if order not in ("asc", "desc"):
         raise Fail(f'unknown order {order}, use "asc" or "desc"')
-    import functools
 
     def cmp(a: Any, b: Any) -> int:
         return -1 if less("<", a, b) else (1 if less("<", b, a) else 0)
@@ -449,7 +395,6 @@ _DATE_LAYOUTS = (
 def _zone(name: str) -> Any:
     if name in ("UTC", "Local", ""):
         return UTC
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         return ZoneInfo(name)
@@ -458,7 +403,6 @@ def _zone(name: str) -> Any:
 
 
 def b_date(*args: Any) -> datetime:
-    from datetime import tzinfo
 
     zone = None
     if args and isinstance(args[0], tzinfo):
@@ -554,8 +498,6 @@ BUILTIN_NAMES = frozenset(builtins(lambda: datetime.now(UTC))) | frozenset(
 
 def argo_functions(now: Callable[[], datetime]) -> dict[str, Any]:
     """What Argo adds to every expression's environment (``util/expr/env.GetFuncMap``)."""
-    from .jsonpath import jsonpath_query
-    from .sprig import sprig_functions
 
     def jsonpath(*args: Any) -> Any:
         _arity(args, "jsonpath", 2, 2)

@@ -1,4 +1,4 @@
-"""Argo's three small languages, evaluated exactly as Argo evaluates them, for the local engine.
+"""Argo's three small languages, evaluated exactly as Argo evaluates them (the facade of ``scanflow_argo.argoexpr``).
 
 * ``eval_expr`` — expr-lang (github.com/expr-lang/expr v1.17), the language of ``{{=...}}`` tags,
   ``valueFrom.expression``, ``fromExpression``, ``retryStrategy.expression`` and hooks, with Argo's environment
@@ -9,7 +9,7 @@
 * ``render`` — the text Argo puts in place of a ``{{=...}}`` tag (JSON for numbers, lists and maps; strings as is);
   ``render_param`` — the text Argo stores for a ``valueFrom.expression`` output (Go's ``%v``).
 
-Everything is pure Python (no ``eval``): a tokenizer and a parser per language, in ``engine/_expr/``. Every
+Everything is pure Python (no ``eval``): a tokenizer and a parser per language, in this package. Every
 failure is an ``ExprError`` naming the language, the expression, the position and the cause.
 """
 
@@ -20,17 +20,15 @@ import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from scanflow_argo.clock import Clock
-
-from ._expr.builtins import BUILTIN_NAMES, argo_functions, builtins
-from ._expr.depends import depends_tasks as _depends_tasks
-from ._expr.depends import expand_depends, task_results
-from ._expr.errors import ExprError, Fail
-from ._expr.exprlang import Ctx, check_names, evaluate, parse
-from ._expr.golang import go_json, go_str
-from ._expr.govaluate import eval_govaluate
+from .builtins import BUILTIN_NAMES, argo_functions, builtins
+from .depends import depends_tasks as _depends_tasks
+from .depends import expand_depends, task_results
+from .errors import ExprError, Fail
+from .exprlang import Ctx, check_names, evaluate, parse
+from .golang import go_json, go_str
+from .govaluate import eval_govaluate
 
 __all__ = [
     "ExprError",
@@ -44,6 +42,13 @@ __all__ = [
     "render_param",
     "replace_expressions",
 ]
+
+
+class Clock(Protocol):
+    """What the languages need of a clock (``scanflow_argo.clock.Clock`` is one): seconds since the epoch."""
+
+    def now(self) -> float: ...
+
 
 _NOW: ContextVar[Callable[[], datetime]] = ContextVar("scanflow_expr_now", default=lambda: datetime.now(UTC))
 

@@ -8,6 +8,7 @@ checker does, so a misspelt variable fails even in a branch that is not taken. E
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -545,7 +546,6 @@ def _predicate_builtin(node: Builtin, c: Ctx) -> Any:
 
 
 def _sorted(keyed: list[tuple[Any, Any]], reverse: bool) -> list[tuple[Any, Any]]:
-    import functools
 
     def cmp(x: tuple[Any, Any], y: tuple[Any, Any]) -> int:
         if less("<", x[0], y[0]):

@@ -8,20 +8,27 @@ and ``Duration`` (time.Duration, integer nanoseconds).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from .errors import Fail
 
 __all__ = [
     "Duration",
+    "argo_duration",
     "format_duration",
     "format_time",
+    "from_json",
+    "go_atoi",
     "go_json",
+    "go_parse_float",
+    "go_parse_int",
     "go_str",
     "go_type",
     "is_int",
@@ -29,6 +36,7 @@ __all__ = [
     "parse_duration",
     "parse_time",
     "regex",
+    "sprintf",
     "wrap_int",
 ]
 
@@ -67,6 +75,75 @@ class Duration:
 
     def timedelta(self) -> timedelta:
         return timedelta(microseconds=self.ns / 1000)
+
+
+# --- strconv and encoding/json -------------------------------------------------------------------------------------------
+
+_ATOI = re.compile(r"[+-]?\d+\Z")
+_FLOAT = re.compile(
+    r"[+-]?(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?|0[xX][\da-fA-F_]*\.?[\da-fA-F_]*[pP][+-]?\d+|inf(?:inity)?|nan)\Z",
+    re.IGNORECASE,
+)
+
+
+def go_atoi(text: str) -> int:
+    """strconv.Atoi: an optional sign and decimal digits, nothing else."""
+    if not _ATOI.match(text):
+        raise ValueError(text)
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(text)
+    return value
+
+
+def go_parse_float(text: str) -> float:
+    """strconv.ParseFloat(text, 64): no surrounding spaces, ``1e5``, ``inf``, ``NaN``, hex floats."""
+    if not _FLOAT.match(text):
+        raise ValueError(text)
+    cleaned = text.replace("_", "")
+    if "x" in cleaned.lower() and "p" in cleaned.lower():
+        return float.fromhex(cleaned)
+    return float(cleaned)
+
+
+def go_parse_int(text: str, base: int = 0) -> int:
+    """strconv.ParseInt(text, base, 64); base 0 reads 0x, 0o, 0b and a leading 0 as octal."""
+    sign = 1
+    body = text
+    if body[:1] in "+-":
+        sign = -1 if body[0] == "-" else 1
+        body = body[1:]
+    if base == 0:
+        lower = body.lower()
+        if lower.startswith("0x"):
+            base, body = 16, body[2:]
+        elif lower.startswith("0o"):
+            base, body = 8, body[2:]
+        elif lower.startswith("0b"):
+            base, body = 2, body[2:]
+        elif len(body) > 1 and body[0] == "0":
+            base, body = 8, body[1:]
+        else:
+            base = 10
+        body = body.replace("_", "") if "__" not in body and not body.startswith("_") and not body.endswith("_") else body
+    if not body or not all(ch.isalnum() for ch in body):
+        raise ValueError(text)
+    value = sign * int(body, base)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(text)
+    return value
+
+
+def from_json(text: str) -> Any:
+    """encoding/json into interface{}: every number becomes a float64."""
+
+    def bad_constant(name: str) -> Any:
+        raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+    try:
+        return json.loads(text, parse_int=float, parse_constant=bad_constant)
+    except (json.JSONDecodeError, ValueError) as err:
+        raise Fail(str(err)) from err
 
 
 # --- float text -------------------------------------------------------------------------------------------------------
@@ -219,8 +296,6 @@ def go_json(value: object, indent: str | None = None, _level: int = 0) -> str:
     if isinstance(value, float):
         return format_float_json(value)
     if isinstance(value, bytes):
-        import base64
-
         return '"' + base64.b64encode(value).decode() + '"'
     if isinstance(value, Duration):
         return str(value.ns)
@@ -253,33 +328,125 @@ def _join(open_: str, close: str, parts: list[str], indent: str | None, level: i
 
 # --- time.Duration ------------------------------------------------------------------------------------------------------
 
+# --- time.Duration ----------------------------------------------------------------------------------------------------------
+# Go's ``time.ParseDuration`` (src/time/format.go), Argo's ``ParseStringToDuration``
+# (pkg/apis/workflow/v1alpha1/utils.go: integer seconds first, else ParseDuration) and ``strconv.Atoi``.
+
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)")
+_MAX = 1 << 63
+
+
+def _quote(text: str) -> str:
+    """Go's ``time.quote`` (what ParseDuration's errors print): double quotes, ``"`` and ``\\`` escaped,
+    control and non-ASCII characters as ``\\xNN`` bytes."""
+    out = ['"']
+    for ch in text:
+        if ch >= "\x80" or ch < " ":
+            out.extend(f"\\x{b:02x}" for b in ch.encode())
+        else:
+            out.append("\\" + ch if ch in ('"', "\\") else ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _leading_int(text: str) -> tuple[int, str]:
+    """``time.leadingInt``: the digits at the start of ``text`` (Fail on overflow) and the rest."""
+    i = 0
+    value = 0
+    while i < len(text) and "0" <= text[i] <= "9":
+        value = value * 10 + ord(text[i]) - 48
+        if value > _MAX:  # Go allows exactly 1<<63 here (a negative duration may need it)
+            raise Fail("overflow")
+        i += 1
+    return value, text[i:]
+
+
+def _leading_fraction(text: str) -> tuple[int, float, str]:
+    """``time.leadingFraction``: digits after a decimal point, as (value, scale), ignoring digits past int64."""
+    i = 0
+    value, scale, overflow = 0, 1.0, False
+    while i < len(text) and "0" <= text[i] <= "9":
+        if not overflow:
+            if value > (_MAX - 1) // 10:
+                overflow = True
+            else:
+                nxt = value * 10 + ord(text[i]) - 48
+                if nxt >= _MAX:
+                    overflow = True
+                else:
+                    value, scale = nxt, scale * 10
+        i += 1
+    return value, scale, text[i:]
 
 
 def parse_duration(text: str) -> Duration:
-    """Go's ``time.ParseDuration``: ``"300ms"``, ``"-1.5h"``, ``"2h45m"``."""
+    """Go's ``time.ParseDuration``: ``"300ms"``, ``"-1.5h"``, ``"2h45m"``, ``"1µs"``; ``"1d"`` and ``"1.5"`` fail
+    with Go's messages (``time: unknown unit "d" in duration "1d"``, ``time: missing unit in duration "1.5"``)."""
     original = text
-    sign = 1
-    if text[:1] in "+-" and text:
-        sign = -1 if text[0] == "-" else 1
+    invalid = f"time: invalid duration {_quote(original)}"
+    negative = False
+    if text[:1] in ("-", "+") and text:
+        negative = text[0] == "-"
         text = text[1:]
     if text == "0":
         return Duration(0)
     if not text:
-        raise Fail(f'time: invalid duration "{original}"')
-    total = Decimal(0)
-    pos = 0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if not match or (not match.group(1) and not match.group(2)):
-            unit_missing = re.match(r"[\d.]+$", text[pos:])
-            why = "missing unit in duration" if unit_missing else "invalid duration"
-            raise Fail(f'time: {why} "{original}"')
-        number = Decimal((match.group(1) or "0") + "." + (match.group(2) or "0"))
-        total += number * _UNITS[match.group(3)]
-        pos = match.end()
-    return Duration(sign * int(total))
+        raise Fail(invalid)
+    total = 0
+    while text:
+        if not (text[0] == "." or "0" <= text[0] <= "9"):
+            raise Fail(invalid)
+        before = len(text)
+        try:
+            whole, text = _leading_int(text)
+        except Fail:
+            raise Fail(invalid) from None
+        pre = before != len(text)
+        frac, scale, post = 0, 1.0, False
+        if text[:1] == ".":
+            text = text[1:]
+            before = len(text)
+            frac, scale, text = _leading_fraction(text)
+            post = before != len(text)
+        if not pre and not post:
+            raise Fail(invalid)
+        i = 0
+        while i < len(text) and not (text[i] == "." or "0" <= text[i] <= "9"):
+            i += 1
+        if i == 0:
+            raise Fail(f"time: missing unit in duration {_quote(original)}")
+        unit_name, text = text[:i], text[i:]
+        unit = _UNITS.get(unit_name)
+        if unit is None:
+            raise Fail(f"time: unknown unit {_quote(unit_name)} in duration {_quote(original)}")
+        if whole > _MAX // unit:
+            raise Fail(invalid)
+        whole *= unit
+        if frac > 0:
+            whole += int(float(frac) * (float(unit) / scale))  # Go: float64, truncated to uint64
+            if whole > _MAX:
+                raise Fail(invalid)
+        total += whole
+        if total > _MAX:
+            raise Fail(invalid)
+    if negative:
+        return Duration(-total)
+    if total > _MAX - 1:
+        raise Fail(invalid)
+    return Duration(total)
+
+
+def argo_duration(text: str) -> Duration:
+    """Argo's ``ParseStringToDuration`` (suspend ``duration``, retry ``backoff``): a whole number is seconds
+    (``strconv.Atoi``), anything else goes to ``time.ParseDuration``."""
+    try:
+        return Duration(go_atoi(text) * 10**9)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except Fail as err:
+        raise Fail(f"unable to parse {text} as a duration: {err.cause}") from None
 
 
 def format_duration(ns: int) -> str:
@@ -308,6 +475,229 @@ def _frac(value: int, size: int) -> str:
         return str(whole)
     width = len(str(size)) - 1
     return f"{whole}." + f"{frac:0{width}d}".rstrip("0")
+
+
+# --- fmt.Sprintf -----------------------------------------------------------------------------------------------------------
+# Go's fmt (src/fmt/print.go doPrintf, src/fmt/format.go fmtInteger/padString) for the values Argo formats:
+# integers (``withSequence.format``: ``fmt.Sprintf(format, i)`` in workflow/controller/operator.go expandSequence),
+# strings and bools. Floats take %v/%g/%e/%f; other Go types do not reach it.
+
+_FLAGS = "+-# 0"
+
+
+def _go_arg_text(value: object) -> str:
+    """``%!verb(type=value)``'s inner text."""
+    return f"{go_type(value)}={go_str(value)}"
+
+
+def _pad(text: str, width: int | None, minus: bool, zero: bool) -> str:
+    """``fmt.pad``: fill to ``width`` runes with spaces (or zeros, on the left), left-justified with ``-``."""
+    if width is None or len(text) >= width:
+        return text
+    fill = width - len(text)
+    if minus:
+        return text + " " * fill
+    return ("0" if zero else " ") * fill + text
+
+
+def _fmt_integer(value: int, verb: str, f: dict[str, Any]) -> str:
+    """``fmt.fmtInteger`` (and %c, %q, %U for runes)."""
+    if verb == "c":
+        return _pad(chr(value) if 0 <= value <= 0x10FFFF else "\ufffd", f["wid"], f["minus"], f["zero"] and not f["minus"])
+    if verb == "q":
+        return _pad(_go_quote_rune(value), f["wid"], f["minus"], False)
+    if verb == "U":
+        body = f"U+{value:04X}" if value >= 0 else f"U+{value & 0xFFFFFFFFFFFFFFFF:04X}"
+        if f["sharp"] and 0 <= value <= 0x10FFFF and chr(value).isprintable():
+            body += f" '{chr(value)}'"
+        return _pad(body, f["wid"], f["minus"], False)
+    base = {"d": 10, "v": 10, "b": 2, "o": 8, "O": 8, "x": 16, "X": 16}[verb]
+    negative = value < 0
+    u = -value if negative else value
+    prec = 0
+    if f["prec"] is not None:
+        prec = f["prec"]
+        if prec == 0 and u == 0:
+            return _pad("", f["wid"], f["minus"], False)
+    elif f["zero"] and not f["minus"] and f["wid"] is not None:
+        prec = f["wid"]
+        if negative or f["plus"] or f["space"]:
+            prec -= 1  # room for the sign
+    digits = {10: str(u), 2: format(u, "b"), 8: format(u, "o"), 16: format(u, "X" if verb == "X" else "x")}[base]
+    digits = digits.rjust(prec, "0")
+    if f["sharp"]:
+        if base == 2:
+            digits = "0b" + digits
+        elif base == 8 and not digits.startswith("0"):
+            digits = "0" + digits
+        elif base == 16:
+            digits = ("0X" if verb == "X" else "0x") + digits
+    if verb == "O":
+        digits = "0o" + digits
+    if negative:
+        digits = "-" + digits
+    elif f["plus"]:
+        digits = "+" + digits
+    elif f["space"]:
+        digits = " " + digits
+    return _pad(digits, f["wid"], f["minus"], False)
+
+
+def _go_quote_rune(value: int) -> str:
+    """``strconv.QuoteRune`` for the printable and common cases."""
+    if not 0 <= value <= 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return "'\ufffd'"
+    ch = chr(value)
+    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    if ch in escapes:
+        return f"'{escapes[ch]}'"
+    if ch in ("'", "\\"):
+        return f"'\\{ch}'"
+    if ch.isprintable():
+        return f"'{ch}'"
+    if value < 0x80:
+        return f"'\\x{value:02x}'"
+    return f"'\\u{value:04x}'" if value <= 0xFFFF else f"'\\U{value:08x}'"
+
+
+def _fmt_one(value: object, verb: str, f: dict[str, Any]) -> str:
+    """One argument under one verb; a verb that does not fit the value is ``%!verb(type=value)``."""
+    if verb == "T":
+        return _pad(go_type(value), f["wid"], f["minus"], False)
+    if isinstance(value, bool):
+        if verb in ("t", "v"):
+            return _pad("true" if value else "false", f["wid"], f["minus"], False)
+    elif isinstance(value, int):
+        if verb in "dvboOxXcqU":
+            return _fmt_integer(value, verb, f)
+    elif isinstance(value, str):
+        if verb in ("s", "v", "q", "x", "X"):
+            text = value if f["prec"] is None else value[: f["prec"]]
+            if verb == "q":
+                text = go_json(text)
+            elif verb in ("x", "X"):
+                text = text.encode().hex()
+                text = text.upper() if verb == "X" else text
+            return _pad(text, f["wid"], f["minus"], f["zero"] and not f["minus"])
+    elif isinstance(value, float):
+        if verb == "v":
+            return _pad(format_float(value), f["wid"], f["minus"], f["zero"] and not f["minus"])
+        if verb in "eEfFgG":
+            spec = ("+" if f["plus"] else " " if f["space"] else "") + ("." + str(f["prec"]) if f["prec"] is not None else "")
+            text = (
+                format(value, spec + ("f" if verb == "F" else verb))
+                if verb != "g" or f["prec"] is not None
+                else format_float(value)
+            )
+            return _pad(text, f["wid"], f["minus"], f["zero"] and not f["minus"])
+    return f"%!{verb}({_go_arg_text(value)})"
+
+
+def sprintf(format_: str, *args: object) -> str:
+    """Go's ``fmt.Sprintf``: flags ``+ - # 0`` and space, width and precision (``*`` and ``[n]`` indexes too),
+    ``%%``, ``%v`` and Go's error texts (``%!d(MISSING)``, ``%!(EXTRA int=1)``, ``%!(NOVERB)``, ``%!z(int=1)``)."""
+    out: list[str] = []
+    argn = 0
+    reordered = False
+    i, end = 0, len(format_)
+    while i < end:
+        j = format_.find("%", i)
+        if j < 0:
+            out.append(format_[i:])
+            break
+        out.append(format_[i:j])
+        i = j + 1
+        f: dict[str, Any] = {
+            "plus": False,
+            "minus": False,
+            "sharp": False,
+            "zero": False,
+            "space": False,
+            "wid": None,
+            "prec": None,
+        }
+        while i < end and format_[i] in _FLAGS:
+            c = format_[i]
+            if c == "+":
+                f["plus"] = True
+            elif c == "-":
+                f["minus"], f["zero"] = True, False  # only zero-pad on the left
+            elif c == "#":
+                f["sharp"] = True
+            elif c == "0":
+                f["zero"] = not f["minus"]
+            else:
+                f["space"] = True
+            i += 1
+
+        def index(pos: int, argn: int) -> tuple[int, int, bool]:
+            """An explicit ``[n]`` argument index at ``pos``: (new arg number, new pos, ok)."""
+            nonlocal reordered
+            if pos < end and format_[pos] == "[":
+                reordered = True
+                close = format_.find("]", pos)
+                text = format_[pos + 1 : close] if close > 0 else ""
+                if close < 0 or not text.isdigit() or not 1 <= int(text) <= len(args):
+                    return argn, (close + 1 if close > 0 else end), False
+                return int(text) - 1, close + 1, True
+            return argn, pos, True
+
+        good = True
+        argn, i, ok = index(i, argn)
+        good = good and ok
+        if i < end and format_[i] == "*":
+            i += 1
+            if argn < len(args) and type(args[argn]) is int:
+                wid = int(args[argn])  # type: ignore[call-overload]  # checked: an int
+                if wid < 0:
+                    f["minus"], f["zero"], wid = True, False, -wid
+                f["wid"] = wid
+            else:
+                out.append("%!(BADWIDTH)")
+            argn += 1
+        else:
+            start = i
+            while i < end and format_[i].isdigit():
+                i += 1
+            if i > start:
+                f["wid"] = int(format_[start:i])
+        if i < end and format_[i] == ".":
+            i += 1
+            argn, i, ok = index(i, argn)
+            good = good and ok
+            if i < end and format_[i] == "*":
+                i += 1
+                if argn < len(args) and type(args[argn]) is int and int(args[argn]) >= 0:  # type: ignore[call-overload]
+                    f["prec"] = int(args[argn])  # type: ignore[call-overload]  # checked: an int
+                else:
+                    out.append("%!(BADPREC)")
+                argn += 1
+            else:
+                start = i
+                while i < end and format_[i].isdigit():
+                    i += 1
+                f["prec"] = int(format_[start:i]) if i > start else 0
+        argn, i, ok = index(i, argn)
+        good = good and ok
+        if i >= end:
+            out.append("%!(NOVERB)")
+            break
+        verb = format_[i]
+        i += 1
+        if verb == "%":
+            out.append("%")
+            continue
+        if not good:
+            out.append(f"%!{verb}(BADINDEX)")
+            continue
+        if argn >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        out.append(_fmt_one(args[argn], verb, f))
+        argn += 1
+    if not reordered and argn < len(args):
+        out.append("%!(EXTRA " + ", ".join(_go_arg_text(a) for a in args[argn:]) + ")")
+    return "".join(out)
 
 
 # --- time.Time layouts ------------------------------------------------------------------------------------------------

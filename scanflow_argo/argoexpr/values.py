@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from .errors import Fail
 from .golang import Duration, go_type, wrap_int
+from .timefuncs import method
 
 __all__ = [
     "add",
@@ -228,7 +229,6 @@ def fetch(base: object, key: object) -> object:
         return data[index]
     if base is None:
         raise Fail(f"cannot fetch {key} from <nil>")
-    from .timefuncs import method
 
     if isinstance(key, str):
         bound = method(base, key)

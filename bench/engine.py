@@ -2,7 +2,7 @@
 engine, against starting the same 100 processes directly with ``subprocess`` (2 at a time).
 
 Prints both times and their ratio (target: at most 1.3), and the start-up time of a one-step
-workflow (in process, and as the detached ``python -m scanflow_argo.engine`` process).
+workflow (in process, and as the detached ``python -m scanflow_argo.platform.local_engine`` process).
 
     .venv/bin/python bench/engine.py [--sandbox auto|none] [--repeat 3] [--bwrap-only]
 
@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scanflow_argo.engine import prepare_run, run_workflow
-from scanflow_argo.engine.runtime import Sandbox
+from scanflow_argo.engine.features.sandbox import Sandbox
 from scanflow_argo.settings import Settings
 
 SOURCE = "print('ok')\n"
@@ -179,7 +179,7 @@ def main() -> int:
         bare = time.perf_counter() - t0
         run_dir = prepare_run(hello, settings)
         t0 = time.perf_counter()
-        subprocess.run([settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], check=True)
+        subprocess.run([settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)], check=True)
         detached = time.perf_counter() - t0
         t0 = time.perf_counter()
         subprocess.run([settings.engine.python, "-c", "pass"], check=True)

@@ -90,9 +90,9 @@ _EXPORTS: dict[str, str] = {
     "run_workflow": "scanflow_argo.engine",
     "resume": "scanflow_argo.engine",
     "prepare_run": "scanflow_argo.engine",
-    # engine.hooks
-    "RunHooks": "scanflow_argo.engine.hooks",
-    "NoHooks": "scanflow_argo.engine.hooks",
+    # engine.features.run_hooks
+    "RunHooks": "scanflow_argo.engine.features.run_hooks",
+    "NoHooks": "scanflow_argo.engine.features.run_hooks",
     # serving
     "LocalDeployments": "scanflow_argo.serving.controller",
     "DriftDetector": "scanflow_argo.serving.drift",

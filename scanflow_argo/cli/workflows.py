@@ -72,7 +72,7 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]
     """The manifest to run, the WorkflowTemplates beside it, the folder steps import from, and the
     application's SeldonDeployments (module:app only)."""
     from ..engine.api import split_documents
-    from ..engine.model import load_documents
+    from ..engine.core.manifest import load_documents
 
     source = args.source
     path = Path(source)
@@ -172,8 +172,8 @@ def resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
-    from ..engine.api import execute
     from ..platform.local import LocalPlatform
+    from ..platform.local_engine import execute
 
     if detach:
         LocalPlatform(settings).start_engine(run_dir)

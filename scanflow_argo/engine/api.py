@@ -2,9 +2,14 @@
 
 ``prepare_run`` resolves and checks a manifest (refusing what cannot run locally before anything
 runs) and writes ``<home>/runs/<name>/`` (workflow.yaml, run.json, a Pending status.json);
-``execute(run_dir)`` runs a prepared folder (``python -m scanflow_argo.engine RUN_DIR`` does this
-detached); ``run_workflow`` does both in the foreground; ``resume`` continues a run whose engine
-died, skipping the nodes that already succeeded.
+``execute(run_dir)`` runs a prepared folder; ``run_workflow`` does both in the foreground; ``resume``
+continues a run whose engine died, skipping the nodes that already succeeded.
+
+The engine knows no platform: what a run needs from outside — the run hooks (MLflow tracking) and the
+applier of ``resource`` templates — is passed in. The local platform's composition root,
+``scanflow_argo.platform.local_engine``, wires its own in (and is the detached engine:
+``python -m scanflow_argo.platform.local_engine RUN_DIR``); without them a run tracks nothing and its
+``resource`` nodes fail. ``kinds`` is the node-kind registry (tests add a fake kind to it).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +30,19 @@ import yaml
 
 from ..clock import Clock, SystemClock, iso
 from ..errors import EngineError
-from ..platform.base import TERMINAL_PHASES, RunStatus
 from ..settings import Settings
-from .hooks import RunHooks, make_hooks
-from .model import TemplateStore, check_supported, load_documents, resolve_workflow
-from .state import RunState, read_status
+from ..status import TERMINAL_PHASES, RunStatus
+from .checks import check_supported
+from .core.manifest import TemplateStore, load_documents, resolve_workflow
+from .core.state import RunState, read_status
+from .features.run_hooks import NoHooks, RunHooks
+from .kinds import REGISTRY, Registry, ResourceApplier
+from .scheduler import Executor
 
-__all__ = ["execute", "prepare_run", "resume", "run_workflow"]
+__all__ = ["HooksFor", "execute", "prepare_run", "resume", "run_workflow", "settings_for", "split_documents"]
+
+HooksFor = Callable[[Settings, dict[str, Any], TemplateStore, Callable[[str], None]], RunHooks]
+"""Picks the run hooks of a run once its workflow and templates are known (the platform's ``make_hooks``)."""
 
 
 def _settings_doc(settings: Settings) -> dict[str, Any]:
@@ -62,6 +74,7 @@ def prepare_run(
     source_dir: Path | None = None,
     labels: Mapping[str, str] | None = None,
     log: Callable[[str], None] | None = None,
+    kinds: Registry = REGISTRY,
 ) -> Path:
     """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
     extra = list(templates)
@@ -69,7 +82,7 @@ def prepare_run(
     wf = resolve_workflow(manifest, store, parameters, entrypoint)
     if labels:
         wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
-    notes = check_supported(wf, store, settings)
+    notes = check_supported(wf, store, settings, kinds)
     if notes and log is not None:
         log("ignored locally (Kubernetes-only): " + ", ".join(notes))
     runs = settings.home / "runs"
@@ -95,8 +108,6 @@ def prepare_run(
 
 def settings_for(run_dir: Path, base: Settings | None = None) -> Settings:
     """The settings a run was prepared with (home, engine), on top of ``base``."""
-    from dataclasses import replace
-
     doc = json.loads((run_dir / "run.json").read_text())["settings"]
     base = base or Settings.from_env()
     eng = replace(
@@ -141,15 +152,18 @@ class _RunLock:
 def execute(
     run_dir: Path,
     settings: Settings | None = None,
-    hooks: RunHooks | None = None,
+    hooks: RunHooks | HooksFor | None = None,
     clock: Clock | None = None,
     on_change: Callable[[RunState], None] | None = None,
     log: Callable[[str], None] | None = None,
     handle_signals: bool = False,
+    applier: ResourceApplier | None = None,
+    kinds: Registry = REGISTRY,
 ) -> RunStatus:
-    """Run (or continue) the prepared run in ``run_dir`` in this process; returns its final status."""
-    from .scheduler import Executor
+    """Run (or continue) the prepared run in ``run_dir`` in this process; returns its final status.
 
+    ``hooks`` are the run hooks, or a function that picks them for the run (``HooksFor``); ``applier``
+    applies ``resource`` templates' manifests."""
     run_dir = Path(run_dir)
     settings = settings_for(run_dir, settings)
     wf = yaml.safe_load((run_dir / "workflow.yaml").read_text())
@@ -165,17 +179,25 @@ def execute(
             wf["metadata"][key] = previous["metadata"][key]
     log = log or (lambda m: print(f"scanflow-argo: {m}", file=sys.stderr))
     with _RunLock(run_dir):
+        if hooks is None:
+            run_hooks: RunHooks = NoHooks()
+        elif isinstance(hooks, RunHooks):
+            run_hooks = hooks
+        else:
+            run_hooks = hooks(settings, wf, store, log)
         executor = Executor(
             run_dir,
             wf,
             settings,
-            hooks or make_hooks(settings, wf, store, log=log),
+            run_hooks,
             clock or SystemClock(),
             store,
             previous=previous if previous.get("status", {}).get("nodes") else None,
             pythonpath=[Path(p) for p in meta.get("pythonpath") or []],
             log=log,
             on_change=on_change,
+            applier=applier,
+            kinds=kinds,
         )
         if handle_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: executor.stop())
@@ -200,12 +222,14 @@ def run_workflow(
     manifest: Mapping[str, Any] | str | Path,
     settings: Settings,
     parameters: Mapping[str, str] | None = None,
-    hooks: RunHooks | None = None,
+    hooks: RunHooks | HooksFor | None = None,
     clock: Clock | None = None,
     *,
     entrypoint: str | None = None,
     source_dir: Path | None = None,
     on_change: Callable[[RunState], None] | None = None,
+    applier: ResourceApplier | None = None,
+    kinds: Registry = REGISTRY,
 ) -> RunStatus:
     """Run a Workflow (or WorkflowTemplate) manifest in the foreground; returns the final status.
 
@@ -220,8 +244,10 @@ def run_workflow(
         if isinstance(manifest, Path):
             source_dir = source_dir or manifest.resolve().parent
     main, templates = split_documents(docs)
-    run_dir = prepare_run(main, settings, parameters, entrypoint=entrypoint, templates=templates, source_dir=source_dir)
-    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change)
+    run_dir = prepare_run(
+        main, settings, parameters, entrypoint=entrypoint, templates=templates, source_dir=source_dir, kinds=kinds
+    )
+    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change, applier=applier, kinds=kinds)
 
 
 def split_documents(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -241,9 +267,11 @@ def split_documents(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[di
 def resume(
     run_dir: Path | str,
     settings: Settings | None = None,
-    hooks: RunHooks | None = None,
+    hooks: RunHooks | HooksFor | None = None,
     clock: Clock | None = None,
     on_change: Callable[[RunState], None] | None = None,
+    applier: ResourceApplier | None = None,
+    kinds: Registry = REGISTRY,
 ) -> RunStatus:
     """Continue a run whose engine stopped (even ``kill -9``) without re-running succeeded nodes."""
     run_dir = Path(run_dir)
@@ -251,18 +279,4 @@ def resume(
     phase = status.get("status", {}).get("phase")
     if phase in TERMINAL_PHASES:
         raise EngineError(f"run {run_dir.name!r} already finished ({phase}): nothing to resume")
-    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m scanflow_argo.engine RUN_DIR``: run a prepared run folder (detached engine)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m scanflow_argo.engine RUN_DIR", file=sys.stderr)
-        return 2
-    try:
-        result = execute(Path(args[0]), handle_signals=True)
-    except EngineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0 if result.phase == "Succeeded" else 1
+    return execute(run_dir, settings, hooks=hooks, clock=clock, on_change=on_change, applier=applier, kinds=kinds)

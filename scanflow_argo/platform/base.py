@@ -2,14 +2,16 @@
 
 Two implementations share it: ``LocalPlatform`` (local engine + local Seldon serving, state in
 ``SCANFLOW_HOME``) and ``KubernetesPlatform`` (Argo Server / Workflow CRs + SeldonDeployments).
-The CLI and the agents use only this interface, so the same code runs on both.
+The CLI and the agents use only this interface, so the same code runs on both. The status records it
+returns live in ``scanflow_argo.status`` (the engine and local serving fill them) and are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from ..status import TERMINAL_PHASES, DeploymentStatus, NodeStatus, RunStatus
 
 __all__ = [
     "TERMINAL_PHASES",
@@ -18,119 +20,6 @@ __all__ = [
     "Platform",
     "RunStatus",
 ]
-
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
-"""Workflow phases after which nothing changes (Argo's)."""
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node of a run, as Argo's ``status.nodes[id]`` describes it."""
-
-    id: str
-    name: str
-    display_name: str
-    type: str
-    phase: str
-    template_name: str | None = None
-    message: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    inputs: Mapping[str, Any] = field(default_factory=dict)
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-    children: tuple[str, ...] = ()
-
-    @classmethod
-    def from_argo(cls, node_id: str, node: Mapping[str, Any]) -> NodeStatus:
-        return cls(
-            id=node_id,
-            name=node.get("name", node_id),
-            display_name=node.get("displayName", node.get("name", node_id)),
-            type=node.get("type", ""),
-            phase=node.get("phase", "Pending"),
-            template_name=node.get("templateName"),
-            message=node.get("message"),
-            started_at=node.get("startedAt"),
-            finished_at=node.get("finishedAt"),
-            inputs=node.get("inputs") or {},
-            outputs=node.get("outputs") or {},
-            children=tuple(node.get("children") or ()),
-        )
-
-    def parameters(self) -> dict[str, str]:
-        """Output parameters by name (plus ``result`` and ``exitCode`` when present)."""
-        out = {p["name"]: p.get("value") for p in self.outputs.get("parameters", []) if "name" in p}
-        for key in ("result", "exitCode"):
-            if key in self.outputs:
-                out[key] = self.outputs[key]
-        return out
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """A workflow run as Argo reports it: the manifest's metadata and its ``status``."""
-
-    name: str
-    namespace: str
-    phase: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    started_at: str | None = None
-    finished_at: str | None = None
-    message: str | None = None
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    nodes: Mapping[str, NodeStatus] = field(default_factory=dict)
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.phase in TERMINAL_PHASES
-
-    @classmethod
-    def from_workflow(cls, workflow: Mapping[str, Any]) -> RunStatus:
-        """Build from a whole Workflow object (``metadata`` + ``spec`` + ``status``)."""
-        meta = workflow.get("metadata") or {}
-        status = workflow.get("status") or {}
-        spec = workflow.get("spec") or {}
-        params = {p["name"]: str(p.get("value", "")) for p in (spec.get("arguments") or {}).get("parameters", []) if "name" in p}
-        return cls(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            phase=status.get("phase") or "Pending",
-            labels=dict(meta.get("labels") or {}),
-            started_at=status.get("startedAt"),
-            finished_at=status.get("finishedAt"),
-            message=status.get("message"),
-            parameters=params,
-            nodes={k: NodeStatus.from_argo(k, v) for k, v in (status.get("nodes") or {}).items()},
-            outputs=status.get("outputs") or {},
-        )
-
-    def node(self, display_name: str) -> NodeStatus:
-        """The node with this display name (Argo keys nodes by hashed ids; users think in names)."""
-        from ..errors import NotFoundError
-
-        matches = [n for n in self.nodes.values() if n.display_name == display_name]
-        if not matches:
-            known = ", ".join(sorted({n.display_name for n in self.nodes.values()})) or "none"
-            raise NotFoundError(f"run {self.name!r} has no node named {display_name!r} (nodes: {known})")
-        # A retried or looped name can appear more than once: the last to finish wins.
-        return sorted(matches, key=lambda n: n.finished_at or "")[-1]
-
-
-@dataclass(frozen=True)
-class DeploymentStatus:
-    """A SeldonDeployment as the platform sees it: desired vs. ready, and the model it serves."""
-
-    name: str
-    namespace: str
-    replicas: int
-    ready_replicas: int
-    model_uri: str | None
-    state: str
-    """Seldon's ``status.state``: ``Creating``, ``Available`` or ``Failed``."""
-    predictor: str = "default"
-    endpoint: str | None = None
-    """Base URL of Seldon's external API for this deployment (router locally)."""
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
 """``LocalPlatform``: the embedded default — workflows through the local engine, models through local Seldon.
 
 Declarative like Kubernetes: a submitted run is a folder ``<home>/runs/<name>/`` that a detached
-engine process (``python -m scanflow_argo.engine RUN_DIR``) works on; its status is read back from
+engine process (``python -m scanflow_argo.platform.local_engine RUN_DIR``) works on; its status is read back from
 ``status.json``. WorkflowTemplates live in ``settings.templates_dir`` (``<home>/templates``).
 Deployments are delegated to ``scanflow_argo.serving.controller.LocalDeployments``.
 """
@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .._proc import cmdline_of, spawn
+from ..engine.api import prepare_run
 from ..errors import EngineError, NotFoundError, PlatformError, UnavailableError
 from ..settings import Settings
 from .base import DeploymentStatus, RunStatus
@@ -87,8 +88,6 @@ class LocalPlatform:
 
         Steps import the project's code from the folder recorded when the template was applied
         (``apply_template``), else from the current folder."""
-        from ..engine.api import prepare_run
-
         if isinstance(workflow, str):
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
@@ -114,9 +113,9 @@ class LocalPlatform:
         return self.project_dir(str(name), bool(ref.get("clusterScope"))) if name else None
 
     def start_engine(self, run_dir: Path) -> int:
-        """Start ``python -m scanflow_argo.engine RUN_DIR`` in its own process group; returns its pid."""
+        """Start ``python -m scanflow_argo.platform.local_engine RUN_DIR`` in its own process group; returns its pid."""
         child = spawn(
-            [self.settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir.resolve())],
+            [self.settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir.resolve())],
             name=f"engine for {run_dir.name}",
             log=run_dir / "engine.log",
         )

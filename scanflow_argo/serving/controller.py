@@ -52,8 +52,8 @@ from typing import Any
 from .. import _proc
 from ..clock import Clock, SystemClock
 from ..errors import NotFoundError, ScanflowError, ServingError, SetupError, SpecError
-from ..platform.base import DeploymentStatus
 from ..settings import Settings
+from ..status import DeploymentStatus
 
 __all__ = [
     "REPLICA_HOST",

@@ -3,7 +3,7 @@
 Argo's end-to-end suite expects every example without a ``workflows.argoproj.io/no-test`` label
 to succeed and those labelled ``expected-failure`` to fail; the other labels (``environment``,
 ``duration``, ``flaky``) are not run by Argo and are not run here either. Each example runs in a
-real detached engine process (``python -m scanflow_argo.engine RUN_DIR``) with a time limit.
+real detached engine process (``python -m scanflow_argo.platform.local_engine RUN_DIR``) with a time limit.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from scanflow_argo import _proc
 from scanflow_argo.engine.api import prepare_run, split_documents
-from scanflow_argo.engine.model import load_documents
+from scanflow_argo.engine.core.manifest import load_documents
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
@@ -176,11 +176,11 @@ def run_detached(
     on_poll: Callable[[dict[str, Any], _proc.Child], None] | None = None,
     poll: float = 0.05,
 ) -> Detached:
-    """Run a prepared run folder in a real detached engine (``python -m scanflow_argo.engine RUN_DIR``)
+    """Run a prepared run folder in a real detached engine (``python -m scanflow_argo.platform.local_engine RUN_DIR``)
     with a time limit; ``on_poll`` sees each status document while it runs (and may signal the engine)."""
     t0 = time.monotonic()
     child = _proc.spawn(
-        [settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name=name, log=run_dir / "engine.log"
+        [settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)], name=name, log=run_dir / "engine.log"
     )
     try:
         deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ def status_writes_match_a_full_dump(monkeypatch: pytest.MonkeyPatch):  # type: i
     be byte for byte what serialising the whole document gives (mismatches fail the test at its end)."""
     import json
 
-    from scanflow_argo.engine.state import RunState
+    from scanflow_argo.engine.core.state import RunState
 
     mismatches: list[str] = []
     original = RunState.write

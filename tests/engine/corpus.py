@@ -10,7 +10,7 @@ documentation examples that state an outcome. The format is described in ``argo_
 A case runs in its own state folder (ConfigMaps, WorkflowTemplates, memoization caches do not leak
 between cases): its WorkflowTemplates and ConfigMaps are applied first (as the e2e fixtures'
 ``CreateWorkflowTemplates``/``CreateConfigMap``), the workflow is prepared with
-``scanflow_argo.engine.api.prepare_run`` and run by ``python -m scanflow_argo.engine RUN_DIR``
+``scanflow_argo.engine.api.prepare_run`` and run by ``python -m scanflow_argo.platform.local_engine RUN_DIR``
 (``conformance.run_detached``); ``during`` checks and ``actions`` are evaluated on every status
 document while it runs, ``expect`` checks on the last one.
 

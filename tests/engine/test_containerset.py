@@ -288,7 +288,9 @@ def test_resume_after_kill_9_keeps_a_finished_container_set_with_its_container_n
     )
     run_dir = prepare_run(manifest, engine_settings, source_dir=project)
     engine = _proc.spawn(
-        [engine_settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine", log=run_dir / "engine.log"
+        [engine_settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)],
+        name="engine",
+        log=run_dir / "engine.log",
     )
     try:
         deadline = time.monotonic() + 30

@@ -22,7 +22,7 @@ import yaml
 from scanflow_argo import _proc
 from scanflow_argo.engine import run_workflow
 from scanflow_argo.engine.api import prepare_run
-from scanflow_argo.engine.daemons import reap_leftovers
+from scanflow_argo.engine.features.daemons import reap_leftovers
 from scanflow_argo.errors import ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
@@ -339,7 +339,9 @@ def test_two_daemons_that_may_share_a_port_are_refused_before_anything_runs(engi
 def _detached(settings: Settings, manifest: dict) -> tuple[Path, _proc.Child]:
     run_dir = prepare_run(manifest, settings)
     child = _proc.spawn(
-        [settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine", log=run_dir / "engine.log"
+        [settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)],
+        name="engine",
+        log=run_dir / "engine.log",
     )
     return run_dir, child
 

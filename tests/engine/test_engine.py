@@ -14,8 +14,8 @@ import pytest
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.durations import argo_seconds, go_seconds, int_seconds, timeout_seconds
-from scanflow_argo.engine.model import image_runtime, strip_image
-from scanflow_argo.engine.state import node_id
+from scanflow_argo.engine.core.state import node_id
+from scanflow_argo.engine.features.images import image_runtime, strip_image
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
@@ -524,7 +524,7 @@ def test_suspend_with_duration_and_when(engine_settings) -> None:  # type: ignor
 
 
 def test_without_bubblewrap_nodes_run_unisolated_and_it_is_said_once(engine_settings, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    import scanflow_argo.engine.runtime as runtime
+    import scanflow_argo.engine.features.sandbox as runtime
 
     real_which = shutil.which
     monkeypatch.setattr(runtime.shutil, "which", lambda name, *a, **k: None if name == "bwrap" else real_which(name, *a, **k))

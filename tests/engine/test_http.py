@@ -324,7 +324,9 @@ def test_resume_after_kill_9_does_not_send_a_finished_request_again(engine_setti
         ]
     )
     run_dir = prepare_run(manifest, engine_settings, source_dir=tmp_path)
-    engine = _proc.spawn([engine_settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine")
+    engine = _proc.spawn(
+        [engine_settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)], name="engine"
+    )
     try:
         deadline = time.monotonic() + 30
 

@@ -218,7 +218,9 @@ def test_a_resumed_run_continues_its_recorded_hooks_without_running_them_again(e
     )
     run_dir = prepare_run(manifest, engine_settings)
     engine = _proc.spawn(
-        [engine_settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine", log=run_dir / "engine.log"
+        [engine_settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)],
+        name="engine",
+        log=run_dir / "engine.log",
     )
     try:
         deadline = time.monotonic() + 30

@@ -69,7 +69,9 @@ def test_resume_after_kill_9_does_not_rerun_succeeded_nodes(engine_settings, tmp
     project.mkdir()
     run_dir = prepare_run(counting_workflow(project), engine_settings, source_dir=project)
     engine = _proc.spawn(
-        [engine_settings.engine.python, "-m", "scanflow_argo.engine", str(run_dir)], name="engine", log=run_dir / "engine.log"
+        [engine_settings.engine.python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)],
+        name="engine",
+        log=run_dir / "engine.log",
     )
     try:
         wait_for(lambda: lines(project / "slow") == 1)

@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from scanflow_argo.clock import ManualClock
-from scanflow_argo.engine.state import NodeDoc, RunState
+from scanflow_argo.engine.core.state import NodeDoc, RunState
 
 
 def _state(tmp_path: Path) -> RunState:

@@ -47,7 +47,9 @@ def workflow(prefix: str, templates: list[dict], sync: dict | None = None, **spe
 
 
 def start(run_dir: Path, python: str) -> _proc.Child:
-    return _proc.spawn([python, "-m", "scanflow_argo.engine", str(run_dir)], name=run_dir.name, log=run_dir / "engine.log")
+    return _proc.spawn(
+        [python, "-m", "scanflow_argo.platform.local_engine", str(run_dir)], name=run_dir.name, log=run_dir / "engine.log"
+    )
 
 
 def status(run_dir: Path) -> dict[str, Any]:
@@ -253,7 +255,7 @@ def test_a_killed_engine_releases_its_lock_and_resume_takes_it_again(engine_sett
 
 def test_argo_synchronization_examples_are_accepted_except_database_semaphores(engine_settings, shared_dir) -> None:  # type: ignore[no-untyped-def]
     from scanflow_argo.engine.api import split_documents
-    from scanflow_argo.engine.model import load_documents
+    from scanflow_argo.engine.core.manifest import load_documents
 
     cm = engine_settings.home / "configmaps" / "my-config"  # the ConfigMap the examples' comments describe
     cm.mkdir(parents=True)

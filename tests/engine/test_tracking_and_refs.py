@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from scanflow_argo import _proc
-from scanflow_argo.engine import NoHooks, make_hooks, run_workflow
-from scanflow_argo.engine.hooks import workflow_tracks
-from scanflow_argo.engine.model import TemplateStore
+from scanflow_argo.engine import NoHooks, run_workflow
+from scanflow_argo.engine.core.manifest import TemplateStore
+from scanflow_argo.engine.features.run_hooks import workflow_tracks
+from scanflow_argo.platform.local_engine import make_hooks
 
 from .test_engine import sh, wf
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanflow_argo import _proc
-from scanflow_argo.engine.hooks import RunHooks
+from scanflow_argo.engine.features.run_hooks import RunHooks
 from scanflow_argo.tracking.hooks import MlflowHooks, mlflow_status
 
 pytestmark = pytest.mark.slow

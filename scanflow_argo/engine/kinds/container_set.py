@@ -23,7 +23,6 @@ emissary executor), as this module owns them:
 from __future__ import annotations
 
 import copy
-import json
 import re
 import shutil
 import threading
@@ -31,25 +30,35 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import EngineError
-from .artifacts import safe_join
-from .core.durations import go_seconds
-from .runtime import NodeFS, ProcessResult, node_env, run_process
-from .state import NodeDoc, node_id
-from .volumes import PodVolumes, init_containers, mount_tops, run_init_containers
+from ...errors import EngineError
+from ..core.context import Call
+from ..core.durations import go_seconds
+from ..core.inputs import inputs_doc
+from ..core.paths import safe_join
+from ..core.state import NodeDoc, node_id
+from ..features.images import check_command, image_runtime
+from ..features.sandbox import NodeFS, ProcessResult, node_env, run_process
+from ..features.volumes import PodVolumes, init_containers, mount_tops, run_init_containers
+from .base import CheckContext, KindContext, NodeKind
+from .pod import (
+    DEADLINE,
+    IGNORED_CONTAINER_FIELDS,
+    argo_env,
+    collect_outputs,
+    container_env,
+    place_inputs,
+    prepare_container,
+    private_tops,
+    timed,
+)
 
-if TYPE_CHECKING:
-    from .scheduler import Executor
-
-__all__ = ["MAIN", "ContainerSpec", "check_container_set", "container_graph", "run_container_set"]
+__all__ = ["KIND", "MAIN", "ContainerSpec", "check", "check_container_set", "container_graph", "run"]
 
 MAIN = "main"
 RESERVED = ("init", "wait", "supervisor")
 _NAME_RE = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]*")
-_TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-_DEADLINE = "Pod was active on the node longer than the specified deadline"
 
 
 def check_container_set(tmpl: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
@@ -156,23 +165,23 @@ class ContainerSpec:
     phase: str = "Pending"
 
 
-def run_container_set(
-    ex: Executor,
-    name: str,
-    display: str,
-    tmpl: dict[str, Any],
-    vars_: dict[str, Any],
-    inputs: dict[str, Any],
-    parent: str | None,
-    deadline: float | None,
-) -> dict[str, Any]:
-    """Run one attempt of a containerSet pod as node ``name``; returns the pod node (with ``_t0``/``_t1``)."""
+def run(ex: KindContext, call: Call) -> NodeDoc:
+    """Run one attempt of a containerSet pod as node ``call.name``; returns the pod node (with ``_t0``/``_t1``)."""
+    name, display, tmpl, inputs, parent, deadline = (
+        call.name,
+        call.display,
+        call.template,
+        call.inputs,
+        call.parent,
+        call.deadline,
+    )
+    vars_ = call.vars or {}
     nid = node_id(ex.name, name)
     if ex.state.reusable(nid) is not None:
         return _reuse(ex, nid, name, parent, tmpl)
     where = f"template {tmpl.get('name')!r}"
-    node = ex._new_node(name, display, "Pod", parent, tmpl, phase="Pending")
-    node["inputs"] = ex._inputs_doc(inputs)
+    node = ex.new_node(name, display, "Pod", parent, tmpl, phase="Pending")
+    node["inputs"] = inputs_doc(inputs)
     node["podName"] = vars_["pod.name"]
     node_dir = ex.run_dir / "nodes" / nid
     if node_dir.exists():
@@ -183,35 +192,34 @@ def run_container_set(
         deps = container_graph(tmpl["containerSet"]["containers"], where)
         attempts, pause = retry_attempts(tmpl["containerSet"].get("retryStrategy"), where)
     except EngineError as err:
-        return ex._finish(node, "Error", str(err))
+        return ex.finish(node, "Error", str(err))
     kids = _container_nodes(ex, name, nid, tmpl, bodies, deps)
     try:
         pod = ex.volumes.pod(tmpl, node_dir, where, vars_)
         specs, main_fs = _prepare(ex, tmpl, vars_, inputs, nid, node_dir, pod, bodies, deps, kids, where)
     except EngineError as err:
         _close_kids(ex, kids, "Error", str(err))
-        return ex._finish(node, "Error", str(err))
+        return ex.finish(node, "Error", str(err))
     with ex.pod_slots:
         if ex.abort.is_set():
             _close_kids(ex, kids, "Failed", ex.abort_message or "Stopped")
-            return ex._finish(node, "Failed", ex.abort_message or "Stopped")
+            return ex.finish(node, "Failed", ex.abort_message or "Stopped")
         node["phase"] = "Running"
         node["startedAt"] = ex.state.now()
         extra = dict(ex.hook_env)
-        extra.update(ex.hooks.node_started(ex.name, nid, node) or {})
+        extra.update(ex.run_hooks.node_started(ex.name, nid, node) or {})
         for spec in specs.values():
             spec.env = node_env({"SCANFLOW_HOME": ex.home_env, **spec.env, **extra}, ex.pythonpath)
-        ex.state.write()
-        ex._changed()
+        ex.changed()
         t0 = ex.clock.monotonic()
         failure = _run_inits(ex, tmpl, pod, node_dir, extra, deadline, where)
         if failure is not None:
             phase, message, log_path = failure
             pod.cleanup()
             _close_kids(ex, kids, "Failed", f"not started: {message}")
-            ex._finish(node, phase, message)
-            ex.hooks.node_finished(ex.name, nid, node, log_path)
-            return {**node, "_t0": t0, "_t1": ex.clock.monotonic()}
+            ex.finish(node, phase, message)
+            ex.run_hooks.node_finished(ex.name, nid, node, log_path)
+            return timed(node, t0, ex.clock.monotonic())
         culprit = _run_graph(ex, specs, deadline, attempts, pause)
         t1 = ex.clock.monotonic()
     phase, message = _pod_phase(ex, specs, culprit)
@@ -220,21 +228,21 @@ def run_container_set(
     if main is not None and main.result is not None and main_fs is not None:
         outputs = {"result": main.result.stdout.rstrip(), "exitCode": str(main.result.exit_code)}
         try:
-            ex._collect_outputs(tmpl, main_fs, nid, outputs, failed=phase != "Succeeded", where=where)
+            collect_outputs(ex, tmpl, main_fs, nid, outputs, failed=phase != "Succeeded", where=where)
         except EngineError as err:
             if phase == "Succeeded":
                 phase, message = "Error", str(err)
     pod.cleanup()
     if outputs:
         node["outputs"] = outputs
-    ex._finish(node, phase, message)
+    ex.finish(node, phase, message)
     log = main.log if main is not None and main.log.exists() else next(iter(specs.values())).log
-    ex.hooks.node_finished(ex.name, nid, node, log)
-    return {**node, "_t0": t0, "_t1": t1}
+    ex.run_hooks.node_finished(ex.name, nid, node, log)
+    return timed(node, t0, t1)
 
 
 def _run_inits(
-    ex: Executor,
+    ex: KindContext,
     tmpl: Mapping[str, Any],
     pod: PodVolumes,
     node_dir: Path,
@@ -251,7 +259,7 @@ def _run_inits(
             ex.settings,
             node_dir,
             lambda c: node_env(
-                {"SCANFLOW_HOME": ex.home_env, **ex._container_env(c, where), **extra, "ARGO_CONTAINER_NAME": str(c["name"])},
+                {"SCANFLOW_HOME": ex.home_env, **container_env(ex, c, where), **extra, "ARGO_CONTAINER_NAME": str(c["name"])},
                 ex.pythonpath,
             ),
             deadline,
@@ -265,23 +273,23 @@ def _run_inits(
     name, result = failed
     message = f"init container {name!r} failed: Error (exit code {result.exit_code})"
     if result.reason is not None:
-        message = _DEADLINE if result.reason == "deadline" else ex.abort_message or "Stopped"
+        message = DEADLINE if result.reason == "deadline" else ex.abort_message or "Stopped"
     return "Failed", message, node_dir / f"init-{name}.log"
 
 
-def _reuse(ex: Executor, nid: str, name: str, parent: str | None, tmpl: Mapping[str, Any]) -> dict[str, Any]:
+def _reuse(ex: KindContext, nid: str, name: str, parent: str | None, tmpl: Mapping[str, Any]) -> NodeDoc:
     """Resume: the pod that already finished, with its container nodes, as it was."""
     for c in (tmpl.get("containerSet") or {}).get("containers") or []:
         prev = ex.state.previous_nodes.get(node_id(ex.name, f"{name}.{c.get('name')}"))
         if prev is not None:
             ex.state.put(copy.deepcopy(prev), write=False)
-    reused = ex._reuse_node(nid, parent, tmpl)
+    reused = ex.reuse(nid, parent, tmpl)
     assert reused is not None  # reusable(nid) was checked by the caller
     return reused
 
 
 def _container_nodes(
-    ex: Executor,
+    ex: KindContext,
     name: str,
     nid: str,
     tmpl: Mapping[str, Any],
@@ -314,7 +322,7 @@ def _container_nodes(
     return kids
 
 
-def _close_kids(ex: Executor, kids: Mapping[str, NodeDoc], phase: str, message: str) -> None:
+def _close_kids(ex: KindContext, kids: Mapping[str, NodeDoc], phase: str, message: str) -> None:
     with ex.state.lock:
         for kid in kids.values():
             if kid["phase"] in ("Pending", "Running"):
@@ -323,7 +331,7 @@ def _close_kids(ex: Executor, kids: Mapping[str, NodeDoc], phase: str, message: 
 
 
 def _prepare(
-    ex: Executor,
+    ex: KindContext,
     tmpl: Mapping[str, Any],
     vars_: Mapping[str, Any],
     inputs: Mapping[str, Any],
@@ -335,54 +343,52 @@ def _prepare(
     kids: Mapping[str, NodeDoc],
     where: str,
 ) -> tuple[dict[str, ContainerSpec], NodeFS | None]:
-    """Each container's sandboxed argv, environment and log; ``main`` gets the pod's inputs and root."""
-    from .model import container_argv  # model imports the engine's modules lazily too
-
+    """Each container's sandboxed argv, environment and log (``kinds/pod.py`` prepares each); ``main`` gets the
+    pod's inputs and root."""
     specs: dict[str, ContainerSpec] = {}
     main_fs: NodeFS | None = None
     for body in bodies:
         cname = str(body["name"])
         cwhere = f"{where} container {cname!r}"
-        leftover = _TAG.findall(json.dumps({k: body.get(k) for k in ("image", "command", "args", "env", "workingDir")}))
-        if leftover:
-            raise EngineError(f"{cwhere}: {leftover[0]} could not be resolved")
-        argv = container_argv(body, ex.settings, cwhere)
         # main's root is the pod's (as for a container template): inputs and outputs live there
         cdir = node_dir if cname == MAIN else safe_join(node_dir / "containers", cname, cwhere)
-        fs = ex.sandbox.prepare(cdir)
-        pod.place(pod.mounts(body, ex.sandbox), fs)
         if cname == MAIN:
-            ex._place_inputs(inputs, fs, node_dir, where)
-            private = ex._private_tops(tmpl, inputs, body)
-            main_fs = fs
+            private = private_tops(tmpl, inputs, body)
         else:
             private = mount_tops([*(body.get("volumeMounts") or []), {"mountPath": body.get("workingDir") or "/argo"}])
-        cwd = str(body.get("workingDir") or "/")
-        if fs.root is None and not body.get("workingDir"):
-            cwd = str(cdir)
-        fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
-        env = ex._container_env(body, cwhere)
-        env.update(
-            {
-                "ARGO_NODE_ID": nid,
-                "ARGO_POD_NAME": str(vars_["pod.name"]),
-                "ARGO_CONTAINER_NAME": cname,
-                "ARGO_TEMPLATE": json.dumps({"name": tmpl.get("name")}),
-            }
+
+        def stage(fs: NodeFS, argv: list[str], main: bool = cname == MAIN) -> list[str]:
+            if main:
+                place_inputs(ex, inputs, fs, node_dir, where)
+            return argv
+
+        prepared = prepare_container(
+            ex,
+            body,
+            own_dir=cdir,
+            pod=pod,
+            private=private,
+            env=argo_env(nid, str(vars_["pod.name"]), cname, tmpl.get("name")),
+            where=cwhere,
+            before_wrap=stage,
         )
+        if cname == MAIN:
+            main_fs = prepared.fs
         specs[cname] = ContainerSpec(
             name=cname,
             deps=list(deps[cname]),
-            argv=ex.sandbox.wrap(argv, fs, private, cwd),
-            env=env,
-            cwd=None if fs.root is not None else cwd,
+            argv=prepared.argv,
+            env=prepared.env,
+            cwd=prepared.cwd,
             log=node_dir / f"{cname}.log",
             node=kids[cname],
         )
     return specs, main_fs
 
 
-def _run_graph(ex: Executor, specs: dict[str, ContainerSpec], deadline: float | None, attempts: int, pause: float) -> str | None:
+def _run_graph(
+    ex: KindContext, specs: dict[str, ContainerSpec], deadline: float | None, attempts: int, pause: float
+) -> str | None:
     """Start each container once what it depends on succeeded; on the first failure, start nothing
     more, fail the dependants and stop the running ones (the pod is terminated). Returns the name of
     the container that failed first, if one did."""
@@ -436,33 +442,31 @@ def _failed_by_itself(spec: ContainerSpec) -> bool:
     return spec.phase in ("Failed", "Error") and (spec.result is None or spec.result.reason is None)
 
 
-def _skip(ex: Executor, spec: ContainerSpec, dep: str, dep_spec: ContainerSpec) -> None:
+def _skip(ex: KindContext, spec: ContainerSpec, dep: str, dep_spec: ContainerSpec) -> None:
     """A dependant of a failed container does not run; the emissary exits it with the dependency's code."""
     code = dep_spec.result.exit_code if dep_spec.result is not None else 1
     spec.result = ProcessResult(exit_code=code or 1, stdout="")
     _end(ex, spec, "Failed", f"{spec.name}: dependency {dep!r} exited with non-zero code: {code}")
 
 
-def _end(ex: Executor, spec: ContainerSpec, phase: str, message: str | None) -> None:
+def _end(ex: KindContext, spec: ContainerSpec, phase: str, message: str | None) -> None:
     spec.phase, spec.message = phase, message
     with ex.state.lock:
         spec.node["phase"] = phase
         spec.node["finishedAt"] = ex.state.now()
         if message:
             spec.node["message"] = message
-        ex.state.write()
-    ex._changed()
+    ex.changed()
 
 
 def _run_container(
-    ex: Executor, spec: ContainerSpec, deadline: float | None, halt: threading.Event, attempts: int, pause: float
+    ex: KindContext, spec: ContainerSpec, deadline: float | None, halt: threading.Event, attempts: int, pause: float
 ) -> None:
     """Run the container's command, again on failure as the retry strategy allows (the log grows)."""
     with ex.state.lock:
         spec.node["phase"] = "Running"
         spec.node["startedAt"] = ex.state.now()
-        ex.state.write()
-    ex._changed()
+    ex.changed()
     result = None
     for attempt in range(attempts):
         if attempt:
@@ -475,7 +479,7 @@ def _run_container(
     assert result is not None
     spec.result = result
     if result.reason == "deadline":
-        _end(ex, spec, "Failed", f"{spec.name}: {_DEADLINE}")
+        _end(ex, spec, "Failed", f"{spec.name}: {DEADLINE}")
     elif result.reason == "stopped":
         why = (ex.abort_message or "Stopped") if ex.abort.is_set() else "stopped: the pod was terminated when a container failed"
         _end(ex, spec, "Failed", f"{spec.name}: {why}")
@@ -485,7 +489,7 @@ def _run_container(
         _end(ex, spec, "Succeeded", None)
 
 
-def _pause(ex: Executor, seconds: float, halt: threading.Event) -> None:
+def _pause(ex: KindContext, seconds: float, halt: threading.Event) -> None:
     """Wait between attempts through the run's clock, waking early when the pod is halted."""
     end = ex.clock.monotonic() + seconds
     while not halt.is_set():
@@ -495,7 +499,7 @@ def _pause(ex: Executor, seconds: float, halt: threading.Event) -> None:
         ex.clock.sleep(min(left, 0.05))
 
 
-def _pod_phase(ex: Executor, specs: Mapping[str, ContainerSpec], culprit: str | None) -> tuple[str, str | None]:
+def _pod_phase(ex: KindContext, specs: Mapping[str, ContainerSpec], culprit: str | None) -> tuple[str, str | None]:
     """Argo's pod verdict: Succeeded when every container did; else the main container's failure
     first (unless the pod's termination stopped it), then the container that failed first (a
     deadline or a stopped run says so instead)."""
@@ -505,9 +509,26 @@ def _pod_phase(ex: Executor, specs: Mapping[str, ContainerSpec], culprit: str | 
     if ex.abort.is_set():
         return "Failed", ex.abort_message or "Stopped"
     if any(s.result is not None and s.result.reason == "deadline" for s in bad):
-        return "Failed", _DEADLINE
+        return "Failed", DEADLINE
     main = specs.get(MAIN)
     own = main is not None and main in bad and main.result is not None and main.result.reason is None
     first = main if own and main is not None else specs[culprit] if culprit in specs else bad[0]
     phase = "Error" if first.phase == "Error" else "Failed"
     return phase, first.message
+
+
+def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
+    """A containerSet's graph (names, dependencies, no cycle) and each container's image and command."""
+    for c in check_container_set(tmpl, where):
+        cwhere = f"{where} container {c['name']!r}"
+        for key in IGNORED_CONTAINER_FIELDS:
+            if key in c:
+                cc.notes.add(f"container {key}")
+        image = str(c.get("image") or "")
+        if not image:
+            raise EngineError(f"{cwhere}: the container has no image")
+        if "{{" not in image:
+            check_command(image_runtime(image, cc.settings.engine.image_map, cwhere), c, image, cwhere, cc.settings, script=False)
+
+
+KIND = NodeKind("containerSet", "Pod", check, run)

@@ -14,11 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EngineError
+from ...argoexpr.expr import eval_expr, render
+from ...errors import EngineError
 
-__all__ = ["Unresolved", "expand_scope", "substitute", "substitute_str"]
+__all__ = ["TAG", "Unresolved", "expand_scope", "leftover_tags", "substitute", "substitute_str", "tag_body"]
 
 TAG = re.compile(r"\{\{\s*(=?)(.*?)\s*\}\}", re.DOTALL)
+"""The one ``{{…}}`` pattern: group 1 is ``=`` for an expression tag, group 2 the body (ends at the first ``}}``)."""
 
 
 class Unresolved(EngineError):
@@ -59,8 +61,6 @@ def expand_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
 
 def _eval(source: str, scope: Mapping[str, Any]) -> str:
     """A ``{{=expr}}`` tag's text: expr-lang (argoexpr/expr.py), rendered as Argo renders it."""
-    from ..argoexpr.expr import eval_expr, render
-
     return render(eval_expr(source, expand_scope(scope)))
 
 
@@ -111,3 +111,20 @@ def substitute(
     if isinstance(obj, dict):
         return {k: (v if k in skip else substitute(v, scope, strict=strict, where=where, skip=skip)) for k, v in obj.items()}
     return obj
+
+
+def leftover_tags(obj: Any) -> list[str]:
+    """The ``{{…}}`` tags still in the string leaves of ``obj`` (in order), as written."""
+    if isinstance(obj, str):
+        return [m.group(0) for m in TAG.finditer(obj)] if "{{" in obj else []
+    if isinstance(obj, Mapping):
+        return [t for v in obj.values() for t in leftover_tags(v)]
+    if isinstance(obj, list):
+        return [t for v in obj for t in leftover_tags(v)]
+    return []
+
+
+def tag_body(text: str) -> str:
+    """``{{ tasks.A.outputs.artifacts.x }}`` → ``tasks.A.outputs.artifacts.x`` (text without a tag is returned stripped)."""
+    match = TAG.fullmatch(text.strip())
+    return match.group(2) if match else text.strip()

@@ -21,33 +21,37 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from scanflow_argo.errors import EngineError
+import httpcore
 
-from .state import node_id
+from ...argoexpr.expr import ExprError, eval_expr, eval_expr_bool, render_param
+from ...errors import EngineError
+from ..core.context import Call
+from ..core.inputs import inputs_doc
+from ..core.state import NodeDoc, node_id
+from ..core.subst import leftover_tags
+from ..core.values import fmt_item
+from .base import CheckContext, KindContext, NodeKind
+from .pod import timed
 
-if TYPE_CHECKING:
-    from .scheduler import Executor
-
-__all__ = ["HTTP_FIELDS", "check_http", "run_http"]
+__all__ = ["HTTP_FIELDS", "KIND", "check", "run"]
 
 HTTP_FIELDS = frozenset(
     {"method", "url", "headers", "body", "bodyFrom", "timeoutSeconds", "insecureSkipVerify", "successCondition"}
 )
 DEFAULT_TIMEOUT = 30.0  # Argo's default timeoutSeconds
-ANY_TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)  # a tag substitution left (an unknown parameter)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
 # -- checks at submit time ---------------------------------------------------------------------
-def check_http(tmpl: Mapping[str, Any], where: str) -> None:
+def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
     """Reject what Argo would reject or what the engine cannot honour, naming the field."""
     spec = tmpl.get("http")
     if not isinstance(spec, Mapping):
@@ -137,7 +141,7 @@ def canonical_header(name: str) -> str:
 
 
 def build_request(spec: Mapping[str, Any], secret: Callable[[Mapping[str, Any], str], str], where: str) -> Request:
-    leftover = ANY_TAG.findall(str({k: v for k, v in spec.items() if k != "successCondition"}))
+    leftover = leftover_tags({k: v for k, v in spec.items() if k != "successCondition"})
     if leftover:
         raise EngineError(f"{where}: unresolved {leftover[0]} in http: pass that parameter or fix its name")
     url = str(spec["url"])
@@ -188,10 +192,6 @@ def _shut(stream: Any) -> None:
 
 
 def _pool(req: Request, cancel: Cancel) -> Any:
-    import ssl
-
-    import httpcore
-
     class Backend(httpcore.SyncBackend):
         def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
             stream = super().connect_tcp(*args, **kwargs)
@@ -210,7 +210,6 @@ def send(req: Request, timeout: float, out: Outcome, cancel: Cancel) -> None:
     303 and POST-after-301/302 become a GET without body; credentials are not sent to another host).
     Every socket operation is bounded by ``timeout``; no proxy from the environment (Argo's agent
     uses none)."""
-    import httpcore
 
     method, url, headers, body = req.method, req.url, list(req.headers), req.body
     limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
@@ -244,7 +243,6 @@ def send(req: Request, timeout: float, out: Outcome, cancel: Cancel) -> None:
 
 def judge(req: Request, out: Outcome, condition: str | None, clock: Any) -> tuple[str, str | None]:
     """Argo's verdict: the successCondition when there is one, otherwise status < 400."""
-    from ..argoexpr.expr import ExprError, eval_expr_bool
 
     assert out.status is not None
     if not condition:
@@ -268,23 +266,23 @@ def judge(req: Request, out: Outcome, condition: str | None, clock: Any) -> tupl
 
 
 # -- the node ----------------------------------------------------------------------------------
-def run_http(
-    ex: Executor,
-    name: str,
-    display: str,
-    tmpl: dict[str, Any],
-    inputs: dict[str, Any],
-    parent: str | None,
-    deadline: float | None,
-) -> dict[str, Any]:
+def run(ex: KindContext, call: Call) -> NodeDoc:
     """Run one attempt of an (already substituted) http template as an ``HTTP`` node."""
+    name, display, tmpl, inputs, parent, deadline = (
+        call.name,
+        call.display,
+        call.template,
+        call.inputs,
+        call.parent,
+        call.deadline,
+    )
     nid = node_id(ex.name, name)
-    reused = ex._reuse_node(nid, parent, tmpl)
+    reused = ex.reuse(nid, parent, tmpl)
     if reused is not None:
         return reused  # resume: a request that succeeded is not sent again
     where = f"template {tmpl.get('name')!r}"
-    node = ex._new_node(name, display, "HTTP", parent, tmpl)
-    node["inputs"] = ex._inputs_doc(inputs)
+    node = ex.new_node(name, display, "HTTP", parent, tmpl)
+    node["inputs"] = inputs_doc(inputs)
     node_dir = ex.run_dir / "nodes" / nid
     node_dir.mkdir(parents=True, exist_ok=True)
     log_path = node_dir / "main.log"
@@ -293,7 +291,7 @@ def run_http(
         req = build_request(spec, lambda ref, what: _secret(ex, ref, what), where)
     except EngineError as err:
         log_path.write_text(f"{err}\n")
-        return ex._finish(node, "Error", str(err))
+        return ex.finish(node, "Error", str(err))
     t0 = ex.clock.monotonic()
     budget = req.timeout if deadline is None else max(0.0, min(req.timeout, deadline - t0))
     out, cancel = Outcome(), Cancel()
@@ -326,12 +324,12 @@ def run_http(
         if params:
             outputs["parameters"] = params
         node["outputs"] = outputs
-        ex._register_globals(tmpl, outputs)
-    ex._finish(node, phase, message)
-    return {**node, "_t0": t0, "_t1": t1}
+        ex.register_globals(tmpl, outputs)
+    ex.finish(node, phase, message)
+    return timed(node, t0, t1)
 
 
-def _wait(ex: Executor, worker: threading.Thread, until: float, deadline: float | None, timeout: float) -> str | None:
+def _wait(ex: KindContext, worker: threading.Thread, until: float, deadline: float | None, timeout: float) -> str | None:
     """Wait for the worker in short slices; a message when the run is stopped or a deadline passes."""
     while worker.is_alive():
         if ex.abort.is_set():
@@ -345,18 +343,15 @@ def _wait(ex: Executor, worker: threading.Thread, until: float, deadline: float 
     return None
 
 
-def _secret(ex: Executor, ref: Mapping[str, Any], what: str) -> str:
-    value = ex._local_ref("secrets", ref, what)
+def _secret(ex: KindContext, ref: Mapping[str, Any], what: str) -> str:
+    value = ex.local_ref("secrets", ref, what)
     if value is None:
         path = ex.settings.home / "secrets" / str(ref.get("name")) / str(ref.get("key"))
         raise EngineError(f"{what} reads secret {ref.get('name')}/{ref.get('key')}, which is missing: put the value in {path}")
     return value.rstrip("\n")
 
 
-def _output_params(tmpl: Mapping[str, Any], outputs: Mapping[str, Any], ex: Executor, where: str) -> list[dict[str, Any]]:
-    from ..argoexpr.expr import ExprError, eval_expr, render_param
-    from .scheduler import _fmt_item
-
+def _output_params(tmpl: Mapping[str, Any], outputs: Mapping[str, Any], ex: KindContext, where: str) -> list[dict[str, Any]]:
     params = []
     for p in (tmpl.get("outputs") or {}).get("parameters") or []:
         vf = p.get("valueFrom") or {}
@@ -367,12 +362,15 @@ def _output_params(tmpl: Mapping[str, Any], outputs: Mapping[str, Any], ex: Exec
             except ExprError as err:
                 raise EngineError(f"{where}: output parameter {p.get('name')!r}: {err}") from err
         elif "value" in p:
-            value = _fmt_item(p["value"])
+            value = fmt_item(p["value"])
         elif "default" in vf:
-            value = _fmt_item(vf["default"])
+            value = fmt_item(vf["default"])
         if value is not None:
             entry = {"name": p["name"], "value": value}
             if p.get("globalName"):
                 entry["globalName"] = p["globalName"]
             params.append(entry)
     return params
+
+
+KIND = NodeKind("http", "HTTP", check, run)

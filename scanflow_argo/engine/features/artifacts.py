@@ -13,21 +13,10 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import EngineError
+from ...errors import EngineError
+from ..core.paths import safe_join
 
-__all__ = ["ArtifactRepo", "safe_join"]
-
-
-def safe_join(base: Path, relative: str, what: str) -> Path:
-    """``base / relative`` refusing absolute parts, ``..`` and symlinks that lead outside ``base``."""
-    rel = PurePosixPath(relative.lstrip("/"))
-    if any(part == ".." for part in rel.parts):
-        raise EngineError(f"{what}: path {relative!r} contains '..'; use a path inside the run's folder")
-    target = (base / rel).resolve()
-    root = base.resolve()
-    if target != root and root not in target.parents:
-        raise EngineError(f"{what}: path {relative!r} leads outside {root}")
-    return target
+__all__ = ["ArtifactRepo"]
 
 
 class ArtifactRepo:

@@ -19,19 +19,20 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..clock import Clock
-from ..errors import EngineError, NotSupportedLocally
-from .artifacts import safe_join
+from ...clock import Clock
+from ...errors import EngineError, NotSupportedLocally
+from ..core.paths import safe_join
 
 __all__ = [
     "HeldLocks",
     "LockSpec",
     "LockTable",
+    "RunLocks",
     "forget_waiting",
     "parse_synchronization",
     "record_acquired",
@@ -434,3 +435,13 @@ class LockTable:
             finally:
                 os.close(fd)
         return out
+
+
+@dataclass
+class RunLocks:
+    """One run's view of the lock table: its waiting order (Argo's: the workflow's ``priority``, then its
+    creation time) and which of its holders wait for which lock (``status.synchronization.waiting``)."""
+
+    table: LockTable
+    order: tuple[int, str]
+    waiters: dict[str, set[str]] = field(default_factory=dict)

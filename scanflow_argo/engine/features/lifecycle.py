@@ -10,7 +10,7 @@ workflow-level hooks). A recorded hook node is never started again, so each hook
 hooked step (and the workflow, before its exit handler) waits until its fired hooks completed; a failed hook
 changes no phase; an expression that cannot be evaluated is an error of the workflow.
 
-Here the engine's change notification (``Executor._changed``) stands in for Argo's reconciliation: every
+Here the engine's change notification (``RunContext.changed``) stands in for Argo's reconciliation: every
 change re-evaluates the hooks of every node being watched. This module owns ``Lifecycle`` (the watch list
 of one run) and ``HookSet`` (the expression hooks of one hooked node or of the workflow).
 """
@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..argoexpr.expr import ExprError, eval_expr_bool
-from ..errors import EngineError
-from .state import node_id
-
-if TYPE_CHECKING:
-    from .scheduler import Executor, Frame
+from ...argoexpr.expr import ExprError, eval_expr_bool
+from ...errors import EngineError
+from ..core.context import RunContext
+from ..core.frame import Frame, publish, resolve_args
+from ..core.state import node_id
 
 __all__ = ["HookSet", "Lifecycle", "expression_hooks"]
 
@@ -61,7 +60,7 @@ class HookSet:
 
     def check(self) -> None:
         """Fire every pending hook whose expression is now true (or whose node a previous run recorded)."""
-        ex = self.lifecycle.ex
+        ex = self.lifecycle.ctx
         with self.lock:
             if not self.pending:
                 return
@@ -94,13 +93,13 @@ class HookSet:
                     thread.start()
 
     def _run(self, name: str, hook: Mapping[str, Any], hook_name: str, parent_id: str) -> None:
-        ex = self.lifecycle.ex
+        ex = self.lifecycle.ctx
         display = f"{self.display}.hooks.{name}"
         try:
             frame = self.frame()
             holder = {k: v for k, v in hook.items() if k != "expression"}
-            holder["arguments"] = ex._resolve_args(hook.get("arguments") or {}, frame, f"{display} lifecycle hook")
-            ex._safe_run(hook_name, display, holder, frame, parent_id)
+            holder["arguments"] = resolve_args(hook.get("arguments") or {}, frame, f"{display} lifecycle hook")
+            ex.run_child(hook_name, display, holder, frame, parent_id)
         except EngineError as err:  # NotSupportedLocally, or arguments that cannot be resolved
             self.lifecycle.fail(
                 hook_name, f"{self.display}.hooks.{name}", parent_id, f"lifecycle hook {name!r} of {self.display!r}: {err}"
@@ -113,7 +112,7 @@ class HookSet:
             node = ex.state.nodes.get(node_id(ex.name, hook_name))
             if node is not None:
                 node["nodeFlag"] = {**(node.get("nodeFlag") or {}), "hooked": True}  # as Argo marks hook nodes
-        ex._write_changed()
+        ex.changed()
 
     def wait(self) -> None:
         """Block until every fired hook completed."""
@@ -127,10 +126,11 @@ class HookSet:
 
 
 class Lifecycle:
-    """The expression hooks being watched in one run (``Executor.lifecycle``)."""
+    """The expression hooks being watched in one run (``spec`` is the workflow's)."""
 
-    def __init__(self, ex: Executor) -> None:
-        self.ex = ex
+    def __init__(self, ctx: RunContext, spec: Mapping[str, Any]) -> None:
+        self.ctx = ctx
+        self.spec = spec  # the workflow's: its hooks
         self.active: list[HookSet] = []
         self.lock = threading.Lock()
         self.errors: list[str] = []
@@ -162,18 +162,18 @@ class Lifecycle:
 
     def fail(self, hook_name: str, display: str, parent_id: str, message: str) -> None:
         """Record a hook that could not run as an Error node; the workflow ends in Error (Argo marks its parent)."""
-        ex = self.ex
+        ex = self.ctx
         with self.lock:
             self.errors.append(message)
         nid = node_id(ex.name, hook_name)
-        node = ex.state.nodes.get(nid) or ex._new_node(hook_name, display, "Pod", parent_id, None)
-        ex._finish(node, "Error", message)
+        node = ex.state.nodes.get(nid) or ex.new_node(hook_name, display, "Pod", parent_id, None)
+        ex.finish(node, "Error", message)
 
     # -- the two kinds of hooked things ------------------------------------------------------------
     def for_workflow(self) -> HookSet | None:
         """Watch ``spec.hooks`` (other than exit) over the global variables; None when there are none."""
-        ex = self.ex
-        hooks = expression_hooks(ex.spec)
+        ex = self.ctx
+        hooks = expression_hooks(self.spec)
         if not hooks:
             return None
         root = node_id(ex.name, ex.name)
@@ -184,9 +184,7 @@ class Lifecycle:
             return self._global_env()
 
         def frame() -> Frame:
-            from .scheduler import Frame
-
-            return Frame(ex.root_scope, self._global_env())
+            return Frame(ex.root_frame().scope, self._global_env())
 
         return self.watch(HookSet(self, hooks, ex.name, ex.name, env, frame))
 
@@ -195,7 +193,7 @@ class Lifecycle:
         hooks = expression_hooks(step)
         if not hooks:
             return None
-        ex = self.ex
+        ex = self.ctx
         nid = node_id(ex.name, name)
         sname = str(step.get("name", ""))
 
@@ -203,26 +201,29 @@ class Lifecycle:
             node = ex.state.nodes.get(nid)
             if node is None:
                 return None
-            out = {**frame.vars, **ex._global_output_vars()}
+            out = {**frame.vars, **_outputs_only(ex.global_scope())}
             out[f"steps.{sname}.status"] = out[f"tasks.{sname}.status"] = node.get("phase", "")
             return out
 
         def hook_frame() -> Frame:
-            from .scheduler import Frame
-
             node = dict(ex.state.nodes.get(nid) or {})
-            out = Frame(frame.scope, {**frame.vars, **ex._global_output_vars()}, dict(frame.artifacts))
+            out = Frame(frame.scope, {**frame.vars, **_outputs_only(ex.global_scope())}, dict(frame.artifacts))
             if node:  # the hooked node's status (and outputs, once it has them), as Argo passes them
-                ex._publish(out, f"steps.{sname}", [node], looped=False)
-                ex._publish(out, f"tasks.{sname}", [node], looped=False)
+                publish(out, f"steps.{sname}", [node], looped=False)
+                publish(out, f"tasks.{sname}", [node], looped=False)
             return out
 
         return self.watch(HookSet(self, hooks, name, display, env, hook_frame))
 
     def _global_env(self) -> dict[str, Any]:
-        ex = self.ex
-        with ex.state.lock:  # nodes are added under it: _failures iterates them
-            out = {**ex.global_vars, **ex._global_output_vars()}
+        ex = self.ctx
+        with ex.state.lock:  # nodes are added under it: failures() iterates them
+            out = ex.global_scope()
             if "workflow.failures" not in out:
-                out["workflow.failures"] = json.dumps(ex._failures(), separators=(",", ":"))
+                out["workflow.failures"] = json.dumps(ex.failures(), separators=(",", ":"))
         return out
+
+
+def _outputs_only(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The global outputs in a scope (``workflow.outputs.*``): what a hook adds to its step's frame."""
+    return {k: v for k, v in scope.items() if k.startswith("workflow.outputs.")}

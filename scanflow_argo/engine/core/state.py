@@ -12,14 +12,15 @@ starts) are serialised once. The bytes written are those ``json.dumps`` gives fo
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from ..clock import Clock, iso
-from ..errors import EngineError
+from ...clock import Clock, iso
+from ...errors import EngineError
 
 __all__ = ["NodeDoc", "RunState", "node_id", "read_status"]
 
@@ -120,8 +121,6 @@ class NodeDoc(dict):  # type: ignore[type-arg]
         return NodeDoc(self)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NodeDoc:
-        import copy
-
         return NodeDoc(copy.deepcopy(dict(self), memo))
 
     def __reduce__(self) -> tuple[Any, ...]:

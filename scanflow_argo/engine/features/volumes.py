@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import EngineError, NotSupportedLocally
-from ..settings import Settings
-from .artifacts import safe_join
-from .runtime import NodeFS, ProcessResult, Sandbox, run_process
-from .subst import substitute
+from ...errors import EngineError, NotSupportedLocally
+from ...settings import Settings
+from ..core.paths import safe_join
+from ..core.subst import substitute
+from .images import container_argv
+from .sandbox import NodeFS, ProcessResult, Sandbox, run_process
 
 __all__ = [
     "GC_STRATEGIES",
@@ -339,8 +340,6 @@ def run_init_containers(
 ) -> tuple[str, ProcessResult] | None:
     """Run the pod's init containers in order, each in its own root with its mounts; logs go to
     ``init-<name>.log``. Returns the first that failed (its name and result), or None."""
-    from .model import container_argv  # model imports this module
-
     for c in containers:
         name = str(c[_NAME])
         where = f"{pod.where} init container {name!r}"

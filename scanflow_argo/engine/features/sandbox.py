@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .._proc import stop_pid
-from ..errors import EngineError, SetupError
-from ..settings import Settings
+from ..._proc import stop_pid
+from ...errors import EngineError, SetupError
+from ...settings import Settings
 
 __all__ = ["NodeFS", "ProcessResult", "Sandbox", "build_argv", "run_process"]
 

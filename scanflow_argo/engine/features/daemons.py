@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import ssl
 import subprocess
@@ -33,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._proc import Child, spawn, stop_pid, stop_record, write_record
-from ..errors import EngineError, NotSupportedLocally
-from ..settings import Settings
-from .artifacts import safe_join
-from .runtime import Sandbox
+from ..._proc import Child, spawn, stop_pid, stop_record, write_record
+from ...errors import EngineError, NotSupportedLocally
+from ...settings import Settings
+from ..core.paths import safe_join
+from ..core.values import DAEMON_IP
+from .images import container_argv
+from .sandbox import Sandbox
 from .volumes import PodVolumes, mount_tops
 
 __all__ = [
@@ -51,8 +54,6 @@ __all__ = [
     "sidecar_containers",
 ]
 
-DAEMON_IP = "127.0.0.1"
-"""What ``{{steps.X.ip}}`` / ``{{tasks.X.ip}}`` give: every node shares this machine's network."""
 STOP_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL for sidecars and daemons."""
 STOP_WAIT = 4 * STOP_GRACE
@@ -113,8 +114,6 @@ def reap_leftovers(run_dir: Path) -> int:
     """Stop container processes a previous engine of this run left behind (it died, even by
     ``kill -9``): each record names a pid that is only signalled when its command line still carries
     the record's marker and it leads its own group. Returns how many were stopped."""
-    import json
-
     stopped = 0
     for record in sorted((run_dir / "nodes").glob(f"*/*{RECORD_SUFFIX}")):
         try:
@@ -149,8 +148,6 @@ class Sidecars:
 
     def start(self) -> None:
         """Start every sidecar; on an error the ones already started are stopped again."""
-        from .model import container_argv  # model imports the runtime side lazily too
-
         try:
             for c in self.containers:
                 name = str(c["name"])

@@ -1,0 +1,287 @@
+"""The one pass before anything runs: walk every template the workflow can reach (entrypoint, onExit,
+hooks, steps, tasks, templateRefs) and refuse what cannot run on this machine — ``NotSupportedLocally``,
+``ImageNotMapped`` or an ``EngineError`` naming the field — or return one-line notes about Kubernetes-only
+fields it accepts and ignores. Argo's own validator (``workflow/validate/validate.go``) plays this part
+on a cluster.
+
+Each template gets the generic checks here (pod features: volumes, sidecars, daemons, synchronization;
+lifecycle hooks; artifacts; ignored fields) and then its kind's ``check`` from the node-kind registry
+(``engine/kinds``), the same registry the scheduler runs templates with. A new validation rule for one kind
+goes into that kind's ``check``; one for every template, into ``_check_template``; one for the manifest's
+shape as a whole, before the walk, in ``check_supported``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import EngineError, NotSupportedLocally
+from ..settings import Settings
+from .core.manifest import TemplateScope, TemplateStore, resolve_ref
+from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
+from .features.images import check_command, check_first_command, image_runtime
+from .features.sync import parse_synchronization, semaphore_limit
+from .features.volumes import check_mounts, check_volume, claim_dir, claim_names, gc_strategy, init_containers, volume_kind
+from .kinds import REGISTRY, CheckContext, Registry
+from .kinds.container_set import check_container_set
+
+__all__ = ["check_supported"]
+
+# Fields that matter only to Kubernetes: accepted, ignored, noted once.
+IGNORED_TEMPLATE_FIELDS = (
+    "metadata",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "podSpecPatch",
+    "securityContext",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "priorityClassName",
+    "priority",
+    "schedulerName",
+    "hostAliases",
+    "podDisruptionBudget",
+    "metrics",
+    "archiveLocation",
+    "memoize",
+    "executor",
+)
+IGNORED_SPEC_FIELDS = (
+    "podGC",
+    "ttlStrategy",
+    "ttlSecondsAfterFinished",
+    "artifactGC",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "securityContext",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "podSpecPatch",
+    "podMetadata",
+    "podDisruptionBudget",
+    "dnsConfig",
+    "dnsPolicy",
+    "hostNetwork",
+    "podPriorityClassName",
+    "schedulerName",
+    "metrics",
+    "archiveLogs",
+    "workflowMetadata",
+    "executor",
+    "automountServiceAccountToken",
+    "hostAliases",
+)
+REFUSED_SPEC_FIELDS = {
+    "artifactRepositoryRef": "artifactRepositoryRef (a cluster artifact repository)",
+}
+CLOUD_ARTIFACTS = ("s3", "gcs", "azure", "hdfs", "oss", "artifactory", "git", "http", "webHDFS")
+
+
+def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:
+    for kind in CLOUD_ARTIFACTS:
+        if kind in art:
+            loc = art[kind]
+            if kind == "s3" and isinstance(loc, Mapping) and set(loc) <= {"key"}:
+                continue  # key-only: the default (here: local) artifact repository
+            raise NotSupportedLocally(f"{kind} artifact {art.get('name', '')!r}", where)
+
+
+def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Settings, kinds: Registry = REGISTRY) -> list[str]:
+    """Refuse what cannot run here before anything runs; return notes about ignored fields."""
+    spec = wf.get("spec") or {}
+    notes: set[str] = set()
+    for key, feature in REFUSED_SPEC_FIELDS.items():
+        if spec.get(key):
+            if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
+                continue
+            raise NotSupportedLocally(feature, "spec")
+    _check_hooks(spec.get("hooks"), "spec")
+    volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
+    cc = CheckContext(settings, volumes, notes)
+    _check_synchronization(spec.get("synchronization"), "spec", settings)
+    for key in IGNORED_SPEC_FIELDS:
+        if key in spec:
+            notes.add(f"spec.{key}")
+    if "priority" in spec and "synchronization" not in json.dumps(spec):
+        notes.add("spec.priority")  # it orders waiters for locks here, and nothing else
+    for art in (spec.get("arguments") or {}).get("artifacts") or []:
+        _refuse_artifact(art, "spec.arguments")
+    root = TemplateScope(
+        "workflow", {t.get("name", ""): t for t in spec.get("templates") or []}, spec.get("templateDefaults") or {}
+    )
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[TemplateScope, dict[str, Any]]] = []
+
+    def visit_ref(scope: TemplateScope, holder: Mapping[str, Any], where: str) -> None:
+        if "template" in holder and isinstance(holder["template"], str):
+            todo.append((scope, scope.get(holder["template"], where)))
+        elif "templateRef" in holder:
+            ref = holder["templateRef"]
+            sub = store.scope(ref.get("name", ""), bool(ref.get("clusterScope")))
+            todo.append((sub, sub.get(ref.get("template", ""), where)))
+        elif "inline" in holder:
+            todo.append((scope, {"name": f"{where}.inline", **holder["inline"]}))
+
+    visit_ref(root, {"template": spec["entrypoint"]}, "spec.entrypoint")
+    if spec.get("onExit"):
+        visit_ref(root, {"template": spec["onExit"]}, "spec.onExit")
+    for hook_name, hook in (spec.get("hooks") or {}).items():
+        visit_ref(root, hook, f"spec.hooks.{hook_name}")
+    while todo:
+        scope, tmpl = todo.pop()
+        ident = (scope.key, tmpl.get("name", ""))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        tmpl = {**scope.defaults, **tmpl} if scope.defaults else tmpl
+        where = f"template {tmpl.get('name')!r}"
+        _check_template(tmpl, where, cc, kinds)
+        for group in tmpl.get("steps") or []:
+            for step in group if isinstance(group, list) else [group]:
+                _check_task(step, where, notes)
+                visit_ref(scope, step, f"{where} step {step.get('name')!r}")
+                for hook in (step.get("hooks") or {}).values():
+                    visit_ref(scope, hook, f"{where} step {step.get('name')!r} hook")
+                if step.get("onExit"):
+                    visit_ref(scope, {"template": step["onExit"]}, f"{where} step {step.get('name')!r} onExit")
+        for task in (tmpl.get("dag") or {}).get("tasks") or []:
+            _check_task(task, where, notes)
+            visit_ref(scope, task, f"{where} task {task.get('name')!r}")
+            for hook in (task.get("hooks") or {}).values():
+                visit_ref(scope, hook, f"{where} task {task.get('name')!r} hook")
+            if task.get("onExit"):
+                visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
+    check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root)  # two daemons on one port collide here
+    return sorted(notes)
+
+
+def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
+    _check_hooks(task.get("hooks"), f"{where} task/step {task.get('name')!r}")
+    for art in (task.get("arguments") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+
+
+def _check_hooks(hooks: Any, where: str) -> None:
+    """Lifecycle hooks: a mapping of name → hook; every hook but ``exit`` needs an ``expression`` (as Argo)."""
+    if not hooks:
+        return
+    if not isinstance(hooks, Mapping):
+        raise EngineError(
+            f"{where}: hooks must be a mapping of hook name to hook (e.g. running: {{expression: ..., template: ...}})"
+        )
+    for name, hook in hooks.items():
+        if not isinstance(hook, Mapping) or not ({"template", "templateRef"} & set(hook)):
+            raise EngineError(f"{where}: lifecycle hook {name!r} needs a template or a templateRef to run")
+        if name != "exit" and not str(hook.get("expression") or "").strip():
+            raise EngineError(
+                f"{where}: lifecycle hook {name!r} has no expression; give it one "
+                f"(e.g. expression: workflow.status == \"Running\") or name it 'exit' to make it an exit handler"
+            )
+
+
+def _check_template(tmpl: Mapping[str, Any], where: str, cc: CheckContext, kinds: Registry) -> None:
+    """The checks every template gets (pod features, locks, hooks, ignored fields, artifacts), then its kind's."""
+    settings, notes = cc.settings, cc.notes
+    _check_daemon_and_sidecars(tmpl, where, settings, cc.volumes)
+    _check_template_volumes(tmpl, where, settings, cc.volumes)
+    _check_synchronization(tmpl.get("synchronization"), where, settings)
+    if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:
+        raise NotSupportedLocally("lifecycle hooks", where)
+    for key in IGNORED_TEMPLATE_FIELDS:
+        if key in tmpl:
+            notes.add(f"{key} in templates")
+    for art in (tmpl.get("inputs") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+    for art in (tmpl.get("outputs") or {}).get("artifacts") or []:
+        _refuse_artifact(art, where)
+    kind = kinds.kind_of(tmpl)
+    if kind is not None:
+        kind.check(tmpl, where, cc)
+
+
+# -- sidecars and daemons (engine/daemons.py) -------------------------------------------------
+def _check_daemon_and_sidecars(tmpl: Mapping[str, Any], where: str, settings: Settings, volumes: frozenset[str]) -> None:
+    """Sidecars: images mapped, commands present, mounts declared. Daemons: a container or script
+    pod whose readiness probe can be checked here, without a lock or retries it could not honour."""
+    if tmpl.get("daemon"):
+        body = tmpl.get("container") or tmpl.get("script")
+        if body is None:
+            raise NotSupportedLocally("daemon: true on a template without a container or script", where)
+        if tmpl.get("synchronization"):
+            raise NotSupportedLocally("synchronization on a daemon template (its lock would outlive the node)", where)
+        check_probe(body, where)
+        check_first_command(body, where, settings)
+    sidecars = sidecar_containers(tmpl)
+    if not sidecars:
+        return
+    if not (tmpl.get("container") or tmpl.get("script")):
+        raise NotSupportedLocally("sidecars on a template without a container or script", where)
+    declared = set(volumes) | {str(v.get("name")) for v in tmpl.get("volumes") or []}
+    for c in sidecars:
+        cwhere = f"{where} sidecar {c['name']!r}"
+        image = str(c.get("image") or "")
+        if not image:
+            raise EngineError(f"{cwhere}: the sidecar has no image")
+        if "{{" not in image:
+            check_command(image_runtime(image, settings.engine.image_map, cwhere), c, image, cwhere, settings, script=False)
+            check_first_command(c, cwhere, settings)
+        check_mounts(c.get("volumeMounts") or [], declared, where, str(c["name"]))
+        if c.get("volumeMounts") and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
+            raise NotSupportedLocally("volumeMounts without the node sandbox (install bubblewrap)", cwhere)
+
+
+# -- volumes and init containers (engine/volumes.py) ----------------------------------------
+def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings, namespace: str) -> frozenset[str]:
+    """Check the workflow's volumes and claim templates; the names its pods may mount."""
+    names = set(claim_names(spec))
+    gc_strategy(spec)
+    for vol in spec.get("volumes") or []:
+        check_volume(vol, "spec.volumes")
+        claim = str((vol.get("persistentVolumeClaim") or {}).get("claimName") or "")
+        if volume_kind(vol) == "persistentVolumeClaim" and "{{" not in claim:
+            claim_dir(settings.home, namespace, claim, "spec.volumes")  # missing: said before anything runs
+        names.add(str(vol["name"]))
+    return frozenset(names)
+
+
+def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Settings, volumes: frozenset[str]) -> None:
+    """Template volumes are supported kinds; every mount (main and init containers) names a declared
+    volume; mounts need the sandbox (bubblewrap) to be placed."""
+    declared = set(volumes)
+    for vol in tmpl.get("volumes") or []:
+        check_volume(vol, where)
+        declared.add(str(vol["name"]))
+    body = tmpl.get("container") or tmpl.get("script")
+    containers = [(str((body or {}).get("name") or "main"), body or {})]
+    for i, init in enumerate(tmpl.get("initContainers") or []):
+        if not init.get("image"):
+            raise EngineError(f"{where}: init container {init.get('name', i)!r} has no image")
+        if "{{" not in str(init["image"]):
+            image_runtime(str(init["image"]), settings.engine.image_map, f"{where} init container {init.get('name', i)!r}")
+    containers += [(str(c["name"]), c) for c in init_containers(tmpl)]
+    if "containerSet" in tmpl:  # each container of a set mounts its own and the set's volumeMounts
+        containers = [(str(c["name"]), c) for c in check_container_set(tmpl, where)] + containers[1:]
+    mounted = False
+    for name, c in containers:
+        check_mounts(c.get("volumeMounts") or [], declared, where, name)
+        mounted = mounted or bool(c.get("volumeMounts"))
+    if mounted and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
+        raise NotSupportedLocally(
+            "volumeMounts without the node sandbox (install bubblewrap: apt-get install bubblewrap; "
+            "and leave SCANFLOW_ENGINE_SANDBOX unset or 'bwrap')",
+            where,
+        )
+
+
+# -- synchronization (engine/sync.py) ----------------------------------------------------------
+def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings) -> None:
+    """Validate the block (unknown shapes, database semaphores refused) and, before anything runs,
+    each semaphore limit that names its ConfigMap key literally (a templated one is read when taken)."""
+    for spec in parse_synchronization(sync, "default", where):
+        if spec.semaphore and "{{" not in spec.name + spec.key:
+            semaphore_limit(settings.home, spec, where)

@@ -1,0 +1,121 @@
+"""What a template invocation sees: its ``Frame`` (template scope, variables, artifact references), and
+how a finished step or task becomes variables of its frame (``steps.X.*``/``tasks.X.*``, Argo's scope in
+``workflow/controller/scope.go`` and ``operator.go`` ``processNodeOutputs``), and how a call's arguments
+are resolved against it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import EngineError
+from .manifest import TemplateScope
+from .subst import Unresolved, substitute, substitute_str, tag_body
+from .values import DAEMON_IP, FAILED, fmt_item, json_or_str
+
+__all__ = ["Frame", "add_input_artifacts", "publish", "resolve_args"]
+
+
+@dataclass
+class Frame:
+    """What a template invocation sees: its template scope and variables."""
+
+    scope: TemplateScope
+    vars: dict[str, Any]
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Artifact references by variable name (``tasks.A.outputs.artifacts.x``) → artifact record."""
+
+    def copy(self) -> Frame:
+        return Frame(self.scope, dict(self.vars), dict(self.artifacts))
+
+
+def add_input_artifacts(frame: Frame, inputs: Mapping[str, Any]) -> None:
+    """A steps/DAG template's input artifacts become ``inputs.artifacts.<name>`` references of its frame."""
+    for a in inputs["artifacts"]:
+        if a.get("source") is not None:
+            frame.artifacts[f"inputs.artifacts.{a['name']}"] = a["source"]
+
+
+def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], looped: bool) -> None:
+    """Make a finished step/task's outputs visible as ``steps.X.*`` / ``tasks.X.*`` (a fan-out's aggregated)."""
+    v = frame.vars
+    if not looped:
+        n = nodes[0]
+        outs = n.get("outputs") or {}
+        v[f"{prefix}.status"] = n.get("phase", "")
+        v[f"{prefix}.id"] = n.get("id", "")
+        v[f"{prefix}.startedAt"] = n.get("startedAt") or ""
+        v[f"{prefix}.finishedAt"] = n.get("finishedAt") or ""
+        if n.get("daemoned"):
+            v[f"{prefix}.ip"] = DAEMON_IP  # nodes share this machine's network
+        if "exitCode" in outs:
+            v[f"{prefix}.exitCode"] = outs["exitCode"]
+            v[f"{prefix}.outputs.exitCode"] = outs["exitCode"]
+        if "result" in outs:
+            v[f"{prefix}.outputs.result"] = outs["result"]
+        for p in outs.get("parameters") or []:
+            v[f"{prefix}.outputs.parameters.{p['name']}"] = p["value"]
+        if outs.get("parameters"):
+            v[f"{prefix}.outputs.parameters"] = json.dumps(outs["parameters"], separators=(",", ":"))
+        for a in outs.get("artifacts") or []:
+            frame.artifacts[f"{prefix}.outputs.artifacts.{a['name']}"] = {"local": a["local"]}
+        return
+    ok = [n for n in nodes if n.get("phase") == "Succeeded"]
+    results = [json_or_str(n["outputs"]["result"]) for n in ok if "result" in (n.get("outputs") or {})]
+    v[f"{prefix}.outputs.result"] = json.dumps(results, separators=(",", ":"))
+    plist, by_param = [], {}
+    for n in ok:
+        ps = (n.get("outputs") or {}).get("parameters") or []
+        if ps:
+            plist.append({p["name"]: p["value"] for p in ps})
+        for p in ps:
+            by_param.setdefault(p["name"], []).append(json_or_str(p["value"]))
+    v[f"{prefix}.outputs.parameters"] = json.dumps(plist, separators=(",", ":"))
+    for pname, values in by_param.items():
+        v[f"{prefix}.outputs.parameters.{pname}"] = json.dumps(values, separators=(",", ":"))
+    phases = {n.get("phase") for n in nodes}
+    v[f"{prefix}.status"] = (
+        "Failed" if phases & set(FAILED) else ("Succeeded" if ok else (nodes[0].get("phase") if nodes else "Skipped"))
+    )
+
+
+def _refers_to_skipped(tag: str, frame: Frame) -> bool:
+    m = re.match(r"(tasks|steps)\.([^.]+)\.outputs\.", tag)
+    return bool(m) and frame.vars.get(f"{m.group(1)}.{m.group(2)}.status") in ("Skipped", "Omitted")
+
+
+def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:
+    """Substitute step/task arguments; a reference to a skipped node's missing output drops the argument."""
+    out: dict[str, Any] = {}
+    params = []
+    for p in args.get("parameters") or []:
+        p = dict(p)
+        if "value" in p:
+            try:
+                p["value"] = substitute_str(fmt_item(p["value"]), frame.vars, where=f"{where} argument {p.get('name')!r}")
+            except Unresolved as err:
+                if _refers_to_skipped(err.tag, frame):
+                    p = {"name": p.get("name"), "_absent": True}
+                else:
+                    raise
+        params.append(p)
+    if params:
+        out["parameters"] = params
+    arts = []
+    for a in args.get("artifacts") or []:
+        a = dict(a)
+        if "from" not in a:
+            a = substitute(a, frame.vars, where=f"{where} artifact {a.get('name')!r}")
+        else:
+            key = substitute_str(tag_body(str(a["from"])), frame.vars, strict=False)
+            if key not in frame.artifacts and not a.get("optional"):
+                raise EngineError(f"{where}: artifact {a.get('name')!r} from {a['from']}: no such artifact here")
+            a["from"] = "{{" + key + "}}"
+        arts.append(a)
+    if arts:
+        out["artifacts"] = arts
+    return out

@@ -1,0 +1,144 @@
+"""A template's inputs and variables when it is called: Argo's ``ProcessArgs``/``substituteParams``
+(``workflow/common/util.go``): parameters from arguments, defaults, ``valueFrom.configMapKeyRef`` and
+``enum``; artifacts from ``from``/``fromExpression``/``raw``/a key of the local repository; then the
+variables a template body sees (``inputs.*``, ``outputs.*.path``, ``retries``, ``node.name``, ``pod.name``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...argoexpr.expr import eval_expr
+from ...errors import EngineError
+from .frame import Frame
+from .state import node_id
+from .subst import expand_scope, substitute, substitute_str, tag_body
+from .values import fmt_item
+
+__all__ = ["artifact_source", "inputs_doc", "param_value", "resolve_inputs", "template_vars"]
+
+LocalRef = Callable[[str, Mapping[str, Any], str], "str | None"]
+
+
+def param_value(p: Mapping[str, Any], what: str, allow_missing: bool, local_ref: LocalRef) -> str | None:
+    """A parameter's value: ``value``, else ``valueFrom.configMapKeyRef`` (``local_ref``), else a default."""
+    if "value" in p:
+        return fmt_item(p["value"])
+    vf = p.get("valueFrom") or {}
+    if "configMapKeyRef" in vf:
+        found = local_ref("configmaps", vf["configMapKeyRef"], what)
+        if found is not None:
+            return found
+        if vf["configMapKeyRef"].get("optional") and "default" not in p and "default" not in vf:
+            return ""
+    if "default" in p:
+        return fmt_item(p["default"])
+    if "default" in vf:
+        return fmt_item(vf["default"])
+    if allow_missing:
+        return None
+    raise EngineError(f"{what} has no value: pass it with -p {p.get('name')}=VALUE")
+
+
+def artifact_source(art: Mapping[str, Any], frame: Frame, what: str) -> dict[str, Any] | None:
+    """Where an input artifact comes from: a stored artifact, raw data, or nothing (optional)."""
+    if "from" in art:
+        ref = str(art["from"]).strip()
+        found = frame.artifacts.get(tag_body(ref))
+        if found is None:
+            if art.get("optional"):
+                return None
+            raise EngineError(f"{what}: {ref} does not name an artifact available here")
+        return found
+    if "fromExpression" in art:
+        value = eval_expr(str(art["fromExpression"]), expand_scope({**frame.vars, **frame.artifacts}))
+        return value if isinstance(value, dict) and "local" in value else None
+    if "raw" in art:
+        return {"raw": str((art["raw"] or {}).get("data", ""))}
+    if "s3" in art and set(art["s3"] or {}) <= {"key"}:
+        return {"local": {"key": str(art["s3"]["key"])}}
+    if "local" in art:
+        return {"local": art["local"]}
+    return None
+
+
+def resolve_inputs(
+    tmpl: Mapping[str, Any],
+    args: Mapping[str, Any],
+    frame: Frame,
+    where: str,
+    global_scope: Callable[[], dict[str, Any]],
+    local_ref: LocalRef,
+) -> dict[str, Any]:
+    """The template's inputs (``{"parameters": [...], "artifacts": [...]}``) from the call's arguments;
+    defaults may use global variables (``global_scope``)."""
+    given = {p["name"]: p for p in args.get("parameters") or [] if "name" in p}
+    params = []
+    for p in (tmpl.get("inputs") or {}).get("parameters") or []:
+        value: str | None = None
+        if p["name"] in given and not given[p["name"]].get("_absent"):
+            value = param_value(given[p["name"]], f"{where} argument {p['name']!r}", True, local_ref)
+        if value is None:
+            value = param_value(p, f"{where} input {p['name']!r}", True, local_ref)
+            if value is not None and "{{" in value:
+                value = substitute_str(value, global_scope(), where=f"{where} input {p['name']!r}")
+        if value is None:
+            raise EngineError(f"{where}: inputs.parameters.{p['name']} was not supplied (give it an argument or a default)")
+        if "enum" in p and value not in [fmt_item(e) for e in p["enum"]]:
+            raise EngineError(f"{where}: inputs.parameters.{p['name']} = {value!r} is not one of {p['enum']}")
+        params.append({"name": p["name"], "value": value})
+    given_arts = {a["name"]: a for a in args.get("artifacts") or [] if "name" in a}
+    arts = []
+    for a in (tmpl.get("inputs") or {}).get("artifacts") or []:
+        source = given_arts.get(a["name"], {})
+        own = {k: v for k, v in a.items() if k not in ("from", "fromExpression")}
+        if "{{" in json.dumps(own):
+            scope = global_scope()
+            scope.update({f"inputs.parameters.{p['name']}": p["value"] for p in params})
+            own = substitute(own, scope, where=f"{where} input artifact {a['name']!r}")
+        merged = {**a, **own, **{k: v for k, v in source.items() if k != "path"}}
+        record = artifact_source(merged, frame, f"{where} input artifact {a['name']!r}")
+        if record is not None and merged.get("subPath"):
+            record = {**record, "subPath": str(merged["subPath"])}
+        if record is None and not a.get("optional"):
+            raise EngineError(
+                f"{where}: input artifact {a['name']!r} was not supplied (pass it with from/raw, or mark it optional)"
+            )
+        arts.append({"name": a["name"], "path": a.get("path"), "mode": a.get("mode"), "source": record})
+    return {"parameters": params, "artifacts": arts}
+
+
+def template_vars(
+    global_scope: Mapping[str, Any], tmpl: Mapping[str, Any], inputs: Mapping[str, Any], workflow: str, name: str, retries: int
+) -> dict[str, Any]:
+    """The variables a template's body sees when it runs as node ``name`` (attempt ``retries``)."""
+    vars_ = dict(global_scope)
+    for p in inputs["parameters"]:
+        vars_[f"inputs.parameters.{p['name']}"] = p["value"]
+    vars_["inputs.parameters"] = json.dumps(inputs["parameters"], separators=(",", ":"))
+    for a in inputs["artifacts"]:
+        if a.get("path"):
+            vars_[f"inputs.artifacts.{a['name']}.path"] = a["path"]
+    for p in (tmpl.get("outputs") or {}).get("parameters") or []:
+        path = (p.get("valueFrom") or {}).get("path")
+        if path:
+            vars_[f"outputs.parameters.{p['name']}.path"] = path
+    for a in (tmpl.get("outputs") or {}).get("artifacts") or []:
+        if a.get("path"):
+            vars_[f"outputs.artifacts.{a['name']}.path"] = a["path"]
+    vars_["retries"] = str(retries)
+    vars_["node.name"] = name
+    vars_["pod.name"] = f"{workflow}-{tmpl.get('name', 'pod')}-{node_id(workflow, name).rsplit('-', 1)[-1]}"
+    return vars_
+
+
+def inputs_doc(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's ``inputs`` record (artifact sources are not shown)."""
+    doc: dict[str, Any] = {}
+    if inputs["parameters"]:
+        doc["parameters"] = [dict(p) for p in inputs["parameters"]]
+    if inputs["artifacts"]:
+        doc["artifacts"] = [{"name": a["name"], "path": a.get("path")} for a in inputs["artifacts"]]
+    return doc

@@ -1,0 +1,194 @@
+"""``container`` templates (and, through ``run_pod``, ``script``): one pod with a main container, its init
+containers before it and its sidecars beside it, or a daemon that stays up while its scope runs. The
+node's phase is Argo's pod verdict: the main container's exit code, the deadline (``activeDeadlineSeconds``/
+``timeout``), or the run being stopped (``workflow/controller/operator.go`` ``assessNodeStatus``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...errors import EngineError
+from ..core.context import Call
+from ..core.inputs import inputs_doc
+from ..core.state import NodeDoc, node_id
+from ..features.daemons import Probe, Sidecars
+from ..features.images import check_command, container_argv, image_runtime
+from ..features.sandbox import NodeFS, node_env, run_process
+from ..features.volumes import init_containers, run_init_containers
+from .base import CheckContext, KindContext, NodeKind
+from .pod import (
+    DEADLINE,
+    IGNORED_CONTAINER_FIELDS,
+    argo_env,
+    collect_outputs,
+    container_env,
+    place_inputs,
+    prepare_container,
+    private_tops,
+    timed,
+)
+
+__all__ = ["KIND", "check", "check_body", "run", "run_pod"]
+
+SCRIPT_PATH = "/argo/staging/script"
+"""Where Argo's executor puts a script template's source (an executable file, so ``sh -c FILE`` works)."""
+
+
+def check_body(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
+    """The main container (or script) has an image this machine maps and a command it has."""
+    body = tmpl.get("container") or tmpl.get("script") or {}
+    for key in IGNORED_CONTAINER_FIELDS:
+        if key in body and not (tmpl.get("daemon") and key in ("readinessProbe", "ports")):  # a daemon's are used
+            cc.notes.add(f"container {key}")
+    image = str(body.get("image") or "")
+    if not image:
+        raise EngineError(f"{where}: the container has no image")
+    if "{{" not in image:
+        runtime = image_runtime(image, cc.settings.engine.image_map, where)
+        check_command(runtime, body, image, where, cc.settings, script="script" in tmpl)
+
+
+check = check_body
+
+
+def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
+    """Run one attempt of a container or script pod as node ``call.name``."""
+    name, display, tmpl, inputs, parent = call.name, call.display, call.template, call.inputs, call.parent
+    vars_ = call.vars or {}
+    nid = node_id(ctx.name, name)
+    reused = ctx.reuse(nid, parent, tmpl)
+    if reused is not None:
+        return reused
+    where = call.where
+    node = ctx.new_node(name, display, "Pod", parent, tmpl, phase="Pending")
+    node["inputs"] = inputs_doc(inputs)
+    node["podName"] = vars_["pod.name"]
+    node_dir = ctx.run_dir / "nodes" / nid
+    if node_dir.exists():
+        shutil.rmtree(node_dir, ignore_errors=True)
+    node_dir.mkdir(parents=True)
+    log_path = node_dir / "main.log"
+    is_script = "script" in tmpl
+    body = tmpl["script"] if is_script else tmpl["container"]
+
+    def stage(fs: NodeFS, argv: list[str]) -> list[str]:
+        place_inputs(ctx, inputs, fs, node_dir, where)
+        if not is_script:
+            return argv
+        host = fs.host_path(SCRIPT_PATH) if fs.root is not None else node_dir / "script"
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.write_text(str(body.get("source", "")))
+        host.chmod(0o755)  # Argo's script file is executable (``sh -c FILE`` works)
+        return [*argv, SCRIPT_PATH if fs.root is not None else str(host)]
+
+    try:
+        pod = ctx.volumes.pod(tmpl, node_dir, where, vars_)
+        prepared = prepare_container(
+            ctx,
+            body,
+            own_dir=node_dir,
+            pod=pod,
+            private=private_tops(tmpl, inputs, body),
+            env=argo_env(nid, str(vars_["pod.name"]), "main", tmpl.get("name")),
+            where=where,
+            before_wrap=stage,
+        )
+    except EngineError as err:
+        return ctx.finish(node, "Error", str(err))
+    fs = prepared.fs
+    with ctx.pod_slots:
+        if ctx.abort.is_set():
+            return ctx.finish(node, "Failed", ctx.abort_message or "Stopped")
+        node["phase"] = "Running"
+        node["startedAt"] = ctx.state.now()
+        extra = dict(ctx.hook_env)
+        extra.update(ctx.run_hooks.node_started(ctx.name, nid, node) or {})
+        ctx.changed()
+        t0 = ctx.clock.monotonic()
+        try:
+            base_env = {"SCANFLOW_HOME": ctx.home_env, **prepared.env, **extra}
+
+            def env_of(c: Mapping[str, Any]) -> dict[str, str]:
+                return node_env(
+                    {**base_env, **container_env(ctx, c, where), "ARGO_CONTAINER_NAME": str(c["name"])}, ctx.pythonpath
+                )
+
+            failed_init = run_init_containers(
+                init_containers(tmpl),
+                pod,
+                ctx.sandbox,
+                ctx.settings,
+                node_dir,
+                env_of,
+                call.deadline,
+                ctx.abort,
+                ctx.clock.monotonic,
+            )
+            if failed_init is not None:
+                pod.cleanup()
+                init_name, init_result = failed_init
+                message = {"deadline": DEADLINE}.get(str(init_result.reason), ctx.abort_message or "Stopped")
+                if init_result.reason is None:
+                    message = f"init container {init_name!r} failed: Error (exit code {init_result.exit_code})"
+                node["outputs"] = {"exitCode": str(init_result.exit_code)}
+                ctx.finish(node, "Failed", message)
+                ctx.run_hooks.node_finished(ctx.name, nid, node, node_dir / f"init-{init_name}.log")
+                return timed(node, t0, ctx.clock.monotonic())
+            main_env = node_env(base_env, ctx.pythonpath)
+            popen_cwd = prepared.cwd if prepared.cwd is None or Path(prepared.cwd).is_dir() else None
+            sidecars = Sidecars(tmpl, pod, ctx.sandbox, ctx.settings, node_dir, env_of)
+            sidecars.start()  # before the main container, as the pod starts them together
+            if tmpl.get("daemon"):
+                cwd = str(body.get("workingDir") or "/") if fs.root is not None else str(prepared.cwd or node_dir)
+                private = private_tops(tmpl, inputs, body)
+                probe = Probe(
+                    body.get("readinessProbe") or {},
+                    ports={str(p["name"]): int(p["containerPort"]) for p in body.get("ports") or [] if p.get("name")},
+                    exec_argv=lambda cmd: ctx.sandbox.wrap(
+                        container_argv({**body, "command": cmd, "args": []}, ctx.settings, where), fs, private, cwd
+                    ),
+                    env=main_env,
+                )
+
+                def ended() -> None:
+                    pod.cleanup()
+                    ctx.run_hooks.node_finished(ctx.name, nid, node, log_path)
+
+                marker = str(node_dir) if fs.root is not None else max(prepared.argv, key=len)  # its most telling argument
+                return ctx.daemons.start(
+                    node, prepared.argv, main_env, popen_cwd, log_path, marker, probe, sidecars, call.deadline, ended
+                )
+            try:
+                result = run_process(prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic)
+            finally:
+                sidecars.stop()  # the main container ended: Argo's executor kills the sidecars
+        except EngineError as err:
+            return ctx.finish(node, "Error", str(err))
+        t1 = ctx.clock.monotonic()
+    outputs: dict[str, Any] = {"result": result.stdout.rstrip(), "exitCode": str(result.exit_code)}
+    phase, message = "Succeeded", None
+    if result.reason == "deadline":
+        phase, message = "Failed", DEADLINE
+    elif result.reason == "stopped":
+        phase, message = "Failed", ctx.abort_message or "Stopped"
+    elif result.exit_code != 0:
+        phase, message = "Failed", f"Error (exit code {result.exit_code})"
+    try:
+        collect_outputs(ctx, tmpl, fs, nid, outputs, failed=phase != "Succeeded", where=where)
+    except EngineError as err:
+        if phase == "Succeeded":
+            phase, message = "Error", str(err)
+    pod.cleanup()
+    node["outputs"] = outputs
+    ctx.finish(node, phase, message)
+    ctx.run_hooks.node_finished(ctx.name, nid, node, log_path)
+    return timed(node, t0, t1)
+
+
+run = run_pod
+
+KIND = NodeKind("container", "Pod", check, run)

@@ -1,0 +1,268 @@
+"""The one way a pod is prepared and its outputs collected, for ``container``, ``script`` and ``containerSet``.
+
+A container of a pod (Argo's executor, ``workflow/executor`` and ``cmd/argoexec``, and the pod Argo's
+``workflowpod.go`` builds): every ``{{…}}`` resolved (one message for a tag left over), the image mapped to a
+local runtime, its root prepared in the sandbox with the pod's volume mounts, its environment (``env``
+values, ConfigMap/Secret keys of this machine's state folder, the ``ARGO_*`` variables Argo's pods carry) and
+working directory (``workingDir``, else the image's ``/``). Inputs are placed before the main container runs
+and outputs (parameters from files, expressions, values; artifacts into the local repository; global outputs)
+collected after it, from the container Argo takes them from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ...argoexpr.expr import eval_expr, render_param
+from ...errors import EngineError, NotSupportedLocally
+from ..core.paths import safe_join
+from ..core.state import NodeDoc
+from ..core.subst import Unresolved, leftover_tags, tag_body
+from ..core.values import fmt_item
+from ..features.artifacts import ArtifactRepo
+from ..features.images import container_argv
+from ..features.sandbox import NodeFS
+from ..features.volumes import PodVolumes
+from .base import KindContext
+
+__all__ = [
+    "DEADLINE",
+    "IGNORED_CONTAINER_FIELDS",
+    "PreparedContainer",
+    "argo_env",
+    "check_resolved",
+    "collect_outputs",
+    "container_env",
+    "place_inputs",
+    "prepare_container",
+    "private_tops",
+    "timed",
+]
+
+IGNORED_CONTAINER_FIELDS = (
+    "resources",
+    "securityContext",
+    "imagePullPolicy",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "lifecycle",
+)
+"""Container fields that matter only to Kubernetes: accepted, ignored, noted once."""
+DEADLINE = "Pod was active on the node longer than the specified deadline"
+"""Argo's message for a pod past its ``activeDeadlineSeconds``/``timeout``."""
+_BODY_FIELDS = ("image", "command", "args", "source", "env", "workingDir")
+
+
+def check_resolved(body: Mapping[str, Any], where: str) -> None:
+    """Every ``{{…}}`` of a container's image, command, args, source, env and workingDir has a value now;
+    the first one left is the error (``failed to resolve {{x}} in <where>``)."""
+    left = leftover_tags({k: body.get(k) for k in _BODY_FIELDS})
+    if left:
+        raise Unresolved(tag_body(left[0]), where)
+
+
+def argo_env(nid: str, pod_name: str, container: str, template: str | None) -> dict[str, str]:
+    """The variables Argo's executor gives every container of a pod (``ARGO_NODE_ID``, ``ARGO_POD_NAME``…)."""
+    return {
+        "ARGO_NODE_ID": nid,
+        "ARGO_POD_NAME": pod_name,
+        "ARGO_CONTAINER_NAME": container,
+        "ARGO_TEMPLATE": json.dumps({"name": template}),
+    }
+
+
+def container_env(ctx: KindContext, body: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A container's ``env``: values, and ConfigMap/Secret keys from this machine's state folder."""
+    env: dict[str, str] = {}
+    for item in body.get("env") or []:
+        name = str(item.get("name", ""))
+        if "value" in item:
+            env[name] = fmt_item(item["value"])
+            continue
+        if name in ctx.hook_env:
+            continue  # the hooks provide it locally (MLFLOW_TRACKING_URI from the local tracking server)
+        vf = item.get("valueFrom") or {}
+        for kind, folder in (("secretKeyRef", "secrets"), ("configMapKeyRef", "configmaps")):
+            if kind in vf:
+                value = ctx.local_ref(folder, vf[kind], f"{where} env {name}")
+                if value is None and vf[kind].get("optional"):
+                    break  # as Kubernetes does: a missing optional key leaves the variable unset
+                if value is None:
+                    ref = vf[kind]
+                    home = ctx.settings.home
+                    raise EngineError(
+                        f"{where}: env {name} reads {kind} {ref.get('name')}/{ref.get('key')}, which is not in "
+                        f"{home / folder}: put the value in {home / folder / str(ref.get('name')) / str(ref.get('key'))}"
+                    )
+                env[name] = value
+                break
+        else:
+            if vf:
+                raise NotSupportedLocally(f"env {name} from {next(iter(vf))}", where)
+    return env
+
+
+def private_tops(tmpl: Mapping[str, Any], inputs: Mapping[str, Any], body: Mapping[str, Any]) -> set[str]:
+    """Top-level folders the main container's own paths use: the node gets its own copy of them."""
+    paths = [a.get("path") for a in inputs["artifacts"]]
+    outs = tmpl.get("outputs") or {}
+    paths += [(p.get("valueFrom") or {}).get("path") for p in outs.get("parameters") or []]
+    paths += [a.get("path") for a in outs.get("artifacts") or []]
+    paths += [body.get("workingDir"), "/argo/x"]
+    paths += [m.get("mountPath") for m in body.get("volumeMounts") or []]
+    tops = set()
+    for p in paths:
+        if p:
+            parts = PurePosixPath("/", str(p)).parts
+            if len(parts) > 1:
+                tops.add(parts[1])
+    return tops
+
+
+@dataclass
+class PreparedContainer:
+    """A container ready to start: its sandboxed argv, environment (without the run's), working directory
+    (None inside the sandbox, where ``--chdir`` sets it) and root."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    fs: NodeFS
+
+
+def prepare_container(
+    ctx: KindContext,
+    body: Mapping[str, Any],
+    *,
+    own_dir: Path,
+    pod: PodVolumes,
+    private: set[str],
+    env: dict[str, str],
+    where: str,
+    before_wrap: Any = None,
+) -> PreparedContainer:
+    """Prepare one container of a pod (see the module docstring): ``own_dir`` holds its root, ``private`` the
+    top-level folders it replaces, ``env`` the variables it gets besides its ``env`` (``ARGO_*``).
+    ``before_wrap(fs, argv)`` may add to the root and return the argv (a script's source file)."""
+    check_resolved(body, where)
+    argv = container_argv(body, ctx.settings, where)
+    fs = ctx.sandbox.prepare(own_dir)
+    pod.place(pod.mounts(body, ctx.sandbox), fs)  # before inputs: an artifact may land in a volume
+    if before_wrap is not None:
+        argv = before_wrap(fs, argv)
+    # as in a container: the image's working directory is "/" (the container's own root) unless workingDir says otherwise
+    cwd = str(body.get("workingDir") or "/")
+    if fs.root is None and not body.get("workingDir"):
+        cwd = str(own_dir)
+    fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
+    full_env = {**container_env(ctx, body, where), **env}
+    wrapped = ctx.sandbox.wrap(argv, fs, private, cwd)
+    return PreparedContainer(wrapped, full_env, None if fs.root is not None else cwd, fs)
+
+
+def place_inputs(ctx: KindContext, inputs: Mapping[str, Any], fs: NodeFS, node_dir: Path, where: str) -> None:
+    """Put the pod's input artifacts at their paths in the main container's root."""
+    for a in inputs["artifacts"]:
+        src, cpath = a.get("source"), a.get("path")
+        if src is None or not cpath:
+            continue
+        what = f"{where} input artifact {a['name']!r}"
+        cpath = str(PurePosixPath("/", cpath))
+        if ".." in PurePosixPath(cpath).parts:
+            raise EngineError(f"{what}: path {cpath!r} contains '..'")
+        top = PurePosixPath(cpath).parts[1] if len(PurePosixPath(cpath).parts) > 1 else ""
+        if fs.root is not None and top in fs.shared_tops:
+            staged = node_dir / "inputs" / a["name"]
+            _materialize(ctx.artifacts, src, staged, what)
+            fs.binds.append((staged, cpath))
+        else:
+            _materialize(ctx.artifacts, src, fs.host_path(cpath), what)
+        if a.get("mode") is not None:
+            fs.host_path(cpath).chmod(int(a["mode"]))
+
+
+def _materialize(repo: ArtifactRepo, src: Mapping[str, Any], dest: Path, what: str) -> None:
+    if src.get("subPath"):
+        staging = dest.parent / f".{dest.name}.whole"
+        _materialize(repo, {k: v for k, v in src.items() if k != "subPath"}, staging, what)
+        part = safe_join(staging, str(src["subPath"]), what)
+        if not part.exists():
+            raise EngineError(f"{what}: subPath {src['subPath']!r} is not in the artifact")
+        shutil.move(str(part), str(dest))
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    if "raw" in src:
+        ArtifactRepo.write_raw(src["raw"], dest)
+    elif "local" in src:
+        repo.load(src["local"], dest, what)
+    else:
+        raise EngineError(f"{what}: unknown artifact location {sorted(src)}")
+
+
+def collect_outputs(
+    ctx: KindContext, tmpl: Mapping[str, Any], fs: NodeFS, nid: str, outputs: dict[str, Any], failed: bool, where: str
+) -> None:
+    """The pod's output parameters and artifacts into ``outputs`` (which has ``result``/``exitCode``);
+    global outputs registered. A missing output of a failed pod is not an error."""
+    outs = tmpl.get("outputs") or {}
+    params = []
+    for p in outs.get("parameters") or []:
+        vf = p.get("valueFrom") or {}
+        value: str | None = None
+        if "path" in vf:
+            host = fs.host_path(str(vf["path"]))
+            if host.is_file():
+                value = host.read_text(errors="replace").rstrip()
+            elif "default" in vf:
+                value = fmt_item(vf["default"])
+            elif not failed:
+                raise EngineError(f"{where}: output parameter {p['name']!r}: no file at {vf['path']}")
+        elif "expression" in vf:
+            env = {f"outputs.{k}": v for k, v in outputs.items() if isinstance(v, str)}
+            value = render_param(eval_expr(str(vf["expression"]), env, clock=ctx.clock))
+        elif "value" in p:
+            value = fmt_item(p["value"])
+        elif "default" in vf:
+            value = fmt_item(vf["default"])
+        if value is not None:
+            entry = {"name": p["name"], "value": value}
+            if p.get("globalName"):
+                entry["globalName"] = p["globalName"]
+            params.append(entry)
+    if params:
+        outputs["parameters"] = params
+    arts = []
+    for a in outs.get("artifacts") or []:
+        what = f"{where} output artifact {a.get('name')!r}"
+        if "path" not in a:
+            continue
+        host = fs.host_path(str(a["path"]))
+        if not host.exists():
+            if a.get("optional") or failed:
+                continue
+            raise EngineError(f"{what}: nothing at {a['path']}")
+        if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]*", str(a.get("name", ""))):
+            raise EngineError(f"{what}: artifact names may use letters, digits, '-', '_' and '.'")
+        key = str((a.get("s3") or {}).get("key") or f"{ctx.name}/{nid}/{a['name']}.tgz")
+        loc = ctx.artifacts.save(host, key, a.get("archive"), what)
+        entry = {"name": a["name"], "path": a["path"], "local": loc}
+        if a.get("globalName"):
+            entry["globalName"] = a["globalName"]
+        arts.append(entry)
+    if arts:
+        outputs["artifacts"] = arts
+    ctx.register_globals(tmpl, outputs)
+
+
+def timed(node: NodeDoc, t0: float, t1: float) -> NodeDoc:
+    """The node with when its pod ran (monotonic ``_t0``/``_t1``, for ``lastRetry.duration``); not recorded."""
+    out = NodeDoc(node)
+    out["_t0"], out["_t1"] = t0, t1
+    return out

@@ -1,0 +1,136 @@
+"""``resource`` templates: apply a manifest where the run's platform keeps its objects, through an injected
+``ResourceApplier`` (the local platform wires itself in: ``scanflow_argo.platform.local_engine``), and read
+output parameters from the applied object with ``valueFrom.jsonPath`` (Argo's executor runs ``kubectl get
+-o jsonpath=…``: ``workflow/executor/resource.go`` ``SaveResourceParameters``).
+
+Locally: ``create``/``apply``/``patch`` of a SeldonDeployment and ``create``/``apply`` of a Workflow. What
+cannot work is refused before anything runs: other kinds and actions, ``successCondition``/
+``failureCondition``, ``manifestFrom``, ``flags``, output artifacts, outputs other than ``jsonPath`` (a
+``jqFilter`` among them) and JSONPath beyond one ``{.field.path[0]}`` expression.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from ...argoexpr.errors import Fail
+from ...argoexpr.golang import go_json
+from ...argoexpr.jsonpath import jsonpath_query
+from ...errors import EngineError, NotSupportedLocally, ScanflowError
+from ..core.context import Call
+from ..core.inputs import inputs_doc
+from ..core.state import NodeDoc
+from ..core.values import fmt_item
+from .base import CheckContext, KindContext, NodeKind
+
+__all__ = ["ALLOWED", "KIND", "check", "json_path", "run"]
+
+ALLOWED = {"SeldonDeployment": ("create", "apply", "patch"), "Workflow": ("create", "apply")}
+"""The kinds and actions this machine can apply (its platform keeps these objects)."""
+_JSONPATH = re.compile(r"\{\s*\$?(\.[^{}]*)\}")
+_UNSUPPORTED = ("manifestFrom", "flags", "successCondition", "failureCondition")
+
+
+def _kind_of(manifest: Any) -> str:
+    if isinstance(manifest, str):
+        match = re.search(r"^kind:\s*(\S+)", manifest, re.MULTILINE)
+        return match.group(1) if match else ""
+    if isinstance(manifest, Mapping):
+        return str(manifest.get("kind", ""))
+    return ""
+
+
+def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
+    """Refuse what the local platform cannot apply, and outputs it could not read."""
+    resource = tmpl.get("resource") or {}
+    action, kind = resource.get("action"), _kind_of(resource.get("manifest"))
+    if action not in ALLOWED.get(kind, ()):
+        raise NotSupportedLocally(
+            f"resource action {action!r} on {kind or 'a manifest'} (only create/apply/patch of a SeldonDeployment "
+            "or create/apply of a Workflow)",
+            where,
+        )
+    for key in _UNSUPPORTED:
+        if resource.get(key):
+            what = "resource success/failure conditions" if key.endswith("Condition") else f"resource {key}"
+            raise NotSupportedLocally(what, where)
+    outs = tmpl.get("outputs") or {}
+    if outs.get("artifacts"):
+        raise NotSupportedLocally("output artifacts of a resource template", where)
+    for p in outs.get("parameters") or []:
+        vf = p.get("valueFrom") or {}
+        if "jsonPath" in vf:
+            if "{{" not in str(vf["jsonPath"]) and not _JSONPATH.fullmatch(str(vf["jsonPath"]).strip()):
+                raise NotSupportedLocally(
+                    f"output parameter {p.get('name')!r} jsonPath {vf['jsonPath']!r} (locally: one field path such as "
+                    "{.metadata.name} or {.spec.predictors[0].replicas})",
+                    where,
+                )
+        elif set(vf) - {"default"}:
+            raise NotSupportedLocally(
+                f"output parameter {p.get('name')!r} from {sorted(set(vf) - {'default'})} (a resource template's "
+                "outputs come from valueFrom.jsonPath here)",
+                where,
+            )
+
+
+def json_path(expression: str, obj: Mapping[str, Any]) -> str:
+    """``kubectl get -o jsonpath=EXPR`` for one ``{.a.b[0]}`` expression: strings as they are, other values
+    as JSON, a missing field as an empty string (kubectl's ``--allow-missing-template-keys``)."""
+    match = _JSONPATH.fullmatch(expression.strip())
+    if match is None:
+        raise EngineError(f"jsonPath {expression!r} is not one field path such as {{.metadata.name}}")
+    try:
+        value = jsonpath_query("$" + match.group(1).strip(), dict(obj))
+    except Fail:
+        return ""
+    return value if isinstance(value, str) else go_json(value)
+
+
+def run(ctx: KindContext, call: Call) -> NodeDoc:
+    """Apply the manifest and read the outputs from the object as applied."""
+    tmpl, where = call.template, call.where
+    node = ctx.new_node(call.name, call.display, "Pod", call.parent, tmpl)
+    node["inputs"] = inputs_doc(call.inputs)
+    res = tmpl["resource"]
+    action = str(res.get("action"))
+    manifest = res.get("manifest")
+    try:
+        doc = yaml.safe_load(manifest) if isinstance(manifest, str) else dict(manifest or {})
+    except yaml.YAMLError as err:
+        return ctx.finish(node, "Error", f"{where}: resource.manifest is not valid YAML: {err}")
+    if not isinstance(doc, Mapping):
+        return ctx.finish(node, "Error", f"{where}: resource.manifest must be one Kubernetes object")
+    if ctx.applier is None:
+        return ctx.finish(node, "Error", f"{where}: no platform to apply resources to (run it through the local platform)")
+    try:
+        applied = ctx.applier.apply(action, doc)
+    except ScanflowError as err:  # the platform refused the object or could not apply it (its errors are ours)
+        return ctx.finish(node, "Error", f"resource {action} of {doc.get('kind')} failed: {err}")
+    params = []
+    for p in (tmpl.get("outputs") or {}).get("parameters") or []:
+        vf = p.get("valueFrom") or {}
+        if "jsonPath" in vf:
+            try:
+                value = json_path(str(vf["jsonPath"]), applied)
+            except EngineError as err:
+                return ctx.finish(node, "Error", f"{where}: output parameter {p.get('name')!r}: {err}")
+        elif "default" in vf:
+            value = fmt_item(vf["default"])
+        else:
+            continue
+        entry = {"name": p["name"], "value": value}
+        if p.get("globalName"):
+            entry["globalName"] = p["globalName"]
+        params.append(entry)
+    outputs: dict[str, Any] = {"parameters": params} if params else {}
+    node["outputs"] = outputs
+    ctx.register_globals(tmpl, outputs)
+    return ctx.finish(node, "Succeeded")
+
+
+KIND = NodeKind("resource", "Pod", check, run)

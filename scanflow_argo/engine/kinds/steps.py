@@ -1,0 +1,100 @@
+"""``steps`` templates: groups run one after another, the steps of a group (and their loop iterations) at
+once; a group fails on a failed child without ``continueOn`` and the template stops there (Argo's
+``executeSteps``/``executeStepGroup``, ``workflow/controller/steps.go``). Node types: ``Steps``, ``StepGroup``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import EngineError
+from ..core.context import Call
+from ..core.frame import Frame, add_input_artifacts, publish
+from ..core.inputs import inputs_doc
+from ..core.state import NodeDoc
+from ..core.values import FAILED
+from .base import CheckContext, KindContext, NodeKind
+from .calls import continues, expand, parallel, run_step, template_outputs
+
+__all__ = ["KIND", "check", "run"]
+
+
+def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
+    """Nothing more than the generic checks (``engine/checks.py`` visits every step's template)."""
+
+
+def run(ctx: KindContext, call: Call) -> NodeDoc:
+    """Run the groups of steps one after another (each group's steps at once) as node ``call.name``."""
+    name, display, tmpl, inputs, parent = call.name, call.display, call.template, call.inputs, call.parent
+    frame = call.frame  # a copy: outputs of the children go into it
+    node = ctx.new_node(name, display, "Steps", parent, tmpl)
+    node["inputs"] = inputs_doc(inputs)
+    add_input_artifacts(frame, inputs)
+    phase, message = "Succeeded", None
+    limit = tmpl.get("parallelism")
+    for i, group in enumerate(tmpl.get("steps") or []):
+        steps = group if isinstance(group, list) else [group]
+        gname = f"{name}[{i}]"
+        gnode = ctx.new_node(gname, f"[{i}]", "StepGroup", node["id"], None)
+        results = _run_group(ctx, gname, gnode["id"], steps, frame, limit, kind="steps")
+        failed = [(s, n) for s, n in results if n["phase"] in FAILED and not continues(s, n["phase"])]
+        ctx.finish(gnode, "Failed" if failed else "Succeeded", failed[0][1].get("message") if failed else None)
+        if failed:
+            child = failed[0][1]
+            phase = "Failed"
+            message = f"child '{child['id']}' failed"
+            break
+        if ctx.abort.is_set():
+            phase, message = "Failed", ctx.abort_message
+            break
+    if phase == "Succeeded":
+        try:
+            node["outputs"] = template_outputs(ctx, tmpl, frame, f"template {tmpl.get('name')!r}")
+        except EngineError as err:
+            phase, message = "Error", str(err)
+    ctx.daemons.end_scope(node["id"])  # Argo kills a scope's daemons when it completes
+    return ctx.finish(node, phase, message)
+
+
+def _run_group(
+    ctx: KindContext, prefix: str, parent_id: str, steps: list[dict[str, Any]], frame: Frame, limit: Any, kind: str
+) -> list[tuple[dict[str, Any], NodeDoc]]:
+    """Run one steps group: every step (and loop iteration) at once; outputs go into ``frame``."""
+    jobs: list[tuple[dict[str, Any], str, str, Frame]] = []
+    broken: list[tuple[dict[str, Any], NodeDoc]] = []
+    expanded: dict[str, list[str]] = {}
+    for step in steps:
+        sname = str(step.get("name", ""))
+        where = f"step {sname!r}"
+        try:
+            iterations = expand(step, frame, where)
+        except EngineError as err:
+            bad = ctx.new_node(f"{prefix}.{sname}", sname, "Skipped", parent_id, None)
+            broken.append((step, ctx.finish(bad, "Error", str(err))))
+            continue
+        if iterations is None:
+            jobs.append((step, f"{prefix}.{sname}", sname, Frame(frame.scope, frame.vars, frame.artifacts)))
+        else:
+            expanded[sname] = []
+            for suffix, extra in iterations:
+                jobs.append(
+                    (
+                        step,
+                        f"{prefix}.{sname}{suffix}",
+                        f"{sname}{suffix}",
+                        Frame(frame.scope, {**frame.vars, **extra}, frame.artifacts),
+                    )
+                )
+                expanded[sname].append(f"{prefix}.{sname}{suffix}")
+    results = parallel([(lambda j=j: run_step(ctx, j[0], j[1], j[2], j[3], parent_id)) for j in jobs], limit)
+    pairs = [(j[0], r) for j, r in zip(jobs, results, strict=True)] + broken
+    by_name: dict[str, list[NodeDoc]] = {}
+    for (step, _n, _d, _f), res in zip(jobs, results, strict=True):
+        by_name.setdefault(str(step.get("name")), []).append(res)
+    for sname, nodes in by_name.items():
+        publish(frame, f"steps.{sname}", nodes, looped=sname in expanded)
+    return pairs
+
+
+KIND = NodeKind("steps", "Steps", check, run)

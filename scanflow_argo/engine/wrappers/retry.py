@@ -1,0 +1,86 @@
+"""``retryStrategy``: a ``Retry`` node whose children are the attempts ``name(0)``, ``name(1)``… (Argo's
+``processNodeRetries`` in ``workflow/controller/operator.go``): ``limit``, ``retryPolicy`` (``OnFailure``
+by default, ``OnError``, ``Always``), ``expression`` over ``lastRetry``, and ``backoff`` (``duration`` ×
+``factor``^n, ``cap``, ``maxDuration``; durations as ``wfv1.ParseStringToDuration``). The Retry node
+ends with its last attempt's phase, message and outputs; a daemon attempt keeps it Running with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...argoexpr.expr import eval_expr_bool
+from ..core.context import Call
+from ..core.durations import argo_seconds
+from ..core.inputs import inputs_doc, template_vars
+from ..core.state import NodeDoc
+from ..core.subst import substitute
+from ..core.values import FAILED
+from ..kinds.base import KindContext
+
+__all__ = ["should_retry", "wrap"]
+
+
+def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> NodeDoc:
+    """Run ``call`` under its retry strategy (straight through when it has none)."""
+    tmpl, display = call.template, call.display
+    if not tmpl.get("retryStrategy"):
+        return proceed(call)
+    vars_ = template_vars(ctx.global_scope(), tmpl, call.inputs, ctx.name, call.name, 0)
+    rs = substitute(tmpl["retryStrategy"], vars_, strict=False, where=f"retryStrategy of {display!r}")
+    limit = int(rs["limit"]) if rs.get("limit") is not None else 1_000_000
+    policy = str(rs.get("retryPolicy") or "OnFailure")
+    backoff = rs.get("backoff") or {}
+    node = ctx.new_node(call.name, display, "Retry", call.parent, tmpl)
+    node["inputs"] = inputs_doc(call.inputs)
+    start = ctx.clock.monotonic()
+    attempt: Mapping[str, Any] = {}
+    for i in range(limit + 1):
+        attempt = proceed(call.attempt(i, node["id"]))
+        if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
+            break
+        if i >= limit or not should_retry(ctx, policy, rs, attempt):
+            break
+        if backoff:
+            delay = (
+                argo_seconds(backoff.get("duration", "0"), f"{display!r} retryStrategy.backoff.duration")
+                * float(backoff.get("factor", 1) or 1) ** i
+            )
+            if backoff.get("cap"):
+                delay = min(delay, argo_seconds(backoff["cap"], f"{display!r} retryStrategy.backoff.cap"))
+            if backoff.get("maxDuration"):
+                max_d = argo_seconds(backoff["maxDuration"], f"{display!r} retryStrategy.backoff.maxDuration")
+                if ctx.clock.monotonic() - start + delay > max_d:
+                    attempt = {**attempt, "message": "Backoff would exceed max duration limit"}
+                    break
+            ctx.sleep(delay)
+    if attempt.get("daemoned") and ctx.daemons.attach(str(attempt["id"]), node):
+        ctx.changed()
+        return node  # Running and daemoned with its pod; both end with it
+    if attempt.get("outputs"):
+        node["outputs"] = attempt["outputs"]
+    return ctx.finish(node, attempt.get("phase", "Error"), attempt.get("message"))
+
+
+def should_retry(ctx: KindContext, policy: str, rs: Mapping[str, Any], attempt: Mapping[str, Any]) -> bool:
+    """Whether a failed attempt is retried: its phase against ``retryPolicy``, then ``expression``."""
+    phase = attempt.get("phase")
+    ok = {
+        "Always": phase in FAILED,
+        "OnFailure": phase == "Failed",
+        "OnError": phase == "Error",
+        "OnTransientError": False,
+    }.get(policy, phase in FAILED)
+    if not ok:
+        return False
+    if rs.get("expression"):
+        started, finished = attempt.get("_t0", 0.0), attempt.get("_t1", 0.0)
+        last = {
+            "exitCode": str((attempt.get("outputs") or {}).get("exitCode", "-1")),
+            "status": phase,
+            "duration": str(int(max(0.0, finished - started))),
+            "message": attempt.get("message", ""),
+        }
+        return eval_expr_bool(str(rs["expression"]), {"lastRetry": last}, clock=ctx.clock)
+    return True

@@ -41,10 +41,12 @@ def _s(value: Any, fn: str) -> str:
     return value
 
 
-def _arity(args: tuple[Any, ...], fn: str, lo: int, hi: int) -> None:
+def _arity(args: tuple[Any, ...], fn: str, lo: int, hi: int) -> bool:
+    """True when ``fn`` got between ``lo`` and ``hi`` arguments (else Fail): usable inside a lambda's tuple."""
     if not lo <= len(args) <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
         raise Fail(f"invalid number of arguments for {fn} (expected {want}, got {len(args)})")
+    return True
 
 
 # --- conversions ------------------------------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ class _NilChain(Exception):
 
 class Node:
     __slots__ = ("pos",)
+    pos: int
 
     def ev(self, c: Ctx) -> Any:  # pragma: no cover - every node overrides
         raise NotImplementedError

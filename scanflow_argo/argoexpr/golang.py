@@ -667,7 +667,7 @@ def sprintf(format_: str, *args: object) -> str:
             good = good and ok
             if i < end and format_[i] == "*":
                 i += 1
-                if argn < len(args) and type(args[argn]) is int and int(args[argn]) >= 0:  # type: ignore[call-overload]
+                if argn < len(args) and type(args[argn]) is int and int(args[argn]) >= 0:  # type: ignore[call-overload]  # checked: an int
                     f["prec"] = int(args[argn])  # type: ignore[call-overload]  # checked: an int
                 else:
                     out.append("%!(BADPREC)")

@@ -113,7 +113,7 @@ def _subscript(inner: str, path: str) -> _Step:
         return _Step("key", _unquote(inner.strip()))
     parts = _split_top(inner, ",")
     if len(parts) > 1:
-        keys = []
+        keys: list[str | int] = []
         for part in parts:
             part = part.strip()
             if _QUOTED.match(part):

@@ -518,7 +518,7 @@ def sprig_functions(now: Callable[[], datetime]) -> dict[str, Callable[..., Any]
     reg("tuple", "...")(lambda *v: list(v))
     reg("dict", "...")(lambda *v: {strval(v[i]): (v[i + 1] if i + 1 < len(v) else "") for i in range(0, len(v), 2)})
     reg("get", "*", "s")(lambda d, k: _dict(d, "get").get(k, ""))
-    reg("set", "*", "s", "*")(lambda d, k, v: _dict(d, "set").__setitem__(k, v) or d)
+    reg("set", "*", "s", "*")(lambda d, k, v: _dict(d, "set").update({k: v}) or d)
     reg("unset", "*", "s")(lambda d, k: (_dict(d, "unset").pop(k, None) and d) or d)
     reg("hasKey", "*", "s")(lambda d, k: k in _dict(d, "hasKey"))
     reg("pluck", "s", "...")(lambda k, *ds: [d[k] for d in ds if k in _dict(d, "pluck")])

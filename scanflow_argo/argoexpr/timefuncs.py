@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TypeVar
 
 from .errors import Fail
 from .golang import Duration, format_duration, format_time, go_type
@@ -17,7 +18,10 @@ def to_duration_ns(delta: timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-def _need(value: object, kind: type, name: str) -> object:
+_T = TypeVar("_T")
+
+
+def _need(value: object, kind: type[_T], name: str) -> _T:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise Fail(f"{name}: cannot use {go_type(value)} as argument")
     return value
@@ -25,13 +29,13 @@ def _need(value: object, kind: type, name: str) -> object:
 
 def _time_methods(t: datetime) -> dict[str, Callable[..., object]]:
     def add_date(years: int, months: int, days: int) -> datetime:
-        month0 = t.month - 1 + int(_need(months, int, "AddDate"))  # type: ignore[call-overload]
-        year = t.year + int(_need(years, int, "AddDate")) + month0 // 12  # type: ignore[call-overload]
+        month0 = t.month - 1 + int(_need(months, int, "AddDate"))
+        year = t.year + int(_need(years, int, "AddDate")) + month0 // 12
         base = t.replace(year=year, month=month0 % 12 + 1, day=1)
-        return base + timedelta(days=t.day - 1 + int(_need(days, int, "AddDate")))  # type: ignore[call-overload]
+        return base + timedelta(days=t.day - 1 + int(_need(days, int, "AddDate")))
 
     def truncate(d: Duration) -> datetime:
-        step = _need(d, Duration, "Truncate").ns // 1000  # type: ignore[attr-defined]
+        step = _need(d, Duration, "Truncate").ns // 1000
         if step <= 0:
             return t
         micros = to_duration_ns(t - datetime(1, 1, 1, tzinfo=t.tzinfo)) // 1000
@@ -52,13 +56,13 @@ def _time_methods(t: datetime) -> dict[str, Callable[..., object]]:
         "UnixNano": lambda: to_duration_ns(t - datetime(1970, 1, 1, tzinfo=UTC)),
         "Format": lambda layout: format_time(t, str(_need(layout, str, "Format"))),
         "String": lambda: format_time(t, "2006-01-02 15:04:05.999999999 -0700 MST"),
-        "Sub": lambda other: Duration(to_duration_ns(t - _need(other, datetime, "Sub"))),  # type: ignore[operator]
-        "Add": lambda d: t + timedelta(microseconds=_need(d, Duration, "Add").ns // 1000),  # type: ignore[attr-defined]
+        "Sub": lambda other: Duration(to_duration_ns(t - _need(other, datetime, "Sub"))),
+        "Add": lambda d: t + timedelta(microseconds=_need(d, Duration, "Add").ns // 1000),
         "AddDate": add_date,
-        "Before": lambda other: t < _need(other, datetime, "Before"),  # type: ignore[operator]
-        "After": lambda other: t > _need(other, datetime, "After"),  # type: ignore[operator]
+        "Before": lambda other: t < _need(other, datetime, "Before"),
+        "After": lambda other: t > _need(other, datetime, "After"),
         "Equal": lambda other: t == _need(other, datetime, "Equal"),
-        "In": lambda zone: t.astimezone(_need(zone, tzinfo, "In")),  # type: ignore[arg-type]
+        "In": lambda zone: t.astimezone(_need(zone, tzinfo, "In")),  # type: ignore[type-abstract]  # isinstance against the abstract tzinfo is what is meant
         "UTC": lambda: t.astimezone(UTC),
         "Local": lambda: t.astimezone(UTC),
         "IsZero": lambda: t.replace(tzinfo=None) == datetime(1, 1, 1),
@@ -68,7 +72,7 @@ def _time_methods(t: datetime) -> dict[str, Callable[..., object]]:
 
 def _duration_methods(d: Duration) -> dict[str, Callable[..., object]]:
     def round_to(m: Duration) -> Duration:
-        step = _need(m, Duration, "Round").ns  # type: ignore[attr-defined]
+        step = _need(m, Duration, "Round").ns
         if step <= 0:
             return d
         q, r = divmod(abs(d.ns), step)
@@ -76,7 +80,7 @@ def _duration_methods(d: Duration) -> dict[str, Callable[..., object]]:
         return Duration(q * step * (1 if d.ns >= 0 else -1))
 
     def truncate(m: Duration) -> Duration:
-        step = _need(m, Duration, "Truncate").ns  # type: ignore[attr-defined]
+        step = _need(m, Duration, "Truncate").ns
         if step <= 0:
             return d
         return Duration(int(d.ns / step) * step)

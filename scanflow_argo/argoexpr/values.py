@@ -107,7 +107,7 @@ def add(a: object, b: object) -> object:
     if type(a) is int and type(b) is int:
         return wrap_int(a + b)
     if _num(a) and _num(b):
-        return float(a) + float(b)  # type: ignore[arg-type]
+        return float(a) + float(b)  # type: ignore[arg-type]  # _num() checked both are int or float
     if type(a) is str and type(b) is str:
         return a + b
     if isinstance(a, datetime) and isinstance(b, Duration):
@@ -123,7 +123,7 @@ def subtract(a: object, b: object) -> object:
     if type(a) is int and type(b) is int:
         return wrap_int(a - b)
     if _num(a) and _num(b):
-        return float(a) - float(b)  # type: ignore[arg-type]
+        return float(a) - float(b)  # type: ignore[arg-type]  # _num() checked both are int or float
     if isinstance(a, datetime) and isinstance(b, datetime):
         delta = a - b
         return Duration((delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000)
@@ -138,7 +138,7 @@ def multiply(a: object, b: object) -> object:
     if type(a) is int and type(b) is int:
         return wrap_int(a * b)
     if _num(a) and _num(b):
-        return float(a) * float(b)  # type: ignore[arg-type]
+        return float(a) * float(b)  # type: ignore[arg-type]  # _num() checked both are int or float
     if isinstance(a, Duration | int) and isinstance(b, Duration | int) and not isinstance(a, bool) and not isinstance(b, bool):
         x = a.ns if isinstance(a, Duration) else a
         y = b.ns if isinstance(b, Duration) else b
@@ -153,7 +153,7 @@ def multiply(a: object, b: object) -> object:
 def divide(a: object, b: object) -> float:
     if not (_num(a) and _num(b)):
         raise _mismatch("/", a, b)
-    x, y = float(a), float(b)  # type: ignore[arg-type]
+    x, y = float(a), float(b)  # type: ignore[arg-type]  # _num() checked both are int or float
     if y == 0:
         if x == 0 or math.isnan(x):
             return math.nan

@@ -92,13 +92,12 @@ class Executor:
         limit = max(1, int(settings.engine.parallelism))
         if self.spec.get("parallelism"):
             limit = min(limit, int(self.spec["parallelism"]))
-        self.pod_slots = threading.BoundedSemaphore(limit)
+        self.pod_slots: threading.Semaphore = threading.BoundedSemaphore(limit)
         self.abort = threading.Event()
         self.abort_message = ""
         self.global_outputs: dict[str, Any] = {"parameters": {}, "artifacts": {}}
         self.global_vars: dict[str, Any] = {}
-        self.hook_env: dict[str, str] = {}
-        self.lifecycle: Lifecycle | None = None  # set below: its watchers are poked on every change
+        self.hook_env: Mapping[str, str] = {}
         self.root_scope = TemplateScope(
             "workflow", {t.get("name", ""): t for t in self.spec.get("templates") or []}, self.spec.get("templateDefaults") or {}
         )
@@ -106,11 +105,11 @@ class Executor:
         self.deadline: float | None = None
         self.locks = RunLocks(LockTable(settings.home, clock), _lock_order(workflow))
         self.wf_locks: HeldLocks | None = None
+        self.lifecycle = Lifecycle(self, self.spec)  # expression hooks, re-evaluated on every change
         reap_leftovers(run_dir)  # sidecars/daemons a dead engine of this run left behind (resume)
         self.daemons = Daemons(
             self.state.nodes, self.changed, self.finish, self.abort, lambda: self.abort_message, clock.monotonic
         )
-        self.lifecycle = Lifecycle(self, self.spec)  # expression hooks, re-evaluated on every change
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -122,7 +121,6 @@ class Executor:
             self.wf_locks = None
 
     def _run_workflow(self) -> dict[str, Any]:
-        assert self.lifecycle is not None
         meta = self.wf["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
@@ -325,8 +323,7 @@ class Executor:
     def changed(self, write: bool = True) -> None:
         if write:
             self.state.write()
-        if self.lifecycle is not None:  # None while __init__ runs
-            self.lifecycle.poke()
+        self.lifecycle.poke()
         if self.on_change is not None:
             self.on_change(self.state)
 
@@ -337,7 +334,7 @@ class Executor:
         self.state.put(copy.deepcopy(reused))
         self.state.add_child(parent, nid)
         self.register_globals(tmpl, reused.get("outputs") or {})
-        return self.state.nodes[nid]  # type: ignore[return-value]  # put() records NodeDocs
+        return self.state.nodes[nid]
 
     def sleep(self, seconds: float) -> None:
         end = self.clock.monotonic() + seconds
@@ -355,7 +352,7 @@ class Executor:
         except EngineError as err:  # Argo's behaviour for bad references: the node errors, the run goes on
             nid = node_id(self.name, name)
             node = self.state.nodes.get(nid) or self.new_node(name, display, "Pod", parent, None)
-            return self.finish(node, "Error", str(err))  # type: ignore[arg-type]  # nodes are NodeDocs
+            return self.finish(node, "Error", str(err))
 
     # -- dispatch --------------------------------------------------------------------------------
     def _call(self, name: str, display: str, holder: Mapping[str, Any], frame: Frame, parent: str | None) -> NodeDoc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,7 +70,7 @@ class RunContext(Protocol):
     store: TemplateStore
     abort: threading.Event
     """Set when the run is stopped or passes its deadline; kinds stop their work and fail with ``abort_message``."""
-    pod_slots: AbstractContextManager[Any]
+    pod_slots: threading.Semaphore
     """Held while a pod's processes run (the run's ``parallelism``)."""
     hook_env: Mapping[str, str]
     """Environment the run hooks give every node (``MLFLOW_TRACKING_URI``…)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ def add_input_artifacts(frame: Frame, inputs: Mapping[str, Any]) -> None:
             frame.artifacts[f"inputs.artifacts.{a['name']}"] = a["source"]
 
 
-def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], looped: bool) -> None:
+def publish(frame: Frame, prefix: str, nodes: Sequence[Mapping[str, Any]], looped: bool) -> None:
     """Make a finished step/task's outputs visible as ``steps.X.*`` / ``tasks.X.*`` (a fan-out's aggregated)."""
     v = frame.vars
     if not looped:
@@ -67,7 +67,8 @@ def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], looped: bool
     ok = [n for n in nodes if n.get("phase") == "Succeeded"]
     results = [json_or_str(n["outputs"]["result"]) for n in ok if "result" in (n.get("outputs") or {})]
     v[f"{prefix}.outputs.result"] = json.dumps(results, separators=(",", ":"))
-    plist, by_param = [], {}
+    plist: list[dict[str, Any]] = []
+    by_param: dict[str, list[Any]] = {}
     for n in ok:
         ps = (n.get("outputs") or {}).get("parameters") or []
         if ps:
@@ -85,7 +86,7 @@ def publish(frame: Frame, prefix: str, nodes: list[dict[str, Any]], looped: bool
 
 def _refers_to_skipped(tag: str, frame: Frame) -> bool:
     m = re.match(r"(tasks|steps)\.([^.]+)\.outputs\.", tag)
-    return bool(m) and frame.vars.get(f"{m.group(1)}.{m.group(2)}.status") in ("Skipped", "Omitted")
+    return m is not None and frame.vars.get(f"{m.group(1)}.{m.group(2)}.status") in ("Skipped", "Omitted")
 
 
 def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:

@@ -68,8 +68,8 @@ class TemplateStore:
                 for doc in load_documents(path):
                     if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
                         self.add(doc)
-        for doc in manifests:
-            self.add(doc)
+        for manifest in manifests:
+            self.add(manifest)
 
     def add(self, manifest: Mapping[str, Any]) -> None:
         name = (manifest.get("metadata") or {}).get("name")

@@ -50,7 +50,7 @@ def read_status(run_dir: Path) -> dict[str, Any]:
         raise EngineError(f"{path} is damaged: {err}") from err
 
 
-class NodeDoc(dict):  # type: ignore[type-arg]
+class NodeDoc(dict[str, Any]):
     """A node of the status document that keeps its JSON until one of its keys changes.
 
     Every way of changing a key drops the cached JSON; the engine replaces nested values
@@ -85,7 +85,7 @@ class NodeDoc(dict):  # type: ignore[type-arg]
             super().__delitem__(key)
             self._json = None
 
-    def __ior__(self, other: Any) -> NodeDoc:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> NodeDoc:  # type: ignore[override,misc]  # typeshed's dict.__ior__ is generic over its own K, V
         self.update(other)
         return self
 
@@ -152,7 +152,7 @@ class RunState:
             },
         }
         self.status: dict[str, Any] = self.doc["status"]
-        self.nodes: dict[str, dict[str, Any]] = self.status["nodes"]
+        self.nodes: dict[str, NodeDoc] = self.status["nodes"]
         self._spec_json: str | None = None
         self._quoted: dict[str, str] = {}
         self._status_path = str(run_dir / "status.json")

@@ -38,6 +38,7 @@ from ..._proc import Child, spawn, stop_pid, stop_record, write_record
 from ...errors import EngineError, NotSupportedLocally
 from ...settings import Settings
 from ..core.paths import safe_join
+from ..core.state import NodeDoc
 from ..core.values import DAEMON_IP
 from .images import container_argv
 from .sandbox import Sandbox
@@ -317,7 +318,7 @@ class Probe:
                 raise EngineError(f"readinessProbe {kind} names port {raw!r}, which the container does not declare in ports")
             return self.ports[raw]
         try:
-            return int(raw)  # type: ignore[arg-type]
+            return int(raw)  # type: ignore[arg-type]  # any YAML value: what int() refuses is the error below
         except (TypeError, ValueError) as err:
             raise EngineError(f"readinessProbe {kind} has no valid port ({raw!r})") from err
 
@@ -391,14 +392,14 @@ def _tcp_open(port: int, timeout: float) -> bool:
 # -- daemons ---------------------------------------------------------------------------------------
 @dataclass
 class _Daemon:
-    node: dict[str, Any]
+    node: NodeDoc
     child: Child
     record: Path
     sidecars: Sidecars | None
     scopes: set[str]
     """The ids of the nodes above it: the daemon ends with the first steps/DAG scope among them."""
     on_end: Callable[[], None]
-    also: list[dict[str, Any]] = field(default_factory=list)
+    also: list[NodeDoc] = field(default_factory=list)
     """Nodes that end with it (its Retry node)."""
     port: int | None = None
     ending: bool = False
@@ -417,7 +418,7 @@ class Daemons:
         self,
         nodes: Mapping[str, Mapping[str, Any]],
         write: Callable[[], None],
-        finish: Callable[[dict[str, Any], str, str | None], Any],
+        finish: Callable[[NodeDoc, str, str | None], NodeDoc],
         abort: threading.Event,
         abort_message: Callable[[], str],
         monotonic: Callable[[], float],
@@ -442,7 +443,7 @@ class Daemons:
 
     def start(
         self,
-        node: dict[str, Any],
+        node: NodeDoc,
         argv: Sequence[str],
         env: Mapping[str, str],
         cwd: str | None,
@@ -452,7 +453,7 @@ class Daemons:
         sidecars: Sidecars | None,
         deadline: float | None,
         on_end: Callable[[], None],
-    ) -> dict[str, Any]:
+    ) -> NodeDoc:
         """Start the daemon and wait until it is ready: the node is then ``Running`` and daemoned.
         A daemon that exits, is stopped or passes its deadline first ends the node (Failed)."""
         port = probe.listen_port()
@@ -545,7 +546,7 @@ class Daemons:
         daemon.on_end()
         daemon.done.set()
 
-    def attach(self, daemon_id: str, node: dict[str, Any]) -> bool:
+    def attach(self, daemon_id: str, node: NodeDoc) -> bool:
         """``node`` (the daemon's Retry node) ends with the daemon ``daemon_id``; False when it is gone."""
         with self.lock:
             daemon = self.live.get(daemon_id)

@@ -399,7 +399,7 @@ class LockTable:
         """A free slot of ``spec`` (its flocked fd, the holder written in), or None and the holders seen."""
         folder = self._folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
-        holders = []
+        holders: list[str] = []
         for i in range(limit):
             fd = os.open(folder / f"slot-{i}", os.O_RDWR | os.O_CREAT, 0o644)
             if _try_flock(fd):

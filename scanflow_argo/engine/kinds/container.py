@@ -131,11 +131,11 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             if failed_init is not None:
                 pod.cleanup()
                 init_name, init_result = failed_init
-                message = {"deadline": DEADLINE}.get(str(init_result.reason), ctx.abort_message or "Stopped")
+                init_message = {"deadline": DEADLINE}.get(str(init_result.reason), ctx.abort_message or "Stopped")
                 if init_result.reason is None:
-                    message = f"init container {init_name!r} failed: Error (exit code {init_result.exit_code})"
+                    init_message = f"init container {init_name!r} failed: Error (exit code {init_result.exit_code})"
                 node["outputs"] = {"exitCode": str(init_result.exit_code)}
-                ctx.finish(node, "Failed", message)
+                ctx.finish(node, "Failed", init_message)
                 ctx.run_hooks.node_finished(ctx.name, nid, node, node_dir / f"init-{init_name}.log")
                 return timed(node, t0, ctx.clock.monotonic())
             main_env = node_env(base_env, ctx.pythonpath)
@@ -170,7 +170,8 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             return ctx.finish(node, "Error", str(err))
         t1 = ctx.clock.monotonic()
     outputs: dict[str, Any] = {"result": result.stdout.rstrip(), "exitCode": str(result.exit_code)}
-    phase, message = "Succeeded", None
+    phase: str = "Succeeded"
+    message: str | None = None
     if result.reason == "deadline":
         phase, message = "Failed", DEADLINE
     elif result.reason == "stopped":

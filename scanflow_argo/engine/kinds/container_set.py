@@ -214,10 +214,10 @@ def run(ex: KindContext, call: Call) -> NodeDoc:
         t0 = ex.clock.monotonic()
         failure = _run_inits(ex, tmpl, pod, node_dir, extra, deadline, where)
         if failure is not None:
-            phase, message, log_path = failure
+            failed_phase, failed_message, log_path = failure
             pod.cleanup()
-            _close_kids(ex, kids, "Failed", f"not started: {message}")
-            ex.finish(node, phase, message)
+            _close_kids(ex, kids, "Failed", f"not started: {failed_message}")
+            ex.finish(node, failed_phase, failed_message)
             ex.run_hooks.node_finished(ex.name, nid, node, log_path)
             return timed(node, t0, ex.clock.monotonic())
         culprit = _run_graph(ex, specs, deadline, attempts, pause)
@@ -316,8 +316,8 @@ def _container_nodes(
         doc["boundaryID"] = nid
         kids[cname] = ex.state.put(doc, write=False)
     for cname, ds in deps.items():
-        for parent_name in ds or [None]:
-            ex.state.add_child(nid if parent_name is None else kids[parent_name]["id"], kids[cname]["id"])
+        for parent_name in ds or [""]:  # "": no dependency, a child of the pod
+            ex.state.add_child(kids[parent_name]["id"] if parent_name else nid, kids[cname]["id"])
     ex.state.write()
     return kids
 
@@ -512,7 +512,7 @@ def _pod_phase(ex: KindContext, specs: Mapping[str, ContainerSpec], culprit: str
         return "Failed", DEADLINE
     main = specs.get(MAIN)
     own = main is not None and main in bad and main.result is not None and main.result.reason is None
-    first = main if own and main is not None else specs[culprit] if culprit in specs else bad[0]
+    first = main if own and main is not None else specs[culprit] if culprit is not None and culprit in specs else bad[0]
     phase = "Error" if first.phase == "Error" else "Failed"
     return phase, first.message
 

@@ -5,9 +5,10 @@ stops new tasks after a failure, ``target`` runs a subset; the DAG's phase is Ar
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -162,7 +163,7 @@ def _depends_ok(
     for d in deps:
         res = results.get(d) or {}
         if res.get("type") == "TaskGroup":
-            kids = [ctx.state.nodes.get(c, {}).get("phase", "") for c in res.get("children") or []]
+            kids = [ctx.state.nodes[c].get("phase", "") if c in ctx.state.nodes else "" for c in res.get("children") or []]
             states[d] = {"phase": phases[d], "children": kids}
         elif phases[d] == "Running":  # a daemon: done for its dependants while it runs
             states[d] = {"phase": res.get("phase", "Running"), "daemoned": bool(res.get("daemoned"))}
@@ -234,10 +235,10 @@ def _run_task(
     each = {**task, "hooks": {k: v for k, v in (task.get("hooks") or {}).items() if k == "exit"}}
     try:
         group = ctx.new_node(name, display, "TaskGroup", parent_id, None)
-        calls = []
+        calls: list[Callable[[], NodeDoc]] = []
         for suffix, extra in iterations:
             sub = Frame(snapshot.scope, {**snapshot.vars, **extra}, snapshot.artifacts)
-            calls.append(lambda s=suffix, f=sub: run_step(ctx, each, f"{name}{s}", f"{display}{s}", f, group["id"]))
+            calls.append(functools.partial(run_step, ctx, each, f"{name}{suffix}", f"{display}{suffix}", sub, group["id"]))
         children = parallel(calls, task.get("parallelism")) if calls else []
         bad = [c for c in children if c["phase"] in FAILED and not continues(task, c["phase"])]
         res = ctx.finish(group, "Failed" if bad else "Succeeded", bad[0].get("message") if bad else None)

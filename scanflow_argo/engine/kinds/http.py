@@ -302,6 +302,7 @@ def run(ex: KindContext, call: Call) -> NodeDoc:
         cancel.cancel()  # the request ends now, not at its own timeout
         worker.join(1.0)
     t1 = ex.clock.monotonic()
+    message: str | None
     if stopped is not None:
         phase, message = "Failed", stopped
     elif out.error is not None:

@@ -5,6 +5,7 @@ once; a group fails on a failed child without ``continueOn`` and the template st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,7 +88,7 @@ def _run_group(
                     )
                 )
                 expanded[sname].append(f"{prefix}.{sname}{suffix}")
-    results = parallel([(lambda j=j: run_step(ctx, j[0], j[1], j[2], j[3], parent_id)) for j in jobs], limit)
+    results = parallel([functools.partial(run_step, ctx, j[0], j[1], j[2], j[3], parent_id) for j in jobs], limit)
     pairs = [(j[0], r) for j, r in zip(jobs, results, strict=True)] + broken
     by_name: dict[str, list[NodeDoc]] = {}
     for (step, _n, _d, _f), res in zip(jobs, results, strict=True):

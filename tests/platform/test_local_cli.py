@@ -51,6 +51,7 @@ def _predict(endpoint: str) -> httpx.Response:
     return httpx.post(f"{endpoint}/api/v1.0/predictions", json=body, timeout=30)
 
 
+@pytest.mark.slow  # serves real replicas
 def test_scale_and_deployment_status(served: str, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["scale", "mnist", "2"]) == 0

@@ -38,6 +38,7 @@ def window_rate(det: DriftDetector, x: np.ndarray, trials: int = 1000, seed: int
     return float(np.mean(flags))
 
 
+@pytest.mark.slow  # fits the detector on a data set
 def test_false_alarm_rate_on_clean_data_is_near_the_target(detector: DriftDetector, data) -> None:
     rate = window_rate(detector, data[1])
     print(f"false-alarm rate on clean held-out digits: {rate:.3f} (target 0.01)")

@@ -87,8 +87,8 @@ _EXPORTS: dict[str, str] = {
     # platform.kubernetes
     "KubernetesPlatform": "scanflow_argo.platform.kubernetes",
     # engine
-    "run_workflow": "scanflow_argo.engine",
-    "resume": "scanflow_argo.engine",
+    "run_workflow": "scanflow_argo.platform.local_engine",  # the engine wired to this machine: tracking, resources
+    "resume": "scanflow_argo.platform.local_engine",
     "prepare_run": "scanflow_argo.engine",
     # engine.features.run_hooks
     "RunHooks": "scanflow_argo.engine.features.run_hooks",

@@ -138,17 +138,20 @@ def execute(
     )
 
 
-def resume(run_dir: Path | str, settings: Settings | None = None) -> RunStatus:
-    """``engine.resume`` with this platform's run hooks and resource applier."""
-    run_settings = api.settings_for(Path(run_dir), settings)
-    return api.resume(run_dir, settings, hooks=_hooks_for, applier=LocalApplier(run_settings))
+def resume(run_dir: Path | str, settings: Settings | None = None, **options: Any) -> RunStatus:
+    """``engine.resume`` with this platform's run hooks and resource applier (``options`` may replace them)."""
+    options.setdefault("hooks", _hooks_for)
+    options.setdefault("applier", LocalApplier(api.settings_for(Path(run_dir), settings)))
+    return api.resume(run_dir, settings, **options)
 
 
 def run_workflow(
-    manifest: Mapping[str, Any] | str | Path, settings: Settings, parameters: Mapping[str, str] | None = None
+    manifest: Mapping[str, Any] | str | Path, settings: Settings, parameters: Mapping[str, str] | None = None, **options: Any
 ) -> RunStatus:
-    """``engine.run_workflow`` with this platform's run hooks and resource applier."""
-    return api.run_workflow(manifest, settings, parameters, hooks=_hooks_for, applier=LocalApplier(settings))
+    """``engine.run_workflow`` with this platform's run hooks and resource applier (``options`` may replace them)."""
+    options.setdefault("hooks", _hooks_for)
+    options.setdefault("applier", LocalApplier(settings))
+    return api.run_workflow(manifest, settings, parameters, **options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Engine hooks that record every workflow run in MLflow: one run per workflow, one nested run per pod node.
 
-Implements the engine's ``RunHooks`` protocol (``scanflow_argo/engine/hooks.py``) over MLflow's REST
+Implements the engine's ``RunHooks`` protocol (``scanflow_argo/engine/features/run_hooks.py``) over MLflow's REST
 API — the engine never imports mlflow. Per node: input parameters become params, output parameters
 become ``output.<name>`` params (and metrics under their own name when numeric), output artifacts
 are named in tags (``scanflow.output_artifacts``: the names, comma-separated; ``scanflow.artifact.<name>``:

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
-
 from ...argoexpr.expr import ExprError, eval_expr, eval_expr_bool, render_param
 from ...errors import EngineError
 from ..core.context import Call
@@ -192,6 +190,8 @@ def _shut(stream: Any) -> None:
 
 
 def _pool(req: Request, cancel: Cancel) -> Any:
+    # imported here, not at the top: httpcore (and the trio it loads) adds ~0.1 s to every engine's start
+    import httpcore
     class Backend(httpcore.SyncBackend):
         def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
             stream = super().connect_tcp(*args, **kwargs)
@@ -210,6 +210,7 @@ def send(req: Request, timeout: float, out: Outcome, cancel: Cancel) -> None:
     303 and POST-after-301/302 become a GET without body; credentials are not sent to another host).
     Every socket operation is bounded by ``timeout``; no proxy from the environment (Argo's agent
     uses none)."""
+    import httpcore  # only http nodes need it (see _pool)
 
     method, url, headers, body = req.method, req.url, list(req.headers), req.body
     limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}

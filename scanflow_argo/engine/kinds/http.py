@@ -192,6 +192,7 @@ def _shut(stream: Any) -> None:
 def _pool(req: Request, cancel: Cancel) -> Any:
     # imported here, not at the top: httpcore (and the trio it loads) adds ~0.1 s to every engine's start
     import httpcore
+
     class Backend(httpcore.SyncBackend):
         def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
             stream = super().connect_tcp(*args, **kwargs)

@@ -82,13 +82,16 @@ def redact(text: str) -> str:
     looks like one (so "the bearer token is missing" stays readable). A ``key: value`` written as
     prose ("no API token: set the variable …") keeps its words: after a colon the value is hidden
     when it looks like a credential (digits or symbols in it, 16+ characters), is quoted, or ends
-    the clause; after ``=`` it is always hidden.
+    the clause; after ``=`` it is always hidden. A value without a letter or digit is never a credential
+    (the expression languages' "Invalid token: '==='").
     """
 
     def scheme(m: re.Match[str]) -> str:
         return m.group(1) + "***" if m.group(2) or _looks_secret(m.group(3)) else m.group(0)
 
     def assigned(m: re.Match[str]) -> str:
+        if not any(c.isalnum() for c in m.group(4)):
+            return m.group(0)  # no letter or digit: an operator or punctuation ("Invalid token: '==='"), not a credential
         hide = m.group(2) == "=" or m.group(3) or _looks_secret(m.group(4)) or _ends_clause(m.string, m.end())
         return m.group(1) + "***" if hide else m.group(0)
 

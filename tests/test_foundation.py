@@ -113,6 +113,8 @@ def test_errors_redact_secrets(text: str, hidden: str) -> None:
         "password: required for login",
         "Basic auth is not supported",
         "tokens: 3 left, secrets: 2 mounted",
+        "when expression 'a === b' at column 3: Invalid token: '==='",  # govaluate's lexer error
+        "Invalid token: '_' (hint: try wrapping the affected expression in quotes)",
     ],
 )
 def test_errors_redact_keeps_ordinary_words(text: str) -> None:

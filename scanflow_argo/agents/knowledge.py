@@ -19,9 +19,15 @@ from typing import Any
 
 import httpx
 
+from ..backoff import Backoff
+from ..clock import Clock, SystemClock
+
 __all__ = ["MlflowRecorder", "NullRecorder"]
 
 EXPERIMENT = "scanflow-agents"
+
+RESEND_BACKOFF = Backoff(0.5, factor=2.0, cap=30.0)
+"""While MLflow fails, the next try waits 0.5 s, doubling up to 30 s."""
 
 
 class NullRecorder:
@@ -48,6 +54,7 @@ class MlflowRecorder:
         on_run: Callable[[str], None] | None = None,
         maxsize: int = 10_000,
         timeout: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
         self.uri = tracking_uri.rstrip("/")
         self.agent = agent
@@ -55,6 +62,7 @@ class MlflowRecorder:
         self._on_run = on_run
         self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue(maxsize=maxsize)
         self._timeout = timeout
+        self._clock = clock or SystemClock()
         self.dropped = 0
         self.sent = 0
         self.last_error: str | None = None
@@ -84,7 +92,7 @@ class MlflowRecorder:
 
     # -- the thread -----------------------------------------------------------------------------
     def _drain(self) -> None:
-        backoff = 0.5
+        failures = 0
         pending: tuple[int, dict[str, Any]] | None = None
         with httpx.Client(timeout=self._timeout) as client:
             while True:
@@ -96,11 +104,11 @@ class MlflowRecorder:
                     self._send(client, *pending)
                     self.sent += 1
                     pending = None
-                    backoff = 0.5
+                    failures = 0
                 except (httpx.HTTPError, RuntimeError) as err:
                     self.last_error = f"{type(err).__name__}: {err}"[:300]
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    failures += 1
+                    self._clock.sleep(RESEND_BACKOFF.delay(failures - 1))
 
     def _post(self, client: httpx.Client, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         resp = client.post(f"{self.uri}/api/2.0/mlflow/{path}", json=body)

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
 from ..settings import Settings
@@ -62,18 +63,26 @@ LABEL_AGENT = "scanflow.io/agent"
 LABEL_ACTION = "scanflow.io/action"
 LABEL_KEY = "scanflow.io/idempotency-key"
 
-_RETRIES = 3
+_ACTION_BACKOFF = Backoff(0.2, factor=2.0, attempts=3)
+"""A platform call of an action: tried 3 times, 0.2 s then 0.4 s apart when the platform is unavailable."""
+
+_SEND_BACKOFF = Backoff(0.2, factor=2.0, cap=5.0, attempts=6)
+"""A message to a peer that answers 503 (no leader yet): resent up to 5 times, 0.2 s doubling to 5 s."""
 
 
-_SEND_ATTEMPTS = 6
+class _NoLeader(Exception):
+    """A peer answered 503: resend after its ``Retry-After`` (kept within 0.05–5 s), else after the backoff."""
 
+    def __init__(self, resp: Any) -> None:
+        super().__init__(resp.status_code)
+        self.resp = resp
 
-def _retry_after(header: str | None, attempt: int) -> float:
-    """Seconds to wait before resending: the receiver's ``Retry-After`` (capped), else exponential backoff."""
-    try:
-        return max(0.05, min(float(header), 5.0)) if header else min(0.2 * 2**attempt, 5.0)
-    except ValueError:
-        return min(0.2 * 2**attempt, 5.0)
+    def delay(self, scheduled: float) -> float:
+        try:
+            header = self.resp.headers.get("Retry-After")
+            return max(0.05, min(float(header), 5.0)) if header else scheduled
+        except ValueError:
+            return scheduled
 
 
 def key_label(key: str) -> str:
@@ -522,22 +531,20 @@ class AgentRuntime:
         raise AgentError(f"action {action.name!r}: unknown kind {action.kind!r}")
 
     async def _retry(self, call: Any, reread: Any = None) -> Any:
-        """Retry ``call`` on UnavailableError with backoff; on ConflictError re-read, then re-apply."""
-        delay = 0.2
-        for attempt in range(_RETRIES):
-            try:
-                return await asyncio.to_thread(call)
-            except ConflictError:
-                if attempt == _RETRIES - 1:
-                    raise
-                if reread is not None:
-                    await asyncio.to_thread(reread)
-            except UnavailableError:
-                if attempt == _RETRIES - 1:
-                    raise
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AgentError("unreachable")  # pragma: no cover
+        """Retry ``call`` on UnavailableError with backoff; on ConflictError re-read, then re-apply at once."""
+
+        async def again(err: BaseException) -> None:
+            if isinstance(err, ConflictError) and reread is not None:
+                await asyncio.to_thread(reread)
+
+        return await aretry(
+            lambda: asyncio.to_thread(call),
+            _ACTION_BACKOFF,
+            self.clock,
+            (ConflictError, UnavailableError),
+            before_retry=again,
+            delay_of=lambda err, d: 0.0 if isinstance(err, ConflictError) else d,  # the re-read was the wait
+        )
 
     def _set_alias(self, model: str, alias: str, version: str) -> None:
         import httpx
@@ -566,14 +573,26 @@ class AgentRuntime:
         # 503 + Retry-After: a follower replica with no reachable leader (or a leader change): the
         # receiver de-duplicates by id, so resending is safe. Bounded: the cooldown retries later.
         async with httpx.AsyncClient(timeout=5) as client:
-            for attempt in range(_SEND_ATTEMPTS):
+
+            async def post() -> Any:
                 try:
                     resp = await client.post(f"{url}/messages", json=body, headers=headers)
                 except httpx.HTTPError as err:
                     raise UnavailableError(f"agent {to!r} at {url} unreachable: {type(err).__name__}") from err
-                if resp.status_code != 503 or attempt == _SEND_ATTEMPTS - 1:
-                    break
-                await asyncio.sleep(_retry_after(resp.headers.get("Retry-After"), attempt))
+                if resp.status_code == 503:
+                    raise _NoLeader(resp)
+                return resp
+
+            try:
+                resp = await aretry(
+                    post,
+                    _SEND_BACKOFF,
+                    self.clock,
+                    (_NoLeader,),
+                    delay_of=lambda err, d: err.delay(d) if isinstance(err, _NoLeader) else d,
+                )
+            except _NoLeader as last:
+                resp = last.resp
         if resp.status_code == 503:
             raise UnavailableError(f"agent {to!r} has no leader to take the message: {resp.text[:200]}")
         if resp.status_code >= 300:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from ..backoff import Backoff
 from ..errors import AgentDefinitionError, ScanflowError
 from ..spec.agent import ArgoRuns, MlflowQuery, PromQuery, Replicas, Sensor
 from .decide import Sample, SensorWindow
@@ -197,6 +198,8 @@ class SensorTrack:
         self.next_due = now  # wall time
         self.last_read: float | None = None
         self.max_backoff = max_backoff if max_backoff is not None else max(4 * sensor.interval, 2.0)
+        self.backoff = Backoff(sensor.interval, factor=2.0, cap=self.max_backoff)
+        """After a failure: the interval, doubling per failure up to ``max_backoff``."""
 
     def window(self) -> SensorWindow:
         return SensorWindow(self.sensor.name, tuple(self.samples), self.error, self.sensor.stale_after)
@@ -220,7 +223,7 @@ class SensorTrack:
         self.failures += 1
         self.errors_total += 1
         self.last_read = now
-        backoff = min(self.sensor.interval * (2 ** (self.failures - 1)), self.max_backoff)
+        backoff = self.backoff.delay(self.failures - 1)
         self.next_due = min(self._next(now), now + backoff) if self.sensor.schedule else now + backoff
 
     def _next(self, now: float) -> float:

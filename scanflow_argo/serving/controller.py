@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _proc
+from ..backoff import Backoff
 from ..clock import Clock, SystemClock
 from ..errors import NotFoundError, ScanflowError, ServingError, SetupError, SpecError
 from ..settings import Settings
@@ -72,6 +73,8 @@ _REPLICA_MODULE = "scanflow_argo.serving.replica"
 REPLICA_HOST = "127.0.0.1"
 """Where replicas listen: loopback only, reached through the router (``serving.host`` is the router's)."""
 _POLL = 0.1
+_RECONCILE_BACKOFF = Backoff(1.0, factor=2.0, cap=30.0)
+"""A failed reconcile is retried 1 s later, doubling per failure up to 30 s (until the spec changes)."""
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # folder holding the scanflow_argo package
 # Makes the replica die with the supervisor thread that started it (prctl PR_SET_PDEATHSIG = 1,
 # SIGTERM = 15), then becomes the microservice; the setting survives exec.
@@ -578,7 +581,7 @@ class Supervisor:
             self._write_status()
             raise
         self._publish_targets()
-        backoff = 0.0
+        failures = 0
         retry_at = 0.0
         try:
             while not self._stopping.is_set():
@@ -590,14 +593,14 @@ class Supervisor:
                     self.observed = int(spec["generation"])
                     try:
                         await self.reconcile()
-                        backoff = 0.0
+                        failures = 0
                     except Exception as err:
                         # Keep supervising whatever went wrong: report it, retry with backoff.
                         if not isinstance(err, ScanflowError):
                             traceback.print_exc()
                         self.state, self.message = "Failed", str(err) or type(err).__name__
-                        backoff = min(30.0, max(1.0, backoff * 2))
-                        retry_at = self.clock.monotonic() + backoff
+                        failures += 1
+                        retry_at = self.clock.monotonic() + _RECONCILE_BACKOFF.delay(failures - 1)
                         self._write_status()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=_POLL)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
+from ...backoff import Backoff, retry
 from ...clock import Clock
 from ...errors import ConflictError, NotFoundError, PlatformError, SetupError, UnavailableError
 from ...settings import KubernetesSettings
@@ -34,6 +36,9 @@ MERGE_PATCH = "application/merge-patch+json"
 
 CONFLICT_ATTEMPTS = 5
 """Writes tried (re-reading before each) before a 409 becomes ``ConflictError``."""
+
+CONFLICT_BACKOFF = Backoff(0.05, factor=2.0, cap=1.0, attempts=CONFLICT_ATTEMPTS)
+"""Waits between those writes: 0.05 s doubling (client-go's ``retry.RetryOnConflict`` waits too)."""
 
 
 def load_api_client(kube: KubernetesSettings) -> Any:
@@ -196,15 +201,7 @@ class CustomObjects:
 
 def retry_conflicts(fn: Callable[[], T], clock: Clock, what: str, attempts: int = CONFLICT_ATTEMPTS) -> T:
     """Run a read-modify-write ``fn``; on ``ConflictError`` re-run it (it re-reads) with bounded backoff."""
-    delay = 0.05
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except ConflictError as err:
-            if attempt == attempts - 1:
-                raise ConflictError(
-                    f"{what}: still conflicting after {attempts} attempts — another writer keeps changing it"
-                ) from err
-            clock.sleep(delay)
-            delay = min(delay * 2, 1.0)
-    raise AssertionError("unreachable")
+    try:
+        return retry(fn, replace(CONFLICT_BACKOFF, attempts=attempts), clock, (ConflictError,))
+    except ConflictError as err:
+        raise ConflictError(f"{what}: still conflicting after {attempts} attempts — another writer keeps changing it") from err

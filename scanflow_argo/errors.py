@@ -195,7 +195,17 @@ class RequestError(ScanflowError):
 
 
 class TrackingError(ScanflowError):
-    """MLflow could not be reached or refused a call."""
+    """MLflow could not be reached or refused a call.
+
+    What the server answered, when it answered: ``status`` (HTTP) and ``code`` (MLflow's ``error_code``);
+    ``unreachable`` is True when it did not answer at all.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "", unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.unreachable = unreachable
 
 
 class AgentError(ScanflowError):

@@ -1,11 +1,12 @@
 """Decisions to MLflow: one run per agent, one record per decision — lazy, best effort, never blocking.
 
-A daemon thread drains a bounded queue and talks to MLflow's REST API (no ``import mlflow``, which
-costs seconds): it finds or creates the experiment ``scanflow-agents`` and the agent's run (tag
-``scanflow.agent``; its id is kept in the agent state so a restart appends to the same run), then
+A daemon thread drains a bounded queue and talks to MLflow through the project's one MLflow client
+(``tracking/_rest.py``: REST, credentials from MLflow's variables): it finds or creates the experiment
+``scanflow-agents`` and the agent's run (tag ``scanflow.agent``; its id is kept in the agent state so
+a restart appends to the same run), then
 logs each decision as a tag ``decision.<seq>`` (compact JSON) and the metric ``decisions`` at step
 ``seq``. When MLflow is down the records wait in the queue (oldest dropped past ``maxsize``,
-counted in ``dropped``); the agent loop never waits for MLflow.
+counted in ``dropped``, the reason in ``last_error``); the agent loop never waits for MLflow.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
 from ..backoff import Backoff
 from ..clock import Clock, SystemClock
+from ..errors import TrackingError
+from ..tracking import MlflowRest, filter_value
 
 __all__ = ["MlflowRecorder", "NullRecorder"]
 
@@ -94,77 +94,45 @@ class MlflowRecorder:
     def _drain(self) -> None:
         failures = 0
         pending: tuple[int, dict[str, Any]] | None = None
-        with httpx.Client(timeout=self._timeout) as client:
+        client: MlflowRest | None = None
+        try:
             while True:
                 if pending is None:
                     pending = self._queue.get()
                     if pending is None:
                         return
                 try:
+                    client = client or MlflowRest(self.uri, timeout=self._timeout)
                     self._send(client, *pending)
                     self.sent += 1
                     pending = None
                     failures = 0
-                except (httpx.HTTPError, RuntimeError) as err:
-                    self.last_error = f"{type(err).__name__}: {err}"[:300]
+                except TrackingError as err:
+                    self.last_error = str(err)[:500]
                     failures += 1
                     self._clock.sleep(RESEND_BACKOFF.delay(failures - 1))
+        finally:
+            if client is not None:
+                client.close()
 
-    def _post(self, client: httpx.Client, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        resp = client.post(f"{self.uri}/api/2.0/mlflow/{path}", json=body)
-        if resp.status_code != 200:
-            raise RuntimeError(f"MLflow {path}: HTTP {resp.status_code} {resp.text[:200]}")
-        return resp.json()
-
-    def _ensure_run(self, client: httpx.Client) -> str:
+    def _ensure_run(self, client: MlflowRest) -> str:
         if self.run_id:
             return self.run_id
-        resp = client.get(f"{self.uri}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": EXPERIMENT})
-        if resp.status_code == 200:
-            exp_id = resp.json()["experiment"]["experiment_id"]
-        else:
-            try:
-                exp_id = self._post(client, "experiments/create", {"name": EXPERIMENT})["experiment_id"]
-            except RuntimeError:  # created by another agent meanwhile
-                resp = client.get(f"{self.uri}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": EXPERIMENT})
-                exp_id = resp.json()["experiment"]["experiment_id"]
-        found = self._post(
-            client,
-            "runs/search",
-            {"experiment_ids": [exp_id], "filter": f"tags.`scanflow.agent` = '{self.agent}'", "max_results": 1},
-        ).get("runs")
+        exp_id = client.experiment_id(EXPERIMENT)
+        assert exp_id is not None  # created when missing
+        found = client.search_runs([exp_id], f"tags.`scanflow.agent` = {filter_value(self.agent)}", max_results=1)
         if found:
-            run_id = found[0]["info"]["run_id"]
+            run_id = str(found[0]["info"]["run_id"])
         else:
-            run = self._post(
-                client,
-                "runs/create",
-                {
-                    "experiment_id": exp_id,
-                    "run_name": f"agent-{self.agent}",
-                    "start_time": int(time.time() * 1000),
-                    "tags": [
-                        {"key": "scanflow.agent", "value": self.agent},
-                        {"key": "mlflow.runName", "value": f"agent-{self.agent}"},
-                    ],
-                },
-            )
-            run_id = run["run"]["info"]["run_id"]
+            tags = {"scanflow.agent": self.agent, "mlflow.runName": f"agent-{self.agent}"}
+            run_id = str(client.create_run(exp_id, f"agent-{self.agent}", tags, start_ms=int(self._clock.now() * 1000))["run_id"])
         self.run_id = run_id
         if self._on_run:
             self._on_run(run_id)
         return run_id
 
-    def _send(self, client: httpx.Client, seq: int, decision: dict[str, Any]) -> None:
+    def _send(self, client: MlflowRest, seq: int, decision: dict[str, Any]) -> None:
         run_id = self._ensure_run(client)
         text = json.dumps(decision, sort_keys=True, default=str, separators=(",", ":"))[:5000]
-        ts = int(float(decision.get("t", time.time())) * 1000)
-        self._post(
-            client,
-            "runs/log-batch",
-            {
-                "run_id": run_id,
-                "tags": [{"key": f"decision.{seq:06d}", "value": text}],
-                "metrics": [{"key": "decisions", "value": float(seq), "timestamp": ts, "step": seq}],
-            },
-        )
+        ts = int(float(decision.get("t", self._clock.now())) * 1000)
+        client.log_batch(run_id, metrics={"decisions": float(seq)}, tags={f"decision.{seq:06d}": text}, step=seq, timestamp_ms=ts)

@@ -39,6 +39,7 @@ from ..spec.agent import (
     SetModelAlias,
     SubmitWorkflow,
 )
+from ..tracking import registry
 from .auth import client_token
 from .decide import Decision, RuleState, Sample, decide, is_stale
 from .knowledge import MlflowRecorder, NullRecorder
@@ -547,21 +548,7 @@ class AgentRuntime:
         )
 
     def _set_alias(self, model: str, alias: str, version: str) -> None:
-        import httpx
-
-        from ..errors import TrackingError
-
-        uri = tracking_uri(self.settings)
-        try:
-            resp = httpx.post(
-                f"{uri}/api/2.0/mlflow/registered-models/alias",
-                json={"name": model, "alias": alias, "version": version},
-                timeout=10,
-            )
-        except httpx.HTTPError as err:
-            raise TrackingError(f"MLflow at {uri} unreachable while setting {model}@{alias}: {err}") from err
-        if resp.status_code != 200:
-            raise TrackingError(f"MLflow refused {model}@{alias} → {version}: HTTP {resp.status_code} {resp.text[:200]}")
+        registry.set_alias(model, alias, version, tracking_uri=tracking_uri(self.settings))
 
     async def _send_message(self, to: str, topic: str, payload: Mapping[str, str], key: str) -> None:
         import httpx
@@ -716,5 +703,9 @@ class AgentRuntime:
             },
             "inbox": len(state.get("inbox") or []),
             "notes": self.notes,
-            "mlflow": {"sent": getattr(self._recorder, "sent", 0), "dropped": getattr(self._recorder, "dropped", 0)},
+            "mlflow": {
+                "sent": getattr(self._recorder, "sent", 0),
+                "dropped": getattr(self._recorder, "dropped", 0),
+                "error": getattr(self._recorder, "last_error", None),
+            },
         }

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 
 from ..backoff import Backoff
-from ..errors import AgentDefinitionError, ScanflowError
+from ..errors import AgentDefinitionError, ScanflowError, TrackingError
 from ..spec.agent import ArgoRuns, MlflowQuery, PromQuery, Replicas, Sensor
+from ..tracking import MlflowRest, missing
 from .decide import Sample, SensorWindow
 
 __all__ = [
@@ -125,37 +126,34 @@ def check_promql_online(url: str, queries: Mapping[str, str], timeout: float = 3
 
 
 class MlflowReader:
-    """The version an alias points to, or a metric of that version's run (MLflow REST, no ``import mlflow``)."""
+    """The version an alias points to, or a metric of that version's run (through the project's MLflow client)."""
 
     def __init__(self, tracking_uri: str, timeout: float = 5.0) -> None:
         self.uri = tracking_uri.rstrip("/")
         self.timeout = timeout
-
-    def _get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        try:
-            resp = httpx.get(f"{self.uri}/api/2.0/mlflow/{path}", params=params, timeout=self.timeout)
-        except httpx.HTTPError as err:
-            raise SensorError(f"MLflow at {self.uri} unreachable: {type(err).__name__}") from err
-        if resp.status_code == 404 or (
-            resp.status_code == 400 and ("RESOURCE_DOES_NOT_EXIST" in resp.text or "not found" in resp.text)
-        ):
-            raise SensorError(f"MLflow has no {params}: no data")
-        if resp.status_code != 200:
-            raise SensorError(f"MLflow refused {path}: HTTP {resp.status_code} {resp.text[:200]}")
-        return resp.json()
+        self._client: MlflowRest | None = None
 
     def read(self, sensor: MlflowQuery, now: float) -> list[Sample]:
-        mv = self._get("registered-models/alias", {"name": sensor.model, "alias": sensor.alias}).get("model_version") or {}
-        if sensor.metric is None:
-            return [Sample(now, _number(mv.get("version"), f"sensor {sensor.name!r}"))]
-        run_id = mv.get("run_id")
-        if not run_id:
-            raise SensorError(f"sensor {sensor.name!r}: {sensor.model}@{sensor.alias} has no run: no data")
-        metrics = self._get("runs/get", {"run_id": run_id}).get("run", {}).get("data", {}).get("metrics", [])
+        where = f"sensor {sensor.name!r}"
+        try:
+            self._client = self._client or MlflowRest(self.uri, timeout=self.timeout)
+            mv = self._client.get_alias(sensor.model, sensor.alias)
+            if mv is None:
+                raise SensorError(f"{where}: MLflow has no {sensor.model}@{sensor.alias}: no data")
+            if sensor.metric is None:
+                return [Sample(now, _number(mv.get("version"), where))]
+            run_id = mv.get("run_id")
+            if not run_id:
+                raise SensorError(f"{where}: {sensor.model}@{sensor.alias} has no run: no data")
+            metrics = self._client.get_run(run_id).get("data", {}).get("metrics", [])
+        except TrackingError as err:
+            if missing(err):
+                raise SensorError(f"{where}: MLflow has no {sensor.model}@{sensor.alias} or its run: no data") from err
+            raise SensorError(f"{where}: {err}") from err
         for m in metrics:
             if m.get("key") == sensor.metric:
-                return [Sample(now, _number(m.get("value"), f"sensor {sensor.name!r}"))]
-        raise SensorError(f"sensor {sensor.name!r}: run {run_id} has no metric {sensor.metric!r}: no data")
+                return [Sample(now, _number(m.get("value"), where))]
+        raise SensorError(f"{where}: run {run_id} has no metric {sensor.metric!r}: no data")
 
 
 class ArgoRunsReader:

@@ -7,7 +7,10 @@ deprecated stages. Evaluation metrics are stored on the version as ``scanflow.me
 (and on the run), so a comparison needs no access to the training run.
 
 Every function takes an optional ``tracking_uri``; without it the URI comes from
-``MLFLOW_TRACKING_URI``, then the settings (``resolve_uri``). mlflow is imported inside the functions.
+``MLFLOW_TRACKING_URI``, then the settings (``resolve_uri``). Aliases, versions and metrics go through
+the project's MLflow client (``_rest.MlflowRest``: REST, no ``import mlflow``); registering and
+downloading a model need MLflow's model format and artifact repositories, so those two import mlflow
+inside the functions (seconds) and use its ``MlflowClient``, which reads the same credentials.
 
 Thread safety: nothing here touches process-wide MLflow state (``mlflow.set_tracking_uri``, the
 ``MLFLOW_TRACKING_URI`` variable, the active experiment). Every call goes through an ``MlflowClient``
@@ -112,8 +115,24 @@ def _client(tracking_uri: str | None) -> Iterator[tuple[str, Any]]:
         raise TrackingError(f"MLflow at {uri} refused the request: {err.message}") from err
 
 
+@contextlib.contextmanager
+def _rest(tracking_uri: str | None) -> Iterator[MlflowRest]:
+    """The project's MLflow client for the tracking URI, closed after use."""
+    rest = MlflowRest(_uri(tracking_uri))
+    try:
+        yield rest
+    finally:
+        rest.close()
+
+
 def _version(mv: Any) -> ModelVersion:
     return ModelVersion(name=mv.name, version=int(mv.version), uri=f"models:/{mv.name}/{mv.version}", run_id=mv.run_id or None)
+
+
+def _rest_version(mv: Mapping[str, Any]) -> ModelVersion:
+    """A ``ModelVersion`` from MLflow's REST ``model_version`` object."""
+    name, version = str(mv["name"]), int(mv["version"])
+    return ModelVersion(name=name, version=version, uri=f"models:/{name}/{version}", run_id=mv.get("run_id") or None)
 
 
 # -- register ------------------------------------------------------------------------------------
@@ -242,38 +261,34 @@ def _current_run_id() -> str | None:
 
 def set_alias(name: str, alias: str, version: int | str, *, tracking_uri: str | None = None) -> None:
     """Point ``name@alias`` at ``version``."""
-    with _client(tracking_uri) as (_, client):
-        client.set_registered_model_alias(name, alias, str(version))
+    with _rest(tracking_uri) as rest:
+        rest.set_alias(name, alias, version)
 
 
 def get_alias(name: str, alias: str, *, tracking_uri: str | None = None) -> ModelVersion | None:
     """The version ``name@alias`` points at, or None when the alias (or the model) does not exist."""
-    with _client(tracking_uri) as (_, client):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return _version(client.get_model_version_by_alias(name, alias))
-        except MlflowException as err:
-            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                return None
-            raise
+    with _rest(tracking_uri) as rest:
+        found = rest.get_alias(name, alias)
+    return _rest_version(found) if found else None
 
 
 def get_version(name: str, version: int | str, *, tracking_uri: str | None = None) -> ModelVersion:
     """A registered version; TrackingError when it does not exist."""
-    with _client(tracking_uri) as (_, client):
-        return _version(client.get_model_version(name, str(version)))
+    with _rest(tracking_uri) as rest:
+        return _rest_version(rest.get_model_version(name, version))
 
 
 def metric_of(name: str, version: int | str, metric: str, *, tracking_uri: str | None = None) -> float | None:
     """``metric`` of a version: its ``scanflow.metric.*`` tag, else the training run's metric."""
-    with _client(tracking_uri) as (_, client):
-        mv = client.get_model_version(name, str(version))
-        tagged = number((mv.tags or {}).get(f"{METRIC_TAG}{metric}"))
+    with _rest(tracking_uri) as rest:
+        mv = rest.get_model_version(name, version)
+        tags = {t["key"]: t.get("value") for t in mv.get("tags") or []}
+        tagged = number(tags.get(f"{METRIC_TAG}{metric}"))
         if tagged is not None:
             return tagged
-        if mv.run_id:
-            value = client.get_run(mv.run_id).data.metrics.get(metric)
+        if mv.get("run_id"):
+            metrics = {m["key"]: m.get("value") for m in rest.get_run(mv["run_id"]).get("data", {}).get("metrics", [])}
+            value = metrics.get(metric)
             return None if value is None else float(value)
         return None
 

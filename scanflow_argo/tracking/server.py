@@ -40,10 +40,15 @@ class MlflowServer:
     """``mlflow server`` on 127.0.0.1 with ``sqlite:///<home>/mlflow/mlflow.db`` and proxied artifacts.
 
     ``port=None`` uses ``settings.tracking.port``. Start takes a few seconds (MLflow's import).
+    ``app_name="basic-auth"`` serves MLflow's login-protected app (mlflow/server/auth): its users live in
+    ``<home>/mlflow/basic_auth.db`` and the first admin comes from ``MLFLOW_AUTH_ADMIN_USERNAME`` and
+    ``MLFLOW_AUTH_ADMIN_PASSWORD`` (or ``MLFLOW_AUTH_CONFIG_PATH``) in the environment, which must also
+    hold ``MLFLOW_FLASK_SERVER_SECRET_KEY`` (its CSRF key) and needs ``Flask-WTF`` installed (``mlflow[auth]``).
     """
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int | None = None, app_name: str | None = None) -> None:
         self.settings = settings
+        self.app_name = app_name
         chosen = port if port is not None else settings.tracking.port
         self.port = int(chosen) or _proc.free_port()  # 0: any free port
         self.dir = mlflow_dir(settings)
@@ -74,6 +79,7 @@ class MlflowServer:
             str(self.port),
             "--workers",
             "1",
+            *(["--app-name", self.app_name] if self.app_name else []),
         ]
 
     def start(self, timeout: float = 60) -> MlflowServer:

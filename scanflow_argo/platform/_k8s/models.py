@@ -9,9 +9,8 @@ platform learns from ``settings.kubernetes.artifacts_destination``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import NotFoundError, PlatformError, TrackingError
+from ...tracking import MlflowRest, missing
 
 __all__ = ["STORAGE_SCHEMES", "resolve_model_uri"]
 
@@ -19,18 +18,6 @@ STORAGE_SCHEMES = ("s3://", "gs://", "pvc://", "https://", "http://")
 """URIs Seldon Core's storage initializer downloads as they are."""
 
 _PROXIED = "mlflow-artifacts:"
-
-
-_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
-"""MLflow's error codes for an unknown model, version or alias (an unknown alias is INVALID_PARAMETER_VALUE)."""
-
-
-def _missing(err: TrackingError) -> bool:
-    return getattr(err, "status", None) == 404 or getattr(err, "code", None) in _MISSING
-
-
-def _rest_get(rest: Any, path: str, params: dict[str, str]) -> dict[str, Any]:
-    return rest._call("GET", path, params=params)  # MlflowRest's one request path (auth, errors)
 
 
 def resolve_model_uri(model_uri: str, *, tracking_uri: str | None, artifacts_destination: str | None) -> str:
@@ -44,35 +31,28 @@ def resolve_model_uri(model_uri: str, *, tracking_uri: str | None, artifacts_des
         )
     if not tracking_uri:
         raise PlatformError(f"cannot resolve {model_uri}: set MLFLOW_TRACKING_URI to the cluster's MLflow server")
-    from ...tracking._rest import MlflowRest
-
     ref = model_uri[len("models:/") :]
     rest = MlflowRest(tracking_uri)
     try:
         if "@" in ref:
             name, alias = ref.split("@", 1)
-            try:
-                found = _rest_get(rest, "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": alias})
-            except TrackingError as err:
-                if _missing(err):
-                    raise NotFoundError(
-                        f"model {name!r} has no alias {alias!r} in the MLflow registry at {tracking_uri}"
-                    ) from err
-                raise
-            version = str(found["model_version"]["version"])
+            found = rest.get_alias(name, alias)
+            if found is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r} in the MLflow registry at {tracking_uri}")
+            version = str(found["version"])
         else:
             name, _, version = ref.partition("/")
             if not version.isdigit():
                 raise PlatformError(f"cannot resolve {model_uri!r}: use models:/NAME@ALIAS or models:/NAME/VERSION")
         try:
-            where = _rest_get(rest, "/api/2.0/mlflow/model-versions/get-download-uri", {"name": name, "version": version})
+            where = rest.download_uri(name, version)
         except TrackingError as err:
-            if _missing(err):
+            if missing(err):
                 raise NotFoundError(f"model {name!r} has no version {version} in the MLflow registry at {tracking_uri}") from err
             raise
     finally:
         rest.close()
-    return _storage_uri(model_uri, str(where["artifact_uri"]), artifacts_destination)
+    return _storage_uri(model_uri, where, artifacts_destination)
 
 
 def _storage_uri(model_uri: str, artifact_uri: str, artifacts_destination: str | None) -> str:

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, overload
 
 from ..argoexpr.errors import Fail
 from ..argoexpr.golang import argo_duration
@@ -138,6 +138,78 @@ def _check_template(template: str, where: str, sensors: Iterable[str]) -> None:
 
 def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
+
+
+class _Declared(Protocol):
+    def _where(self) -> str:
+        """``sensor 'cpu'``, ``rule 'slow'`` … : how error messages name the object."""
+        ...
+
+
+class _Duration:
+    """A duration field: assigned seconds or a string (``"30s"``), read as seconds (a float).
+
+    The field's declared type is the descriptor (``_Seconds`` or ``_MaybeSeconds``), so a type checker
+    takes ``float | str`` for the constructor (``__set__``) and seconds for every read (``__get__``).
+    The value is parsed with ``parse_duration`` on its first read — ``_parse_durations`` in
+    ``__post_init__`` does that, so a bad duration fails the constructor with the object's name — and
+    kept as seconds. A field without a value (``None``) reads as ``fallback(obj)`` when there is one
+    (``stale_after``: 3 × interval), else as ``None``.
+    """
+
+    def __init__(self, default: float | str | None, fallback: Callable[[Any], float] | None = None) -> None:
+        self.default = default
+        self.fallback = fallback
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __set__(self, obj: _Declared, value: float | str | None) -> None:
+        obj.__dict__[self.name] = value
+
+    def _read(self, obj: _Declared) -> float | None:
+        raw = obj.__dict__[self.name]
+        if raw is None and self.fallback is not None:
+            raw = float(self.fallback(obj))
+        seconds = parse_duration(raw, f"{obj._where()}.{self.name}")  # cheap for a number, and checks its sign
+        obj.__dict__[self.name] = seconds
+        return seconds
+
+
+class _Seconds(_Duration):
+    """A required duration (see ``_Duration``)."""
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> float | str | None: ...
+    @overload
+    def __get__(self, obj: _Declared, owner: type | None = None) -> float: ...
+    def __get__(self, obj: _Declared | None, owner: type | None = None) -> float | str | None:
+        if obj is None:
+            return self.default  # the dataclass's default for the constructor
+        seconds = self._read(obj)
+        if seconds is None:
+            raise AgentDefinitionError(f"{obj._where()}.{self.name}: a duration is required — use seconds or a string like '30s'")
+        return seconds
+
+
+class _MaybeSeconds(_Duration):
+    """An optional duration (see ``_Duration``): ``None`` when not given."""
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> float | str | None: ...
+    @overload
+    def __get__(self, obj: _Declared, owner: type | None = None) -> float | None: ...
+    def __get__(self, obj: _Declared | None, owner: type | None = None) -> float | str | None:
+        return self.default if obj is None else self._read(obj)
+
+
+def _parse_durations(obj: object) -> None:
+    """Read every duration field of ``obj`` once, so a bad one fails its constructor (naming the object)."""
+    for klass in type(obj).__mro__:
+        for name, attr in vars(klass).items():
+            if isinstance(attr, _Duration):
+                getattr(obj, name)
 
 
 def _check_name(name: str, where: str) -> None:
@@ -286,10 +358,24 @@ class Sensor:
 
     kind: ClassVar[str] = "sensor"
 
+    if TYPE_CHECKING:  # fields every sensor declares itself; typed here for code that reads any sensor
+
+        @property
+        def name(self) -> str: ...
+        @property
+        def interval(self) -> float: ...
+        @property
+        def schedule(self) -> str | None: ...
+        @property
+        def stale_after(self) -> float: ...
+
+    def _where(self) -> str:
+        return f"sensor {self.name!r}"
+
     def _init_sensor(self) -> None:
-        where = f"sensor {getattr(self, 'name', '?')!r}"
+        where = self._where()
         _check_name(self.name, f"{where}.name")
-        _set(self, "interval", parse_duration(self.interval, f"{where}.interval"))
+        _parse_durations(self)
         if self.interval <= 0:
             raise AgentDefinitionError(f"{where}.interval: must be more than 0 s")
         if self.schedule is not None:
@@ -297,8 +383,6 @@ class Sensor:
 
             if not croniter.is_valid(self.schedule):
                 raise AgentDefinitionError(f"{where}.schedule: {self.schedule!r} is not a cron expression (e.g. '*/5 * * * *')")
-        stale = parse_duration(self.stale_after, f"{where}.stale_after")
-        _set(self, "stale_after", stale if stale is not None else 3 * self.interval)
         if self.stale_after <= 0:
             raise AgentDefinitionError(f"{where}.stale_after: must be more than 0 s")
 
@@ -312,23 +396,20 @@ class PromQuery(Sensor):
 
     name: str
     query: str
-    interval: float | str = 15.0
-    range: float | str | None = None
-    step: float | str | None = None
+    interval: _Seconds = _Seconds(15.0)
+    range: _MaybeSeconds = _MaybeSeconds(None)
+    step: _MaybeSeconds = _MaybeSeconds(None)
     schedule: str | None = None
     """A cron expression instead of ``interval`` (``interval`` then only sets staleness)."""
-    stale_after: float | str | None = None
+    stale_after: _Seconds = _Seconds(None, fallback=lambda sensor: 3 * sensor.interval)
     """A sample older than this is stale (default 3 × interval)."""
     kind: ClassVar[str] = "prometheus"
 
     def __post_init__(self) -> None:
         self._init_sensor()
         check_promql(self.query, f"sensor {self.name!r}.query")
-        _set(self, "range", parse_duration(self.range, f"sensor {self.name!r}.range"))
-        step = parse_duration(self.step, f"sensor {self.name!r}.step")
-        if self.range is not None and step is None:
-            step = self.interval
-        _set(self, "step", step)
+        if self.range is not None and self.step is None:
+            _set(self, "step", self.interval)
         if self.step is not None and self.step <= 0:
             raise AgentDefinitionError(f"sensor {self.name!r}.step: must be more than 0 s")
         if self.range is not None and self.step is not None and self.range < self.step:
@@ -344,9 +425,9 @@ class MlflowQuery(Sensor):
     alias: str = "champion"
     metric: str | None = None
     """``None``: the alias's version number; else this metric of the version's run."""
-    interval: float | str = 60.0
+    interval: _Seconds = _Seconds(60.0)
     schedule: str | None = None
-    stale_after: float | str | None = None
+    stale_after: _Seconds = _Seconds(None, fallback=lambda sensor: 3 * sensor.interval)
     kind: ClassVar[str] = "mlflow"
 
     def __post_init__(self) -> None:
@@ -362,9 +443,9 @@ class ArgoRuns(Sensor):
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     phases: tuple[str, ...] = ("Pending", "Running")
-    interval: float | str = 15.0
+    interval: _Seconds = _Seconds(15.0)
     schedule: str | None = None
-    stale_after: float | str | None = None
+    stale_after: _Seconds = _Seconds(None, fallback=lambda sensor: 3 * sensor.interval)
     kind: ClassVar[str] = "argo"
 
     def __post_init__(self) -> None:
@@ -379,9 +460,9 @@ class Replicas(Sensor):
 
     name: str
     deployment: str
-    interval: float | str = 15.0
+    interval: _Seconds = _Seconds(15.0)
     schedule: str | None = None
-    stale_after: float | str | None = None
+    stale_after: _Seconds = _Seconds(None, fallback=lambda sensor: 3 * sensor.interval)
     kind: ClassVar[str] = "replicas"
 
     def __post_init__(self) -> None:
@@ -398,12 +479,22 @@ class Rule:
 
     kind: ClassVar[str] = "rule"
 
-    def sensors(self) -> tuple[str, ...]:
-        return (self.sensor,)  # type: ignore[attr-defined]
+    if TYPE_CHECKING:  # every rule declares its ``name`` field itself; typed here for code that reads any rule
 
-    def _check_op(self) -> None:
-        if self.op not in OPS:  # type: ignore[attr-defined]
-            raise AgentDefinitionError(f"rule {self.name!r}.op: {self.op!r} is not one of {', '.join(OPS)}")  # type: ignore[attr-defined]
+        @property
+        def name(self) -> str: ...
+
+    def _where(self) -> str:
+        return f"rule {self.name!r}"
+
+    def sensors(self) -> tuple[str, ...]:
+        """The sensors the rule reads: a sensor rule's ``sensor`` (combinations and messages override this)."""
+        sensor = getattr(self, "sensor", None)
+        return (sensor,) if isinstance(sensor, str) else ()
+
+    def _check_op(self, op: str) -> None:
+        if op not in OPS:
+            raise AgentDefinitionError(f"rule {self.name!r}.op: {op!r} is not one of {', '.join(OPS)}")
 
 
 @dataclass(frozen=True)
@@ -414,16 +505,16 @@ class Threshold(Rule):
     sensor: str
     op: str
     value: float
-    for_: float | str = 0.0
+    for_: _Seconds = _Seconds(0.0)
     name: str = ""
     kind: ClassVar[str] = "threshold"
 
     def __post_init__(self) -> None:
         if not self.name:
             _set(self, "name", _auto_name(f"{self.sensor}{self.op}{self.value}"))
-        self._check_op()
+        self._check_op(self.op)
         _set(self, "value", _number(self.value, f"rule {self.name!r}.value"))
-        _set(self, "for_", parse_duration(self.for_, f"rule {self.name!r}.for_"))
+        _parse_durations(self)
 
 
 @dataclass(frozen=True)
@@ -436,7 +527,7 @@ class Hysteresis(Rule):
     sensor: str
     fire: float
     clear: float
-    for_: float | str = 0.0
+    for_: _Seconds = _Seconds(0.0)
     name: str = ""
     kind: ClassVar[str] = "hysteresis"
 
@@ -449,7 +540,7 @@ class Hysteresis(Rule):
             raise AgentDefinitionError(
                 f"rule {self.name!r}.clear: equals fire ({self.fire}) — set clear below fire (high alarm) or above it (low alarm)"
             )
-        _set(self, "for_", parse_duration(self.for_, f"rule {self.name!r}.for_"))
+        _parse_durations(self)
 
     @property
     def high(self) -> bool:
@@ -464,8 +555,8 @@ class RateOfChange(Rule):
     sensor: str
     op: str
     value: float
-    per: float | str = 60.0
-    window: float | str = 60.0
+    per: _Seconds = _Seconds(60.0)
+    window: _Seconds = _Seconds(60.0)
     min_samples: int = 2
     name: str = ""
     kind: ClassVar[str] = "rate_of_change"
@@ -473,10 +564,9 @@ class RateOfChange(Rule):
     def __post_init__(self) -> None:
         if not self.name:
             _set(self, "name", _auto_name(f"{self.sensor}-rate{self.op}{self.value}"))
-        self._check_op()
+        self._check_op(self.op)
         _set(self, "value", _number(self.value, f"rule {self.name!r}.value"))
-        _set(self, "per", parse_duration(self.per, f"rule {self.name!r}.per"))
-        _set(self, "window", parse_duration(self.window, f"rule {self.name!r}.window"))
+        _parse_durations(self)
         if self.per <= 0 or self.window <= 0:
             raise AgentDefinitionError(f"rule {self.name!r}.per/window: must be more than 0 s")
         if self.min_samples < 2:
@@ -571,17 +661,29 @@ class Action:
     kind: ClassVar[str] = "action"
     DEFAULT_KEY: ClassVar[str] = "{agent}/{rule}/{action}/{fired_at}"
 
+    if TYPE_CHECKING:  # fields every action declares itself; typed here for code that reads any action
+
+        @property
+        def name(self) -> str: ...
+        @property
+        def cooldown(self) -> float: ...
+        @property
+        def idempotency_key(self) -> str: ...
+
+    def _where(self) -> str:
+        return f"action {self.name!r}"
+
     def _init_action(self, default_name: str) -> None:
         if not self.name:
             _set(self, "name", _auto_name(default_name))
         _check_name(self.name, f"action {self.name!r}.name")
-        _set(self, "cooldown", parse_duration(self.cooldown, f"action {self.name!r}.cooldown"))
+        _parse_durations(self)
         if not self.idempotency_key:
             _set(self, "idempotency_key", self.DEFAULT_KEY)
 
     def templates(self) -> dict[str, str]:
         """Every template field, by field name (validated against the agent's sensors)."""
-        return {"idempotency_key": self.idempotency_key}  # type: ignore[attr-defined]
+        return {"idempotency_key": self.idempotency_key}
 
 
 @dataclass(frozen=True)
@@ -593,7 +695,7 @@ class SubmitWorkflow(Action):
     parameters: Mapping[str, str] = field(default_factory=dict)
     max_concurrent: int = 1
     labels: Mapping[str, str] = field(default_factory=dict)
-    cooldown: float | str = 300.0
+    cooldown: _Seconds = _Seconds(300.0)
     idempotency_key: str = ""
     name: str = ""
     kind: ClassVar[str] = "submit_workflow"
@@ -634,8 +736,8 @@ class ScaleDeployment(Action):
     step: int = 1
     low: float = 0.5
     tolerance: float = 0.1
-    up_stabilization: float | str = 0.0
-    down_stabilization: float | str = 300.0
+    up_stabilization: _Seconds = _Seconds(0.0)
+    down_stabilization: _Seconds = _Seconds(300.0)
     replicas_sensor: str = ""
     """The ``Replicas`` sensor of the deployment; added by the agent when not declared."""
     idle_sensor: str = ""
@@ -643,7 +745,7 @@ class ScaleDeployment(Action):
     and this one reads at most ``idle_below`` for ``down_stabilization`` seconds, the deployment is
     idle: scale toward ``min_replicas``. ``""``: no idle rule (no data never scales)."""
     idle_below: float = 0.0
-    cooldown: float | str = 0.0
+    cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = "{agent}/{action}/{now}"
     name: str = ""
     kind: ClassVar[str] = "scale_deployment"
@@ -667,8 +769,6 @@ class ScaleDeployment(Action):
             raise AgentDefinitionError(f"{where}.step: {self.step!r} must be 1 or more")
         if not 0 < self.low < 1:
             raise AgentDefinitionError(f"{where}.low: {self.low!r} must be between 0 and 1")
-        _set(self, "up_stabilization", parse_duration(self.up_stabilization, f"{where}.up_stabilization"))
-        _set(self, "down_stabilization", parse_duration(self.down_stabilization, f"{where}.down_stabilization"))
         _set(self, "idle_below", _number(self.idle_below, f"{where}.idle_below"))
         if self.idle_below < 0:
             raise AgentDefinitionError(f"{where}.idle_below: {self.idle_below!r} must be 0 or more")
@@ -686,7 +786,7 @@ class RollDeployment(Action):
 
     deployment: str
     model_uri: str
-    cooldown: float | str = 60.0
+    cooldown: _Seconds = _Seconds(60.0)
     idempotency_key: str = ""
     name: str = ""
     kind: ClassVar[str] = "roll_deployment"
@@ -708,7 +808,7 @@ class SetModelAlias(Action):
     model: str
     alias: str
     version: str
-    cooldown: float | str = 0.0
+    cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = ""
     name: str = ""
     kind: ClassVar[str] = "set_model_alias"
@@ -730,7 +830,7 @@ class SendMessage(Action):
     to_agent: str
     topic: str
     payload: Mapping[str, str] = field(default_factory=dict)
-    cooldown: float | str = 0.0
+    cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = ""
     name: str = ""
     kind: ClassVar[str] = "send_message"
@@ -780,7 +880,7 @@ class Agent:
     sensors: tuple[Sensor, ...] = ()
     rules: tuple[Rule, ...] = ()
     plans: tuple[Plan, ...] = ()
-    interval: float | str = 15.0
+    interval: _Seconds = _Seconds(15.0)
     replicas: int = 1
     port: int = 8080
     entrypoint: str = ""
@@ -804,7 +904,7 @@ class Agent:
         for attr in ("sensors", "rules", "plans"):
             value = getattr(self, attr)
             _set(self, attr, tuple(value) if isinstance(value, list | tuple) else (value,))
-        _set(self, "interval", parse_duration(self.interval, f"agent {self.name!r}.interval"))
+        _parse_durations(self)
         if self.interval <= 0:
             raise AgentDefinitionError(f"agent {self.name!r}.interval: must be more than 0 s")
         if not isinstance(self.replicas, int) or self.replicas < 1:
@@ -819,6 +919,9 @@ class Agent:
             raise AgentDefinitionError(f"agent {self.name!r}.role: {self.role!r} is not one of {', '.join(ROLES)}")
         self._add_implicit_sensors()
         self._validate()
+
+    def _where(self) -> str:
+        return f"agent {self.name!r}"
 
     def _add_implicit_sensors(self) -> None:
         names = {s.name for s in self.sensors}
@@ -849,10 +952,12 @@ class Agent:
             if r.name in rule_names:
                 raise AgentDefinitionError(f"{where}.rules[{i}].name: {r.name!r} is used twice — name one of them")
             rule_names.add(r.name)
-            for s in r.sensors():
-                if s not in sensors:
+            for read in r.sensors():
+                if read not in sensors:
                     known = ", ".join(sorted(sensors)) or "none"
-                    raise AgentDefinitionError(f"{where}.rules[{i}] ({r.name!r}).sensor: unknown sensor {s!r} (known: {known})")
+                    raise AgentDefinitionError(
+                        f"{where}.rules[{i}] ({r.name!r}).sensor: unknown sensor {read!r} (known: {known})"
+                    )
         action_names: set[str] = set()
         for i, p in enumerate(self.plans):
             if not isinstance(p, Plan):

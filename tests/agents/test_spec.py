@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,31 @@ def test_durations() -> None:
     assert parse_duration(3) == 3.0
     with pytest.raises(AgentDefinitionError, match="not a duration"):
         parse_duration("soon", "agent.interval")
+
+
+@pytest.mark.parametrize(
+    ("build", "field_name", "seconds"),
+    [
+        (lambda d: PromQuery("p", "up", interval=d), "interval", 90.0),
+        (lambda d: PromQuery("p", "up", interval=1, range=d), "range", 90.0),
+        (lambda d: Threshold("p", ">", 1, for_=d), "for_", 90.0),
+        (lambda d: SubmitWorkflow("t", cooldown=d), "cooldown", 90.0),
+        (lambda d: Agent("a", interval=d), "interval", 90.0),
+    ],
+)
+def test_duration_fields_take_strings_and_read_as_seconds(build: Any, field_name: str, seconds: float) -> None:
+    """A duration field accepts seconds or a string and always reads as seconds; a bad one names its object."""
+    for written in (90, "90s", "1.5m"):
+        assert getattr(build(written), field_name) == seconds
+    with pytest.raises(
+        AgentDefinitionError, match=rf"^(sensor|rule|action|agent) '[a-z0-9-]+'\.{field_name}: 'soon' is not a duration"
+    ):
+        build("soon")
+
+
+def test_stale_after_defaults_to_three_intervals() -> None:
+    assert PromQuery("p", "up", interval="10s").stale_after == 30.0
+    assert PromQuery("p", "up", interval="10s", stale_after="1m").stale_after == 60.0
 
 
 @pytest.mark.parametrize(

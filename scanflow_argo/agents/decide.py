@@ -202,12 +202,12 @@ def _eval_rule(rule: Rule, windows: Mapping[str, SensorWindow], states: Mapping[
         return _Eval(now - since >= rule.for_, since)
 
     if isinstance(rule, RateOfChange):
-        samples = [s for s in windows[rule.sensor].samples if s.t >= now - rule.window]
-        if len(samples) < rule.min_samples:
+        recent = [s for s in windows[rule.sensor].samples if s.t >= now - rule.window]
+        if len(recent) < rule.min_samples:
             return _Eval(
-                None, reason=f"sensor {rule.sensor!r}: {len(samples)} sample(s) in {rule.window:g}s, need {rule.min_samples}"
+                None, reason=f"sensor {rule.sensor!r}: {len(recent)} sample(s) in {rule.window:g}s, need {rule.min_samples}"
             )
-        slope = _slope(samples) * rule.per
+        slope = _slope(recent) * rule.per
         ok = _OPS[rule.op](slope, rule.value)
         return _Eval(ok, (prev.since or now) if ok else None, reason=f"slope {slope:.4g}/{rule.per:g}s")
 

@@ -187,7 +187,7 @@ class AgentRuntime:
     def advertise(self, url: str) -> None:
         """The address this replica's API answers on; a Lease leader publishes it for followers to forward to."""
         if hasattr(self.leader, "url"):
-            self.leader.url = url  # type: ignore[attr-defined]
+            self.leader.url = url
 
     def leader_target(self) -> tuple[str | None, str | None] | None:
         """``None`` when this process handles writes itself; else the leader's (identity, URL) as last seen."""

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, PlatformError, UnavailableError
+from ..errors import ConflictError, NotFoundError, PlatformError, UnavailableError
 from ..platform.base import DeploymentStatus, RunStatus
 
 __all__ = ["InMemoryPlatform", "file_platform"]
@@ -77,7 +77,7 @@ class InMemoryPlatform:
                 del data["faults"][method]
             else:
                 data["faults"][method] = [kind, message, count - 1]
-            raise {"unavailable": UnavailableError, "conflict": _conflict(), "error": PlatformError}[kind](message)
+            raise {"unavailable": UnavailableError, "conflict": ConflictError, "error": PlatformError}[kind](message)
 
     # -- test helpers ----------------------------------------------------------------------------
     def fail_next(self, method: str, kind: str = "unavailable", message: str = "injected fault", count: int = 1) -> None:
@@ -208,12 +208,6 @@ class InMemoryPlatform:
         with self._state(write=True) as data:
             self._call(data, "delete_deployment", name)
             data["deployments"].pop(name, None)
-
-
-def _conflict() -> type[Exception]:
-    from ..errors import ConflictError
-
-    return ConflictError
 
 
 def _iso() -> str:

@@ -1,11 +1,12 @@
 """Platforms: the one interface through which the CLI and agents act (local or Kubernetes)."""
 
+from ..settings import Settings
 from .base import TERMINAL_PHASES, DeploymentStatus, NodeStatus, Platform, RunStatus
 
 __all__ = ["TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "Platform", "RunStatus", "get_platform"]
 
 
-def get_platform(settings):  # type: ignore[no-untyped-def]
+def get_platform(settings: Settings) -> Platform:
     """The platform ``settings.platform`` names (``local`` or ``kubernetes``)."""
     from ..errors import SetupError
 

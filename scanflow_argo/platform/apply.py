@@ -198,7 +198,7 @@ def apply_objects(
     Returns what happened to each object, in the order applied."""
     _check(sources, platform.name)
     ordered = sorted(sources, key=lambda s: _APPLY_ORDER.get(s.kind, -1))
-    results = []
+    results: list[Applied] = []
     if platform.name == "local" and any(_rewrites_tracking(s) for s in ordered):
         echo(f"note: MLFLOW_TRACKING_URI in ConfigMaps points at the local MLflow here ({_local_tracking(settings)})")
     for source in ordered:

@@ -158,9 +158,9 @@ class LocalPlatform:
         return pid
 
     def list_runs(self, labels: Mapping[str, str] | None = None) -> list[RunStatus]:
-        out = []
+        out: list[tuple[float, RunStatus]] = []
         if not self.runs_dir.is_dir():
-            return out
+            return []
         for entry in self.runs_dir.iterdir():
             if not (entry / "status.json").is_file():
                 continue

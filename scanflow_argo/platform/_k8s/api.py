@@ -106,6 +106,13 @@ def call(fn: Callable[[], T], what: str) -> T:
         raise UnavailableError(f"{what}: the Kubernetes API did not answer ({type(err).__name__}: {err})") from err
 
 
+def _body(answer: object, what: str) -> dict[str, Any]:
+    """A custom-object answer as the JSON object it is (the client types these answers ``object``)."""
+    if not isinstance(answer, dict):
+        raise PlatformError(f"{what}: the Kubernetes API answered {type(answer).__name__}, not a JSON object")
+    return answer
+
+
 def selector(labels: Mapping[str, str] | None) -> str | None:
     """A label selector matching every ``key=value`` in ``labels`` (None when empty)."""
     if not labels:
@@ -155,42 +162,54 @@ class CustomObjects:
         return self.ref.group, self.ref.version, self.namespace, self.ref.plural
 
     def get(self, name: str) -> dict[str, Any]:
-        return call(
-            lambda: self._api.get_namespaced_custom_object(*self._args(), name, _request_timeout=self._timeout),
-            self.ref.describe(self.namespace, name),
+        what = self.ref.describe(self.namespace, name)
+        return _body(
+            call(lambda: self._api.get_namespaced_custom_object(*self._args(), name, _request_timeout=self._timeout), what), what
         )
 
     def list(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        what = self.ref.describe(self.namespace)
         result = call(
             lambda: self._api.list_namespaced_custom_object(
                 *self._args(), label_selector=selector(labels), _request_timeout=self._timeout
             ),
-            self.ref.describe(self.namespace),
+            what,
         )
-        return list(result.get("items") or [])
+        return list(_body(result, what).get("items") or [])
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get("generateName", "?")
-        return call(
-            lambda: self._api.create_namespaced_custom_object(*self._args(), dict(body), _request_timeout=self._timeout),
-            self.ref.describe(self.namespace, name),
+        what = self.ref.describe(self.namespace, name)
+        return _body(
+            call(
+                lambda: self._api.create_namespaced_custom_object(*self._args(), dict(body), _request_timeout=self._timeout), what
+            ),
+            what,
         )
 
     def replace(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT; ``body.metadata.resourceVersion`` makes it conditional (409 when stale)."""
-        return call(
-            lambda: self._api.replace_namespaced_custom_object(*self._args(), name, dict(body), _request_timeout=self._timeout),
-            self.ref.describe(self.namespace, name),
+        what = self.ref.describe(self.namespace, name)
+        return _body(
+            call(
+                lambda: self._api.replace_namespaced_custom_object(
+                    *self._args(), name, dict(body), _request_timeout=self._timeout
+                ),
+                what,
+            ),
+            what,
         )
 
     def patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch; a ``metadata.resourceVersion`` in it makes it conditional (409 when stale)."""
-        return call(
+        what = self.ref.describe(self.namespace, name)
+        result = call(
             lambda: self._api.patch_namespaced_custom_object(
                 *self._args(), name, dict(patch), _content_type=MERGE_PATCH, _request_timeout=self._timeout
             ),
-            self.ref.describe(self.namespace, name),
+            what,
         )
+        return _body(result, what)
 
     def delete(self, name: str) -> None:
         call(

@@ -341,7 +341,9 @@ class ArgoServerWorkflows:
         params = {"podName": pod, "logOptions.container": container}
 
         def fetch() -> Any:
-            resp = svc.session.get(url, params=params, headers={"Authorization": svc.token}, verify=svc.verify_ssl)
+            resp = svc.session.get(
+                url, params=params, headers={"Authorization": svc.token} if svc.token else {}, verify=svc.verify_ssl
+            )
             if not resp.ok:
                 from hera.exceptions import exception_from_server_response
 

@@ -44,7 +44,7 @@ def check_graph(obj: Mapping[str, Any]) -> list[str]:
     templates_list = [t for t in spec.get("templates") or [] if isinstance(t, Mapping)]
     templates: dict[str, Mapping[str, Any]] = {}
     for t in templates_list:
-        name = t.get("name")
+        name = _name(t)
         if name in templates:
             problems.append(f"{where}: two templates are named {name!r} — rename one")
         templates[name] = t
@@ -74,7 +74,7 @@ def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_
         tasks = [x for x in t["dag"].get("tasks") or [] if isinstance(x, Mapping)]
         graph: dict[str, list[str]] = {}
         for task in tasks:
-            tn = task.get("name")
+            tn = _name(task)
             if tn in names:
                 problems.append(f"{where}: two tasks are named {tn!r} — rename one")
             names.add(tn)
@@ -84,7 +84,7 @@ def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_
             for dep in deps:
                 if dep not in names:
                     problems.append(f"{tw}: unknown dependency {dep!r} — depend on one of: {', '.join(sorted(map(str, names)))}")
-            graph[task.get("name")] = [d for d in deps if d in names]
+            graph[_name(task)] = [d for d in deps if d in names]
             calls.append((tw, task))
         cycle = find_cycle(graph)
         if cycle:
@@ -93,7 +93,7 @@ def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_
         for group in t["steps"]:
             for s in group if isinstance(group, list) else []:
                 if isinstance(s, Mapping):
-                    names.add(s.get("name"))
+                    names.add(_name(s))
                     calls.append((f"{where}, step {s.get('name')!r}", s))
     for cw, call in calls:
         problems += _check_call(call, templates, globals_, cw)
@@ -198,14 +198,19 @@ def _check_refs(
     return sorted(problems)
 
 
+def _name(obj: Mapping[str, Any], key: str = "name") -> str:
+    """A name field of a manifest object (``""`` when missing: the schema check reports that)."""
+    return str(obj.get(key) or "")
+
+
 def _calls_by_name(t: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     if isinstance(t.get("dag"), Mapping):
-        return {x.get("name"): x for x in t["dag"].get("tasks") or [] if isinstance(x, Mapping)}
-    out = {}
+        return {_name(x): x for x in t["dag"].get("tasks") or [] if isinstance(x, Mapping)}
+    out: dict[str, Mapping[str, Any]] = {}
     for group in t.get("steps") or []:
         for s in group if isinstance(group, list) else []:
             if isinstance(s, Mapping):
-                out[s.get("name")] = s
+                out[_name(s)] = s
     return out
 
 
@@ -215,7 +220,7 @@ def _check_output_ref(
     """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is local."""
     if call is None or len(parts) < 4 or parts[1] != "outputs" or parts[2] not in ("parameters", "artifacts"):
         return []
-    target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(call.get("template"))
+    target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(_name(call, "template"))
     if target is None or call.get("templateRef"):
         return []
     declared = {o.get("name") for o in (target.get("outputs") or {}).get(parts[2]) or []}

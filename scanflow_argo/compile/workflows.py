@@ -84,8 +84,9 @@ def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
         return HeraCron(**cron).to_dict()
     if isinstance(wf, WorkflowTemplate):
         return HeraTemplate(name=wf.name, **common, **spec).to_dict()
-    naming = {"generate_name": f"{wf.name}-"} if wf.generate_name else {"name": wf.name}
-    return HeraWorkflow(**naming, **common, **spec).to_dict()
+    if wf.generate_name:
+        return HeraWorkflow(generate_name=f"{wf.name}-", **common, **spec).to_dict()
+    return HeraWorkflow(name=wf.name, **common, **spec).to_dict()
 
 
 def _spec_fields(wf: Workflow, app: Application) -> dict[str, Any]:
@@ -250,14 +251,15 @@ def _platform_env(app: Application) -> list[Any]:
 
 def _retry(retry: Any) -> Any:
     from hera.workflows import RetryStrategy
-    from hera.workflows.models import Backoff
+    from hera.workflows.models import Backoff, IntOrString
 
     if retry is None or isinstance(retry, RetryStrategy):
         return retry
     assert isinstance(retry, Retry)
     backoff = None
     if retry.backoff or retry.factor or retry.max_duration:
-        backoff = Backoff(duration=retry.backoff, factor=retry.factor, max_duration=retry.max_duration)
+        factor = None if retry.factor is None else IntOrString(retry.factor)
+        backoff = Backoff(duration=retry.backoff, factor=factor, max_duration=retry.max_duration)
     return RetryStrategy(limit=retry.limit, retry_policy=retry.policy, backoff=backoff)
 
 

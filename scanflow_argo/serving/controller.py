@@ -339,6 +339,7 @@ class LocalDeployments:
                     raise SetupError(
                         f"port {port} on {self.settings.serving.host} is in use: pick another router port (--port / SCANFLOW_SERVING_ROUTER_PORT)"
                     )
+            generation = int(old.get("generation", 0)) + 1
             desired = {
                 "name": spec.name,
                 "namespace": spec.namespace,
@@ -352,11 +353,11 @@ class LocalDeployments:
                 "replicas": spec.replicas,
                 "router_port": port,
                 "manifest": dict(manifest),
-                "generation": int(old.get("generation", 0)) + 1,
+                "generation": generation,
             }
             _write_json(folder / "spec.json", desired)
             self._ensure_supervisor(spec.name)
-        return self._wait(spec.name, desired["generation"], timeout)
+        return self._wait(spec.name, generation, timeout)
 
     def scale(self, name: str, replicas: int, timeout: float | None = None) -> DeploymentStatus:
         """Set the replica count; returns once the replicas are ready (or drained and stopped)."""

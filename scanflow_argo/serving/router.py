@@ -175,9 +175,9 @@ class Router:
             raise ServingError(
                 f"router for {self.deployment!r} cannot listen on {self.host}:{self.port}: {err} — pick another port (SCANFLOW_SERVING_ROUTER_PORT or --port)"
             ) from err
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses  # (host, port, …) of each listening socket: the port 0 picked
+        if addresses:
+            self.port = int(addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -193,7 +193,7 @@ def fit_drift_detector(reference_images: np.ndarray) -> Any:
 
 def export(
     net: Any,
-    out_dir: Path | str,
+    out_dir: str | os.PathLike[str],
     *,
     reference_images: np.ndarray | None = None,
     metrics: dict[str, float] | None = None,
@@ -222,7 +222,7 @@ def export(
     return out
 
 
-def load_exported(model_dir: Path | str) -> Callable[[Any], Any]:
+def load_exported(model_dir: str | os.PathLike[str]) -> Callable[[Any], Any]:
     """The exported network as a callable module (what a replica does, without this module's classes)."""
     import torch
 

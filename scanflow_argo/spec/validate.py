@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentDefinitionError, Issue, ValidationError
@@ -491,7 +491,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     for root in sorted(graph):
         if state.get(root):
             continue
-        stack: list[tuple[str, Iterable[str]]] = [(root, iter(graph.get(root, ())))]
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(graph.get(root, ())))]
         path = [root]
         state[root] = 1
         while stack:

@@ -14,7 +14,7 @@ A ``CronWorkflow`` either holds its own DAG or runs a WorkflowTemplate by refere
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from ..errors import SpecError
 from .params import Param, ParamRef
@@ -88,7 +88,7 @@ class Workflow:
     def _add_task(self, task: Task) -> None:
         self.tasks.append(task)
 
-    def __enter__(self) -> Workflow:
+    def __enter__(self) -> Self:
         if _building.get() is not None:
             raise SpecError(f"workflow {self.name!r}: `with` blocks of workflows cannot be nested")
         self._token = _building.set(self)

@@ -139,7 +139,7 @@ def _rest_version(mv: Mapping[str, Any]) -> ModelVersion:
 
 
 def register_model(
-    model_dir: str | Path,
+    model_dir: str | os.PathLike[str],
     name: str,
     run_id: str | None = None,
     metrics: Mapping[str, float] | None = None,

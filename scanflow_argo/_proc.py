@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from .errors import SetupError
 
@@ -87,7 +88,7 @@ def spawn(
     cwd: Path | None = None,
 ) -> Child:
     """Start ``argv`` in a new session (own process group), output appended to ``log``."""
-    out: int | object = subprocess.DEVNULL
+    out: int | IO[bytes] = subprocess.DEVNULL
     handle = None
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def spawn(
     try:
         popen = subprocess.Popen(
             list(argv),
-            stdout=out,  # type: ignore[arg-type]
+            stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=dict(env) if env is not None else None,
@@ -212,13 +213,15 @@ def write_record(path: Path, child: Child, **info: object) -> None:
     import json
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"pid": child.pid, "argv": [str(a) for a in child.popen.args], **info}  # type: ignore[union-attr]
+    args = child.popen.args
+    argv = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
+    record = {"pid": child.pid, "argv": argv, **info}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, path)
 
 
-def live_record(path: Path, marker: str) -> dict[str, object] | None:
+def live_record(path: Path, marker: str) -> dict[str, Any] | None:
     """The record in ``path`` when its pid is alive and its command line contains ``marker``.
 
     ``marker`` (e.g. the server's own state folder) guards against a recycled pid: we only ever
@@ -246,7 +249,7 @@ def stop_record(path: Path, marker: str, timeout: float = 10.0) -> bool:
     """Stop the server recorded in ``path`` (its process group) if it is ours; remove the record."""
     record = live_record(path, marker)
     if record is not None:
-        stop_pid(int(record["pid"]), timeout=timeout)  # type: ignore[call-overload]
+        stop_pid(int(record["pid"]), timeout=timeout)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return record is not None

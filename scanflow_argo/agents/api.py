@@ -236,9 +236,8 @@ async def serve(
     except OSError as err:
         await runner.cleanup()
         raise AgentError(f"agent {runtime.agent.name!r} cannot listen on {host}:{port} ({err}) — pick another --port") from err
-    bound = port
-    with contextlib.suppress(Exception):
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    addresses = runner.addresses  # (host, port, …) of the listening socket: the port that port 0 picked
+    bound = int(addresses[0][1]) if addresses else port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     runtime.advertise(f"http://{_advertised_host(host, runtime.settings.platform)}:{bound}")
     endpoint = agent_dir(runtime.settings, runtime.agent.name) / "endpoint.json"

@@ -1135,7 +1135,7 @@ def agent_factory(fn: Callable[..., Agent]) -> Callable[..., Agent]:
             raise AgentDefinitionError(f"agent factory {ref} returned a {type(agent).__name__}, not an Agent")
         return agent.with_factory(ref, factory_arguments(bound))
 
-    build.__scanflow_factory__ = ref  # type: ignore[attr-defined]
+    build.__scanflow_factory__ = ref  # type: ignore[attr-defined]  # a marker on the wrapper function, read by the loader
     return build
 
 

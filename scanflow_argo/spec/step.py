@@ -254,12 +254,12 @@ def step(
                 raise SpecError(f"step {func.__name__!r}: *args/**kwargs cannot be workflow inputs — name each argument")
             default = NO_DEFAULT if arg.default is inspect.Parameter.empty else arg.default
             kind = _param_from_annotation(arg.name, hints.get(arg.name, inspect.Parameter.empty), default)
-            if kind == "in":
+            if isinstance(kind, Param):
+                params.append(kind)
+            elif kind == "in":
                 a_in.append(ArtifactSpec(arg.name, f"{INPUT_ARTIFACT_DIR}/{arg.name}"))
-            elif kind == "out":
-                a_out.append(ArtifactSpec(arg.name, f"{OUTPUT_ARTIFACT_DIR}/{arg.name}"))
             else:
-                params.append(kind)  # type: ignore[arg-type]
+                a_out.append(ArtifactSpec(arg.name, f"{OUTPUT_ARTIFACT_DIR}/{arg.name}"))
         s = Step(
             name=name or _dns_name(func.__name__),
             kind="script",

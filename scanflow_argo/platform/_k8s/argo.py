@@ -183,7 +183,7 @@ class _TimeoutSession:
         import requests
 
         class Session(requests.Session):
-            def request(self, method: str, url: str, **kwargs: Any) -> Any:  # type: ignore[override]
+            def request(self, method: str, url: str, **kwargs: Any) -> Any:  # type: ignore[override]  # forwards requests' own parameters, adding a default timeout
                 kwargs.setdefault("timeout", timeout)
                 return super().request(method, url, **kwargs)
 

@@ -8,6 +8,7 @@ which signals that group only — never anything this project did not start.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -210,8 +211,6 @@ def cmdline_of(pid: int) -> list[str] | None:
 
 def write_record(path: Path, child: Child, **info: object) -> None:
     """Record a detached server (pid, argv, ``info``) in ``path`` so another process can stop it."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     args = child.popen.args
     argv = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
@@ -227,8 +226,6 @@ def live_record(path: Path, marker: str) -> dict[str, Any] | None:
     ``marker`` (e.g. the server's own state folder) guards against a recycled pid: we only ever
     signal a process whose command line proves it is the one we started.
     """
-    import json
-
     try:
         record = json.loads(path.read_text())
         pid = int(record["pid"])

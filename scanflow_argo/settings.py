@@ -8,6 +8,7 @@ Settings are passed explicitly to whatever needs them; nothing reads a global.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,8 +26,6 @@ __all__ = [
 
 
 def _default_python() -> str:
-    import sys
-
     return sys.executable
 
 

@@ -34,6 +34,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from ..errors import AgentError, RequestError, redact
@@ -133,7 +134,6 @@ def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web
             return not_leader(holder, url, f"forwarded by {request.headers[FORWARDED]}, but leadership moved")
         if not url:
             return not_leader(holder, url, "no leader known yet" if holder is None else f"leader {holder} has no address")
-        import httpx
 
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
         headers[FORWARDED] = str(getattr(runtime.leader, "identity", "follower"))

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,4 @@ def load_agent(ref: str, kwargs: Mapping[str, Any] | None = None, config: Mappin
 
 
 def _with_entrypoint(agent: Agent, ref: str) -> Agent:
-    from dataclasses import replace
-
     return replace(agent, entrypoint=ref)

@@ -14,18 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
+from ..platform import get_platform
+from ..platform._k8s.api import load_api_client
 from ..settings import Settings
 from ..spec.agent import (
     Agent,
@@ -43,7 +49,7 @@ from ..tracking import registry
 from .auth import client_token
 from .decide import Decision, RuleState, Sample, decide, is_stale
 from .knowledge import MlflowRecorder, NullRecorder
-from .leader import FileLeader, Leader
+from .leader import FileLeader, Leader, LeaseLeader
 from .metrics import AgentMetrics
 from .sensors import (
     ArgoRunsReader,
@@ -172,10 +178,7 @@ class AgentRuntime:
 
     def _default_leader(self) -> Leader:
         if self.settings.platform == "kubernetes" and self.agent.replicas > 1:
-            from kubernetes import client
-
-            from ..platform._k8s.api import load_api_client
-            from .leader import LeaseLeader
+            from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
 
             identity = os.environ.get("POD_NAME") or socket.gethostname()
             api = client.CoordinationV1Api(load_api_client(self.settings.kubernetes))
@@ -198,8 +201,6 @@ class AgentRuntime:
     @property
     def platform(self) -> Any:
         if self._platform is None:
-            from ..platform import get_platform
-
             self._platform = get_platform(self.settings)
         return self._platform
 
@@ -551,8 +552,6 @@ class AgentRuntime:
         registry.set_alias(model, alias, version, tracking_uri=tracking_uri(self.settings))
 
     async def _send_message(self, to: str, topic: str, payload: Mapping[str, str], key: str) -> None:
-        import httpx
-
         url = self._peer_url(to)
         token = client_token(self.settings)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -588,7 +587,6 @@ class AgentRuntime:
     def _peer_url(self, to: str) -> str:
         if self.settings.platform == "kubernetes":
             return f"http://{to}.{self.settings.kubernetes.namespace}.svc:{self.settings.agent.port}"
-        import json
 
         endpoint = agent_dir(self.settings, to) / "endpoint.json"
         try:
@@ -648,8 +646,6 @@ class AgentRuntime:
         self.wake()
 
     def receive(self, topic: str, payload: Mapping[str, Any], sender: str = "", mid: str | None = None) -> str:
-        import uuid
-
         mid = mid or uuid.uuid4().hex
         with self.state.update() as data:
             if any(str(m.get("id")) == mid for m in data["inbox"]) or (data["keys"].get(f"msg:{mid}")):

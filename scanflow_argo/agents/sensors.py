@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from croniter import croniter
 
 from ..backoff import Backoff
 from ..errors import AgentDefinitionError, ScanflowError, TrackingError
@@ -51,16 +52,16 @@ class PrometheusReader:
     """PromQL through prometheus-api-client; one series expected (aggregate in the query)."""
 
     def __init__(self, url: str, timeout: float = 5.0) -> None:
-        from prometheus_api_client import PrometheusConnect
-        from urllib3.util.retry import Retry
+        from prometheus_api_client import PrometheusConnect  # prometheus-api-client: PromQL sensors only
+        from urllib3.util.retry import Retry  # with prometheus-api-client: PromQL sensors only
 
         self.url = url.rstrip("/")
         # No hidden retries in the client: the runtime's backoff decides when to try again.
         self._prom = PrometheusConnect(url=self.url, disable_ssl=True, retry=Retry(total=0, connect=0, read=0), timeout=timeout)
 
     def read(self, sensor: PromQuery, now: float) -> list[Sample]:
-        import requests
-        from prometheus_api_client import PrometheusApiClientException
+        import requests  # with prometheus-api-client: PromQL sensors only
+        from prometheus_api_client import PrometheusApiClientException  # prometheus-api-client: PromQL sensors only
 
         try:
             if sensor.range is None:
@@ -226,8 +227,6 @@ class SensorTrack:
 
     def _next(self, now: float) -> float:
         if self.sensor.schedule:
-            from croniter import croniter
-
             return float(croniter(self.sensor.schedule, now).get_next(float))
         return now + self.sensor.interval
 

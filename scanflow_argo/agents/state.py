@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgentError, ConflictError, NotFoundError, RequestError, UnavailableError
+from ..platform._k8s.api import call, load_api_client
 
 __all__ = [
     "MAX_INBOX",
@@ -208,9 +209,7 @@ class ConfigMapState(AgentState):
 
     @classmethod
     def from_settings(cls, folder: Path, name: str, settings: Any) -> ConfigMapState:
-        from kubernetes import client
-
-        from ..platform._k8s.api import load_api_client
+        from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
 
         kube = settings.kubernetes
         api = client.CoreV1Api(load_api_client(kube))
@@ -221,8 +220,6 @@ class ConfigMapState(AgentState):
         return f"ConfigMap {self.namespace}/{self.name}"
 
     def _read(self) -> tuple[Any, dict[str, Any]]:
-        from ..platform._k8s.api import call
-
         try:
             cm = call(
                 lambda: self._api.read_namespaced_config_map(self.name, self.namespace, _request_timeout=self._timeout),
@@ -249,8 +246,6 @@ class ConfigMapState(AgentState):
         return data
 
     def _store(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        from ..platform._k8s.api import call
-
         cm, ours = self._cm, after
         for attempt in range(self.ATTEMPTS):
             text = self._fit(ours)

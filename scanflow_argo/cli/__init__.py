@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..errors import ScanflowError
 from ..settings import Settings
@@ -38,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    from dataclasses import replace
-
     settings = Settings.from_env()
     if args.home:
         settings = settings.with_home(args.home)

@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
 
 
 def agent_check(args: argparse.Namespace, settings: Settings) -> int:
-    from ..agents.loader import load_agent, parse_args, read_config
+    from ..agents.loader import load_agent, parse_args, read_config  # CLI start-up: this command only
 
     agent = load_agent(args.ref, parse_args(args.arg), config=read_config(args.config))
     print(json.dumps({"config": agent.config(), "rbac": agent.rbac_rules(), "secret_env": agent.secret_env()}, indent=2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,12 @@ def register(sub: Any) -> None:
 
 
 def demo_mnist(args: argparse.Namespace, settings: Settings) -> int:
-    from dataclasses import replace
-
     if not (_CHECKOUT / "examples" / "mnist" / "scenario.py").is_file():
         raise SetupError(f"the MNIST example is not in {_CHECKOUT / 'examples'}: run the demo from a checkout of scanflow-argo")
     if str(_CHECKOUT) not in sys.path:
         sys.path.insert(0, str(_CHECKOUT))
-    from examples.mnist.config import FULL, QUICK
-    from examples.mnist.scenario import run_scenario
+    from examples.mnist.config import FULL, QUICK  # the demo's package: checkout only
+    from examples.mnist.scenario import run_scenario  # the demo's package: checkout only
 
     config = QUICK if args.quick else FULL
     if args.seed is not None:

@@ -8,8 +8,13 @@ command line proves it is the server we started. Heavy imports stay inside the c
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
+import time
+from dataclasses import replace
 from typing import Any
 
+from ..errors import ScanflowError, SpecError
 from ..settings import Settings
 
 __all__ = ["register"]
@@ -51,8 +56,6 @@ def _register_serve(sub: Any) -> None:
 
 def _deployment_name(model_uri: str) -> str:
     """``models:/mnist@champion`` → ``mnist``; ``/models/MNIST_v2/`` → ``mnist-v2``."""
-    import re
-
     ref = model_uri.rstrip("/")
     if ref.startswith(("models:/", "runs:/")):
         ref = ref.split(":/", 1)[1].split("@", 1)[0].split("/", 1)[0]
@@ -63,10 +66,7 @@ def _deployment_name(model_uri: str) -> str:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    from dataclasses import replace
-
-    from ..errors import ScanflowError, SpecError
-    from ..serving.controller import LocalDeployments, deployment_manifest
+    from ..serving.controller import LocalDeployments, deployment_manifest  # CLI start-up: this command only
 
     if settings.platform != "local":
         raise SpecError(
@@ -91,7 +91,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  metrics:     {status.endpoint}/metrics (router); stop with `scanflow-argo unserve {name}`")
     if not args.foreground:
         return 0
-    import time
 
     try:
         while True:
@@ -103,7 +102,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def unserve(args: argparse.Namespace, settings: Settings) -> int:
-    from ..serving.controller import LocalDeployments
+    from ..serving.controller import LocalDeployments  # CLI start-up: this command only
 
     LocalDeployments(settings).delete(args.name)
     print(f"{args.name}: stopped")
@@ -142,8 +141,6 @@ def _register_server(sub: Any, name: str) -> None:
 
 
 def _module(name: str) -> Any:
-    import importlib
-
     return importlib.import_module(_SERVERS[name][0], __package__)
 
 

@@ -143,7 +143,7 @@ def _hint_undeployed(services: list[dict[str, Any]], settings: Settings) -> None
     model must exist first), after which the workflow's deploy steps roll it."""
     if not services:
         return
-    from ..serving.controller import LocalDeployments
+    from ..serving.controller import LocalDeployments  # CLI start-up: this command only
 
     served = set(LocalDeployments(settings).list())
     for sd in services:
@@ -159,7 +159,7 @@ def _hint_undeployed(services: list[dict[str, Any]], settings: Settings) -> None
 
 
 def resume(args: argparse.Namespace, settings: Settings) -> int:
-    from ..platform.local import LocalPlatform
+    from ..platform.local import LocalPlatform  # CLI start-up: this command only
 
     platform = LocalPlatform(settings)
     run_dir = platform.run_dir(args.run)
@@ -212,10 +212,10 @@ class _Progress:
         if now - self.last < 0.2:
             return
         self.last = now
-        from rich.live import Live
-        from rich.text import Text
+        from rich.live import Live  # rich: the live view only
+        from rich.text import Text  # rich: the live view only
 
-        from ..engine.status import tree_lines
+        from ..engine.status import tree_lines  # CLI start-up: this command only
 
         with state.lock:
             text = Text("\n".join(tree_lines(state.doc)))
@@ -234,7 +234,7 @@ class _Progress:
 
 
 def logs(args: argparse.Namespace, settings: Settings) -> int:
-    from ..platform.local import LocalPlatform
+    from ..platform.local import LocalPlatform  # CLI start-up: this command only
 
     platform = LocalPlatform(settings)
     if not args.follow:
@@ -254,8 +254,8 @@ def logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def list_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from ..engine.status import duration
-    from ..platform.local import LocalPlatform
+    from ..engine.status import duration  # CLI start-up: this command only
+    from ..platform.local import LocalPlatform  # CLI start-up: this command only
 
     runs = LocalPlatform(settings).list_runs(dict(args.label) or None)
     if args.output == "json":

@@ -47,10 +47,10 @@ def labels_for(app: Application, component: str | None = None) -> dict[str, str]
 
 def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
     """One spec workflow as an Argo manifest (a dict)."""
-    from hera.workflows import CronWorkflow as HeraCron
-    from hera.workflows import Parameter
-    from hera.workflows import Workflow as HeraWorkflow
-    from hera.workflows import WorkflowTemplate as HeraTemplate
+    from hera.workflows import CronWorkflow as HeraCron  # Hera: ~2 s, only to compile
+    from hera.workflows import Parameter  # Hera: ~2 s, only to compile
+    from hera.workflows import Workflow as HeraWorkflow  # Hera: ~2 s, only to compile
+    from hera.workflows import WorkflowTemplate as HeraTemplate  # Hera: ~2 s, only to compile
     from hera.workflows.models import WorkflowTemplateRef
 
     annotations = dict(wf.annotations)
@@ -90,8 +90,8 @@ def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
 
 
 def _spec_fields(wf: Workflow, app: Application) -> dict[str, Any]:
-    from hera.workflows import DAG
-    from hera.workflows.models import PodSecurityContext
+    from hera.workflows import DAG  # Hera: ~2 s, only to compile
+    from hera.workflows.models import PodSecurityContext  # Hera: ~2 s, only to compile
 
     steps: list[Step] = []
     for s in [t.step for t in wf.tasks] + ([wf.exit_step] if wf.exit_step else []):
@@ -114,7 +114,7 @@ def _spec_fields(wf: Workflow, app: Application) -> dict[str, Any]:
 
 
 def _workflow_parameter(p: Param) -> Any:
-    from hera.workflows import Parameter
+    from hera.workflows import Parameter  # Hera: ~2 s, only to compile
 
     kwargs: dict[str, Any] = {"name": p.name, "description": p.description, "enum": p.rendered_enum()}
     if not p.required:
@@ -123,7 +123,7 @@ def _workflow_parameter(p: Param) -> Any:
 
 
 def _input_parameter(p: Param) -> Any:
-    from hera.workflows import Parameter
+    from hera.workflows import Parameter  # Hera: ~2 s, only to compile
 
     kwargs: dict[str, Any] = {"name": p.name, "description": p.description, "enum": p.rendered_enum()}
     if not p.required:
@@ -133,7 +133,7 @@ def _input_parameter(p: Param) -> Any:
 
 def _tasks(tasks: list[Task]) -> list[Any]:
     from hera.workflows import Artifact, Parameter
-    from hera.workflows import Task as HeraTask
+    from hera.workflows import Task as HeraTask  # Hera: ~2 s, only to compile
     from hera.workflows.models import ContinueOn
 
     by_name = {t.name: t for t in tasks}
@@ -171,8 +171,8 @@ def _item(value: Any) -> Any:
 
 
 def _template(step: Step, app: Application) -> Any:
-    from hera.workflows import Artifact, Container, Env, Parameter, Script
-    from hera.workflows.models import SecurityContext, ValueFrom
+    from hera.workflows import Artifact, Container, Env, Parameter, Script  # Hera: ~2 s, only to compile
+    from hera.workflows.models import SecurityContext, ValueFrom  # Hera: ~2 s, only to compile
 
     inputs: list[Any] = [_input_parameter(p) for p in step.inputs]
     inputs += [Artifact(name=a.name, path=a.path, optional=a.optional or None) for a in step.artifacts_in]
@@ -207,7 +207,7 @@ def _template(step: Step, app: Application) -> Any:
 
 
 def _secret_env(secrets: Any, optional: bool | None = None) -> list[Any]:
-    from hera.workflows import SecretEnv
+    from hera.workflows import SecretEnv  # Hera: ~2 s, only to compile
 
     return [
         SecretEnv(name=k, secret_name=secret, secret_key=key, optional=optional)
@@ -216,7 +216,7 @@ def _secret_env(secrets: Any, optional: bool | None = None) -> list[Any]:
 
 
 def _tracking_env(app: Application) -> list[Any]:
-    from hera.workflows import ConfigMapEnv, Env, SecretEnv
+    from hera.workflows import ConfigMapEnv, Env, SecretEnv  # Hera: ~2 s, only to compile
 
     t = app.tracking
     return [
@@ -234,7 +234,7 @@ def _platform_env(app: Application) -> list[Any]:
     Both ConfigMap keys are optional: absent (a local run, or the base install without a bucket),
     the variable is unset, so the step uses the local platform, or rolls only to storage URIs.
     """
-    from hera.workflows import ConfigMapEnv, Env
+    from hera.workflows import ConfigMapEnv, Env  # Hera: ~2 s, only to compile
 
     t = app.tracking
     return [
@@ -250,8 +250,8 @@ def _platform_env(app: Application) -> list[Any]:
 
 
 def _retry(retry: Any) -> Any:
-    from hera.workflows import RetryStrategy
-    from hera.workflows.models import Backoff, IntOrString
+    from hera.workflows import RetryStrategy  # Hera: ~2 s, only to compile
+    from hera.workflows.models import Backoff, IntOrString  # Hera: ~2 s, only to compile
 
     if retry is None or isinstance(retry, RetryStrategy):
         return retry
@@ -264,7 +264,7 @@ def _retry(retry: Any) -> Any:
 
 
 def _resources(res: Any) -> Any:
-    from hera.workflows import Resources
+    from hera.workflows import Resources  # Hera: ~2 s, only to compile
 
     if res is None or isinstance(res, Resources):
         return res

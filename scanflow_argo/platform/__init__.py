@@ -1,5 +1,6 @@
 """Platforms: the one interface through which the CLI and agents act (local or Kubernetes)."""
 
+from ..errors import SetupError
 from ..settings import Settings
 from .base import TERMINAL_PHASES, DeploymentStatus, NodeStatus, Platform, RunStatus
 
@@ -8,14 +9,12 @@ __all__ = ["TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "Platform", "Run
 
 def get_platform(settings: Settings) -> Platform:
     """The platform ``settings.platform`` names (``local`` or ``kubernetes``)."""
-    from ..errors import SetupError
-
     if settings.platform == "local":
-        from .local import LocalPlatform
+        from .local import LocalPlatform  # only the platform in use: brings the engine
 
         return LocalPlatform(settings)
     if settings.platform == "kubernetes":
-        from .kubernetes import KubernetesPlatform
+        from .kubernetes import KubernetesPlatform  # only the platform in use: Kubernetes client
 
         return KubernetesPlatform(settings)
     raise SetupError(f"unknown platform {settings.platform!r}: use 'local' or 'kubernetes' (SCANFLOW_PLATFORM or --platform)")

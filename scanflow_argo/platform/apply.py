@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import PlatformError, ScanflowError
+from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
+from ..tracking.server import resolve_uri
 
 __all__ = ["Applied", "Source", "apply_objects", "load_sources"]
 
@@ -241,8 +242,6 @@ def _file_name_ok(key: str) -> bool:
 
 
 def _deployment_exists(platform: Any, name: str) -> bool:
-    from ..errors import NotFoundError
-
     try:
         platform.get_deployment(name)
     except NotFoundError:
@@ -255,8 +254,6 @@ def _rewrites_tracking(s: Source) -> bool:
 
 
 def _local_tracking(settings: Settings) -> str:
-    from ..tracking.server import resolve_uri
-
     return resolve_uri(settings)
 
 

@@ -16,7 +16,10 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..errors import NotFoundError, PlatformError, UnavailableError
 from ..settings import Settings
+from ..tracking.server import resolve_uri
+from ._k8s.api import load_api_client
 from ._k8s.argo import ArgoServerWorkflows, CrdWorkflows, WorkflowBackend, pod_name, with_arguments
+from ._k8s.models import resolve_model_uri
 from ._k8s.seldon import SeldonDeployments
 from .base import DeploymentStatus, NodeStatus, RunStatus
 
@@ -51,9 +54,6 @@ class KubernetesPlatform:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _registry_resolver(self, model_uri: str) -> str:
-        from ..tracking.server import resolve_uri
-        from ._k8s.models import resolve_model_uri
-
         return resolve_model_uri(
             model_uri,
             tracking_uri=resolve_uri(self.settings, environ=dict(self._environ)),
@@ -64,8 +64,6 @@ class KubernetesPlatform:
     def api_client(self) -> Any:
         """The Kubernetes ``ApiClient``, configured on first use."""
         if self._api_client is None:
-            from ._k8s.api import load_api_client
-
             self._api_client = load_api_client(self.settings.kubernetes)
         return self._api_client
 

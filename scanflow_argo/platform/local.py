@@ -22,6 +22,7 @@ import yaml
 from .._proc import cmdline_of, spawn
 from ..engine.api import prepare_run
 from ..errors import EngineError, NotFoundError, PlatformError, UnavailableError
+from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from .base import DeploymentStatus, RunStatus
 
@@ -236,8 +237,6 @@ class LocalPlatform:
 
     # -- model deployments ------------------------------------------------------------------
     def _deployments(self) -> Any:
-        from ..serving.controller import LocalDeployments
-
         return LocalDeployments(self.settings)
 
     def apply_deployment(self, manifest: Mapping[str, Any]) -> None:

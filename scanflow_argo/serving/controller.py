@@ -53,8 +53,10 @@ from .. import _proc
 from ..backoff import Backoff
 from ..clock import Clock, SystemClock
 from ..errors import NotFoundError, ScanflowError, ServingError, SetupError, SpecError
+from ..monitoring.prometheus import prometheus_dir, set_targets
 from ..settings import Settings
 from ..status import DeploymentStatus
+from ..tracking import registry
 
 __all__ = [
     "REPLICA_HOST",
@@ -221,8 +223,6 @@ def resolve_model(settings: Settings, deployment: str, model_uri: str) -> Path:
 
 
 def _download(settings: Settings, deployment: str, model_uri: str) -> Path:
-    from ..tracking import registry
-
     uri = settings.tracking.uri
     dst_root = Path(settings.home).resolve() / "models" / deployment
     if model_uri.startswith("models:/"):
@@ -298,8 +298,6 @@ def _is_ours(pid: int, *markers: str) -> bool:
 
 def _targets(settings: Settings, job: str, targets: list[str], labels: dict[str, str]) -> None:
     """Prometheus file-SD targets (``monitoring.prometheus.set_targets``)."""
-    from ..monitoring.prometheus import prometheus_dir, set_targets
-
     set_targets(prometheus_dir(settings) / "targets", job, targets, labels)
 
 
@@ -558,7 +556,7 @@ class Supervisor:
         await self._run()
 
     async def _run(self) -> None:
-        from .router import Router
+        from .router import Router  # pulls aiohttp (~0.5 s): supervisor only
 
         _stop_recorded_replicas(self.folder)  # from a predecessor that died without cleaning up
         self.spec = self._read_spec()
@@ -723,7 +721,7 @@ class Supervisor:
 
     async def _wait_ready(self, proc: _Process) -> None:
         """Until the model answers /health/status and the metrics port answers; fail early if it exits."""
-        import aiohttp
+        import aiohttp  # ~0.5 s: supervisor only
 
         timeout = self.settings.serving.start_timeout
         deadline = self.clock.monotonic() + timeout

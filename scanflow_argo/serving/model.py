@@ -89,7 +89,7 @@ class ModelLoadError(RuntimeError):
 
 def load_network(path: str | os.PathLike[str]) -> Any:
     """Load ``model.pt`` without the training code: torch.export archive or TorchScript."""
-    import torch
+    import torch  # torch: seconds to import
 
     path = Path(path)
     try:
@@ -113,7 +113,7 @@ def load_network(path: str | os.PathLike[str]) -> Any:
 def _bad_request(message: str) -> Exception:
     """A 400 answer in the microservice (``BadRequest``); a ValueError elsewhere."""
     try:
-        from seldon_core.flask_utils import SeldonMicroserviceException
+        from seldon_core.flask_utils import SeldonMicroserviceException  # only in the serving environment
     except ImportError:
         return ValueError(message)
 
@@ -134,7 +134,7 @@ def _bad_request(message: str) -> Exception:
 def _not_implemented(message: str) -> Exception:
     """Tells seldon-core to take its own path for a request ``predict_raw`` leaves to it."""
     try:
-        from seldon_core.user_model import SeldonNotImplementedError
+        from seldon_core.user_model import SeldonNotImplementedError  # only in the serving environment
     except ImportError:
         return NotImplementedError(message)
     return SeldonNotImplementedError(message)
@@ -143,7 +143,7 @@ def _not_implemented(message: str) -> Exception:
 def _request_path() -> dict[str, str]:
     """The ``meta.requestPath`` seldon-core adds to a response ({unit: image})."""
     try:
-        from seldon_core.utils import get_request_path
+        from seldon_core.utils import get_request_path  # only in the serving environment
     except ImportError:
         return {}
     return dict(get_request_path())
@@ -152,7 +152,7 @@ def _request_path() -> dict[str, str]:
 def _response(data: Any, metrics: list[dict[str, Any]], tags: dict[str, Any]) -> Any:
     """Data with runtime metrics and tags (seldon-core's SeldonResponse), or the bare data outside it."""
     try:
-        from seldon_core.user_model import SeldonResponse
+        from seldon_core.user_model import SeldonResponse  # only in the serving environment
     except ImportError:
         return data
     return SeldonResponse(data, tags=tags, metrics=metrics)
@@ -196,7 +196,7 @@ class TorchClassifier:
         with self._lock:
             if self._net is not None:
                 return
-            import torch
+            import torch  # torch: seconds to import
 
             if self.torch_threads > 0:
                 torch.set_num_threads(self.torch_threads)
@@ -262,7 +262,7 @@ class TorchClassifier:
         return x.reshape((x.shape[0], *self.input_shape))
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # torch: seconds to import
 
         with torch.inference_mode():
             out = self._net(torch.from_numpy(x))

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, overload
 
+from croniter import croniter
+
 from ..argoexpr.errors import Fail
 from ..argoexpr.golang import argo_duration
 from ..errors import AgentDefinitionError
@@ -378,11 +380,8 @@ class Sensor:
         _parse_durations(self)
         if self.interval <= 0:
             raise AgentDefinitionError(f"{where}.interval: must be more than 0 s")
-        if self.schedule is not None:
-            from croniter import croniter
-
-            if not croniter.is_valid(self.schedule):
-                raise AgentDefinitionError(f"{where}.schedule: {self.schedule!r} is not a cron expression (e.g. '*/5 * * * *')")
+        if self.schedule is not None and not croniter.is_valid(self.schedule):
+            raise AgentDefinitionError(f"{where}.schedule: {self.schedule!r} is not a cron expression (e.g. '*/5 * * * *')")
         if self.stale_after <= 0:
             raise AgentDefinitionError(f"{where}.stale_after: must be more than 0 s")
 

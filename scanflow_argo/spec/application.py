@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import SpecError
 from .service import Service
+from .validate import check_app
 from .workflow import Workflow
 
 __all__ = ["DEFAULT_IMAGE", "DEFAULT_SERVING_IMAGE", "Application", "TrackingConfig"]
@@ -112,8 +113,6 @@ class Application:
 
     def validate(self) -> None:
         """Raise ``ValidationError`` with every issue found (see ``scanflow_argo.spec.validate``)."""
-        from .validate import check_app
-
         check_app(self)
 
     def __repr__(self) -> str:

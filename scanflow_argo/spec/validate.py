@@ -13,6 +13,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from ..errors import AgentDefinitionError, Issue, ValidationError
 from .params import OutputRef, Param, ParamRef, Retry, compatible, type_name
@@ -239,8 +242,6 @@ def _check_literal(p: Param, value: Any, where: str) -> list[Issue]:
 def _check_cron(wf: CronWorkflow, where: str, app: Application | None) -> list[Issue]:
     issues = []
     try:
-        from croniter import croniter
-
         if not wf.schedules:
             issues.append(Issue(where, "has no schedule", "pass schedule='0 3 * * 1' (or a list of cron expressions)"))
         for sched in wf.schedules:
@@ -249,8 +250,6 @@ def _check_cron(wf: CronWorkflow, where: str, app: Application | None) -> list[I
     except ImportError:  # pragma: no cover - croniter is a dependency
         pass
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(wf.timezone)
     except Exception:
         issues.append(Issue(where, f"timezone {wf.timezone!r} is unknown", "use an IANA name such as 'UTC' or 'Europe/Madrid'"))

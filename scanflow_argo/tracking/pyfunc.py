@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["FLAVOR_NAME", "REQUIRED_FILES", "save_model"]
 
 FLAVOR_NAME = "scanflow"
@@ -22,8 +24,8 @@ REQUIRED_FILES = ("model.pt", "meta.json")
 
 def save_model(path: str, mlflow_model: Any, model_dir: str | Path) -> None:
     """Copy ``model_dir`` into ``path`` and write its ``MLmodel`` (scanflow + python_function flavors)."""
-    import mlflow.pyfunc
-    from mlflow.models.model import MLMODEL_FILE_NAME
+    import mlflow.pyfunc  # mlflow: seconds to import
+    from mlflow.models.model import MLMODEL_FILE_NAME  # mlflow: seconds to import
 
     src = Path(model_dir)
     dst = Path(path)
@@ -38,7 +40,7 @@ class _Classifier:
     """pyfunc model: float inputs shaped like ``meta.json``'s ``input_shape`` → class probabilities."""
 
     def __init__(self, folder: Path) -> None:
-        import torch
+        import torch  # torch: seconds to import
 
         self.meta = json.loads((folder / "meta.json").read_text())
         path = folder / "model.pt"
@@ -48,8 +50,7 @@ class _Classifier:
             self.net = torch.export.load(str(path)).module()
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        import numpy as np
-        import torch
+        import torch  # torch: seconds to import
 
         shape = tuple(self.meta.get("input_shape") or ())
         x = np.asarray(getattr(model_input, "values", model_input), dtype=np.float32)

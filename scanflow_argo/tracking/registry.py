@@ -35,8 +35,10 @@ from typing import Any
 
 from ..errors import TrackingError
 from ..settings import Settings
+from . import pyfunc
 from ._rest import MlflowRest, number
 from .pyfunc import REQUIRED_FILES
+from .server import resolve_uri
 
 __all__ = [
     "CHALLENGER",
@@ -82,8 +84,6 @@ class Promotion:
 
 
 def _uri(tracking_uri: str | None) -> str:
-    from .server import resolve_uri
-
     return tracking_uri.rstrip("/") if tracking_uri else resolve_uri(Settings.from_env())
 
 
@@ -106,8 +106,8 @@ def _client(tracking_uri: str | None) -> Iterator[tuple[str, Any]]:
     """``(uri, MlflowClient)`` bound to the tracking URI (tracking and registry); MLflow errors become ``TrackingError``."""
     uri = _uri(tracking_uri)
     _reachable(uri)
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    import mlflow  # mlflow: seconds to import
+    from mlflow.exceptions import MlflowException  # mlflow: seconds to import
 
     try:
         yield uri, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -168,7 +168,7 @@ def register_model(
             run_id, own_run = _registration_run(client, name), True
         model_id = _log_model(client, run_id, folder)
         if values:
-            from mlflow.entities import Metric
+            from mlflow.entities import Metric  # mlflow: seconds to import
 
             # Metrics of the run, linked to the logged model (what Model.log does after the fact).
             stamp = int(time.time() * 1000)
@@ -189,7 +189,7 @@ def _registration_run(client: Any, name: str) -> str:
 
 
 def _create_experiment(client: Any, experiment: str) -> str:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # mlflow: seconds to import
 
     try:
         return str(client.create_experiment(experiment))
@@ -205,10 +205,8 @@ def _log_model(client: Any, run_id: str, folder: Path) -> str:
     The steps of ``Model.log`` done through ``client``: create the logged model, link it to the
     run's outputs, lay it out with the ``scanflow`` flavor, upload, and mark it READY (FAILED on error).
     """
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-    from mlflow.models import Model
-
-    from . import pyfunc
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus  # mlflow: seconds to import
+    from mlflow.models import Model  # mlflow: seconds to import
 
     experiment_id = client.get_run(run_id).info.experiment_id
     logged = client.create_logged_model(experiment_id=experiment_id, name="model", source_run_id=run_id)
@@ -231,7 +229,7 @@ def _log_model(client: Any, run_id: str, folder: Path) -> str:
 
 def _new_version(client: Any, name: str, model_id: str, run_id: str, tags: Mapping[str, str]) -> Any:
     """Register logged model ``model_id`` as a new version of ``name`` (created when missing)."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # mlflow: seconds to import
 
     try:
         client.create_registered_model(name)
@@ -248,7 +246,7 @@ def _new_version(client: Any, name: str, model_id: str, run_id: str, tags: Mappi
 
 def _current_run_id() -> str | None:
     """The calling thread's active run (MLflow keeps that stack per thread), else the step's ``MLFLOW_RUN_ID``."""
-    import mlflow
+    import mlflow  # mlflow: seconds to import
 
     active = mlflow.active_run()
     if active is not None:
@@ -339,7 +337,7 @@ def download(model_uri: str, dst: str | Path, *, tracking_uri: str | None = None
     target = Path(dst)
     target.mkdir(parents=True, exist_ok=True)
     with _client(tracking_uri) as (uri, client):
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # mlflow: seconds to import
 
         location = _artifact_location(client, model_uri)
         repo = get_artifact_repository(location, tracking_uri=uri, registry_uri=uri)
@@ -352,13 +350,13 @@ def download(model_uri: str, dst: str | Path, *, tracking_uri: str | None = None
 def _artifact_location(client: Any, model_uri: str) -> str:
     """Where the files of ``models:/…`` or ``runs:/RUN/PATH`` live, resolved through ``client`` only."""
     if model_uri.startswith("models:/"):
-        from mlflow.store.artifact.utils.models import get_model_name_and_version
+        from mlflow.store.artifact.utils.models import get_model_name_and_version  # mlflow: seconds to import
 
         found = get_model_name_and_version(client, model_uri)  # an alias is resolved through client
         if len(found) == 1:
             return str(client.get_logged_model(found[0]).artifact_location)
         return str(client.get_model_version_download_uri(*found))
-    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository  # mlflow: seconds to import
 
     run_id, path = RunsArtifactRepository.parse_runs_uri(model_uri)
     run = client.get_run(run_id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -166,9 +168,6 @@ def ensure_local_server(settings: Settings, timeout: float = 60) -> str:
 
 
 def _healthy(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
             return bool(resp.status == 200)

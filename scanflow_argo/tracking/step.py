@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._rest import MlflowRest, filter_value, number
+from .hooks import mlflow_status
 
 __all__ = ["current_run_id", "end_workflow_run", "log_artifact", "log_metrics", "log_params", "step_run"]
 
@@ -130,8 +131,6 @@ def step_run(name: str | None = None) -> Iterator[Any]:
 
 def end_workflow_run(phase: str, environ: dict[str, str] | None = None) -> str | None:
     """End the cluster workflow's parent run with the status for Argo ``phase``; returns its id (None: untracked)."""
-    from .hooks import mlflow_status
-
     env: Any = os.environ if environ is None else environ
     uri, uid = env.get("MLFLOW_TRACKING_URI"), env.get("SCANFLOW_WORKFLOW_UID")
     if not (uri and uid):

@@ -94,10 +94,6 @@ class Backoff:
         return self.max_elapsed is not None and elapsed + next_delay > self.max_elapsed
 
 
-def _accepts(retry_on: RetryOn, err: BaseException) -> bool:
-    return isinstance(err, retry_on) if isinstance(retry_on, tuple) else retry_on(err)
-
-
 def retry(
     fn: Callable[[], T],
     backoff: Backoff,
@@ -112,15 +108,14 @@ def retry(
     ``before_retry(err)`` runs before each new try (to re-read a conflicting object, say);
     ``delay_of`` may change a delay. The last error is raised when the budget is spent.
     """
-    start = clock.monotonic()
-    calls = 0
+    start, calls = clock.monotonic(), 0
     while True:
         try:
             return fn()
         except Exception as err:
             calls += 1
-            wait = _next_wait(backoff, err, calls, delay_of)
-            if not _accepts(retry_on, err) or backoff.gives_up(calls, clock.monotonic() - start, wait):
+            wait = _next_wait(backoff, clock, retry_on, delay_of, err, calls, start)
+            if wait is None:
                 raise
             if before_retry is not None:
                 before_retry(err)
@@ -137,21 +132,28 @@ async def aretry(
     delay_of: DelayOf | None = None,
 ) -> T:
     """``retry`` for coroutines: ``fn()`` is awaited, sleeps are ``clock.asleep``."""
-    start = clock.monotonic()
-    calls = 0
+    start, calls = clock.monotonic(), 0
     while True:
         try:
             return await fn()
         except Exception as err:
             calls += 1
-            wait = _next_wait(backoff, err, calls, delay_of)
-            if not _accepts(retry_on, err) or backoff.gives_up(calls, clock.monotonic() - start, wait):
+            wait = _next_wait(backoff, clock, retry_on, delay_of, err, calls, start)
+            if wait is None:
                 raise
             if before_retry is not None:
                 await before_retry(err)
             await clock.asleep(wait)
 
 
-def _next_wait(backoff: Backoff, err: BaseException, calls: int, delay_of: DelayOf | None) -> float:
-    scheduled = backoff.delay(calls - 1)
-    return max(0.0, delay_of(err, scheduled)) if delay_of is not None else scheduled
+def _next_wait(
+    backoff: Backoff, clock: Clock, retry_on: RetryOn, delay_of: DelayOf | None, err: BaseException, calls: int, start: float
+) -> float | None:
+    """Seconds to wait before the next try after ``calls`` failed ones, or ``None``: give up, raise ``err``."""
+    accepted = isinstance(err, retry_on) if isinstance(retry_on, tuple) else retry_on(err)
+    if not accepted:
+        return None
+    wait = backoff.delay(calls - 1)
+    if delay_of is not None:
+        wait = max(0.0, delay_of(err, wait))
+    return None if backoff.gives_up(calls, clock.monotonic() - start, wait) else wait

@@ -1,7 +1,8 @@
-"""Helpers for agent tests: the exporter subprocess, polling, PromQL values."""
+"""Helpers for agent tests: the exporter subprocess, polling, PromQL values, stepping a runtime on a ManualClock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from scanflow_argo import _proc
+from scanflow_argo.agents.runtime import AgentRuntime
+from scanflow_argo.clock import ManualClock
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,6 +63,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, poll: float = 
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def steps(runtime: AgentRuntime, clock: ManualClock, n: int) -> None:
+    """Start ``runtime`` (offline checks off), then run ``n`` iterations, one second apart on ``clock``."""
+
+    async def go() -> None:
+        await runtime.start(check_online=False)
+        for _ in range(n):
+            await runtime.step()
+            clock.advance(1.0)
+
+    asyncio.run(go())
 
 
 def prom_value(server: Any, query: str) -> float | None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _agent_helpers import steps
 
 from scanflow_argo.agents.leader import FileLeader
 from scanflow_argo.agents.runtime import AgentRuntime
@@ -39,16 +40,6 @@ def make_agent(*actions: object) -> Agent:
         plans=[Plan("too-few", list(actions), on="while")],  # type: ignore[arg-type]
         interval=1,
     )
-
-
-def steps(runtime: AgentRuntime, clock: ManualClock, n: int) -> None:
-    async def go() -> None:
-        await runtime.start(check_online=False)
-        for _ in range(n):
-            await runtime.step()
-            clock.advance(1.0)
-
-    asyncio.run(go())
 
 
 def results(runtime: AgentRuntime) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _agent_helpers import wait_for
+from _agent_helpers import steps, wait_for
 
 from scanflow_argo._proc import free_port
 from scanflow_argo.agents.runtime import AgentRuntime
@@ -131,28 +131,18 @@ def _runtime(agent: Agent, settings: Settings, url: str) -> tuple[AgentRuntime, 
     return AgentRuntime(agent, s, platform=InMemoryPlatform(), clock=clock), clock
 
 
-def _steps(runtime: AgentRuntime, clock: ManualClock, n: int) -> None:
-    async def go() -> None:
-        await runtime.start(check_online=False)
-        for _ in range(n):
-            await runtime.step()
-            clock.advance(1.0)
-
-    asyncio.run(go())
-
-
 def test_with_the_login_in_the_environment_every_agent_path_works(
     auth_server: AuthServer, settings: Settings, login: Any
 ) -> None:
     login(ADMIN, PASSWORD)
     name = f"keeper-{time.monotonic_ns()}"
     runtime, clock = _runtime(_agent(auth_server.model, name), settings, auth_server.url)
-    _steps(runtime, clock, 1)
+    steps(runtime, clock, 1)
     status = runtime.status()
     assert status["sensors"]["champion"]["value"] == 1, status["sensors"]
     assert status["sensors"]["champion-acc"]["value"] == pytest.approx(0.91)
     assert [r["status"] for r in runtime.audit.all() if r.get("kind") == "action"] == ["ok"]  # the alias moved
-    _steps(runtime, clock, 1)
+    steps(runtime, clock, 1)
     assert runtime.status()["sensors"]["champion"]["value"] == 2
     # The decisions reached the agent's run in MLflow.
     wait_for(lambda: runtime.recorder.sent >= 3, what="decisions sent to MLflow")
@@ -169,7 +159,7 @@ def test_with_the_login_in_the_environment_every_agent_path_works(
 def test_without_a_login_each_path_names_the_variables_to_set(auth_server: AuthServer, settings: Settings, login: Any) -> None:
     login(None, None)
     runtime, clock = _runtime(_agent(auth_server.model, f"anon-{time.monotonic_ns()}"), settings, auth_server.url)
-    _steps(runtime, clock, 1)
+    steps(runtime, clock, 1)
     stale = runtime.status()["sensors"]["champion"]["stale"]
     assert "HTTP 401" in stale and "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in stale, stale
     wait_for(lambda: runtime.recorder.last_error, what="the recorder's error")
@@ -189,7 +179,7 @@ def test_a_wrong_password_and_a_missing_permission_are_told_apart(
     wrong = secrets.token_urlsafe(18)
     login(ADMIN, wrong)
     runtime, clock = _runtime(_agent(auth_server.model, f"wrong-{time.monotonic_ns()}"), settings, auth_server.url)
-    _steps(runtime, clock, 1)
+    steps(runtime, clock, 1)
     stale = runtime.status()["sensors"]["champion"]["stale"]
     assert "refused MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD — check them" in stale, stale
     asyncio.run(runtime.close())
@@ -200,7 +190,7 @@ def test_a_wrong_password_and_a_missing_permission_are_told_apart(
     always = Threshold("champion", ">=", 1, name="has-champion")
     agent = _agent(auth_server.model, f"reader-{time.monotonic_ns()}", rule=always, alias="challenger", version="1")
     runtime, clock = _runtime(agent, settings, auth_server.url)
-    _steps(runtime, clock, 1)
+    steps(runtime, clock, 1)
     assert runtime.status()["sensors"]["champion"]["value"] in (1, 2), runtime.status()["sensors"]
     asyncio.run(runtime.close())
     failed = [r for r in runtime.audit.all() if r.get("kind") == "action"]

@@ -25,6 +25,7 @@ from .errors import SetupError
 
 __all__ = [
     "Child",
+    "children_of",
     "cmdline_of",
     "free_port",
     "live_record",
@@ -159,6 +160,24 @@ def _has_live_member(pgid: int) -> bool:
         if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != "Z":
             return True
     return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc; empty where /proc is missing)."""
+    out: list[int] = []
+    proc = Path("/proc")
+    if not proc.exists():
+        return out
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            rest = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(rest) > 1 and int(rest[1]) == pid:
+            out.append(int(entry.name))
+    return out
 
 
 def wait_http(url: str, timeout: float, child: Child | None = None, expect: int = 200) -> None:

@@ -10,7 +10,8 @@
     │   └── ImageNotMapped             a container image with no local runtime
     ├── PlatformError                  acting on a platform (local or Kubernetes) failed
     │   ├── NotFoundError              the named object does not exist
-    │   ├── ConflictError              a write lost a race (HTTP 409) after retries
+    │   ├── ConflictError              a write lost a race (HTTP 409) after retries, or the name is taken
+    │   ├── InvalidRequest             a request wrong as given: a selector that does not parse, a verb the run's phase refuses
     │   └── UnavailableError           the platform did not answer (network, timeout)
     ├── ServingError                   local serving (router, replicas, model) failed
     ├── RequestError                   an HTTP request one of our servers refuses (400/403/413/429)
@@ -36,6 +37,7 @@ __all__ = [
     "ConflictError",
     "EngineError",
     "ImageNotMapped",
+    "InvalidRequest",
     "Issue",
     "NotFoundError",
     "NotSupportedLocally",
@@ -172,6 +174,10 @@ class NotFoundError(PlatformError):
 
 class ConflictError(PlatformError):
     """A write kept losing a race (HTTP 409) after re-reading and retrying."""
+
+
+class InvalidRequest(PlatformError):
+    """A request the platform cannot act on as given (a selector that does not parse, stopping a finished run)."""
 
 
 class UnavailableError(PlatformError):

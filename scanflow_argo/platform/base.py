@@ -8,17 +8,25 @@ returns live in ``scanflow_argo.status`` (the engine and local serving fill them
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .selectors import LabelSelector
 
 from ..status import TERMINAL_PHASES, DeploymentStatus, NodeStatus, RunStatus
 
 __all__ = [
     "TERMINAL_PHASES",
+    "ChangeFeed",
     "DeploymentStatus",
     "NodeStatus",
     "Platform",
+    "PodLog",
     "RunStatus",
+    "WorkflowAdmin",
 ]
 
 
@@ -84,4 +92,84 @@ class Platform(Protocol):
 
     def delete_deployment(self, name: str) -> None:
         """Remove a deployment and stop what serves it."""
+        ...
+
+
+@dataclass(frozen=True)
+class PodLog:
+    """Where one container of one pod of a run writes its log (locally: a file that grows while it runs)."""
+
+    run: str
+    pod: str
+    node_id: str
+    path: Path
+
+
+@runtime_checkable
+class WorkflowAdmin(Protocol):
+    """What an Argo Server serves, beyond ``Platform``: whole Argo documents (as the API returns them:
+    the controller's phase labels, ``resourceVersion``, no nulls), every lifecycle verb, templates and
+    CronWorkflows by kind, pod logs by pod name. ``LocalPlatform`` implements it and
+    ``scanflow_argo.server`` is its front door; on Kubernetes the cluster's own Argo Server is.
+
+    Errors: ``NotFoundError`` (no such object), ``ConflictError`` (name taken, stale resourceVersion),
+    ``InvalidRequest`` (the verb does not apply: stopping a finished run, retrying a running one),
+    ``EngineError`` (a Workflow the engine refuses before anything runs)."""
+
+    namespace: str
+
+    def list_workflows(
+        self, namespace: str | None = None, selector: LabelSelector | None = None, *, full: bool = False
+    ) -> list[dict[str, Any]]:
+        """Newest first; summaries (no ``status.nodes``) unless ``full``."""
+        ...
+
+    def get_workflow(self, name: str, namespace: str | None = None) -> dict[str, Any]: ...
+
+    def create_workflow(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def delete_workflow(self, name: str) -> None: ...
+
+    def suspend(self, name: str) -> dict[str, Any]: ...
+
+    def resume(self, name: str) -> dict[str, Any]: ...
+
+    def shutdown(self, name: str, strategy: str) -> dict[str, Any]:
+        """``Stop`` (exit handlers run) or ``Terminate`` (they do not)."""
+        ...
+
+    def retry(
+        self, name: str, restart_successful: bool = False, node_field_selector: str = "", parameters: Sequence[str] = ()
+    ) -> dict[str, Any]: ...
+
+    def resubmit(self, name: str, parameters: Sequence[str] = (), memoized: bool = False) -> dict[str, Any]: ...
+
+    def pod_log(self, name: str, pod: str, container: str = "main") -> PodLog: ...
+
+    def pod_done(self, name: str, node_id: str) -> bool: ...
+
+    def list_templates(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_template(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]: ...
+
+    def create_template(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def update_template(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def delete_template(self, kind: str, name: str, namespace: str | None = None) -> None: ...
+
+    def set_cron_suspended(self, name: str, suspend: bool, namespace: str | None = None) -> dict[str, Any]: ...
+
+    def list_deployments(self) -> list[DeploymentStatus]: ...
+
+    def change_feed(self) -> ChangeFeed:
+        """A new feed of run changes (its first ``refresh`` reports every run as ``ADDED``)."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Runs added, modified or deleted since the previous ``refresh`` of this feed."""
+
+    def refresh(self) -> list[Any]:
+        """``Change(type, name, summary)`` items (``ADDED``, ``MODIFIED``, ``DELETED``)."""
         ...

@@ -4,6 +4,11 @@ Declarative like Kubernetes: a submitted run is a folder ``<home>/runs/<name>/``
 engine process (``python -m scanflow_argo.platform.local_engine RUN_DIR``) works on; its status is read back from
 ``status.json``. WorkflowTemplates live in ``settings.templates_dir`` (``<home>/templates``).
 Deployments are delegated to ``scanflow_argo.serving.controller.LocalDeployments``.
+
+Beyond ``Platform`` it implements ``WorkflowAdmin`` (``base.py``), what an Argo Server serves: whole
+Workflow documents listed through the runs index (``_local/index.py``) and selected as the API server
+selects them, every lifecycle verb (``_local/control.py``), templates and CronWorkflows by kind, pod
+logs by pod name and a change feed of runs.
 """
 
 from __future__ import annotations
@@ -11,34 +16,44 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .._proc import cmdline_of, spawn
+from ..clock import Clock, SystemClock, iso
 from ..engine.api import prepare_run
-from ..errors import EngineError, NotFoundError, PlatformError, UnavailableError
+from ..errors import ConflictError, EngineError, InvalidRequest, NotFoundError, PlatformError, UnavailableError
 from ..serving.controller import LocalDeployments
 from ..settings import Settings
-from .base import DeploymentStatus, RunStatus
+from ._local import control
+from ._local.index import RunsIndex, argo_view, read_run, resource_version
+from .base import DeploymentStatus, PodLog, RunStatus
+from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
 
 TEMPLATE_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class LocalPlatform:
-    """The ``Platform`` on this machine (state in ``settings.home``)."""
+    """The ``Platform`` (and ``WorkflowAdmin``) on this machine (state in ``settings.home``)."""
 
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.namespace = settings.kubernetes.namespace
+        self.clock = clock or SystemClock()
+        self._index: RunsIndex | None = None
 
     # -- workflows --------------------------------------------------------------------------
     @property
@@ -100,9 +115,19 @@ class LocalPlatform:
             manifest = workflow
             if manifest.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
                 self.apply_template(manifest)
+        if manifest.get("kind") == "Workflow":
+            manifest = self._stamped(manifest)
         run_dir = prepare_run(manifest, self.settings, parameters, labels=labels, source_dir=self._source_of(manifest))
         self.start_engine(run_dir)
         return run_dir.name
+
+    def _stamped(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """The manifest with the ``uid`` and ``creationTimestamp`` the API server gives an object at
+        creation (the engine keeps them), so a run is identified before its engine starts."""
+        meta = dict(manifest.get("metadata") or {})
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", iso(self.clock.now()))
+        return {**manifest, "metadata": meta}
 
     def _source_of(self, manifest: Mapping[str, Any]) -> Path | None:
         spec = manifest.get("spec") or {}
@@ -122,8 +147,19 @@ class LocalPlatform:
         )
         return child.pid
 
+    def restart_engine(self, run_dir: Path, timeout: float = 15.0) -> int:
+        """Start the engine again on a run that had one (resume, retry) and wait until it holds the run's
+        lock, so no reader mistakes the moment before for an engine that died."""
+        pid = self.start_engine(run_dir)
+        deadline = time.monotonic() + timeout
+        while control.engine_lock_free(run_dir):
+            if cmdline_of(pid) is None or time.monotonic() > deadline:
+                break  # it ended already (its log says why), or it is slow: readers will see
+            time.sleep(0.02)
+        return pid
+
     def run_dir(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
+        if not name or len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
             raise NotFoundError(f"no run named {name!r}")
         path = self.runs_dir / name
         if not (path / "status.json").is_file():
@@ -159,20 +195,13 @@ class LocalPlatform:
         return pid
 
     def list_runs(self, labels: Mapping[str, str] | None = None) -> list[RunStatus]:
-        out: list[tuple[float, RunStatus]] = []
-        if not self.runs_dir.is_dir():
-            return []
-        for entry in self.runs_dir.iterdir():
-            if not (entry / "status.json").is_file():
-                continue
-            try:
-                run = RunStatus.from_workflow(json.loads((entry / "status.json").read_text()))
-            except (OSError, json.JSONDecodeError):
-                continue
-            if labels and any(run.labels.get(k) != v for k, v in labels.items()):
-                continue
-            out.append((entry.stat().st_mtime, run))
-        return [r for _, r in sorted(out, key=lambda item: (item[1].started_at or "", item[0]), reverse=True)]
+        """Runs whose labels include ``labels``, newest first (chosen through the runs index: only the
+        status files of the runs that match are read)."""
+        out: list[RunStatus] = []
+        for summary in self.list_workflows(selector=LabelSelector.of(labels)):
+            with contextlib.suppress(NotFoundError, PlatformError):
+                out.append(RunStatus.from_workflow(self._read(summary["metadata"]["name"])))
+        return out
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 0.5) -> RunStatus:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -235,6 +264,288 @@ class LocalPlatform:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
 
+    # -- WorkflowAdmin: what an Argo Server serves ---------------------------------------------
+    @property
+    def runs_index(self) -> RunsIndex:
+        """The index of this home's runs (one per platform object; ``refresh()`` reports changes)."""
+        if self._index is None:
+            self._index = RunsIndex(self.runs_dir)
+        return self._index
+
+    def change_feed(self) -> RunsIndex:
+        """A feed of run changes of its own (the Argo Server's watch streams read one)."""
+        return RunsIndex(self.runs_dir)
+
+    def list_workflows(
+        self, namespace: str | None = None, selector: LabelSelector | None = None, *, full: bool = False
+    ) -> list[dict[str, Any]]:
+        """Workflows (newest first) in ``namespace`` (None: all) whose labels match ``selector``: their
+        summaries from the runs index, or with ``full`` the whole documents of the matching runs."""
+        out = []
+        for summary in self.runs_index.summaries():
+            meta = summary.get("metadata") or {}
+            if namespace and meta.get("namespace") != namespace:
+                continue
+            if selector and not selector.matches(meta.get("labels") or {}):
+                continue
+            if full:
+                try:
+                    summary = self.get_workflow(str(meta.get("name")))
+                except NotFoundError:
+                    continue  # deleted meanwhile
+            out.append(summary)
+        return out
+
+    def get_workflow(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The whole Workflow document of run ``name`` as Argo serves it (``NotFoundError`` also when it
+        is in another namespace than ``namespace``)."""
+        try:
+            run_dir = self.run_dir(name)
+        except NotFoundError as err:
+            raise NotFoundError(f'workflows.argoproj.io "{name}" not found') from err
+        for _ in range(5):  # the engine replaces status.json atomically: retry a torn read
+            stat = _stat(run_dir / "status.json")
+            doc = read_run(run_dir)
+            if doc is not None and stat is not None:
+                break
+            time.sleep(0.02)
+        else:
+            raise PlatformError(f"{run_dir / 'status.json'} cannot be read as JSON")
+        if namespace and (doc.get("metadata") or {}).get("namespace") != namespace:
+            raise NotFoundError(
+                f'workflows.argoproj.io "{name}" not found (it is in namespace {doc["metadata"].get("namespace")!r})'
+            )
+        return argo_view(doc, resource_version(stat))
+
+    def create_workflow(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create (start) a Workflow; ``ConflictError`` when its name is taken. Returns it as created."""
+        if manifest.get("kind") not in (None, "Workflow"):
+            raise InvalidRequest(f"a Workflow is expected, not a {manifest.get('kind')}")
+        wf = self._stamped({**manifest, "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"})
+        name = (wf.get("metadata") or {}).get("name")
+        if name and (self.runs_dir / str(name)).exists():
+            raise ConflictError(f'workflows.argoproj.io "{name}" already exists')
+        run_dir = prepare_run(wf, self.settings, source_dir=self._source_of(wf))
+        self.start_engine(run_dir)
+        return self.get_workflow(run_dir.name)
+
+    def delete_workflow(self, name: str) -> None:
+        """Delete a run: its engine and nodes are ended first (as deleting a Workflow deletes its pods)."""
+        run_dir = self.run_dir(name)
+        pid = self.engine_pid(run_dir)
+        if pid is not None:
+            control.kill_engine(run_dir, pid)
+        shutil.rmtree(run_dir)
+        self.runs_index.refresh()
+
+    def _live(self, name: str, verb: str) -> tuple[Path, dict[str, Any], int | None]:
+        run_dir = self.run_dir(name)
+        doc = self.get_workflow(name)
+        if control.is_done(doc):
+            ns = (doc.get("metadata") or {}).get("namespace", "")
+            if verb == "suspend":
+                raise InvalidRequest("cannot suspend completed workflows")
+            # Argo answers this one as an internal error (util.AlreadyShutdownError), not a bad request
+            raise PlatformError(f'cannot {verb} a completed workflow: workflow: "{name}", namespace: "{ns}"')
+        return run_dir, doc, self.engine_pid(run_dir)
+
+    def suspend(self, name: str) -> dict[str, Any]:
+        """Argo's suspend: no node starts until ``resume`` (the engine is frozen; running nodes go on)."""
+        run_dir, _, pid = self._live(name, "suspend")
+        control.write_control(run_dir, suspend=True)
+        if pid is not None:
+            control.signal_engine(pid, signal.SIGSTOP)
+        return self.get_workflow(name)
+
+    def resume(self, name: str) -> dict[str, Any]:
+        """Argo's resume: a suspended run goes on (an engine that died meanwhile is started again)."""
+        run_dir = self.run_dir(name)
+        control.write_control(run_dir, suspend=None)
+        pid = self.engine_pid(run_dir)
+        if pid is not None:
+            control.signal_engine(pid, signal.SIGCONT)
+        elif (
+            not control.is_done(self.get_workflow(name))
+            and (run_dir / "engine.lock").exists()
+            and control.engine_lock_free(run_dir)
+        ):
+            self.restart_engine(run_dir)  # its engine was killed while suspended: continue, keeping what succeeded
+        return self.get_workflow(name)
+
+    def shutdown(self, name: str, strategy: str) -> dict[str, Any]:
+        """Argo's ``stop`` (``Stop``: exit handlers run) or ``terminate`` (``Terminate``: they do not)."""
+        if strategy not in ("Stop", "Terminate"):
+            raise InvalidRequest(f"shutdown strategy {strategy!r}: use Stop or Terminate")
+        run_dir, doc, pid = self._live(name, "shutdown")
+        control.write_control(run_dir, shutdown=strategy, suspend=None)
+        if strategy == "Stop":
+            if pid is None:
+                raise PlatformError(f"run {name!r} has no engine running: resume it, or terminate it")
+            control.signal_engine(pid, signal.SIGTERM)
+            control.signal_engine(pid, signal.SIGCONT)  # a suspended engine must run to stop
+            return self.get_workflow(name)
+        if pid is not None:
+            control.kill_engine(run_dir, pid)
+            doc = read_run(run_dir) or doc
+        _write_status(run_dir, control.terminated_document(doc, iso(self.clock.now())))
+        self.runs_index.refresh()
+        return self.get_workflow(name)
+
+    def retry(
+        self, name: str, restart_successful: bool = False, node_field_selector: str = "", parameters: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Argo's retry: run the failed part again in the same run, reusing what succeeded."""
+        run_dir = self.run_dir(name)
+        doc = read_run(run_dir) or {}
+        new = control.retry_document(doc, restart_successful, node_field_selector, parameters)
+        if not control.engine_lock_free(run_dir):
+            raise ConflictError(f"run {name!r} still has an engine ending: retry in a moment")
+        if parameters:
+            wf = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+            wf["spec"] = new["spec"]
+            _atomic_write(run_dir / "workflow.yaml", yaml.safe_dump(wf, sort_keys=False))
+        control.write_control(run_dir, shutdown=None, suspend=None)
+        new["spec"] = {k: v for k, v in (new.get("spec") or {}).items() if k not in ("shutdown", "suspend")}
+        _write_status(run_dir, new)
+        self.restart_engine(run_dir)
+        return self.get_workflow(name)
+
+    def resubmit(self, name: str, parameters: Sequence[str] = (), memoized: bool = False) -> dict[str, Any]:
+        """Argo's resubmit: a new run of the same Workflow (``resubmitted-from-workflow`` names this one)."""
+        run_dir = self.run_dir(name)
+        workflow = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+        manifest = self._stamped(control.resubmit_manifest(workflow, parameters, memoized))
+        source = None
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            source = Path(json.loads((run_dir / "run.json").read_text())["pythonpath"][0])
+        new_dir = prepare_run(manifest, self.settings, source_dir=source)
+        self.start_engine(new_dir)
+        return self.get_workflow(new_dir.name)
+
+    def pod_log(self, name: str, pod: str, container: str = "main") -> PodLog:
+        """Where the log of ``container`` of pod ``pod`` (its pod name, or its node id) is written."""
+        run = self.get_workflow(name)
+        nodes = (run.get("status") or {}).get("nodes") or {}
+        found = [n for nid, n in nodes.items() if n.get("type") == "Pod" and (n.get("podName") == pod or nid == pod)]
+        if not found:
+            raise NotFoundError(f'pods "{pod}" not found (run {name!r} has no pod of that name)')
+        node = found[0]
+        node_dir = self.run_dir(name) / "nodes" / str(node["id"])
+        path = _container_log(node_dir, container)
+        if path is None:
+            have = sorted(p.stem for p in node_dir.glob("*.log")) or ["main"]
+            raise InvalidRequest(f"container {container} is not valid for pod {pod}: its containers are {', '.join(have)}")
+        return PodLog(run=name, pod=str(node.get("podName") or node["id"]), node_id=str(node["id"]), path=path)
+
+    def pod_done(self, name: str, node_id: str) -> bool:
+        """True once the pod node (or its run) finished: its log will not grow any more."""
+        try:
+            run = self.get_workflow(name)
+        except NotFoundError:
+            return True
+        node = ((run.get("status") or {}).get("nodes") or {}).get(node_id) or {}
+        return node.get("phase") in ("Succeeded", "Failed", "Error", "Skipped", "Omitted") or control.is_done(run)
+
+    # templates and CronWorkflows ------------------------------------------------------------
+    def list_templates(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Applied templates of ``kind`` (WorkflowTemplate, ClusterWorkflowTemplate, CronWorkflow), by name."""
+        folder = self.settings.templates_dir
+        out = []
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            doc = self._template_doc(path)
+            if doc is None or doc.get("kind") != kind:
+                continue
+            if namespace and kind != "ClusterWorkflowTemplate" and doc["metadata"].get("namespace") != namespace:
+                continue
+            out.append(doc)
+        return out
+
+    def get_template(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """One applied template; ``NotFoundError`` as the API server words it."""
+        path = self._template_path({"kind": kind, "metadata": {"name": name}}) if _OBJECT_NAME.fullmatch(name or "") else None
+        doc = self._template_doc(path) if path is not None else None
+        plural = _PLURALS.get(kind, kind.lower())
+        if (
+            doc is None
+            or doc.get("kind") != kind
+            or (namespace and kind != "ClusterWorkflowTemplate" and doc["metadata"].get("namespace") != namespace)
+        ):
+            raise NotFoundError(f'{plural}.argoproj.io "{name}" not found')
+        return doc
+
+    def create_template(self, manifest: Mapping[str, Any], *, project_dir: Path | None = None) -> dict[str, Any]:
+        """Create a template; ``ConflictError`` when one of that name exists (local templates share one folder)."""
+        path = self._template_path(manifest)
+        if path.exists():
+            other = (self._template_doc(path) or {}).get("kind", "template")
+            raise ConflictError(
+                f'{_PLURALS.get(str(manifest.get("kind")), "templates")}.argoproj.io "{path.stem}" already exists'
+                + (f" (as a {other}: local templates of every kind share one folder)" if other != manifest.get("kind") else "")
+            )
+        meta = {**(manifest.get("metadata") or {})}
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", iso(self.clock.now()))
+        self.apply_template({**manifest, "metadata": meta}, project_dir=project_dir)
+        return self._template_doc(path) or {}
+
+    def update_template(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an existing template; a stale ``metadata.resourceVersion`` is ``ConflictError``."""
+        kind, name = str(manifest.get("kind")), str((manifest.get("metadata") or {}).get("name", ""))
+        current = self.get_template(kind, name)
+        wanted = (manifest.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != current["metadata"].get("resourceVersion"):
+            raise ConflictError(
+                f'Operation cannot be fulfilled on {_PLURALS.get(kind, kind)}.argoproj.io "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again"
+            )
+        meta = {**(manifest.get("metadata") or {})}
+        for key in ("uid", "creationTimestamp"):
+            if current["metadata"].get(key):
+                meta[key] = current["metadata"][key]
+        meta.pop("resourceVersion", None)
+        self.apply_template({**manifest, "metadata": meta}, project_dir=self.project_dir(name, kind == "ClusterWorkflowTemplate"))
+        return self.get_template(kind, name)
+
+    def delete_template(self, kind: str, name: str, namespace: str | None = None) -> None:
+        self.get_template(kind, name, namespace)
+        path = self._template_path({"kind": kind, "metadata": {"name": name}})
+        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            _project_file(path).unlink()
+
+    def set_cron_suspended(self, name: str, suspend: bool, namespace: str | None = None) -> dict[str, Any]:
+        """Suspend or resume a CronWorkflow (``spec.suspend``)."""
+        doc = self.get_template("CronWorkflow", name, namespace)
+        doc["spec"] = {**doc.get("spec", {}), "suspend": suspend}
+        return self.update_template(doc)
+
+    def _template_doc(self, path: Path) -> dict[str, Any] | None:
+        """A template file as the API serves it (``resourceVersion`` from its file; no nulls)."""
+        try:
+            stat = path.stat()
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        meta = dict(doc.get("metadata") or {})
+        meta.setdefault("name", path.stem.removeprefix("cluster-") if doc.get("kind") == "ClusterWorkflowTemplate" else path.stem)
+        if doc.get("kind") != "ClusterWorkflowTemplate":
+            meta.setdefault("namespace", self.namespace)
+        meta.setdefault("creationTimestamp", iso(stat.st_mtime))
+        meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanflow-argo:{doc.get('kind')}/{meta['name']}")))
+        meta["resourceVersion"] = resource_version(stat)
+        return {**doc, "metadata": meta}
+
+    def list_deployments(self) -> list[DeploymentStatus]:
+        """Every local SeldonDeployment, as ``get_deployment`` describes it."""
+        deployments = self._deployments()
+        out = []
+        for name in deployments.list():
+            with contextlib.suppress(NotFoundError):
+                out.append(deployments.get(name))
+        return out
+
     # -- model deployments ------------------------------------------------------------------
     def _deployments(self) -> Any:
         return LocalDeployments(self.settings)
@@ -258,6 +569,25 @@ class LocalPlatform:
 def _project_file(template: Path) -> Path:
     """``.<name>.project`` beside ``<name>.yaml`` (a dot file: the engine's template store skips it)."""
     return template.with_name(f".{template.stem}.project")
+
+
+_PLURALS = {
+    "WorkflowTemplate": "workflowtemplates",
+    "ClusterWorkflowTemplate": "clusterworkflowtemplates",
+    "CronWorkflow": "cronworkflows",
+}
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _write_status(run_dir: Path, doc: Mapping[str, Any]) -> None:
+    """Replace a run's status document (only while no engine runs it)."""
+    _atomic_write(run_dir / "status.json", json.dumps(doc, separators=(",", ":"), default=str))
 
 
 def _atomic_write(path: Path, text: str) -> None:

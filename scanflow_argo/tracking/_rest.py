@@ -289,6 +289,18 @@ class MlflowRest:
                 raise
             return self.experiment_id(name, create=False)
 
+    # -- registry -----------------------------------------------------------------------------------
+
+    def model_version_by_alias(self, name: str, alias: str) -> dict[str, Any] | None:
+        """The registered version ``name@alias`` points at (``version``, ``run_id``, …), None when there is none."""
+        try:
+            got = self._call("GET", "/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": alias})
+        except TrackingError as err:
+            if getattr(err, "code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+        return dict(got.get("model_version") or {}) or None
+
     # -- runs ---------------------------------------------------------------------------------------
 
     def create_run(

@@ -20,7 +20,7 @@ from ..settings import Settings
 __all__ = ["main"]
 
 # Command-group modules, in --help order.
-_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "demo"]
+_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "server", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

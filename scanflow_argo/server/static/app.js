@@ -14,12 +14,17 @@ function h(tag, attrs, ...children) {
     else if (key === "text") el.textContent = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
+  el.append(...nodes(children));
   return el;
 }
+
+// children as DOM nodes: nested lists flattened, null/undefined/false dropped, anything else as text
+function nodes(children) {
+  return children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+}
+
+function put(el, ...children) { el.replaceChildren(...nodes(children)); }
 
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -91,7 +96,7 @@ async function loadInfo() {
   if (info) return info;
   info = await api("GET", "/api/v1/info");
   const links = document.getElementById("links");
-  links.replaceChildren(...(info.links || []).filter((l) => l.scope === "workflow-list").map((l) => h("a", { href: l.url, target: "_blank", rel: "noopener" }, l.name + " ↗")));
+  put(links, ...(info.links || []).filter((l) => l.scope === "workflow-list").map((l) => h("a", { href: l.url, target: "_blank", rel: "noopener" }, l.name + " ↗")));
   return info;
 }
 
@@ -100,7 +105,7 @@ function route() {
   const path = location.pathname;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", path.startsWith("/" + a.dataset.nav));
   const main = document.getElementById("main");
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  put(main, h("p", { class: "muted" }, "Loading…"));
   const parts = path.split("/").filter(Boolean);
   let page;
   if (parts[0] === "workflows" && parts.length >= 3) page = workflowPage(main, parts[1], parts[2]);
@@ -108,7 +113,7 @@ function route() {
   else if (parts[0] === "deployments") page = deploymentsPage(main);
   else if (parts[0] === "agents") page = agentsPage(main);
   else page = workflowsPage(main);
-  Promise.resolve(page).catch((err) => { if (err.status !== 401) main.replaceChildren(h("p", { class: "error" }, String(err.message || err))); });
+  Promise.resolve(page).catch((err) => { if (err.status !== 401) put(main, h("p", { class: "error" }, String(err.message || err))); });
 }
 
 // A watch of the Argo API as server-sent events; reconnects (and re-lists) when the stream ends.
@@ -148,7 +153,7 @@ async function workflowsPage(main) {
   const labels = h("input", { id: "filter-label", placeholder: "app=mnist,team in (ml)", value: state.labels, size: 28 });
   const body = h("tbody");
   const count = h("span", { class: "muted" });
-  main.replaceChildren(
+  put(main, 
     h("div", { class: "row" }, h("h1", {}, "Workflows"), h("span", { class: "spacer" }), count),
     h("div", { class: "card row filters" },
       h("label", {}, "Namespace", ns), h("label", {}, "Phase", phase), h("label", {}, "Labels", labels),
@@ -174,7 +179,7 @@ async function workflowsPage(main) {
   function draw() {
     const items = [...rows.values()].sort((a, b) => String(b.metadata.creationTimestamp || "").localeCompare(String(a.metadata.creationTimestamp || "")) || a.metadata.name.localeCompare(b.metadata.name));
     count.textContent = items.length + " workflow" + (items.length === 1 ? "" : "s");
-    body.replaceChildren(...items.map((wf) => {
+    put(body, ...items.map((wf) => {
       const st = wf.status || {};
       const ph = st.phase || "Pending";
       return h("tr", { "data-name": wf.metadata.name },
@@ -209,18 +214,51 @@ async function workflowsPage(main) {
 const COLORS = { Succeeded: "#18a87f", Failed: "#d9534f", Error: "#d9534f", Running: "#1e90e6", Pending: "#8fa4b1", Skipped: "#c4ced6", Omitted: "#c4ced6" };
 const NODE_W = 170, NODE_H = 40, GAP_X = 26, GAP_Y = 46, SMALL = ["StepGroup", "TaskGroup"];
 
+// The edges to draw: each node's children, except that a DAG's tasks hang under the tasks they depend on
+// (read from the DAG's template: ``dependencies`` or the task names in ``depends``), whether the status
+// records them under the DAG node or, as Argo does, under the tasks.
+function graphEdges(wf) {
+  const nodes = (wf.status && wf.status.nodes) || {};
+  const templates = Object.fromEntries(((wf.spec && wf.spec.templates) || []).map((t) => [t.name, t]));
+  const adj = {};
+  for (const [id, n] of Object.entries(nodes)) adj[id] = (n.children || []).filter((c) => nodes[c]);
+  for (const [id, n] of Object.entries(nodes)) {
+    const tmpl = n.type === "DAG" && templates[n.templateName];
+    if (!tmpl || !tmpl.dag) continue;
+    const deps = {};
+    for (const task of tmpl.dag.tasks || []) {
+      const names = task.dependencies || (task.depends ? (task.depends.match(/[A-Za-z0-9][-A-Za-z0-9_]*(?=\.|\b)/g) || []).filter((w) => !["Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed"].includes(w)) : []);
+      deps[task.name] = names;
+    }
+    const base = (c) => String(nodes[c].displayName || "").replace(/\(.*\)$/, "");
+    const kids = adj[id];
+    const roots = [];
+    for (const c of kids) {
+      const need = deps[base(c)] || [];
+      const from = kids.filter((k) => k !== c && need.includes(base(k)));
+      if (!from.length) { roots.push(c); continue; }
+      for (const f of from) if (!adj[f].includes(c)) adj[f] = [...adj[f], c];
+    }
+    adj[id] = roots;
+  }
+  return adj;
+}
+
 function layout(wf) {
   const nodes = (wf.status && wf.status.nodes) || {};
+  const adj = graphEdges(wf);
   const ids = Object.keys(nodes);
-  const root = nodes[wf.metadata.name] ? wf.metadata.name : ids.find((id) => !ids.some((o) => (nodes[o].children || []).includes(id)));
+  const parents = {};
+  for (const id of ids) for (const c of adj[id]) (parents[c] = parents[c] || []).push(id);
+  const root = nodes[wf.metadata.name] ? wf.metadata.name : ids.find((id) => !parents[id]);
   const depth = {};
   if (root) depth[root] = 0;
   for (let pass = 0; pass < ids.length + 1; pass++) {  // longest path from the root (the graph is a DAG)
     let changed = false;
     for (const id of ids) {
       if (depth[id] === undefined) continue;
-      for (const child of nodes[id].children || []) {
-        if (nodes[child] && (depth[child] === undefined || depth[child] < depth[id] + 1)) { depth[child] = depth[id] + 1; changed = true; }
+      for (const child of adj[id]) {
+        if (depth[child] === undefined || depth[child] < depth[id] + 1) { depth[child] = depth[id] + 1; changed = true; }
       }
     }
     if (!changed) break;
@@ -232,7 +270,7 @@ function layout(wf) {
   for (const id of ids.sort(byStart)) (layers[depth[id]] = layers[depth[id]] || []).push(id);
   layers.forEach((layer, d) => {
     if (d > 0) {  // under their parents, in their parents' order
-      const parentPos = (id) => { const ps = ids.filter((p) => (nodes[p].children || []).includes(id) && order[p] !== undefined); return ps.length ? Math.min(...ps.map((p) => order[p])) : 1e9; };
+      const parentPos = (id) => { const ps = (parents[id] || []).filter((p) => order[p] !== undefined); return ps.length ? Math.min(...ps.map((p) => order[p])) : 1e9; };
       layer.sort((a, b) => parentPos(a) - parentPos(b));
     }
     layer.forEach((id, i) => { order[id] = i; });
@@ -243,16 +281,16 @@ function layout(wf) {
     const span = layer.length * (NODE_W + GAP_X);
     layer.forEach((id, i) => { pos[id] = { x: (width - span) / 2 + i * (NODE_W + GAP_X) + GAP_X / 2, y: 16 + d * (NODE_H + GAP_Y) }; });
   });
-  return { nodes, pos, width: Math.max(width, 300), height: 32 + layers.length * (NODE_H + GAP_Y) };
+  return { nodes, adj, pos, width: Math.max(width, 300), height: 32 + layers.length * (NODE_H + GAP_Y) };
 }
 
 function drawGraph(wf, selected, onSelect) {
-  const { nodes, pos, width, height } = layout(wf);
+  const { nodes, adj, pos, width, height } = layout(wf);
   const edges = h("g", {});
   const boxes = h("g", {});
   for (const [id, n] of Object.entries(nodes)) {
     const p = pos[id];
-    for (const child of n.children || []) {
+    for (const child of adj[id]) {
       const c = pos[child];
       if (!c) continue;
       const x1 = p.x + NODE_W / 2, y1 = p.y + (SMALL.includes(n.type) ? NODE_H / 2 + 6 : NODE_H), x2 = c.x + NODE_W / 2, y2 = c.y + (SMALL.includes(nodes[child].type) ? NODE_H / 2 - 6 : 0);
@@ -282,7 +320,7 @@ async function workflowPage(main, namespace, name) {
   const head = h("div", { class: "card" });
   const graph = h("div", { class: "card graph" });
   const panel = h("div", { class: "card panel", id: "node-panel" }, h("p", { class: "muted" }, "Select a node to see its inputs, outputs and logs."));
-  main.replaceChildren(h("h1", {}, h("a", { href: "/workflows" }, "Workflows"), " / ", name), head, h("div", { class: "layout" }, graph, panel));
+  put(main, h("h1", {}, h("a", { href: "/workflows" }, "Workflows"), " / ", name), head, h("div", { class: "layout" }, graph, panel));
 
   const verb = async (what, path, body) => {
     try {
@@ -296,7 +334,7 @@ async function workflowPage(main, namespace, name) {
     const ph = st.phase || "Pending";
     const done = ["Succeeded", "Failed", "Error"].includes(ph);
     const suspended = wf.spec && wf.spec.suspend;
-    head.replaceChildren(
+    put(head, 
       h("div", { class: "row" },
         h("span", { id: "workflow-phase" }, badge(ph)), suspended ? badge("Suspended", "badge-suspended") : null,
         h("span", {}, "progress " + (st.progress || "0/0")),
@@ -319,7 +357,7 @@ async function workflowPage(main, namespace, name) {
     if (!params.length) return null;
     return h("table", { class: "kv" }, h("tbody", {}, params.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, p.value ?? p.default ?? "")))));
   }
-  function drawGraphNow() { graph.replaceChildren(drawGraph(wf, selected, (id) => { selected = id; drawGraphNow(); drawPanel(); })); }
+  function drawGraphNow() { put(graph, drawGraph(wf, selected, (id) => { selected = id; drawGraphNow(); drawPanel(); })); }
   function ioSection(title, io) {
     if (!io) return null;
     const rows = [];
@@ -337,7 +375,7 @@ async function workflowPage(main, namespace, name) {
     const n = selected && wf.status && wf.status.nodes && wf.status.nodes[selected];
     if (!n) return;
     const pre = panel.querySelector("pre.logs");
-    panel.replaceChildren(
+    put(panel, 
       h("h2", {}, n.displayName || n.id, " ", badge(n.phase || "Pending")),
       h("dl", {},
         h("dt", {}, "type"), h("dd", {}, n.type || ""),
@@ -415,7 +453,7 @@ async function templatesPage(main) {
       h("button", { onclick: async () => {
         try { await api("PUT", `/api/v1/cron-workflows/${encodeURIComponent(c.metadata.namespace)}/${encodeURIComponent(c.metadata.name)}/${c.spec.suspend ? "resume" : "suspend"}`, {}); route(); } catch (err) { toast(err.message, true); }
       } }, c.spec.suspend ? "Resume" : "Suspend"))));
-  main.replaceChildren(
+  put(main, 
     h("h1", {}, "Templates"),
     h("p", { class: "muted" }, ns ? "Namespace " + ns + " · " : "", h("a", { href: "/templates?namespace=" }, "all namespaces")),
     h("h2", {}, "WorkflowTemplates"),
@@ -483,12 +521,12 @@ function sparkline(points, format) {
 async function deploymentsPage(main) {
   const list = await api("GET", "/scanflow/api/deployments");
   const cards = h("div", { class: "grid-cards" });
-  main.replaceChildren(h("h1", {}, "Deployments"), cards);
+  put(main, h("h1", {}, "Deployments"), cards);
   if (!(list.items || []).length) { cards.replaceWith(h("p", { class: "muted", id: "no-deployments" }, "No SeldonDeployment runs locally: scanflow-argo apply pipelines.mnist:app, or scanflow-argo serve models:/NAME@champion.")); return; }
   const charts = {};
   const fmt = { rate: (v) => v.toFixed(2) + " req/s", p95: (v) => (v * 1000).toFixed(0) + " ms", accuracy: (v) => (v * 100).toFixed(1) + " %" };
   function draw(items) {
-    cards.replaceChildren(...items.map((d) => {
+    put(cards, ...items.map((d) => {
       const model = d.model || {};
       charts[d.name] = charts[d.name] || {};
       const box = h("div", { class: "charts" }, ["rate", "p95", "accuracy"].map((k) => {
@@ -523,16 +561,16 @@ async function deploymentsPage(main) {
 
 async function agentsPage(main) {
   const cards = h("div", { id: "agents" });
-  main.replaceChildren(h("h1", {}, "Agents"), cards);
+  put(main, h("h1", {}, "Agents"), cards);
   async function act(name, what) {
     try { await api("POST", `/scanflow/api/agents/${encodeURIComponent(name)}/${what}`); toast(`${name}: ${what.split("/")[0]} done`); await refresh(); } catch (err) { toast(err.message, true); }
   }
   async function refresh() {
     const list = await api("GET", "/scanflow/api/agents");
     const items = list.items || [];
-    if (!items.length) { cards.replaceChildren(h("p", { class: "muted" }, "No agent in this home: scanflow-argo agent run agents.mnist:drift_supervisor")); return; }
+    if (!items.length) { put(cards, h("p", { class: "muted" }, "No agent in this home: scanflow-argo agent run agents.mnist:drift_supervisor")); return; }
     const decisions = await Promise.all(items.map((a) => api("GET", `/scanflow/api/agents/${encodeURIComponent(a.name)}/decisions?size=15`).catch(() => ({ decisions: [] }))));
-    cards.replaceChildren(...items.map((a, i) => {
+    put(cards, ...items.map((a, i) => {
       const st = a.status || {};
       const rules = Object.entries(st.rules || {});
       const sensors = Object.entries(st.sensors || {});

@@ -1,0 +1,171 @@
+"""The web UI in a real browser: Debian's headless Chromium driven by Playwright, against a real server, engine
+and agent on 127.0.0.1.
+
+The flow a user follows: log in with the token, submit a WorkflowTemplate through the submit dialog
+(its parameters' descriptions as help, its enum as a dropdown, defaults filled in) choosing an enum
+value, watch the run reach Succeeded in the graph (updated by the events stream), open a node's logs,
+pause and resume an agent. A screenshot of each page is kept under ``tmp/artefacts/ui/`` (or
+``$SCANFLOW_TEST_ARTEFACTS``); ``SCANFLOW_UPDATE_SCREENSHOTS=1`` also refreshes the README's
+``docs/ui-workflow.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import NAMESPACE, Served, greet_template
+from playwright.sync_api import expect, sync_playwright
+
+from scanflow_argo import _proc
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+AGENT_TOKEN = "agent-token-that-must-stay-on-the-server"
+AGENT_MODULE = """
+from scanflow_argo.spec.agent import Agent, ArgoRuns, Threshold
+
+agent = Agent(
+    "greeter-watch",
+    sensors=[ArgoRuns("greetings", labels={"workflows.argoproj.io/workflow-template": "greet"}, interval="1s")],
+    rules=[Threshold("greetings", ">", 5, name="too-many-greetings")],
+    interval="1s",
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def artefacts() -> Path:
+    folder = Path(os.environ.get("SCANFLOW_TEST_ARTEFACTS") or ROOT / "tmp" / "artefacts") / "ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def agent(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real agent process in the server's home (its API needs a token the server holds, the browser never)."""
+    folder = tmp_path_factory.mktemp("agent")
+    (folder / "uiagents.py").write_text(textwrap.dedent(AGENT_MODULE))
+    ready = folder / "ready.json"
+    env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "SCANFLOW_TRACKING": "0",
+           "SCANFLOW_PLATFORM": "local", "SCANFLOW_AGENT_TOKEN": AGENT_TOKEN, "SCANFLOW_PROMETHEUS_URL": "http://127.0.0.1:9"}  # fmt: skip
+    argv = [sys.executable, "-m", "scanflow_argo", "--home", str(served.settings.home), "agent", "run", "uiagents:agent",
+            "--port", "0", "--ready-file", str(ready)]  # fmt: skip
+    child = _proc.spawn(argv, name="agent", log=folder / "agent.log", env=env)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert child.alive(), child.tail(30)
+        assert time.monotonic() < deadline, child.tail(30)
+        time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCANFLOW_AGENT_TOKEN", AGENT_TOKEN)  # the server proxies with it
+        yield json.loads(ready.read_text())["url"]
+    child.stop(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(served: Served) -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine: scripts/setup installs Debian's chromium and chromium-driver (as root)")
+    with served.client() as c:
+        assert c.post(f"/api/v1/workflow-templates/{NAMESPACE}", json={"template": greet_template()}).status_code == 200
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        context.set_default_timeout(30_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_log_in_submit_a_template_and_watch_it_succeed(served: Served, page: Any, artefacts: Path) -> None:
+    page.goto(served.url + "/workflows")
+    expect(page).to_have_url(re.compile(r".*/login\?next=(%2F|/)workflows$"))
+    page.screenshot(path=artefacts / "login.png")
+    page.fill("#token", served.token)
+    page.click("button[type=submit]")
+    expect(page.locator("#workflow-list")).to_be_visible()
+    page.screenshot(path=artefacts / "workflows-empty.png")
+
+    page.click("a[data-nav=templates]")
+    row = page.locator("tr[data-template=greet]")
+    expect(row).to_be_visible()
+    row.locator("button[data-submit=greet]").click()
+    dialog = page.locator("#submit-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#param-who")).to_have_value("world")  # the default, filled in
+    expect(dialog.locator("#param-mood")).to_have_value("happy")
+    assert dialog.locator("#param-mood option").all_inner_texts() == ["happy", "sad", "calm"]  # the enum, as a dropdown
+    expect(dialog.get_by_text("how to greet them")).to_be_visible()  # the description, as help
+    dialog.locator("#param-mood").select_option("sad")
+    page.screenshot(path=artefacts / "templates-submit-dialog.png")
+    dialog.locator("#submit-send").click()
+
+    expect(page).to_have_url(re.compile(rf".*/workflows/{NAMESPACE}/greet-[a-z0-9]+$"))  # submitting opens the run
+    name = page.url.rsplit("/", 1)[-1]
+    expect(page.locator("#workflow-phase [data-phase=Succeeded]")).to_be_visible()  # the events stream moved it
+    expect(page.locator("#graph g.node[data-node=say][data-phase=Succeeded]")).to_be_visible()
+    expect(page.locator("#graph g.node[data-node=sign][data-phase=Succeeded]")).to_be_visible()
+
+    def row_of(node: str) -> float:  # the graph's layers go down: a task is drawn below what it depends on
+        transform = page.locator(f"#graph g.node[data-node={node}]").get_attribute("transform") or ""
+        return float(transform.rsplit(",", 1)[-1].rstrip(")"))
+
+    assert row_of(name) < row_of("say") < row_of("sign")
+    page.locator("#graph g.node[data-node=say]").click()
+    panel = page.locator("#node-panel")
+    expect(panel.locator("pre.logs")).to_contain_text("hello world, sad")
+    expect(panel).to_contain_text(f"{name}-say-")  # the pod
+    page.screenshot(path=artefacts / "workflow.png", full_page=True)
+    if os.environ.get("SCANFLOW_UPDATE_SCREENSHOTS"):
+        shutil.copy(artefacts / "workflow.png", ROOT / "docs" / "ui-workflow.png")
+
+    page.click("a[data-nav=workflows]")
+    expect(page.locator(f"#workflow-list tr[data-name={name}] [data-phase=Succeeded]")).to_be_visible()
+    page.select_option("#filter-phase", "Failed")
+    expect(page.locator("#workflow-list tr[data-name]")).to_have_count(0)
+    page.select_option("#filter-phase", "Succeeded")
+    expect(page.locator(f"#workflow-list tr[data-name={name}]")).to_be_visible()
+    page.screenshot(path=artefacts / "workflows.png")
+
+    page.click("a[data-nav=deployments]")
+    expect(page.locator("#no-deployments")).to_be_visible()
+    page.screenshot(path=artefacts / "deployments.png")
+
+
+def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefacts: Path) -> None:
+    def paused() -> bool:
+        status = httpx.get(agent + "/status", headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=5).json()
+        return bool(status["paused"])
+
+    page.goto(served.url + "/agents")
+    card = page.locator("[data-agent=greeter-watch]")
+    expect(card.locator("[data-rule=too-many-greetings]")).to_contain_text("ok")
+    card.locator("button.agent-pause").click()
+    expect(card.locator(".badge-paused")).to_be_visible()
+    assert paused()
+    page.screenshot(path=artefacts / "agents.png", full_page=True)
+    card.locator("button.agent-resume").click()
+    expect(card.locator(".badge-paused")).to_have_count(0)
+    assert not paused()
+    expect(card.locator("table.decisions")).to_be_visible()
+    assert AGENT_TOKEN not in page.content() and served.token not in page.content()

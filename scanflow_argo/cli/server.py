@@ -56,7 +56,7 @@ def server(args: argparse.Namespace, settings: Settings) -> int:
         token = read_token(settings)
         if token is None:
             raise SetupError(
-                f"no token yet in {token_path(settings)}: start the server once (`scanflow-argo server`) to create it"
+                f"there is no server token in {token_path(settings)} yet; start the server once (`scanflow-argo server`) to create it"
             )
         print(token)
         return 0

@@ -208,32 +208,31 @@ def string_list(body: Mapping[str, Any], key: str) -> list[str]:
 
 def clean_fields(doc: Any, spec: str | None, prefix: str = "") -> Any:
     """Keep (``a.b,c``) or drop (``-a.b,c``) dotted paths of ``doc``, as Argo's ``fields`` parameter does
-    (``util/fields``); ``prefix`` is removed from each path first (watch events: ``result.object.``)."""
+    (``util/fields``); ``prefix`` is removed from each path first. Only the branches that hold a listed
+    path are walked: the rest is kept (or dropped) whole."""
     if not spec:
         return doc
     exclude = spec.startswith("-")
     paths = {p.strip().removeprefix(prefix) for p in spec.lstrip("-").split(",") if p.strip()}
-    return _process(doc, (), paths, exclude)
+    parents = {p.rsplit(".", n)[0] for p in paths for n in range(1, p.count(".") + 1)}
+    return _process(doc, "", paths, parents, exclude)
 
 
-def _process(value: Any, path: tuple[str, ...], paths: set[str], exclude: bool) -> Any:
+def _process(value: Any, path: str, paths: set[str], parents: set[str], exclude: bool) -> Any:
     if isinstance(value, list):
-        return [_process(v, path, paths, exclude) for v in value]
+        return [_process(v, path, paths, parents, exclude) for v in value]
     if not isinstance(value, dict):
         return value
     out = {}
     for key, sub in value.items():
-        here = ".".join((*path, key))
-        listed = here in paths
-        if exclude:
-            if listed:
-                continue
-            out[key] = _process(sub, (*path, key), paths, exclude)
-        else:
-            if listed:
+        here = f"{path}.{key}" if path else key
+        if here in paths:
+            if not exclude:
                 out[key] = sub
-            elif any(p.startswith(here + ".") for p in paths):
-                out[key] = _process(sub, (*path, key), paths, exclude)
+        elif here in parents:
+            out[key] = _process(sub, here, paths, parents, exclude)
+        elif exclude:
+            out[key] = sub
     return out
 
 

@@ -171,11 +171,28 @@ class Scenario:
         )
         self.console.log(f"MLflow {mlflow.url}, Prometheus {self.prometheus.url}, state in {self.home}")
         self.platform = get_platform(self.settings)
+        self._serve_ui(stack)
         service = self._apply_application()
         stack.callback(self._stop_runs)
         self._train_first_model()
         self._serve(service, stack)
         self._start_agents(stack)
+
+    def _serve_ui(self, stack: contextlib.ExitStack) -> None:
+        """The Argo Server API and web UI on the demo's state (port 2746 when free): watch it happen in a browser."""
+        from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
+
+        token = load_or_create_token(self.settings)
+        try:
+            server = ArgoServer(self.platform, self.settings, token, ServerOptions(port=2746)).start()
+        except SetupError:  # 2746 is taken (another server): any free port
+            server = ArgoServer(self.platform, self.settings, token, ServerOptions(port=0)).start()
+        stack.callback(server.stop)
+        self.ports["ui"] = server.port
+        self.console.print(  # one line, never wrapped: people and scripts copy the address from it
+            f"[bold]UI and Argo Server API at {server.url}[/] (token: scanflow-argo --home {self.home} server token)",
+            soft_wrap=True,
+        )
 
     def _apply_application(self) -> dict[str, Any]:
         """Apply ``pipelines.mnist:app`` as ``scanflow-argo apply`` does (its WorkflowTemplates with this

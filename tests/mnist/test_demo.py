@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,9 @@ def test_quick_scenario_agents_act_and_accuracy_recovers(tmp_path: Path, serving
         timeout=1400,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert re.search(r"UI and Argo Server API at http://127\.0\.0\.1:\d+", proc.stdout), proc.stdout[
+        :4000
+    ]  # watch it in a browser
     report = json.loads((out / "report.json").read_text())
     summary, timeline = report["summary"], report["timeline"]
     assert (out / "index.html").read_text().count("data:image/png;base64,") == 1

@@ -124,7 +124,24 @@ def greet_template(name: str = "greet", namespace: str = NAMESPACE) -> dict[str,
                     "dag": {
                         "tasks": [
                             {"name": "say", "template": "say"},
-                            {"name": "sign", "template": "sign", "dependencies": ["say"]},
+                            {
+                                "name": "sign",
+                                "template": "echo",
+                                "dependencies": ["say"],
+                                "arguments": {"parameters": [{"name": "text", "value": "signed"}]},
+                            },
+                            {
+                                "name": "count",
+                                "template": "echo",
+                                "dependencies": ["say"],
+                                "arguments": {"parameters": [{"name": "text", "value": "counted"}]},
+                            },
+                            {
+                                "name": "thank",
+                                "template": "echo",
+                                "depends": "sign && count.Succeeded",
+                                "arguments": {"parameters": [{"name": "text", "value": "thanks"}]},
+                            },
                         ]
                     },
                 },
@@ -135,7 +152,11 @@ def greet_template(name: str = "greet", namespace: str = NAMESPACE) -> dict[str,
                         "command": ["sh", "-c", "echo hello {{workflow.parameters.who}}, {{workflow.parameters.mood}}"],
                     },
                 },
-                {"name": "sign", "container": {"image": "alpine:3", "command": ["sh", "-c", "echo signed"]}},
+                {
+                    "name": "echo",
+                    "inputs": {"parameters": [{"name": "text"}]},
+                    "container": {"image": "alpine:3", "command": ["sh", "-c", "echo {{inputs.parameters.text}}"]},
+                },
             ],
         },
     }

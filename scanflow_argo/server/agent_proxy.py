@@ -3,9 +3,9 @@
 Agents of this home are the folders ``<home>/agents/<name>/``; a running agent advertises its API in
 ``endpoint.json`` (``agents/api.py``). Everything goes through the agent's own HTTP API, server-side:
 ``GET /status`` (rules with ``firing``/``since``, sensors, pause state), ``GET /decisions``, ``POST
-/pause``, ``/resume``, ``/trigger/{sensor}``, with ``Authorization: Bearer`` and the token read from the
-variable ``settings.agent.token_env`` names — in this process's environment, never in a response, so
-the token never reaches the browser. An agent that is not running still shows its audit log, read
+/pause``, ``/resume``, ``/trigger/{sensor}``, with ``Authorization: Bearer`` and the agents' token as
+their callers find it (``agents.auth.client_token``: the variable ``settings.agent.token_env`` names, else
+the home's token file) — read by this process, never put in a response, so it never reaches the browser. An agent that is not running still shows its audit log, read
 from its folder. Each rule's state is summarised as Scanflow's: ``firing``, ``pending`` (its condition
 holds, its ``for`` window has not passed) or ``ok``.
 """
@@ -23,6 +23,7 @@ import httpx
 from aiohttp import web
 
 from .._proc import cmdline_of
+from ..agents.auth import client_token
 from ..agents.runtime import agent_dir
 from ..agents.state import AuditLog
 from ..errors import redact
@@ -77,7 +78,7 @@ class AgentsApi:
         return url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        token = self._environ.get(self.settings.agent.token_env)
+        token = client_token(self.settings, self._environ)
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _call(self, method: str, url: str, what: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -95,7 +96,7 @@ class AgentsApi:
             code = {401: Codes.PERMISSION_DENIED, 404: Codes.NOT_FOUND, 503: Codes.UNAVAILABLE}.get(
                 resp.status_code, Codes.INTERNAL
             )
-            hint = f" (set {self.settings.agent.token_env} for the server)" if resp.status_code == 401 else ""
+            hint = f" (give the server the agent's token: {self.settings.agent.token_env})" if resp.status_code == 401 else ""
             raise ApiError(code, redact(f"{what}: the agent answered HTTP {resp.status_code}: {message or ''}{hint}"))
         return body
 

@@ -112,12 +112,14 @@ def build_app(
     clock: Clock | None = None,
     linter: Linter | None = None,
     poll: float | None = None,
+    loopback_only: bool = True,
 ) -> web.Application:
-    """The application serving ``platform``; ``token`` None disables authentication (loopback only)."""
+    """The application serving ``platform``; ``token`` None disables authentication (loopback only);
+    ``loopback_only``: the server listens on a loopback address, so only loopback ``Host`` names are answered."""
     clock = clock or SystemClock()
     linter = linter or Linter()
     watcher = RunWatcher(platform, **({"interval": poll} if poll else {}))
-    app = web.Application(middlewares=[_errors, auth_middleware(token), _version], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[_errors, auth_middleware(token, loopback_only), _version], client_max_size=MAX_BODY)
     app[WATCHER] = watcher
     ns = namespace or settings.kubernetes.namespace
 
@@ -215,7 +217,14 @@ class ArgoServer:
         return context
 
     async def _start(self) -> None:
-        app = build_app(self.platform, self.settings, self.token, namespace=self.options.namespace, **self._app_args)
+        app = build_app(
+            self.platform,
+            self.settings,
+            self.token,
+            namespace=self.options.namespace,
+            loopback_only=self.loopback,
+            **self._app_args,
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, ssl_context=self._ssl())

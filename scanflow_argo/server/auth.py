@@ -6,13 +6,14 @@ wrong token is ``Unauthenticated`` (HTTP 401) and the answer carries no version 
 token is generated on the first start into ``<home>/server/token`` (mode 0600, never logged), checked
 in constant time on every call, and ``scanflow-argo server token`` prints it. The UI's login page
 puts it in an ``HttpOnly``, ``SameSite=Strict`` cookie; a write authenticated only by that cookie must
-come from the server's own origin (no cross-site request reaches the API with it).
+come from the server's own origin (no cross-site request reaches the API with it). Listening on
+loopback only, a request naming another ``Host`` is refused (a DNS-rebinding page), as the project's
+other servers do (``httpguard``).
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..errors import SetupError
+from ..httpguard import is_loopback, refusal
 from ..settings import Settings
 from .http import Codes, error_response
 
@@ -78,15 +80,6 @@ def load_or_create_token(settings: Settings) -> str:
     return token
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond this machine without a token."""
     if token is None and not is_loopback(host):
@@ -123,12 +116,16 @@ def same_origin(request: web.Request) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def auth_middleware(token: str | None) -> Middleware:
-    """Every call but ``OPEN_PATHS`` needs the token; pages redirect to the login page instead of 401."""
+def auth_middleware(token: str | None, loopback_only: bool) -> Middleware:
+    """Every call but ``OPEN_PATHS`` needs the token; pages redirect to the login page instead of 401. A
+    server listening on loopback only also refuses foreign ``Host`` names (DNS rebinding, ``httpguard``)."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
+        refused = refusal(request.headers.get("Host"), None, loopback_only)
+        if refused is not None:
+            return error_response(Codes.PERMISSION_DENIED, refused)
         if token is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await handler(request)
         given, from_cookie = given_token(request)

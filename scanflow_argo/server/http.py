@@ -28,11 +28,13 @@ from ..errors import (
     InvalidRequest,
     NotFoundError,
     PlatformError,
+    RequestError,
     ScanflowError,
     SpecError,
     UnavailableError,
     redact,
 )
+from ..httpguard import load_json
 
 __all__ = [
     "MAX_BODY",
@@ -178,10 +180,10 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     raw = b"".join(chunks)
     if not raw.strip():
         return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ApiError(Codes.INVALID_ARGUMENT, f"the request body is not valid JSON: {err}") from err
+    try:  # nested at most MAX_DEPTH levels, finite numbers only, as every server of this project
+        doc = load_json(raw, what="the request body")
+    except RequestError as err:
+        raise ApiError(Codes.INVALID_ARGUMENT, str(err)) from err
     if not isinstance(doc, dict):
         raise ApiError(Codes.INVALID_ARGUMENT, f"the request body must be a JSON object, not {type(doc).__name__}")
     return doc

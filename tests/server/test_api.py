@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
+from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ BAD_REQUESTS = [
     ("GET", f"/api/v1/workflows/{NS}/..%2F..%2Fserver%2Ftoken", None, 400, 3, "not a valid Kubernetes object name"),
     ("GET", f"/api/v1/workflows/{NS}/.index.json", None, 400, 3, "not a valid Kubernetes object name"),
     ("POST", f"/api/v1/workflows/{NS}", {}, 400, 3, "workflow body not specified"),
-    ("POST", f"/api/v1/workflows/{NS}", "{not json", 400, 3, "not valid JSON"),
+    ("POST", f"/api/v1/workflows/{NS}", "{not json", 400, 3, "is not JSON"),
     ("POST", f"/api/v1/workflows/{NS}", [1, 2], 400, 3, "must be a JSON object"),
     ("POST", f"/api/v1/workflows/{NS}", {"workflow": shell_workflow("x") | {"spec": {"templates": []}}}, 400, 3, "entrypoint"),
     ("POST", f"/api/v1/workflows/{NS}/submit", {"resourceKind": "Pod", "resourceName": "x"}, 400, 3,
@@ -96,6 +96,21 @@ def test_bad_requests_get_argos_error_shape_and_status(
     got = error_of(resp)
     assert got[:2] == (status, code), got
     assert message in got[2]
+
+
+def test_hostile_bodies_and_rebinding_hosts_are_refused(served: Served) -> None:
+    """As every server of the project (``httpguard``): JSON nested past 64 levels or with non-finite numbers
+    is a 400, and on loopback a foreign ``Host`` (a DNS-rebinding page) is refused even with the token."""
+    with served.client() as c:
+        deep = c.post(f"/api/v1/workflows/{NS}/lint", content="[" * 100 + "]" * 100, headers={"Content-Type": "application/json"})
+        assert error_of(deep)[:2] == (400, 3) and "nested more than 64" in error_of(deep)[2]
+        nan = c.post(
+            f"/api/v1/workflows/{NS}/lint", content='{"workflow": {"x": NaN}}', headers={"Content-Type": "application/json"}
+        )
+        assert error_of(nan)[:2] == (400, 3) and "NaN" in error_of(nan)[2]
+        rebound = c.get(f"/api/v1/workflows/{NS}", headers={"Host": "attacker.example:2746"})
+        assert error_of(rebound)[:2] == (403, 7) and "DNS rebinding" in error_of(rebound)[2]
+        assert c.get(f"/api/v1/workflows/{NS}", headers={"Host": f"localhost:{served.server.port}"}).status_code == 200
 
 
 def test_oversized_body_is_refused_before_it_is_read_whole(served: Served) -> None:

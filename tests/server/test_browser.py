@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import NAMESPACE, Served, greet_template
 from playwright.sync_api import expect, sync_playwright
+from server_helpers import NAMESPACE, Served, greet_template
 
 from scanflow_argo import _proc
 

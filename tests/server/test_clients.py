@@ -21,10 +21,10 @@ from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_lint_request im
 from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_template_create_request import (
     IoArgoprojWorkflowV1alpha1WorkflowTemplateCreateRequest,
 )
-from conftest import NAMESPACE, Served, greet_template, shell_workflow
 from hera.exceptions import BadRequest, NotFound
 from hera.workflows import Container, Parameter, Workflow, WorkflowsService, WorkflowTemplate
 from hera.workflows import models as m
+from server_helpers import NAMESPACE, Served, greet_template, shell_workflow
 
 from scanflow_argo.platform.kubernetes import KubernetesPlatform
 

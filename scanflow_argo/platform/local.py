@@ -273,8 +273,9 @@ class LocalPlatform:
         return self._index
 
     def change_feed(self) -> RunsIndex:
-        """A feed of run changes of its own (the Argo Server's watch streams read one)."""
-        return RunsIndex(self.runs_dir)
+        """A feed of run changes of its own (the Argo Server's watch streams read one); it reads the index
+        file as a cache and leaves writing it to listing."""
+        return RunsIndex(self.runs_dir, persist=False)
 
     def list_workflows(
         self, namespace: str | None = None, selector: LabelSelector | None = None, *, full: bool = False
@@ -347,7 +348,18 @@ class LocalPlatform:
                 raise InvalidRequest("cannot suspend completed workflows")
             # Argo answers this one as an internal error (util.AlreadyShutdownError), not a bad request
             raise PlatformError(f'cannot {verb} a completed workflow: workflow: "{name}", namespace: "{ns}"')
-        return run_dir, doc, self.engine_pid(run_dir)
+        return run_dir, doc, self._engine_pid_soon(run_dir)
+
+    def _engine_pid_soon(self, run_dir: Path, timeout: float = 10.0) -> int | None:
+        """The engine's pid; a run just submitted gets a moment for its engine to start (None: it has none)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = self.engine_pid(run_dir)
+            if pid is not None or time.monotonic() > deadline:
+                return pid
+            if (run_dir / "engine.lock").exists() and control.engine_lock_free(run_dir):
+                return None  # it ran and ended (or died): nothing is starting
+            time.sleep(0.02)
 
     def suspend(self, name: str) -> dict[str, Any]:
         """Argo's suspend: no node starts until ``resume`` (the engine is frozen; running nodes go on)."""
@@ -378,16 +390,15 @@ class LocalPlatform:
             raise InvalidRequest(f"shutdown strategy {strategy!r}: use Stop or Terminate")
         run_dir, doc, pid = self._live(name, "shutdown")
         control.write_control(run_dir, shutdown=strategy, suspend=None)
-        if strategy == "Stop":
-            if pid is None:
-                raise PlatformError(f"run {name!r} has no engine running: resume it, or terminate it")
+        if strategy == "Stop" and pid is not None:
             control.signal_engine(pid, signal.SIGTERM)
             control.signal_engine(pid, signal.SIGCONT)  # a suspended engine must run to stop
             return self.get_workflow(name)
         if pid is not None:
             control.kill_engine(run_dir, pid)
             doc = read_run(run_dir) or doc
-        _write_status(run_dir, control.terminated_document(doc, iso(self.clock.now())))
+        # no engine (any more): the run is closed here, as Argo's controller closes it (no exit handler runs)
+        _write_status(run_dir, control.terminated_document(doc, iso(self.clock.now()), strategy))
         self.runs_index.refresh()
         return self.get_workflow(name)
 

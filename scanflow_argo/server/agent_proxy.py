@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
@@ -27,6 +28,7 @@ from ..agents.auth import client_token
 from ..agents.runtime import agent_dir
 from ..agents.state import AuditLog
 from ..errors import redact
+from ..httpguard import is_loopback
 from ..settings import Settings
 from .http import ApiError, Codes, json_response, name_param, query_int, valid_name
 
@@ -73,8 +75,8 @@ class AgentsApi:
             url, pid = str(doc["url"]), int(doc["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if cmdline_of(pid) is None or not url.startswith("http://"):
-            return None
+        if cmdline_of(pid) is None or not url.startswith("http://") or not is_loopback(urlsplit(url).hostname or ""):
+            return None  # only a live agent of this machine ever gets the token
         return url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:

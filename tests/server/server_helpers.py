@@ -63,7 +63,7 @@ def shell_workflow(script: str, generate: str = "t-", **meta: Any) -> dict[str, 
     }
 
 
-def steps_workflow(second: str = "exit 0", generate: str = "steps-") -> dict[str, Any]:
+def steps_workflow(second: str = "exit 0", generate: str = "steps-", first: str = "echo one done") -> dict[str, Any]:
     """Two steps one after the other: ``one`` prints, ``two`` runs ``second`` (``exit 1`` to fail it)."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -73,7 +73,7 @@ def steps_workflow(second: str = "exit 0", generate: str = "steps-") -> dict[str
             "entrypoint": "main",
             "templates": [
                 {"name": "main", "steps": [[{"name": "one", "template": "one"}], [{"name": "two", "template": "two"}]]},
-                {"name": "one", "container": {"image": "alpine:3", "command": ["sh", "-c", "echo one done"]}},
+                {"name": "one", "container": {"image": "alpine:3", "command": ["sh", "-c", first]}},
                 {"name": "two", "container": {"image": "alpine:3", "command": ["sh", "-c", f"echo two; {second}"]}},
             ],
         },

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
+from scanflow_argo.platform._local import control
+
 pytestmark = pytest.mark.slow
 
 NS = NAMESPACE
@@ -234,6 +236,31 @@ def test_stop_runs_exit_handlers_and_refuses_finished_runs(served: Served, finis
         assert error_of(c.put(f"/api/v1/workflows/{NS}/{finished}/retry"))[2] == (
             "To retry a succeeded workflow, set the options restartSuccessful and nodeFieldSelector"
         )
+
+
+def test_suspend_holds_the_next_node_until_resume(served: Served) -> None:
+    """Argo's ``spec.suspend``: no new node starts while it is set — here suspended the moment it is created,
+    before its engine has started; the running step finishes, the next one waits for ``resume``."""
+    name = create(served, steps_workflow(first="sleep 1"))["metadata"]["name"]
+    with served.client() as c:
+        assert c.put(f"/api/v1/workflows/{NS}/{name}/suspend").json()["spec"]["suspend"] is True
+        time.sleep(3)
+        doc = c.get(f"/api/v1/workflows/{NS}/{name}").json()
+        assert doc["status"]["phase"] in ("Pending", "Running") and doc["spec"]["suspend"] is True
+        assert "two" not in {n["displayName"] for n in doc["status"].get("nodes", {}).values()}
+        assert c.put(f"/api/v1/workflows/{NS}/{name}/resume").status_code == 200
+    assert served.wait(name)["status"]["phase"] == "Succeeded"
+
+
+def test_stop_closes_a_run_whose_engine_is_gone(served: Served) -> None:
+    name = create(served, shell_workflow("sleep 60", generate="orphan-"))["metadata"]["name"]
+    served.wait(name, phases=("Running",))
+    run_dir = served.platform.run_dir(name)
+    control.kill_engine(run_dir, served.platform.engine_pid(run_dir))  # the engine died (with its pod)
+    with served.client() as c:
+        stopped = c.put(f"/api/v1/workflows/{NS}/{name}/stop")
+    assert stopped.status_code == 200, stopped.text
+    assert (stopped.json()["status"]["phase"], stopped.json()["status"]["message"]) == ("Failed", "Stopped with strategy 'Stop'")
 
 
 def test_retry_reruns_what_failed_and_keeps_what_succeeded(served: Served) -> None:

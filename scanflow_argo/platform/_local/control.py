@@ -49,7 +49,6 @@ __all__ = [
 
 LABEL_RESUBMITTED_FROM = "workflows.argoproj.io/resubmitted-from-workflow"
 """Argo's ``common.LabelKeyPreviousWorkflowName``: the run a resubmitted one came from."""
-TERMINATE_MESSAGE = "Stopped with strategy 'Terminate'"
 _FULFILLED = frozenset({"Succeeded", "Failed", "Error", "Skipped", "Omitted"})
 _KEEP_ON_RETRY = frozenset({"Succeeded", "Skipped", "Omitted"})
 _NOT_CARRIED = frozenset({LABEL_PHASE, LABEL_COMPLETED, "workflows.argoproj.io/creator"})
@@ -136,17 +135,19 @@ def kill_engine(run_dir: Path, pid: int, timeout: float = 10.0) -> None:
 # -- documents -----------------------------------------------------------------------------------
 
 
-def terminated_document(doc: Mapping[str, Any], now: str) -> dict[str, Any]:
-    """The status after Argo's terminate: the run and every unfinished node Failed, no exit handler."""
+def terminated_document(doc: Mapping[str, Any], now: str, strategy: str = "Terminate") -> dict[str, Any]:
+    """The status after Argo's shutdown with ``strategy`` and no engine left to run an exit handler: the run
+    and every unfinished node Failed, ``Stopped with strategy '<strategy>'``."""
+    message = f"Stopped with strategy '{strategy}'"
     out = copy.deepcopy(dict(doc))
     status = out.setdefault("status", {})
     for node in (status.get("nodes") or {}).values():
         if node.get("phase") not in _FULFILLED:
             node["phase"] = "Failed"
-            node["message"] = TERMINATE_MESSAGE
+            node["message"] = message
             node["finishedAt"] = now
     status["phase"] = "Failed"
-    status["message"] = TERMINATE_MESSAGE
+    status["message"] = message
     status["finishedAt"] = now
     return out
 

@@ -120,8 +120,9 @@ class RunsIndex:
     Changes are reported against this object's own previous view (its first refresh reports every
     run as ``ADDED``), whatever other processes did to the shared index file meanwhile."""
 
-    def __init__(self, runs_dir: Path) -> None:
+    def __init__(self, runs_dir: Path, persist: bool = True) -> None:
         self.runs_dir = runs_dir
+        self.persist = persist  # write the index file when something changed (a watch's own feed only reads it)
         self.path = runs_dir / ".index.json"
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] | None = None
@@ -189,7 +190,7 @@ class RunsIndex:
             if not first:
                 changes += [Change("DELETED", n, e["summary"]) for n, e in before.items() if n not in entries]
             self._entries = entries
-            if stale_file or set(cache) != set(entries):
+            if self.persist and (stale_file or set(cache) != set(entries)):
                 self._save(entries)
             return changes
 

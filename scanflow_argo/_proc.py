@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -144,10 +144,11 @@ def _group_alive(pgid: int) -> bool:
     return _has_live_member(pgid)
 
 
-def _has_live_member(pgid: int) -> bool:
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    """Each process's pid and the fields of ``/proc/PID/stat`` after the command name (state, ppid, pgrp, …)."""
     proc = Path("/proc")
     if not proc.exists():
-        return True
+        return
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -155,29 +156,18 @@ def _has_live_member(pgid: int) -> bool:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # fields after the ")" of the command name: state ppid pgrp ...
-        rest = stat.rsplit(")", 1)[-1].split()
-        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != "Z":
-            return True
-    return False
+        yield int(entry.name), stat.rsplit(")", 1)[-1].split()
+
+
+def _has_live_member(pgid: int) -> bool:
+    if not Path("/proc").exists():
+        return True
+    return any(len(rest) > 2 and int(rest[2]) == pgid and rest[0] != "Z" for _, rest in _processes())
 
 
 def children_of(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc; empty where /proc is missing)."""
-    out: list[int] = []
-    proc = Path("/proc")
-    if not proc.exists():
-        return out
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            rest = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if len(rest) > 1 and int(rest[1]) == pid:
-            out.append(int(entry.name))
-    return out
+    return [child for child, rest in _processes() if len(rest) > 1 and int(rest[1]) == pid]
 
 
 def wait_http(url: str, timeout: float, child: Child | None = None, expect: int = 200) -> None:

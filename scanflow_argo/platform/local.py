@@ -357,7 +357,7 @@ class LocalPlatform:
             pid = self.engine_pid(run_dir)
             if pid is not None or time.monotonic() > deadline:
                 return pid
-            if (run_dir / "engine.lock").exists() and control.engine_lock_free(run_dir):
+            if _engine_exited(run_dir):
                 return None  # it ran and ended (or died): nothing is starting
             time.sleep(0.02)
 
@@ -623,19 +623,8 @@ def _pods_under(run: RunStatus, top: Any) -> list[Any]:
 
 
 def _engine_exited(run_dir: Path) -> bool:
-    """True when the run has been started before (a log exists) and no engine holds its lock."""
-    import fcntl
-
-    lock = run_dir / "engine.lock"
-    if not lock.exists():
-        return False
-    with open(lock) as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return True
+    """True when the run has been started before (a lock exists) and no engine holds its lock."""
+    return (run_dir / "engine.lock").exists() and control.engine_lock_free(run_dir)
 
 
 def _container_log(node_dir: Path, container: str) -> Path | None:

@@ -105,7 +105,8 @@ class DeploymentsApi:
 
     async def metrics(self, request: web.Request) -> web.Response:
         name = name_param(request)
-        minutes = query_int(request, "minutes") or 10
+        given = query_int(request, "minutes")
+        minutes = 10 if given is None else given
         if not 1 <= minutes <= 24 * 60:
             raise ApiError(Codes.INVALID_ARGUMENT, f"minutes={minutes}: ask for 1 to 1440 minutes")
         return json_response(await asyncio.to_thread(self._series, name, minutes * 60.0))

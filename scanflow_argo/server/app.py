@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -132,8 +133,8 @@ def build_app(
                 "target": "_self",
             }
         ]
-        links += [{"name": "MLflow", "scope": "workflow-list", "url": resolve_uri(settings), "target": "_blank"}]
-        links += [{"name": "Prometheus", "scope": "workflow-list", "url": prometheus_url(settings), "target": "_blank"}]
+        for title, url in (("MLflow", resolve_uri(settings)), ("Prometheus", prometheus_url(settings))):
+            links.append({"name": title, "scope": "workflow-list", "url": _public_url(url), "target": "_blank"})
         return json_response({"managedNamespace": ns, "links": links, "modals": {}, "navColor": ""})
 
     async def version(_: web.Request) -> web.Response:
@@ -174,6 +175,12 @@ def build_app(
 
     app.on_shutdown.append(close_watcher)
     return app
+
+
+def _public_url(url: str) -> str:
+    """``url`` without the credentials it may carry (``https://user:pass@host`` → ``https://host``): for browsers."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])) if "@" in parts.netloc else url
 
 
 class ArgoServer:

@@ -23,7 +23,7 @@ from aiohttp import web
 from ..agents.runtime import prometheus_url, tracking_uri
 from ..agents.sensors import PrometheusReader, SensorError
 from ..clock import Clock
-from ..errors import ScanflowError
+from ..errors import ScanflowError, redact
 from ..platform.base import WorkflowAdmin
 from ..settings import Settings
 from ..spec.agent import PromQuery
@@ -126,4 +126,4 @@ class DeploymentsApi:
                 series[key] = []
                 if "no data" not in str(err):
                     errors[key] = str(err)
-        return {"series": series, "errors": errors, "prometheus": url, "window": WINDOW}
+        return {"series": series, "errors": errors, "prometheus": redact(url), "window": WINDOW}

@@ -449,7 +449,8 @@ def test_logs_of_every_pod_name_their_pod(served: Served) -> None:
     assert lines[0]["podName"].startswith(f"{name}-one-") and lines[1]["podName"].startswith(f"{name}-two-")
 
 
-def test_info_version_userinfo_and_no_secret_in_answers(served: Served) -> None:
+def test_info_version_userinfo_and_no_secret_in_answers(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://scientist:hunter2@mlflow.example:5000")
     with served.client() as c:
         info = c.get("/api/v1/info").json()
         assert info["managedNamespace"] == NS and {"MLflow", "Prometheus"} <= {link["name"] for link in info["links"]}
@@ -476,4 +477,5 @@ def test_info_version_userinfo_and_no_secret_in_answers(served: Served) -> None:
                 "/scanflow/api/deployments",
             )
         ]
-    assert all(served.token not in page for page in pages)
+    assert all(served.token not in page and "hunter2" not in page for page in pages)
+    assert {"name": "MLflow", "scope": "workflow-list", "url": "https://mlflow.example:5000", "target": "_blank"} in info["links"]

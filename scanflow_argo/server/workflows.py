@@ -46,6 +46,10 @@ LABEL_WORKFLOW_TEMPLATE = "workflows.argoproj.io/workflow-template"
 LABEL_CLUSTER_WORKFLOW_TEMPLATE = "workflows.argoproj.io/cluster-workflow-template"
 LABEL_CRON_WORKFLOW = "workflows.argoproj.io/cron-workflow"
 ANNOTATION_SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"
+NO_SUSPEND_NODES = (
+    "nodeFieldSelector picks suspend nodes that wait for a manual resume; the local engine runs none "
+    "(its suspend templates have a duration): act on the whole workflow instead"
+)
 _KINDS = {
     "WorkflowTemplate": ("workflowtemplate", "workflowtemplates", "wftmpl", "WorkflowTemplate"),
     "ClusterWorkflowTemplate": ("clusterworkflowtemplate", "clusterworkflowtemplates", "cwftmpl", "ClusterWorkflowTemplate"),
@@ -394,11 +398,7 @@ class WorkflowsApi:
     @staticmethod
     def _no_node_selector(body: Mapping[str, Any]) -> None:
         if body.get("nodeFieldSelector"):
-            raise ApiError(
-                Codes.INVALID_ARGUMENT,
-                "nodeFieldSelector picks suspend nodes that wait for a manual resume; the local engine runs none "
-                "(its suspend templates have a duration): act on the whole workflow instead",
-            )
+            raise ApiError(Codes.INVALID_ARGUMENT, NO_SUSPEND_NODES)
 
     async def stop(self, request: web.Request) -> web.Response:
         _, name, body = await self._verb_body(request)
@@ -440,5 +440,4 @@ class WorkflowsApi:
         _, _, body = await self._verb_body(request)
         if not body.get("nodeFieldSelector"):
             raise ApiError(Codes.INTERNAL, "'set' currently only targets suspend nodes, use a node field selector to target them")
-        self._no_node_selector(body)
-        raise AssertionError("unreachable")
+        raise ApiError(Codes.INVALID_ARGUMENT, NO_SUSPEND_NODES)

@@ -236,6 +236,10 @@ def test_stop_runs_exit_handlers_and_refuses_finished_runs(served: Served, finis
         assert error_of(c.put(f"/api/v1/workflows/{NS}/{finished}/retry"))[2] == (
             "To retry a succeeded workflow, set the options restartSuccessful and nodeFieldSelector"
         )
+        assert error_of(c.put(f"/api/v1/workflows/{NS}/{finished}/set", json={"phase": "Succeeded"}))[:2] == (500, 13)
+        assert (
+            "suspend nodes" in error_of(c.put(f"/api/v1/workflows/{NS}/{finished}/resume", json={"nodeFieldSelector": "id=x"}))[2]
+        )
 
 
 def test_suspend_holds_the_next_node_until_resume(served: Served) -> None:

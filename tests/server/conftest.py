@@ -4,20 +4,12 @@ private local platform, one per test module (helpers and manifests: ``server_hel
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from server_helpers import NAMESPACE, Served
+from server_helpers import NAMESPACE, Served, server_settings
 
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
-from scanflow_argo.settings import Settings
-
-
-def server_settings(home: Path) -> Settings:
-    s = Settings.from_env(environ={}).with_home(home)
-    return replace(s, tracking=replace(s.tracking, enabled=False), engine=replace(s.engine, parallelism=4))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ needs to reach a running server, and small Argo manifests."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,12 @@ from scanflow_argo.server import ArgoServer
 from scanflow_argo.settings import Settings
 
 NAMESPACE = "argo"
+
+
+def server_settings(home: Path) -> Settings:
+    """Settings of a server under test: its own home, no MLflow tracking, four nodes at once."""
+    s = Settings.from_env(environ={}).with_home(home)
+    return replace(s, tracking=replace(s.tracking, enabled=False), engine=replace(s.engine, parallelism=4))
 
 
 @dataclass

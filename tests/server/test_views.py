@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import server_settings
-from server_helpers import Served
+from server_helpers import Served, server_settings
 
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token

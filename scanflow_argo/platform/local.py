@@ -199,7 +199,7 @@ class LocalPlatform:
         status files of the runs that match are read)."""
         out: list[RunStatus] = []
         for summary in self.list_workflows(selector=LabelSelector.of(labels)):
-            with contextlib.suppress(NotFoundError, PlatformError):
+            with contextlib.suppress(PlatformError):  # deleted, or unreadable for now: as the old listing skipped it
                 out.append(RunStatus.from_workflow(self._read(summary["metadata"]["name"])))
         return out
 

@@ -180,7 +180,7 @@ class Scenario:
 
     def _serve_ui(self, stack: contextlib.ExitStack) -> None:
         """The Argo Server API and web UI on the demo's state (port 2746 when free): watch it happen in a browser."""
-        from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
+        from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token  # as the other servers: when set up
 
         token = load_or_create_token(self.settings)
         try:

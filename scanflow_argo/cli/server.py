@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import SetupError
 from ..settings import Settings
 
 __all__ = ["register"]
@@ -49,8 +50,13 @@ def register(sub: Any) -> None:
 
 
 def server(args: argparse.Namespace, settings: Settings) -> int:
-    from ..errors import SetupError
-    from ..server import ArgoServer, ServerOptions, load_or_create_token, read_token, token_path
+    from ..server import (  # CLI start-up: this command only
+        ArgoServer,
+        ServerOptions,
+        load_or_create_token,
+        read_token,
+        token_path,
+    )
 
     if args.action == "token":
         token = read_token(settings)
@@ -65,7 +71,7 @@ def server(args: argparse.Namespace, settings: Settings) -> int:
             "`scanflow-argo server` fronts the embedded default; on Kubernetes the cluster's Argo Server serves this API "
             "and its UI (kubectl -n argo port-forward svc/argo-server 2746:2746)"
         )
-    from ..platform.local import LocalPlatform
+    from ..platform.local import LocalPlatform  # CLI start-up: this command only (it loads the engine)
 
     token = load_or_create_token(settings) if args.auth_mode == "client" else None
     options = ServerOptions(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import platform as host_platform
+import signal
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -265,7 +266,6 @@ class ArgoServer:
 
     def run(self, ready: Callable[[ArgoServer], None] | None = None) -> None:
         """Serve in the foreground until Ctrl-C or SIGTERM."""
-        import signal
 
         async def main() -> None:
             loop = asyncio.get_running_loop()

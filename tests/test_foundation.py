@@ -151,3 +151,16 @@ def test_wait_http_reports_a_dead_child_with_its_log(tmp_path: Path) -> None:
     child = _proc.spawn([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], name="broken", log=tmp_path / "log")
     with pytest.raises(ScanflowError, match="broken exited with code 3"):
         _proc.wait_http(f"http://127.0.0.1:{_proc.free_port()}/", timeout=10, child=child)
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports a test module outside a package by its basename (rootdir ``prepend`` mode): two
+    ``test_cli.py`` in different folders stop the whole suite at collection. Folders without an
+    ``__init__.py`` must not share a test module name."""
+    root = Path(__file__).parent
+    seen: dict[str, Path] = {}
+    for path in sorted(root.rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue  # inside a package: imported by its dotted name
+        other = seen.setdefault(path.name, path)
+        assert other == path, f"{path.relative_to(root)} and {other.relative_to(root)} share a name: rename one"

@@ -21,12 +21,15 @@ def register(sub: Any) -> None:
         "compile",
         help="compile a Python Application into manifests (Argo, Seldon, Kubernetes)",
         description="Import MODULE, take its Application (attribute APP, default `app`), validate it, compile it "
-        "and write one YAML file per object plus kustomization.yaml to DIR. Schema checks run when the "
-        "schemas are found (--schemas, default ../shared/schemas).",
+        "and write one YAML file per object plus kustomization.yaml to DIR. Every object is checked as the API "
+        "server will check it: Argo's full CRDs with their CEL rules and the SeldonDeployment CRD (shipped with "
+        "scanflow-argo; --schemas DIR for other copies), Kubernetes built-ins with kubernetes-validate.",
     )
     p.add_argument("target", metavar="MODULE[:APP]", help="e.g. pipelines.mnist:app")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the manifests to")
-    p.add_argument("--schemas", metavar="DIR", help="folder with argo-workflows.schema.json and seldondeployment-crd.yaml")
+    p.add_argument(
+        "--schemas", metavar="DIR", help="check against the CRDs in DIR (or DIR/crds) instead of those shipped with scanflow-argo"
+    )
     p.add_argument("--no-schema-check", action="store_true", help="skip the schema checks")
     p.set_defaults(func=cmd_compile)
 
@@ -34,11 +37,15 @@ def register(sub: Any) -> None:
         "lint",
         help="lint Argo YAML files or folders offline (schema + graph checks)",
         description="Check every Workflow, WorkflowTemplate, CronWorkflow and ClusterWorkflowTemplate in the given "
-        "files and folders (multi-document YAML too) against Argo's schema and for graph errors: unknown "
-        "templates or dependencies, cycles, undefined references. Exit 1 listing every problem; 0 when clean.",
+        "files and folders (multi-document YAML too) as an Argo 4 API server would (the full CRDs, CEL rules "
+        "included; fields Argo 4 removed come with what to write instead) and for graph errors: unknown templates "
+        "or dependencies, cycles, undefined references, templateRef/workflowTemplateRef that resolve to nothing "
+        "among the files given and the templates applied (--home). Exit 1 listing every problem; 0 when clean.",
     )
     lint.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
-    lint.add_argument("--schemas", metavar="DIR", help="folder with argo-workflows.schema.json (default ../shared/schemas)")
+    lint.add_argument(
+        "--schemas", metavar="DIR", help="check against the CRDs in DIR (or DIR/crds) instead of those shipped with scanflow-argo"
+    )
     lint.set_defaults(func=cmd_lint)
 
 
@@ -74,14 +81,13 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
 
     app = load_app(args.target)
     objs = compile_app(app)
-    if not args.no_schema_check:
+    if args.no_schema_check:
+        print("schema checks skipped (--no-schema-check)", file=sys.stderr)
+    else:
         checker = SchemaChecker(args.schemas)
-        if checker.available:
-            checker.check(objs)
-        elif args.schemas:
-            checker.require()
-        else:
-            print(f"warning: schema checks skipped: no schemas in {checker.dir} (pass --schemas DIR)", file=sys.stderr)
+        checker.require()
+        checker.check(objs)
+        print(f"schema checks passed against {checker.describe()}", file=sys.stderr)
     written = write_manifests(objs, Path(args.output))
     print(f"compiled {app.name!r}: {len(objs)} objects -> {Path(args.output)} ({len(written)} files)")
     return 0
@@ -97,9 +103,8 @@ def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise ScanflowError(f"no such file or folder: {', '.join(missing)}")
-    report = lint_paths(args.paths, checker=checker)
-    if not report.schema_checked:
-        print(f"warning: schema checks skipped: no schemas in {checker.dir} (pass --schemas DIR)", file=sys.stderr)
+    report = lint_paths(args.paths, checker=checker, applied=settings.templates_dir)
+    print(f"schema checks against {report.schemas}", file=sys.stderr)
     for problem in report.problems:
         print(problem)
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CompileError
 from .graph import ARGO_KINDS, check_graph
 from .output import dump_yaml, file_name, write_manifests
-from .schema import SchemaChecker, check_manifests, default_schemas_dir
+from .schema import SchemaChecker, check_manifests
 
 if TYPE_CHECKING:
     from ..spec.application import Application
@@ -21,7 +21,6 @@ __all__ = [
     "check_graph",
     "check_manifests",
     "compile_app",
-    "default_schemas_dir",
     "dump_yaml",
     "file_name",
     "write_manifests",

@@ -3,6 +3,10 @@
 Unknown templates, duplicate or unknown task/step names, unknown dependencies, cycles, missing
 required arguments, and references to things that do not exist: ``{{inputs.parameters.x}}``,
 ``{{tasks.X.outputs.parameters.y}}``, ``{{steps.X...}}``, ``{{workflow.parameters.x}}``.
+With a ``TemplateIndex`` (the WorkflowTemplates and ClusterWorkflowTemplates known to the caller: every file
+linted together, the templates applied), ``templateRef`` and ``workflowTemplateRef`` are resolved too: a
+missing template is named, and a referenced template's required inputs are checked like a local one's —
+which Argo's own offline lint cannot do (it resolves nothing).
 Each problem names the object, the template and the task.
 """
 
@@ -14,7 +18,7 @@ from typing import Any
 
 from ..spec.validate import find_cycle
 
-__all__ = ["ARGO_KINDS", "check_graph", "workflow_spec"]
+__all__ = ["ARGO_KINDS", "TemplateIndex", "check_graph", "workflow_spec"]
 
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 _REF = re.compile(r"\{\{\s*(inputs|tasks|steps|workflow)\.([A-Za-z0-9_.\-]+?)\s*\}\}")
@@ -36,11 +40,54 @@ def _label(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{meta.get('name') or meta.get('generateName') or '?'}"
 
 
-def check_graph(obj: Mapping[str, Any]) -> list[str]:
-    """Every graph problem of one Argo object (empty when clean)."""
+class TemplateIndex:
+    """WorkflowTemplates (by namespace and name) and ClusterWorkflowTemplates (by name) that references resolve to.
+
+    ``sources`` names where they came from, for messages (``the files linted``, a templates folder)."""
+
+    def __init__(self, sources: str = "the files linted") -> None:
+        self.sources = sources
+        self._namespaced: dict[str, list[tuple[str | None, Mapping[str, Any]]]] = {}
+        self._cluster: dict[str, Mapping[str, Any]] = {}
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        if not isinstance(name, str):
+            return
+        if obj.get("kind") == "ClusterWorkflowTemplate":
+            self._cluster.setdefault(name, obj)
+        elif obj.get("kind") == "WorkflowTemplate":
+            self._namespaced.setdefault(name, []).append((meta.get("namespace"), obj))
+
+    def find(self, name: str, cluster_scope: bool, namespace: str | None) -> Mapping[str, Any] | None:
+        """The template a reference from ``namespace`` reaches (a namespace left out matches any)."""
+        if cluster_scope:
+            return self._cluster.get(name)
+        for ns, obj in self._namespaced.get(name, []):
+            if ns is None or namespace is None or ns == namespace:
+                return obj
+        return None
+
+    def missing(self, ref: Mapping[str, Any]) -> str:
+        kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
+        return (
+            f"no {kind} named {ref.get('name')!r} in {self.sources} — lint it together with the file that defines it, "
+            "or apply it first (scanflow-argo apply)"
+        )
+
+
+def check_graph(obj: Mapping[str, Any], index: TemplateIndex | None = None) -> list[str]:
+    """Every graph problem of one Argo object (empty when clean); ``index`` resolves template references."""
     spec = workflow_spec(obj)
     where = _label(obj)
     problems: list[str] = []
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    ref = spec.get("workflowTemplateRef")
+    if index is not None and isinstance(ref, Mapping) and ref.get("name"):
+        target = index.find(str(ref["name"]), bool(ref.get("clusterScope")), namespace)
+        if target is None:
+            problems.append(f"{where}: workflowTemplateRef: {index.missing(ref)}")
     templates_list = [t for t in spec.get("templates") or [] if isinstance(t, Mapping)]
     templates: dict[str, Mapping[str, Any]] = {}
     for t in templates_list:
@@ -61,12 +108,40 @@ def check_graph(obj: Mapping[str, Any]) -> list[str]:
     for hook in hooks:
         if isinstance(hook, Mapping) and hook.get("template") and hook["template"] not in templates:
             problems.append(f"{where}: hook template {hook['template']!r} is not a template")
+    refs = _Refs(index, namespace)
     for t in templates_list:
-        problems += _check_template(t, templates, globals_, f"{where}: template {t.get('name')!r}")
+        problems += _check_template(t, templates, globals_, f"{where}: template {t.get('name')!r}", refs)
     return problems
 
 
-def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str) -> list[str]:
+class _Refs:
+    """Resolves ``templateRef`` of calls in one object (nothing without an index)."""
+
+    def __init__(self, index: TemplateIndex | None, namespace: str | None) -> None:
+        self.index, self.namespace = index, namespace
+
+    def resolve(self, call: Mapping[str, Any], where: str) -> tuple[Mapping[str, Any] | None, list[str]]:
+        """(the referenced template, problems) for a call with ``templateRef``."""
+        ref = call.get("templateRef")
+        if self.index is None or not isinstance(ref, Mapping):
+            return None, []
+        owner = self.index.find(str(ref.get("name")), bool(ref.get("clusterScope")), self.namespace)
+        if owner is None:
+            return None, [f"{where}: templateRef {ref.get('name')}/{ref.get('template')}: {self.index.missing(ref)}"]
+        named = {t.get("name"): t for t in workflow_spec(owner).get("templates") or [] if isinstance(t, Mapping)}
+        target = named.get(ref.get("template"))
+        if target is None:
+            return None, [
+                f"{where}: templateRef {ref.get('name')}/{ref.get('template')}: {owner.get('kind')} {ref.get('name')!r} has no "
+                f"template {ref.get('template')!r} — use one of: {', '.join(sorted(map(str, named)))}"
+            ]
+        return target, []
+
+
+def _check_template(
+    t: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str, refs: _Refs | None = None
+) -> list[str]:
+    refs = refs or _Refs(None, None)
     problems: list[str] = []
     calls: list[tuple[str, Mapping[str, Any]]] = []
     names: set[str] = set()
@@ -96,8 +171,8 @@ def _check_template(t: Mapping[str, Any], templates: Mapping[str, Any], globals_
                     names.add(_name(s))
                     calls.append((f"{where}, step {s.get('name')!r}", s))
     for cw, call in calls:
-        problems += _check_call(call, templates, globals_, cw)
-    problems += _check_refs(t, names, templates, globals_, where)
+        problems += _check_call(call, templates, globals_, cw, refs)
+    problems += _check_refs(t, names, templates, globals_, where, refs)
     return problems
 
 
@@ -113,13 +188,22 @@ def _depends_names(depends: Any) -> list[str]:
     return out
 
 
-def _check_call(call: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str) -> list[str]:
+def _check_call(
+    call: Mapping[str, Any], templates: Mapping[str, Any], globals_: set[Any] | None, where: str, refs: _Refs
+) -> list[str]:
     if isinstance(call.get("inline"), Mapping):
-        return _check_template(call["inline"], templates, globals_, f"{where} (inline)")
-    name = call.get("template")
-    if not name or call.get("templateRef"):
-        return []
-    target = templates.get(name)
+        return _check_template(call["inline"], templates, globals_, f"{where} (inline)", refs)
+    name: str
+    if call.get("templateRef"):
+        target, problems = refs.resolve(call, where)
+        if target is None:
+            return problems
+        name = f"{call['templateRef'].get('name')}/{call['templateRef'].get('template')}"
+    else:
+        name = str(call.get("template") or "")
+        if not name:
+            return []
+        target = templates.get(name)
     if target is None:
         return [f"{where}: unknown template {name!r} — use one of: {', '.join(sorted(map(str, templates)))}"]
     args = call.get("arguments") or {}
@@ -155,7 +239,7 @@ def _strings(node: Any, skip_inline: bool = True) -> Iterator[str]:
 
 
 def _check_refs(
-    t: Mapping[str, Any], names: set[str], templates: Mapping[str, Any], globals_: set[Any] | None, where: str
+    t: Mapping[str, Any], names: set[str], templates: Mapping[str, Any], globals_: set[Any] | None, where: str, refs: _Refs
 ) -> list[str]:
     inputs = t.get("inputs") or {}
     in_params = {p.get("name") for p in inputs.get("parameters") or []}
@@ -194,7 +278,7 @@ def _check_refs(
                 elif parts[0] not in names:
                     problems.add(f"{where}: undefined reference {{{{{kind}.{path}}}}} — no {kind[:-1]} named {parts[0]!r}")
                 else:
-                    problems.update(_check_output_ref(kind, parts, calls.get(parts[0]), templates, where))
+                    problems.update(_check_output_ref(kind, parts, calls.get(parts[0]), templates, where, refs))
     return sorted(problems)
 
 
@@ -215,13 +299,16 @@ def _calls_by_name(t: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def _check_output_ref(
-    kind: str, parts: list[str], call: Mapping[str, Any] | None, templates: Mapping[str, Any], where: str
+    kind: str, parts: list[str], call: Mapping[str, Any] | None, templates: Mapping[str, Any], where: str, refs: _Refs
 ) -> list[str]:
-    """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is local."""
+    """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is known."""
     if call is None or len(parts) < 4 or parts[1] != "outputs" or parts[2] not in ("parameters", "artifacts"):
         return []
-    target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(_name(call, "template"))
-    if target is None or call.get("templateRef"):
+    if call.get("templateRef"):
+        target = refs.resolve(call, where)[0]  # a missing one is reported once, by _check_call
+    else:
+        target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(_name(call, "template"))
+    if target is None:
         return []
     declared = {o.get("name") for o in (target.get("outputs") or {}).get(parts[2]) or []}
     if parts[3] in declared:

@@ -1,31 +1,38 @@
 """Lint Argo YAML offline — compiled or hand-written, multi-document files, whole folders.
 
-Each ``Workflow``/``WorkflowTemplate``/``CronWorkflow``/``ClusterWorkflowTemplate`` document gets
-Argo's JSON schema (when the schemas are available) and the graph checks of ``compile.graph``.
+Each ``Workflow``/``WorkflowTemplate``/``CronWorkflow``/``ClusterWorkflowTemplate`` document is checked the
+way the API server of an Argo 4 cluster would check it (the full CRD, CEL rules included: ``compile.schema``),
+plus the graph checks of ``compile.graph``, with ``templateRef``/``workflowTemplateRef`` resolved across every
+file given and the templates applied (a folder of them: the local platform's ``<home>/templates``). Fields Argo 4
+removed (a CronWorkflow's ``schedule``, ``synchronization.mutex``/``semaphore``) are reported with what to write
+instead, as ``argo convert`` rewrites them (argoproj/argo-workflows ``workflow/convert/legacy_types.go``).
 Other kinds are skipped. Every problem comes back, each prefixed with ``file:document``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .graph import ARGO_KINDS, check_graph
+from .graph import ARGO_KINDS, TemplateIndex, check_graph
 from .schema import SchemaChecker
 
-__all__ = ["LintReport", "lint_paths", "yaml_files"]
+__all__ = ["LintReport", "legacy_fields", "lint_paths", "yaml_files"]
 
 
 @dataclass
 class LintReport:
-    """What ``lint_paths`` found: problems (``file:doc: Kind/name: ...``), how many objects, schema use."""
+    """What ``lint_paths`` found: problems (``file:doc: Kind/name: ...``), how many objects, what schemas checked them."""
 
     problems: list[str] = field(default_factory=list)
     objects: int = 0
     files: int = 0
     schema_checked: bool = True
+    schemas: str = ""
+    """What the schema checks ran against (``SchemaChecker.describe()``), or why they did not run."""
 
     @property
     def ok(self) -> bool:
@@ -42,34 +49,94 @@ def yaml_files(paths: Iterable[Path | str]) -> Iterator[Path]:
             yield path
 
 
-def lint_paths(
-    paths: Iterable[Path | str], schemas_dir: Path | str | None = None, checker: SchemaChecker | None = None
-) -> LintReport:
-    """Lint every Argo document under ``paths``. Schema checks run when the schemas are available
-    (``report.schema_checked`` says whether they did); graph checks always run."""
+def _documents(path: Path) -> tuple[list[Any], str | None]:
     import yaml
 
+    if not path.exists():
+        return [], f"{path}: no such file or folder"
+    try:
+        return list(yaml.safe_load_all(path.read_text())), None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        return [], f"{path}: not valid YAML: {err}"
+
+
+def lint_paths(
+    paths: Iterable[Path | str],
+    schemas_dir: Path | str | None = None,
+    checker: SchemaChecker | None = None,
+    *,
+    applied: Path | str | None = None,
+    schema_checks: bool = True,
+) -> LintReport:
+    """Lint every Argo document under ``paths``; ``applied`` is a folder of applied templates that references
+    may also resolve to. Schema checks use the shipped CRDs unless ``schemas_dir`` (or ``checker``) says otherwise."""
     checker = checker or SchemaChecker(schemas_dir)
-    report = LintReport(schema_checked=checker.available)
+    report = LintReport(schema_checked=schema_checks)
+    report.schemas = checker.describe() if schema_checks else "skipped"
+    sources = "the files linted" + (f" or the templates applied ({applied})" if applied else "")
+    index = TemplateIndex(sources)
+    found: list[tuple[str, dict[str, Any]]] = []
     for path in yaml_files(paths):
         report.files += 1
-        if not path.exists():
-            report.problems.append(f"{path}: no such file or folder")
-            continue
-        try:
-            docs = list(yaml.safe_load_all(path.read_text()))
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            report.problems.append(f"{path}: not valid YAML: {err}")
+        docs, error = _documents(path)
+        if error:
+            report.problems.append(error)
             continue
         for i, doc in enumerate(docs):
             if not isinstance(doc, dict) or doc.get("kind") not in ARGO_KINDS:
                 continue
-            report.objects += 1
-            prefix = f"{path}:{i + 1}" if len(docs) > 1 else str(path)
-            report.problems += [f"{prefix}: {p}" for p in _check(doc, checker)]
+            index.add(doc)
+            found.append((f"{path}:{i + 1}" if len(docs) > 1 else str(path), doc))
+    if applied is not None:
+        for path in yaml_files([applied]) if Path(applied).is_dir() else []:
+            for doc in _documents(path)[0]:
+                if isinstance(doc, dict):
+                    index.add(doc)
+    for prefix, doc in found:
+        report.objects += 1
+        report.problems += [f"{prefix}: {p}" for p in _check(doc, checker if schema_checks else None, index)]
     return report
 
 
-def _check(doc: dict[str, Any], checker: SchemaChecker) -> list[str]:
-    problems = checker.problems(doc) if checker.available else []
-    return problems + check_graph(doc)
+def _check(doc: dict[str, Any], checker: SchemaChecker | None, index: TemplateIndex) -> list[str]:
+    legacy = legacy_fields(doc)
+    label = (
+        f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name') or (doc.get('metadata') or {}).get('generateName') or '?'}"
+    )
+    hints = [f"{label}: {path}: removed in Argo 4 — {instead}" for path, instead in legacy.items()]
+    problems = checker.problems(doc) if checker is not None else []
+    # the API server's "unknown field" for a removed field is what the hint explains
+    problems = [p for p in problems if not any(p == f'{label}: unknown field "{path}"' for path in legacy)]
+    return hints + problems + check_graph(doc, index)
+
+
+def legacy_fields(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Fields of an Argo object that Argo 4 removed, each with what ``argo convert`` writes instead."""
+    out: dict[str, str] = {}
+    spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    prefix = "spec"
+    if doc.get("kind") == "CronWorkflow":
+        if spec.get("schedule"):
+            # convert's LegacyCronWorkflowSpec.ToCurrent: the singular wins over any plural list
+            out["spec.schedule"] = f"write spec.schedules: {json.dumps([spec['schedule']])} (what `argo convert` writes)"
+        spec = spec.get("workflowSpec") if isinstance(spec.get("workflowSpec"), Mapping) else {}
+        prefix = "spec.workflowSpec"
+    assert isinstance(spec, Mapping)
+    out.update(_legacy_sync(spec.get("synchronization"), f"{prefix}.synchronization"))
+    for i, t in enumerate(spec.get("templates") or []):
+        if isinstance(t, Mapping):
+            out.update(_legacy_sync(t.get("synchronization"), f"{prefix}.templates[{i}].synchronization"))
+    return out
+
+
+def _legacy_sync(sync: Any, path: str) -> dict[str, str]:
+    """``mutex``/``semaphore`` → appended to ``mutexes``/``semaphores`` (convert keeps both, singular last)."""
+    if not isinstance(sync, Mapping):
+        return {}
+    out = {}
+    for single, plural in (("mutex", "mutexes"), ("semaphore", "semaphores")):
+        if sync.get(single) is not None:
+            items = [*(sync.get(plural) or []), sync[single]]
+            out[f"{path}.{single}"] = f"write {path}.{plural}: {json.dumps(items)} (what `argo convert` writes)"
+    return out

@@ -1,48 +1,95 @@
-"""Schema checks after compiling: every problem of every manifest, each with kind/name and path.
+"""Schema checks of manifests, as the Kubernetes API server will check them when they are applied.
 
-- Argo ``Workflow``/``WorkflowTemplate``/``CronWorkflow``/``ClusterWorkflowTemplate``: Argo's JSON schema
-  (``argo-workflows.schema.json``);
-- ``SeldonDeployment``: the CRD's ``openAPIV3Schema`` (``seldondeployment-crd.yaml``);
-- Kubernetes built-ins: ``kubernetes_validate``'s offline schemas (strict, version ``KUBE_VERSION``);
+- Argo ``Workflow``/``WorkflowTemplate``/``CronWorkflow``/``ClusterWorkflowTemplate`` and ``SeldonDeployment``:
+  their **full CRDs**, structural schema and CEL rules, through ``compile.crd`` (strict field validation,
+  as ``kubectl`` asks for). The CRDs ship with the package (``schemas/``: Argo Workflows v4.1.2's four full
+  CRDs and Seldon Core v1.18.2's SeldonDeployment CRD, xz-compressed, Apache-2.0; each is checked against
+  its pinned SHA-256 when loaded), so ``lint`` and ``compile`` need neither this repository nor the network.
+  ``--schemas DIR`` checks against other copies instead (``DIR/crds/*.yaml`` or ``DIR/*.yaml`` and
+  ``DIR/seldondeployment-crd.yaml``: the layout of Argo's ``manifests/base/crds/full``), e.g. another
+  Argo release.
+- Kubernetes built-ins: ``kubernetes_validate``'s offline schemas (strict, version ``KUBE_VERSION``), when
+  that optional package is installed (``scanflow-argo[kubernetes]``); ``describe()`` says when it is not.
 - ``PodMonitor``: structural checks (selector, endpoints with port and path).
-
-The schema folder is an argument (CLI ``--schemas``); the default is ``<project>/../shared/schemas``.
-When it is absent, ``SchemaChecker.available`` is False and ``require()`` says what to do.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import hashlib
+import lzma
 import re
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaError, SetupError
+from .crd import CrdSchema
 
-__all__ = ["KUBE_VERSION", "SchemaChecker", "check_manifests", "default_schemas_dir"]
+__all__ = ["ARGO_CRDS", "KUBE_VERSION", "SHIPPED", "SchemaChecker", "check_manifests", "crd_text"]
 
 KUBE_VERSION = "1.32.0"
 """Kubernetes version whose built-in schemas (shipped by kubernetes_validate) manifests are checked against."""
 
-ARGO_SCHEMA = "argo-workflows.schema.json"
+ARGO_RELEASE = "v4.1.2"
+SELDON_RELEASE = "v1.18.2"
 SELDON_CRD = "seldondeployment-crd.yaml"
-_ARGO_KINDS = ("Workflow", "WorkflowTemplate", "CronWorkflow", "ClusterWorkflowTemplate")
-# Argo's generated schema types IntOrString and Quantity as strings only, while Kubernetes (and Argo's
-# CRDs, x-kubernetes-int-or-string) accept numbers too: `activeDeadlineSeconds: 30`, `cpu: 1` are valid.
-_K8S_SCALARS = {
-    "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-    "io.k8s.apimachinery.pkg.api.resource.Quantity": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+ARGO_CRDS = {
+    "Workflow": "argoproj.io_workflows.yaml",
+    "WorkflowTemplate": "argoproj.io_workflowtemplates.yaml",
+    "CronWorkflow": "argoproj.io_cronworkflows.yaml",
+    "ClusterWorkflowTemplate": "argoproj.io_clusterworkflowtemplates.yaml",
 }
+SHIPPED = {
+    "argoproj.io_clusterworkflowtemplates.yaml": "1a1e40dca1a544c44b382ff9f50d44a4b6a6a7ff76c0a2d8e6a929c2ddb13749",
+    "argoproj.io_cronworkflows.yaml": "31abde1c89c6c11cf1c97753676327e02b2f8dc47827e49383732ac6b1d828c6",
+    "argoproj.io_workflows.yaml": "35ffc0d16c9c71db69ae113e562d90057eac75a60e7371aa3012a3171ccd8c39",
+    "argoproj.io_workflowtemplates.yaml": "e932631a04a0f3a226b2ca8c68d43214c071c5d8aa6961b23298b81cbea3d9a5",
+    SELDON_CRD: "fffbb9fa8f5caac94f464060f15cf10e1c1289af6f86c9427749129b0b9da5de",
+}
+"""The CRDs shipped in ``schemas/`` (as ``NAME.xz``) and the SHA-256 of each one's text: argoproj/argo-workflows
+v4.1.2 ``manifests/base/crds/full/``, SeldonIO/seldon-core v1.18.2 ``operator/config/crd_v1_small/bases/``."""
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def default_schemas_dir() -> Path:
-    """``<project>/../shared/schemas``, where the project is the folder holding ``scanflow_argo`` (or, for an
-    installed package, the current folder)."""
-    candidates = [Path(__file__).resolve().parents[2].parent, Path.cwd().resolve().parent]
-    dirs = [c / "shared" / "schemas" for c in candidates]
-    return next((d for d in dirs if d.is_dir()), dirs[0])
+def crd_text(name: str, schemas_dir: Path | str | None = None) -> str:
+    """The text of CRD file ``name``: the shipped copy (digest-checked), or the one in ``schemas_dir``."""
+    if schemas_dir is None:
+        try:
+            raw = resources.files(__package__).joinpath("schemas", f"{name}.xz").read_bytes()
+            text = lzma.decompress(raw).decode("utf-8")
+        except (OSError, lzma.LZMAError, UnicodeDecodeError) as err:
+            raise SetupError(f"the CRD {name} shipped with scanflow-argo cannot be read ({err}) — reinstall the package") from err
+        if hashlib.sha256(text.encode()).hexdigest() != SHIPPED[name]:
+            raise SetupError(
+                f"the CRD {name} shipped with scanflow-argo does not match its pinned digest — reinstall the package"
+            )
+        return text
+    folder = Path(schemas_dir)
+    for path in (folder / "crds" / name, folder / name):
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise SetupError(f"cannot read {path}: {err}") from err
+    raise SetupError(
+        f"{name} not found in {folder} (nor in {folder / 'crds'}) — pass --schemas a folder with the CRDs, or leave it out"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def load_crd(name: str, schemas_dir: str | None = None) -> CrdSchema:
+    """The parsed CRD (cached per process: the Argo CRDs are 2.7 MB of YAML each)."""
+    import yaml
+
+    source = f"{schemas_dir}/{name}" if schemas_dir else f"{name} (shipped)"
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on these files
+        doc = yaml.load(crd_text(name, schemas_dir), Loader=loader)
+    except yaml.YAMLError as err:
+        raise SetupError(f"{source} is not valid YAML: {err}") from err
+    return CrdSchema(doc, source=source)
 
 
 def _label(obj: Mapping[str, Any]) -> str:
@@ -58,61 +105,60 @@ def _path(parts: Iterable[Any]) -> str:
 
 
 class SchemaChecker:
-    """Validators built once per kind; ``problems(obj)`` lists every problem of one manifest."""
+    """Checks manifests against the CRDs and Kubernetes' schemas; ``problems(obj)`` lists every problem of one.
+
+    ``schemas_dir`` None (the default) uses the CRDs shipped with the package."""
 
     def __init__(self, schemas_dir: Path | str | None = None, kube_version: str = KUBE_VERSION) -> None:
-        self.dir = Path(schemas_dir) if schemas_dir is not None else default_schemas_dir()
+        self.dir = Path(schemas_dir) if schemas_dir is not None else None
         self.kube_version = kube_version
-        self._validators: dict[str, Any] = {}
+        self._kube_validators: dict[str, Any] = {}
 
     @property
     def available(self) -> bool:
-        return (self.dir / ARGO_SCHEMA).is_file() and (self.dir / SELDON_CRD).is_file()
+        """Whether the CRDs can be found (always, for the shipped ones)."""
+        if self.dir is None:
+            return True
+        names = [*ARGO_CRDS.values(), SELDON_CRD]
+        return all((self.dir / "crds" / n).is_file() or (self.dir / n).is_file() for n in names)
 
     def require(self) -> None:
         """``SetupError`` naming the folder and the fix when the schemas are absent."""
         if not self.available:
+            names = ", ".join([*ARGO_CRDS.values(), SELDON_CRD])
             raise SetupError(
-                f"schemas not found in {self.dir} (need {ARGO_SCHEMA} and {SELDON_CRD}) — "
-                "put the shared/ folder beside the project or pass --schemas DIR"
+                f"schemas not found in {self.dir} (need {names}, in DIR or DIR/crds) — pass --schemas a folder that "
+                "holds them, or leave --schemas out to use the CRDs shipped with scanflow-argo"
             )
 
-    # -- validators --------------------------------------------------------------------------------
-    def _argo(self, kind: str) -> Any:
-        key = f"argo:{kind}"
-        if key not in self._validators:
-            import jsonschema
+    @property
+    def kube_available(self) -> bool:
+        """Whether Kubernetes built-ins can be checked (the optional ``kubernetes_validate`` is installed)."""
+        from importlib.util import find_spec  # optional: 100 MB of schemas, in scanflow-argo[kubernetes]
 
-            self.require()
-            try:
-                doc = json.loads((self.dir / ARGO_SCHEMA).read_text())
-            except (OSError, ValueError) as err:
-                raise SetupError(f"cannot read {self.dir / ARGO_SCHEMA}: {err}") from err
-            definitions = dict(doc["definitions"])
-            definitions.update(_K8S_SCALARS)
-            schema = {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}", "definitions": definitions}
-            self._validators[key] = jsonschema.Draft202012Validator(schema)
-        return self._validators[key]
+        return find_spec("kubernetes_validate") is not None
 
-    def _seldon(self) -> Any:
-        if "seldon" not in self._validators:
-            import jsonschema
-            import yaml
+    def describe(self) -> str:
+        """What the checks run against, for ``compile`` and ``lint`` to print."""
+        where = f"from {self.dir}" if self.dir is not None else "shipped with scanflow-argo"
+        crds = (
+            f"Argo Workflows {ARGO_RELEASE} CRDs with their CEL rules and the SeldonDeployment {SELDON_RELEASE} CRD ({where})"
+            if self.dir is None
+            else f"the Argo Workflows CRDs (with their CEL rules) and the SeldonDeployment CRD {where}"
+        )
+        if self.kube_available:
+            return f"{crds}; Kubernetes {self.kube_version} built-ins (kubernetes-validate)"
+        return f"{crds}; Kubernetes built-ins not checked (install scanflow-argo[kubernetes] for kubernetes-validate)"
 
-            self.require()
-            try:
-                loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on this 350 kB CRD
-                crd = yaml.load((self.dir / SELDON_CRD).read_text(), Loader=loader)
-                version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-                schema = version["schema"]["openAPIV3Schema"]
-            except (OSError, yaml.YAMLError, KeyError, StopIteration) as err:
-                raise SetupError(f"cannot read the v1 openAPIV3Schema from {self.dir / SELDON_CRD}: {err}") from err
-            self._validators["seldon"] = jsonschema.Draft7Validator(schema)
-        return self._validators["seldon"]
+    def crd(self, kind: str) -> CrdSchema:
+        """The CRD of an Argo kind or ``SeldonDeployment``."""
+        self.require()
+        name = SELDON_CRD if kind == "SeldonDeployment" else ARGO_CRDS[kind]
+        return load_crd(name, str(self.dir) if self.dir is not None else None)
 
     def _kube(self, kind: str, api_version: str) -> Any | None:
         key = f"kube:{api_version}:{kind}"
-        if key not in self._validators:
+        if key not in self._kube_validators:
             import jsonschema
             from kubernetes_validate import utils
             from referencing import Registry, Resource
@@ -123,33 +169,35 @@ class SchemaChecker:
                 schema = utils.schema_contents(f"{folder}/{kind.lower()}-{group}.json", self.kube_version)
                 defs = utils.schema_contents(f"{folder}/_definitions.json", self.kube_version)
             except FileNotFoundError:
-                self._validators[key] = None
+                self._kube_validators[key] = None
                 return None
             registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
-            self._validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
-        return self._validators[key]
+            self._kube_validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
+        return self._kube_validators[key]
 
     # -- checks ------------------------------------------------------------------------------------
     def problems(self, obj: Mapping[str, Any]) -> list[str]:
         """Every schema problem of one manifest, as ``Kind/name: path: message``."""
         kind = obj.get("kind")
         label = _label(obj)
+        if kind in ARGO_CRDS or kind == "SeldonDeployment":
+            crd = self.crd(str(kind))
+            if obj.get("apiVersion") != crd.api_version:
+                return [f"{label}: apiVersion: {obj.get('apiVersion')!r} is not served — use {crd.api_version!r}"]
+            return [f"{label}: {err}" for err in crd.errors(obj, strict=True)]
         out = _metadata_problems(obj, label)
-        if kind in _ARGO_KINDS:
-            validator = self._argo(str(kind))
-        elif kind == "SeldonDeployment":
-            validator = self._seldon()
-        elif kind == "PodMonitor":
+        if kind == "PodMonitor":
             return out + _pod_monitor_problems(obj, label)
-        elif kind == "Kustomization":
+        if kind == "Kustomization":
             return out
-        else:
-            validator = self._kube(str(kind), str(obj.get("apiVersion", "")))
-            if validator is None:
-                return [
-                    *out,
-                    f"{label}: no schema for {obj.get('apiVersion')} {kind} — not a Kubernetes {self.kube_version} built-in",
-                ]
+        if not self.kube_available:
+            return out
+        validator = self._kube(str(kind), str(obj.get("apiVersion", "")))
+        if validator is None:
+            return [
+                *out,
+                f"{label}: no schema for {obj.get('apiVersion')} {kind} — not a Kubernetes {self.kube_version} built-in",
+            ]
         for err in sorted(validator.iter_errors(obj), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
             out.append(f"{label}: {_path(err.absolute_path)}: {_message(err)}")
         return out
@@ -227,5 +275,5 @@ def _pod_monitor_problems(obj: Mapping[str, Any], label: str) -> list[str]:
 
 
 def check_manifests(objs: Iterable[Mapping[str, Any]], schemas_dir: Path | str | None = None) -> None:
-    """Check every manifest; ``SchemaError`` lists every problem, ``SetupError`` when the schemas are absent."""
+    """Check every manifest; ``SchemaError`` lists every problem, ``SetupError`` when ``schemas_dir`` lacks the CRDs."""
     SchemaChecker(schemas_dir).check(list(objs))

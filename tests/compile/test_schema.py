@@ -1,8 +1,11 @@
-"""Schema checks: MNIST and the demo pass; broken manifests fail with kind/name and path; absent schemas say so."""
+"""Schema checks: MNIST and the demo pass; broken manifests fail as the API server refuses them (Argo 4.1's
+full CRDs with their CEL rules); the CRDs shipped with the package are the reference copies in ../shared."""
 
 from __future__ import annotations
 
 import copy
+import lzma
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +14,14 @@ from _compile_helpers import build_app
 
 from scanflow_argo.cli.compile import load_app
 from scanflow_argo.compile import compile_app
-from scanflow_argo.compile.schema import SchemaChecker
+from scanflow_argo.compile.schema import SHIPPED, SchemaChecker
 from scanflow_argo.errors import SchemaError, SetupError
-
-pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
-def checker(shared_dir: Path) -> SchemaChecker:
-    return SchemaChecker(shared_dir / "schemas")
+def checker() -> SchemaChecker:
+    """The CRDs shipped with the package (what a user without this repository gets)."""
+    return SchemaChecker()
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,27 @@ def mnist() -> list[dict[str, Any]]:
 
 def of(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return copy.deepcopy(next(o for o in objs if o["kind"] == kind))
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_crds_are_the_reference_copies_byte_for_byte(name: str, shared_dir: Path) -> None:
+    """The package's copy of each CRD is ../shared/schemas' (the tests' oracle), unmodified."""
+    reference = shared_dir / "schemas" / "crds" / name
+    reference = reference if reference.is_file() else shared_dir / "schemas" / name
+    shipped = lzma.decompress(resources.files("scanflow_argo.compile").joinpath("schemas", f"{name}.xz").read_bytes())
+    assert shipped == reference.read_bytes()
+
+
+@pytest.mark.shared
+def test_checks_against_the_reference_copies_agree(shared_dir: Path, mnist: list[dict[str, Any]]) -> None:
+    """``--schemas ../shared/schemas`` and the shipped CRDs give the same verdicts."""
+    oracle = SchemaChecker(shared_dir / "schemas")
+    broken = of(mnist, "WorkflowTemplate")
+    broken["spec"]["templates"][0]["timeout"] = "1m"
+    for obj in [*mnist, broken]:
+        assert SchemaChecker().problems(obj) == oracle.problems(obj)
+    assert "from " + str(shared_dir / "schemas") in oracle.describe()
 
 
 def test_mnist_passes_every_schema(checker: SchemaChecker, mnist: list[dict[str, Any]]) -> None:
@@ -49,9 +72,16 @@ def test_broken_argo_manifest_fails(checker: SchemaChecker, mnist: list[dict[str
         checker.check([wt])
     text = str(info.value)
     name = wt["metadata"]["name"]
-    assert f"WorkflowTemplate/{name}: spec.entrypoint:" in text
-    assert f"WorkflowTemplate/{name}: spec.templates[1].retryStrategy.retryPolicy:" in text
-    assert len(info.value.problems) == 2
+    assert (
+        f'WorkflowTemplate/{name}: spec.entrypoint: Invalid value: "array": spec.entrypoint in body must be of type string: "array"'
+        in text
+    )
+    assert f"WorkflowTemplate/{name}: spec.templates[1].retryStrategy.retryPolicy: Invalid value" in text
+    # a type error stops the CEL rules, and the API server says so
+    assert info.value.problems[-1].endswith(
+        "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
+    )
+    assert len(info.value.problems) == 3
 
 
 def test_broken_seldon_deployment_fails(checker: SchemaChecker, mnist: list[dict[str, Any]]) -> None:
@@ -59,8 +89,8 @@ def test_broken_seldon_deployment_fails(checker: SchemaChecker, mnist: list[dict
     del sd["spec"]["predictors"][0]["graph"]["name"]
     sd["spec"]["predictors"][0]["replicas"] = "two"
     problems = checker.problems(sd)
-    assert any("SeldonDeployment/mnist: spec.predictors[0].graph: 'name' is a required property" in p for p in problems)
-    assert any("spec.predictors[0].replicas" in p for p in problems)
+    assert "SeldonDeployment/mnist: spec.predictors[0].graph.name: Required value" in problems
+    assert any(p.startswith("SeldonDeployment/mnist: spec.predictors[0].replicas: Invalid value") for p in problems)
 
 
 def test_broken_kubernetes_objects_fail(checker: SchemaChecker, mnist: list[dict[str, Any]]) -> None:
@@ -95,5 +125,145 @@ def test_broken_pod_monitor_fails(checker: SchemaChecker, mnist: list[dict[str, 
 def test_absent_schemas_are_named(tmp_path: Path) -> None:
     checker = SchemaChecker(tmp_path / "nowhere")
     assert not checker.available
-    with pytest.raises(SetupError, match=r"schemas not found in .*nowhere.*--schemas DIR"):
+    with pytest.raises(SetupError, match=r"schemas not found in .*nowhere .*argoproj.io_workflows.yaml.*--schemas"):
         checker.check(compile_app(build_app()))
+    assert SchemaChecker().available  # the shipped ones are always there
+
+
+def _workflow(**template: Any) -> dict[str, Any]:
+    main = {
+        "name": "main",
+        "dag": {"tasks": [{"name": "a", "template": "echo"}, {"name": "b", "template": "echo", "depends": "a"}]},
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "argo4-"},
+        "spec": {"entrypoint": "main", "templates": [{**main, **template}, {"name": "echo", "container": {"image": "alpine"}}]},
+    }
+
+
+def _tasks(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    return wf["spec"]["templates"][0]["dag"]["tasks"]
+
+
+def _many_tasks(wf: dict[str, Any]) -> None:
+    _tasks(wf)[:] = [{"name": f"t{i}", "template": "echo"} for i in range(201)]
+
+
+def _many_templates(wf: dict[str, Any]) -> None:
+    wf["spec"]["templates"] += [{"name": f"x{i}", "container": {"image": "alpine"}} for i in range(199)]
+
+
+def _many_parameters(wf: dict[str, Any]) -> None:
+    wf["spec"]["templates"][1]["inputs"] = {"parameters": [{"name": f"p{i}", "value": "1"} for i in range(501)]}
+
+
+ARGO_4 = [
+    # (what Argo 4's CRD refuses, how to break the workflow, the API server's field error)
+    (
+        "depends with dependencies",
+        lambda wf: _tasks(wf)[1].update(dependencies=["a"]),
+        "spec.templates[0].dag.tasks[1]: Invalid value: cannot use both 'depends' and 'dependencies'",
+    ),
+    (
+        "continueOn with depends",
+        lambda wf: _tasks(wf)[1].update(continueOn={"failed": True}),
+        "spec.templates[0].dag.tasks[1]: Invalid value: cannot use 'continueOn' when using 'depends'",
+    ),
+    (
+        "a task name starting with a digit, with dependencies",
+        lambda wf: _tasks(wf)[1].update(name="2b"),
+        "spec.templates[0].dag.tasks[1]: Invalid value: task name cannot begin with a digit when using 'depends' or 'dependencies'",
+    ),
+    (
+        "timeout on a dag template",
+        lambda wf: wf["spec"]["templates"][0].update(timeout="10m"),
+        "spec.templates: Invalid value: timeout cannot be applied to steps or dag templates",
+    ),
+    ("more than 200 templates", _many_templates, "spec.templates: Too many: 201: must have at most 200 items"),
+    ("more than 200 DAG tasks", _many_tasks, "spec.templates[0].dag.tasks: Too many: 201: must have at most 200 items"),
+    (
+        "more than 500 parameters",
+        _many_parameters,
+        "spec.templates[1].inputs.parameters: Too many: 501: must have at most 500 items",
+    ),
+    (
+        "a template name outside the pattern",
+        lambda wf: wf["spec"]["templates"][1].update(name="echo_1"),
+        "spec.templates[1].name: Invalid value: \"echo_1\": spec.templates[1].name in body should match '^[a-zA-Z0-9][-a-zA-Z0-9]*$'",
+    ),
+    (
+        "a task name over 128 characters",
+        lambda wf: _tasks(wf)[0].update(name="a" * 129),
+        "spec.templates[0].dag.tasks[0].name: Too long: may not be more than 128 bytes",
+    ),
+    (
+        "a parameter name outside the pattern",
+        lambda wf: wf["spec"].update(arguments={"parameters": [{"name": "a b", "value": "1"}]}),
+        "spec.arguments.parameters[0].name: Invalid value: \"a b\": spec.arguments.parameters[0].name in body should match '^[-a-zA-Z0-9_]+$'",
+    ),
+    (
+        "a sequence with count and end",
+        lambda wf: _tasks(wf)[0].update(withSequence={"count": "3", "end": "5"}),
+        "spec.templates[0].dag.tasks[0].withSequence: Invalid value: only one of count or end can be defined",
+    ),
+    (
+        "two template types",
+        lambda wf: wf["spec"]["templates"][1].update(script={"image": "alpine", "source": "true"}),
+        "spec.templates: Invalid value: template must have at most one template type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "breaks", "expected"), ARGO_4, ids=[c[0] for c in ARGO_4])
+def test_argo_4_refusals_are_reported_as_the_api_server_words_them(
+    checker: SchemaChecker, what: str, breaks: Any, expected: str
+) -> None:
+    """argoproj/argo-workflows v4.1.2 ``manifests/base/crds/full/argoproj.io_workflows.yaml``: its ``maxItems``,
+    ``maxLength``, ``pattern`` and ``x-kubernetes-validations`` (CEL); kubernetes apiextensions-apiserver
+    ``pkg/apiserver/schema/cel/validation.go`` and ``pkg/apiserver/validation/validation.go`` word the errors."""
+    wf = _workflow()
+    assert checker.problems(wf) == []
+    breaks(wf)
+    assert f"Workflow/argo4-: {expected}" in checker.problems(wf), checker.problems(wf)
+
+
+def test_transition_rules_and_defaults_follow_the_api_server() -> None:
+    """A rule reading ``oldSelf`` is only checked on updates; ``default`` fills a missing field before rules run."""
+    from scanflow_argo.compile.crd import CrdSchema
+
+    crd = {
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Gadget", "plural": "gadgets"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer", "default": 3}, "mode": {"type": "string"}},
+                                    "x-kubernetes-validations": [
+                                        {"rule": "self.size <= 5", "message": "too big"},
+                                        {"rule": "self.mode == oldSelf.mode", "message": "mode is immutable"},
+                                    ],
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    schema = CrdSchema(crd)
+    obj = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"mode": "a"}}
+    assert schema.admit(obj)["spec"] == {"mode": "a", "size": 3}
+    assert [str(e) for e in schema.errors({**obj, "spec": {"mode": "a", "size": 9}})] == ["spec: Invalid value: too big"]
+    changed = {**obj, "spec": {"mode": "b"}}
+    assert [str(e) for e in schema.errors(changed, old=obj)] == ["spec: Invalid value: mode is immutable"]
+    assert schema.errors(changed) == []  # a create has no old object

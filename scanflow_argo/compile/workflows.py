@@ -18,6 +18,7 @@ from ..spec.params import OutputRef, Param, ParamRef, Retry, render_value
 from ..spec.step import Step, Task
 from ..spec.validate import task_dependencies
 from ..spec.workflow import CronWorkflow, Workflow, WorkflowTemplate
+from .nesting import nest_dags
 from .script import env_name, script_source
 
 if TYPE_CHECKING:
@@ -81,12 +82,18 @@ def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
             cron["arguments"] = [Parameter(name=k, value=render_value(v)) for k, v in sorted(wf.arguments.items())] or None
         else:
             cron.update(spec)
-        return HeraCron(**cron).to_dict()
+        obj = HeraCron(**cron).to_dict()
+        if "workflowSpec" in obj["spec"]:
+            obj["spec"]["workflowSpec"] = nest_dags(obj["spec"]["workflowSpec"])
+        return obj
     if isinstance(wf, WorkflowTemplate):
-        return HeraTemplate(name=wf.name, **common, **spec).to_dict()
-    if wf.generate_name:
-        return HeraWorkflow(generate_name=f"{wf.name}-", **common, **spec).to_dict()
-    return HeraWorkflow(name=wf.name, **common, **spec).to_dict()
+        obj = HeraTemplate(name=wf.name, **common, **spec).to_dict()
+    elif wf.generate_name:
+        obj = HeraWorkflow(generate_name=f"{wf.name}-", **common, **spec).to_dict()
+    else:
+        obj = HeraWorkflow(name=wf.name, **common, **spec).to_dict()
+    obj["spec"] = nest_dags(obj["spec"])  # Argo 4: at most 200 tasks per DAG template
+    return obj
 
 
 def _spec_fields(wf: Workflow, app: Application) -> dict[str, Any]:
@@ -132,11 +139,15 @@ def _input_parameter(p: Param) -> Any:
 
 
 def _tasks(tasks: list[Task]) -> list[Any]:
+    """The DAG's tasks. Argo 4 refuses ``continueOn`` beside ``depends`` and a DAG mixing ``depends`` with
+    ``dependencies``: a DAG with a task that continues on failure lists its dependencies (``dependencies``,
+    where ``continueOn`` lets dependents run after a failure), every other DAG uses ``depends``."""
     from hera.workflows import Artifact, Parameter
     from hera.workflows import Task as HeraTask  # Hera: ~2 s, only to compile
     from hera.workflows.models import ContinueOn
 
     by_name = {t.name: t for t in tasks}
+    listed = any(t.continue_on_failed for t in tasks)
     out = []
     for task in tasks:
         arguments: list[Any] = []
@@ -155,7 +166,8 @@ def _tasks(tasks: list[Task]) -> list[Any]:
                 name=task.name,
                 template=task.step.name,
                 arguments=arguments or None,
-                depends=" && ".join(deps) or None,
+                depends=None if listed else " && ".join(deps) or None,
+                dependencies=deps or None if listed else None,
                 when=task.condition,
                 with_items=[_item(i) for i in task.items] if task.items is not None else None,
                 with_param=str(with_param) if with_param is not None else None,

@@ -297,10 +297,20 @@ def _check_names(wf: Workflow, where: str) -> list[Issue]:
     seen: set[str] = set()
     templates: dict[str, Step] = {}
     steps = [t.step for t in wf.tasks] + ([wf.exit_step] if wf.exit_step else [])
+    by_name = {t.name: t for t in wf.tasks}
     for task in wf.tasks:
         tw = f"{where}, step {task.name!r}"
         if not is_dns_label(task.name):
             issues.append(Issue(tw, "name is not a DNS-1123 label", _FIX_NAME))
+        elif task.name[:1].isdigit() and task_dependencies(task, by_name):
+            # Argo 4's CRD (CEL): "task name cannot begin with a digit when using 'depends' or 'dependencies'"
+            issues.append(
+                Issue(
+                    tw,
+                    "name begins with a digit and the step waits for others: Argo 4 refuses that",
+                    "start the name with a letter",
+                )
+            )
         if task.name in seen:
             issues.append(Issue(tw, "duplicate step name", "give the second call its own name: step(...).named('other-name')"))
         seen.add(task.name)

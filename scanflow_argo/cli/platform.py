@@ -1,4 +1,4 @@
-"""CLI group acting through the platform, the same on both: ``apply``, ``submit``, ``status``, ``wait``, ``scale``.
+"""CLI group acting through the platform, the same on both: ``apply``, ``submit``, ``status``, ``wait``, ``stop``, ``scale``.
 
 ``--platform local|kubernetes`` (or ``SCANFLOW_PLATFORM``) picks where; the commands only call the
 ``Platform`` protocol from ``get_platform(settings)``, so their syntax and output do not change.
@@ -64,6 +64,10 @@ def register(sub: Any) -> None:
     w.add_argument("--poll", type=float, default=1.0, help="seconds between status reads (default 1)")
     w.add_argument("--json", action="store_true", help="print the final status as JSON")
     w.set_defaults(func=wait)
+
+    st = sub.add_parser("stop", help="stop a run as `argo stop` does (running steps end, exit handlers still run)")
+    st.add_argument("run", help="run name")
+    st.set_defaults(func=stop)
 
     c = sub.add_parser("scale", help="set the replicas of a model deployment (SeldonDeployment)")
     c.add_argument("deployment", help="deployment name")
@@ -193,6 +197,12 @@ def wait(args: argparse.Namespace, settings: Settings) -> int:
     run = _platform(settings).wait(args.run, timeout=args.timeout, poll=args.poll)
     _emit(args.json, _run_json(run), _print_run, run)
     return 0 if run.phase == "Succeeded" else 1
+
+
+def stop(args: argparse.Namespace, settings: Settings) -> int:
+    _platform(settings).stop(args.run)
+    print(f"{args.run}: stopping (exit handlers still run; `scanflow-argo wait {args.run}` waits for the end)")
+    return 0
 
 
 def scale(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from .selectors import LabelSelector
 
+from ..errors import PlatformError
 from ..status import TERMINAL_PHASES, DeploymentStatus, NodeStatus, RunStatus
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PodLog",
     "RunStatus",
     "WorkflowAdmin",
+    "already_finished",
 ]
 
 
@@ -70,7 +72,8 @@ class Platform(Protocol):
         ...
 
     def stop(self, name: str) -> None:
-        """Stop a running workflow (Argo's ``stop``: exit handlers still run)."""
+        """Stop a running workflow (Argo's ``stop``: exit handlers still run); a run that has ended is
+        ``already_finished`` (Argo's ``AlreadyShutdownError``), the same on every platform and path."""
         ...
 
     # -- model deployments ------------------------------------------------------------------
@@ -173,3 +176,10 @@ class ChangeFeed(Protocol):
     def refresh(self) -> list[Any]:
         """``Change(type, name, summary)`` items (``ADDED``, ``MODIFIED``, ``DELETED``)."""
         ...
+
+
+def already_finished(name: str, phase: str) -> PlatformError:
+    """What every platform says when asked to stop a run that has ended: the Argo Server's
+    ``AlreadyShutdownError`` (argoproj/argo-workflows ``workflow/util/util.go`` ``patchShutdownStrategy``) in the
+    project's words, whichever path (Argo Server, Workflow objects, the local engine) found it."""
+    return PlatformError(f"run {name!r} already finished ({phase}): there is nothing to stop")

@@ -35,7 +35,7 @@ from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
-from .base import DeploymentStatus, PodLog, RunStatus
+from .base import DeploymentStatus, PodLog, RunStatus, already_finished
 from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
@@ -256,11 +256,12 @@ class LocalPlatform:
     def stop(self, name: str) -> None:
         """Ask the run's engine to stop (SIGTERM): running nodes are stopped, exit handlers still run."""
         run_dir = self.run_dir(name)
+        run = self.get_run(name)
+        if run.done:
+            raise already_finished(name, run.phase)
         pid = self.engine_pid(run_dir)
         if pid is None:
-            if not self.get_run(name).done:
-                raise PlatformError(f"run {name!r} has no engine running: resume it, or leave it")
-            return
+            raise PlatformError(f"run {name!r} has no engine running: resume it, or leave it")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
 

@@ -5,12 +5,21 @@ ConfigMaps, ``coordination.k8s.io/v1`` Leases) and the Argo Server (``/api/v1/wo
 It behaves like the real servers where the platform and the agents depend on it: objects keep a cluster-wide
 increasing ``resourceVersion``; PUT with a stale one is a 409 ``Conflict``; PUT without one is a 422 for
 custom resources and Leases, an unconditional update for ConfigMaps (their registry strategy allows it);
-a ConfigMap's data is at most 1 MiB (422); built-in objects carry no ``metadata.generation``;
-merge patches (RFC 7386) honour a ``resourceVersion`` they carry;
-``status`` is a subresource that writes to the main resource do not change; 404/409 bodies are
-``Status`` objects (Kubernetes) or gRPC-gateway errors (Argo Server); ``generateName`` gets 5 random
-characters; label selectors support ``=``, ``==``, ``!=``, ``key`` and ``!key``. Both servers share one
-store, as the Argo Server reads and writes the same objects the Kubernetes API holds.
+a ConfigMap's data is at most 1 MiB (422); built-in objects carry no ``metadata.generation``, custom
+resources bump it only when something outside ``metadata`` (and ``status``, where that is a subresource)
+changes; merge patches (RFC 7386) honour a ``resourceVersion`` they carry;
+``status`` is a subresource that writes to the main resource do not change (SeldonDeployments; Argo's CRDs
+have none); Workflows, WorkflowTemplates, CronWorkflows and SeldonDeployments are admitted against their
+full CRDs as the API server admits them (``compile.crd``: unknown fields pruned, or a 400 under
+``fieldValidation=Strict``; defaults; schema and CEL rules, a 422 naming each field) on create, replace
+and patch; the server adds no label of its own (Argo's *controller* labels a Workflow with its
+``workflowTemplateRef``, which ``set_status`` plays; the Argo Server's submit does it at creation); 404/409
+bodies are ``Status`` objects (Kubernetes) or gRPC-gateway errors (Argo Server, with the HTTP status the
+gateway gives the gRPC code: a 422 from the API server is ``InvalidArgument``, 400); stopping a finished
+workflow through the Argo Server is Argo's ``AlreadyShutdownError`` (``codes.Internal``, 500);
+``generateName`` gets 5 random characters; label selectors support ``=``, ``==``, ``!=``, ``key`` and
+``!key``. Both servers share one store, as the Argo Server reads and writes the same objects the Kubernetes
+API holds.
 
 Tests drive it: ``requests`` records every request; ``fail_next(n, status)`` injects faults;
 ``plan`` makes a workflow progress one phase per GET (a tiny Argo controller); ``drop()`` closes the
@@ -35,6 +44,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from scanflow_argo._proc import free_port
+from scanflow_argo.compile.crd import CrdInvalid, CrdSchema
+from scanflow_argo.compile.schema import SchemaChecker
 from scanflow_argo.platform._k8s.api import merge_patch
 from scanflow_argo.platform._k8s.argo import fnv32a, pod_name
 
@@ -64,6 +75,40 @@ _ARGO_BODY_KEY = {"workflows": "workflow", "workflowtemplates": "template", "cro
 _STATUS_SUBRESOURCE = {"seldondeployments"}
 """CRDs whose ``status`` is a subresource (writes to the main resource leave it alone); Argo's CRDs have none."""
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 422: 3, 500: 13, 503: 14}
+_GATEWAY_HTTP = {3: 400, 16: 401, 7: 403, 5: 404, 6: 409, 13: 500, 14: 503}
+"""grpc-gateway's HTTP status for a gRPC code (the Argo Server answers through it)."""
+_CRD_KINDS = {
+    "workflows": "Workflow",
+    "workflowtemplates": "WorkflowTemplate",
+    "cronworkflows": "CronWorkflow",
+    "seldondeployments": "SeldonDeployment",
+}
+"""Custom resources admitted against their CRD (the ones shipped with the package: Argo 4.1.2, Seldon 1.18.2)."""
+_FINISHED = ("Succeeded", "Failed", "Error")
+
+
+def _crd(plural: str) -> CrdSchema | None:
+    kind = _CRD_KINDS.get(plural)
+    return SchemaChecker().crd(kind) if kind else None
+
+
+def _admit(plural: str, obj: dict[str, Any], strict: bool, old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The object as the API server stores it (pruned, defaulted), or the server's refusal."""
+    crd = _crd(plural)
+    if crd is None:
+        return obj
+    try:
+        return crd.admit(obj, strict=strict, old=old)
+    except CrdInvalid as err:
+        raise _Error(
+            err.status, err.reason, err.message, {"name": (obj.get("metadata") or {}).get("name"), "kind": crd.kind}
+        ) from err
+
+
+def _spec_changed(plural: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a write changes what bumps ``generation``: all but metadata (and status, when a subresource)."""
+    skip = {"metadata", "status"} if plural in _STATUS_SUBRESOURCE else {"metadata"}
+    return {k: v for k, v in old.items() if k not in skip} != {k: v for k, v in new.items() if k not in skip}
 
 
 @dataclass
@@ -87,9 +132,11 @@ class _Fault:
 
 
 class _Error(Exception):
-    def __init__(self, status: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, details: dict[str, Any] | None = None, grpc: int | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.reason, self.message, self.details = status, reason, message, details or {}
+        self.status, self.reason, self.message, self.details, self.grpc = status, reason, message, details or {}, grpc
 
 
 @dataclass
@@ -125,6 +172,8 @@ class FakeCluster:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> FakeCluster:
+        for plural in _CRD_KINDS:  # parse the CRDs (2.7 MB each, once per process) before any request waits on them
+            _crd(plural)
         self.port = free_port()
         cluster = self
 
@@ -176,11 +225,11 @@ class FakeCluster:
             self._faults.append(_Fault(n, status, method, path_contains))
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store an object directly (as if applied earlier), assigning metadata like the server does."""
+        """Store an object directly (as if ``kubectl apply`` created it earlier: strict field validation)."""
         kind = obj["kind"]
         ns = obj["metadata"].get("namespace", "scanflow")
         with self._lock:
-            return self._create(_KIND_PLURALS[kind], ns, copy.deepcopy(obj))
+            return self._create(_KIND_PLURALS[kind], ns, copy.deepcopy(obj), strict=True)
 
     def config_map(self, name: str, data: dict[str, str] | None = None, namespace: str = "scanflow") -> dict[str, Any]:
         """Create a ConfigMap as ``kubectl apply`` of the compiled manifests would (no ``data``: an agent's state)."""
@@ -194,11 +243,11 @@ class FakeCluster:
             return copy.deepcopy(self.objects[(plural, namespace, name)])
 
     def set_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """A controller writes the status subresource."""
+        """A controller writes the status (Argo's operator also labels a Workflow with its template, as
+        ``setWfTemplateLabel`` in workflow/controller/operator.go does)."""
         with self._lock:
             obj = self.objects[(plural, namespace, name)]
-            obj["status"] = copy.deepcopy(status)
-            obj["metadata"]["resourceVersion"] = self._next_rv()
+            self._controller_writes(plural, obj, status)
 
     def bump(self, plural: str, namespace: str, name: str) -> None:
         """Another writer changes the object (its resourceVersion moves on)."""
@@ -213,7 +262,19 @@ class FakeCluster:
         self._rv += 1
         return str(self._rv)
 
-    def _create(self, plural: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _controller_writes(self, plural: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        old = copy.deepcopy(obj)
+        obj["status"] = copy.deepcopy(status)
+        if plural == "workflows":
+            ref = (obj.get("spec") or {}).get("workflowTemplateRef") or {}
+            if ref.get("name"):
+                key = "workflows.argoproj.io/cluster-workflow-template" if ref.get("clusterScope") else TEMPLATE_LABEL
+                obj["metadata"].setdefault("labels", {})[key] = ref["name"]
+        if plural not in _BUILT_IN and _spec_changed(plural, old, obj):
+            obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+
+    def _create(self, plural: str, ns: str, obj: dict[str, Any], strict: bool = False) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
             if not meta.get("generateName"):
@@ -223,21 +284,18 @@ class FakeCluster:
             alphabet = "bcdfghjklmnpqrstvwxz2456789"
             meta["name"] = meta["generateName"] + "".join(random.choice(alphabet) for _ in range(5))
         key = (plural, ns, meta["name"])
+        meta["namespace"] = ns
+        obj = _admit(plural, obj, strict)
+        meta = obj["metadata"]
         if key in self.objects:
             raise _Error(409, "AlreadyExists", f'{_resource(plural)} "{meta["name"]}" already exists', {"name": meta["name"]})
         self._check_size(plural, meta["name"], obj)
-        meta["namespace"] = ns
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = _now()
         if plural not in _BUILT_IN:
             meta["generation"] = 1
         meta["resourceVersion"] = self._next_rv()
         meta.pop("selfLink", None)
-        if plural == "workflows":
-            ref = (obj.get("spec") or {}).get("workflowTemplateRef")
-            if ref:
-                meta.setdefault("labels", {})[TEMPLATE_LABEL] = ref["name"]
-            obj.setdefault("status", {})
         self.objects[key] = obj
         if plural == "workflows" and self.plan is not None:
             self._plans[(ns, meta["name"])] = list(self.plan(copy.deepcopy(obj)))
@@ -247,8 +305,7 @@ class FakeCluster:
         obj = self._get_raw(plural, ns, name)
         steps = self._plans.get((ns, name)) if plural == "workflows" else None
         if steps:
-            obj["status"] = steps.pop(0)
-            obj["metadata"]["resourceVersion"] = self._next_rv()
+            self._controller_writes(plural, obj, steps.pop(0))
         return copy.deepcopy(obj)
 
     def _list(self, plural: str, ns: str, label_selector: str | None) -> dict[str, Any]:
@@ -264,7 +321,7 @@ class FakeCluster:
             "items": items,
         }
 
-    def _replace(self, plural: str, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _replace(self, plural: str, ns: str, name: str, body: dict[str, Any], strict: bool = False) -> dict[str, Any]:
         current = self._get_raw(plural, ns, name)
         rv = (body.get("metadata") or {}).get("resourceVersion")
         if rv:
@@ -279,14 +336,16 @@ class FakeCluster:
         new = copy.deepcopy(body)
         new["metadata"] = {**new["metadata"], **{k: current["metadata"][k] for k in ("uid", "creationTimestamp", "namespace")}}
         new["metadata"]["name"] = name
-        if plural not in _BUILT_IN:
-            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
-        new["metadata"]["resourceVersion"] = self._next_rv()
         if plural in _STATUS_SUBRESOURCE:
             if "status" in current:
                 new["status"] = current["status"]
             else:
                 new.pop("status", None)
+        new = _admit(plural, new, strict, old=current)
+        if plural not in _BUILT_IN:
+            bump = 1 if _spec_changed(plural, current, new) else 0
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + bump
+        new["metadata"]["resourceVersion"] = self._next_rv()
         self.objects[(plural, ns, name)] = new
         return copy.deepcopy(new)
 
@@ -301,8 +360,10 @@ class FakeCluster:
         self._check_size(plural, name, new)
         for key in ("uid", "creationTimestamp", "namespace", "name"):
             new["metadata"][key] = current["metadata"][key]
+        new = _admit(plural, new, False, old=current)
         if plural not in _BUILT_IN:
-            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + (1 if "spec" in patch else 0)
+            bump = 1 if _spec_changed(plural, current, new) else 0
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + bump
         new["metadata"]["resourceVersion"] = self._next_rv()
         self.objects[(plural, ns, name)] = new
         return copy.deepcopy(new)
@@ -478,6 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode(errors="replace")
         record = Recorded(method, parts.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
+        self._query = query
         fake = self.fake
         argo = parts.path.startswith("/api/v1/") and parts.path.split("/")[3] in _ARGO_PATHS
         with fake._lock:
@@ -495,7 +557,9 @@ class _Handler(BaseHTTPRequestHandler):
             except _Error as err:
                 status, ctype = err.status, "application/json"
                 if argo:
-                    out = {"code": _GRPC_CODES.get(err.status, 2), "message": err.message, "details": []}
+                    code = err.grpc if err.grpc is not None else _GRPC_CODES.get(err.status, 2)
+                    status = _GATEWAY_HTTP.get(code, 500)
+                    out = {"code": code, "message": err.message, "details": []}
                 else:
                     out = {
                         "kind": "Status",
@@ -542,15 +606,16 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, str]:
         """One namespaced resource or its collection: list/create, get/replace/merge-patch/delete."""
         fake = self.fake
+        strict = (self._query.get("fieldValidation") or [""])[0] == "Strict"
         if name is None:
             if method == "GET":
                 return 200, fake._list(plural, ns, sel), "application/json"
             if method == "POST":
-                return 201, fake._create(plural, ns, copy.deepcopy(body)), "application/json"
+                return 201, fake._create(plural, ns, copy.deepcopy(body), strict), "application/json"
         elif method == "GET":
             return 200, fake._get(plural, ns, name), "application/json"
         elif method == "PUT":
-            return 200, fake._replace(plural, ns, name, body), "application/json"
+            return 200, fake._replace(plural, ns, name, body, strict), "application/json"
         elif method == "PATCH":
             if "merge-patch" not in ctype:
                 raise _Error(
@@ -589,9 +654,16 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._delete(plural, ns, name)
                 return 200, {}, "application/json"
         elif len(rest) == 2 and rest[1] == "stop" and method == "PUT":
+            # server/workflow/workflow_server.go StopWorkflow → util.StopWorkflow: a fulfilled workflow is an
+            # AlreadyShutdownError, which ToStatusError turns into codes.Internal (grpc-gateway: HTTP 500)
             wf = fake._get_raw(plural, ns, rest[0])
-            if (wf.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Error"):
-                raise _Error(409, "Conflict", "cannot shutdown a completed workflow")
+            if (wf.get("status") or {}).get("phase") in _FINISHED:
+                raise _Error(
+                    500,
+                    "InternalError",
+                    f'cannot shutdown a completed workflow: workflow: "{rest[0]}", namespace: "{ns}"',
+                    grpc=13,
+                )
             return 200, fake._patch(plural, ns, rest[0], {"spec": {"shutdown": "Stop"}}), "application/json"
         elif len(rest) == 2 and rest[1] == "log" and method == "GET":
             wf = fake._get_raw(plural, ns, rest[0])
@@ -619,6 +691,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake._get_raw("workflowtemplates", ns, name)
         opts = body.get("submitOptions") or {}
         labels = dict(item.split("=", 1) for item in (opts.get("labels") or "").split(",") if "=" in item)
+        labels[TEMPLATE_LABEL] = name  # workflow/common/convert.go NewWorkflowFromWorkflowTemplate
         wf: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",

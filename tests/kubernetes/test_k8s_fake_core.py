@@ -89,3 +89,68 @@ def test_leases_need_their_resource_version(fake: FakeCluster, api: client.ApiCl
     assert info.value.status == 422
     assert fake.get("leases", NAMESPACE, "leader")["spec"]["holderIdentity"] == "pod-b"
     assert coord.list_namespaced_lease(NAMESPACE).items[0].metadata.name == "leader"
+
+
+WF = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Workflow",
+    "metadata": {"generateName": "check-"},
+    "spec": {
+        "entrypoint": "main",
+        "workflowTemplateRef": {"name": "train"},
+        "templates": [
+            {"name": "main", "dag": {"tasks": [{"name": "a", "template": "b", "depends": "x", "dependencies": ["x"]}]}}
+        ],
+    },
+}
+
+
+def test_custom_resources_are_admitted_against_their_crd(fake: FakeCluster, api: client.ApiClient) -> None:
+    """What the API server does with a Workflow (Argo 4.1.2's CRD, CEL rules included): refuse with 422 and every
+    field error; prune unknown fields unless the client asks for strict validation (kubectl does: 400)."""
+    custom = client.CustomObjectsApi(api)
+    args = ("argoproj.io", "v1alpha1", NAMESPACE, "workflows")
+    with pytest.raises(ApiException) as info:
+        custom.create_namespaced_custom_object(*args, WF)
+    assert info.value.status == 422 and status_of(info.value)["reason"] == "Invalid"
+    message = status_of(info.value)["message"]
+    assert message.startswith('Workflow.argoproj.io "check-') and message.endswith(
+        " is invalid: spec.templates[0].dag.tasks[0]: Invalid value: cannot use both 'depends' and 'dependencies'"
+    )
+    ok = json.loads(json.dumps(WF))
+    del ok["spec"]["templates"][0]["dag"]["tasks"][0]["dependencies"]
+    ok["spec"]["bogus"] = True
+    created = custom.create_namespaced_custom_object(*args, ok)
+    assert "bogus" not in created["spec"]  # pruned, as for any client that does not ask for strict validation
+    assert "labels" not in created["metadata"]  # the API server adds none (Argo's controller labels it later)
+    assert created["metadata"]["generation"] == 1
+    with pytest.raises(ApiException) as info:
+        custom.create_namespaced_custom_object(*args, ok, field_validation="Strict")
+    assert info.value.status == 400 and 'strict decoding error: unknown field "spec.bogus"' in status_of(info.value)["message"]
+    name = created["metadata"]["name"]
+    fake.set_status("workflows", NAMESPACE, name, {"phase": "Running"})  # the controller's first update
+    labelled = fake.get("workflows", NAMESPACE, name)
+    assert labelled["metadata"]["labels"] == {"workflows.argoproj.io/workflow-template": "train"}
+
+
+def test_generation_moves_only_when_the_spec_does(fake: FakeCluster, api: client.ApiClient) -> None:
+    """metadata.generation counts changes outside metadata (and outside status, where that is a subresource)."""
+    custom = client.CustomObjectsApi(api)
+    sdep = ("machinelearning.seldon.io", "v1", NAMESPACE, "seldondeployments")
+    body = {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "m"},
+        "spec": {"predictors": [{"name": "default", "graph": {"name": "c"}, "componentSpecs": []}]},
+    }
+    created = custom.create_namespaced_custom_object(*sdep, body)
+    assert created["metadata"]["generation"] == 1
+    labelled = custom.patch_namespaced_custom_object(*sdep, "m", {"metadata": {"labels": {"team": "a"}}})
+    assert labelled["metadata"]["generation"] == 1
+    same = custom.patch_namespaced_custom_object(*sdep, "m", {"spec": {"predictors": created["spec"]["predictors"]}})
+    assert same["metadata"]["generation"] == 1  # a patch that changes nothing
+    fake.set_status("seldondeployments", NAMESPACE, "m", {"state": "Available"})
+    assert fake.get("seldondeployments", NAMESPACE, "m")["metadata"]["generation"] == 1  # status is a subresource
+    scaled = json.loads(json.dumps(created["spec"]["predictors"]))
+    scaled[0]["replicas"] = 2
+    assert custom.patch_namespaced_custom_object(*sdep, "m", {"spec": {"predictors": scaled}})["metadata"]["generation"] == 2

@@ -208,6 +208,43 @@ def test_stop(platform: KubernetesPlatform, fake: FakeCluster, backend: str) -> 
         platform.stop("no-such-run")
 
 
+def test_stopping_a_finished_run_says_so_the_same_way_on_every_path(
+    platform: KubernetesPlatform, fake: FakeCluster, backend: str, tmp_path
+) -> None:
+    """The Argo Server answers Argo's AlreadyShutdownError as codes.Internal, HTTP 500
+    (server/workflow/workflow_server.go StopWorkflow, workflow/util/util.go patchShutdownStrategy); the direct
+    path reads the phase first as that function does; both, and the local platform, say the same thing."""
+    from scanflow_argo.platform.base import already_finished
+    from scanflow_argo.platform.local import LocalPlatform
+
+    platform.apply_template(template())
+    name = platform.submit("train")
+    fake.set_status("workflows", NAMESPACE, name, {"phase": "Failed", "finishedAt": "2026-01-01T00:00:00Z"})
+    with pytest.raises(PlatformError) as err:
+        platform.stop(name)
+    assert (
+        str(err.value)
+        == str(already_finished(name, "Failed"))
+        == f"run {name!r} already finished (Failed): there is nothing to stop"
+    )
+    assert "shutdown" not in fake.get("workflows", NAMESPACE, name)["spec"]
+    if backend == "argo":
+        (answer,) = fake.calls("PUT", f"/{name}/stop")
+        assert answer.status == 500
+    else:
+        assert not fake.calls("PATCH", f"/workflows/{name}")
+    # the local platform, with a run that has ended
+    local = LocalPlatform(dataclasses.replace(platform.settings, platform="local").with_home(tmp_path / "local"))
+    run_dir = local.settings.home / "runs" / "done-run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(
+        json.dumps({"metadata": {"name": "done-run"}, "spec": {}, "status": {"phase": "Failed", "nodes": {}}})
+    )
+    with pytest.raises(PlatformError) as local_err:
+        local.stop("done-run")
+    assert str(local_err.value) == str(already_finished("done-run", "Failed"))
+
+
 def test_logs_of_a_node_and_of_the_run(platform: KubernetesPlatform, fake: FakeCluster, backend: str) -> None:
     platform.apply_template(template())
     fake.plan = _succeed_with({"accuracy": "0.9"})

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from ...clock import Clock
 from ...errors import ConflictError, NotFoundError, PlatformError, UnavailableError
 from ...settings import KubernetesSettings
+from ..base import TERMINAL_PHASES, already_finished
 from .api import CustomObjects, ResourceRef, call, retry_conflicts, selector
 
 __all__ = [
@@ -162,8 +163,19 @@ class CrdWorkflows:
         return self._workflows.list(labels)
 
     def stop(self, name: str) -> None:
-        # What `argo stop` does: the controller sees spec.shutdown=Stop and runs exit handlers.
-        self._workflows.patch(name, {"spec": {"shutdown": "Stop"}})
+        """What ``argo stop`` does (workflow/util/util.go ``patchShutdownStrategy``): a finished workflow is an
+        error; else ``spec.shutdown: Stop``, which the controller acts on (exit handlers still run). The patch
+        carries the resourceVersion read, so a run that ends in between is not patched (re-read on a conflict)."""
+
+        def attempt() -> None:
+            wf = self._workflows.get(name)
+            phase = (wf.get("status") or {}).get("phase")
+            if phase in TERMINAL_PHASES:
+                raise already_finished(name, str(phase))
+            rv = wf["metadata"]["resourceVersion"]
+            self._workflows.patch(name, {"metadata": {"resourceVersion": rv}, "spec": {"shutdown": "Stop"}})
+
+        retry_conflicts(attempt, self._clock, WORKFLOWS.describe(self.namespace, name))
 
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
@@ -330,7 +342,14 @@ class ArgoServerWorkflows:
         from hera.workflows import models as m  # Hera: ~2 s, Argo Server path only
 
         req = m.WorkflowStopRequest(name=name, namespace=self.namespace)
-        self._call(lambda: self._service.stop_workflow(name, req), f"Workflow {self.namespace}/{name}")
+        try:
+            self._call(lambda: self._service.stop_workflow(name, req), f"Workflow {self.namespace}/{name}")
+        except UnavailableError as err:
+            # Argo's AlreadyShutdownError comes back as codes.Internal (HTTP 500): not an outage, a finished run
+            if "cannot shutdown a completed workflow" not in str(err):
+                raise
+            phase = (self.get(name).get("status") or {}).get("phase") or "finished"
+            raise already_finished(name, str(phase)) from err
 
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         """One container's log of a pod (``main`` by default) from the Argo Server's streaming log endpoint (JSON lines)."""

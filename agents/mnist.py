@@ -10,7 +10,9 @@ workflow registers a challenger, promotes it (alias ``champion``) only if it bea
 the held-out set, and only then rolls the SeldonDeployment — so a worse model never reaches
 production, and the promotion decision lives next to the evaluation that justifies it.
 
-``throughput_scaler`` reads p95 latency of the router and the request rate and sets the
+``throughput_scaler`` reads p95 latency of the router (Seldon's executor on the cluster) and the request rate —
+of predictions only (``service="predictions"``: feedback, status and metadata calls are served by the same
+executor and would skew both) — and sets the
 deployment's replicas to hold p95 under ``slo`` (min/max bounds, fast scale-up, slow scale-down).
 Two ways, as Kubernetes' HPA offers them:
 
@@ -112,7 +114,7 @@ def make_throughput_scaler(
     stale_after: float | str | None = None,
 ) -> Agent:
     """The throughput scaler holding p95 latency (seconds) under ``slo``; on load when ``capacity`` is given."""
-    selector = f'{{deployment_name="{deployment}"}}'
+    selector = f'{{deployment_name="{deployment}",service="predictions"}}'
     p95 = PromQuery(
         "p95",
         f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{selector}[{window}])))",

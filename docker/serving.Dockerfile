@@ -14,8 +14,10 @@
 #   FEEDBACK_DIR    feedback store (npz shards, see scanflow_argo/serving/feedback.py); mount a volume
 #                   there, or leave unset to keep no feedback inputs
 #   TORCH_THREADS   torch intra-op threads (default: torch's choice; set it to the pod's CPU limit)
-# Ports are Seldon's defaults, set by the operator: REST 9000, gRPC 5000, metrics 6000 (/metrics:
-# seldon_api_model_feedback[_reward]_total, drift_score, prediction_confidence).
+# Ports are Seldon's defaults, set by the operator: REST 9000, gRPC 5000, metrics 6000 at /prometheus (the operator
+# sets PREDICTIVE_UNIT_METRICS_ENDPOINT=/prometheus; the microservice's own default, used locally, is /metrics):
+# seldon_api_model_feedback[_reward]_total, drift_score, prediction_confidence. FEEDBACK_DIR comes from the
+# compiled SeldonDeployment: <state volume>/feedback/<deployment> (the scanflow-data claim at /var/lib/scanflow).
 #
 # Only the numpy/torch-only modules of the package are copied: the serving environment lacks the main
 # environment's libraries, and nothing here imports them. Runs as uid 1000, read-only root filesystem.

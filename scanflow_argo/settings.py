@@ -136,6 +136,10 @@ class KubernetesSettings:
     e.g. ``s3://bucket/artifacts``): roll-outs turn a registry model into a URI under it that Seldon downloads.
     Env: SCANFLOW_ARTIFACTS_DESTINATION."""
 
+    seldon_storage_config: str | None = None
+    """Secret (rclone ``RCLONE_CONFIG_*`` keys) Seldon's storage initializer downloads bucket models with; set as
+    ``graph.envSecretRefName`` when a deployment is applied or rolled to an object-store URI. Env: SCANFLOW_SELDON_STORAGE_CONFIG."""
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -257,6 +261,8 @@ class Settings:
             kube["request_timeout"] = float(v)
         if v := get("SCANFLOW_ARTIFACTS_DESTINATION"):
             kube["artifacts_destination"] = v
+        if v := get("SCANFLOW_SELDON_STORAGE_CONFIG"):
+            kube["seldon_storage_config"] = v
         agt: dict[str, Any] = {}
         if v := get("SCANFLOW_AGENT_HOST"):
             agt["host"] = v

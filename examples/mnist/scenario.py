@@ -53,6 +53,8 @@ MODEL_NAME = "mnist"
 SUPERVISOR = "drift-supervisor"
 SCALER = "throughput-scaler"
 _SELECTOR = f'{{deployment_name="{DEPLOYMENT}"}}'
+_PREDICTIONS = f'{{deployment_name="{DEPLOYMENT}",service="predictions"}}'
+"""The executor's (router's) metrics of prediction requests only, as the agents read them."""
 
 
 def _iso_to_epoch(value: str | None) -> float | None:
@@ -477,11 +479,9 @@ class Scenario:
             f"sum(rate(seldon_api_model_feedback_reward_total{_SELECTOR}[{w}])) / sum(rate(seldon_api_model_feedback_total{_SELECTOR}[{w}]))"
         )
         sample["drift"] = self._query(f"max(drift_score{_SELECTOR}) or max(drift_score{_SELECTOR})")
-        sample["rps"] = self._query(
-            f'sum(rate(seldon_api_executor_server_requests_seconds_count{{deployment_name="{DEPLOYMENT}",service="predictions"}}[{sw}]))'
-        )
+        sample["rps"] = self._query(f"sum(rate(seldon_api_executor_server_requests_seconds_count{_PREDICTIONS}[{sw}]))")
         sample["p95"] = self._query(
-            f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{_SELECTOR}[{sw}])))"
+            f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{_PREDICTIONS}[{sw}])))"
         )
         return sample
 

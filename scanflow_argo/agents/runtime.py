@@ -182,9 +182,7 @@ class AgentRuntime:
 
             identity = os.environ.get("POD_NAME") or socket.gethostname()
             api = client.CoordinationV1Api(load_api_client(self.settings.kubernetes))
-            return LeaseLeader(
-                f"scanflow-agent-{self.agent.name}", self.settings.kubernetes.namespace, identity, api=api, clock=self.clock
-            )
+            return LeaseLeader(self.agent.lease_name(), self.settings.kubernetes.namespace, identity, api=api, clock=self.clock)
         return FileLeader(self.folder / "leader.lock")
 
     def advertise(self, url: str) -> None:

@@ -29,7 +29,12 @@ def register(sub: Any) -> None:
         "(e.g. manifests/generated) or module:app (compiled first). Every object is checked before any is applied. "
         "RBAC, agent Deployments and other cluster objects are installed with `kubectl apply -k manifests/`.",
     )
-    a.add_argument("sources", nargs="+", metavar="PATH_OR_MODULE", help="a .yaml/.json file, a folder of them, or module:app")
+    a.add_argument(
+        "sources",
+        nargs="+",
+        metavar="PATH_OR_MODULE",
+        help="a .yaml/.json file, a folder of them, module:app, or - (standard input)",
+    )
     a.set_defaults(func=apply)
 
     p = sub.add_parser(

@@ -31,6 +31,8 @@ _KIND_ORDER = [
     "ServiceAccount",
     "Role",
     "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
     "ConfigMap",
     "Service",
     "Deployment",
@@ -50,7 +52,7 @@ def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, An
     (``CompileError`` listing the problems). Schema checks are separate: ``check_manifests``.
     """
     from ..spec.workflow import Workflow
-    from .kube import agent_objects, seldon_deployment, tracking_config_map, workflow_rbac
+    from .kube import agent_objects, monitoring_config_map, seldon_deployment, tracking_config_map, workflow_rbac
     from .output import normalize
     from .workflows import compile_workflow
 
@@ -64,8 +66,10 @@ def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, An
             objs.append(_hera_object(wf, app))
     if app.workflows:
         objs += workflow_rbac(app)
-    if any(_uses_tracking(wf) for wf in app.workflows if isinstance(wf, Workflow)):
-        objs.append(tracking_config_map(app))
+    if app.agents or any(_uses_tracking(wf) for wf in app.workflows if isinstance(wf, Workflow)):
+        objs.append(tracking_config_map(app))  # tracking steps and agents (decisions, MLflow sensors, rolls) read it
+    if app.agents:
+        objs.append(monitoring_config_map(app))
     objs += [seldon_deployment(s, app) for s in app.services]
     for agent in app.agents:
         objs += agent_objects(agent, app)

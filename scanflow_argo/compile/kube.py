@@ -19,11 +19,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGENT_CONFIG_KEY",
+    "AGENT_WORKFLOW_FIELDS",
     "LEADER_ELECTION_RULE",
     "MODEL_SOURCE_ANNOTATION",
+    "agent_admission_policy",
     "agent_objects",
     "agent_state_config_map",
     "check_rules",
+    "monitoring_config_map",
     "seldon_deployment",
     "tracking_config_map",
     "workflow_rbac",
@@ -31,6 +34,7 @@ __all__ = [
 
 AGENT_CONFIG_KEY = "agent.json"
 LEADER_ELECTION_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]}
+"""What leader election needs when an agent's own rules grant nothing on Leases (Agent.rbac_rules names its Lease)."""
 NON_ROOT_UID = 1000
 
 
@@ -122,9 +126,13 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
             {"name": "MODEL_NAME", "value": svc.model_class},
             {"name": "SERVICE_TYPE", "value": "MODEL"},
             {"name": "MODEL_DIR", "value": "/mnt/models"},
+            # the feedback store: <home>/feedback/<deployment>, home being the cluster's state volume (locally the
+            # controller sets it to <home>/feedback/<name> itself)
+            {"name": "FEEDBACK_DIR", "value": f"{app.storage.mount}/feedback/{svc.name}"},
             *[{"name": k, "value": v} for k, v in sorted(dict(svc.env).items())],
             *_secret_env(svc.env_from_secrets),
         ],
+        "volumeMounts": [{"name": app.storage.volume, "mountPath": app.storage.mount}],
         # no `ports`: Seldon's operator adds the http/grpc/metrics ports of the wrapper itself
         "securityContext": {**_container_security(), "readOnlyRootFilesystem": False},
     }
@@ -135,12 +143,16 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
         "prometheus.io/path": "/prometheus",
         "prometheus.io/port": str(svc.metrics_port),
     }
+    volume = {"name": app.storage.volume, "persistentVolumeClaim": {"claimName": app.storage.claim}}
     predictor = {
         "name": svc.predictor,
         "replicas": svc.replicas,
         "annotations": prometheus,
         "componentSpecs": [
-            {"metadata": {"annotations": prometheus}, "spec": {"containers": [container], "securityContext": _pod_security()}}
+            {
+                "metadata": {"annotations": prometheus},
+                "spec": {"containers": [container], "securityContext": _pod_security(), "volumes": [volume]},
+            }
         ],
         "graph": {"name": "classifier", "type": "MODEL", "modelUri": svc.model_uri, "children": []},
         "labels": {"app.kubernetes.io/part-of": app.name},
@@ -184,6 +196,17 @@ def _rbac(name: str, app: Application, component: str, rules: list[dict[str, Any
     ]
 
 
+def monitoring_config_map(app: Application) -> dict[str, Any]:
+    """The ConfigMap holding the Prometheus URL agents query (``SCANFLOW_PROMETHEUS_URL``)."""
+    m = app.monitoring
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(m.config_map, app, "monitoring"),
+        "data": {m.url_key: m.prometheus_url},
+    }
+
+
 def tracking_config_map(app: Application) -> dict[str, Any]:
     """The ConfigMap holding ``MLFLOW_TRACKING_URI`` for tracking steps (credentials stay in a Secret)."""
     t = app.tracking
@@ -204,7 +227,7 @@ def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
     replicas = int(getattr(agent, "replicas", 1))
     port = int(agent.port)
     rules = [dict(r) for r in agent.rbac_rules()]
-    if replicas > 1 and LEADER_ELECTION_RULE not in rules:
+    if replicas > 1 and not any("leases" in r.get("resources", []) for r in rules):
         rules.append(dict(LEADER_ELECTION_RULE))
     check_rules(f"agent {name!r}", rules)
     try:
@@ -222,6 +245,7 @@ def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
     }
     return [
         *_rbac(name, app, "agent", rules),
+        *agent_admission_policy(agent, app),
         config_map,
         agent_state_config_map(agent, app),
         _agent_deployment(agent, app, name, replicas, port, selector, config_name),
@@ -241,6 +265,79 @@ def agent_objects(agent: Any, app: Application) -> list[dict[str, Any]]:
             },
         },
     ]
+
+
+AGENT_WORKFLOW_FIELDS = ("arguments", "workflowTemplateRef")
+"""The only ``spec`` fields a Workflow an agent submits may set: the WorkflowTemplate fixes everything else."""
+
+
+def agent_admission_policy(agent: Any, app: Application) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy (and its binding) for an agent that submits workflows.
+
+    RBAC cannot narrow ``create`` on workflows by name or content, and a Workflow that references a WorkflowTemplate
+    may still override its ``serviceAccountName``, add templates or a ``podSpecPatch``: with ``create`` alone an
+    agent could run anything as any ServiceAccount of the namespace. The policy (Kubernetes ≥ 1.30) lets the
+    agent's ServiceAccount create only Workflows that reference one of its WorkflowTemplates (namespaced) and set
+    nothing in ``spec`` but ``arguments`` and ``workflowTemplateRef``; the template fixes the rest, its
+    ``serviceAccountName`` included. Every other WorkflowSpec field (listed from Argo's CRD, so none is missed) is
+    refused — what Argo's ``templateReferencing: Strict`` does controller-wide (docs/workflow-restrictions.md), here
+    for the agent alone. Both objects are cluster-scoped, named after the namespace and the agent."""
+    from ..spec.agent import SubmitWorkflow
+    from .schema import ARGO_CRDS, load_crd
+
+    actions = agent.actions() if callable(getattr(agent, "actions", None)) else []  # optional in the agent contract
+    templates = sorted({a.template for a in actions if isinstance(a, SubmitWorkflow)})
+    if not templates:
+        return []
+    spec_fields = load_crd(ARGO_CRDS["WorkflowTemplate"]).schema["properties"]["spec"]["properties"]
+    forbidden = sorted(f for f in spec_fields if f not in AGENT_WORKFLOW_FIELDS)
+    name = f"scanflow-{app.namespace}-{agent.name}-workflows"
+    user = f"system:serviceaccount:{app.namespace}:{agent.name}"
+    listed = ", ".join(repr(t) for t in templates)
+    labels = labels_for(app, "agent")
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["argoproj.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["workflows"],
+                    }
+                ]
+            },
+            "matchConditions": [{"name": "the-agent", "expression": f"request.userInfo.username == {user!r}"}],
+            "validations": [
+                {
+                    "expression": "has(object.spec.workflowTemplateRef) && !(has(object.spec.workflowTemplateRef.clusterScope) "
+                    "&& object.spec.workflowTemplateRef.clusterScope) && has(object.spec.workflowTemplateRef.name) "
+                    f"&& object.spec.workflowTemplateRef.name in [{listed}]",
+                    "message": f"agent {agent.name!r} may only run its WorkflowTemplates ({', '.join(templates)}) by workflowTemplateRef",
+                },
+                {
+                    "expression": " && ".join(f"!has(object.spec.{f})" for f in forbidden),
+                    "message": f"a Workflow agent {agent.name!r} submits may set only spec.arguments and spec.workflowTemplateRef: "
+                    "the WorkflowTemplate fixes the rest (its serviceAccountName included)",
+                },
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": app.namespace}}},
+        },
+    }
+    return [policy, binding]
 
 
 def agent_state_config_map(agent: Any, app: Application) -> dict[str, Any]:
@@ -267,6 +364,26 @@ def _agent_deployment(
         {"name": "SCANFLOW_AGENT_HOST", "value": "0.0.0.0"},
         {"name": "SCANFLOW_AGENT_PORT", "value": str(port)},
         {"name": "SCANFLOW_HOME", "value": "/tmp/scanflow"},
+        # PromQL sensors: the cluster's Prometheus (else the pod would query 127.0.0.1:9095, its own loopback)
+        {
+            "name": "SCANFLOW_PROMETHEUS_URL",
+            "valueFrom": {"configMapKeyRef": {"name": app.monitoring.config_map, "key": app.monitoring.url_key}},
+        },
+        # decisions recorded in MLflow, MLflow sensors and registry rolls: the cluster's MLflow, its credentials if any
+        {
+            "name": "MLFLOW_TRACKING_URI",
+            "valueFrom": {"configMapKeyRef": {"name": app.tracking.config_map, "key": app.tracking.uri_key}},
+        },
+        *[
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": app.tracking.secret, "key": key, "optional": True}}}
+            for key in (app.tracking.username_key, app.tracking.password_key)
+        ],
+        # rolls: where the registry's artifacts are for Seldon, and the Secret it downloads them with (keys the
+        # cluster's kustomization adds to the tracking ConfigMap, as for the workflows' deploy step)
+        *[
+            {"name": key, "valueFrom": {"configMapKeyRef": {"name": app.tracking.config_map, "key": key, "optional": True}}}
+            for key in (app.tracking.artifacts_destination_key, app.tracking.seldon_storage_key)
+        ],
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         # the address the leader advertises on its Lease, where followers forward writes
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},

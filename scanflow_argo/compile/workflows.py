@@ -258,6 +258,12 @@ def _platform_env(app: Application) -> list[Any]:
             config_map_key=t.artifacts_destination_key,
             optional=True,
         ),
+        ConfigMapEnv(
+            name="SCANFLOW_SELDON_STORAGE_CONFIG",
+            config_map_name=t.config_map,
+            config_map_key=t.seldon_storage_key,
+            optional=True,
+        ),
     ]
 
 

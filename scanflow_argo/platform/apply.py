@@ -50,6 +50,8 @@ CLUSTER_KINDS = frozenset(
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
         "Lease",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 )
 """Kubernetes kinds the manifests may hold that ``kubectl apply -k manifests/`` installs, not this command."""
@@ -99,11 +101,15 @@ class Applied:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def load_sources(sources: Iterable[str], cwd: Path | None = None) -> list[Source]:
-    """The objects in files, folders (recursively, ``kustomization.yaml`` excepted) and ``module:app`` refs."""
+def load_sources(sources: Iterable[str], cwd: Path | None = None, stdin: Any = None) -> list[Source]:
+    """The objects in files, folders (recursively, ``kustomization.yaml`` excepted), ``module:app`` refs and ``-``
+    (standard input: ``kubectl kustomize manifests/serving | scanflow-argo apply -``)."""
     cwd = (cwd or Path.cwd()).resolve()
     out: list[Source] = []
     for text in sources:
+        if text == "-":
+            out += _read_text((stdin or sys.stdin).read(), "<stdin>", cwd)
+            continue
         path = Path(text) if Path(text).is_absolute() else cwd / text
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in _YAML_SUFFIXES and p.is_file())
@@ -122,17 +128,25 @@ def load_sources(sources: Iterable[str], cwd: Path | None = None) -> list[Source
 
 
 def _read_file(path: Path, project_dir: Path) -> list[Source]:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise PlatformError(f"cannot read {path}: {err}") from err
+    return _read_text(text, str(path), project_dir)
+
+
+def _read_text(text: str, origin: str, project_dir: Path) -> list[Source]:
     import yaml
 
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except (OSError, yaml.YAMLError) as err:
-        raise PlatformError(f"cannot read {path}: {err}") from err
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        raise PlatformError(f"cannot read {origin}: {err}") from err
     out = []
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict) or not doc.get("kind"):
-            raise PlatformError(f"{path}: document {i + 1} is not a Kubernetes object (each document needs a kind)")
-        out.append(Source(doc, str(path), project_dir))
+            raise PlatformError(f"{origin}: document {i + 1} is not a Kubernetes object (each document needs a kind)")
+        out.append(Source(doc, origin, project_dir))
     return out
 
 
@@ -225,8 +239,8 @@ def _apply_one(platform: Any, s: Source, settings: Settings) -> Applied:
         return Applied(s, "configured")
     if s.kind in DEPLOYMENT_KINDS:
         existed = _deployment_exists(platform, s.name)
-        platform.apply_deployment(s.obj)
-        return Applied(s, "configured" if existed else "created")
+        note = platform.apply_deployment(s.obj)
+        return Applied(s, "configured" if existed else "created", note if isinstance(note, str) else "")
     if local and s.kind == "ConfigMap":
         return Applied(s, _write_config_map(s.obj, settings))
     if local and s.kind == "PersistentVolumeClaim":

@@ -164,8 +164,10 @@ class KubernetesPlatform:
         self.workflows.stop(name)
 
     # -- model deployments ------------------------------------------------------------------
-    def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
-        self.deployments.apply(manifest)
+    def apply_deployment(self, manifest: Mapping[str, Any]) -> str:
+        """Create or update a SeldonDeployment, keeping a rolled model and scaled replicas (``_k8s/seldon.py``);
+        returns a note when it was created without a model."""
+        return self.deployments.apply(manifest, self._resolve, self.settings.kubernetes.seldon_storage_config)
 
     def get_deployment(self, name: str) -> DeploymentStatus:
         return self.deployments.get(name)
@@ -176,7 +178,7 @@ class KubernetesPlatform:
     def roll(self, name: str, model_uri: str) -> DeploymentStatus:
         # Check the deployment exists before asking MLflow, so a typo fails fast and clearly.
         self.deployments.get_object(name)
-        return self.deployments.roll(name, self._resolve(model_uri))
+        return self.deployments.roll(name, self._resolve(model_uri), self.settings.kubernetes.seldon_storage_config)
 
     def delete_deployment(self, name: str) -> None:
         self.deployments.delete(name)

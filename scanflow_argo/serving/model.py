@@ -32,12 +32,13 @@ and nothing of such a request reaches the neural network, the drift window or th
 prediction, sets reward = 1 when it matches the truth (class index, class name or one-hot) and
 appends the input + truth to the feedback store (``FEEDBACK_DIR``; format in ``feedback.py``).
 
-Metrics on the microservice's metrics port (``--metrics-port``, path ``/metrics``), with Seldon's
+Metrics on the microservice's metrics port (``--metrics-port``; path ``/metrics`` by default, ``/prometheus`` on
+the cluster, where Seldon's operator sets ``PREDICTIVE_UNIT_METRICS_ENDPOINT``), with Seldon's
 labels (``deployment_name``, ``predictor_name``, ``model_name`` … from the ``SELDON_DEPLOYMENT_ID``,
 ``PREDICTOR_ID``, ``PREDICTIVE_UNIT_ID`` environment) plus ``method`` and ``worker_id``:
 
 * ``drift_score`` (GAUGE, method="predict"): the detector's score over its sliding window;
-  ≥ 1.0 means drift at the false-alarm rate it was fitted for.
+  in [0, 1), ≥ 0.5 (``drift.ALARM``) means drift at the false-alarm rate it was fitted for.
 * ``prediction_confidence`` (GAUGE, method="predict"): mean top-class probability of the last request.
 * ``seldon_api_model_feedback_total`` / ``seldon_api_model_feedback_reward_total`` (COUNTER,
   method="feedback"): seldon-core counts a feedback request there itself, but only when the

@@ -25,7 +25,7 @@ The whole guide, with runnable snippets: docs/authoring.md; every feature in one
 
 from __future__ import annotations
 
-from .application import DEFAULT_IMAGE, DEFAULT_SERVING_IMAGE, Application, TrackingConfig
+from .application import DEFAULT_IMAGE, DEFAULT_SERVING_IMAGE, Application, ClusterStorage, MonitoringConfig, TrackingConfig
 from .params import ITEM, NO_DEFAULT, ArtifactIn, ArtifactOut, Output, OutputRef, Param, ParamRef, Retry
 from .service import Service
 from .step import ArtifactSpec, Step, Task, container, step
@@ -40,7 +40,9 @@ __all__ = [
     "ArtifactIn",
     "ArtifactOut",
     "ArtifactSpec",
+    "ClusterStorage",
     "CronWorkflow",
+    "MonitoringConfig",
     "Output",
     "OutputRef",
     "Param",

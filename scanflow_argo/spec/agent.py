@@ -997,29 +997,39 @@ class Agent:
         raise AgentDefinitionError(f"agent {self.name!r}: no rule {name!r}")
 
     def rbac_rules(self) -> list[dict[str, Any]]:
-        """Kubernetes PolicyRules for exactly what the sensors and actuators touch (no wildcards)."""
+        """Kubernetes PolicyRules for exactly what the sensors and actuators call (no wildcards, no ``watch``: nothing
+        here watches); the SeldonDeployment and WorkflowTemplate rules name their objects (``resourceNames``).
+        ``create`` on workflows cannot be narrowed by name: ``compile.kube`` pairs it with an admission policy that
+        only lets the agent run its WorkflowTemplates as they are."""
         grants: dict[tuple[str, str], set[str]] = {}
+        named: dict[tuple[str, str], set[str]] = {}
 
         def grant(group: str, resource: str, *verbs: str) -> None:
             grants.setdefault((group, resource), set()).update(verbs)
 
         for s in self.sensors:
             if isinstance(s, ArgoRuns):
-                grant("argoproj.io", "workflows", "get", "list", "watch")
+                grant("argoproj.io", "workflows", "get", "list")
             elif isinstance(s, Replicas):
-                grant("machinelearning.seldon.io", "seldondeployments", "get")
+                grant("machinelearning.seldon.io", f"seldondeployments/{s.deployment}", "get")
         for a in self.actions():
             if isinstance(a, SubmitWorkflow):
-                grant("argoproj.io", "workflows", "create", "get", "list", "watch")
-                grant("argoproj.io", "workflowtemplates", "get")
+                grant("argoproj.io", "workflows", "create", "get", "list")
+                grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
             elif isinstance(a, ScaleDeployment | RollDeployment):
-                grant("machinelearning.seldon.io", "seldondeployments", "get", "patch")
-        if self.replicas > 1:
-            grant("coordination.k8s.io", "leases", "get", "create", "update")
-        rules: list[dict[str, Any]] = [
-            {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
-            for (group, resource), verbs in sorted(grants.items())
-        ]
+                grant("machinelearning.seldon.io", f"seldondeployments/{a.deployment}", "get", "patch")
+        if self.replicas > 1:  # leader election (agents/leader.py): its own Lease by name; create carries no name
+            grant("coordination.k8s.io", "leases", "create")
+            grant("coordination.k8s.io", f"leases/{self.lease_name()}", "get", "update")
+        rules: list[dict[str, Any]] = []
+        for (group, resource), verbs in sorted(grants.items()):
+            if "/" in resource:
+                kind, _, name = resource.partition("/")
+                named.setdefault((group, kind, ",".join(sorted(verbs))), set()).add(name)
+                continue
+            rules.append({"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)})
+        for (group, kind, verbs), names in sorted(named.items()):
+            rules.append({"apiGroups": [group], "resources": [kind], "resourceNames": sorted(names), "verbs": verbs.split(",")})
         # Persisted state on the cluster: only this agent's own ConfigMap, which the compiler emits
         # (Kubernetes cannot restrict ``create`` by name, so the agent never creates it).
         rules.append(
@@ -1031,6 +1041,10 @@ class Agent:
             }
         )
         return rules
+
+    def lease_name(self) -> str:
+        """Name of the ``coordination.k8s.io`` Lease its replicas elect a leader with (``scanflow-agent-<name>``)."""
+        return f"scanflow-agent-{self.name}"
 
     def state_config_map(self) -> str:
         """Name of the ConfigMap holding the agent's persisted state on Kubernetes (``<name>-state``)."""

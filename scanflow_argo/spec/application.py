@@ -18,7 +18,7 @@ from .service import Service
 from .validate import check_app
 from .workflow import Workflow
 
-__all__ = ["DEFAULT_IMAGE", "DEFAULT_SERVING_IMAGE", "Application", "TrackingConfig"]
+__all__ = ["DEFAULT_IMAGE", "DEFAULT_SERVING_IMAGE", "Application", "ClusterStorage", "MonitoringConfig", "TrackingConfig"]
 
 DEFAULT_IMAGE = "scanflow-argo/runtime:0.1.0"
 """The runtime image (project + ML libraries: workflow steps, agents); kustomize ``images:`` maps it to a registry."""
@@ -36,8 +36,10 @@ class TrackingConfig:
     Steps that roll deployments (``@step(deploys=True)``) also read two optional keys of the same
     ConfigMap, which the cluster's kustomization adds (``manifests/components/cluster``, the
     external-storage overlay) and the compiler never writes, so a local run stays local:
-    ``platform_key`` (``kubernetes``) and ``artifacts_destination_key`` (the MLflow server's
-    ``--artifacts-destination``, to turn ``models:/`` into a URI Seldon downloads)."""
+    ``platform_key`` (``kubernetes``), ``artifacts_destination_key`` (the MLflow server's
+    ``--artifacts-destination``, to turn ``models:/`` into a URI Seldon downloads) and
+    ``seldon_storage_key`` (the Secret Seldon's storage initializer downloads a bucket's models with).
+    Agents read the same keys."""
 
     uri: str = "http://mlflow.scanflow.svc.cluster.local:5000"
     config_map: str = "scanflow-mlflow"
@@ -47,6 +49,30 @@ class TrackingConfig:
     password_key: str = "MLFLOW_TRACKING_PASSWORD"
     platform_key: str = "SCANFLOW_PLATFORM"
     artifacts_destination_key: str = "SCANFLOW_ARTIFACTS_DESTINATION"
+    seldon_storage_key: str = "SCANFLOW_SELDON_STORAGE_CONFIG"
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Where agents query Prometheus on the cluster: a key of a ConfigMap the compiler emits with ``prometheus_url``
+    (kube-prometheus's ``prometheus-k8s`` Service in ``monitoring``; ``manifests/components/kube-prometheus-stack``
+    points it at that chart's Service instead)."""
+
+    prometheus_url: str = "http://prometheus-k8s.monitoring.svc:9090"
+    config_map: str = "scanflow-prometheus"
+    url_key: str = "SCANFLOW_PROMETHEUS_URL"
+
+
+@dataclass(frozen=True)
+class ClusterStorage:
+    """The volume that is the state folder (``SCANFLOW_HOME``) of pods on the cluster, as ``.scanflow`` is locally:
+    model pods write feedback to ``<mount>/feedback/<deployment>`` and workflow steps, whose home it is, read it
+    there as ``feedback/<deployment>`` — the same contract as on one machine. A ReadWriteMany claim (several model
+    replicas write while a training step reads), installed by ``manifests/base``."""
+
+    claim: str = "scanflow-data"
+    mount: str = "/var/lib/scanflow"
+    volume: str = "scanflow-data"
 
 
 def _is_hera_workflow(obj: Any) -> bool:
@@ -74,6 +100,8 @@ class Application:
         services: Iterable[Service] = (),
         agents: Iterable[Any] = (),
         tracking: TrackingConfig | None = None,
+        monitoring: MonitoringConfig | None = None,
+        storage: ClusterStorage | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -81,6 +109,8 @@ class Application:
         self.image = image
         self.serving_image = serving_image
         self.tracking = tracking or TrackingConfig()
+        self.monitoring = monitoring or MonitoringConfig()
+        self.storage = storage or ClusterStorage()
         self.workflows: list[Any] = []
         self.services: list[Service] = []
         self.agents: list[Any] = []

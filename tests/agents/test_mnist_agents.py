@@ -18,6 +18,8 @@ from scanflow_argo.settings import Settings
 pytestmark = pytest.mark.slow
 
 SELDON = {"deployment_name": "mnist", "predictor_name": "default", "model_name": "classifier"}
+PREDICTIONS = {**SELDON, "service": "predictions"}
+"""Seldon's executor labels its requests by ``service``: the scaler reads prediction requests only."""
 
 
 @pytest.fixture
@@ -51,6 +53,7 @@ def test_defaults_are_production_shaped() -> None:
         "verbs": ["get", "patch"],
         "apiGroups": ["machinelearning.seldon.io"],
         "resources": ["seldondeployments"],
+        "resourceNames": ["mnist"],
     } in throughput_scaler.rbac_rules()
 
 
@@ -80,11 +83,16 @@ def test_drift_supervisor_retrains_once_with_the_feedback_window(
 
 def test_throughput_scaler_holds_p95_under_slo(exporter: Exporter, run_agent: Any, platform: InMemoryPlatform) -> None:
     def latency(fast: float, slow: float) -> None:
-        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast, le="0.1", **SELDON)
-        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="0.5", **SELDON)
-        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="+Inf", **SELDON)
-        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=fast + slow, **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast, le="0.1", **PREDICTIONS)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="0.5", **PREDICTIONS)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=fast + slow, le="+Inf", **PREDICTIONS)
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=fast + slow, **PREDICTIONS)
 
+    # slow feedback calls through the same executor: counted, they would keep p95 over the SLO and double the rate
+    feedback = {**SELDON, "service": "feedback"}
+    for le in ("0.5", "+Inf"):
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=10, le=le, **feedback)
+    exporter.set("seldon_api_executor_server_requests_seconds_count", rate=10, **feedback)
     latency(0, 10)  # p95 ≈ 0.48 s, SLO 0.2 s
     agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, max_replicas=4, down_stabilization="1s")
     t = run_agent(agent)
@@ -102,8 +110,8 @@ def test_throughput_scaler_on_capacity_follows_the_request_rate(
 
     def load(rps: float) -> None:
         for le in ("0.1", "+Inf"):
-            exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=rps, le=le, **SELDON)
-        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=rps, **SELDON)
+            exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=rps, le=le, **PREDICTIONS)
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=rps, **PREDICTIONS)
 
     load(50)  # p95 ≈ 0.095 s, under the SLO: a latency scaler would do nothing
     agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, capacity=30, max_replicas=3, down_stabilization="1s")
@@ -123,8 +131,8 @@ def test_throughput_scaler_scales_an_idle_deployment_down(exporter: Exporter, ru
     """No requests: p95 is NaN (no data — the SLO rule stays unknown) but the request rate of 0 is data:
     after the down-stabilisation window at ~0 requests/s the scaler goes to min_replicas."""
     for le in ("0.1", "0.5", "+Inf"):  # counters that exist but no longer move: an idle deployment
-        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=0, le=le, **SELDON)
-    exporter.set("seldon_api_executor_server_requests_seconds_count", rate=0, **SELDON)
+        exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=0, le=le, **PREDICTIONS)
+    exporter.set("seldon_api_executor_server_requests_seconds_count", rate=0, **PREDICTIONS)
     platform.scale("mnist", 3)
     agent = make_throughput_scaler(interval="300ms", window="3s", slo=0.2, min_replicas=1, down_stabilization="2s")
     t = run_agent(agent)

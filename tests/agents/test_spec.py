@@ -132,10 +132,20 @@ def test_rbac_is_least_privilege_and_exact() -> None:
         replicas=2,
     )
     rules = agent.rbac_rules()
-    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list", "watch"]} in rules
-    assert {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]} in rules
-    assert {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]} in rules
-    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]} in rules
+    # no watch (nothing watches); everything that can be named is named (create cannot: its requests carry no name)
+    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list"]} in rules
+    named = {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["workflowtemplates"],
+        "resourceNames": ["mnist-retrain"],
+        "verbs": ["get"],
+    }
+    assert named in rules
+    sdep = {"resources": ["seldondeployments"], "resourceNames": ["mnist"], "verbs": ["get", "patch"]}
+    assert {"apiGroups": ["machinelearning.seldon.io"], **sdep} in rules
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]} in rules
+    lease = {"resources": ["leases"], "resourceNames": ["scanflow-agent-all-actions"], "verbs": ["get", "update"]}
+    assert {"apiGroups": ["coordination.k8s.io"], **lease} in rules
     assert all("*" not in v for r in rules for v in r["verbs"] + r["resources"] + r["apiGroups"])
     # A message-only agent needs no Kubernetes permission but its own state ConfigMap, by name.
     quiet = Agent("planner", rules=[OnMessage("drift")], plans=[Plan("on-drift", [SendMessage("executor", "retrain")])])

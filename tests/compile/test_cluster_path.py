@@ -80,25 +80,18 @@ def test_serving_image_is_an_application_setting_and_a_service_may_override_it()
 
 
 def test_kustomize_images_reach_the_seldon_deployment(tmp_path: Path) -> None:
-    """``components/images`` maps the serving image: an overlay naming a registry reaches the model's container."""
-    overlay = tmp_path / "registry"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [str(Path("..") / Path(shutil.copytree(MANIFESTS, tmp_path / "manifests")).name)],
-                "images": [
-                    {"name": "scanflow-argo/serving", "newName": "registry.example/ml/serving"},
-                    {"name": "scanflow-argo/runtime", "newName": "registry.example/ml/runtime"},
-                ],
-            }
-        )
-    )
-    objs = render(overlay)
+    """``components/images`` maps both images: a registry named there reaches the workflow steps (``kubectl apply -k
+    manifests/``) and the model's container (``manifests/serving``, which scanflow-argo applies)."""
+    copy = Path(shutil.copytree(MANIFESTS, tmp_path / "manifests"))
+    images = copy / "components" / "images" / "kustomization.yaml"
+    component = yaml.safe_load(images.read_text())
+    for image in component["images"]:
+        image["newName"] = f"registry.example/ml/{image['name'].split('/')[-1]}"
+    images.write_text(yaml.safe_dump(component))
+    objs = render(copy / "serving")
+    assert [o["kind"] for o in objs] == ["SeldonDeployment"]
     assert container(by(objs, "SeldonDeployment", "mnist"))["image"] == "registry.example/ml/serving:0.1.0"
-    train = by(objs, "WorkflowTemplate", "mnist-train")
+    train = by(render(copy), "WorkflowTemplate", "mnist-train")
     assert {t["script"]["image"] for t in train["spec"]["templates"] if "script" in t} == {"registry.example/ml/runtime:0.1.0"}
 
 
@@ -115,14 +108,15 @@ def test_registry_model_uris_are_marked_storage_uris_are_not() -> None:
     assert reg["spec"]["predictors"][0]["graph"]["modelUri"] == "models:/m@champion"
 
 
-def test_cluster_seldon_deployments_carry_no_registry_uri(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_seldon_deployments_are_left_to_scanflow_argo_apply(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """``kubectl apply -k`` would replace ``spec.predictors`` whole on every re-apply (dropping a rolled modelUri and
+    scaled replicas): the trees leave SeldonDeployments out, ``manifests/serving`` renders them for scanflow-argo."""
     for tree, objs in rendered.items():
-        sdeps = [o for o in objs if o["kind"] == "SeldonDeployment"]
-        assert sdeps, tree
-        for sdep in sdeps:
-            for pred in sdep["spec"]["predictors"]:
-                uri = pred["graph"].get("modelUri", "")
-                assert not uri.startswith(("models:/", "runs:/")), f"[{tree}] Seldon cannot download {uri}"
+        assert not [o for o in objs if o["kind"] == "SeldonDeployment"], tree
+    (sdep,) = render(MANIFESTS / "serving")
+    assert sdep["metadata"]["namespace"] == "scanflow" and sdep["spec"]["predictors"][0]["graph"]["modelUri"].startswith(
+        "models:/"
+    )
 
 
 # -- 3. steps that roll get the platform's environment --------------------------------------------------

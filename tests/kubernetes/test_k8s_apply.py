@@ -39,7 +39,9 @@ def test_apply_the_generated_folder(cluster_env: str, fake: FakeCluster, capsys:
     assert lines["workflowtemplate/mnist-train"] == "configured"
     assert lines["workflowtemplate/mnist-retrain"] == "configured"
     assert lines["cronworkflow/mnist-weekly-retrain"] == "configured"
-    assert lines["seldondeployment/mnist"] == "created"
+    # no MLflow reachable here, so no champion to serve: created without a model, at 0 replicas until the first roll
+    assert lines["seldondeployment/mnist"].startswith("created (models:/mnist@champion not resolved (MLflow at ")
+    assert lines["seldondeployment/mnist"].endswith("): 0 replicas until the first roll)")
     # RBAC, agent Deployments, ConfigMaps: the cluster admin's, through kubectl — named, never sent
     for ref in (
         "role/drift-supervisor",
@@ -52,7 +54,9 @@ def test_apply_the_generated_folder(cluster_env: str, fake: FakeCluster, capsys:
     train = fake.get("workflowtemplates", NAMESPACE, "mnist-train")
     assert train["spec"] == yaml.safe_load((GENERATED / "workflowtemplate-mnist-train.yaml").read_text())["spec"]
     assert fake.get("cronworkflows", NAMESPACE, "mnist-weekly-retrain")
-    assert fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"][0]["replicas"] == 1
+    served = fake.get("seldondeployments", NAMESPACE, "mnist")
+    assert served["spec"]["predictors"][0]["replicas"] == 0 and "modelUri" not in served["spec"]["predictors"][0]["graph"]
+    assert served["metadata"]["annotations"]["scanflow.io/replicas"] == "1"
 
     # applying again updates in place; the deployment is now "configured", nothing is duplicated
     first_rv = train["metadata"]["resourceVersion"]

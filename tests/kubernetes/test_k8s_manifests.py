@@ -100,8 +100,9 @@ def test_the_install_holds_what_the_cluster_needs(rendered: dict[str, list[dict[
             "Service",
             "WorkflowTemplate",
             "CronWorkflow",
-            "SeldonDeployment",
             "PodMonitor",
+            "PersistentVolumeClaim",
+            "ValidatingAdmissionPolicy",
             "Role",
             "RoleBinding",
             "ServiceAccount",
@@ -161,7 +162,7 @@ def test_mlflow_address_matches_the_tracking_config_map(rendered: dict[str, list
 def test_external_storage_overlay_swaps_the_pvc_for_references(rendered: dict[str, list[dict[str, Any]]]) -> None:
     root, ext = rendered["root"], rendered["external-storage"]
     assert _by(root, "PersistentVolumeClaim", "mlflow-data")
-    assert not _by(ext, "PersistentVolumeClaim")
+    assert not _by(ext, "PersistentVolumeClaim", "mlflow-data") and _by(ext, "PersistentVolumeClaim", "scanflow-data")
     (server,) = _by(ext, "Deployment", "mlflow")
     pod = server["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
@@ -172,8 +173,12 @@ def test_external_storage_overlay_swaps_the_pvc_for_references(rendered: dict[st
     assert config["data"]["artifacts-destination"].startswith("s3://")
     assert all(v.get("persistentVolumeClaim") is None for v in pod.get("volumes", []))
     assert "/data" not in {m["mountPath"] for m in pod["containers"][0].get("volumeMounts", [])}
-    (sdep,) = _by(ext, "SeldonDeployment", "mnist")
-    assert sdep["spec"]["predictors"][0]["graph"]["envSecretRefName"] == "seldon-s3"
+    # rollers give Seldon the bucket's credentials (graph.envSecretRefName) from this key
+    (tracking,) = _by(ext, "ConfigMap", "scanflow-mlflow")
+    assert tracking["data"]["SCANFLOW_SELDON_STORAGE_CONFIG"] == "seldon-s3"
+    # an empty S3 endpoint would reach boto3 as "": the variable is optional and absent for AWS
+    endpoint = env["MLFLOW_S3_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"]
+    assert endpoint["optional"] is True and endpoint["key"] not in config["data"]
 
 
 def test_external_storage_tells_rollers_where_models_are(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -186,7 +191,7 @@ def test_external_storage_tells_rollers_where_models_are(rendered: dict[str, lis
     assert agents
     for agent in agents:
         env = {e["name"]: e for e in agent["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert env["SCANFLOW_ARTIFACTS_DESTINATION"]["valueFrom"]["configMapKeyRef"]["name"] == storage["metadata"]["name"]
+        assert env["SCANFLOW_ARTIFACTS_DESTINATION"]["valueFrom"]["configMapKeyRef"]["name"] == "scanflow-mlflow"
 
 
 def test_external_storage_trains_on_the_full_set(rendered: dict[str, list[dict[str, Any]]]) -> None:

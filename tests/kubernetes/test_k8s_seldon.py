@@ -132,15 +132,55 @@ def test_roll_to_a_storage_uri_needs_no_registry(kube_settings, fake: FakeCluste
         platform.roll("mnist", "mnist-v8")
 
 
-def test_apply_deployment_creates_then_updates(platform: KubernetesPlatform, fake: FakeCluster) -> None:
-    platform.apply_deployment(seldon(replicas=1))
-    platform.apply_deployment(seldon(replicas=5))
-    assert platform.get_deployment("mnist").replicas == 5
+def test_apply_deployment_creates_then_updates_keeping_rolls_and_scales(platform: KubernetesPlatform, fake: FakeCluster) -> None:
+    """Re-applying the manifest changes what it says (resources, image…) but not what a roll or a scale set since:
+    the predictors list is replaced whole by the API server, so apply carries the live model and replicas over."""
+    platform.apply_deployment(seldon(replicas=1, uri="models:/mnist@champion"))
     assert [r.method for r in fake.calls(contains=SDEP_PATH)][:2] == ["GET", "POST"]
+    assert (
+        fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"][0]["graph"]["modelUri"] == "s3://bucket/mnist/7"
+    )
+    fake.objects[("seldondeployments", NAMESPACE, "mnist")]["spec"]["predictors"][0]["graph"]["modelUri"] = (
+        "s3://bucket/mnist/8"  # a later roll
+    )
+    platform.scale("mnist", 3)
+    changed = seldon(replicas=1, uri="models:/mnist@champion")
+    changed["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] = "scanflow-argo/serving:0.2.0"
+    platform.apply_deployment(changed)
+    live = fake.get("seldondeployments", NAMESPACE, "mnist")
+    assert live["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] == "scanflow-argo/serving:0.2.0"
+    status = platform.get_deployment("mnist")
+    assert (status.model_uri, status.replicas) == ("s3://bucket/mnist/8", 3)
     put = fake.calls("PUT", SDEP_PATH)[-1]
     assert put.body["metadata"]["resourceVersion"]
     with pytest.raises(PlatformError, match="SeldonDeployment, not kind 'Deployment'"):
         platform.apply_deployment({"kind": "Deployment", "metadata": {"name": "x"}})
+
+
+def test_a_deployment_without_a_model_waits_at_zero_replicas_until_its_first_roll(kube_settings, fake: FakeCluster) -> None:
+    """No champion yet: created with no modelUri and 0 replicas (a model pod without a model would crash-loop);
+    the first roll brings the desired replicas back. With a champion, it is served from the start."""
+    from scanflow_argo.errors import NotFoundError as Missing
+
+    def no_champion(uri: str) -> str:
+        raise Missing(f"model 'mnist' has no alias 'champion' ({uri})")
+
+    platform = make_platform(kube_settings, fake, "crd", model_resolver=no_champion)
+    platform.apply_deployment(seldon(replicas=2, uri="models:/mnist@champion"))
+    live = fake.get("seldondeployments", NAMESPACE, "mnist")
+    assert "modelUri" not in live["spec"]["predictors"][0]["graph"] and live["spec"]["predictors"][0]["replicas"] == 0
+    assert live["metadata"]["annotations"]["scanflow.io/replicas"] == "2"
+    platform.apply_deployment(seldon(replicas=2, uri="models:/mnist@champion"))  # re-applied while waiting
+    assert fake.get("seldondeployments", NAMESPACE, "mnist")["metadata"]["annotations"]["scanflow.io/replicas"] == "2"
+    rolled = make_platform(kube_settings, fake, "crd", model_resolver=lambda uri: "s3://bucket/mnist/1").roll(
+        "mnist", "models:/mnist@champion"
+    )
+    assert (rolled.model_uri, rolled.replicas) == ("s3://bucket/mnist/1", 2)
+    assert "scanflow.io/replicas" not in (fake.get("seldondeployments", NAMESPACE, "mnist")["metadata"].get("annotations") or {})
+    fake.objects.clear()
+    served = make_platform(kube_settings, fake, "crd", model_resolver=lambda uri: "s3://bucket/mnist/4")
+    served.apply_deployment(seldon(replicas=2, uri="models:/mnist@champion"))
+    assert (served.get_deployment("mnist").model_uri, served.get_deployment("mnist").replicas) == ("s3://bucket/mnist/4", 2)
 
 
 def test_delete_deployment(platform: KubernetesPlatform, fake: FakeCluster) -> None:

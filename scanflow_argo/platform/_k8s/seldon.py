@@ -5,6 +5,13 @@ writer makes the API server answer 409; we then re-read and retry with bounded b
 set at the level the deployment already uses (``componentSpecs[i].replicas`` over
 ``predictors[i].replicas`` over ``spec.replicas``, Seldon's own precedence); a roll-out sets the
 predictor's ``graph.modelUri`` and Seldon's operator rolls the pods.
+
+A SeldonDeployment is *applied* here, not by ``kubectl apply -k``: its model and replicas live inside
+``spec.predictors``, a list the API server replaces whole, so re-applying a manifest would drop a rolled
+``modelUri`` and scaled replicas. ``apply`` keeps both from the live object, and creates a deployment
+whose model is a registry reference (``models:/NAME@ALIAS``) with the storage URI the reference resolves
+to (the champion served from the start) or, while there is none, at 0 replicas with the desired count in
+the ``scanflow.io/replicas`` annotation, which the first roll restores (no pod crash-loops without a model).
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...clock import Clock
-from ...errors import NotFoundError, PlatformError
+from ...errors import NotFoundError, PlatformError, ScanflowError
 from ..base import DeploymentStatus
 from .api import CustomObjects, ResourceRef, retry_conflicts
 
-__all__ = ["SELDON", "SeldonDeployments", "deployment_status", "replicas_patch"]
+__all__ = ["REPLICAS_ANNOTATION", "SELDON", "SeldonDeployments", "deployment_status", "replicas_patch"]
 
 SELDON = ResourceRef("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment")
+REPLICAS_ANNOTATION = "scanflow.io/replicas"
+"""Replicas a deployment created without a model gets at its first roll."""
+_REGISTRY = ("models:/", "runs:/")
+_BUCKETS = ("s3://", "gs://")
 
 
 def _predictor_index(obj: Mapping[str, Any]) -> int:
@@ -119,26 +130,35 @@ class SeldonDeployments:
     def get(self, name: str) -> DeploymentStatus:
         return deployment_status(self.get_object(name))
 
-    def apply(self, manifest: Mapping[str, Any]) -> None:
+    def apply(
+        self, manifest: Mapping[str, Any], resolve: Callable[[str], str] | None = None, storage_secret: str | None = None
+    ) -> str:
+        """Create or update (see the module docstring); ``resolve`` turns a registry reference into a storage URI.
+        Returns a note on what was served (empty when nothing needs saying)."""
         if manifest.get("kind") != SELDON.kind:
             raise PlatformError(f"apply_deployment takes a SeldonDeployment, not kind {manifest.get('kind')!r}")
-        body = copy.deepcopy(dict(manifest))
-        meta = body.setdefault("metadata", {})
-        meta["namespace"] = self.namespace
-        name = meta.get("name")
+        desired = copy.deepcopy(dict(manifest))
+        desired.setdefault("metadata", {})["namespace"] = self.namespace
+        name = desired["metadata"].get("name")
         if not name:
             raise PlatformError("the SeldonDeployment has no metadata.name")
+        _predictor_index(desired)
+
+        notes: list[str] = []
 
         def apply() -> None:
+            notes.clear()
             try:
                 current = self._objects.get(name)
             except NotFoundError:
-                self._objects.create(body)
+                self._objects.create(_first(desired, resolve, storage_secret, notes))
                 return
-            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            body = _keep_live(desired, current)
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self._objects.replace(name, body)
 
         retry_conflicts(apply, self._clock, SELDON.describe(self.namespace, name))
+        return "; ".join(notes)
 
     def _update(self, name: str, make_patch: Callable[[dict[str, Any]], dict[str, Any]]) -> DeploymentStatus:
         result: dict[str, Any] = {}
@@ -146,7 +166,7 @@ class SeldonDeployments:
         def attempt() -> None:
             current = self.get_object(name)
             patch = make_patch(current)
-            patch["metadata"] = {"resourceVersion": current["metadata"]["resourceVersion"]}
+            patch["metadata"] = {**patch.get("metadata", {}), "resourceVersion": current["metadata"]["resourceVersion"]}
             result["obj"] = self._objects.patch(name, patch)
 
         retry_conflicts(attempt, self._clock, SELDON.describe(self.namespace, name))
@@ -157,11 +177,81 @@ class SeldonDeployments:
             raise PlatformError(f"cannot scale SeldonDeployment {name!r} to {replicas!r}: replicas must be an integer ≥ 0")
         return self._update(name, lambda obj: replicas_patch(obj, replicas))
 
-    def roll(self, name: str, storage_uri: str) -> DeploymentStatus:
-        return self._update(name, lambda obj: model_patch(obj, storage_uri))
+    def roll(self, name: str, storage_uri: str, storage_secret: str | None = None) -> DeploymentStatus:
+        """Point the predictor at ``storage_uri``; a deployment waiting for its first model gets its replicas back."""
+
+        def patch(obj: dict[str, Any]) -> dict[str, Any]:
+            out = model_patch(obj, storage_uri)
+            graph = out["spec"]["predictors"][_predictor_index(obj)]["graph"]
+            if storage_secret and storage_uri.startswith(_BUCKETS) and not graph.get("envSecretRefName"):
+                graph["envSecretRefName"] = storage_secret
+            waiting = ((obj.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
+            if waiting is not None and effective_replicas(obj) == 0:
+                scaled = replicas_patch({**obj, "spec": {**obj["spec"], "predictors": out["spec"]["predictors"]}}, int(waiting))
+                out["spec"].update(scaled["spec"])
+                out["metadata"] = {"annotations": {REPLICAS_ANNOTATION: None}}
+            return out
+
+        return self._update(name, patch)
 
     def delete(self, name: str) -> None:
         try:
             self._objects.delete(name)
         except NotFoundError as err:
             raise NotFoundError(f"SeldonDeployment {name!r} not found in namespace {self.namespace!r}") from err
+
+
+def _first(
+    desired: dict[str, Any], resolve: Callable[[str], str] | None, storage_secret: str | None, notes: list[str]
+) -> dict[str, Any]:
+    """A new deployment: a registry model resolved to its storage URI, or no model and no replicas until a roll."""
+    body = copy.deepcopy(desired)
+    predictor = body["spec"]["predictors"][_predictor_index(body)]
+    graph = predictor.setdefault("graph", {})
+    uri = str(graph.get("modelUri") or "")
+    if uri.startswith(_REGISTRY) or not uri:
+        resolved = None
+        if uri and resolve is not None:
+            try:
+                resolved = resolve(uri)
+            except NotFoundError:
+                notes.append(f"no {uri} yet: 0 replicas until the first roll")
+            except ScanflowError as err:  # MLflow unreachable from here, no artifacts destination…
+                notes.append(f"{uri} not resolved ({err}): 0 replicas until the first roll")
+        if resolved:
+            graph["modelUri"] = uri = resolved
+        else:
+            graph.pop("modelUri", None)  # Seldon cannot download a registry reference
+            replicas = effective_replicas(body)
+            body = {**body, "spec": {**body["spec"], **replicas_patch(body, 0)["spec"]}}
+            annotations = body["metadata"].setdefault("annotations", {})
+            annotations[REPLICAS_ANNOTATION] = str(replicas)
+            return body
+    if storage_secret and uri.startswith(_BUCKETS):
+        graph.setdefault("envSecretRefName", storage_secret)
+    return body
+
+
+def _keep_live(desired: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with what rolls and scales changed on the live object kept: each predictor's ``modelUri``
+    (unless the manifest names a storage URI of its own) and ``envSecretRefName``, the replicas, and the
+    annotation of a deployment still waiting for its first model."""
+    body = copy.deepcopy(desired)
+    live_predictors = {p.get("name"): p for p in (current.get("spec") or {}).get("predictors") or []}
+    for predictor in body["spec"]["predictors"]:
+        live = live_predictors.get(predictor.get("name"))
+        if live is None:
+            continue
+        graph, live_graph = predictor.setdefault("graph", {}), live.get("graph") or {}
+        if str(graph.get("modelUri") or "").startswith(_REGISTRY) or not graph.get("modelUri"):
+            if live_graph.get("modelUri"):
+                graph["modelUri"] = live_graph["modelUri"]
+            else:
+                graph.pop("modelUri", None)
+        if live_graph.get("envSecretRefName") and not graph.get("envSecretRefName"):
+            graph["envSecretRefName"] = live_graph["envSecretRefName"]
+    body = {**body, "spec": {**body["spec"], **replicas_patch(body, effective_replicas(current))["spec"]}}
+    waiting = ((current.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
+    if waiting is not None:
+        body["metadata"].setdefault("annotations", {})[REPLICAS_ANNOTATION] = waiting
+    return body

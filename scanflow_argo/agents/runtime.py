@@ -181,8 +181,11 @@ class AgentRuntime:
             from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
 
             identity = os.environ.get("POD_NAME") or socket.gethostname()
-            api = client.CoordinationV1Api(load_api_client(self.settings.kubernetes))
-            return LeaseLeader(self.agent.lease_name(), self.settings.kubernetes.namespace, identity, api=api, clock=self.clock)
+            api = client.CustomObjectsApi(load_api_client(self.settings.kubernetes))  # Leases as JSON (see LeaseLeader)
+            # renewed in its own thread on client-go's cadence (2 s retries, 10 s renew deadline, 15 s lease),
+            # whatever the agent's interval
+            namespace = self.settings.kubernetes.namespace
+            return LeaseLeader(self.agent.lease_name(), namespace, identity, api=api, clock=self.clock, background=True)
         return FileLeader(self.folder / "leader.lock")
 
     def advertise(self, url: str) -> None:

@@ -105,6 +105,25 @@ def _admit(plural: str, obj: dict[str, Any], strict: bool, old: dict[str, Any] |
         ) from err
 
 
+_MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def _check_micro_times(plural: str, obj: dict[str, Any]) -> None:
+    """A Lease's acquireTime/renewTime are ``metav1.MicroTime``: the server parses them with Go's layout
+    ``2006-01-02T15:04:05.000000Z07:00``, which needs the six fraction digits."""
+    if plural != "leases":
+        return
+    for key in ("acquireTime", "renewTime"):
+        value = (obj.get("spec") or {}).get(key)
+        if value is not None and not _MICRO_TIME.match(str(value)):
+            raise _Error(
+                400,
+                "BadRequest",
+                f'Lease in version "v1" cannot be handled as a Lease: parsing time "{value}" as '
+                '"2006-01-02T15:04:05.000000Z07:00": cannot parse as "."',
+            )
+
+
 def _spec_changed(plural: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether a write changes what bumps ``generation``: all but metadata (and status, when a subresource)."""
     skip = {"metadata", "status"} if plural in _STATUS_SUBRESOURCE else {"metadata"}
@@ -285,6 +304,7 @@ class FakeCluster:
             meta["name"] = meta["generateName"] + "".join(random.choice(alphabet) for _ in range(5))
         key = (plural, ns, meta["name"])
         meta["namespace"] = ns
+        _check_micro_times(plural, obj)
         obj = _admit(plural, obj, strict)
         meta = obj["metadata"]
         if key in self.objects:
@@ -333,6 +353,7 @@ class FakeCluster:
                 f'{plural} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
             )
         self._check_size(plural, name, body)
+        _check_micro_times(plural, body)
         new = copy.deepcopy(body)
         new["metadata"] = {**new["metadata"], **{k: current["metadata"][k] for k in ("uid", "creationTimestamp", "namespace")}}
         new["metadata"]["name"] = name

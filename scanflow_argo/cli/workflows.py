@@ -61,7 +61,11 @@ def register(sub: Any) -> None:
     ls.add_argument("--output", "-o", choices=["table", "json"], default="table")
     ls.set_defaults(func=list_runs)
 
-    rs = sub.add_parser("resume", help="continue a run whose engine stopped (even kill -9) without re-running succeeded nodes")
+    rs = sub.add_parser(
+        "resume",
+        help="continue a run whose engine stopped (even kill -9) without re-running succeeded nodes; on Kubernetes: "
+        "Argo's retry of a failed run, or resume of a suspended one",
+    )
     rs.add_argument("run")
     rs.add_argument("--detach", action="store_true", help="continue in the background")
     rs.add_argument("--output", "-o", choices=["tree", "json", "name"], default="tree")
@@ -161,6 +165,11 @@ def _hint_undeployed(services: list[dict[str, Any]], settings: Settings) -> None
 def resume(args: argparse.Namespace, settings: Settings) -> int:
     from ..platform.local import LocalPlatform  # CLI start-up: this command only
 
+    if settings.platform == "kubernetes":  # Argo's retry (failed run) or resume (suspended run)
+        from ..platform import get_platform
+
+        print(get_platform(settings).resume(args.run))
+        return 0
     platform = LocalPlatform(settings)
     run_dir = platform.run_dir(args.run)
     run = platform.get_run(args.run)

@@ -163,6 +163,29 @@ class KubernetesPlatform:
     def stop(self, name: str) -> None:
         self.workflows.stop(name)
 
+    def resume(self, name: str) -> str:
+        """What ``scanflow-argo resume`` means on a cluster, where Argo's controller never dies with a run: a failed
+        run is retried (Argo's ``retry``: its failed nodes run again, what succeeded is kept — as a local resume
+        keeps them), a suspended one resumed (Argo's ``resume``). Returns what was done; a run that succeeded or is
+        still running is a ``PlatformError`` saying so."""
+        wf = self.workflows.get(name)
+        run = RunStatus.from_workflow(wf)
+        suspended = bool((wf.get("spec") or {}).get("suspend")) or any(
+            n.type == "Suspend" and n.phase == "Running" for n in run.nodes.values()
+        )
+        if run.phase == "Succeeded":
+            raise PlatformError(f"run {name!r} already finished (Succeeded): nothing to resume")
+        if run.phase in ("Failed", "Error"):
+            self.workflows.retry(name)
+            return f"retrying {name} ({run.phase}): Argo re-runs its failed nodes and keeps what succeeded"
+        if suspended:
+            self.workflows.resume(name)
+            return f"resumed {name}"
+        raise PlatformError(
+            f"run {name!r} is {run.phase} on the cluster, where Argo's controller carries it on: nothing to resume "
+            f"(`scanflow-argo wait {name}` follows it)"
+        )
+
     # -- model deployments ------------------------------------------------------------------
     def apply_deployment(self, manifest: Mapping[str, Any]) -> str:
         """Create or update a SeldonDeployment, keeping a rolled model and scaled replicas (``_k8s/seldon.py``);

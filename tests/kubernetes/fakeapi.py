@@ -686,6 +686,26 @@ class _Handler(BaseHTTPRequestHandler):
                     grpc=13,
                 )
             return 200, fake._patch(plural, ns, rest[0], {"spec": {"shutdown": "Stop"}}), "application/json"
+        elif len(rest) == 2 and rest[1] == "retry" and method == "PUT":
+            # workflow/util/util.go FormulateRetryWorkflow: Failed/Error only (an ArgoError CodeBadRequest → 400);
+            # failed nodes are reset, succeeded ones kept, the run goes back to Running
+            wf = fake._get_raw(plural, ns, rest[0])
+            phase = (wf.get("status") or {}).get("phase")
+            if phase not in ("Failed", "Error"):
+                raise _Error(400, "BadRequest", f"Cannot retry a workflow in phase {phase}", grpc=3)
+            nodes = {k: v for k, v in ((wf.get("status") or {}).get("nodes") or {}).items() if v.get("phase") == "Succeeded"}
+            fake._controller_writes(plural, wf, {**wf["status"], "phase": "Running", "nodes": nodes, "finishedAt": None})
+            return 200, copy.deepcopy(wf), "application/json"
+        elif len(rest) == 2 and rest[1] == "resume" and method == "PUT":
+            # workflow/util/util.go ResumeWorkflow: spec.suspend cleared, active suspend nodes succeed
+            wf = fake._get_raw(plural, ns, rest[0])
+            if (wf.get("spec") or {}).get("suspend"):
+                fake._patch(plural, ns, rest[0], {"spec": {"suspend": None}})
+            nodes = ((wf.get("status") or {}).get("nodes") or {}).values()
+            for node in nodes:
+                if node.get("type") == "Suspend" and node.get("phase") == "Running":
+                    node["phase"] = "Succeeded"
+            return 200, copy.deepcopy(fake._get_raw(plural, ns, rest[0])), "application/json"
         elif len(rest) == 2 and rest[1] == "log" and method == "GET":
             wf = fake._get_raw(plural, ns, rest[0])
             pods = [

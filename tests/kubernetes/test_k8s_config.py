@@ -41,6 +41,45 @@ def test_kubeconfig_context_is_honoured(fake: FakeCluster, tmp_path: Path, kube_
     assert client.configuration.host == fake.url
 
 
+def test_several_kubeconfig_files_merge_as_kubectl_merges_them(fake: FakeCluster, tmp_path: Path) -> None:
+    """KUBECONFIG=a:b (client-go tools/clientcmd/loader.go ClientConfigLoadingRules.Load): missing files are
+    skipped; the first file to name a cluster/user/context wins it; the first file to set current-context wins."""
+    import os
+
+    ours = yaml.safe_load(fake.kubeconfig(tmp_path / "ours").read_text())  # current-context: fake → the fake server
+    other = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        # the same cluster name pointing elsewhere (loses to ours), and its own context (set as current: loses too)
+        "clusters": [
+            {"name": "fake", "cluster": {"server": "http://127.0.0.1:9"}},
+            {"name": "spare", "cluster": {"server": "http://127.0.0.1:8"}},
+        ],
+        "users": [{"name": "tester", "user": {"token": "wrong-token"}}],
+        "contexts": [{"name": "spare", "context": {"cluster": "spare", "user": "tester"}}],
+        "current-context": "spare",
+    }
+    (tmp_path / "other").write_text(yaml.safe_dump(other))
+    no_current = dict(ours, **{"current-context": ""})
+    (tmp_path / "first-without-current").write_text(yaml.safe_dump(no_current))
+    paths = os.pathsep.join([str(tmp_path / "absent"), str(tmp_path / "ours"), str(tmp_path / "other")])
+    settings = Settings.from_env(
+        environ={"SCANFLOW_PLATFORM": "kubernetes", "KUBECONFIG": paths, "SCANFLOW_NAMESPACE": NAMESPACE}
+    )
+    fake.put(seldon())
+    assert get_platform(settings).get_deployment("mnist").replicas == 1
+    assert fake.requests[-1].headers["authorization"] == "Bearer kube-test-token"  # our user, not the later file's
+    reversed_paths = os.pathsep.join([str(tmp_path / "other"), str(tmp_path / "ours")])
+    kube = dataclasses.replace(settings.kubernetes, kubeconfig=Path(reversed_paths))
+    assert load_api_client(kube).configuration.host == "http://127.0.0.1:8"  # other's current-context now comes first
+    skipping = os.pathsep.join([str(tmp_path / "first-without-current"), str(tmp_path / "other")])
+    kube = dataclasses.replace(settings.kubernetes, kubeconfig=Path(skipping))
+    assert load_api_client(kube).configuration.host == "http://127.0.0.1:8"  # an empty current-context sets nothing
+    kube = dataclasses.replace(settings.kubernetes, kubeconfig=Path(os.pathsep.join([str(tmp_path / "x"), str(tmp_path / "y")])))
+    with pytest.raises(SetupError, match="none of the kubeconfig files in KUBECONFIG="):
+        load_api_client(kube)
+
+
 def test_missing_kubeconfig_is_a_setup_error(tmp_path: Path, kube_settings: Settings) -> None:
     kube = dataclasses.replace(kube_settings.kubernetes, kubeconfig=tmp_path / "absent")
     with pytest.raises(SetupError, match="absent does not exist"):

@@ -297,3 +297,35 @@ def test_argo_server_url_needs_a_scheme(kube_settings) -> None:
     )
     with pytest.raises(PlatformError, match="needs a scheme"):
         KubernetesPlatform(settings).get_run("x")
+
+
+def test_resume_on_the_cluster_is_argos_retry_or_resume(platform: KubernetesPlatform, fake: FakeCluster, backend: str) -> None:
+    """A local resume continues after a dead engine, keeping what succeeded; on the cluster the controller never dies
+    with a run, so ``resume`` is Argo's retry of a failed run (server/workflow/workflow_server.go RetryWorkflow,
+    workflow/util/util.go FormulateRetryWorkflow: failed nodes reset, succeeded kept) or its resume of a suspended
+    one (ResumeWorkflow); the direct path cannot rewrite a run's status, and says what to use."""
+    platform.apply_template(template())
+    failed = platform.submit("train")
+    ok_id, ok_node = node_status(failed, "fit", "Succeeded")
+    bad_id, bad_node = node_status(failed, "score", "Failed")
+    fake.set_status("workflows", NAMESPACE, failed, {"phase": "Failed", "nodes": {ok_id: ok_node, bad_id: bad_node}})
+    if backend == "argo":
+        assert platform.resume(failed) == f"retrying {failed} (Failed): Argo re-runs its failed nodes and keeps what succeeded"
+        assert fake.calls("PUT", f"/{failed}/retry")
+        after = fake.get("workflows", NAMESPACE, failed)["status"]
+        assert after["phase"] == "Running" and set(after["nodes"]) == {ok_id}
+    else:
+        with pytest.raises(PlatformError, match=rf"set SCANFLOW_ARGO_SERVER .* or run `argo retry {failed} -n {NAMESPACE}`"):
+            platform.resume(failed)
+    paused = platform.submit("train")
+    fake.objects[("workflows", NAMESPACE, paused)]["spec"]["suspend"] = True
+    fake.set_status("workflows", NAMESPACE, paused, {"phase": "Running"})
+    assert platform.resume(paused) == f"resumed {paused}"
+    assert "suspend" not in fake.get("workflows", NAMESPACE, paused)["spec"]
+    with pytest.raises(
+        PlatformError, match=r"is Running on the cluster, where Argo's controller carries it on: nothing to resume"
+    ):
+        platform.resume(paused)
+    fake.set_status("workflows", NAMESPACE, paused, {"phase": "Succeeded"})
+    with pytest.raises(PlatformError, match=r"already finished \(Succeeded\): nothing to resume"):
+        platform.resume(paused)

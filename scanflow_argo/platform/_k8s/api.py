@@ -1,7 +1,10 @@
 """Kubernetes API access for the platform: client configuration, custom objects, and error mapping.
 
 Configuration comes only from settings: an explicit kubeconfig (and context), else the in-cluster
-service account, else ``~/.kube/config``. Every call goes through ``call``, which turns the client's
+service account, else ``~/.kube/config``. ``KUBECONFIG=a:b`` (several files, ``os.pathsep``-separated) is
+merged as kubectl merges it (client-go ``tools/clientcmd/loader.go`` ``ClientConfigLoadingRules.Load``): missing
+files are skipped, the first file to name a cluster, user or context wins it, and so does the first file that
+sets ``current-context``. Every call goes through ``call``, which turns the client's
 exceptions into the project's: 404 → ``NotFoundError`` naming namespace and name, 409 →
 ``ConflictError``, network errors and 5xx → ``UnavailableError``.
 """
@@ -48,7 +51,9 @@ def load_api_client(kube: KubernetesSettings) -> Any:
 
     cfg = client.Configuration()
     try:
-        if kube.kubeconfig is not None:
+        if kube.kubeconfig is not None and os.pathsep in str(kube.kubeconfig):
+            _load_merged(str(kube.kubeconfig), kube.context, cfg)
+        elif kube.kubeconfig is not None:
             if not kube.kubeconfig.exists():
                 raise SetupError(
                     f"kubeconfig {kube.kubeconfig} does not exist — fix KUBECONFIG or settings.kubernetes.kubeconfig"
@@ -68,6 +73,19 @@ def load_api_client(kube: KubernetesSettings) -> Any:
     # Fail fast: the platform has its own bounded retries where they make sense.
     cfg.retries = 1
     return client.ApiClient(cfg)
+
+
+def _load_merged(paths: str, context: str | None, cfg: Any) -> None:
+    """Several kubeconfig files merged by clientcmd's rules (module docstring). The client's own merger keeps the
+    *last* file's ``current-context``; kubectl keeps the first one that sets it."""
+    from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
+
+    merger = KubeConfigMerger(paths)
+    if not merger.paths:
+        raise SetupError(f"none of the kubeconfig files in KUBECONFIG={paths} exists — fix KUBECONFIG")
+    current = next((c for p in merger.paths if (c := (merger.config_files[p] or {}).get("current-context"))), None)
+    merger.config.value["current-context"] = current
+    KubeConfigLoader(config_dict=merger.config, config_base_path=None, active_context=context).load_and_set(cfg)
 
 
 def _status_message(err: Any) -> str:

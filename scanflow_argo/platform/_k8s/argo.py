@@ -52,6 +52,8 @@ class WorkflowBackend(Protocol):
     def get(self, name: str) -> dict[str, Any]: ...
     def list(self, labels: Mapping[str, str] | None) -> list[dict[str, Any]]: ...
     def stop(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def retry(self, name: str) -> None: ...
     def pod_log(self, run: str, pod: str, container: str = "main") -> str: ...
 
 
@@ -176,6 +178,24 @@ class CrdWorkflows:
             self._workflows.patch(name, {"metadata": {"resourceVersion": rv}, "spec": {"shutdown": "Stop"}})
 
         retry_conflicts(attempt, self._clock, WORKFLOWS.describe(self.namespace, name))
+
+    def resume(self, name: str) -> None:
+        """``argo resume`` of a workflow suspended as a whole (``spec.suspend``; workflow/util/util.go
+        ``ResumeWorkflow``). A suspend *node* is resumed by rewriting the run's status, which only Argo does."""
+        wf = self._workflows.get(name)
+        if not (wf.get("spec") or {}).get("suspend"):
+            raise PlatformError(
+                f"run {name!r} waits at a suspend step: resuming it rewrites the run's status, which Argo does — set "
+                f"SCANFLOW_ARGO_SERVER (docs/cluster.md) or run `argo resume {name} -n {self.namespace}`"
+            )
+        rv = wf["metadata"]["resourceVersion"]
+        self._workflows.patch(name, {"metadata": {"resourceVersion": rv}, "spec": {"suspend": None}})
+
+    def retry(self, name: str) -> None:
+        raise PlatformError(
+            f"retrying run {name!r} re-runs its failed nodes by rewriting its status and deleting their pods, which "
+            f"Argo does: set SCANFLOW_ARGO_SERVER (docs/cluster.md) or run `argo retry {name} -n {self.namespace}`"
+        )
 
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
@@ -350,6 +370,21 @@ class ArgoServerWorkflows:
                 raise
             phase = (self.get(name).get("status") or {}).get("phase") or "finished"
             raise already_finished(name, str(phase)) from err
+
+    def resume(self, name: str) -> None:
+        """Argo's resume (server/workflow/workflow_server.go ``ResumeWorkflow``): a suspended run goes on."""
+        from hera.workflows import models as m
+
+        req = m.WorkflowResumeRequest(name=name, namespace=self.namespace)
+        self._call(lambda: self._service.resume_workflow(name, req), f"Workflow {self.namespace}/{name}")
+
+    def retry(self, name: str) -> None:
+        """Argo's retry (``RetryWorkflow`` → workflow/util/util.go ``FormulateRetryWorkflow``): a failed run re-runs
+        its failed nodes and keeps what succeeded."""
+        from hera.workflows import models as m
+
+        req = m.WorkflowRetryRequest(name=name, namespace=self.namespace)
+        self._call(lambda: self._service.retry_workflow(name, req), f"Workflow {self.namespace}/{name}")
 
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         """One container's log of a pod (``main`` by default) from the Argo Server's streaming log endpoint (JSON lines)."""

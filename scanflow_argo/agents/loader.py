@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,8 @@ def _import(ref: str) -> Any:
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise AgentDefinitionError(f"agent reference {ref!r}: use MODULE:AGENT, e.g. agents.mnist:drift_supervisor")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the project's modules (agents/) import from its folder
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

@@ -243,9 +243,9 @@ class _Progress:
 
 
 def logs(args: argparse.Namespace, settings: Settings) -> int:
-    from ..platform.local import LocalPlatform  # CLI start-up: this command only
+    from ..platform import get_platform  # CLI start-up: this command only
 
-    platform = LocalPlatform(settings)
+    platform = get_platform(settings)  # the run's pods on a cluster (--platform kubernetes), its nodes here
     if not args.follow:
         sys.stdout.write(platform.logs(args.run, args.node, args.container))
         return 0

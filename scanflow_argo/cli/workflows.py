@@ -166,9 +166,9 @@ def resume(args: argparse.Namespace, settings: Settings) -> int:
     from ..platform.local import LocalPlatform  # CLI start-up: this command only
 
     if settings.platform == "kubernetes":  # Argo's retry (failed run) or resume (suspended run)
-        from ..platform import get_platform
+        from ..platform.kubernetes import KubernetesPlatform  # CLI start-up: this command only
 
-        print(get_platform(settings).resume(args.run))
+        print(KubernetesPlatform(settings).resume(args.run))
         return 0
     platform = LocalPlatform(settings)
     run_dir = platform.run_dir(args.run)

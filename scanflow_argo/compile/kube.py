@@ -11,6 +11,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentDefinitionError, CompileError
+from ..spec.agent import SubmitWorkflow
+from .schema import ARGO_CRDS, load_crd
 from .workflows import labels_for, workflow_service_account
 
 if TYPE_CHECKING:
@@ -282,9 +284,6 @@ def agent_admission_policy(agent: Any, app: Application) -> list[dict[str, Any]]
     ``serviceAccountName`` included. Every other WorkflowSpec field (listed from Argo's CRD, so none is missed) is
     refused — what Argo's ``templateReferencing: Strict`` does controller-wide (docs/workflow-restrictions.md), here
     for the agent alone. Both objects are cluster-scoped, named after the namespace and the agent."""
-    from ..spec.agent import SubmitWorkflow
-    from .schema import ARGO_CRDS, load_crd
-
     actions = agent.actions() if callable(getattr(agent, "actions", None)) else []  # optional in the agent contract
     templates = sorted({a.template for a in actions if isinstance(a, SubmitWorkflow)})
     if not templates:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .graph import ARGO_KINDS, TemplateIndex, check_graph
 from .schema import SchemaChecker
 
@@ -50,8 +52,6 @@ def yaml_files(paths: Iterable[Path | str]) -> Iterator[Path]:
 
 
 def _documents(path: Path) -> tuple[list[Any], str | None]:
-    import yaml
-
     if not path.exists():
         return [], f"{path}: no such file or folder"
     try:

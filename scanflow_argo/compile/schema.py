@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import SchemaError, SetupError
 from .crd import CrdSchema
 
@@ -81,8 +83,6 @@ def crd_text(name: str, schemas_dir: Path | str | None = None) -> str:
 @functools.lru_cache(maxsize=16)
 def load_crd(name: str, schemas_dir: str | None = None) -> CrdSchema:
     """The parsed CRD (cached per process: the Argo CRDs are 2.7 MB of YAML each)."""
-    import yaml
-
     source = f"{schemas_dir}/{name}" if schemas_dir else f"{name} (shipped)"
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on these files
@@ -159,9 +159,9 @@ class SchemaChecker:
     def _kube(self, kind: str, api_version: str) -> Any | None:
         key = f"kube:{api_version}:{kind}"
         if key not in self._kube_validators:
-            import jsonschema
-            from kubernetes_validate import utils
-            from referencing import Registry, Resource
+            import jsonschema  # schema validators: only when a Kubernetes built-in is checked
+            from kubernetes_validate import utils  # optional (scanflow-argo[kubernetes]): 100 MB of schemas
+            from referencing import Registry, Resource  # with jsonschema
 
             group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
             folder = f"kubernetes-json-schema/v{self.kube_version}-local-strict"
@@ -212,7 +212,7 @@ class SchemaChecker:
 def _message(err: Any) -> str:
     msg = err.message
     if err.context:  # oneOf/anyOf: the closest branch says more than "not valid under any"
-        from jsonschema.exceptions import best_match
+        from jsonschema.exceptions import best_match  # with jsonschema, only for a built-in's problem
 
         msg = f"{msg.split(' is not valid')[0][:80]} is not valid: {best_match(err.context).message}"
     return msg if len(msg) <= 300 else msg[:297] + "..."

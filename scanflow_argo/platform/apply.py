@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..tracking.server import resolve_uri
@@ -136,8 +138,6 @@ def _read_file(path: Path, project_dir: Path) -> list[Source]:
 
 
 def _read_text(text: str, origin: str, project_dir: Path) -> list[Source]:
-    import yaml
-
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:

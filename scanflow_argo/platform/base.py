@@ -77,8 +77,8 @@ class Platform(Protocol):
         ...
 
     # -- model deployments ------------------------------------------------------------------
-    def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
-        """Create or update a SeldonDeployment."""
+    def apply_deployment(self, manifest: Mapping[str, Any]) -> str | None:
+        """Create or update a SeldonDeployment; may return a note on what it serves (created without a model…)."""
         ...
 
     def get_deployment(self, name: str) -> DeploymentStatus:

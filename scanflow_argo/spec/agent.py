@@ -1002,7 +1002,7 @@ class Agent:
         ``create`` on workflows cannot be narrowed by name: ``compile.kube`` pairs it with an admission policy that
         only lets the agent run its WorkflowTemplates as they are."""
         grants: dict[tuple[str, str], set[str]] = {}
-        named: dict[tuple[str, str], set[str]] = {}
+        named: dict[tuple[str, str, str], set[str]] = {}
 
         def grant(group: str, resource: str, *verbs: str) -> None:
             grants.setdefault((group, resource), set()).update(verbs)
@@ -1028,8 +1028,8 @@ class Agent:
                 named.setdefault((group, kind, ",".join(sorted(verbs))), set()).add(name)
                 continue
             rules.append({"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)})
-        for (group, kind, verbs), names in sorted(named.items()):
-            rules.append({"apiGroups": [group], "resources": [kind], "resourceNames": sorted(names), "verbs": verbs.split(",")})
+        for (group, kind, listed), names in sorted(named.items()):
+            rules.append({"apiGroups": [group], "resources": [kind], "resourceNames": sorted(names), "verbs": listed.split(",")})
         # Persisted state on the cluster: only this agent's own ConfigMap, which the compiler emits
         # (Kubernetes cannot restrict ``create`` by name, so the agent never creates it).
         rules.append(

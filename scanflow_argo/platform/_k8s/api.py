@@ -78,7 +78,7 @@ def load_api_client(kube: KubernetesSettings) -> Any:
 def _load_merged(paths: str, context: str | None, cfg: Any) -> None:
     """Several kubeconfig files merged by clientcmd's rules (module docstring). The client's own merger keeps the
     *last* file's ``current-context``; kubectl keeps the first one that sets it."""
-    from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
+    from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger  # Kubernetes client: ~1.5 s, cluster path only
 
     merger = KubeConfigMerger(paths)
     if not merger.paths:

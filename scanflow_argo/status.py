@@ -12,7 +12,10 @@ from typing import Any
 
 from .errors import NotFoundError
 
-__all__ = ["TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "RunStatus"]
+__all__ = ["TEMPLATE_LABEL", "TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "RunStatus"]
+
+TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+"""Label Argo puts on a Workflow submitted from a WorkflowTemplate."""
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
 """Workflow phases after which nothing changes (Argo's)."""
@@ -60,6 +63,14 @@ class NodeStatus:
                 out[key] = self.outputs[key]
         return out
 
+    def input_parameters(self) -> dict[str, str]:
+        """Input parameters by name, as the node received them."""
+        return {p["name"]: p.get("value") for p in self.inputs.get("parameters", []) if "name" in p}
+
+    def artifacts(self) -> dict[str, Mapping[str, Any]]:
+        """Output artifacts by name: Argo's artifact objects (path and where each is stored)."""
+        return {a["name"]: a for a in self.outputs.get("artifacts", []) if isinstance(a, Mapping) and "name" in a}
+
 
 @dataclass(frozen=True)
 class RunStatus:
@@ -69,6 +80,10 @@ class RunStatus:
     namespace: str
     phase: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    workflow: str = ""
+    """What it is a run of: its WorkflowTemplate (``workflowTemplateRef`` or Argo's label), else its
+    ``generateName`` without the trailing ``-``, else its own name."""
+    uid: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
     message: str | None = None
@@ -87,11 +102,16 @@ class RunStatus:
         status = workflow.get("status") or {}
         spec = workflow.get("spec") or {}
         params = {p["name"]: str(p.get("value", "")) for p in (spec.get("arguments") or {}).get("parameters", []) if "name" in p}
+        labels = dict(meta.get("labels") or {})
+        ref = (spec.get("workflowTemplateRef") or {}).get("name")
+        of = ref or labels.get(TEMPLATE_LABEL) or str(meta.get("generateName") or "").rstrip("-") or meta.get("name", "")
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
             phase=status.get("phase") or "Pending",
-            labels=dict(meta.get("labels") or {}),
+            labels=labels,
+            workflow=str(of),
+            uid=meta.get("uid"),
             started_at=status.get("startedAt"),
             finished_at=status.get("finishedAt"),
             message=status.get("message"),

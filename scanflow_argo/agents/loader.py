@@ -7,7 +7,6 @@ runs what was compiled, not the factory's defaults.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
@@ -17,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .._imports import import_ref
 from ..errors import AgentDefinitionError
 from ..spec.agent import Agent, factory_arguments
 
@@ -65,21 +65,7 @@ def read_config(value: str | Path | None = None, environ: Mapping[str, str] | No
 
 
 def _import(ref: str) -> Any:
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise AgentDefinitionError(f"agent reference {ref!r}: use MODULE:AGENT, e.g. agents.mnist:drift_supervisor")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: the project's modules (agents/) import from its folder
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AgentDefinitionError(
-            f"agent reference {ref!r}: cannot import {module_name!r} ({err}) — is it on PYTHONPATH?"
-        ) from err
-    try:
-        return getattr(module, attr)
-    except AttributeError as err:
-        raise AgentDefinitionError(f"agent reference {ref!r}: {module_name} has no attribute {attr!r}") from err
+    return import_ref(ref, error=AgentDefinitionError, example="agents.mnist:drift_supervisor")
 
 
 def _call(ref: str, factory: Any, kwargs: Mapping[str, Any]) -> Agent:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
-from ..errors import ScanflowError, SpecError
+from ..errors import ScanflowError
 from ..settings import Settings
 
 __all__ = ["load_app", "register"]
@@ -35,14 +32,16 @@ def register(sub: Any) -> None:
 
     lint = sub.add_parser(
         "lint",
-        help="lint Argo YAML files or folders offline (schema + graph checks)",
+        help="lint Argo YAML files, folders or Python workflows offline (schema + graph checks)",
         description="Check every Workflow, WorkflowTemplate, CronWorkflow and ClusterWorkflowTemplate in the given "
-        "files and folders (multi-document YAML too) as an Argo 4 API server would (the full CRDs, CEL rules "
-        "included; fields Argo 4 removed come with what to write instead) and for graph errors: unknown templates "
-        "or dependencies, cycles, undefined references, templateRef/workflowTemplateRef that resolve to nothing "
-        "among the files given and the templates applied (--home). Exit 1 listing every problem; 0 when clean.",
+        "files and folders (multi-document YAML too), or compiled from MODULE:ATTRIBUTE (an Application, or a "
+        "workflow of scanflow_argo or Hera), as an Argo 4 API server would (the full CRDs, CEL rules and unknown "
+        "fields included; fields Argo 4 removed come with what to write instead) and for graph errors: unknown "
+        "templates or dependencies, cycles, undefined references, outputs.result of a template whose own parameter "
+        "is named result, templateRef/workflowTemplateRef that resolve to nothing among the files given and the "
+        "templates applied (--home). Exit 1 listing every problem; 0 when clean.",
     )
-    lint.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    lint.add_argument("paths", nargs="+", metavar="FILE_DIR_OR_MODULE")
     lint.add_argument(
         "--schemas", metavar="DIR", help="check against the CRDs in DIR (or DIR/crds) instead of those shipped with scanflow-argo"
     )
@@ -50,37 +49,24 @@ def register(sub: Any) -> None:
 
 
 def load_app(target: str) -> Any:
-    """The Application at ``MODULE[:ATTR]`` (default attribute ``app``); ``SpecError`` names what is missing."""
-    module_name, _, attr = target.partition(":")
-    attr = attr or "app"
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: modules of the current folder are importable
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            raise SpecError(f"cannot import module {module_name!r}: {err} — run from the project root or fix the name") from err
-        raise
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SpecError(f"module {module_name!r} has no attribute {attr!r} — name the Application as MODULE:ATTRIBUTE")
-        obj = getattr(obj, part)
-        if isinstance(obj, types.ModuleType) and hasattr(obj, part):
-            obj = getattr(obj, part)  # `pkg:app` where pkg/app.py defines `app`
-    from ..spec.application import Application
+    """The Application at ``MODULE[:ATTR]`` (default attribute ``app``), imported from the current folder;
+    a bare workflow there (ours or Hera's, of any kind) becomes an application of its own.
+    ``SpecError`` names what is missing."""
+    from .._imports import import_ref  # CLI start-up: this command only
+    from ..spec.application import Application  # CLI start-up: this command only
 
-    if not isinstance(obj, Application):
-        raise SpecError(f"{module_name}:{attr} is a {type(obj).__name__}, not a scanflow_argo Application")
-    return obj
+    return Application.of(import_ref(target, default_attr="app"), where=target)
 
 
 def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
     from ..compile import compile_app, write_manifests
+    from ..compile.graph import ARGO_KINDS, shadowed_outputs
     from ..compile.schema import SchemaChecker
 
     app = load_app(args.target)
     objs = compile_app(app)
+    for warning in (w for obj in objs if obj.get("kind") in ARGO_KINDS for w in shadowed_outputs(obj)):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.no_schema_check:
         print("schema checks skipped (--no-schema-check)", file=sys.stderr)
     else:
@@ -94,19 +80,26 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from ..compile.lint import lint_paths
+    from ..compile.lint import lint_objects, lint_paths
     from ..compile.schema import SchemaChecker
 
     checker = SchemaChecker(args.schemas)
     if args.schemas:
         checker.require()
-    missing = [p for p in args.paths if not Path(p).exists()]
+    paths = [p for p in args.paths if Path(p).exists() or ":" not in p]
+    refs = [p for p in args.paths if p not in paths]
+    missing = [p for p in paths if not Path(p).exists()]
     if missing:
-        raise ScanflowError(f"no such file or folder: {', '.join(missing)}")
-    report = lint_paths(args.paths, checker=checker, applied=settings.templates_dir)
+        raise ScanflowError(f"no such file or folder: {', '.join(missing)} (or give MODULE:ATTRIBUTE for Python workflows)")
+    report = lint_paths(paths, checker=checker, applied=settings.templates_dir)
+    for ref in refs:
+        report.merge(lint_objects(ref, load_app(ref), checker, applied=settings.templates_dir))
     print(f"schema checks against {report.schemas}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
         print(problem)
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
-    print(f"linted {report.objects} Argo object(s) in {report.files} file(s): {status}", file=sys.stderr)
+    where = f"{report.files} file(s)" + (f" and {len(refs)} Python reference(s)" if refs else "")
+    print(f"linted {report.objects} Argo object(s) in {where}: {status}", file=sys.stderr)
     return 0 if report.ok else 1

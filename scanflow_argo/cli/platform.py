@@ -1,4 +1,4 @@
-"""CLI group acting through the platform, the same on both: ``apply``, ``submit``, ``status``, ``wait``, ``stop``, ``scale``.
+"""CLI group acting through the platform, the same on both: ``apply``, ``submit``, ``status``, ``wait``, ``stop``, ``delete``, ``scale``.
 
 ``--platform local|kubernetes`` (or ``SCANFLOW_PLATFORM``) picks where; the commands only call the
 ``Platform`` protocol from ``get_platform(settings)``, so their syntax and output do not change.
@@ -73,6 +73,13 @@ def register(sub: Any) -> None:
     st = sub.add_parser("stop", help="stop a run as `argo stop` does (running steps end, exit handlers still run)")
     st.add_argument("run", help="run name")
     st.set_defaults(func=stop)
+
+    d = sub.add_parser(
+        "delete",
+        help="delete runs and what they stored (a running one is stopped first), as `argo delete` does",
+    )
+    d.add_argument("runs", nargs="+", metavar="RUN", help="run name (repeatable)")
+    d.set_defaults(func=delete)
 
     c = sub.add_parser("scale", help="set the replicas of a model deployment (SeldonDeployment)")
     c.add_argument("deployment", help="deployment name")
@@ -207,6 +214,14 @@ def wait(args: argparse.Namespace, settings: Settings) -> int:
 def stop(args: argparse.Namespace, settings: Settings) -> int:
     _platform(settings).stop(args.run)
     print(f"{args.run}: stopping (exit handlers still run; `scanflow-argo wait {args.run}` waits for the end)")
+    return 0
+
+
+def delete(args: argparse.Namespace, settings: Settings) -> int:
+    platform = _platform(settings)
+    for name in args.runs:
+        platform.delete_run(name)
+        print(f'workflow "{name}" deleted')
     return 0
 
 

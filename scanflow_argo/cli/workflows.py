@@ -92,19 +92,12 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]
 
 
 def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    import importlib
-
     from ..compile import compile_app
+    from .compile import load_app
 
-    module_name, _, attr = source.partition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        app = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise EngineError(f"cannot load {source}: {err}") from err
+    app = load_app(source)
     manifests = compile_app(app)
-    runnable = [m for m in manifests if m.get("kind") in ("Workflow", "WorkflowTemplate")]
+    runnable = [m for m in manifests if m.get("kind") in ("Workflow", "WorkflowTemplate", "CronWorkflow")]
     names = [m["metadata"].get("name") or m["metadata"].get("generateName") for m in runnable]
     if workflow:
         chosen = [
@@ -121,12 +114,11 @@ def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[di
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from ..engine.api import prepare_run
+    from ..platform.local import LocalPlatform
 
     manifest, templates, source_dir, services = _load(args)
-    run_dir = prepare_run(
+    run_dir = LocalPlatform(settings).prepare(
         manifest,
-        settings,
         dict(args.parameter),
         entrypoint=args.entrypoint,
         templates=templates,

@@ -45,11 +45,12 @@ _KIND_ORDER = [
 ]
 
 
-def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, Any]]:
+def compile_app(app: Application, *, validate: bool = True, graph_check: bool = True) -> list[dict[str, Any]]:
     """Every manifest of ``app``, in a stable order with stable keys (no timestamps).
 
     Validates first (``ValidationError`` with every issue), then checks each Argo object's graph
-    (``CompileError`` listing the problems). Schema checks are separate: ``check_manifests``.
+    (``CompileError`` listing the problems; ``graph_check=False`` leaves that to the caller, as lint
+    does). Schema checks are separate: ``check_manifests``.
     """
     from ..spec.workflow import Workflow
     from .kube import agent_objects, monitoring_config_map, seldon_deployment, tracking_config_map, workflow_rbac
@@ -64,7 +65,7 @@ def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, An
             objs.append(compile_workflow(wf, app))
         else:
             objs.append(_hera_object(wf, app))
-    if app.workflows:
+    if any(isinstance(wf, Workflow) for wf in app.workflows):  # plain Hera objects name their own service account
         objs += workflow_rbac(app)
     if app.agents or any(_uses_tracking(wf) for wf in app.workflows if isinstance(wf, Workflow)):
         objs.append(tracking_config_map(app))  # tracking steps and agents (decisions, MLflow sensors, rolls) read it
@@ -73,7 +74,7 @@ def compile_app(app: Application, *, validate: bool = True) -> list[dict[str, An
     objs += [seldon_deployment(s, app) for s in app.services]
     for agent in app.agents:
         objs += agent_objects(agent, app)
-    problems = [p for obj in objs if obj.get("kind") in ARGO_KINDS for p in check_graph(obj)]
+    problems = [p for obj in objs if graph_check and obj.get("kind") in ARGO_KINDS for p in check_graph(obj)]
     if problems:
         raise CompileError("compiled workflows have graph problems:\n" + "\n".join(f"  - {p}" for p in problems))
     order = {k: i for i, k in enumerate(_KIND_ORDER)}

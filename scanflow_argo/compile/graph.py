@@ -1,7 +1,8 @@
 """Graph checks on any Argo manifest (compiled or hand-written): what ``argo lint`` checks without a cluster.
 
 Unknown templates, duplicate or unknown task/step names, unknown dependencies, cycles, missing
-required arguments, and references to things that do not exist: ``{{inputs.parameters.x}}``,
+required arguments, ``outputs.result`` read from a template whose own output parameter is named
+``result`` (shadowed; ``shadowed_outputs`` warns about the name alone), and references to things that do not exist: ``{{inputs.parameters.x}}``,
 ``{{tasks.X.outputs.parameters.y}}``, ``{{steps.X...}}``, ``{{workflow.parameters.x}}``.
 With a ``TemplateIndex`` (the WorkflowTemplates and ClusterWorkflowTemplates known to the caller: every file
 linted together, the templates applied), ``templateRef`` and ``workflowTemplateRef`` are resolved too: a
@@ -16,9 +17,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..spec.validate import find_cycle
+from ..spec.validate import RESERVED_OUTPUTS, find_cycle
 
-__all__ = ["ARGO_KINDS", "TemplateIndex", "check_graph", "workflow_spec"]
+__all__ = ["ARGO_KINDS", "TemplateIndex", "check_graph", "shadowed_outputs", "workflow_spec"]
 
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 _REF = re.compile(r"\{\{\s*(inputs|tasks|steps|workflow)\.([A-Za-z0-9_.\-]+?)\s*\}\}")
@@ -301,14 +302,26 @@ def _calls_by_name(t: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _check_output_ref(
     kind: str, parts: list[str], call: Mapping[str, Any] | None, templates: Mapping[str, Any], where: str, refs: _Refs
 ) -> list[str]:
-    """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is known."""
-    if call is None or len(parts) < 4 or parts[1] != "outputs" or parts[2] not in ("parameters", "artifacts"):
+    """``{{tasks.X.outputs.parameters.Y}}``: Y must be an output of X's template when that template is known;
+    ``{{tasks.X.outputs.result}}`` of a template that declares an output parameter ``result`` reads what X
+    printed, not that parameter (Argo fills ``outputs.result`` itself)."""
+    if call is None or len(parts) < 3 or parts[1] != "outputs":
         return []
     if call.get("templateRef"):
         target = refs.resolve(call, where)[0]  # a missing one is reported once, by _check_call
     else:
         target = call.get("inline") if isinstance(call.get("inline"), Mapping) else templates.get(_name(call, "template"))
     if target is None:
+        return []
+    if len(parts) == 3 and parts[2] in RESERVED_OUTPUTS:
+        if parts[2] not in _declared_outputs(target):
+            return []
+        return [
+            f"{where}: {{{{{kind}.{'.'.join(parts)}}}}} is Argo's outputs.{parts[2]} ({RESERVED_OUTPUTS[parts[2]]}), "
+            f"not template {target.get('name')!r}'s output parameter {parts[2]!r}, which it shadows — rename the "
+            f"parameter (e.g. {parts[2] + '_value'!r}), or read it as {{{{{kind}.{parts[0]}.outputs.parameters.{parts[2]}}}}}"
+        ]
+    if len(parts) < 4 or parts[2] not in ("parameters", "artifacts"):
         return []
     declared = {o.get("name") for o in (target.get("outputs") or {}).get(parts[2]) or []}
     if parts[3] in declared:
@@ -317,3 +330,24 @@ def _check_output_ref(
         f"{where}: undefined reference {{{{{kind}.{'.'.join(parts[:4])}}}}} — template {target.get('name')!r} "
         f"declares no output {parts[2][:-1]} {parts[3]!r}"
     ]
+
+
+def _declared_outputs(template: Mapping[str, Any]) -> set[Any]:
+    return {p.get("name") for p in (template.get("outputs") or {}).get("parameters") or [] if isinstance(p, Mapping)}
+
+
+def shadowed_outputs(obj: Mapping[str, Any]) -> list[str]:
+    """Warnings for output parameters named like the outputs Argo fills itself (``result``, ``exitCode``):
+    Argo reads them as ``outputs.parameters.result``, but ``outputs.result`` (what most readers of a step's
+    outputs by name see: Hera's ``task.result``, a run's outputs in ``status``) is the printed text."""
+    where = _label(obj)
+    out = []
+    for t in workflow_spec(obj).get("templates") or []:
+        if not isinstance(t, Mapping):
+            continue
+        for name in sorted(_declared_outputs(t) & set(RESERVED_OUTPUTS)):
+            out.append(
+                f"{where}: template {t.get('name')!r}: output parameter {name!r} shares its name with Argo's "
+                f"outputs.{name} ({RESERVED_OUTPUTS[name]}): only outputs.parameters.{name} reads it — better rename it"
+            )
+    return out

@@ -19,10 +19,12 @@ from typing import Any
 
 import yaml
 
-from .graph import ARGO_KINDS, TemplateIndex, check_graph
+from ..errors import ValidationError
+from . import compile_app
+from .graph import ARGO_KINDS, TemplateIndex, check_graph, shadowed_outputs
 from .schema import SchemaChecker
 
-__all__ = ["LintReport", "legacy_fields", "lint_paths", "yaml_files"]
+__all__ = ["LintReport", "legacy_fields", "lint_objects", "lint_paths", "yaml_files"]
 
 
 @dataclass
@@ -30,6 +32,8 @@ class LintReport:
     """What ``lint_paths`` found: problems (``file:doc: Kind/name: ...``), how many objects, what schemas checked them."""
 
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Findings that do not fail the lint (Argo accepts them), e.g. an output parameter named ``result``."""
     objects: int = 0
     files: int = 0
     schema_checked: bool = True
@@ -39,6 +43,14 @@ class LintReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def merge(self, other: LintReport) -> None:
+        """Add ``other``'s findings to this report."""
+        self.problems += other.problems
+        self.warnings += other.warnings
+        self.objects += other.objects
+        self.files += other.files
+        self.schema_checked = self.schema_checked and other.schema_checked
 
 
 def yaml_files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -95,6 +107,34 @@ def lint_paths(
     for prefix, doc in found:
         report.objects += 1
         report.problems += [f"{prefix}: {p}" for p in _check(doc, checker if schema_checks else None, index)]
+        report.warnings += [f"{prefix}: {w}" for w in shadowed_outputs(doc)]
+    return report
+
+
+def lint_objects(
+    origin: str, app: Any, checker: SchemaChecker, *, applied: Path | str | None = None, schema_checks: bool = True
+) -> LintReport:
+    """Lint what an Application (or a workflow made one: ``Application.of``) compiles to, as ``lint_paths``
+    lints files: validation issues, then every Argo object's checks, each prefixed with ``origin``."""
+    report = LintReport(schema_checked=schema_checks)
+    report.schemas = checker.describe() if schema_checks else "skipped"
+    try:
+        objs = compile_app(app, graph_check=False)
+    except ValidationError as err:
+        report.problems += [f"{origin}: {issue}" for issue in err.issues]
+        return report
+    index = TemplateIndex(f"{origin}" + (f" or the templates applied ({applied})" if applied else ""))
+    argo = [o for o in objs if o.get("kind") in ARGO_KINDS]
+    for obj in argo:
+        index.add(obj)
+    for path in yaml_files([applied]) if applied is not None and Path(applied).is_dir() else []:
+        for doc in _documents(path)[0]:
+            if isinstance(doc, dict):
+                index.add(doc)
+    for obj in argo:
+        report.objects += 1
+        report.problems += [f"{origin}: {p}" for p in _check(obj, checker if schema_checks else None, index)]
+        report.warnings += [f"{origin}: {w}" for w in shadowed_outputs(obj)]
     return report
 
 

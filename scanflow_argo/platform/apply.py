@@ -11,9 +11,7 @@ the cluster admin's business: ``kubectl apply -k manifests/``, never this comman
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,27 +149,12 @@ def _read_text(text: str, origin: str, project_dir: Path) -> list[Source]:
 
 
 def _compile(ref: str, cwd: Path) -> list[Source]:
+    from .._imports import import_ref, project_dir_of
     from ..compile import compile_app
+    from ..spec.application import Application
 
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise PlatformError(f"{ref!r}: expected module:attribute (e.g. pipelines.mnist:app)")
-    if str(cwd) not in sys.path:
-        sys.path.insert(0, str(cwd))  # as `python -m` would: the project's packages import from here
-    try:
-        app = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise PlatformError(f"cannot load {ref}: {err}") from err
-    return [Source(obj, ref, _project_of(module_name, cwd)) for obj in compile_app(app)]
-
-
-def _project_of(module_name: str, default: Path) -> Path:
-    """The folder the module's top-level package is imported from (``pipelines.mnist`` → the project root)."""
-    file = getattr(sys.modules.get(module_name), "__file__", None)
-    if not file:
-        return default
-    path, depth = Path(file).resolve(), len(module_name.split("."))
-    return path.parents[depth] if path.name == "__init__.py" else path.parents[depth - 1]
+    app = Application.of(import_ref(ref, cwd=cwd, error=PlatformError), where=ref)
+    return [Source(obj, ref, project_dir_of(ref.partition(":")[0], cwd)) for obj in compile_app(app)]
 
 
 # -- checking and applying ------------------------------------------------------------------------

@@ -8,18 +8,23 @@ returns live in ``scanflow_argo.status`` (the engine and local serving fill them
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+import io
+import shutil
+import tarfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..errors import AlreadyExistsError, PlatformError, ScanflowError
+from ..status import TEMPLATE_LABEL, TERMINAL_PHASES, DeploymentStatus, NodeStatus, RunStatus
+
 if TYPE_CHECKING:
     from .selectors import LabelSelector
 
-from ..errors import PlatformError
-from ..status import TERMINAL_PHASES, DeploymentStatus, NodeStatus, RunStatus
-
 __all__ = [
+    "TEMPLATE_LABEL",
     "TERMINAL_PHASES",
     "ChangeFeed",
     "DeploymentStatus",
@@ -29,6 +34,10 @@ __all__ = [
     "RunStatus",
     "WorkflowAdmin",
     "already_finished",
+    "already_exists",
+    "check_parameters",
+    "declared_parameters",
+    "unpack_artifact",
 ]
 
 
@@ -74,6 +83,21 @@ class Platform(Protocol):
     def stop(self, name: str) -> None:
         """Stop a running workflow (Argo's ``stop``: exit handlers still run); a run that has ended is
         ``already_finished`` (Argo's ``AlreadyShutdownError``), the same on every platform and path."""
+        ...
+
+    def resume(self, name: str) -> Any:
+        """Continue a run that is not going on: locally, a suspended run, or one whose engine stopped (even
+        ``kill -9``; nothing that succeeded runs again); on Argo, a suspended run resumed and a failed one
+        retried (its failed nodes run again). ``PlatformError`` says why when there is nothing to continue."""
+        ...
+
+    def delete_run(self, name: str) -> None:
+        """Delete a run and what it stored (Argo's ``delete``: a running one is stopped first)."""
+        ...
+
+    def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
+        """Put output artifact ``artifact`` of node ``node`` (display name) of run ``name`` at ``dest``
+        (a file, or a folder for a folder artifact) and return ``dest``."""
         ...
 
     # -- model deployments ------------------------------------------------------------------
@@ -183,3 +207,80 @@ def already_finished(name: str, phase: str) -> PlatformError:
     ``AlreadyShutdownError`` (argoproj/argo-workflows ``workflow/util/util.go`` ``patchShutdownStrategy``) in the
     project's words, whichever path (Argo Server, Workflow objects, the local engine) found it."""
     return PlatformError(f"run {name!r} already finished ({phase}): there is nothing to stop")
+
+
+def already_exists(name: str, platform: str = "local") -> AlreadyExistsError:
+    """The error Kubernetes gives a create whose name is taken (``workflows.argoproj.io "NAME" already
+    exists``), with the command that deletes the old run and the other way out (``generateName``)."""
+    flag = " --platform kubernetes" if platform == "kubernetes" else ""
+    return AlreadyExistsError(
+        f'workflows.argoproj.io "{name}" already exists — delete the old run with `scanflow-argo{flag} delete {name}`, '
+        "or give the workflow generateName (Hera: generate_name=...) for a new name each run"
+    )
+
+
+def declared_parameters(
+    manifest: Mapping[str, Any], lookup: Callable[[str, bool], Mapping[str, Any]] | None = None
+) -> list[str] | None:
+    """The parameter names a Workflow, WorkflowTemplate or CronWorkflow declares in its arguments, with
+    those of the WorkflowTemplate it references (``workflowTemplateRef``, read with ``lookup(name,
+    cluster_scope)``). None when that template cannot be read here (the submit then says why)."""
+    spec = manifest.get("spec") or {}
+    if manifest.get("kind") == "CronWorkflow":
+        spec = spec.get("workflowSpec") or {}
+    names = [str(p.get("name")) for p in (spec.get("arguments") or {}).get("parameters") or [] if isinstance(p, Mapping)]
+    ref = spec.get("workflowTemplateRef") or {}
+    if ref.get("name"):
+        if lookup is None:
+            return None
+        try:
+            template = lookup(str(ref["name"]), bool(ref.get("clusterScope")))
+        except ScanflowError:
+            return None
+        names += declared_parameters(template, None) or []
+    return list(dict.fromkeys(names))
+
+
+def check_parameters(given: Iterable[str], declared: Iterable[str], what: str) -> None:
+    """Refuse parameters ``what`` does not declare: a misspelt ``-p mesage=hi`` would otherwise run with
+    the default and a stray ``mesage`` (Argo's ``overrideParameters`` adds unknown names silently; its
+    artifact overrides refuse them, and so do we for both)."""
+    known = list(dict.fromkeys(declared))
+    unknown = [g for g in given if g not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    declared_text = ", ".join(known) if known else "none"
+    raise PlatformError(
+        f"{what} declares no parameter {', '.join(hints)} — its parameters: {declared_text}"
+        + ("" if known else " (declare it under spec.arguments.parameters)")
+    )
+
+
+def unpack_artifact(data: bytes, dest: Path) -> Path:
+    """An artifact as its repository stores it (Argo's default archive is a tar-gz of the file or folder;
+    ``archive: none`` is the file itself) placed at ``dest``: the file, or the folder's content."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if data[:2] != b"\x1f\x8b":
+        dest.write_bytes(data)
+        return dest
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.name]
+        if len(members) == 1 and members[0].isfile():
+            fh = tar.extractfile(members[0])
+            assert fh is not None
+            dest.write_bytes(fh.read())
+            return dest
+        tops = {Path(m.name).parts[0] for m in members}
+        staging = dest.parent / f".{dest.name}.unpack"
+        tar.extractall(staging, filter="data")  # refuses absolute paths, `..` and links that leave staging
+    top = staging / next(iter(tops)) if len(tops) == 1 else staging
+    if dest.exists():
+        shutil.copytree(top, dest, dirs_exist_ok=True)
+    else:
+        shutil.move(str(top), dest)
+    shutil.rmtree(staging, ignore_errors=True)
+    return dest

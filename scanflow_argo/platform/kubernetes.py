@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..clock import Clock, SystemClock
-from ..errors import NotFoundError, PlatformError, UnavailableError
+from ..errors import AlreadyExistsError, NotFoundError, PlatformError, UnavailableError
 from ..settings import Settings
 from ..tracking.server import resolve_uri
 from ._k8s.api import load_api_client
 from ._k8s.argo import ArgoServerWorkflows, CrdWorkflows, WorkflowBackend, pod_name, with_arguments
 from ._k8s.models import resolve_model_uri
 from ._k8s.seldon import SeldonDeployments
-from .base import DeploymentStatus, NodeStatus, RunStatus
+from .base import DeploymentStatus, NodeStatus, RunStatus, already_exists, check_parameters, declared_parameters, unpack_artifact
 
 __all__ = ["KubernetesPlatform"]
 
@@ -99,6 +100,9 @@ class KubernetesPlatform:
         params = {k: str(v) for k, v in (parameters or {}).items()}
         labels = dict(labels or {})
         if isinstance(workflow, str):
+            if params:
+                template = self.workflows.get_template(workflow)  # NotFoundError names it, as the submit would
+                check_parameters(params, declared_parameters(template) or [], f"WorkflowTemplate {workflow}")
             created = self.workflows.submit_template(workflow, params, labels)
         else:
             if workflow.get("kind") != "Workflow":
@@ -106,7 +110,15 @@ class KubernetesPlatform:
                     f"submit takes a Workflow manifest or a WorkflowTemplate name, not kind {workflow.get('kind')!r} "
                     "(apply templates with apply_template, then submit them by name)"
                 )
-            created = self.workflows.create(with_arguments(workflow, params, labels))
+            meta = workflow.get("metadata") or {}
+            if params:
+                declared = declared_parameters(workflow, lambda name, _cluster: self.workflows.get_template(name))
+                if declared is not None:
+                    check_parameters(params, declared, f"Workflow {meta.get('name') or meta.get('generateName')}")
+            try:
+                created = self.workflows.create(with_arguments(workflow, params, labels))
+            except AlreadyExistsError as err:
+                raise already_exists(str(meta.get("name")), self.name) from err
         return str(created["metadata"]["name"])
 
     def get_run(self, name: str) -> RunStatus:
@@ -185,6 +197,16 @@ class KubernetesPlatform:
             f"run {name!r} is {run.phase} on the cluster, where Argo's controller carries it on: nothing to resume "
             f"(`scanflow-argo wait {name}` follows it)"
         )
+
+    def delete_run(self, name: str) -> None:
+        self.workflows.delete(name)
+
+    def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
+        target = self.get_run(name).node(node)
+        if artifact not in target.artifacts():
+            known = ", ".join(target.artifacts()) or "none"
+            raise NotFoundError(f"node {node!r} of run {name!r} has no output artifact {artifact!r} (its artifacts: {known})")
+        return unpack_artifact(self.workflows.output_artifact(name, target.id, artifact), Path(dest))
 
     # -- model deployments ------------------------------------------------------------------
     def apply_deployment(self, manifest: Mapping[str, Any]) -> str:

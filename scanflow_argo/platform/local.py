@@ -21,7 +21,8 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,22 @@ import yaml
 from .._proc import cmdline_of, spawn
 from ..clock import Clock, SystemClock, iso
 from ..engine.api import prepare_run
+from ..engine.core.manifest import TemplateStore
+from ..engine.features.artifacts import ArtifactRepo
 from ..errors import ConflictError, EngineError, InvalidRequest, NotFoundError, PlatformError, UnavailableError
 from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
-from .base import DeploymentStatus, PodLog, RunStatus, already_finished
+from .base import DeploymentStatus, PodLog, RunStatus, already_exists, already_finished, check_parameters, declared_parameters
 from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
 
 TEMPLATE_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+ENGINE_GONE = "the engine running this run is gone (killed or the machine restarted)"
+"""The start of a run's ``message`` while it is ``Running`` without an engine (``get_run``, ``list``)."""
 
 
 class LocalPlatform:
@@ -117,9 +122,43 @@ class LocalPlatform:
                 self.apply_template(manifest)
         if manifest.get("kind") == "Workflow":
             manifest = self._stamped(manifest)
-        run_dir = prepare_run(manifest, self.settings, parameters, labels=labels, source_dir=self._source_of(manifest))
+        run_dir = self.prepare(manifest, parameters, labels=labels, source_dir=self._source_of(manifest))
         self.start_engine(run_dir)
         return run_dir.name
+
+    def prepare(
+        self,
+        manifest: Mapping[str, Any],
+        parameters: Mapping[str, str] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        entrypoint: str | None = None,
+        templates: Iterable[Mapping[str, Any]] = (),
+        source_dir: Path | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> Path:
+        """The run folder of a new run of ``manifest`` (nothing runs yet), refused as the Argo API
+        refuses it: a fixed name that is taken (``already exists``) and parameters the workflow does
+        not declare; then the engine's own checks (``engine.api.prepare_run``)."""
+        extra = list(templates)
+        if parameters:
+            store = TemplateStore(self.settings.templates_dir, extra)
+            declared = declared_parameters(manifest, lambda name, cluster: store.get(name, cluster))
+            if declared is not None:
+                check_parameters(parameters, declared, _describe(manifest))
+        name = (manifest.get("metadata") or {}).get("name")
+        if manifest.get("kind") == "Workflow" and name and (self.runs_dir / str(name)).exists():
+            raise already_exists(str(name))
+        return prepare_run(
+            manifest,
+            self.settings,
+            parameters,
+            entrypoint=entrypoint,
+            templates=extra,
+            source_dir=source_dir,
+            labels=labels,
+            log=log,
+        )
 
     def _stamped(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The manifest with the ``uid`` and ``creationTimestamp`` the API server gives an object at
@@ -176,7 +215,15 @@ class LocalPlatform:
         raise PlatformError(f"{path} cannot be read as JSON")
 
     def get_run(self, name: str) -> RunStatus:
-        return RunStatus.from_workflow(self._read(name))
+        """The run as its ``status.json`` says; a run still ``Running``/``Pending`` whose engine is gone
+        (killed, machine restarted) keeps its phase, as Argo would, and says so in ``message`` with the
+        command that continues it."""
+        return self._with_engine_state(self.run_dir(name), RunStatus.from_workflow(self._read(name)))
+
+    def _with_engine_state(self, run_dir: Path, run: RunStatus) -> RunStatus:
+        if run.done or not _engine_exited(run_dir) or self.engine_pid(run_dir) is not None:
+            return run
+        return replace(run, message=f"{ENGINE_GONE}: scanflow-argo resume {run.name}")
 
     def engine_alive(self, name: str) -> bool:
         """True while the run's engine process is running."""
@@ -200,7 +247,8 @@ class LocalPlatform:
         out: list[RunStatus] = []
         for summary in self.list_workflows(selector=LabelSelector.of(labels)):
             with contextlib.suppress(PlatformError):  # deleted, or unreadable for now: as the old listing skipped it
-                out.append(RunStatus.from_workflow(self._read(summary["metadata"]["name"])))
+                name = summary["metadata"]["name"]
+                out.append(self._with_engine_state(self.runs_dir / name, RunStatus.from_workflow(self._read(name))))
         return out
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 0.5) -> RunStatus:
@@ -558,6 +606,32 @@ class LocalPlatform:
                 out.append(deployments.get(name))
         return out
 
+    def delete_run(self, name: str) -> None:
+        """``delete_workflow`` (its engine and nodes ended first), and the artifacts it stored in the local
+        repository (``<home>/artifacts/<run>/``) with it: nothing of the run is left."""
+        self.delete_workflow(name)
+        artifacts = self.settings.home / "artifacts" / name
+        if artifacts.is_dir():
+            shutil.rmtree(artifacts)
+
+    def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
+        """Copy an output artifact from the local repository (``<home>/artifacts``) to ``dest``."""
+        target = self.get_run(name).node(node)
+        arts = target.artifacts()
+        if artifact not in arts:
+            raise NotFoundError(
+                f"node {node!r} of run {name!r} has no output artifact {artifact!r} (its artifacts: {', '.join(arts) or 'none'})"
+            )
+        location = arts[artifact].get("local")
+        if not isinstance(location, Mapping) or not location.get("key"):
+            raise PlatformError(f"artifact {artifact!r} of node {node!r} of run {name!r} is not in the local repository")
+        dest = Path(dest)
+        try:
+            ArtifactRepo(self.settings.home / "artifacts").load(dict(location), dest, f"artifact {artifact!r} of {name}/{node}")
+        except EngineError as err:
+            raise NotFoundError(str(err)) from err
+        return dest
+
     # -- model deployments ------------------------------------------------------------------
     def _deployments(self) -> Any:
         return LocalDeployments(self.settings)
@@ -576,6 +650,14 @@ class LocalPlatform:
 
     def delete_deployment(self, name: str) -> None:
         self._deployments().delete(name)
+
+
+def _describe(manifest: Mapping[str, Any]) -> str:
+    """``Workflow hello-`` / ``WorkflowTemplate mnist-train`` (with the template it refers to) for messages."""
+    meta = manifest.get("metadata") or {}
+    ref = ((manifest.get("spec") or {}).get("workflowTemplateRef") or {}).get("name")
+    what = f"{manifest.get('kind', 'Workflow')} {meta.get('name') or meta.get('generateName') or '?'}"
+    return f"WorkflowTemplate {ref}" if ref and not meta.get("name") else what
 
 
 def _project_file(template: Path) -> Path:

@@ -18,7 +18,16 @@ from .service import Service
 from .validate import check_app
 from .workflow import Workflow
 
-__all__ = ["DEFAULT_IMAGE", "DEFAULT_SERVING_IMAGE", "Application", "ClusterStorage", "MonitoringConfig", "TrackingConfig"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_SERVING_IMAGE",
+    "Application",
+    "ClusterStorage",
+    "MonitoringConfig",
+    "TrackingConfig",
+    "is_hera_workflow",
+    "workflow_name",
+]
 
 DEFAULT_IMAGE = "scanflow-argo/runtime:0.1.0"
 """The runtime image (project + ML libraries: workflow steps, agents); kustomize ``images:`` maps it to a registry."""
@@ -75,10 +84,20 @@ class ClusterStorage:
     volume: str = "scanflow-data"
 
 
-def _is_hera_workflow(obj: Any) -> bool:
+def is_hera_workflow(obj: Any) -> bool:
+    """True for a Hera ``Workflow`` of any kind (``WorkflowTemplate``, ``CronWorkflow`` … subclass it)."""
     from hera.workflows import Workflow as HeraWorkflow
 
-    return isinstance(obj, HeraWorkflow)  # WorkflowTemplate and CronWorkflow subclass it
+    return isinstance(obj, HeraWorkflow)
+
+
+def workflow_name(wf: Any) -> str:
+    """The name a workflow goes by: ``name``, else its ``generate_name`` prefix without the trailing ``-``
+    (Hera's usual ``Workflow(generate_name="hello-")`` is ``hello``); ``""`` when it has neither."""
+    name = getattr(wf, "name", None)
+    if name:
+        return str(name)
+    return str(getattr(wf, "generate_name", None) or "").rstrip("-")
 
 
 class Application:
@@ -119,7 +138,7 @@ class Application:
     def add(self, *objs: Any) -> Application:
         """Add workflows (``Workflow``/``WorkflowTemplate``/``CronWorkflow``, ours or Hera's), services or agents."""
         for obj in objs:
-            if isinstance(obj, Workflow) or _is_hera_workflow(obj):
+            if isinstance(obj, Workflow) or is_hera_workflow(obj):
                 self.workflows.append(obj)
             elif isinstance(obj, Service):
                 self.services.append(obj)
@@ -135,10 +154,25 @@ class Application:
     def workflow(self, name: str) -> Any:
         """The workflow with this name; ``SpecError`` lists the names when there is none."""
         for wf in self.workflows:
-            if wf.name == name:
+            if workflow_name(wf) == name:
                 return wf
         raise SpecError(
-            f"application {self.name!r} has no workflow {name!r} (workflows: {', '.join(w.name for w in self.workflows)})"
+            f"application {self.name!r} has no workflow {name!r} (workflows: {', '.join(map(workflow_name, self.workflows))})"
+        )
+
+    @classmethod
+    def of(cls, obj: Any, where: str = "") -> Application:
+        """``obj`` as an Application: itself, or an application holding one workflow (ours or Hera's, of any
+        kind) named after it, in the workflow's own namespace when it sets one. ``SpecError`` otherwise."""
+        if isinstance(obj, Application):
+            return obj
+        if isinstance(obj, Workflow) or is_hera_workflow(obj):
+            name = workflow_name(obj) or "workflow"
+            namespace = getattr(obj, "namespace", None) or "scanflow"
+            return cls(name, namespace=str(namespace), workflows=[obj])
+        raise SpecError(
+            f"{where or repr(obj)} is a {type(obj).__name__}, not a scanflow_argo Application nor a Workflow, "
+            "WorkflowTemplate or CronWorkflow (of scanflow_argo.spec or hera.workflows)"
         )
 
     def validate(self) -> None:

@@ -25,13 +25,17 @@ from .workflow import CronWorkflow, Workflow, WorkflowTemplate
 if TYPE_CHECKING:
     from .application import Application
 
-__all__ = ["RESERVED_TEMPLATES", "check_app", "is_dns_label", "validate_app", "validate_workflow"]
+__all__ = ["RESERVED_OUTPUTS", "RESERVED_TEMPLATES", "check_app", "is_dns_label", "validate_app", "validate_workflow"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PARAM_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _REF = re.compile(r"\{\{\s*(tasks|workflow)\.([^{}]*?)\s*\}\}")
 _SECRETISH = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)")
 RESERVED_TEMPLATES = ("main", "exit-handler")
+RESERVED_OUTPUTS = {"result": "what the step printed", "exitCode": "the main container's exit code"}
+"""Outputs Argo fills itself beside the declared parameters: ``outputs.result`` and ``outputs.exitCode``. A
+parameter of the same name is shadowed wherever a step's outputs are read by name (``task.out.result`` and
+Hera's ``task.result`` mean ``{{tasks.X.outputs.result}}``; ``status``, the client and MLflow show Argo's)."""
 _RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 _CONCURRENCY = ("Allow", "Forbid", "Replace")
 _FIX_NAME = "use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
@@ -57,19 +61,47 @@ def validate_app(app: Application) -> list[Issue]:
         issues.append(Issue(where, f"name {app.name!r} is not a DNS-1123 label", _FIX_NAME))
     if not is_dns_label(app.namespace):
         issues.append(Issue(where, f"namespace {app.namespace!r} is not a DNS-1123 label", _FIX_NAME))
-    issues += _duplicates(where, "workflow", [(getattr(w, "kind", type(w).__name__), w.name) for w in app.workflows])
+    issues += _duplicates(where, "workflow", [(getattr(w, "kind", type(w).__name__), w.name) for w in app.workflows if w.name])
     issues += _duplicates(where, "service", [("Service", s.name) for s in app.services])
     issues += _duplicates(where, "agent", [("Agent", a.name) for a in app.agents])
     for wf in app.workflows:
         if isinstance(wf, Workflow):
             issues += validate_workflow(wf, app)
-        elif not is_dns_label(getattr(wf, "name", None)):
-            issues.append(Issue(f"Hera {type(wf).__name__} {wf.name!r}", "name is not a DNS-1123 label", _FIX_NAME))
+        else:
+            issues += _check_hera_name(wf)
     for svc in app.services:
         issues += _check_service(svc)
     for agent in app.agents:
         issues += _check_agent(agent)
     return issues
+
+
+def _check_hera_name(wf: Any) -> list[Issue]:
+    """A Hera object needs ``name`` or ``generate_name`` (Hera's usual style, honoured as Argo does:
+    the prefix plus 5 random characters), each a DNS-1123 label once generated."""
+    kind = type(wf).__name__
+    name, prefix = getattr(wf, "name", None), getattr(wf, "generate_name", None)
+    if name:
+        if is_dns_label(name):
+            return []
+        return [Issue(f"Hera {kind} {name!r}", "name is not a DNS-1123 label", _FIX_NAME)]
+    if prefix:
+        if isinstance(prefix, str) and len(prefix) <= 58 and is_dns_label(prefix.rstrip("-")):
+            return []
+        return [
+            Issue(
+                f"Hera {kind} generate_name={prefix!r}",
+                "the prefix does not make a DNS-1123 label",
+                _FIX_NAME + " (at most 58 before the 5 random ones)",
+            )
+        ]
+    return [
+        Issue(
+            f"Hera {kind}",
+            "has neither name nor generate_name",
+            'give it generate_name="my-flow-" (a new name each run) or name="my-flow"',
+        )
+    ]
 
 
 def _duplicates(where: str, what: str, keys: Iterable[tuple[str, str]]) -> list[Issue]:
@@ -342,6 +374,15 @@ def _check_step(s: Step, where: str) -> list[Issue]:
         if not _PARAM_NAME.match(o.name):
             issues.append(
                 Issue(where, f"output name {o.name!r} has characters Argo does not allow", "use letters, digits, '_' and '-'")
+            )
+        if o.name in RESERVED_OUTPUTS:
+            issues.append(
+                Issue(
+                    where,
+                    f"output {o.name!r} is shadowed by Argo's outputs.{o.name} ({RESERVED_OUTPUTS[o.name]}): "
+                    f"task.out.{o.name} reads that, never this output",
+                    f"rename it (e.g. {o.name + '_value'!r}); the printed text stays readable as task.out.result",
+                )
             )
     for p in s.inputs:
         if not p.required:

@@ -158,6 +158,47 @@ REFS = """\
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata: {generateName: uses-refs-}
+
+
+UNKNOWN = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: typo-, labelz: {a: b}}
+spec:
+  entrypoint: main
+  bogusField: 1
+  templates:
+  - name: main
+    container: {image: alpine, command: [echo, hi], imagePullPolcy: Always}
+  - name: loop
+    steps: [[{name: s, template: main, withItems: [{any: thing}]}]]
+  - name: plug
+    plugin: {anything: {goes: here}}
+"""
+
+
+def test_lint_reports_unknown_fields_as_strict_field_validation_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The API server (fieldValidation=Strict, kubectl's default since Kubernetes 1.27) refuses fields the CRD's
+    structural schema does not know — ``strict decoding error: unknown field "spec.bogusField"`` — except under
+    ``x-kubernetes-preserve-unknown-fields`` (apiextensions-apiserver pkg/apiserver/schema/pruning): withItems
+    and plugin bodies stay free."""
+    f = tmp_path / "typo.yaml"
+    f.write_text(UNKNOWN)
+    assert main(["lint", str(f)]) == 1
+    out = capsys.readouterr()
+    lines = sorted(line.split(": ", 2)[-1] for line in out.out.strip().splitlines())
+    assert lines == [
+        'unknown field "metadata.labelz"',
+        'unknown field "spec.bogusField"',
+        'unknown field "spec.templates[0].container.imagePullPolcy"',
+    ]
+    assert "schema checks against Argo Workflows" in out.err  # what ran, and against which CRDs
+
+
+RESULT_OUTPUT = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: shadow-}
 spec:
   entrypoint: main
   templates:
@@ -221,3 +262,33 @@ def test_lint_resolves_template_references_across_files_and_applied_templates(tm
     again = lint_paths([uses, library], applied=applied)
     assert not any("missing-template" in p for p in again.problems)
     assert "or the templates applied" in "\n".join(lint_paths([uses], applied=applied).problems)
+
+
+    - [{name: produce, template: produce}]
+    - [{name: read, template: show, arguments: {parameters: [{name: v, value: "{{steps.produce.outputs.result}}"}]}}]
+    - [{name: fine, template: show, arguments: {parameters: [{name: v, value: "{{steps.produce.outputs.parameters.result}}"}]}}]
+  - name: produce
+    script:
+      image: python:3.12
+      source: "open('/tmp/r', 'w').write('x'); print('printed')"
+    outputs:
+      parameters: [{name: result, valueFrom: {path: /tmp/r}}]
+  - name: show
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.v}}"]}
+"""
+
+
+def test_an_output_named_result_is_refused_where_it_is_shadowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Argo fills ``outputs.result`` with the step's stdout: ``{{steps.produce.outputs.result}}`` never reads the
+    parameter named ``result`` (an error); ``outputs.parameters.result`` does, as Argo's own examples use it
+    (exit-handler-with-param.yaml), so the name alone is a warning."""
+    f = tmp_path / "shadow.yaml"
+    f.write_text(RESULT_OUTPUT)
+    assert main(["lint", str(f)]) == 1
+    out = capsys.readouterr()
+    problems = out.out.strip().splitlines()
+    assert len(problems) == 1
+    assert "{{steps.produce.outputs.result}} is Argo's outputs.result (what the step printed)" in problems[0]
+    assert "not template 'produce''s output parameter 'result', which it shadows — rename the parameter" in problems[0]
+    assert "warning: " in out.err and "output parameter 'result' shares its name with Argo's outputs.result" in out.err

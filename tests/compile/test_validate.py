@@ -295,3 +295,20 @@ def test_exit_handler_cannot_read_dag_tasks() -> None:
         wf.on_exit(consume, value=n.out.n)
     msg = single(issues_of(Application("app", workflows=[wf])), "exit handler 'consume'", "unknown step 'numbers'")
     assert msg.startswith("Workflow 'wf'")
+
+
+def test_a_step_output_named_result_is_refused() -> None:
+    """``task.out.result`` is Argo's ``outputs.result`` (stdout): an Output named ``result`` could never be read."""
+    from scanflow_argo.errors import ValidationError
+    from scanflow_argo.spec import Application, Workflow, step
+
+    @step(outputs={"result": int})
+    def compute() -> dict:
+        return {"result": 1}
+
+    with Workflow("shadowed") as wf:
+        compute()
+    with pytest.raises(ValidationError) as err:
+        Application("app", workflows=[wf]).validate()
+    assert "output 'result' is shadowed by Argo's outputs.result (what the step printed)" in str(err.value)
+    assert "rename it (e.g. 'result_value')" in str(err.value)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ...backoff import Backoff, retry
 from ...clock import Clock
-from ...errors import ConflictError, NotFoundError, PlatformError, SetupError, UnavailableError
+from ...errors import AlreadyExistsError, ConflictError, NotFoundError, PlatformError, SetupError, UnavailableError
 from ...settings import KubernetesSettings
 
 __all__ = [
@@ -98,6 +98,14 @@ def _status_message(err: Any) -> str:
     return str(getattr(err, "reason", "") or err)
 
 
+def _reason(err: Any) -> str:
+    """The Kubernetes ``Status.reason`` of an API error (``AlreadyExists``, ``Conflict`` …), else ``""``."""
+    try:
+        return str(json.loads(getattr(err, "body", None) or "{}").get("reason") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
 def call(fn: Callable[[], T], what: str) -> T:
     """Run one API call; map its failure to the project's errors. ``what`` names the object for messages."""
     from kubernetes.client.exceptions import ApiException  # Kubernetes client: ~1.5 s, cluster path only
@@ -110,6 +118,8 @@ def call(fn: Callable[[], T], what: str) -> T:
         message = _status_message(err)
         if status == 404:
             raise NotFoundError(f"{what} not found ({message})") from err
+        if status == 409 and _reason(err) == "AlreadyExists":
+            raise AlreadyExistsError(f"{what}: {message}") from err
         if status == 409:
             raise ConflictError(f"{what}: conflict ({message})") from err
         if status in (401, 403):

@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from ...clock import Clock
-from ...errors import ConflictError, NotFoundError, PlatformError, UnavailableError
+from ...clock import Clock, iso
+from ...errors import AlreadyExistsError, ConflictError, NotFoundError, PlatformError, UnavailableError
 from ...settings import KubernetesSettings
 from ..base import TERMINAL_PHASES, already_finished
 from .api import CustomObjects, ResourceRef, call, retry_conflicts, selector
@@ -54,7 +54,10 @@ class WorkflowBackend(Protocol):
     def stop(self, name: str) -> None: ...
     def resume(self, name: str) -> None: ...
     def retry(self, name: str) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def get_template(self, name: str) -> dict[str, Any]: ...
     def pod_log(self, run: str, pod: str, container: str = "main") -> str: ...
+    def output_artifact(self, run: str, node_id: str, artifact: str) -> bytes: ...
 
 
 def with_arguments(manifest: Mapping[str, Any], parameters: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -197,6 +200,18 @@ class CrdWorkflows:
             f"Argo does: set SCANFLOW_ARGO_SERVER (docs/cluster.md) or run `argo retry {name} -n {self.namespace}`"
         )
 
+    def delete(self, name: str) -> None:
+        self._workflows.delete(name)
+
+    def get_template(self, name: str) -> dict[str, Any]:
+        return CustomObjects(self._api_client, TEMPLATE_KINDS["WorkflowTemplate"], self.namespace, self._timeout).get(name)
+
+    def output_artifact(self, run: str, node_id: str, artifact: str) -> bytes:
+        raise PlatformError(
+            f"artifact {artifact!r} of run {run}: downloading artifacts needs the Argo Server (it reads the artifact "
+            "repository for you) — set SCANFLOW_ARGO_SERVER, or read it from the bucket the run's status names"
+        )
+
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
 
@@ -253,6 +268,8 @@ class ArgoServerWorkflows:
             raise NotFoundError(f"{what} not found in namespace {self.namespace} (Argo Server: {err})") from err
         except HeraException as err:
             status = int(getattr(err, "status_code", 0) or 0)
+            if status == 409 and "already exists" in str(err):
+                raise AlreadyExistsError(f"{what}: {err}") from err
             if status == 409:
                 raise ConflictError(f"{what}: conflict ({err})") from err
             if isinstance(err, Unauthorized) or status == 403:
@@ -385,6 +402,30 @@ class ArgoServerWorkflows:
 
         req = m.WorkflowRetryRequest(name=name, namespace=self.namespace)
         self._call(lambda: self._service.retry_workflow(name, req), f"Workflow {self.namespace}/{name}")
+
+    def delete(self, name: str) -> None:
+        self._call(lambda: self._service.delete_workflow(name), f"Workflow {self.namespace}/{name}")
+
+    def get_template(self, name: str) -> dict[str, Any]:
+        return self._plain(
+            self._call(lambda: self._service.get_workflow_template(name), f"WorkflowTemplate {self.namespace}/{name}")
+        )
+
+    def output_artifact(self, run: str, node_id: str, artifact: str) -> bytes:
+        """The stored object of an output artifact (a tar-gz when archived) from the Argo Server's
+        ``/artifacts/{namespace}/{workflow}/{node}/{artifact}`` (``server/artifacts/artifact_server.go``)."""
+        svc = self._service
+        url = f"{self.host}artifacts/{self.namespace}/{run}/{node_id}/{artifact}"
+
+        def fetch() -> Any:
+            resp = svc.session.get(url, headers={"Authorization": svc.token or ""}, verify=svc.verify_ssl)
+            if not resp.ok:
+                from hera.exceptions import exception_from_server_response
+
+                raise exception_from_server_response(resp)
+            return resp
+
+        return bytes(self._call(fetch, f"artifact {artifact!r} of node {node_id} of Workflow {self.namespace}/{run}").content)
 
     def pod_log(self, run: str, pod: str, container: str = "main") -> str:
         """One container's log of a pod (``main`` by default) from the Argo Server's streaming log endpoint (JSON lines)."""

@@ -6,8 +6,9 @@ MLflow (``tracking=True``) get ``MLFLOW_TRACKING_URI`` from the tracking ConfigM
 by secretKeyRef, and ``SCANFLOW_WORKFLOW_UID``/``SCANFLOW_WORKFLOW_NAME``. Steps that roll deployments
 (``deploys=True``) also get ``SCANFLOW_PLATFORM`` and ``SCANFLOW_ARTIFACTS_DESTINATION`` from optional
 keys of that ConfigMap (set only by the cluster's kustomization, so the local engine stays local) and
-``SCANFLOW_NAMESPACE={{workflow.namespace}}``. Hera's ``to_dict()`` gives the manifest; keys come out
-sorted, so the output is deterministic.
+``SCANFLOW_NAMESPACE={{workflow.namespace}}``. ``autolog=False`` (workflow or step) becomes the annotation
+``scanflow.io/tracking: "false"``. Hera's ``to_dict()`` gives the manifest; keys come out sorted, so the
+output is deterministic.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..spec.params import OutputRef, Param, ParamRef, Retry, render_value
 from ..spec.step import Step, Task
 from ..spec.validate import task_dependencies
-from ..spec.workflow import CronWorkflow, Workflow, WorkflowTemplate
+from ..spec.workflow import TRACKING_ANNOTATION, CronWorkflow, Workflow, WorkflowTemplate
 from .nesting import nest_dags
 from .script import env_name, script_source
 
@@ -55,6 +56,8 @@ def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
     from hera.workflows.models import WorkflowTemplateRef
 
     annotations = dict(wf.annotations)
+    if not wf.autolog:
+        annotations[TRACKING_ANNOTATION] = "false"
     if wf.title:
         annotations[TITLE_ANNOTATION] = wf.title
     if wf.description:
@@ -212,6 +215,7 @@ def _template(step: Step, app: Application) -> Any:
         "active_deadline_seconds": step.timeout,
         "resources": _resources(step.resources),
         "security_context": SecurityContext(allow_privilege_escalation=False, run_as_non_root=True),
+        "annotations": None if step.autolog else {TRACKING_ANNOTATION: "false"},
     }
     if step.kind == "script":
         return Script(command=["python"], source=script_source(step), **common)
@@ -237,6 +241,8 @@ def _tracking_env(app: Application) -> list[Any]:
         SecretEnv(name="MLFLOW_TRACKING_PASSWORD", secret_name=t.secret, secret_key=t.password_key, optional=True),
         Env(name="SCANFLOW_WORKFLOW_UID", value="{{workflow.uid}}"),
         Env(name="SCANFLOW_WORKFLOW_NAME", value="{{workflow.name}}"),
+        # MLflow prints "View run … at: URL" to stdout when a run ends: it would land in outputs.result
+        Env(name="MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", value="true"),
     ]
 
 

@@ -73,6 +73,8 @@ class Step:
     tracking: bool = False
     deploys: bool = False
     description: str | None = None
+    autolog: bool = True
+    """False: the local engine records no MLflow run for this step's nodes (annotation ``scanflow.io/tracking``)."""
 
     def input(self, name: str) -> Param | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -225,6 +227,7 @@ def step(
     secrets: Mapping[str, tuple[str, str]] | None = None,
     tracking: bool = False,
     deploys: bool = False,
+    autolog: bool = True,
 ) -> Any:
     """Make a Python function a workflow step (an Argo ``script`` template).
 
@@ -234,7 +237,8 @@ def step(
     ``secrets`` maps env names to ``(secret, key)``; ``tracking=True`` injects MLflow's environment;
     ``deploys=True`` (a step that rolls or scales deployments through ``get_platform``) adds, on the
     cluster, the platform's environment too (``SCANFLOW_PLATFORM``, ``SCANFLOW_NAMESPACE``,
-    ``SCANFLOW_ARTIFACTS_DESTINATION``) and implies ``tracking``.
+    ``SCANFLOW_ARTIFACTS_DESTINATION``) and implies ``tracking``. ``autolog=False``: the local engine
+    records no MLflow run for this step (its own ``mlflow`` calls still log where they say).
     The function must be self-contained (imports inside it): only its source travels to the pod.
     """
 
@@ -278,6 +282,7 @@ def step(
             tracking=tracking or deploys,
             deploys=deploys,
             description=inspect.getdoc(func),
+            autolog=autolog,
         )
         s.__doc__ = func.__doc__
         return s
@@ -302,10 +307,11 @@ def container(
     secrets: Mapping[str, tuple[str, str]] | None = None,
     tracking: bool = False,
     deploys: bool = False,
+    autolog: bool = True,
 ) -> Step:
     """A container step. Refer to inputs in ``command``/``args`` as ``{{inputs.parameters.x}}``;
     each ``Output`` needs the ``path`` the container writes it to; artifacts map name → path.
-    ``tracking``/``deploys`` as for ``step``."""
+    ``tracking``/``deploys``/``autolog`` as for ``step``."""
     for out in outputs:
         if not out.path:
             raise SpecError(f"container step {name!r}: output {out.name!r} needs path= (the file the container writes it to)")
@@ -327,6 +333,7 @@ def container(
         secrets=dict(secrets or {}),
         tracking=tracking or deploys,
         deploys=deploys,
+        autolog=autolog,
     )
 
 

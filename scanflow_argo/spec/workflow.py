@@ -20,7 +20,11 @@ from ..errors import SpecError
 from .params import Param, ParamRef
 from .step import Step, Task, _building
 
-__all__ = ["CronWorkflow", "Workflow", "WorkflowTemplate"]
+__all__ = ["TRACKING_ANNOTATION", "CronWorkflow", "Workflow", "WorkflowTemplate"]
+
+TRACKING_ANNOTATION = "scanflow.io/tracking"
+"""``"false"`` on a workflow's or a template's ``metadata.annotations``: the local engine records no MLflow
+run there (``autolog=False`` sets it; ``scanflow_argo.tracking.hooks`` reads it)."""
 
 
 class _Params:
@@ -60,6 +64,7 @@ class Workflow:
         parallelism: int | None = None,
         timeout: int | None = None,
         generate_name: bool = False,
+        autolog: bool = True,
     ) -> None:
         self.name = name
         self.parameters = list(parameters)
@@ -71,6 +76,8 @@ class Workflow:
         self.parallelism = parallelism
         self.timeout = timeout
         self.generate_name = generate_name
+        self.autolog = autolog
+        """False: the local engine records no MLflow run for it (annotation ``scanflow.io/tracking: "false"``)."""
         self.tasks: list[Task] = []
         self.exit_step: Step | None = None
         self.exit_args: dict[str, Any] = {}

@@ -1,13 +1,27 @@
 """Engine hooks that record every workflow run in MLflow: one run per workflow, one nested run per pod node.
 
 Implements the engine's ``RunHooks`` protocol (``scanflow_argo/engine/features/run_hooks.py``) over MLflow's REST
-API — the engine never imports mlflow. Per node: input parameters become params, output parameters
-become ``output.<name>`` params (and metrics under their own name when numeric), output artifacts
-are named in tags (``scanflow.output_artifacts``: the names, comma-separated; ``scanflow.artifact.<name>``:
-where each is stored — a reference only, no file is uploaded), the node's log becomes the artifact
-``logs/<file>``, and the run ends FINISHED, FAILED or KILLED like the node.
+API — the engine never imports mlflow. What is logged automatically never collides with what a step logs
+itself (MLflow refuses a param logged twice with another value): everything sits under its own prefix.
+
+- the workflow's run: params ``workflow.<name>`` (its arguments); tags ``scanflow.run`` (the run's name:
+  how to find it), ``scanflow.role=workflow``, ``scanflow.workflow``, ``scanflow.workflow_uid``,
+  ``scanflow.namespace``, ``scanflow.label.<key>``, ``scanflow.phase`` at the end;
+- each pod node's nested run (named after the node, tag ``mlflow.parentRunId``): params ``input.<name>``
+  (its input parameters) and ``output.<name>`` (output parameters and ``result``, what it printed), metrics
+  ``output.<name>`` for the numeric ones, tags ``scanflow.run``, ``scanflow.role=node``, ``scanflow.node_id``,
+  ``scanflow.template``, ``scanflow.phase``, ``scanflow.exit_code``, ``scanflow.message``,
+  ``scanflow.output_artifacts`` (names) and ``scanflow.artifact.<name>`` (where each is stored: a reference,
+  no file is uploaded), the node's log as the artifact ``logs/<file>``; it ends FINISHED, FAILED or KILLED.
+
 Each node's environment gets ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_ID``, ``MLFLOW_RUN_ID`` (its
-nested run) and ``SCANFLOW_PARENT_RUN_ID``, so a step that tracks logs into its own nested run.
+nested run), ``SCANFLOW_PARENT_RUN_ID`` and ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=true`` (MLflow prints
+"View run … at: URL" to stdout when a run ends, which would land in ``outputs.result``), so a step that
+tracks logs into its own nested run and its ``result`` is exactly what its code printed.
+
+Turned off with the annotation ``scanflow.io/tracking: "false"`` on the workflow (no MLflow run at all)
+or on a template's ``metadata.annotations`` (no nested run for its nodes; they keep the tracking
+variables for their own use); ``SCANFLOW_TRACKING=0`` turns it off for every run of this machine.
 
 Tracking never fails a workflow: errors are logged as warnings. An unreachable server is warned about
 once and tracking stops for the rest of this hooks object's life (one timeout, not one per node).
@@ -22,14 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScanflowError
+from ..spec.workflow import TRACKING_ANNOTATION
 from ._rest import MlflowRest, filter_value, number
 
-__all__ = ["MlflowHooks", "mlflow_status"]
+__all__ = ["QUIET_ENV", "RUN_TAG", "TRACKING_ANNOTATION", "MlflowHooks", "mlflow_status", "tracking_off"]
 
 log = logging.getLogger(__name__)
 
 ROLE_TAG = "scanflow.role"
 RUN_TAG = "scanflow.run"
+QUIET_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+"""MLflow's own switch for its "View run … at: URL" lines (``_log_url``): off, so stdout is the step's."""
 
 
 def mlflow_status(phase: str | None, message: str | None = None, shutdown: str | None = None) -> str:
@@ -60,6 +77,7 @@ class MlflowHooks:
         self._parents: dict[str, str] = {}  # run -> parent run id
         self._nodes: dict[tuple[str, str], dict[str, Any]] = {}  # (run, node id) -> nested run info
         self._resumed: set[str] = set()  # runs whose parent existed already: nested runs may too
+        self._untracked: dict[str, set[str]] = {}  # run -> templates whose nodes get no nested run
 
     # -- RunHooks --------------------------------------------------------------------------------
 
@@ -102,6 +120,7 @@ class MlflowHooks:
 
     def _env(self, run: str) -> dict[str, str]:
         return {
+            **QUIET_ENV,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "MLFLOW_EXPERIMENT_ID": self._experiment_id[run],
             "SCANFLOW_PARENT_RUN_ID": self._parents[run],
@@ -110,6 +129,9 @@ class MlflowHooks:
     def _workflow_started(self, run: str, workflow: dict[str, Any]) -> dict[str, str]:
         meta = workflow.get("metadata") or {}
         spec = workflow.get("spec") or {}
+        if tracking_off(meta):
+            return dict(QUIET_ENV)
+        self._untracked[run] = {str(t.get("name")) for t in spec.get("templates") or [] if tracking_off(t.get("metadata"))}
         exp_id = self.client.experiment_id(self.experiment)
         assert exp_id is not None
         # A resumed run (new engine process) continues its parent run instead of starting another;
@@ -131,7 +153,7 @@ class MlflowHooks:
             parent_id = self.client.create_run(exp_id, run, tags)["run_id"]
             params = _parameters((spec.get("arguments") or {}).get("parameters"))
             if params:
-                self.client.log_batch(parent_id, params=params)
+                self.client.log_batch(parent_id, params={f"workflow.{k}": v for k, v in params.items()})
         with self._lock:
             self._experiment_id[run] = exp_id
             self._parents[run] = parent_id
@@ -140,15 +162,20 @@ class MlflowHooks:
     def _node_started(self, run: str, node_id: str, node: dict[str, Any]) -> dict[str, str]:
         if node.get("type", "Pod") != "Pod" or run not in self._parents:
             return {}
+        if self._untracked_node(run, node):
+            return self._env(run)
         info = self._nested(run, node_id, node, create=True)
         assert info is not None
         params = _parameters((node.get("inputs") or {}).get("parameters"))
         if params:
-            self._part("the inputs", self.client.log_batch, info["run_id"], params)
+            self._part("the inputs", self.client.log_batch, info["run_id"], {f"input.{k}": v for k, v in params.items()})
         return {**self._env(run), "MLFLOW_RUN_ID": info["run_id"]}
 
+    def _untracked_node(self, run: str, node: Mapping[str, Any]) -> bool:
+        return str(node.get("templateName")) in self._untracked.get(run, set())
+
     def _node_finished(self, run: str, node_id: str, node: dict[str, Any], log_path: Path | None) -> None:
-        if node.get("type", "Pod") != "Pod" or run not in self._parents:
+        if node.get("type", "Pod") != "Pod" or run not in self._parents or self._untracked_node(run, node):
             return
         info = self._nested(run, node_id, node, create=False)
         if info is None:
@@ -156,7 +183,7 @@ class MlflowHooks:
         outputs = node.get("outputs") or {}
         values = _parameters(outputs.get("parameters"))
         if outputs.get("result") is not None:
-            values["result"] = str(outputs["result"])
+            values.setdefault("result", str(outputs["result"]))  # a parameter named `result` wins (lint warns)
         metrics = {k: v for k, v in ((k, number(v)) for k, v in values.items()) if v is not None}
         tags = {"scanflow.phase": str(node.get("phase", ""))}
         if outputs.get("exitCode") is not None:
@@ -166,7 +193,14 @@ class MlflowHooks:
         tags.update(_artifact_tags(outputs.get("artifacts")))
         # A refused part (say, a parameter logged before with another value) must not keep the
         # log from being uploaded or the run from being ended: each part is tried on its own.
-        self._part("outputs", self.client.log_batch, info["run_id"], {f"output.{k}": v for k, v in values.items()}, metrics, tags)
+        self._part(
+            "outputs",
+            self.client.log_batch,
+            info["run_id"],
+            {f"output.{k}": v for k, v in values.items()},
+            {f"output.{k}": v for k, v in metrics.items()},
+            tags,
+        )
         if log_path is not None and Path(log_path).is_file():
             self._part(
                 "the log", self.client.upload_artifact, info["artifact_uri"], f"logs/{Path(log_path).name}", Path(log_path)
@@ -217,6 +251,13 @@ class MlflowHooks:
         with self._lock:
             self._nodes[key] = info
         return info
+
+
+def tracking_off(metadata: Any) -> bool:
+    """True when ``metadata.annotations`` says ``scanflow.io/tracking: "false"`` (or ``"0"``, ``"off"``, ``"no"``)."""
+    annotations = (metadata or {}).get("annotations") if isinstance(metadata, Mapping) else None
+    value = str((annotations or {}).get(TRACKING_ANNOTATION, "")).strip().lower()
+    return value in ("false", "0", "off", "no")
 
 
 def _workflow_name(workflow: dict[str, Any], run: str) -> str:

@@ -123,6 +123,7 @@ def step_run(name: str | None = None) -> Iterator[Any]:
     if run_id is None:
         yield None
         return
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the step's stdout is its `result`
     import mlflow
 
     with mlflow.start_run(run_id=run_id) as active:

@@ -76,7 +76,7 @@ def test_engine_run_becomes_parent_and_nested_runs(mlflow_server, tmp_path: Path
     assert set(nested) == {"train", "check"}
     train = nested["train"]
     assert train.info.status == "FINISHED"
-    assert train.data.params["lr"] == "0.01"
+    assert train.data.params["input.lr"] == "0.01"
     assert train.data.metrics["loss"] == 0.125  # logged by the step itself, into its nested run
     assert train.data.params["output.result"] == "trained with lr 0.01"
     assert train.data.tags["scanflow.output_artifacts"] == "model"
@@ -84,3 +84,71 @@ def test_engine_run_becomes_parent_and_nested_runs(mlflow_server, tmp_path: Path
     assert nested["check"].info.status == "FAILED"
     log = client.download_artifacts(nested["check"].info.run_id, "logs", str(tmp_path / "logs"))
     assert "bad" in "".join(p.read_text() for p in Path(log).iterdir())
+
+
+OWN = """
+import mlflow
+from scanflow_argo.tracking.step import step_run
+with step_run():
+    mlflow.log_param("lr", 1.0)  # the step's own param named like its input (logged as input.lr): no clash
+    mlflow.log_metric("accuracy", 0.5)
+print("only this")
+"""
+
+
+def test_own_logging_never_collides_and_result_is_what_the_step_printed(mlflow_server, tmp_path: Path) -> None:
+    """MLflow refuses a param logged twice with another value (``Changing param values is not allowed``), so
+    the engine's params live under ``input.``/``output.``/``workflow.``; MLflow prints "View run … at: URL" to
+    stdout when a run ends (``_log_url``), which the hooks switch off so ``outputs.result`` is the step's own;
+    ``scanflow.io/tracking: "false"`` on a template or on the workflow leaves no MLflow run there."""
+    from mlflow.tracking import MlflowClient
+
+    from scanflow_argo.engine import run_workflow
+
+    settings = Settings.from_env(environ={}).with_home(tmp_path / "home")
+
+    def manifest(off_workflow: bool) -> dict:
+        quiet = {"annotations": {"scanflow.io/tracking": "false"}}
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"generateName": "own-", **(quiet if off_workflow else {})},
+            "spec": {
+                "entrypoint": "main",
+                "arguments": {"parameters": [{"name": "lr", "value": "0.01"}]},
+                "templates": [
+                    {
+                        "name": "main",
+                        "steps": [
+                            [{"name": "fit", "template": "fit", "arguments": {"parameters": [{"name": "lr", "value": "0.01"}]}}],
+                            [{"name": "quiet", "template": "quiet"}],
+                        ],
+                    },
+                    {
+                        "name": "fit",
+                        "inputs": {"parameters": [{"name": "lr"}]},
+                        "script": {"image": "python:3.11", "command": ["python"], "source": OWN},
+                    },
+                    {"name": "quiet", "metadata": quiet, "container": {"image": "busybox", "command": ["echo", "untracked"]}},
+                ],
+            },
+        }
+
+    experiment = f"own-{uuid.uuid4().hex[:8]}"
+    run = run_workflow(manifest(False), settings, hooks=MlflowHooks(mlflow_server.url, experiment=experiment))
+    assert run.phase == "Succeeded", run.message
+    assert run.node("fit").outputs["result"] == "only this"
+
+    client = MlflowClient(mlflow_server.url)
+    exp_id = client.get_experiment_by_name(experiment).experiment_id
+    parent = client.search_runs([exp_id], f"tags.`scanflow.run` = '{run.name}' and tags.`scanflow.role` = 'workflow'")
+    assert parent[0].data.params == {"workflow.lr": "0.01"}
+    nested = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent[0].info.run_id}'")
+    assert [r.info.run_name for r in nested] == ["fit"]  # `quiet` opted out
+    fit = nested[0].data
+    assert fit.params == {"lr": "1.0", "input.lr": "0.01", "output.result": "only this"}
+    assert fit.metrics == {"accuracy": 0.5}
+
+    off = run_workflow(manifest(True), settings, hooks=MlflowHooks(mlflow_server.url, experiment=experiment))
+    assert off.phase == "Succeeded"
+    assert client.search_runs([exp_id], f"tags.`scanflow.run` = '{off.name}'") == []

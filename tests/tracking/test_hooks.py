@@ -67,16 +67,16 @@ def test_parent_and_nested_runs_with_params_outputs_and_log(mlflow_server, tmp_p
     assert parent.data.tags["scanflow.workflow"] == "train"
     assert parent.data.tags["scanflow.label.app"] == "mnist"
     assert parent.data.tags["scanflow.workflow_uid"] == f"uid-{run}"
-    assert parent.data.params == {"epochs": "3"}
+    assert parent.data.params == {"workflow.epochs": "3"}
 
     nested = client.get_run(nested_id)
     assert nested.info.run_name == "train"
     assert nested.info.status == "FINISHED"
     assert nested.data.tags["mlflow.parentRunId"] == parent_id
-    assert nested.data.params["lr"] == "0.01"
+    assert nested.data.params["input.lr"] == "0.01"
     assert nested.data.params["output.accuracy"] == "0.97"
     assert nested.data.params["output.model-uri"] == "models:/mnist/1"
-    assert nested.data.metrics == {"accuracy": 0.97}
+    assert nested.data.metrics == {"output.accuracy": 0.97}
     assert nested.data.tags["scanflow.output_artifacts"] == "model,report"
     assert nested.data.tags["scanflow.artifact.model"] == f"{run}/n-train/model.tgz"
     assert nested.data.tags["scanflow.artifact.report"] == "s3://ml/runs/report.txt"

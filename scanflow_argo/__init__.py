@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "PlatformError": "scanflow_argo.errors",
     "NotFoundError": "scanflow_argo.errors",
     "ConflictError": "scanflow_argo.errors",
+    "AlreadyExistsError": "scanflow_argo.errors",
     "UnavailableError": "scanflow_argo.errors",
     "ServingError": "scanflow_argo.errors",
     "TrackingError": "scanflow_argo.errors",
@@ -82,6 +83,9 @@ _EXPORTS: dict[str, str] = {
     "DeploymentStatus": "scanflow_argo.platform.base",
     # platform
     "get_platform": "scanflow_argo.platform",
+    # client
+    "Client": "scanflow_argo.client",
+    "Run": "scanflow_argo.client",
     # platform.local
     "LocalPlatform": "scanflow_argo.platform.local",
     # platform.kubernetes

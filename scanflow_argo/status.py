@@ -120,6 +120,23 @@ class RunStatus:
             outputs=status.get("outputs") or {},
         )
 
+    def reason(self) -> str | None:
+        """Why the run is where it is, in one line: its own message, unless that only says a child failed
+        (Argo's ``child 'x-123' failed``): then the first node that failed by itself, as ``name: message``."""
+        own = (self.message or "").strip()
+        if self.phase in ("Failed", "Error") and (not own or own.startswith("child ")):
+            leaves = [
+                n
+                for n in self.nodes.values()
+                if n.phase in ("Failed", "Error") and n.message and not n.message.startswith("child ")
+            ]
+            ids = {n.id for n in leaves}
+            leaves = [n for n in leaves if not set(n.children) & ids]  # the node itself, not the group that says so too
+            if leaves:
+                first = sorted(leaves, key=lambda n: (n.finished_at or "", n.started_at or "", n.display_name))[0]
+                return f"{first.display_name}: {first.message}"
+        return own.splitlines()[0] if own else None
+
     def node(self, display_name: str) -> NodeStatus:
         """The node with this display name (Argo keys nodes by hashed ids; users think in names)."""
         matches = [n for n in self.nodes.values() if n.display_name == display_name]

@@ -167,6 +167,20 @@ class InMemoryPlatform:
     def stop(self, name: str) -> None:
         self.finish(name, "Failed")
 
+    def resume(self, name: str) -> None:
+        if self.get_run(name).done:
+            raise PlatformError(f"run {name!r} already finished: nothing to resume")
+
+    def delete_run(self, name: str) -> None:
+        with self._state(write=True) as data:
+            self._call(data, "delete_run", name)
+            if data["runs"].pop(name, None) is None:
+                raise NotFoundError(f"workflow {self.namespace}/{name} not found")
+
+    def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
+        self.get_run(name).node(node)  # NotFoundError names the nodes (none: runs here have no pods)
+        raise NotFoundError(f"run {name!r} has no artifacts (an in-memory platform runs nothing)")
+
     # -- deployments -----------------------------------------------------------------------------
     def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
         meta = manifest.get("metadata") or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -53,13 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args, settings_from_args(args)) or 0)
+        code = int(args.func(args, settings_from_args(args)) or 0)
+        sys.stdout.flush()  # a pipe's reader that left is seen here, not in the interpreter's last flush
+        return code
     except ScanflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `scanflow-argo list | head`: the reader left; say nothing more (Python's documented recipe:
+        # point stdout at devnull so the interpreter's final flush cannot fail again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 
 
 if __name__ == "__main__":  # pragma: no cover

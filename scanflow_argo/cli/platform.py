@@ -158,7 +158,8 @@ def _run_json(run: Any) -> dict[str, Any]:
 
 
 def _print_run(run: Any) -> None:
-    print(f"{run.name}  {run.phase}" + (f"  ({run.message})" if run.message else ""))
+    why = run.reason()
+    print(f"{run.name}  {run.phase}" + (f"  ({why})" if why else ""))
     for node in sorted(run.nodes.values(), key=lambda n: (n.started_at or "", n.display_name)):
         if node.type not in ("Pod", "Skipped", "Suspend"):
             continue
@@ -191,15 +192,25 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         _emit(args.json, _deployment_json(dep), _print_deployment, dep)
         return 0
     if args.run:
+        from ..client import Client
+
         run = platform.get_run(args.run)
-        _emit(args.json, _run_json(run), _print_run, run)
+        found = Client(settings, platform=platform).mlflow(run.name) if settings.tracking.enabled else None
+        data = {
+            **_run_json(run),
+            "mlflow": {"url": found.url, "runId": found.run_id, "nodes": dict(found.nodes)} if found else None,
+        }
+        _emit(args.json, data, _print_run, run)
+        if found and not args.json:
+            print(f"  MLflow: {found.url}")
         return 0
     runs = platform.list_runs(dict(args.label) or None)
     if args.json:
         print(json.dumps([_run_json(r) for r in runs], indent=2))
         return 0
     for run in runs:
-        print(f"{run.name:<40} {run.phase:<10} {run.started_at or '-'}")
+        message = "" if run.phase == "Succeeded" or not run.reason() else f"  {run.reason()}"
+        print(f"{run.name:<40} {run.phase:<10} {run.started_at or '-'}{message}")
     if not runs:
         print("no runs", file=sys.stderr)
     return 0

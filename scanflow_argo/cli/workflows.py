@@ -20,7 +20,7 @@ from ..errors import EngineError
 from ..settings import Settings
 from ._args import pair as _pair
 
-__all__ = ["register"]
+__all__ = ["mlflow_line", "register"]
 
 
 def register(sub: Any) -> None:
@@ -194,7 +194,19 @@ def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
         from ..engine.status import tree_lines
 
         print("\n".join(tree_lines(doc)))
+        if line := mlflow_line(settings, run_dir.name):
+            print(line)
     return 0 if result.phase == "Succeeded" else 1
+
+
+def mlflow_line(settings: Settings, run: str) -> str | None:
+    """``MLflow:  URL`` of the run's MLflow run when it was tracked (found by its ``scanflow.run`` tag)."""
+    from ..client import Client
+
+    if not settings.tracking.enabled:
+        return None
+    found = Client(settings).mlflow(run)
+    return f"MLflow:     {found.url}" if found else None
 
 
 class _Progress:
@@ -269,6 +281,7 @@ def list_runs(args: argparse.Namespace, settings: Settings) -> int:
                         "startedAt": r.started_at,
                         "finishedAt": r.finished_at,
                         "labels": dict(r.labels),
+                        "message": r.message,
                     }
                     for r in runs
                 ],
@@ -280,7 +293,16 @@ def list_runs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no runs in {settings.home / 'runs'}")
         return 0
     width = max(len(r.name) for r in runs) + 2
-    print(f"{'NAME'.ljust(width)}{'STATUS'.ljust(11)}{'STARTED'.ljust(22)}DURATION")
+    print(f"{'NAME'.ljust(width)}{'STATUS'.ljust(11)}{'STARTED'.ljust(22)}{'DURATION'.ljust(10)}MESSAGE")
     for r in runs:
-        print(f"{r.name.ljust(width)}{r.phase.ljust(11)}{(r.started_at or '').ljust(22)}{duration(r.started_at, r.finished_at)}")
+        started = r.started_at or "-"
+        took = duration(r.started_at, r.finished_at) if r.started_at else "-"
+        message = "" if r.phase == "Succeeded" else _one_line(r.reason())
+        print(f"{r.name.ljust(width)}{r.phase.ljust(11)}{started.ljust(22)}{took.ljust(10)}{message}".rstrip())
     return 0
+
+
+def _one_line(text: str | None, width: int = 120) -> str:
+    """The first line of a message, cut to ``width`` (the whole one is in ``status RUN``)."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"

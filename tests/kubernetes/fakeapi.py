@@ -170,6 +170,8 @@ class FakeCluster:
     """(plural, namespace, name) -> object."""
     pod_logs: dict[str, str] = field(default_factory=dict)
     """pod name -> log text of its main container."""
+    artifacts: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+    """(workflow, node id, artifact name) -> the stored object the Argo Server's ``/artifacts/`` streams."""
     plan: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
     """Workflow -> the statuses it goes through, one per GET (the Argo controller's work)."""
 
@@ -535,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -562,7 +564,9 @@ class _Handler(BaseHTTPRequestHandler):
         record = Recorded(method, parts.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         self._query = query
         fake = self.fake
-        argo = parts.path.startswith("/api/v1/") and parts.path.split("/")[3] in _ARGO_PATHS
+        argo = (parts.path.startswith("/api/v1/") and parts.path.split("/")[3] in _ARGO_PATHS) or parts.path.startswith(
+            "/artifacts/"
+        )
         with fake._lock:
             fake.requests.append(record)
             for hook in list(fake.hooks):
@@ -654,6 +658,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         if fake.argo_token is not None and self.headers.get("Authorization") != f"Bearer {fake.argo_token}":
             raise _Error(401, "Unauthorized", "token not valid. see https://argo-workflows.readthedocs.io/en/latest/faq/")
+        if path.startswith("/artifacts/"):  # server/artifacts/artifact_server.go GetOutputArtifact
+            ns, wf_name, node_id, art = path.strip("/").split("/")[1:5]
+            fake._get_raw("workflows", ns, wf_name)
+            if (wf_name, node_id, art) not in fake.artifacts:
+                raise _Error(404, "NotFound", f"artifact not found: {art}")
+            return 200, fake.artifacts[(wf_name, node_id, art)], "application/gzip"
         segs = path.strip("/").split("/")[2:]  # after api/v1
         plural, ns, rest = _ARGO_PATHS[segs[0]], segs[1], segs[2:]
         key = _ARGO_BODY_KEY[plural]

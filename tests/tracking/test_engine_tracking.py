@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -152,3 +153,36 @@ def test_own_logging_never_collides_and_result_is_what_the_step_printed(mlflow_s
     off = run_workflow(manifest(True), settings, hooks=MlflowHooks(mlflow_server.url, experiment=experiment))
     assert off.phase == "Succeeded"
     assert client.search_runs([exp_id], f"tags.`scanflow.run` = '{off.name}'") == []
+
+
+def test_run_prints_its_mlflow_address_and_the_client_finds_its_runs(
+    mlflow_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workflow's MLflow run carries ``scanflow.run=<run name>``: ``run`` and ``status`` print its page, the
+    client reads its id and its steps' nested runs."""
+    from scanflow_argo import Client
+    from scanflow_argo.cli import main
+
+    experiment = f"client-{uuid.uuid4().hex[:8]}"
+    for key, value in {
+        "SCANFLOW_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "SCANFLOW_MLFLOW_EXPERIMENT": experiment,
+        "SCANFLOW_TRACKING": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: seen-}\nspec:\n  entrypoint: main\n"
+        "  templates:\n  - name: main\n    steps: [[{name: hello, template: say}]]\n"
+        "  - {name: say, container: {image: busybox, command: [echo, hi]}}\n"
+    )
+    assert main(["run", str(flow)]) == 0
+    out = capsys.readouterr().out
+    run = Client().latest("seen")
+    found = run.mlflow
+    assert found is not None and set(found.nodes) == {"hello"}
+    assert f"MLflow:     {mlflow_server.url}/#/experiments/{found.experiment_id}/runs/{found.run_id}" in out
+    assert run.mlflow_run_id == found.run_id
+    assert main(["status", run.name, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mlflow"]["nodes"] == {"hello": found.nodes["hello"]}

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from scanflow_argo import _proc
+from scanflow_argo.client import Client, Run
 from scanflow_argo.clock import Clock, SystemClock
 from scanflow_argo.errors import ScanflowError, SetupError
 from scanflow_argo.settings import Settings
@@ -253,7 +254,7 @@ class Scenario:
         self.timeline["runs"].append(self._run_record(status))
         if status.phase != "Succeeded":
             raise ScanflowError(f"mnist-train ended {status.phase}: {status.message or ''}\n{self._tail_logs(run)}")
-        self.timeline["models"]["first"] = self._evaluation(status)
+        self.timeline["models"]["first"] = self._evaluation(Run(self._client, status))
         self.console.log(f"first model: {self.timeline['models']['first']}")
 
     def _epochs_done(self, run: str) -> int:
@@ -271,16 +272,15 @@ class Scenario:
             return ""
 
     @staticmethod
-    def _evaluation(status: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"run": status.name}
+    def _evaluation(run: Run) -> dict[str, Any]:
+        """The first model's figures: the named outputs of its steps, read back as a user would (``Run``)."""
+        out: dict[str, Any] = {"run": run.name}
         for step in ("evaluate", "register", "promote", "train"):
-            with contextlib.suppress(ScanflowError):
-                for key, value in status.node(step).parameters().items():
-                    if key in ("result", "exitCode", "metrics"):
-                        continue
-                    with contextlib.suppress(TypeError, ValueError):
-                        value = json.loads(value) if isinstance(value, str) else value
-                    out[key] = value
+            for key in (run.outputs.get(step) or {}).keys() - {"result", "exitCode", "metrics"}:
+                try:
+                    out[key] = run.output(step, key, as_json=True)
+                except ValueError:  # not JSON: the text as is
+                    out[key] = run.output(step, key)
         return out
 
     @staticmethod
@@ -510,13 +510,15 @@ class Scenario:
         if "rollout" not in events and uri and uri != self.initial_model_uri and sample.get("ready") == sample.get("replicas"):
             self._event("rollout", sample["t"], f"(now serving {uri})")
 
-    def _retrain_runs(self) -> list[Any]:
+    def _retrain_runs(self) -> list[Run]:
         with contextlib.suppress(ScanflowError):
-            return sorted(
-                (r for r in self.platform.list_runs() if r.name.startswith("mnist-retrain")),
-                key=lambda r: r.started_at or "",
-            )
+            return sorted(self._client.runs(workflow="mnist-retrain"), key=lambda r: r.started_at or "")
         return []
+
+    @property
+    def _client(self) -> Client:
+        """Runs and their results read back as a user would, through the same platform."""
+        return Client(self.settings, platform=self.platform)
 
     def _decisions(self, agent: str) -> list[dict[str, Any]]:
         path = self.home / "agents" / agent / "decisions.jsonl"

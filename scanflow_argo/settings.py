@@ -157,6 +157,12 @@ class AgentSettings:
     dry_run: bool = False
     """Decide and record, never act. Env: SCANFLOW_AGENT_DRY_RUN."""
 
+    log_level: str = "INFO"
+    """Level of the agent's log (``DEBUG``, ``INFO``, ``WARNING``…). Env: SCANFLOW_AGENT_LOG_LEVEL."""
+
+    log_format: str = "text"
+    """``text`` lines or ``json`` lines (one object per event, for log stacks). Env: SCANFLOW_AGENT_LOG_FORMAT."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -272,6 +278,10 @@ class Settings:
             agt["token_env"] = v
         if v := get("SCANFLOW_AGENT_DRY_RUN"):
             agt["dry_run"] = flag(v)
+        if v := get("SCANFLOW_AGENT_LOG_LEVEL"):
+            agt["log_level"] = v.upper()
+        if v := get("SCANFLOW_AGENT_LOG_FORMAT"):
+            agt["log_format"] = v.lower()
         s = replace(
             s,
             **top,

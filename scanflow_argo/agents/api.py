@@ -39,6 +39,7 @@ from aiohttp import web
 
 from ..errors import AgentError, RequestError, redact
 from ..httpguard import is_loopback, load_json, refusal
+from ..monitoring.prometheus import register_scrape_target
 from .runtime import AgentRuntime, agent_dir
 from .state import atomic_write_json
 
@@ -246,6 +247,9 @@ async def serve(
     atomic_write_json(endpoint, {"url": f"http://{shown}:{bound}", "pid": os.getpid(), **where})
     if ready_file is not None:
         atomic_write_json(ready_file, {"url": f"http://{shown}:{bound}", **where})
+    scrape = None
+    if runtime.settings.platform == "local":  # on Kubernetes its PodMonitor does this
+        scrape = register_scrape_target(runtime.settings, runtime.agent.name, f"{shown}:{bound}")
     log.info("agent %s listening on http://%s:%s (dry_run=%s)", runtime.agent.name, host, bound, runtime.dry_run)
     if token_file is not None:
         log.info(
@@ -262,6 +266,9 @@ async def serve(
     finally:
         with contextlib.suppress(OSError):
             endpoint.unlink()
+        if scrape is not None:
+            with contextlib.suppress(OSError):
+                scrape.unlink()
         await runner.cleanup()
         await runtime.close()
 

@@ -36,7 +36,7 @@ from ..spec.agent import (
     render,
 )
 
-__all__ = ["Decision", "RuleState", "Sample", "SensorWindow", "decide", "is_stale", "rule_key_vars"]
+__all__ = ["Decision", "RuleState", "Sample", "SensorWindow", "cooldown_left", "decide", "is_stale", "rule_key_vars"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -338,14 +338,22 @@ def _inputs(sensors: Sequence[str], windows: Mapping[str, SensorWindow], now: fl
     return out
 
 
+def cooldown_left(action: Action, state: Mapping[str, Any], now: float) -> float | None:
+    """Seconds ``action`` must still wait since its last attempt, or ``None`` when it may act."""
+    last = (state.get("last_attempt") or {}).get(action.name)
+    if last is not None and now - last < action.cooldown:
+        return float(action.cooldown - (now - last))
+    return None
+
+
 def _gate(action: Action, key: str, state: Mapping[str, Any], now: float) -> str | None:
     """Why ``action`` with ``key`` must not be planned now, or ``None``."""
     record = (state.get("keys") or {}).get(key)
     if record and record.get("result") in ("ok", "pending", "dry-run"):
         return f"idempotency key {key!r} already {record['result']}"
-    last = (state.get("last_attempt") or {}).get(action.name)
-    if last is not None and now - last < action.cooldown:
-        return f"cooldown: {action.cooldown - (now - last):.1f}s left"
+    left = cooldown_left(action, state, now)
+    if left is not None:
+        return f"cooldown: {left:.1f}s left"
     return None
 
 

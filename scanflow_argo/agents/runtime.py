@@ -51,6 +51,7 @@ from .decide import Decision, RuleState, Sample, decide, is_stale
 from .knowledge import MlflowRecorder, NullRecorder
 from .leader import FileLeader, Leader, LeaseLeader
 from .metrics import AgentMetrics
+from .narrate import Narrator
 from .sensors import (
     ArgoRunsReader,
     MlflowReader,
@@ -145,6 +146,7 @@ class AgentRuntime:
         self.folder = folder / "dry-run" if self.dry_run else folder
         self.state = state or self._default_state(explicit_folder=state_dir is not None)
         self.audit = AuditLog(self.folder)
+        self.narrator = Narrator(agent)
         self.metrics = AgentMetrics(agent.name)
         self._platform = platform
         self.prometheus = prometheus or prometheus_url(settings)
@@ -326,6 +328,7 @@ class AgentRuntime:
         """Sense what is due, decide, act; returns the audit records written."""
         t0 = time.perf_counter()
         await self._poll_due()
+        self.narrator.sensors(self.windows(), self.clock.now())
         if self._unsettled:
             await asyncio.to_thread(self._settle_pending)
         leading = await asyncio.to_thread(self._acquire_leader)
@@ -391,6 +394,14 @@ class AgentRuntime:
                 records.append(self._record(d.to_json()))
                 self.metrics.decisions.labels(self.agent.name, d.kind, d.event or "dropped").inc()
         self._rule_metrics(now)
+        states = self.state.get("rules") or {}
+        self.narrator.held(
+            {d.rule: d.event for d in decisions if d.kind == "rule" and d.rule and d.event},
+            {name: RuleState.from_json(st).firing for name, st in states.items()},
+            {d.action for d in decisions if d.kind == "action" and d.action},
+            self.state.snapshot(),
+            now,
+        )
         for d in decisions:
             if d.kind == "action":
                 rec = await self._act(d)
@@ -479,6 +490,7 @@ class AgentRuntime:
         seq = self.state.next_seq()
         record = {"seq": seq, "agent": self.agent.name, **record}
         self.audit.append(record)
+        self.narrator.record(record)
         with contextlib.suppress(Exception):  # knowledge is best effort, never blocks the loop
             self.recorder.record(seq, record)
         return record

@@ -53,7 +53,12 @@ def register(sub: Any) -> None:
         metavar="MODULE:CALLABLE",
         help="build the platform with CALLABLE(settings) instead of --platform (tests: scanflow_argo.agents.testing:file_platform)",
     )
-    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.add_argument("--log-level", help="DEBUG, INFO (default, or $SCANFLOW_AGENT_LOG_LEVEL), WARNING or ERROR")
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text lines, or JSON lines with the event's fields (default: $SCANFLOW_AGENT_LOG_FORMAT or text)",
+    )
     run.set_defaults(func=agent_run)
 
     check = actions.add_parser("check", help="validate an agent definition; print its config and RBAC rules")
@@ -79,12 +84,17 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
     from ..agents.api import serve
     from ..agents.auth import api_token
     from ..agents.loader import load_agent, parse_args, read_config
+    from ..agents.narrate import LOG_FORMATS, configure_logging
     from ..agents.runtime import AgentRuntime
     from ..errors import AgentDefinitionError
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "urllib3"):  # one line per request would drown the agent's own log
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    level = (args.log_level or settings.agent.log_level).upper()
+    fmt = args.log_format or settings.agent.log_format
+    if fmt not in LOG_FORMATS or not isinstance(logging.getLevelName(level), int):
+        raise AgentDefinitionError(
+            f"log level {level!r} / format {fmt!r}: use DEBUG, INFO, WARNING or ERROR and {' or '.join(LOG_FORMATS)}"
+        )
+    configure_logging(level, fmt)
     config = read_config(args.config)
     agent = load_agent(args.ref, parse_args(args.arg), config=config)
     if config is not None and not args.arg and json.loads(json.dumps(agent.declaration())) != config:

@@ -1,7 +1,8 @@
 """The local Prometheus server: its config, file service discovery of scrape targets, start and stop.
 
-Layout under ``<home>/prometheus/``: ``prometheus.yml`` (written on every start), ``targets/<job>.json``
-(file service discovery, rewritten atomically by ``set_targets``), ``data/`` (the TSDB), ``prometheus.log`` and ``server.json`` (pid record, so
+Layout under ``<home>/prometheus/``: ``prometheus.yml`` (written on every start: Prometheus scrapes itself,
+job ``prometheus``, and every file of ``targets/``), ``targets/<job>.json`` (file service discovery,
+rewritten atomically by ``set_targets``; ``agent-<name>-<port>.json`` for each running agent), ``data/`` (the TSDB), ``prometheus.log`` and ``server.json`` (pid record, so
 ``scanflow-argo prometheus down`` in another process can stop a server ``up`` started).
 
 Timing (measured, Prometheus 2.42): the file is re-read at once (inotify, 1 s refresh), but Prometheus's
@@ -25,7 +26,15 @@ from .. import _proc
 from ..errors import SetupError, SpecError, UnavailableError
 from ..settings import Settings
 
-__all__ = ["PrometheusServer", "prometheus_dir", "recorded_url", "set_targets", "stop_recorded"]
+__all__ = [
+    "AGENTS_JOB",
+    "PrometheusServer",
+    "prometheus_dir",
+    "recorded_url",
+    "register_scrape_target",
+    "set_targets",
+    "stop_recorded",
+]
 
 _JOB = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _TARGET = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
@@ -88,11 +97,13 @@ class PrometheusServer:
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
             "scrape_configs": [
+                # Prometheus's own metrics: `up{job="prometheus"}` says the server scrapes at all
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
                 {
                     # Each targets file sets its own ``job`` label; this name is only the fallback.
                     "job_name": "scanflow",
                     "file_sd_configs": [{"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}],
-                }
+                },
             ],
         }
         self.targets_dir.mkdir(parents=True, exist_ok=True)
@@ -169,8 +180,23 @@ class PrometheusServer:
         return _api(self.url, "/api/v1/targets", {"state": "active"}, timeout)["activeTargets"]
 
 
-def set_targets(targets_dir: Path, job: str, targets: list[str], labels: dict[str, str] | None = None) -> Path:
-    """Write ``targets_dir/<job>.json`` for file service discovery (usable without a server object)."""
+AGENTS_JOB = "scanflow-agents"
+"""The job every local agent's ``/metrics`` is scraped as (label ``agent`` names it)."""
+
+
+def register_scrape_target(settings: Settings, agent: str, target: str) -> Path:
+    """Make this home's Prometheus scrape an agent's ``/metrics`` at ``target`` (``host:port``), as
+    ``job="scanflow-agents", agent="<name>"``: one file per agent process (``agent-<name>-<port>.json``, so
+    replicas do not overwrite each other); the caller removes it when the agent stops. Prometheus need
+    not run yet: it reads the folder when it starts."""
+    port = target.rpartition(":")[2]
+    return set_targets(prometheus_dir(settings) / "targets", AGENTS_JOB, [target], {"agent": agent}, file=f"agent-{agent}-{port}")
+
+
+def set_targets(
+    targets_dir: Path, job: str, targets: list[str], labels: dict[str, str] | None = None, *, file: str | None = None
+) -> Path:
+    """Write ``targets_dir/<job>.json`` (or ``<file>.json``) for file service discovery (usable without a server object)."""
     if not _JOB.match(job):
         raise SpecError(f"invalid Prometheus job name {job!r}: use letters, digits, '_', '.', '-' and start with a letter")
     for target in targets:
@@ -180,7 +206,9 @@ def set_targets(targets_dir: Path, job: str, targets: list[str], labels: dict[st
     for key in extra:
         if not _LABEL.match(key):
             raise SpecError(f"invalid Prometheus label name {key!r} for job {job!r}: use letters, digits and '_'")
-    path = Path(targets_dir) / f"{job}.json"
+    if file is not None and not _JOB.match(file):
+        raise SpecError(f"invalid targets file name {file!r}: use letters, digits, '_', '.', '-'")
+    path = Path(targets_dir) / f"{file or job}.json"
     groups = (
         [{"targets": sorted(set(targets)), "labels": {**{k: str(v) for k, v in extra.items()}, "job": job}}] if targets else []
     )

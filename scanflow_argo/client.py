@@ -221,7 +221,8 @@ class Run:
     # -- what it produced -------------------------------------------------------------------------
     @property
     def steps(self) -> dict[str, RunStep]:
-        """Every pod node by display name, in the order they started (a retried step: its last attempt)."""
+        """Every pod node by display name, in the order they started (a retried step's attempts are
+        ``name(0)``, ``name(1)``…; ``output``/``artifact`` take ``name`` and read the one that succeeded)."""
         pods = sorted((n for n in self.status.nodes.values() if n.type == "Pod"), key=lambda n: (n.started_at or "", n.id))
         return {n.display_name: RunStep.of(n) for n in pods}
 
@@ -236,6 +237,7 @@ class Run:
         ``workflow/controller/operator.go``): a JSON list of the succeeded children's values in loop order
         — results decoded as JSON, parameters as strings."""
         steps = self.steps
+        step = self._pod(step)
         if step in steps:
             value = steps[step].outputs.get(name)
             if value is None:
@@ -244,6 +246,21 @@ class Run:
         else:
             value = json.dumps(self._aggregate(self.status.node(step), name))
         return json.loads(value) if as_json else value
+
+    def _pod(self, step: str) -> str:
+        """``step`` itself when it is a pod; for a retried step (``fit``, whose pods are ``fit(0)``, ``fit(1)``…)
+        the attempt that succeeded last, as Argo's retry node reports its outputs."""
+        if step in self.steps:
+            return step
+        try:
+            node = self.status.node(step)
+        except NotFoundError:
+            return step
+        if node.type == "Retry":
+            attempts = [n for n in self._attempts(node) if n.type == "Pod"]
+            if attempts:
+                return attempts[0].display_name
+        return step
 
     def _aggregate(self, node: NodeStatus, name: str) -> list[Any]:
         children = [self.status.nodes[c] for c in node.children if c in self.status.nodes]
@@ -271,10 +288,11 @@ class Run:
         """Download output artifact ``name`` of ``step`` to ``dest`` (default: a folder under
         ``<home>/downloads/<run>/<step>/``) and return its path: the file, or the folder."""
         target = Path(dest) if dest is not None else self._client.settings.home / "downloads" / self.name / step / name
-        return self._client.platform.download_artifact(self.name, step, name, target)
+        return self._client.platform.download_artifact(self.name, self._pod(step), name, target)
 
     def logs(self, step: str | None = None, container: str = "main") -> str:
-        """The log of ``step`` (by display name), or of every step, each line prefixed with its name."""
+        """The log of ``step`` (by display name; a retried step's: every attempt's), or of every step, each
+        line prefixed with its name."""
         return self._client.platform.logs(self.name, step, container)
 
     # -- MLflow -----------------------------------------------------------------------------------

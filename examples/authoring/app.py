@@ -1,7 +1,7 @@
 """Every authoring feature in one small application (docs/authoring.md walks through it).
 
-    scanflow-argo compile examples.authoring.app:app -o /tmp/authoring     # manifests + schema checks
-    scanflow-argo lint /tmp/authoring                                       # lint them (or any Argo YAML)
+    scanflow-argo compile examples.authoring.app:app -o build/authoring     # manifests + schema checks
+    scanflow-argo lint build/authoring                                       # lint them (or any Argo YAML)
 
 - ``numbers`` (WorkflowTemplate, for the Argo UI): parameters with descriptions and an enum, a step
   that fails once and is retried, an output artifact read by the next step, a ``withParam`` fan-out

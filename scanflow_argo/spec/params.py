@@ -171,6 +171,8 @@ class OutputRef:
 
     @property
     def type_name(self) -> str | None:
+        if self.kind == "parameter" and self.task.fanned_out:
+            return "json"  # Argo gives later steps a fan-out's outputs as one JSON list (of strings)
         if self.kind != "parameter":
             return None
         for out in self.task.step.outputs:

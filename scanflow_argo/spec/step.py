@@ -142,6 +142,11 @@ class Task:
     continue_on_failed: bool = False
 
     @property
+    def fanned_out(self) -> bool:
+        """True for a ``for_each`` call: later steps get its outputs as one JSON list (Argo's aggregation)."""
+        return self.items is not None or self.param_items is not None
+
+    @property
     def out(self) -> _Outputs:
         return _Outputs(self)
 

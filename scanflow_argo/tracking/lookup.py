@@ -9,6 +9,7 @@ MLflow's own "View run" link uses (``mlflow/tracking/_tracking_service/client.py
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,9 @@ from ..errors import TrackingError
 from ._rest import MlflowRest, filter_value
 
 __all__ = ["WorkflowRuns", "find_workflow_runs", "run_url", "safe_find"]
+
+_ATTEMPT = re.compile(r"^(.*)\((\d+)\)$")
+"""A retry attempt's display name: ``train(0)``, ``fit(1:1.0)(2)`` (Argo names attempts ``<node>(<n>)``)."""
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
@@ -32,7 +36,7 @@ class WorkflowRuns:
     run_id: str
     """The workflow's own run (params: the workflow's arguments)."""
     nodes: Mapping[str, str] = field(default_factory=dict)
-    """Node display name → its nested run's id (steps that ran; a retried node's last attempt)."""
+    """Node display name → its nested run's id (steps that ran; a retried step also by its own name: its last attempt)."""
 
     @property
     def url(self) -> str:
@@ -66,7 +70,10 @@ def find_workflow_runs(client: MlflowRest, run: str, experiment: str = "scanflow
             (t.get("value") for t in (item.get("data") or {}).get("tags") or [] if t.get("key") == "mlflow.runName"), None
         )
         if name:
-            nodes[str(name)] = str(info["run_id"])  # ordered by start: a retry's later attempt wins
+            nodes[str(name)] = str(info["run_id"])
+            attempt = _ATTEMPT.match(str(name))
+            if attempt:  # `fit(1)`, a retried step's attempt, also answers to `fit`: the later attempt wins
+                nodes[attempt.group(1)] = str(info["run_id"])
     return WorkflowRuns(client.uri, exp_id, parent, nodes)
 
 

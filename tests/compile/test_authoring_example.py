@@ -94,7 +94,7 @@ def test_the_docs_compile_and_lint_commands_run(tmp_path: Path) -> None:
     commands = [line.split("#")[0].split() for line in re.findall(r"^scanflow-argo (?:compile|lint) .*$", text, re.M)]
     assert [c[1] for c in commands] == ["compile", "lint"]
     for argv in commands:
-        argv = [a.replace("/tmp/authoring", str(tmp_path / "out")) for a in argv]
+        argv = [a.replace("build/authoring", str(tmp_path / "out")) for a in argv]
         out = subprocess.run(
             [sys.executable, "-m", "scanflow_argo", *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120
         )

@@ -312,3 +312,32 @@ def test_a_step_output_named_result_is_refused() -> None:
         Application("app", workflows=[wf]).validate()
     assert "output 'result' is shadowed by Argo's outputs.result (what the step printed)" in str(err.value)
     assert "rename it (e.g. 'result_value')" in str(err.value)
+
+
+def test_a_fanned_out_output_is_a_list_to_later_steps() -> None:
+    """Argo hands a later step all of a fan-out's outputs as one JSON list (operator.go processAggregateNodeOutputs):
+    a ``list`` argument takes it, an ``int`` one does not."""
+    from scanflow_argo.errors import ValidationError
+    from scanflow_argo.spec import ITEM, Application, Workflow, step
+
+    @step(outputs={"square": int})
+    def square(n: int) -> int:
+        return n * n
+
+    @step
+    def add_up(squares: list) -> None:
+        print(sum(int(s) for s in squares))
+
+    @step
+    def one(value: int) -> None:
+        print(value)
+
+    with Workflow("fan-in") as ok:
+        each = square(n=ITEM).for_each([1, 2, 3])
+        add_up(squares=each.out.square)
+    Application("app", workflows=[ok]).validate()
+    with Workflow("fan-in-bad") as bad:
+        each = square(n=ITEM).for_each([1, 2, 3])
+        one(value=each.out.square)
+    with pytest.raises(ValidationError, match="argument 'value' expects int but output 'square' of step 'square' is json"):
+        Application("app", workflows=[bad]).validate()

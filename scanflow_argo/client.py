@@ -30,6 +30,7 @@ from .errors import NotFoundError, PlatformError
 from .platform import get_platform
 from .platform.base import TERMINAL_PHASES, NodeStatus, Platform, RunStatus
 from .settings import Settings
+from .spec.application import Application
 from .tracking.lookup import WorkflowRuns, safe_find
 from .tracking.server import recorded_url, resolve_uri
 
@@ -129,7 +130,6 @@ def _runnable(workflow: Any) -> Any:
     if isinstance(workflow, (str, Mapping)):
         return workflow
     from .compile import compile_app  # compiling pulls in Hera: only when a Python object is submitted
-    from .spec.application import Application
 
     app = Application.of(workflow)
     runnable = [m for m in compile_app(app) if m.get("kind") in ("Workflow", "WorkflowTemplate", "CronWorkflow")]

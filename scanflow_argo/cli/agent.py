@@ -84,7 +84,7 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
     from ..agents.api import serve
     from ..agents.auth import api_token
     from ..agents.loader import load_agent, parse_args, read_config
-    from ..agents.narrate import LOG_FORMATS, configure_logging
+    from ..agents.narrate import LOG_FORMATS, configure_logging  # CLI start-up: this command only
     from ..agents.runtime import AgentRuntime
     from ..errors import AgentDefinitionError
 

@@ -59,9 +59,9 @@ def load_app(target: str) -> Any:
 
 
 def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
-    from ..compile import compile_app, write_manifests
-    from ..compile.graph import ARGO_KINDS, shadowed_outputs
-    from ..compile.schema import SchemaChecker
+    from ..compile import compile_app, write_manifests  # CLI start-up: this command only (Hera, jsonschema)
+    from ..compile.graph import ARGO_KINDS, shadowed_outputs  # CLI start-up: this command only
+    from ..compile.schema import SchemaChecker  # CLI start-up: this command only
 
     app = load_app(args.target)
     objs = compile_app(app)
@@ -80,8 +80,8 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from ..compile.lint import lint_objects, lint_paths
-    from ..compile.schema import SchemaChecker
+    from ..compile.lint import lint_objects, lint_paths  # CLI start-up: this command only (Hera, jsonschema)
+    from ..compile.schema import SchemaChecker  # CLI start-up: this command only
 
     checker = SchemaChecker(args.schemas)
     if args.schemas:

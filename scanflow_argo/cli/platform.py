@@ -192,7 +192,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         _emit(args.json, _deployment_json(dep), _print_deployment, dep)
         return 0
     if args.run:
-        from ..client import Client
+        from ..client import Client  # CLI start-up: this command only
 
         run = platform.get_run(args.run)
         found = Client(settings, platform=platform).mlflow(run.name) if settings.tracking.enabled else None

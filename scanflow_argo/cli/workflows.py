@@ -92,8 +92,8 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]
 
 
 def _compile(source: str, workflow: str | None) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    from ..compile import compile_app
-    from .compile import load_app
+    from ..compile import compile_app  # CLI start-up: this command only (Hera)
+    from .compile import load_app  # CLI start-up: this command only
 
     app = load_app(source)
     manifests = compile_app(app)
@@ -201,7 +201,7 @@ def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
 
 def mlflow_line(settings: Settings, run: str) -> str | None:
     """``MLflow:  URL`` of the run's MLflow run when it was tracked (found by its ``scanflow.run`` tag)."""
-    from ..client import Client
+    from ..client import Client  # CLI start-up: this command only
 
     if not settings.tracking.enabled:
         return None

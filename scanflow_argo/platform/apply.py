@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
+from .._imports import import_ref, project_dir_of
 from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
+from ..spec.application import Application
 from ..tracking.server import resolve_uri
 
 __all__ = ["Applied", "Source", "apply_objects", "load_sources"]
@@ -149,9 +151,7 @@ def _read_text(text: str, origin: str, project_dir: Path) -> list[Source]:
 
 
 def _compile(ref: str, cwd: Path) -> list[Source]:
-    from .._imports import import_ref, project_dir_of
-    from ..compile import compile_app
-    from ..spec.application import Application
+    from ..compile import compile_app  # compiling pulls in Hera: only for module:app sources
 
     app = Application.of(import_ref(ref, cwd=cwd, error=PlatformError), where=ref)
     return [Source(obj, ref, project_dir_of(ref.partition(":")[0], cwd)) for obj in compile_app(app)]

@@ -86,7 +86,7 @@ class ClusterStorage:
 
 def is_hera_workflow(obj: Any) -> bool:
     """True for a Hera ``Workflow`` of any kind (``WorkflowTemplate``, ``CronWorkflow`` … subclass it)."""
-    from hera.workflows import Workflow as HeraWorkflow
+    from hera.workflows import Workflow as HeraWorkflow  # Hera (pydantic models) loads in ~1 s: only when asked
 
     return isinstance(obj, HeraWorkflow)
 

@@ -23,8 +23,8 @@ from scanflow_argo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "agents" / "README.md"]
-SLOW_PAGES = {"README.md", "tutorial.md", "local-engine.md"}
-"""Pages whose commands train MNIST or serve models (minutes): marked slow."""
+SLOW_PAGES = {"README.md", "tutorial.md", "authoring.md"}
+"""Pages whose commands train MNIST, serve models or run several workflows (a minute or more): marked slow."""
 
 
 def _project(tmp: Path) -> Path:

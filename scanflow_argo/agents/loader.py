@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path

@@ -12,6 +12,7 @@ the cluster admin's business: ``kubectl apply -k manifests/``, never this comman
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -158,47 +158,6 @@ REFS = """\
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata: {generateName: uses-refs-}
-
-
-UNKNOWN = """\
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: typo-, labelz: {a: b}}
-spec:
-  entrypoint: main
-  bogusField: 1
-  templates:
-  - name: main
-    container: {image: alpine, command: [echo, hi], imagePullPolcy: Always}
-  - name: loop
-    steps: [[{name: s, template: main, withItems: [{any: thing}]}]]
-  - name: plug
-    plugin: {anything: {goes: here}}
-"""
-
-
-def test_lint_reports_unknown_fields_as_strict_field_validation_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The API server (fieldValidation=Strict, kubectl's default since Kubernetes 1.27) refuses fields the CRD's
-    structural schema does not know — ``strict decoding error: unknown field "spec.bogusField"`` — except under
-    ``x-kubernetes-preserve-unknown-fields`` (apiextensions-apiserver pkg/apiserver/schema/pruning): withItems
-    and plugin bodies stay free."""
-    f = tmp_path / "typo.yaml"
-    f.write_text(UNKNOWN)
-    assert main(["lint", str(f)]) == 1
-    out = capsys.readouterr()
-    lines = sorted(line.split(": ", 2)[-1] for line in out.out.strip().splitlines())
-    assert lines == [
-        'unknown field "metadata.labelz"',
-        'unknown field "spec.bogusField"',
-        'unknown field "spec.templates[0].container.imagePullPolcy"',
-    ]
-    assert "schema checks against Argo Workflows" in out.err  # what ran, and against which CRDs
-
-
-RESULT_OUTPUT = """\
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: shadow-}
 spec:
   entrypoint: main
   templates:
@@ -264,6 +223,50 @@ def test_lint_resolves_template_references_across_files_and_applied_templates(tm
     assert "or the templates applied" in "\n".join(lint_paths([uses], applied=applied).problems)
 
 
+UNKNOWN = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: typo-, labelz: {a: b}}
+spec:
+  entrypoint: main
+  bogusField: 1
+  templates:
+  - name: main
+    container: {image: alpine, command: [echo, hi], imagePullPolcy: Always}
+  - name: loop
+    steps: [[{name: s, template: main, withItems: [{any: thing}]}]]
+  - name: plug
+    plugin: {anything: {goes: here}}
+"""
+
+
+def test_lint_reports_unknown_fields_as_strict_field_validation_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The API server (fieldValidation=Strict, kubectl's default since Kubernetes 1.27) refuses fields the CRD's
+    structural schema does not know — ``strict decoding error: unknown field "spec.bogusField"`` — except under
+    ``x-kubernetes-preserve-unknown-fields`` (apiextensions-apiserver pkg/apiserver/schema/pruning): withItems
+    and plugin bodies stay free."""
+    f = tmp_path / "typo.yaml"
+    f.write_text(UNKNOWN)
+    assert main(["lint", str(f)]) == 1
+    out = capsys.readouterr()
+    lines = sorted(line.split(": ", 2)[-1] for line in out.out.strip().splitlines())
+    assert lines == [
+        'unknown field "metadata.labelz"',
+        'unknown field "spec.bogusField"',
+        'unknown field "spec.templates[0].container.imagePullPolcy"',
+    ]
+    assert "schema checks against Argo Workflows" in out.err  # what ran, and against which CRDs
+
+
+RESULT_OUTPUT = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: shadow-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
     - [{name: produce, template: produce}]
     - [{name: read, template: show, arguments: {parameters: [{name: v, value: "{{steps.produce.outputs.result}}"}]}}]
     - [{name: fine, template: show, arguments: {parameters: [{name: v, value: "{{steps.produce.outputs.parameters.result}}"}]}}]

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from ...clock import Clock, iso
+from ...clock import Clock
 from ...errors import AlreadyExistsError, ConflictError, NotFoundError, PlatformError, UnavailableError
 from ...settings import KubernetesSettings
 from ..base import TERMINAL_PHASES, already_finished

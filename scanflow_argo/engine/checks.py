@@ -22,7 +22,7 @@ from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .core.manifest import TemplateScope, TemplateStore, resolve_ref
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
-from .features.images import check_command, check_first_command, image_runtime
+from .features.images import check_first_command, check_image
 from .features.sync import parse_synchronization, semaphore_limit
 from .features.volumes import check_mounts, check_volume, claim_dir, claim_names, gc_strategy, init_containers, volume_kind
 from .kinds import REGISTRY, CheckContext, Registry
@@ -224,11 +224,8 @@ def _check_daemon_and_sidecars(tmpl: Mapping[str, Any], where: str, settings: Se
     declared = set(volumes) | {str(v.get("name")) for v in tmpl.get("volumes") or []}
     for c in sidecars:
         cwhere = f"{where} sidecar {c['name']!r}"
-        image = str(c.get("image") or "")
-        if not image:
-            raise EngineError(f"{cwhere}: the sidecar has no image")
-        if "{{" not in image:
-            check_command(image_runtime(image, settings.engine.image_map, cwhere), c, image, cwhere, settings, script=False)
+        check_image(c, cwhere, settings, "sidecar")
+        if "{{" not in str(c.get("image")):
             check_first_command(c, cwhere, settings)
         check_mounts(c.get("volumeMounts") or [], declared, where, str(c["name"]))
         if c.get("volumeMounts") and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
@@ -259,10 +256,7 @@ def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Setti
     body = tmpl.get("container") or tmpl.get("script")
     containers = [(str((body or {}).get("name") or "main"), body or {})]
     for i, init in enumerate(tmpl.get("initContainers") or []):
-        if not init.get("image"):
-            raise EngineError(f"{where}: init container {init.get('name', i)!r} has no image")
-        if "{{" not in str(init["image"]):
-            image_runtime(str(init["image"]), settings.engine.image_map, f"{where} init container {init.get('name', i)!r}")
+        check_image(init, f"{where} init container {init.get('name', i)!r}", settings, "init container")
     containers += [(str(c["name"]), c) for c in init_containers(tmpl)]
     if "containerSet" in tmpl:  # each container of a set mounts its own and the set's volumeMounts
         containers = [(str(c["name"]), c) for c in check_container_set(tmpl, where)] + containers[1:]

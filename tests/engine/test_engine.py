@@ -15,7 +15,7 @@ from scanflow_argo.clock import ManualClock
 from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.durations import argo_seconds, go_seconds, int_seconds, timeout_seconds
 from scanflow_argo.engine.core.state import node_id
-from scanflow_argo.engine.features.images import image_runtime, strip_image
+from scanflow_argo.engine.features.images import image_of, strip_image
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
@@ -82,11 +82,11 @@ def test_durations_follow_argo_per_field(parse, text, seconds) -> None:  # type:
 
 def test_images() -> None:
     assert strip_image("docker.io/library/python:3.11@sha256:abc") == "python"
-    assert image_runtime("python:alpine3.23", {}) == "python"
-    assert image_runtime("argoproj/argosay:v2", {}) == "argosay"
-    assert image_runtime("myorg/trainer:1", {"myorg/trainer": "python"}) == "python"
+    assert image_of("python:alpine3.23", {}).runtime == "python"
+    assert image_of("argoproj/argosay:v2", {}).entrypoint == ("/argosay",)
+    assert image_of("myorg/trainer:1", {"myorg/trainer": "python"}).runtime == "python"
     with pytest.raises(ImageNotMapped, match=r"nginx.*SCANFLOW_ENGINE_IMAGE_MAP"):
-        image_runtime("nginx:1.13", {})
+        image_of("nginx:1.13", {})
 
 
 # -- semantics ------------------------------------------------------------------------------------
@@ -531,11 +531,8 @@ def test_without_bubblewrap_nodes_run_unisolated_and_it_is_said_once(engine_sett
     manifest = wf(
         [
             {"name": "main", "steps": [[{"name": "a", "template": "ok"}, {"name": "b", "template": "ok"}]]},
-            {
-                **sh(
-                    "ok", "echo hi > /tmp/scanflow-unisolated-$$; cat /tmp/scanflow-unisolated-$$; rm /tmp/scanflow-unisolated-$$"
-                )
-            },
+            # the shell's $$ (its pid) is written $$$$ in args: the kubelet turns $$ into $
+            sh("ok", "f=/tmp/scanflow-unisolated-$$$$; echo hi > $f; cat $f; rm $f"),
         ]
     )
     run = run_workflow(manifest, engine_settings)

@@ -277,7 +277,8 @@ def test_a_failing_init_container_fails_the_node_and_the_main_container_never_ru
     run = run_workflow(wf([main], volumes=[{"name": "keep", "persistentVolumeClaim": {"claimName": "keep"}}]), engine_settings)
     assert run.phase == "Failed"
     pod = run.node(run.name)
-    assert pod.phase == "Failed" and pod.message == "init container 'check' failed: Error (exit code 4)"
+    # Argo's words: a user's init container is ranked first and named (operator.go inferFailedReason)
+    assert pod.phase == "Failed" and pod.message == "check: Error (exit code 4)"
     assert not (folder / "ran").exists()
     node_dir = engine_settings.home / "runs" / run.name / "nodes" / pod.id
     assert (node_dir / "init-check.log").read_text() == "nope\n"

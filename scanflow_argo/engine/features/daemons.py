@@ -40,8 +40,8 @@ from ...settings import Settings
 from ..core.paths import safe_join
 from ..core.state import NodeDoc
 from ..core.values import DAEMON_IP
-from .images import container_argv
-from .sandbox import Sandbox
+from .images import launch
+from .sandbox import Sandbox, node_env, not_started
 from .volumes import PodVolumes, mount_tops
 
 __all__ = [
@@ -138,6 +138,7 @@ class Sidecars:
         settings: Settings,
         node_dir: Path,
         env_of: Callable[[Mapping[str, Any]], dict[str, str]],
+        pythonpath: Sequence[Path],
     ) -> None:
         self.containers = sidecar_containers(tmpl)
         self.pod = pod
@@ -145,6 +146,7 @@ class Sidecars:
         self.settings = settings
         self.node_dir = node_dir
         self.env_of = env_of
+        self.pythonpath = pythonpath
         self.running: list[tuple[Child, Path]] = []
 
     def start(self) -> None:
@@ -153,7 +155,6 @@ class Sidecars:
             for c in self.containers:
                 name = str(c["name"])
                 where = f"{self.pod.where} sidecar {name!r}"
-                argv = container_argv(c, self.settings, where, "sidecar")
                 cdir = safe_join(self.node_dir / "sidecars", name, where)
                 fs = self.sandbox.prepare(cdir)
                 self.pod.place(self.pod.mounts(c, self.sandbox), fs)
@@ -162,14 +163,19 @@ class Sidecars:
                     cwd = str(cdir)
                 fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
                 private = mount_tops([*(c.get("volumeMounts") or []), {"mountPath": c.get("workingDir") or "/argo"}])
-                wrapped = self.sandbox.wrap(argv, fs, private, cwd)
+                declared = self.env_of(c)
+                started = launch(c, self.settings, self.sandbox, fs, private, cwd, declared, where)
+                if started.missing is not None:  # it ends at once, as Argo's executor ends it; the pod goes on
+                    not_started(self.node_dir / f"sidecar-{name}.log", started.missing)
+                    continue
+                wrapped = started.argv
                 marker = str(cdir) if fs.root is not None else max(wrapped, key=len)  # its most telling argument
                 record = self.node_dir / f"sidecar-{name}{RECORD_SUFFIX}"
                 child = _start(
                     wrapped,
                     f"sidecar {name!r}",
                     self.node_dir / f"sidecar-{name}.log",
-                    self.env_of(c),
+                    node_env({**declared, "PATH": started.path}, self.pythonpath),
                     None if fs.root is not None else cwd,
                     record,
                     marker,
@@ -509,7 +515,10 @@ class Daemons:
         """Why the daemon must end now (phase, message), or None."""
         code = daemon.child.popen.poll()
         if code is not None:
-            return "Failed", f"Error (exit code {code})" if code else "daemon exited with code 0: a daemon must keep running"
+            return (
+                "Failed",
+                f"main: Error (exit code {code})" if code else "daemon exited with code 0: a daemon must keep running",
+            )
         if self.abort.is_set():
             return "Failed", self.abort_message() or "Stopped"
         if deadline is not None and self.monotonic() >= deadline:

@@ -1,11 +1,12 @@
-"""Running a node's container or script as a host process: image mapping, sandbox, process control.
+"""Running a node's container or script as a host process: sandbox, finding its executable, process control.
 
-An image maps to a runtime (``python``: the configured interpreter; ``shell``: ``/bin/sh`` and the
-host's tools; ``argosay``: the local stand-in; or an executable path). With bubblewrap, each node
+With bubblewrap, each node
 gets its own root folder ``<node>/root`` bound as ``/``, with the host's top-level folders bound
 back in except ``/tmp`` and the folders the node's own paths use — so ``/tmp``, output paths and
-artifact mount points are private to the node, as in a pod. Processes lead their own process
-group, are argv lists (never a shell we add), and are stopped by group.
+artifact mount points are private to the node, as in a pod. A container's executable is looked up as
+Argo's executor looks it up inside the container (``Sandbox.locate``); one that is not there ends the
+container as the executor does (``not_started``). Processes lead their own process group, are argv lists
+(never a shell we add), and are stopped by group.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from ..._proc import stop_pid
 from ...errors import EngineError, SetupError
 from ...settings import Settings
 
-__all__ = ["NodeFS", "ProcessResult", "Sandbox", "build_argv", "run_process"]
+__all__ = ["EXEC_NOT_FOUND_CODE", "NodeFS", "ProcessResult", "Sandbox", "node_env", "not_started", "run_process"]
 
-ARGOSAY = Path(__file__).with_name("argosay.py")
+EXEC_NOT_FOUND_CODE = 64
+"""The exit code of Argo's executor when it cannot start the container's command (``cmd/argoexec/main.go``)."""
 # Host folders a node always shares (tools, libraries, devices); everything else at the top can be private.
 SYSTEM_TOPS = frozenset(
     {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys", "usr", "var", "nix", "snap"}
@@ -72,6 +74,8 @@ class ProcessResult:
     stdout: str
     reason: str | None = None
     """``deadline`` or ``stopped`` when the engine killed the process."""
+    message: str | None = None
+    """The container's termination message (Argo's executor writes one when it cannot start the command)."""
 
 
 class Sandbox:
@@ -134,6 +138,56 @@ class Sandbox:
         out += ["--chdir", cwd, "--", *argv]
         return out
 
+    def host_of(self, cpath: str, fs: NodeFS, private_tops: Iterable[str]) -> Path:
+        """The host file behind the absolute container path ``cpath`` as ``wrap`` makes the node's root."""
+        pure = PurePosixPath(cpath)
+        if fs.root is None:
+            return Path(str(pure))
+        for host, bound in sorted(fs.binds, key=lambda b: -len(b[1])):
+            if pure == PurePosixPath(bound) or pure.is_relative_to(bound):
+                return host / pure.relative_to(bound)
+        if any(pure == p or pure.is_relative_to(p) for p in map(PurePosixPath, map(str, self.needed))):
+            return Path(str(pure))
+        top = pure.parts[1] if len(pure.parts) > 1 else ""
+        private = frozenset(private_tops) - self.shared_tops
+        if top in ("tmp", "proc", "dev") or top in private or not any(name == top for name, _ in self.entries):
+            return fs.root / str(pure).lstrip("/")
+        return Path(str(pure))
+
+    def locate(
+        self, name: str, fs: NodeFS, private_tops: Iterable[str], path: str, cwd: str, files: Mapping[str, str]
+    ) -> tuple[str | None, str | None]:
+        """Find the container's executable ``name`` as Argo's executor does before it starts it (Go's
+        ``exec.LookPath`` in ``cmd/argoexec/commands/emissary.go``: a name with ``/`` is that file, relative to
+        the working directory; any other is searched on ``path``), in the node's root. Returns the path to run
+        (a container path; the host file of an image's ``files`` without the sandbox), or the executor's error."""
+        tops = list(private_tops)
+
+        def problem(cpath: str) -> str | None:
+            host = Path(files[cpath]) if fs.root is None and cpath in files else self.host_of(cpath, fs, tops)
+            try:
+                if host.is_dir():
+                    return "is a directory"
+                if not host.exists():
+                    return f"stat {cpath}: no such file or directory"
+            except OSError as err:
+                return f"stat {cpath}: {err.strerror or err}"
+            return None if os.access(host, os.X_OK) else "permission denied"
+
+        if "/" in name:
+            cpath = str(PurePosixPath(cwd, name))
+            err = problem(cpath)
+            if err is None:
+                return (files.get(cpath, cpath) if fs.root is None else name), None
+            if err.startswith("stat "):
+                err = f"stat {name}: no such file or directory"
+            return None, f"failed to find name in PATH: exec: {_go_quote(name)}: {err}"
+        for folder in path.split(os.pathsep):
+            cpath = str(PurePosixPath(cwd if folder in ("", ".") else folder, name))
+            if problem(cpath) is None:
+                return (files.get(cpath, cpath) if fs.root is None else cpath), None
+        return None, f"failed to find name in PATH: exec: {_go_quote(name)}: executable file not found in $PATH"
+
     def _host_binds(self, private: frozenset[str]) -> list[str]:
         """The binds of the host's folders into a root whose ``private`` tops are the node's own
         (the same for every node of a template: built once)."""
@@ -152,34 +206,18 @@ class Sandbox:
         return out
 
 
-def build_argv(runtime: str, command: Sequence[str], args: Sequence[str], settings: Settings, image: str) -> list[str]:
-    """The host argv for a container ``command`` + ``args`` under ``runtime``."""
-    argv = [*command, *args]
-    if runtime == "argosay":
-        if not command or command[0] in ("/argosay", "argosay"):
-            return [settings.engine.python, "-S", str(ARGOSAY), *(args if not command else [*command[1:], *args])]
-    elif runtime == "python":
-        if not argv:
-            argv = ["python3"]
-        if PurePosixPath(argv[0]).name.startswith("python"):
-            return [settings.engine.python, *argv[1:]]
-    elif runtime == "shell":
-        if not argv:
-            argv = ["sh"]
-    elif runtime:
-        exe = runtime
-        if not command:
-            return [exe, *args]
-        if PurePosixPath(command[0]).name == PurePosixPath(exe).name:
-            return [exe, *argv[1:]]
-    if not argv:
-        raise EngineError(f"the container of image {image!r} has no command or args to run")
-    exe_path = argv[0] if "/" in argv[0] and Path(argv[0]).exists() else shutil.which(PurePosixPath(argv[0]).name)
-    if exe_path is None:
-        raise EngineError(
-            f"{argv[0]!r} (image {image!r}) is not installed on this machine: install it or map the image in EngineSettings.image_map"
-        )
-    return [exe_path, *argv[1:]]
+def _go_quote(text: str) -> str:
+    """Go's ``strconv.Quote`` for the printable text of a command name."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def not_started(log_path: Path, message: str) -> ProcessResult:
+    """A container whose command is not in its image: Argo's executor prints why, writes it as the
+    container's termination message and exits 64 (``cmd/argoexec/main.go``), and nothing else runs."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(message + "\n")
+    return ProcessResult(exit_code=EXEC_NOT_FOUND_CODE, stdout="", message=message)
 
 
 def node_env(extra: Mapping[str, str], pythonpath: Sequence[Path]) -> dict[str, str]:

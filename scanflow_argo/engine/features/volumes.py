@@ -32,8 +32,8 @@ from ...errors import EngineError, NotSupportedLocally
 from ...settings import Settings
 from ..core.paths import safe_join
 from ..core.subst import substitute
-from .images import container_argv
-from .sandbox import NodeFS, ProcessResult, Sandbox, run_process
+from .images import launch
+from .sandbox import NodeFS, ProcessResult, Sandbox, node_env, not_started, run_process
 
 __all__ = [
     "GC_STRATEGIES",
@@ -334,16 +334,17 @@ def run_init_containers(
     settings: Settings,
     node_dir: Path,
     env_of: Callable[[Mapping[str, Any]], dict[str, str]],
+    pythonpath: Sequence[Path],
     deadline: float | None,
     stopped: threading.Event,
     monotonic: Callable[[], float],
 ) -> tuple[str, ProcessResult] | None:
-    """Run the pod's init containers in order, each in its own root with its mounts; logs go to
-    ``init-<name>.log``. Returns the first that failed (its name and result), or None."""
+    """Run the pod's init containers in order, each in its own root with its mounts and the environment
+    ``env_of`` declares for it; logs go to ``init-<name>.log``. Returns the first that failed (its name
+    and result), or None."""
     for c in containers:
         name = str(c[_NAME])
         where = f"{pod.where} init container {name!r}"
-        argv = container_argv(c, settings, where, "init container")
         cdir = safe_join(node_dir / "init", name, where)
         fs = sandbox.prepare(cdir)
         pod.place(pod.mounts(c, sandbox), fs)
@@ -352,10 +353,14 @@ def run_init_containers(
             cwd = str(cdir)
         fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
         private = mount_tops([*(c.get("volumeMounts") or []), {"mountPath": c.get("workingDir") or "/argo"}])
-        wrapped = sandbox.wrap(argv, fs, private, cwd)
-        result = run_process(
-            wrapped, env_of(c), None if fs.root is not None else cwd, node_dir / f"init-{name}.log", deadline, stopped, monotonic
-        )
+        declared = env_of(c)
+        started = launch(c, settings, sandbox, fs, private, cwd, declared, where)
+        log = node_dir / f"init-{name}.log"
+        if started.missing is not None:
+            result = not_started(log, started.missing)
+        else:
+            env = node_env({**declared, "PATH": started.path}, pythonpath)
+            result = run_process(started.argv, env, None if fs.root is not None else cwd, log, deadline, stopped, monotonic)
         if result.reason is not None or result.exit_code != 0:
             return name, result
     return None

@@ -16,8 +16,8 @@ from ..core.context import Call
 from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc, node_id
 from ..features.daemons import Probe, Sidecars
-from ..features.images import check_command, container_argv, image_runtime
-from ..features.sandbox import NodeFS, node_env, run_process
+from ..features.images import check_image, container_argv, image_of
+from ..features.sandbox import NodeFS, node_env, not_started, run_process
 from ..features.volumes import init_containers, run_init_containers
 from .base import CheckContext, KindContext, NodeKind
 from .pod import (
@@ -27,6 +27,7 @@ from .pod import (
     collect_outputs,
     container_env,
     place_inputs,
+    pod_message,
     prepare_container,
     private_tops,
     timed,
@@ -39,17 +40,12 @@ SCRIPT_PATH = "/argo/staging/script"
 
 
 def check_body(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
-    """The main container (or script) has an image this machine maps and a command it has."""
+    """The main container (or script) has an image this machine maps, with the tools it uses."""
     body = tmpl.get("container") or tmpl.get("script") or {}
     for key in IGNORED_CONTAINER_FIELDS:
         if key in body and not (tmpl.get("daemon") and key in ("readinessProbe", "ports")):  # a daemon's are used
             cc.notes.add(f"container {key}")
-    image = str(body.get("image") or "")
-    if not image:
-        raise EngineError(f"{where}: the container has no image")
-    if "{{" not in image:
-        runtime = image_runtime(image, cc.settings.engine.image_map, where)
-        check_command(runtime, body, image, where, cc.settings, script="script" in tmpl)
+    check_image(body, where, cc.settings)
 
 
 check = check_body
@@ -75,15 +71,15 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     is_script = "script" in tmpl
     body = tmpl["script"] if is_script else tmpl["container"]
 
-    def stage(fs: NodeFS, argv: list[str]) -> list[str]:
+    def stage(fs: NodeFS) -> list[str]:
         place_inputs(ctx, inputs, fs, node_dir, where)
         if not is_script:
-            return argv
+            return []
         host = fs.host_path(SCRIPT_PATH) if fs.root is not None else node_dir / "script"
         host.parent.mkdir(parents=True, exist_ok=True)
         host.write_text(str(body.get("source", "")))
         host.chmod(0o755)  # Argo's script file is executable (``sh -c FILE`` works)
-        return [*argv, SCRIPT_PATH if fs.root is not None else str(host)]
+        return [SCRIPT_PATH if fs.root is not None else str(host)]  # appended to args, as workflowpod.go does
 
     try:
         pod = ctx.volumes.pod(tmpl, node_dir, where, vars_)
@@ -95,7 +91,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             private=private_tops(tmpl, inputs, body),
             env=argo_env(nid, str(vars_["pod.name"]), "main", tmpl.get("name")),
             where=where,
-            before_wrap=stage,
+            stage=stage,
         )
     except EngineError as err:
         return ctx.finish(node, "Error", str(err))
@@ -113,9 +109,9 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             base_env = {"SCANFLOW_HOME": ctx.home_env, **prepared.env, **extra}
 
             def env_of(c: Mapping[str, Any]) -> dict[str, str]:
-                return node_env(
-                    {**base_env, **container_env(ctx, c, where), "ARGO_CONTAINER_NAME": str(c["name"])}, ctx.pythonpath
-                )
+                """What an init container or sidecar declares (its PATH is its own image's)."""
+                shared = {k: v for k, v in base_env.items() if k != "PATH"}
+                return {**shared, **container_env(ctx, c, where), "ARGO_CONTAINER_NAME": str(c["name"])}
 
             failed_init = run_init_containers(
                 init_containers(tmpl),
@@ -124,6 +120,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
                 ctx.settings,
                 node_dir,
                 env_of,
+                ctx.pythonpath,
                 call.deadline,
                 ctx.abort,
                 ctx.clock.monotonic,
@@ -133,23 +130,24 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
                 init_name, init_result = failed_init
                 init_message = {"deadline": DEADLINE}.get(str(init_result.reason), ctx.abort_message or "Stopped")
                 if init_result.reason is None:
-                    init_message = f"init container {init_name!r} failed: Error (exit code {init_result.exit_code})"
+                    init_message = pod_message(init_name, init_result)
                 node["outputs"] = {"exitCode": str(init_result.exit_code)}
                 ctx.finish(node, "Failed", init_message)
                 ctx.run_hooks.node_finished(ctx.name, nid, node, node_dir / f"init-{init_name}.log")
                 return timed(node, t0, ctx.clock.monotonic())
             main_env = node_env(base_env, ctx.pythonpath)
             popen_cwd = prepared.cwd if prepared.cwd is None or Path(prepared.cwd).is_dir() else None
-            sidecars = Sidecars(tmpl, pod, ctx.sandbox, ctx.settings, node_dir, env_of)
+            sidecars = Sidecars(tmpl, pod, ctx.sandbox, ctx.settings, node_dir, env_of, ctx.pythonpath)
             sidecars.start()  # before the main container, as the pod starts them together
-            if tmpl.get("daemon"):
+            if tmpl.get("daemon") and prepared.missing is None:
                 cwd = str(body.get("workingDir") or "/") if fs.root is not None else str(prepared.cwd or node_dir)
                 private = private_tops(tmpl, inputs, body)
+                image = image_of(str(body["image"]), ctx.settings.engine.image_map, where)
                 probe = Probe(
                     body.get("readinessProbe") or {},
                     ports={str(p["name"]): int(p["containerPort"]) for p in body.get("ports") or [] if p.get("name")},
                     exec_argv=lambda cmd: ctx.sandbox.wrap(
-                        container_argv({**body, "command": cmd, "args": []}, ctx.settings, where), fs, private, cwd
+                        container_argv({"command": cmd}, image, ctx.settings, {})[0], fs, private, cwd
                     ),
                     env=main_env,
                 )
@@ -163,7 +161,12 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
                     node, prepared.argv, main_env, popen_cwd, log_path, marker, probe, sidecars, call.deadline, ended
                 )
             try:
-                result = run_process(prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic)
+                if prepared.missing is not None:
+                    result = not_started(log_path, prepared.missing)
+                else:
+                    result = run_process(
+                        prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic
+                    )
             finally:
                 sidecars.stop()  # the main container ended: Argo's executor kills the sidecars
         except EngineError as err:
@@ -177,7 +180,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     elif result.reason == "stopped":
         phase, message = "Failed", ctx.abort_message or "Stopped"
     elif result.exit_code != 0:
-        phase, message = "Failed", f"Error (exit code {result.exit_code})"
+        phase, message = "Failed", pod_message("main", result)
     try:
         collect_outputs(ctx, tmpl, fs, nid, outputs, failed=phase != "Succeeded", where=where)
     except EngineError as err:

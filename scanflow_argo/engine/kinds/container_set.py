@@ -10,8 +10,11 @@ emissary executor), as this module owns them:
   with its own command/args/env/image mapping and its own log (``nodes/<pod id>/<container>.log``),
   in its own root, with the pod's volumes (``containerSet.volumeMounts`` go to every container);
 - a container that fails fails the pod: its dependants never start (failed, as the emissary makes
-  them exit with the dependency's code) and running siblings are stopped (Argo terminates the pod);
-  the pod's message is the ``main`` container's failure if it has one, else the first failed one's;
+  them exit with the dependency's code); the others run to their end, as Argo's wait container waits for
+  every container of the set (``workflow/executor/emissary/emissary.go`` ``Wait`` over
+  ``Template.GetMainContainerNames``; e2e ``TestWorkflowTemplateWithRetryStrategyInContainerSet``: a
+  sibling of a failed container still makes its retries); the pod's message is the ``main`` container's
+  failure if it has one, else the first failed one's;
 - ``containerSet.retryStrategy`` re-runs a failed command inside its container, ``duration`` apart.
   Argo's executor makes ``retries`` attempts in all (``wait.Backoff{Steps: retries}``: its e2e tests
   TestContainerSetRetry* and emissary_test RetryContainerSet* check exactly that), not ``retries + 1``
@@ -38,8 +41,8 @@ from ..core.durations import go_seconds
 from ..core.inputs import inputs_doc
 from ..core.paths import safe_join
 from ..core.state import NodeDoc, node_id
-from ..features.images import check_command, image_runtime
-from ..features.sandbox import NodeFS, ProcessResult, node_env, run_process
+from ..features.images import check_image
+from ..features.sandbox import NodeFS, ProcessResult, node_env, not_started, run_process
 from ..features.volumes import PodVolumes, init_containers, mount_tops, run_init_containers
 from .base import CheckContext, KindContext, NodeKind
 from .pod import (
@@ -49,6 +52,7 @@ from .pod import (
     collect_outputs,
     container_env,
     place_inputs,
+    pod_message,
     prepare_container,
     private_tops,
     timed,
@@ -160,6 +164,8 @@ class ContainerSpec:
     cwd: str | None
     log: Path
     node: NodeDoc
+    missing: str | None = None
+    """Argo's executor error when the command is not in the image (the container exits 64 at once)."""
     result: ProcessResult | None = None
     message: str | None = None
     phase: str = "Pending"
@@ -258,10 +264,13 @@ def _run_inits(
             ex.sandbox,
             ex.settings,
             node_dir,
-            lambda c: node_env(
-                {"SCANFLOW_HOME": ex.home_env, **container_env(ex, c, where), **extra, "ARGO_CONTAINER_NAME": str(c["name"])},
-                ex.pythonpath,
-            ),
+            lambda c: {
+                "SCANFLOW_HOME": ex.home_env,
+                **container_env(ex, c, where),
+                **extra,
+                "ARGO_CONTAINER_NAME": str(c["name"]),
+            },
+            ex.pythonpath,
             deadline,
             ex.abort,
             ex.clock.monotonic,
@@ -271,7 +280,7 @@ def _run_inits(
     if failed is None:
         return None
     name, result = failed
-    message = f"init container {name!r} failed: Error (exit code {result.exit_code})"
+    message = pod_message(name, result)
     if result.reason is not None:
         message = DEADLINE if result.reason == "deadline" else ex.abort_message or "Stopped"
     return "Failed", message, node_dir / f"init-{name}.log"
@@ -357,10 +366,10 @@ def _prepare(
         else:
             private = mount_tops([*(body.get("volumeMounts") or []), {"mountPath": body.get("workingDir") or "/argo"}])
 
-        def stage(fs: NodeFS, argv: list[str], main: bool = cname == MAIN) -> list[str]:
+        def stage(fs: NodeFS, main: bool = cname == MAIN) -> list[str]:
             if main:
                 place_inputs(ex, inputs, fs, node_dir, where)
-            return argv
+            return []
 
         prepared = prepare_container(
             ex,
@@ -370,7 +379,7 @@ def _prepare(
             private=private,
             env=argo_env(nid, str(vars_["pod.name"]), cname, tmpl.get("name")),
             where=cwhere,
-            before_wrap=stage,
+            stage=stage,
         )
         if cname == MAIN:
             main_fs = prepared.fs
@@ -380,6 +389,7 @@ def _prepare(
             argv=prepared.argv,
             env=prepared.env,
             cwd=prepared.cwd,
+            missing=prepared.missing,
             log=node_dir / f"{cname}.log",
             node=kids[cname],
         )
@@ -389,10 +399,9 @@ def _prepare(
 def _run_graph(
     ex: KindContext, specs: dict[str, ContainerSpec], deadline: float | None, attempts: int, pause: float
 ) -> str | None:
-    """Start each container once what it depends on succeeded; on the first failure, start nothing
-    more, fail the dependants and stop the running ones (the pod is terminated). Returns the name of
-    the container that failed first, if one did."""
-    halt = threading.Event()  # stops this pod's processes: a failed container, or the run stopped
+    """Start each container once what it depends on succeeded; the dependants of a failed one fail
+    without running, the others run on. Returns the name of the container that failed first, if one did."""
+    halt = threading.Event()  # stops this pod's processes: the run stopped, or the pod's deadline
     cond = threading.Condition()
     running: set[str] = set()
     failed: list[str] = []
@@ -406,7 +415,8 @@ def _run_graph(
             running.discard(spec.name)
             if spec.phase != "Succeeded" and not failed:
                 failed.append(spec.name)
-                halt.set()
+            if spec.result is not None and spec.result.reason == "deadline":
+                halt.set()  # the pod's deadline ends the whole pod
             cond.notify_all()
 
     with ThreadPoolExecutor(max_workers=len(specs)) as pool, cond:
@@ -429,11 +439,8 @@ def _run_graph(
             cond.wait(0.1)
     culprit = failed[0] if failed else None
     for spec in specs.values():
-        if spec.phase == "Pending":  # never started: the pod ended first
-            if ex.abort.is_set() or culprit is None:
-                reason = ex.abort_message or "Stopped"
-            else:
-                reason = f"not started: the pod was terminated when container {culprit!r} failed"
+        if spec.phase == "Pending":  # never started: the run was stopped or the pod's deadline passed first
+            reason = (ex.abort_message or "Stopped") if ex.abort.is_set() else f"not started: {DEADLINE}"
             _end(ex, spec, "Failed", f"{spec.name}: {reason}")
     return culprit
 
@@ -473,6 +480,9 @@ def _run_container(
             _pause(ex, pause, halt)
             if halt.is_set():
                 break
+        if spec.missing is not None:  # Argo's executor looks the command up before its retries: no retry
+            result = not_started(spec.log, spec.missing)
+            break
         result = run_process(spec.argv, spec.env, spec.cwd, spec.log, deadline, halt, ex.clock.monotonic)
         if result.exit_code == 0 or result.reason is not None:
             break
@@ -481,10 +491,9 @@ def _run_container(
     if result.reason == "deadline":
         _end(ex, spec, "Failed", f"{spec.name}: {DEADLINE}")
     elif result.reason == "stopped":
-        why = (ex.abort_message or "Stopped") if ex.abort.is_set() else "stopped: the pod was terminated when a container failed"
-        _end(ex, spec, "Failed", f"{spec.name}: {why}")
+        _end(ex, spec, "Failed", f"{spec.name}: {ex.abort_message or 'Stopped'}")
     elif result.exit_code != 0:
-        _end(ex, spec, "Failed", f"{spec.name}: Error (exit code {result.exit_code})")
+        _end(ex, spec, "Failed", pod_message(spec.name, result))
     else:
         _end(ex, spec, "Succeeded", None)
 
@@ -524,11 +533,7 @@ def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
         for key in IGNORED_CONTAINER_FIELDS:
             if key in c:
                 cc.notes.add(f"container {key}")
-        image = str(c.get("image") or "")
-        if not image:
-            raise EngineError(f"{cwhere}: the container has no image")
-        if "{{" not in image:
-            check_command(image_runtime(image, cc.settings.engine.image_map, cwhere), c, image, cwhere, cc.settings, script=False)
+        check_image(c, cwhere, cc.settings)
 
 
 KIND = NodeKind("containerSet", "Pod", check, run)

@@ -21,13 +21,14 @@ from typing import Any
 
 from ...argoexpr.expr import eval_expr, render_param
 from ...errors import EngineError, NotSupportedLocally
+from ..core.envvars import expand
 from ..core.paths import safe_join
 from ..core.state import NodeDoc
 from ..core.subst import Unresolved, leftover_tags, tag_body
 from ..core.values import fmt_item
 from ..features.artifacts import ArtifactRepo
-from ..features.images import container_argv
-from ..features.sandbox import NodeFS
+from ..features.images import launch
+from ..features.sandbox import NodeFS, ProcessResult
 from ..features.volumes import PodVolumes
 from .base import KindContext
 
@@ -40,6 +41,7 @@ __all__ = [
     "collect_outputs",
     "container_env",
     "place_inputs",
+    "pod_message",
     "prepare_container",
     "private_tops",
     "timed",
@@ -58,6 +60,13 @@ IGNORED_CONTAINER_FIELDS = (
 DEADLINE = "Pod was active on the node longer than the specified deadline"
 """Argo's message for a pod past its ``activeDeadlineSeconds``/``timeout``."""
 _BODY_FIELDS = ("image", "command", "args", "source", "env", "workingDir")
+
+
+def pod_message(container: str, result: ProcessResult) -> str:
+    """Argo's message for a container that exited non-zero: ``<container>: Error (exit code N)``, and its
+    termination message after a colon (``workflow/controller/operator.go`` ``inferFailedReason``)."""
+    message = f"{container}: Error (exit code {result.exit_code})"
+    return f"{message}: {result.message}" if result.message else message
 
 
 def check_resolved(body: Mapping[str, Any], where: str) -> None:
@@ -79,12 +88,13 @@ def argo_env(nid: str, pod_name: str, container: str, template: str | None) -> d
 
 
 def container_env(ctx: KindContext, body: Mapping[str, Any], where: str) -> dict[str, str]:
-    """A container's ``env``: values, and ConfigMap/Secret keys from this machine's state folder."""
+    """A container's ``env``: values (their ``$(VAR)`` references to the variables before them expanded, as
+    the kubelet does), and ConfigMap/Secret keys from this machine's state folder."""
     env: dict[str, str] = {}
     for item in body.get("env") or []:
         name = str(item.get("name", ""))
         if "value" in item:
-            env[name] = fmt_item(item["value"])
+            env[name] = expand(fmt_item(item["value"]), env)
             continue
         if name in ctx.hook_env:
             continue  # the hooks provide it locally (MLFLOW_TRACKING_URI from the local tracking server)
@@ -128,13 +138,15 @@ def private_tops(tmpl: Mapping[str, Any], inputs: Mapping[str, Any], body: Mappi
 
 @dataclass
 class PreparedContainer:
-    """A container ready to start: its sandboxed argv, environment (without the run's), working directory
-    (None inside the sandbox, where ``--chdir`` sets it) and root."""
+    """A container ready to start: its sandboxed argv, environment (without the run's; ``PATH`` is its
+    image's), working directory (None inside the sandbox, where ``--chdir`` sets it) and root, and the
+    executor's error when its command is not in its image (``sandbox.not_started``)."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: str | None
     fs: NodeFS
+    missing: str | None = None
 
 
 def prepare_container(
@@ -146,25 +158,27 @@ def prepare_container(
     private: set[str],
     env: dict[str, str],
     where: str,
-    before_wrap: Any = None,
+    stage: Any = None,
 ) -> PreparedContainer:
     """Prepare one container of a pod (see the module docstring): ``own_dir`` holds its root, ``private`` the
     top-level folders it replaces, ``env`` the variables it gets besides its ``env`` (``ARGO_*``).
-    ``before_wrap(fs, argv)`` may add to the root and return the argv (a script's source file)."""
+    ``stage(fs)`` may add to the root and returns arguments to append (a script's source file)."""
     check_resolved(body, where)
-    argv = container_argv(body, ctx.settings, where)
     fs = ctx.sandbox.prepare(own_dir)
     pod.place(pod.mounts(body, ctx.sandbox), fs)  # before inputs: an artifact may land in a volume
-    if before_wrap is not None:
-        argv = before_wrap(fs, argv)
+    if stage is not None:
+        extra_args = stage(fs)
+        if extra_args:
+            body = {**body, "args": [*(body.get("args") or []), *extra_args]}
     # as in a container: the image's working directory is "/" (the container's own root) unless workingDir says otherwise
     cwd = str(body.get("workingDir") or "/")
     if fs.root is None and not body.get("workingDir"):
         cwd = str(own_dir)
     fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
     full_env = {**container_env(ctx, body, where), **env}
-    wrapped = ctx.sandbox.wrap(argv, fs, private, cwd)
-    return PreparedContainer(wrapped, full_env, None if fs.root is not None else cwd, fs)
+    started = launch(body, ctx.settings, ctx.sandbox, fs, private, cwd, {"SCANFLOW_HOME": ctx.home_env, **full_env}, where)
+    full_env["PATH"] = started.path
+    return PreparedContainer(started.argv, full_env, None if fs.root is not None else cwd, fs, started.missing)
 
 
 def place_inputs(ctx: KindContext, inputs: Mapping[str, Any], fs: NodeFS, node_dir: Path, where: str) -> None:

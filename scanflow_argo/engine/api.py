@@ -33,7 +33,7 @@ from ..errors import EngineError
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
 from .checks import check_supported
-from .core.manifest import TemplateStore, load_documents, resolve_workflow
+from .core.manifest import TemplateStore, as_json_values, load_documents, load_yaml, resolve_workflow
 from .core.state import RunState, read_status
 from .features.run_hooks import NoHooks, RunHooks
 from .kinds import REGISTRY, Registry, ResourceApplier
@@ -97,7 +97,7 @@ def prepare_run(
     source = (source_dir or Path.cwd()).resolve()
     (run_dir / "workflow.yaml").write_text(yaml.safe_dump(wf, sort_keys=False))
     if extra:
-        (run_dir / "templates.yaml").write_text(yaml.safe_dump_all([dict(t) for t in extra], sort_keys=False))
+        (run_dir / "templates.yaml").write_text(yaml.safe_dump_all([as_json_values(t) for t in extra], sort_keys=False))
     (run_dir / "run.json").write_text(
         json.dumps({"settings": _settings_doc(settings), "pythonpath": [str(source)], "notes": notes}, indent=1)
     )
@@ -166,7 +166,7 @@ def execute(
     applies ``resource`` templates' manifests."""
     run_dir = Path(run_dir)
     settings = settings_for(run_dir, settings)
-    wf = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+    wf = load_yaml((run_dir / "workflow.yaml").read_text())
     previous = read_status(run_dir)
     if previous.get("status", {}).get("phase") in TERMINAL_PHASES:
         return RunStatus.from_workflow(previous)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
-from .core.manifest import TemplateScope, TemplateStore, resolve_ref
+from .core.manifest import TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
 from .features.sync import parse_synchronization, semaphore_limit
@@ -138,7 +138,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
         if ident in seen:
             continue
         seen.add(ident)
-        tmpl = {**scope.defaults, **tmpl} if scope.defaults else tmpl
+        tmpl = apply_template_defaults(scope.defaults, tmpl) if scope.defaults else tmpl
         where = f"template {tmpl.get('name')!r}"
         _check_template(tmpl, where, cc, kinds)
         for group in tmpl.get("steps") or []:

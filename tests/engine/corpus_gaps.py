@@ -41,18 +41,6 @@ DYN_REF = "templateRef.name '{{item.wftmpl}}' is looked up when the run is prepa
 
 KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # -- controller unit tests: dag_test.go --
-    "controller_dag/TestDagXfail": (
-        ("14",),
-        "the unquoted `creationTimestamp: 2018-08-01T09:57:43Z` is read as a datetime and prepare_run crashes writing status.json",
-    ),
-    "controller_dag/TestDagRetrySucceeded": (
-        ("14", "4"),
-        "the unquoted creationTimestamp is read as a datetime and prepare_run crashes writing status.json",
-    ),
-    "controller_dag/TestDagDisableFailFast": (
-        ("14",),
-        "the unquoted creationTimestamp is read as a datetime and prepare_run crashes writing status.json",
-    ),
     "controller_dag/TestDAGReferTaskAggregatedOutputs": (
         ("8",),
         'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
@@ -246,10 +234,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_functional/TestStepLevelMemoizeNoOutput": (("5",), NO_MEMO),
     "e2e_functional/TestDAGLevelMemoize": (("5",), NO_MEMO),
     "e2e_functional/TestDAGLevelMemoizeNoOutput": (("5",), NO_MEMO),
-    "e2e_functional/TestTemplateDefaultImage": (
-        ("1",),
-        "templateDefaults are merged shallowly and with the other template types' fields (the container template gets the script defaults), so the container has no image",
-    ),
     "e2e_functional/TestMissingStepsInUI": (
         ("15", "9"),
         "an optional input artifact passed on with from: '{{inputs.artifacts.inputFile}}' while absent fails the step ('no such artifact here') instead of being skipped",

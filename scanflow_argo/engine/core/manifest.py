@@ -11,6 +11,7 @@ submitted with parameters, or a CronWorkflow) into the Workflow the engine runs.
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -22,16 +23,63 @@ import yaml
 
 from ...errors import EngineError
 
-__all__ = ["TemplateScope", "TemplateStore", "load_documents", "resolve_ref", "resolve_template", "resolve_workflow"]
+__all__ = [
+    "KubeLoader",
+    "TemplateScope",
+    "TemplateStore",
+    "apply_template_defaults",
+    "as_json_values",
+    "load_documents",
+    "load_yaml",
+    "resolve_ref",
+    "resolve_template",
+    "resolve_workflow",
+]
 
 WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
 
 
+class KubeLoader(yaml.SafeLoader):
+    """YAML as the Kubernetes API server reads a manifest: ``sigs.k8s.io/yaml`` decodes into plain values with
+    go-yaml, which keeps a timestamp-looking scalar (``2018-08-01T09:57:43Z``) a string when the target is an
+    ``interface{}`` (go-yaml v2 ``decode.go``, "for backward compatibility reasons"); PyYAML's safe loader
+    would make it a ``datetime``, which is no JSON value."""
+
+
+KubeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document, read as the API server reads it (``KubeLoader``)."""
+    return yaml.load(text, Loader=KubeLoader)  # a SafeLoader: no Python objects
+
+
+def as_json_values(value: Any) -> Any:
+    """``value`` with what JSON cannot hold made what the API server would store: a ``date``/``datetime``
+    (a manifest parsed by PyYAML's own loader) becomes its RFC 3339 text, other non-JSON scalars their text."""
+    if isinstance(value, Mapping):
+        return {str(k): as_json_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json_values(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value.isoformat().replace("+00:00", "") + "Z"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return str(value)
+
+
 def load_documents(source: str | Path) -> list[dict[str, Any]]:
-    """Every YAML document of a file (or of a YAML string), skipping empty ones."""
+    """Every YAML document of a file (or of a YAML string), skipping empty ones, read as the API server reads them."""
     try:
         text = Path(source).read_text() if isinstance(source, Path) else source
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs = [d for d in yaml.load_all(text, Loader=KubeLoader) if d]  # a SafeLoader: no Python objects
     except OSError as err:
         raise EngineError(f"cannot read {source}: {err}") from err
     except yaml.YAMLError as err:
@@ -75,7 +123,7 @@ class TemplateStore:
         name = (manifest.get("metadata") or {}).get("name")
         if not name:
             raise EngineError(f"a {manifest.get('kind')} needs metadata.name to be referenced")
-        self._items[(manifest.get("kind") == "ClusterWorkflowTemplate", name)] = dict(manifest)
+        self._items[(manifest.get("kind") == "ClusterWorkflowTemplate", name)] = as_json_values(manifest)
 
     def get(self, name: str, cluster: bool = False) -> dict[str, Any]:
         item = self._items.get((bool(cluster), name))
@@ -113,7 +161,7 @@ def resolve_workflow(
         raise EngineError(
             f"cannot run a {kind or 'manifest without kind'}: the engine runs Workflow, WorkflowTemplate or CronWorkflow manifests"
         )
-    wf = copy.deepcopy(dict(manifest))
+    wf = as_json_values(manifest)  # a copy, holding only JSON values, as the API server stores it
     meta = dict(wf.get("metadata") or {})
     spec = dict(wf.get("spec") or {})
     if kind == "CronWorkflow":
@@ -192,8 +240,66 @@ def resolve_template(
     else:
         tmpl = scope.get(str(holder.get("template", "")), where)
     if scope.defaults:
-        tmpl = {**copy.deepcopy(scope.defaults), **tmpl}
+        tmpl = apply_template_defaults(scope.defaults, tmpl)
     return copy.deepcopy(tmpl), scope
+
+
+TEMPLATE_TYPES = ("container", "containerSet", "steps", "script", "resource", "dag", "suspend", "data", "http", "plugin")
+"""The fields that give a template its type (``wfv1.TemplateType``)."""
+_MERGE_KEYS = {
+    "env": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "ports": "containerPort",
+    "volumes": "name",
+    "initContainers": "name",
+    "sidecars": "name",
+    "parameters": "name",
+    "artifacts": "name",
+    "tolerations": "key",
+    "hostAliases": "ip",
+    "imagePullSecrets": "name",
+}
+"""Lists merged item by item (their ``patchMergeKey``) rather than replaced."""
+
+
+def apply_template_defaults(defaults: Mapping[str, Any], tmpl: Mapping[str, Any]) -> dict[str, Any]:
+    """``tmpl`` over the workflow's ``templateDefaults``, as Argo's ``mergedTemplateDefaultsInto``
+    (``workflow/controller/operator.go``): the defaults of the other template types (``script`` for a
+    ``container`` template…) are dropped, the rest is a strategic merge patch with the template as the patch
+    (maps merged key by key, the lists of ``_MERGE_KEYS`` item by item, anything else the template's)."""
+    own = next((t for t in TEMPLATE_TYPES if t in tmpl), None)
+    applicable = {k: v for k, v in defaults.items() if k not in TEMPLATE_TYPES or k == own}
+    return _strategic_merge(applicable, tmpl)
+
+
+def _strategic_merge(original: Any, patch: Any, key: str = "") -> Any:
+    if isinstance(original, Mapping) and isinstance(patch, Mapping):
+        out = copy.deepcopy(dict(original))
+        for k, v in patch.items():
+            out[k] = _strategic_merge(original[k], v, k) if k in original else copy.deepcopy(v)
+        return out
+    merge_key = _MERGE_KEYS.get(key)
+    if merge_key and isinstance(original, list) and isinstance(patch, list):
+        items = [copy.deepcopy(x) for x in original]
+        for item in patch:
+            at = next(
+                (
+                    i
+                    for i, x in enumerate(items)
+                    if isinstance(x, Mapping)
+                    and isinstance(item, Mapping)
+                    and merge_key in item
+                    and x.get(merge_key) == item.get(merge_key)
+                ),
+                None,
+            )
+            if at is None:
+                items.append(copy.deepcopy(item))
+            else:
+                items[at] = _strategic_merge(items[at], item)
+        return items
+    return copy.deepcopy(patch)
 
 
 def resolve_ref(

@@ -23,6 +23,7 @@ from ...argoexpr.jsonpath import jsonpath_query
 from ...errors import EngineError, NotSupportedLocally, ScanflowError
 from ..core.context import Call
 from ..core.inputs import inputs_doc
+from ..core.manifest import load_yaml
 from ..core.state import NodeDoc
 from ..core.values import fmt_item
 from .base import CheckContext, KindContext, NodeKind
@@ -100,7 +101,7 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
     action = str(res.get("action"))
     manifest = res.get("manifest")
     try:
-        doc = yaml.safe_load(manifest) if isinstance(manifest, str) else dict(manifest or {})
+        doc = load_yaml(manifest) if isinstance(manifest, str) else dict(manifest or {})
     except yaml.YAMLError as err:
         return ctx.finish(node, "Error", f"{where}: resource.manifest is not valid YAML: {err}")
     if not isinstance(doc, Mapping):

@@ -161,7 +161,7 @@ class Sidecars:
                 cwd = str(c.get("workingDir") or "/")
                 if fs.root is None and not c.get("workingDir"):
                     cwd = str(cdir)
-                fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
+                fs.make_dir(cwd, f"{where} workingDir")
                 private = mount_tops([*(c.get("volumeMounts") or []), {"mountPath": c.get("workingDir") or "/argo"}])
                 declared = self.env_of(c)
                 started = launch(c, self.settings, self.sandbox, fs, private, cwd, declared, where)

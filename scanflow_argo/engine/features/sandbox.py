@@ -36,26 +36,35 @@ EXEC_NOT_FOUND_CODE = 64
 SYSTEM_TOPS = frozenset(
     {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys", "usr", "var", "nix", "snap"}
 )
+READ_ONLY_TOPS = frozenset({"bin", "boot", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "usr", "var", "nix", "snap"})
+"""This machine's system folders are read-only in a node: a pod's are its image's own, so a node that writes
+there must not change this machine (its own files there are in its root: ``NodeFS.claim``)."""
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM")
 
 
 @dataclass
 class NodeFS:
-    """Where a node's container paths live on the host."""
+    """Where a node's container paths live on the host.
+
+    With the sandbox, a path under a folder the node shares with this machine (``shared_tops``: ``/usr``,
+    ``/etc``, the project's…) that the node must have as its own — an input artifact, a working directory to
+    make, a mount point that does not exist here — is *claimed*: the folders above it become the node's
+    (``shadowed``: folders of its root into which ``Sandbox.wrap`` binds back everything this machine has
+    there but the claimed entry), so nothing is ever made in this machine's folders."""
 
     root: Path | None
     """The node's private root (bwrap), or None when running unisolated."""
     shared_tops: frozenset[str] = frozenset()
     binds: list[tuple[Path, str]] = field(default_factory=list)
-    """Extra (host path, container path) binds: staged input artifacts under shared folders, volume mounts."""
+    """Extra (host path, container path) binds: volume mounts, an image's files."""
     read_only: set[str] = field(default_factory=set)
-    """Container paths of ``binds`` that are bound read-only (``readOnly`` volume mounts)."""
+    """Container paths of ``binds`` that are bound read-only (``readOnly`` volume mounts, image files)."""
+    own: set[str] = field(default_factory=set)
+    """Claimed container paths under shared folders: the node's, in its root."""
 
     def host_path(self, container_path: str) -> Path:
         """The host file behind ``container_path`` as the node sees it."""
-        pure = PurePosixPath("/") / container_path
-        if any(part == ".." for part in pure.parts):
-            raise EngineError(f"path {container_path!r} contains '..': use an absolute path without '..'")
+        pure = _absolute(container_path)
         if self.root is None:
             return Path(str(pure))
         # the innermost bind holding the path wins (a mount inside a mount)
@@ -63,9 +72,78 @@ class NodeFS:
             if str(pure) == cpath or str(pure).startswith(cpath.rstrip("/") + "/"):
                 return host / str(pure)[len(cpath) :].lstrip("/")
         top = pure.parts[1] if len(pure.parts) > 1 else ""
-        if top and top != "tmp" and top in self.shared_tops:
-            return Path(str(pure))
+        if not top or top == "tmp" or top not in self.shared_tops:
+            return self.root / str(pure).lstrip("/")
+        pure = _canonical(pure)
+        shadowed = self.shadowed()
+        for depth in range(2, len(pure.parts) + 1):
+            prefix = str(PurePosixPath(*pure.parts[:depth]))
+            if prefix in self.own:
+                break
+            if prefix in shadowed:
+                continue
+            if depth == 2 or os.path.lexists(prefix):
+                return Path(str(pure))  # this machine's, shared with the node (or bound back into its shadow)
+            break
         return self.root / str(pure).lstrip("/")
+
+    def claim(self, container_path: str) -> None:
+        """Make ``container_path`` the node's own (see the class docstring); nothing to do outside shared folders."""
+        pure = _absolute(container_path)
+        top = pure.parts[1] if len(pure.parts) > 1 else ""
+        if self.root is None or not top or top == "tmp" or top not in self.shared_tops:
+            return
+        if any(str(pure).startswith(c.rstrip("/") + "/") for _, c in self.binds):
+            return  # in a mount: the volume's
+        self.own.add(str(_canonical(pure)))
+
+    def writable(self, container_path: str, what: str) -> Path:
+        """Where the engine writes the node's ``container_path`` (claimed first). Unisolated, only ``/tmp``
+        (which such nodes share) may be written: anything else would be this machine's own file."""
+        if self.root is None:
+            pure = _absolute(container_path)
+            if pure.parts[1:2] != ("tmp",):
+                raise EngineError(
+                    f"{what}: nodes run unisolated (no bubblewrap), so {pure} would be written on this machine: "
+                    "install bubblewrap (apt-get install bubblewrap) or use a path under /tmp"
+                )
+            return Path(str(pure))
+        self.claim(container_path)
+        return self.host_path(container_path)
+
+    def make_dir(self, container_path: str, what: str) -> None:
+        """The folder ``container_path`` exists for the node (made in its root when it does not)."""
+        if not self.host_path(container_path).is_dir():
+            self.writable(container_path, what).mkdir(parents=True, exist_ok=True)
+
+    def shadowed(self) -> set[str]:
+        """The folders of this machine above claimed paths: the node has them as its own, with their entries bound back."""
+        out: set[str] = set()
+        for own in self.own:
+            parts = PurePosixPath(own).parts
+            for depth in range(2, len(parts)):
+                folder = str(PurePosixPath(*parts[:depth]))
+                if not os.path.isdir(folder):
+                    break
+                out.add(folder)
+        return out
+
+
+def _absolute(container_path: str) -> PurePosixPath:
+    pure = PurePosixPath("/") / container_path
+    if any(part == ".." for part in pure.parts):
+        raise EngineError(f"path {container_path!r} contains '..': use an absolute path without '..'")
+    return pure
+
+
+def _canonical(pure: PurePosixPath) -> PurePosixPath:
+    """``pure`` with this machine's symlinks in its existing part resolved (``/lib/x`` → ``/usr/lib/x``)."""
+    parts = pure.parts
+    for depth in range(len(parts), 1, -1):
+        head = str(PurePosixPath(*parts[:depth]))
+        if os.path.lexists(head):
+            return PurePosixPath(os.path.realpath(head), *parts[depth:])
+    return pure
 
 
 @dataclass
@@ -124,18 +202,49 @@ class Sandbox:
         """``argv`` inside the node's sandbox; ``private_tops`` are host top-level folders the node replaces."""
         if fs.root is None:
             return list(argv)
-        private = frozenset(private_tops) - self.shared_tops
+        for _, cpath in fs.binds:  # a mount point this machine lacks is made in the node's root, never here
+            if not os.path.lexists(cpath):
+                fs.claim(cpath)
+        shadowed = fs.shadowed()
+        private = (frozenset(private_tops) - self.shared_tops) | {o.split("/")[1] for o in fs.own if o.count("/") == 1}
+        hidden = private | {s.split("/")[1] for s in shadowed}
         root = str(fs.root)
         self._link(root)
         for name, link in self.entries:
-            if link is None and name in private:
+            if link is None and name in hidden:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(f"{root}/{name}")  # the image has these folders too
-        out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", root, "/", *self._host_binds(private)]
+        out = [self.bwrap or "bwrap", "--die-with-parent", "--bind", root, "/", *self._host_binds(frozenset(hidden))]
+        out += self._shadow_binds(fs, shadowed)
+        for path in self.needed:  # what nodes need, also where its folder is the node's or read-only
+            top = path.parts[1] if len(path.parts) > 1 else ""
+            if top == "tmp" or top in hidden or top in READ_ONLY_TOPS:
+                out += ["--bind", str(path), str(path)]
         # parents before what they hold: a bind inside another bind lands in it
         for host, cpath in sorted(fs.binds, key=lambda b: len(PurePosixPath(b[1]).parts)):
             out += ["--ro-bind" if cpath in fs.read_only else "--bind", str(host), cpath]
         out += ["--chdir", cwd, "--", *argv]
+        return out
+
+    def _shadow_binds(self, fs: NodeFS, shadowed: set[str]) -> list[str]:
+        """Each shadowed folder made in the node's root, with what this machine has in it bound back (its
+        symlinks copied), except the node's own entries."""
+        assert fs.root is not None
+        out: list[str] = []
+        for folder in sorted(shadowed, key=lambda f: f.count("/")):
+            mine = fs.root / folder.lstrip("/")
+            mine.mkdir(parents=True, exist_ok=True)
+            bind = "--ro-bind" if folder.split("/")[1] in READ_ONLY_TOPS else "--dev-bind"
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    child = f"{folder}/{entry.name}"
+                    if child in shadowed or child in fs.own:
+                        continue
+                    if entry.is_symlink():
+                        with contextlib.suppress(FileExistsError):
+                            os.symlink(os.readlink(entry.path), mine / entry.name)
+                    else:
+                        out += [bind, child, child]
         return out
 
     def host_of(self, cpath: str, fs: NodeFS, private_tops: Iterable[str]) -> Path:
@@ -149,6 +258,8 @@ class Sandbox:
         if any(pure == p or pure.is_relative_to(p) for p in map(PurePosixPath, map(str, self.needed))):
             return Path(str(pure))
         top = pure.parts[1] if len(pure.parts) > 1 else ""
+        if top in self.shared_tops and top not in ("tmp", "proc", "dev"):
+            return fs.host_path(cpath)  # this machine's, or the node's own where it claimed a path
         private = frozenset(private_tops) - self.shared_tops
         if top in ("tmp", "proc", "dev") or top in private or not any(name == top for name, _ in self.entries):
             return fs.root / str(pure).lstrip("/")
@@ -188,21 +299,18 @@ class Sandbox:
                 return (files.get(cpath, cpath) if fs.root is None else cpath), None
         return None, f"failed to find name in PATH: exec: {_go_quote(name)}: executable file not found in $PATH"
 
-    def _host_binds(self, private: frozenset[str]) -> list[str]:
-        """The binds of the host's folders into a root whose ``private`` tops are the node's own
-        (the same for every node of a template: built once)."""
-        cached = self._binds.get(private)
+    def _host_binds(self, hidden: frozenset[str]) -> list[str]:
+        """The binds of the host's top-level folders into a root whose ``hidden`` tops are the node's own
+        (the same for every node with the same: built once); system folders read-only."""
+        cached = self._binds.get(hidden)
         if cached is not None:
             return cached
         out: list[str] = []
         for name, link in self.entries:
-            if name not in private and link is None:
-                out += ["--dev-bind", f"/{name}", f"/{name}"]
+            if name not in hidden and link is None:
+                out += ["--ro-bind" if name in READ_ONLY_TOPS else "--dev-bind", f"/{name}", f"/{name}"]
         out += ["--dev-bind", "/dev", "/dev", "--dev-bind", "/proc", "/proc"]
-        for path in self.needed:
-            if path.parts[1:2] == ("tmp",) or (len(path.parts) > 1 and path.parts[1] in private):
-                out += ["--bind", str(path), str(path)]
-        self._binds[private] = out
+        self._binds[hidden] = out
         return out
 
 

@@ -20,7 +20,6 @@ main container's mounts); the first that fails fails the node.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -277,7 +276,6 @@ class PodVolumes:
 
     def mounts(self, container: Mapping[str, Any], sandbox: Sandbox) -> list[Mount]:
         """The container's volumeMounts as host binds, parents before what they contain."""
-        shared_tops = sandbox.shared_tops
         name = str(container.get(_NAME) or "main")
         where = self.where
         mounts = list(container.get("volumeMounts") or [])
@@ -291,11 +289,6 @@ class PodVolumes:
             top = PurePosixPath(cpath).parts[1] if len(PurePosixPath(cpath).parts) > 1 else ""
             if not top:
                 raise EngineError(f"{where}: volumeMount {m[_NAME]!r} cannot be mounted at /")
-            if top != "tmp" and top in shared_tops and not os.path.lexists(cpath):
-                raise EngineError(
-                    f"{where}: volumeMount {m[_NAME]!r} at {cpath}: nodes share /{top} with this machine, where "
-                    f"{cpath} does not exist, so it cannot be a mount point locally: mount it under another folder (e.g. /mnt)"
-                )
             hidden = [p for p in sandbox.needed if p.is_relative_to(cpath)]
             if hidden:
                 raise EngineError(
@@ -351,7 +344,7 @@ def run_init_containers(
         cwd = str(c.get("workingDir") or "/")
         if fs.root is None and not c.get("workingDir"):
             cwd = str(cdir)
-        fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
+        fs.make_dir(cwd, f"{where} workingDir")
         private = mount_tops([*(c.get("volumeMounts") or []), {"mountPath": c.get("workingDir") or "/argo"}])
         declared = env_of(c)
         started = launch(c, settings, sandbox, fs, private, cwd, declared, where)

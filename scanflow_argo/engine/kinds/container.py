@@ -75,7 +75,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
         place_inputs(ctx, inputs, fs, node_dir, where)
         if not is_script:
             return []
-        host = fs.host_path(SCRIPT_PATH) if fs.root is not None else node_dir / "script"
+        host = fs.writable(SCRIPT_PATH, where) if fs.root is not None else node_dir / "script"
         host.parent.mkdir(parents=True, exist_ok=True)
         host.write_text(str(body.get("source", "")))
         host.chmod(0o755)  # Argo's script file is executable (``sh -c FILE`` works)

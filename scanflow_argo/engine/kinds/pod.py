@@ -174,7 +174,7 @@ def prepare_container(
     cwd = str(body.get("workingDir") or "/")
     if fs.root is None and not body.get("workingDir"):
         cwd = str(own_dir)
-    fs.host_path(cwd).mkdir(parents=True, exist_ok=True)
+    fs.make_dir(cwd, f"{where} workingDir")  # the runtime makes a missing working directory (in the node's root)
     full_env = {**container_env(ctx, body, where), **env}
     started = launch(body, ctx.settings, ctx.sandbox, fs, private, cwd, {"SCANFLOW_HOME": ctx.home_env, **full_env}, where)
     full_env["PATH"] = started.path
@@ -191,13 +191,8 @@ def place_inputs(ctx: KindContext, inputs: Mapping[str, Any], fs: NodeFS, node_d
         cpath = str(PurePosixPath("/", cpath))
         if ".." in PurePosixPath(cpath).parts:
             raise EngineError(f"{what}: path {cpath!r} contains '..'")
-        top = PurePosixPath(cpath).parts[1] if len(PurePosixPath(cpath).parts) > 1 else ""
-        if fs.root is not None and top in fs.shared_tops:
-            staged = node_dir / "inputs" / a["name"]
-            _materialize(ctx.artifacts, src, staged, what)
-            fs.binds.append((staged, cpath))
-        else:
-            _materialize(ctx.artifacts, src, fs.host_path(cpath), what)
+        # in the node's root, also under a folder it shares with this machine (claimed: never this machine's file)
+        _materialize(ctx.artifacts, src, fs.writable(cpath, what), what)
         if a.get("mode") is not None:
             fs.host_path(cpath).chmod(int(a["mode"]))
 

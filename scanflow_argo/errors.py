@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AgentDefinitionError",
@@ -40,10 +41,12 @@ __all__ = [
     "EngineError",
     "ImageNotMapped",
     "InvalidRequest",
+    "InvalidWorkflow",
     "Issue",
     "NotFoundError",
     "NotSupportedLocally",
     "PlatformError",
+    "PodRefused",
     "RequestError",
     "ScanflowError",
     "SchemaError",
@@ -164,6 +167,24 @@ class NotSupportedLocally(EngineError):
 
 class ImageNotMapped(EngineError):
     """A container image has no local runtime mapping."""
+
+
+class InvalidWorkflow(EngineError):
+    """What Argo's controller refuses when it first operates a workflow: its validator's ``invalid spec: …``
+    (phase Failed), a ``workflowTemplateRef`` that names nothing (phase Error). The engine makes the run and
+    ends it at once, in Argo's phase and words (``str(err)``); ``hint`` says how to fix it, ``workflow`` is the
+    workflow as far as it could be resolved (its name)."""
+
+    def __init__(self, message: str, phase: str = "Failed", hint: str = "", workflow: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.hint = hint
+        self.workflow = workflow
+
+
+class PodRefused(EngineError):
+    """Kubernetes would refuse to create the pod (a volumeMount without a mountPath or naming no volume):
+    on Argo the node errors when it is started, not the workflow when it is submitted."""
 
 
 class PlatformError(ScanflowError):

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ..clock import Clock, SystemClock, iso
-from ..errors import EngineError
+from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
 from .checks import check_supported
@@ -79,10 +79,20 @@ def prepare_run(
     """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
     extra = list(templates)
     store = TemplateStore(settings.templates_dir, extra)
-    wf = resolve_workflow(manifest, store, parameters, entrypoint)
-    if labels:
-        wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
-    notes = check_supported(wf, store, settings, kinds)
+    refused: InvalidWorkflow | None = None
+    notes: list[str] = []
+    wf: dict[str, Any] | None = None
+    try:
+        wf = resolve_workflow(manifest, store, parameters, entrypoint)
+        if labels:
+            wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
+        notes = check_supported(wf, store, settings, kinds)
+    except InvalidWorkflow as err:  # Argo's controller accepts the workflow and ends it at once: so does the engine
+        refused, wf = err, err.workflow or wf
+        if wf is None:
+            raise
+        if log is not None and err.hint:
+            log(err.hint)
     if notes and log is not None:
         log("ignored locally (Kubernetes-only): " + ", ".join(notes))
     runs = settings.home / "runs"
@@ -102,6 +112,16 @@ def prepare_run(
         json.dumps({"settings": _settings_doc(settings), "pythonpath": [str(source)], "notes": notes}, indent=1)
     )
     status = {**wf, "status": {"phase": "Pending", "nodes": {}, "startedAt": None, "finishedAt": None}}
+    if refused is not None:
+        now = iso(SystemClock().now())
+        status["status"] = {
+            "phase": refused.phase,
+            "message": str(refused),
+            "nodes": {},
+            "startedAt": now,
+            "finishedAt": now,
+            "conditions": [{"type": "Completed", "status": "True"}],  # markWorkflowPhase on a completed phase
+        }
     (run_dir / "status.json").write_text(json.dumps(status, indent=1))
     return run_dir
 

@@ -13,14 +13,15 @@ shape as a whole, before the walk, in ``check_supported``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EngineError, NotSupportedLocally
+from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally, PodRefused
 from ..settings import Settings
-from .core.manifest import TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
+from .core.manifest import TEMPLATE_TYPES, TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
 from .features.sync import parse_synchronization, semaphore_limit
@@ -100,7 +101,8 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
             if key == "hooks" and set(spec["hooks"]) <= {"exit"}:
                 continue
             raise NotSupportedLocally(feature, "spec")
-    _check_hooks(spec.get("hooks"), "spec")
+    _check_arguments(spec)
+    _check_hooks(spec.get("hooks"), "spec", "hooks")
     volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
     cc = CheckContext(settings, volumes, notes)
     _check_synchronization(spec.get("synchronization"), "spec", settings)
@@ -118,12 +120,21 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
     todo: list[tuple[TemplateScope, dict[str, Any]]] = []
 
     def visit_ref(scope: TemplateScope, holder: Mapping[str, Any], where: str) -> None:
+        # a reference that names nothing is Argo's validator's "invalid spec" (validate.go validateTemplateHolder)
         if "template" in holder and isinstance(holder["template"], str):
-            todo.append((scope, scope.get(holder["template"], where)))
+            try:
+                todo.append((scope, scope.get(holder["template"], where)))
+            except EngineError as err:
+                raise InvalidWorkflow(f"invalid spec: template name '{holder['template']}' undefined", hint=str(err)) from err
         elif "templateRef" in holder:
             ref = holder["templateRef"]
-            sub = store.scope(ref.get("name", ""), bool(ref.get("clusterScope")))
-            todo.append((sub, sub.get(ref.get("template", ""), where)))
+            try:
+                sub = store.scope(ref.get("name", ""), bool(ref.get("clusterScope")))
+                todo.append((sub, sub.get(ref.get("template", ""), where)))
+            except EngineError as err:
+                raise InvalidWorkflow(
+                    f"invalid spec: template reference {ref.get('name')}.{ref.get('template')} not found", hint=f"{where}: {err}"
+                ) from err
         elif "inline" in holder:
             todo.append((scope, {"name": f"{where}.inline", **holder["inline"]}))
 
@@ -140,10 +151,11 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
         seen.add(ident)
         tmpl = apply_template_defaults(scope.defaults, tmpl) if scope.defaults else tmpl
         where = f"template {tmpl.get('name')!r}"
+        _check_template_type(tmpl, kinds)
         _check_template(tmpl, where, cc, kinds)
-        for group in tmpl.get("steps") or []:
+        for i, group in enumerate(tmpl.get("steps") or []):
             for step in group if isinstance(group, list) else [group]:
-                _check_task(step, where, notes)
+                _check_task(step, where, notes, f"templates.{tmpl.get('name')}.steps[{i}].{step.get('name')}")
                 visit_ref(scope, step, f"{where} step {step.get('name')!r}")
                 for hook in (step.get("hooks") or {}).values():
                     visit_ref(scope, hook, f"{where} step {step.get('name')!r} hook")
@@ -160,14 +172,16 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
     return sorted(notes)
 
 
-def _check_task(task: Mapping[str, Any], where: str, notes: set[str]) -> None:
-    _check_hooks(task.get("hooks"), f"{where} task/step {task.get('name')!r}")
+def _check_task(task: Mapping[str, Any], where: str, notes: set[str], argo_path: str | None = None) -> None:
+    _check_hooks(task.get("hooks"), f"{where} task/step {task.get('name')!r}", argo_path)
     for art in (task.get("arguments") or {}).get("artifacts") or []:
         _refuse_artifact(art, where)
 
 
-def _check_hooks(hooks: Any, where: str) -> None:
-    """Lifecycle hooks: a mapping of name → hook; every hook but ``exit`` needs an ``expression`` (as Argo)."""
+def _check_hooks(hooks: Any, where: str, argo_path: str | None = None) -> None:
+    """Lifecycle hooks: a mapping of name → hook; every hook but ``exit`` needs an ``expression``. Argo's
+    validator checks that for the workflow's hooks and steps' (``workflow/validate/validate.go`` ``validateHooks``,
+    ``argo_path`` its name for them): the workflow then fails with ``invalid spec: <path>.<hook> Expression required``."""
     if not hooks:
         return
     if not isinstance(hooks, Mapping):
@@ -178,9 +192,24 @@ def _check_hooks(hooks: Any, where: str) -> None:
         if not isinstance(hook, Mapping) or not ({"template", "templateRef"} & set(hook)):
             raise EngineError(f"{where}: lifecycle hook {name!r} needs a template or a templateRef to run")
         if name != "exit" and not str(hook.get("expression") or "").strip():
-            raise EngineError(
+            hint = (
                 f"{where}: lifecycle hook {name!r} has no expression; give it one "
                 f"(e.g. expression: workflow.status == \"Running\") or name it 'exit' to make it an exit handler"
+            )
+            if argo_path is None:
+                raise EngineError(hint)
+            raise InvalidWorkflow(f"invalid spec: {argo_path}.{name} Expression required", hint=hint)
+
+
+def _check_arguments(spec: Mapping[str, Any]) -> None:
+    """Each workflow argument has a ``value`` or a ``valueFrom`` (``validate.go`` ``validateArgumentsValues``; a
+    ``default`` alone is not one): else Argo fails the workflow with ``invalid spec``."""
+    for p in (spec.get("arguments") or {}).get("parameters") or []:
+        if isinstance(p, Mapping) and "value" not in p and "valueFrom" not in p:
+            name = p.get("name")
+            raise InvalidWorkflow(
+                f"invalid spec: spec.arguments.{name}.value or spec.arguments.{name}.valueFrom is required",
+                hint=f"workflow parameter {name!r} has no value: pass it with -p {name}=VALUE",
             )
 
 
@@ -202,6 +231,18 @@ def _check_template(tmpl: Mapping[str, Any], where: str, cc: CheckContext, kinds
     kind = kinds.kind_of(tmpl)
     if kind is not None:
         kind.check(tmpl, where, cc)
+
+
+def _check_template_type(tmpl: Mapping[str, Any], kinds: Registry) -> None:
+    """One template type per template (``validate.go`` ``validateTemplateType``): else Argo fails the workflow."""
+    types = [t for t in dict.fromkeys([*TEMPLATE_TYPES, *(k.key for k in kinds)]) if tmpl.get(t) is not None]
+    if len(types) != 1:
+        what = "template type unspecified" if not types else "multiple template types specified"
+        raise InvalidWorkflow(
+            f"invalid spec: templates.{tmpl.get('name')} {what}. choose one of: container, containerSet, steps, script, "
+            "resource, dag, suspend, template, template ref",
+            hint=f"template {tmpl.get('name')!r} has {', '.join(types) or 'no template type'}: give it exactly one",
+        )
 
 
 # -- sidecars and daemons (engine/daemons.py) -------------------------------------------------
@@ -227,12 +268,19 @@ def _check_daemon_and_sidecars(tmpl: Mapping[str, Any], where: str, settings: Se
         check_image(c, cwhere, settings, "sidecar")
         if "{{" not in str(c.get("image")):
             check_first_command(c, cwhere, settings)
-        check_mounts(c.get("volumeMounts") or [], declared, where, str(c["name"]))
+        _check_mounts(c.get("volumeMounts") or [], declared, where, str(c["name"]))
         if c.get("volumeMounts") and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
             raise NotSupportedLocally("volumeMounts without the node sandbox (install bubblewrap)", cwhere)
 
 
 # -- volumes and init containers (engine/volumes.py) ----------------------------------------
+def _check_mounts(mounts: list[Mapping[str, Any]], declared: set[str], where: str, container: str) -> None:
+    """What cannot run here is refused now; a mount Kubernetes would refuse in the pod errors its node when it
+    starts (``PodRefused``), as on Argo, whose validator does not look at mounts."""
+    with contextlib.suppress(PodRefused):
+        check_mounts(mounts, declared, where, container)
+
+
 def _check_spec_volumes(spec: Mapping[str, Any], settings: Settings, namespace: str) -> frozenset[str]:
     """Check the workflow's volumes and claim templates; the names its pods may mount."""
     names = set(claim_names(spec))
@@ -262,7 +310,7 @@ def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Setti
         containers = [(str(c["name"]), c) for c in check_container_set(tmpl, where)] + containers[1:]
     mounted = False
     for name, c in containers:
-        check_mounts(c.get("volumeMounts") or [], declared, where, name)
+        _check_mounts(c.get("volumeMounts") or [], declared, where, name)
         mounted = mounted or bool(c.get("volumeMounts"))
     if mounted and (settings.engine.sandbox == "none" or shutil.which("bwrap") is None):
         raise NotSupportedLocally(

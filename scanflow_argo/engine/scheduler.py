@@ -145,6 +145,8 @@ class Executor:
         self.daemons.stop_all()  # an entrypoint that is itself a daemon ends with the workflow's main part
         phase = main["phase"] if main["phase"] in FAILED else "Succeeded"
         message = main.get("message") if phase != "Succeeded" else None
+        if main.get("_pod_refused"):  # operator.go operate: the entry template's pod could not be created
+            message = f"error in entry template execution: {message}"
         if self.abort.is_set() and self.abort_message:
             phase, message = "Failed", self.abort_message
         exit_tmpl = self.spec.get("onExit") or ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
@@ -165,7 +167,9 @@ class Executor:
                 "arguments": ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {},
             }
             exit_node = self.run_child(f"{self.name}.onExit", f"{self.name}.onExit", holder, self.root_frame(), None)
-            if exit_node["phase"] in FAILED and phase == "Succeeded":
+            if exit_node.get("_pod_refused"):  # operator.go marks the workflow Error: "error in exit template execution : …"
+                phase, message = "Error", f"error in exit template execution : {exit_node.get('message')}"
+            elif exit_node["phase"] in FAILED and phase == "Succeeded":
                 phase, message = exit_node["phase"], exit_node.get("message")
         self.daemons.stop_all()
         release_workflow_locks(self, self.wf_locks)

@@ -57,14 +57,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "controller_dag/TestDAGSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
     # -- exit_handler_test.go --
     # -- hooks_test.go --
-    "controller_hooks/TestWfHookNoExpression": (
-        ("10",),
-        "a hook without expression is refused before running (Error) where Argo fails the workflow with 'invalid spec: hooks.failure Expression required'",
-    ),
-    "controller_hooks/TestStepHookNoExpression": (
-        ("10",),
-        "a step hook without expression is refused before running (Error) where Argo fails it with 'invalid spec: templates.main.steps[0].step-1.foo Expression required'",
-    ),
     "controller_hooks/TestWfHookWfWaitForTriggeredHook": (
         ("3", "7"),
         NO_PROGRESS + " (1/2 while the running hook still runs, then 2/2)",
@@ -88,11 +80,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "the suspend node that timed out records no outputs.parameters (valueFrom.supplied takes the inputs' defaults)",
     ),
     "controller_operator/TestStepsOnExit": (("4",), "the step's onExit node carries no nodeFlag.hooked"),
-    "controller_operator/TestUnsuppliedArgValue": (
-        ("10",),
-        "an argument without value is the engine's error ('has no value') where Argo fails the workflow with "
-        "'invalid spec: spec.arguments.missing.value or spec.arguments.missing.valueFrom is required' and a Completed condition",
-    ),
     "controller_operator/TestConfigMapCacheLoadOperate": (("5",), NO_MEMO),
     "controller_operator/TestConfigMapCacheLoadOperateNoOutputs": (("5",), NO_MEMO),
     "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (
@@ -221,10 +208,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("4", "8"),
         "a workflow-level retryStrategy does not make the root a Retry node with the child (0)",
     ),
-    "e2e_functional/TestWorkflowTemplateRefWithExitHandlerError": (
-        ("10",),
-        "an exit handler naming a missing WorkflowTemplate ends the run in Error ('this kind of template'), where Argo fails it with 'invalid spec'",
-    ),
     "e2e_functional/TestWorkflowHookParameterTemplates": (
         ("7",),
         "{{= workflow.status ...}} in a workflow-level exit hook's arguments is not resolved: 'no such variable at this point'",
@@ -273,14 +256,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_hooks/TestHttpExitHandlerWithWorkflowLevelDeadline": (("4",), "the workflow's onExit node carries no nodeFlag.hooked"),
     "e2e_http_artifacts/TestInputArtifactHttp": (("15",), "http input artifacts are refused ('not supported locally')"),
     "e2e_http_artifacts/TestOutputArtifactHttp": (("15",), "http output artifacts are refused ('not supported locally')"),
-    "e2e_malformed_resources/TestMalformedWorkflowTemplateRef": (
-        ("10",),
-        "a missing WorkflowTemplate is refused before running with the engine's words; Argo's Error message says '\"malformed\" not found'",
-    ),
-    "e2e_malformed_resources/TestMalformedClusterWorkflowTemplateRef": (
-        ("10",),
-        "a missing ClusterWorkflowTemplate is refused before running with the engine's words; Argo's Error message says '\"malformed\" not found'",
-    ),
     "e2e_progress/TestDefaultProgress": (("3",), NO_PROGRESS),
     "e2e_progress/TestLoggedProgress": (
         ("3",),
@@ -308,14 +283,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_workflow_configmap_substitution/TestNameSubstitution": (
         ("8",),
         "configMapKeyRef.name '{{ workflow.parameters.cm-name}}' is not substituted before the ConfigMap is read, so the input has no value",
-    ),
-    "e2e_workflow_template/TestWorkflowTemplateInvalidOnExit": (
-        ("10",),
-        "a volumeMount without mountPath in the exit handler is refused before running; Argo runs the workflow and errors with 'error in exit template execution'",
-    ),
-    "e2e_workflow_template/TestWorkflowTemplateInvalidEntryPoint": (
-        ("10",),
-        "a volumeMount without mountPath in the entrypoint is refused before running; Argo errors with 'error in entry template execution'",
     ),
     "e2e_workflow_template/TestWorkflowFromWorkflowTemplateHasLabel": (
         ("8",),

@@ -17,7 +17,6 @@ import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.engine import prepare_run, resume, run_workflow
-from scanflow_argo.errors import EngineError
 from scanflow_argo.platform.base import NodeStatus, RunStatus
 from scanflow_argo.settings import Settings
 
@@ -167,21 +166,25 @@ def test_a_dag_task_hook_runs_under_its_task_and_a_failed_hook_changes_no_phase(
     assert (done.phase, bad.phase) == ("Succeeded", "Failed")
 
 
-def test_a_hook_without_an_expression_or_with_an_unknown_template_is_refused(engine_settings, marks) -> None:  # type: ignore[no-untyped-def]
+def test_a_hook_without_an_expression_or_with_an_unknown_template_fails_the_workflow_as_argo(engine_settings, marks) -> None:  # type: ignore[no-untyped-def]
+    """Argo's controller validates the workflow when it first operates it and fails it with ``invalid spec``
+    (``workflow/validate/validate.go`` validateHooks, validateTemplateHolder; hooks_test.go TestWfHookNoExpression,
+    TestStepHookNoExpression): the run is made and ends Failed at once, nothing runs."""
     templates = [{"name": "main", "steps": [[{"name": "a", "template": "work"}]]}, work(), mark("mark")]
     no_expr = wf(templates, marks, hooks={"running": {"template": "mark"}})
-    with pytest.raises(EngineError, match="'running' has no expression"):
-        run_workflow(no_expr, engine_settings)
+    run = run_workflow(no_expr, engine_settings)
+    assert (run.phase, run.message, dict(run.nodes)) == ("Failed", "invalid spec: hooks.running Expression required", {})
     unknown = wf(templates, marks, hooks={"running": {"expression": "true", "template": "nope"}})
-    with pytest.raises(EngineError, match="nope"):
-        run_workflow(unknown, engine_settings)
+    run = run_workflow(unknown, engine_settings)
+    assert (run.phase, run.message) == ("Failed", "invalid spec: template name 'nope' undefined")
     step_no_expr = [
         {"name": "main", "steps": [[{"name": "a", "template": "work", "hooks": {"x": {"template": "mark"}}}]]},
         work(),
         mark("mark"),
     ]
-    with pytest.raises(EngineError, match="'x' has no expression"):
-        run_workflow(wf(step_no_expr, marks), engine_settings)
+    run = run_workflow(wf(step_no_expr, marks), engine_settings)
+    assert (run.phase, run.message) == ("Failed", "invalid spec: templates.main.steps[0].a.x Expression required")
+    assert not marks.exists()
 
 
 def test_an_expression_that_cannot_be_evaluated_makes_the_workflow_an_error(engine_settings, marks) -> None:  # type: ignore[no-untyped-def]

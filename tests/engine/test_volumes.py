@@ -5,6 +5,7 @@ run (removed per volumeClaimGC), existing claims persist, configMap/secret volum
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -225,10 +226,20 @@ def test_config_map_and_secret_volumes(engine_settings) -> None:  # type: ignore
 # -- refusals ------------------------------------------------------------------------------------
 
 
-def test_bad_volume_declarations_are_clear_errors_before_anything_runs(engine_settings) -> None:  # type: ignore[no-untyped-def]
+def test_bad_volume_declarations_are_clear_errors(engine_settings) -> None:  # type: ignore[no-untyped-def]
+    # a mount naming no volume is Kubernetes' refusal of the pod, when Argo creates it: the node errors and, being the
+    # entrypoint, the workflow says so as Argo's operator.go does (e2e TestWorkflowTemplateInvalidEntryPoint)
     undeclared = wf([sh("main", "true", [mount("nope", "/mnt/x")])], volumes=[{"name": "scratch", "emptyDir": {}}])
-    with pytest.raises(EngineError, match=r"volumeMount 'nope' .* names no declared volume \(declared: scratch\)"):
-        run_workflow(undeclared, engine_settings)
+    run = run_workflow(undeclared, engine_settings)
+    assert run.phase == "Error" and run.node(run.name).phase == "Error"
+    assert re.search(
+        r"^error in entry template execution: .*volumeMount 'nope' .* names no declared volume \(declared: scratch\)",
+        run.message or "",
+    )
+    # as an exit handler: "error in exit template execution : …" (TestWorkflowTemplateInvalidOnExit)
+    exit_bad = wf([sh("main", "true"), sh("bye", "true", [mount("nope", "/mnt/x")])], onExit="bye")
+    run = run_workflow(exit_bad, engine_settings)
+    assert run.phase == "Error" and (run.message or "").startswith("error in exit template execution : ")
     host = wf([sh("main", "true", [mount("h", "/mnt/x")])], volumes=[{"name": "h", "hostPath": {"path": "/etc"}}])
     with pytest.raises(NotSupportedLocally, match="hostPath volume 'h'"):
         run_workflow(host, engine_settings)

@@ -21,9 +21,10 @@ from typing import Any
 
 import yaml
 
-from ...errors import EngineError
+from ...errors import EngineError, InvalidWorkflow
 
 __all__ = [
+    "TEMPLATE_TYPES",
     "KubeLoader",
     "TemplateScope",
     "TemplateStore",
@@ -176,7 +177,21 @@ def resolve_workflow(
         meta = {"generateName": f"{meta.get('name', 'workflow')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     ref = spec.pop("workflowTemplateRef", None)
     if ref:
-        base = copy.deepcopy(store.get(ref.get("name", ""), bool(ref.get("clusterScope"))).get("spec") or {})
+        try:
+            found = store.get(ref.get("name", ""), bool(ref.get("clusterScope")))
+        except EngineError as err:  # Argo's controller errors the workflow (operator.go setExecWorkflow → setStoredWfSpec)
+            kind = "clusterworkflowtemplates" if ref.get("clusterScope") else "workflowtemplates"
+            meta.setdefault("namespace", "default")
+            if not meta.get("name"):
+                meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+            unresolved = {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Workflow",
+                "metadata": meta,
+                "spec": {**spec, "workflowTemplateRef": ref},
+            }
+            raise InvalidWorkflow(f'{kind}.argoproj.io "{ref.get("name")}" not found', "Error", str(err), unresolved) from err
+        base = copy.deepcopy(found.get("spec") or {})
         base_args = (base.get("arguments") or {}).get("parameters") or []
         own_args = (spec.get("arguments") or {}).get("parameters") or []
         merged = {**base, **spec}
@@ -185,7 +200,7 @@ def resolve_workflow(
         spec = merged
         meta.setdefault("labels", {})
         meta["labels"] = {
-            **((store.get(ref.get("name", ""), bool(ref.get("clusterScope"))).get("metadata") or {}).get("labels") or {}),
+            **((found.get("metadata") or {}).get("labels") or {}),
             **meta["labels"],
         }
     if entrypoint:

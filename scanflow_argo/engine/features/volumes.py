@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import EngineError, NotSupportedLocally
+from ...errors import EngineError, NotSupportedLocally, PodRefused
 from ...settings import Settings
 from ..core.paths import safe_join
 from ..core.subst import substitute
@@ -111,18 +111,21 @@ def claim_dir(home: Path, namespace: str, claim: str, where: str) -> Path:
 
 
 def check_mounts(mounts: Iterable[Mapping[str, Any]], declared: Iterable[str], where: str, container: str) -> None:
-    """Each mount is well-formed and names a declared volume (unless the name is still a template tag)."""
+    """Each mount is well-formed and names a declared volume (unless the name is still a template tag). What
+    Kubernetes refuses in a pod is ``PodRefused``: on Argo the node errors when it starts (the workflow is
+    accepted); ``subPathExpr`` is refused before anything runs (``NotSupportedLocally``)."""
     known = sorted(set(declared))
+    for m in mounts:
+        if "subPathExpr" in m:
+            raise NotSupportedLocally(f"volumeMount {m.get(_NAME)!r} subPathExpr", where)
     for m in mounts:
         name, path = m.get(_NAME), m.get("mountPath")
         if not name or not path:
-            raise EngineError(f"{where}: a volumeMount of container {container!r} needs both name and mountPath")
-        if "subPathExpr" in m:
-            raise NotSupportedLocally(f"volumeMount {name!r} subPathExpr", where)
+            raise PodRefused(f"{where}: a volumeMount of container {container!r} needs both name and mountPath")
         if not PurePosixPath(str(path)).is_absolute() and "{{" not in str(path):
-            raise EngineError(f"{where}: volumeMount {name!r} mountPath {path!r} must be absolute")
+            raise PodRefused(f"{where}: volumeMount {name!r} mountPath {path!r} must be absolute")
         if "{{" not in str(name) and name not in known:
-            raise EngineError(
+            raise PodRefused(
                 f"{where}: volumeMount {name!r} of container {container!r} (at {path}) names no declared volume "
                 f"(declared: {', '.join(known) or 'none'}): add {name!r} to spec.volumes, the template's volumes "
                 "or spec.volumeClaimTemplates"

@@ -26,6 +26,7 @@ from .pod import (
     argo_env,
     collect_outputs,
     container_env,
+    finish_refused,
     place_inputs,
     pod_message,
     prepare_container,
@@ -94,7 +95,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             stage=stage,
         )
     except EngineError as err:
-        return ctx.finish(node, "Error", str(err))
+        return finish_refused(ctx, node, err)
     fs = prepared.fs
     with ctx.pod_slots:
         if ctx.abort.is_set():
@@ -170,7 +171,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             finally:
                 sidecars.stop()  # the main container ended: Argo's executor kills the sidecars
         except EngineError as err:
-            return ctx.finish(node, "Error", str(err))
+            return finish_refused(ctx, node, err)
         t1 = ctx.clock.monotonic()
     outputs: dict[str, Any] = {"result": result.stdout.rstrip(), "exitCode": str(result.exit_code)}
     phase: str = "Succeeded"

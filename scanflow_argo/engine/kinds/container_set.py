@@ -51,6 +51,7 @@ from .pod import (
     argo_env,
     collect_outputs,
     container_env,
+    finish_refused,
     place_inputs,
     pod_message,
     prepare_container,
@@ -205,7 +206,7 @@ def run(ex: KindContext, call: Call) -> NodeDoc:
         specs, main_fs = _prepare(ex, tmpl, vars_, inputs, nid, node_dir, pod, bodies, deps, kids, where)
     except EngineError as err:
         _close_kids(ex, kids, "Error", str(err))
-        return ex.finish(node, "Error", str(err))
+        return finish_refused(ex, node, err)
     with ex.pod_slots:
         if ex.abort.is_set():
             _close_kids(ex, kids, "Failed", ex.abort_message or "Stopped")

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...argoexpr.expr import eval_expr, render_param
-from ...errors import EngineError, NotSupportedLocally
+from ...errors import EngineError, NotSupportedLocally, PodRefused
 from ..core.envvars import expand
 from ..core.paths import safe_join
 from ..core.state import NodeDoc
@@ -40,6 +40,7 @@ __all__ = [
     "check_resolved",
     "collect_outputs",
     "container_env",
+    "finish_refused",
     "place_inputs",
     "pod_message",
     "prepare_container",
@@ -268,6 +269,18 @@ def collect_outputs(
     if arts:
         outputs["artifacts"] = arts
     ctx.register_globals(tmpl, outputs)
+
+
+def finish_refused(ctx: KindContext, node: NodeDoc, err: EngineError) -> NodeDoc:
+    """End ``node`` in Error with ``err``; when Kubernetes would have refused its pod (``PodRefused``) the
+    returned copy says so (``_pod_refused``, not recorded): Argo's controller then reports the workflow's entry or
+    exit template as failing to execute (``operator.go``: "error in entry template execution: …")."""
+    ended = ctx.finish(node, "Error", str(err))
+    if not isinstance(err, PodRefused):
+        return ended
+    out = NodeDoc(ended)
+    out["_pod_refused"] = True
+    return out
 
 
 def timed(node: NodeDoc, t0: float, t1: float) -> NodeDoc:

@@ -1,0 +1,85 @@
+"""What Argo's controller refuses when it first operates a workflow ends the run at once, in Argo's phase and words.
+
+Sources (argo-workflows f016ad89): ``workflow/controller/operator.go`` ``setExecWorkflow`` (a missing
+``workflowTemplateRef`` target errors the workflow; a validation error fails it with ``invalid spec: …``),
+``workflow/validate/validate.go`` (``validateArgumentsValues``, ``validateTemplateType``,
+``validateTemplateHolder``), e2e ``test/e2e/malformed_resources_test.go`` and ``functional_test.go``
+TestWorkflowTemplateRefWithExitHandlerError, ``operator_test.go`` TestUnsuppliedArgValue.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scanflow_argo.engine import prepare_run, run_workflow
+from scanflow_argo.settings import Settings
+
+
+def wf(templates: list[dict], **spec: object) -> dict:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "invalid-"},
+        "spec": {"entrypoint": "main", "templates": templates, **spec},
+    }
+
+
+ECHO = {"name": "main", "container": {"image": "busybox", "command": ["echo", "ran"]}}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (
+            wf([ECHO], arguments={"parameters": [{"name": "missing"}]}),
+            "invalid spec: spec.arguments.missing.value or spec.arguments.missing.valueFrom is required",
+        ),
+        (  # a default alone is no value for a workflow argument (validateArgumentsValues)
+            wf([ECHO], arguments={"parameters": [{"name": "d", "default": "x"}]}),
+            "invalid spec: spec.arguments.d.value or spec.arguments.d.valueFrom is required",
+        ),
+        (
+            wf([{"name": "main", "steps": [[{"name": "a", "template": "nope"}]]}]),
+            "invalid spec: template name 'nope' undefined",
+        ),
+        (
+            wf([{"name": "main", "steps": [[{"name": "a", "templateRef": {"name": "absent", "template": "t"}}]]}]),
+            "invalid spec: template reference absent.t not found",
+        ),
+        (
+            wf([{"name": "main", "container": {"image": "busybox"}, "script": {"image": "busybox", "source": "true"}}]),
+            "invalid spec: templates.main multiple template types specified. choose one of: container, containerSet, steps, "
+            "script, resource, dag, suspend, template, template ref",
+        ),
+        (
+            wf([ECHO, {"name": "bye"}], onExit="bye"),
+            "invalid spec: templates.bye template type unspecified. choose one of: container, containerSet, steps, script, "
+            "resource, dag, suspend, template, template ref",
+        ),
+    ],
+)
+def test_what_argos_validator_refuses_fails_the_run_at_once(engine_settings: Settings, manifest: dict, message: str) -> None:
+    run = run_workflow(manifest, engine_settings)
+    assert (run.phase, run.message, dict(run.nodes)) == ("Failed", message, {})
+    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+    assert {"type": "Completed", "status": "True"} in status["conditions"]  # markWorkflowPhase on a completed phase
+
+
+@pytest.mark.parametrize(("cluster", "kind"), [(False, "workflowtemplates"), (True, "clusterworkflowtemplates")])
+def test_a_workflow_template_ref_to_nothing_errors_the_run_with_its_name_kept(
+    engine_settings: Settings, cluster: bool, kind: str
+) -> None:
+    manifest = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "wellformed"},
+        "spec": {"workflowTemplateRef": {"name": "malformed", "clusterScope": cluster}},
+    }
+    hints: list[str] = []
+    run_dir = prepare_run(manifest, engine_settings, log=hints.append)
+    assert run_dir.name == "wellformed"
+    run = run_workflow({**manifest, "metadata": {"name": "wellformed-2"}}, engine_settings)
+    assert (run.name, run.phase, run.message) == ("wellformed-2", "Error", f'{kind}.argoproj.io "malformed" not found')
+    assert hints and "not found: apply it first" in hints[0]  # the engine's own words, printed beside Argo's

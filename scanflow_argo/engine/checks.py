@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally, PodRefused
 from ..settings import Settings
 from .core.manifest import TEMPLATE_TYPES, TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
+from .features.artifacts import resolve_repository
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
 from .features.sync import parse_synchronization, semaphore_limit
@@ -77,10 +78,8 @@ IGNORED_SPEC_FIELDS = (
     "automountServiceAccountToken",
     "hostAliases",
 )
-REFUSED_SPEC_FIELDS = {
-    "artifactRepositoryRef": "artifactRepositoryRef (a cluster artifact repository)",
-}
-CLOUD_ARTIFACTS = ("s3", "gcs", "azure", "hdfs", "oss", "artifactory", "git", "http", "webHDFS")
+REFUSED_SPEC_FIELDS: dict[str, str] = {}
+CLOUD_ARTIFACTS = ("s3", "gcs", "azure", "hdfs", "oss", "git", "webHDFS")
 
 
 def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:
@@ -90,6 +89,10 @@ def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:
             if kind == "s3" and isinstance(loc, Mapping) and set(loc) <= {"key"}:
                 continue  # key-only: the default (here: local) artifact repository
             raise NotSupportedLocally(f"{kind} artifact {art.get('name', '')!r}", where)
+    auth = (art.get("http") or {}).get("auth") if isinstance(art.get("http"), Mapping) else None
+    for method in ("oAuth2", "clientCert"):  # http and Artifactory artifacts go by URL, with headers and basic auth
+        if auth and method in auth:
+            raise NotSupportedLocally(f"http artifact {art.get('name', '')!r} with {method} auth", where)
 
 
 def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Settings, kinds: Registry = REGISTRY) -> list[str]:
@@ -102,6 +105,15 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 continue
             raise NotSupportedLocally(feature, "spec")
     _check_arguments(spec)
+    if spec.get("artifactRepositoryRef") is not None:  # operator.go: the workflow errors when it names no repository
+        try:
+            resolve_repository(
+                spec["artifactRepositoryRef"], str((wf.get("metadata") or {}).get("namespace") or "default"), settings.home
+            )
+        except EngineError as err:
+            raise InvalidWorkflow(
+                str(err), "Error", f"{err}: apply the ConfigMap (scanflow-argo apply) or fix spec.artifactRepositoryRef"
+            ) from err
     _check_hooks(spec.get("hooks"), "spec", "hooks")
     volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
     cc = CheckContext(settings, volumes, notes)

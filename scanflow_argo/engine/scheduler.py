@@ -33,7 +33,7 @@ from .core.paths import safe_join
 from .core.state import NodeDoc, RunState, node_id
 from .core.subst import substitute
 from .core.values import FAILED
-from .features.artifacts import ArtifactRepo
+from .features.artifacts import ArtifactRepo, resolve_repository
 from .features.daemons import Daemons, reap_leftovers
 from .features.lifecycle import Lifecycle
 from .features.run_hooks import RunHooks
@@ -137,6 +137,16 @@ class Executor:
         claims = self.volumes.create_claims()
         if claims:
             self.state.status["persistentVolumeClaims"] = claims
+        # the repository its artifacts go to (artifactrepositories.go Resolve): here always the local one
+        try:
+            self.state.status["artifactRepositoryRef"] = resolve_repository(
+                self.spec.get("artifactRepositoryRef"), self.namespace, self.settings.home
+            )
+        except EngineError as err:  # its ConfigMap went away since the run was prepared: operator.go errors the run
+            with self.state.lock:
+                self.state.status.update(phase="Error", message=str(err), finishedAt=self.state.now())
+                self.state.write()
+            return self.state.doc
         self.state.write()
         self.hook_env = dict(self.run_hooks.workflow_started(self.name, self.state.doc) or {})
         entry = {"template": self.spec["entrypoint"], "arguments": self.spec.get("arguments") or {}}
@@ -277,7 +287,10 @@ class Executor:
 
     def global_artifacts(self) -> dict[str, dict[str, Any]]:
         with self.state.lock:
-            return {f"workflow.outputs.artifacts.{k}": {"local": v["local"]} for k, v in self.global_outputs["artifacts"].items()}
+            return {
+                f"workflow.outputs.artifacts.{k}": {x: v[x] for x in ("local", "http", "artifactory") if x in v}
+                for k, v in self.global_outputs["artifacts"].items()
+            }
 
     def register_globals(self, tmpl: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         with self.state.lock:

@@ -11,6 +11,7 @@ the cluster admin's business: ``kubectl apply -k manifests/``, never this comman
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from .._imports import import_ref, project_dir_of
+from ..engine.features.artifacts import ANNOTATIONS_FOLDER
 from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..spec.application import Application
@@ -279,4 +281,12 @@ def _write_config_map(obj: Mapping[str, Any], settings: Settings) -> str:
         tmp = folder / f".{key}.tmp"
         tmp.write_text(value)
         os.replace(tmp, folder / key)
+    # its annotations beside it (the engine reads workflows.argoproj.io/default-artifact-repository there)
+    annotations = {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items()}
+    notes = settings.home / "configmaps" / ANNOTATIONS_FOLDER / f"{name}.json"
+    if annotations:
+        notes.parent.mkdir(parents=True, exist_ok=True)
+        notes.write_text(json.dumps(annotations, indent=1, sort_keys=True))
+    else:
+        notes.unlink(missing_ok=True)
     return "configured" if existed else "created"

@@ -19,6 +19,7 @@ from typing import Any
 from scanflow_argo import _proc
 from scanflow_argo.engine.api import prepare_run, split_documents
 from scanflow_argo.engine.core.manifest import load_documents
+from scanflow_argo.engine.features.artifacts import ANNOTATIONS_FOLDER
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
@@ -80,8 +81,29 @@ def expectation(doc: dict) -> str | None:
     return None
 
 
+# The e2e cluster's artifact repositories (argo-workflows f016ad89 manifests/quick-start/base/
+# artifact-repositories-configmap.yaml, Apache-2.0): artifact-repository-ref.yaml names its key my-key.
+E2E_ARTIFACT_REPOSITORIES = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {
+        "name": "artifact-repositories",
+        "annotations": {"workflows.argoproj.io/default-artifact-repository": "default-v1"},
+    },
+    "data": {
+        key: "archiveLogs: true\ns3:\n  bucket: my-bucket\n  endpoint: minio:9000\n  insecure: true\n"
+        "  accessKeySecret:\n    name: my-minio-cred\n    key: accesskey\n"
+        "  secretKeySecret:\n    name: my-minio-cred\n    key: secretkey\n"
+        for key in ("default-v1", "my-key")
+    }
+    | {"empty": ""},
+}
+
+
 def install_fixtures(examples: Path, settings: Settings) -> None:
-    """What Argo's e2e setup applies first: WorkflowTemplates (for templateRef), ConfigMaps and PVCs."""
+    """What Argo's e2e setup applies first: WorkflowTemplates (for templateRef), ConfigMaps and PVCs, and the
+    cluster's artifact-repositories ConfigMap."""
+    install_documents([E2E_ARTIFACT_REPOSITORIES], settings)
     for path in sorted(examples.rglob("*.yaml")):
         try:
             docs = load_documents(path)
@@ -104,6 +126,10 @@ def install_documents(docs: Iterable[Mapping[str, Any]], settings: Settings) -> 
             folder.mkdir(parents=True, exist_ok=True)
             for key, value in (doc.get("data") or {}).items():
                 (folder / key).write_text(str(value))
+            if doc["metadata"].get("annotations"):  # where platform/apply.py keeps them (the default artifact repository)
+                notes = settings.home / "configmaps" / ANNOTATIONS_FOLDER / f"{doc['metadata']['name']}.json"
+                notes.parent.mkdir(parents=True, exist_ok=True)
+                notes.write_text(json.dumps(doc["metadata"]["annotations"]))
         if doc.get("kind") == "PersistentVolumeClaim":  # testvolume.yaml: the claim volumes-existing.yaml uses
             ns = doc["metadata"].get("namespace") or "default"
             (settings.home / "volumes" / ns / doc["metadata"]["name"]).mkdir(parents=True, exist_ok=True)

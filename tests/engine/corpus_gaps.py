@@ -143,10 +143,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "docs_retries/expression-lastRetry-message": (("4",), EXPR_FALSE),
     "docs_retries/policy-OnFailure-retries-a-failure": (("4",), "retry children carry no nodeFlag.retried"),
     # -- e2e suites --
-    "e2e_artifacts/TestArtifactEphemeralVolume": (
-        ("15",),
-        "a volumeMount at /tmp is refused (Error) because the state folder lives under /tmp (the test's tmp_path): bind the node's own paths above the mount instead",
-    ),
     "e2e_cluster_workflow_template/TestClusterWorkflowFromWorkflowTemplateHasLabel": (
         ("8",),
         "a Workflow from a ClusterWorkflowTemplate gets no workflows.argoproj.io/cluster-workflow-template label",
@@ -218,8 +214,8 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_functional/TestDAGLevelMemoize": (("5",), NO_MEMO),
     "e2e_functional/TestDAGLevelMemoizeNoOutput": (("5",), NO_MEMO),
     "e2e_functional/TestMissingStepsInUI": (
-        ("15", "9"),
-        "an optional input artifact passed on with from: '{{inputs.artifacts.inputFile}}' while absent fails the step ('no such artifact here') instead of being skipped",
+        ("9",),
+        "the pod node execute-script lists no children where Argo lists one (the absent optional artifact is passed on now)",
     ),
     "e2e_functional/TestTerminateWorkflowWhileOnExitHandlerRunning": (
         ("11",),
@@ -254,8 +250,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "e2e_hooks/TestExitHandlerWithWorkflowLevelDeadline": (("4",), "the workflow's onExit node carries no nodeFlag.hooked"),
     "e2e_hooks/TestHttpExitHandlerWithWorkflowLevelDeadline": (("4",), "the workflow's onExit node carries no nodeFlag.hooked"),
-    "e2e_http_artifacts/TestInputArtifactHttp": (("15",), "http input artifacts are refused ('not supported locally')"),
-    "e2e_http_artifacts/TestOutputArtifactHttp": (("15",), "http output artifacts are refused ('not supported locally')"),
     "e2e_progress/TestDefaultProgress": (("3",), NO_PROGRESS),
     "e2e_progress/TestLoggedProgress": (
         ("3",),

@@ -51,12 +51,15 @@ def artifact_source(art: Mapping[str, Any], frame: Frame, what: str) -> dict[str
             if art.get("optional"):
                 return None
             raise EngineError(f"{what}: {ref} does not name an artifact available here")
-        return found
+        return found or None  # {}: an optional input that was not supplied, passed on (it has no location)
     if "fromExpression" in art:
         value = eval_expr(str(art["fromExpression"]), expand_scope({**frame.vars, **frame.artifacts}))
-        return value if isinstance(value, dict) and "local" in value else None
+        return value if isinstance(value, dict) and {"local", "http", "artifactory"} & set(value) else None
     if "raw" in art:
         return {"raw": str((art["raw"] or {}).get("data", ""))}
+    for kind in ("http", "artifactory"):  # downloaded when the pod starts (features/artifacts.py)
+        if isinstance(art.get(kind), Mapping):
+            return {kind: dict(art[kind])}
     if "s3" in art and set(art["s3"] or {}) <= {"key"}:
         return {"local": {"key": str(art["s3"]["key"])}}
     if "local" in art:
@@ -106,7 +109,16 @@ def resolve_inputs(
             raise EngineError(
                 f"{where}: input artifact {a['name']!r} was not supplied (pass it with from/raw, or mark it optional)"
             )
-        arts.append({"name": a["name"], "path": a.get("path"), "mode": a.get("mode"), "source": record})
+        arts.append(
+            {
+                "name": a["name"],
+                "path": a.get("path"),
+                "mode": a.get("mode"),
+                "optional": bool(a.get("optional")),
+                "archive": merged.get("archive"),
+                "source": record,
+            }
+        )
     return {"parameters": params, "artifacts": arts}
 
 

@@ -223,6 +223,9 @@ class Sandbox:
         # parents before what they hold: a bind inside another bind lands in it
         for host, cpath in sorted(fs.binds, key=lambda b: len(PurePosixPath(b[1]).parts)):
             out += ["--ro-bind" if cpath in fs.read_only else "--bind", str(host), cpath]
+        for path in self.needed:  # a mount over what nodes need (a volume at /tmp above the state folder): bound back
+            if any(path.is_relative_to(cpath) for _, cpath in fs.binds):
+                out += ["--bind", str(path), str(path)]
         out += ["--chdir", cwd, "--", *argv]
         return out
 
@@ -252,11 +255,11 @@ class Sandbox:
         pure = PurePosixPath(cpath)
         if fs.root is None:
             return Path(str(pure))
+        if any(pure == p or pure.is_relative_to(p) for p in map(PurePosixPath, map(str, self.needed))):
+            return Path(str(pure))  # bound last: over any mount
         for host, bound in sorted(fs.binds, key=lambda b: -len(b[1])):
             if pure == PurePosixPath(bound) or pure.is_relative_to(bound):
                 return host / pure.relative_to(bound)
-        if any(pure == p or pure.is_relative_to(p) for p in map(PurePosixPath, map(str, self.needed))):
-            return Path(str(pure))
         top = pure.parts[1] if len(pure.parts) > 1 else ""
         if top in self.shared_tops and top not in ("tmp", "proc", "dev"):
             return fs.host_path(cpath)  # this machine's, or the node's own where it claimed a path

@@ -292,11 +292,13 @@ class PodVolumes:
             top = PurePosixPath(cpath).parts[1] if len(PurePosixPath(cpath).parts) > 1 else ""
             if not top:
                 raise EngineError(f"{where}: volumeMount {m[_NAME]!r} cannot be mounted at /")
+            # what nodes need from this machine (the interpreter, the project, the run's state) is bound back over the
+            # mount (Sandbox.wrap), its mount points made in the volume: not possible in a read-only one
             hidden = [p for p in sandbox.needed if p.is_relative_to(cpath)]
-            if hidden:
+            if hidden and (ro or m.get("readOnly")):
                 raise EngineError(
-                    f"{where}: volumeMount {m[_NAME]!r} at {cpath} would hide {hidden[0]}, which nodes need from this "
-                    "machine (the interpreter, the project or the run's state): mount it elsewhere (e.g. /mnt/...)"
+                    f"{where}: read-only volumeMount {m[_NAME]!r} at {cpath} would hide {hidden[0]}, which nodes need from "
+                    "this machine (the interpreter, the project or the run's state): mount it elsewhere (e.g. /mnt/...)"
                 )
             if m.get("subPath"):
                 host = safe_join(host, str(m["subPath"]), f"{where}: volumeMount {m[_NAME]!r} subPath")

@@ -26,7 +26,7 @@ from ..core.paths import safe_join
 from ..core.state import NodeDoc
 from ..core.subst import Unresolved, leftover_tags, tag_body
 from ..core.values import fmt_item
-from ..features.artifacts import ArtifactRepo
+from ..features.artifacts import ArtifactNotFound, ArtifactRepo, http_load, http_location, http_save
 from ..features.images import launch
 from ..features.sandbox import NodeFS, ProcessResult
 from ..features.volumes import PodVolumes
@@ -193,25 +193,33 @@ def place_inputs(ctx: KindContext, inputs: Mapping[str, Any], fs: NodeFS, node_d
         if ".." in PurePosixPath(cpath).parts:
             raise EngineError(f"{what}: path {cpath!r} contains '..'")
         # in the node's root, also under a folder it shares with this machine (claimed: never this machine's file)
-        _materialize(ctx.artifacts, src, fs.writable(cpath, what), what)
+        try:
+            _materialize(ctx, a, src, fs.writable(cpath, what), what)
+        except ArtifactNotFound:
+            if a.get("optional"):  # executor.go loadArtifact: an optional artifact its server does not have is skipped
+                continue
+            raise
         if a.get("mode") is not None:
             fs.host_path(cpath).chmod(int(a["mode"]))
 
 
-def _materialize(repo: ArtifactRepo, src: Mapping[str, Any], dest: Path, what: str) -> None:
+def _materialize(ctx: KindContext, art: Mapping[str, Any], src: Mapping[str, Any], dest: Path, what: str) -> None:
     if src.get("subPath"):
         staging = dest.parent / f".{dest.name}.whole"
-        _materialize(repo, {k: v for k, v in src.items() if k != "subPath"}, staging, what)
+        _materialize(ctx, art, {k: v for k, v in src.items() if k != "subPath"}, staging, what)
         part = safe_join(staging, str(src["subPath"]), what)
         if not part.exists():
             raise EngineError(f"{what}: subPath {src['subPath']!r} is not in the artifact")
         shutil.move(str(part), str(dest))
         shutil.rmtree(staging, ignore_errors=True)
         return
+    location = http_location(src)
     if "raw" in src:
         ArtifactRepo.write_raw(src["raw"], dest)
     elif "local" in src:
-        repo.load(src["local"], dest, what)
+        ctx.artifacts.load(src["local"], dest, what)
+    elif location is not None:
+        http_load(art, location, dest, lambda ref, why: ctx.local_ref("secrets", ref, why), what)
     else:
         raise EngineError(f"{what}: unknown artifact location {sorted(src)}")
 
@@ -260,12 +268,17 @@ def collect_outputs(
             raise EngineError(f"{what}: nothing at {a['path']}")
         if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]*", str(a.get("name", ""))):
             raise EngineError(f"{what}: artifact names may use letters, digits, '-', '_' and '.'")
-        key = str((a.get("s3") or {}).get("key") or f"{ctx.name}/{nid}/{a['name']}.tgz")
-        loc = ctx.artifacts.save(host, key, a.get("archive"), what)
-        entry = {"name": a["name"], "path": a["path"], "local": loc}
+        stored: dict[str, Any] = {"name": a["name"], "path": a["path"]}
+        location = http_location(a)
+        if location is not None:  # uploaded where the template says, as Argo's executor does (PUT)
+            http_save(host, location, a.get("archive"), lambda ref, why: ctx.local_ref("secrets", ref, why), what)
+            stored.update(location)
+        else:
+            key = str((a.get("s3") or {}).get("key") or f"{ctx.name}/{nid}/{a['name']}.tgz")
+            stored["local"] = ctx.artifacts.save(host, key, a.get("archive"), what)
         if a.get("globalName"):
-            entry["globalName"] = a["globalName"]
-        arts.append(entry)
+            stored["globalName"] = a["globalName"]
+        arts.append(stored)
     if arts:
         outputs["artifacts"] = arts
     ctx.register_globals(tmpl, outputs)

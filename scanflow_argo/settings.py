@@ -43,7 +43,10 @@ class EngineSettings:
     """Interpreter used for Python images and ``script`` templates. Env: SCANFLOW_ENGINE_PYTHON."""
 
     image_map: Mapping[str, str] = field(default_factory=dict)
-    """Extra image → runtime mappings (``python``, ``shell``, ``argosay`` or an executable path), matched on the image name without tag. Env: SCANFLOW_ENGINE_IMAGE_MAP as ``image=runtime,...``."""
+    """Extra image mappings, matched on the full image name, then without registry and tag: ``RUNTIME[;OPTION...]``
+    with RUNTIME ``python``, ``shell``, ``argosay`` or an executable path and OPTIONs ``path=/dir``, ``entrypoint=…``,
+    ``cmd=…``, ``/container/path=/host/path``, ``tool=COMMAND[:PACKAGE]`` (``engine/features/images.py``,
+    docs/local-engine.md). Env: SCANFLOW_ENGINE_IMAGE_MAP as ``image=mapping,...``."""
 
     templates_dir: Path | None = None
     """Folder of WorkflowTemplates that ``templateRef``/``workflowTemplateRef`` resolve against; default ``<home>/templates``. Env: SCANFLOW_ENGINE_TEMPLATES."""

@@ -244,6 +244,7 @@ class Executor:
             out[f"workflow.parameters.{p['name']}"] = value
             params.append({"name": p["name"], "value": value})
         out["workflow.parameters"] = json.dumps(params, separators=(",", ":"))
+        out["workflow.parameters.json"] = out["workflow.parameters"]  # all of them as JSON (Argo's WorkflowParametersJSON)
         return out
 
     def _global_outputs_doc(self) -> dict[str, Any]:

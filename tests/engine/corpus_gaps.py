@@ -163,10 +163,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("8",),
         "workflowMetadata.labelsFrom (labels from expressions) is not applied",
     ),
-    "e2e_functional/TestWhenExpressions": (
-        ("8",),
-        "workflow.parameters.json (every workflow parameter as JSON) is no variable, so jsonpath() gets nil and the step errors",
-    ),
     "e2e_functional/TestJSONVariables": (
         ("8",),
         "workflow.labels.json, workflow.annotations.json and workflow.parameters.json are no variables, so the pod's args fail to resolve",
@@ -264,10 +260,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "successCondition/failureCondition on a resource template are refused ('not supported locally')",
     ),
     "e2e_retry/TestRetryLimit": (("4", "3"), NO_RETRY_FLAG + "; " + NO_PROGRESS),
-    "e2e_signals/TestStopBehaviorWithDaemon": (
-        ("11",),
-        "on stop the running daemon ends Failed ('Stopped') where Argo kills the daemoned children and marks them Succeeded",
-    ),
     "e2e_signals/TestTerminateBehavior": (("11",), "no terminate entry point"),
     "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (
         ("9",),

@@ -22,7 +22,7 @@ import pytest
 from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.envvars import expand, expand_env
 from scanflow_argo.engine.features.images import ARGOSAY, Image, image_of, parse_image
-from scanflow_argo.errors import SetupError
+from scanflow_argo.errors import ImageNotMapped, SetupError
 from scanflow_argo.settings import Settings
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
@@ -178,7 +178,7 @@ def test_the_builtin_table_follows_the_dockerfiles() -> None:
 def test_a_tool_the_image_offers_and_this_machine_lacks_is_refused_naming_its_package(engine_settings: Settings) -> None:
     s = with_map(engine_settings, **{"myorg/fortune": "shell;tool=no-such-fortune-xyz:fortune-mod"})
     manifest = wf({"image": "myorg/fortune", "command": ["sh", "-c"], "args": ["no-such-fortune-xyz | head -1"]})
-    with pytest.raises(SetupError, match=r"no-such-fortune-xyz.*apt-get install fortune-mod"):
+    with pytest.raises(ImageNotMapped, match=r"no-such-fortune-xyz.*apt-get install fortune-mod"):
         prepare_run(manifest, s)
     run = run_workflow(wf({"image": "myorg/fortune", "command": ["echo"], "args": ["unused tool"]}), s)
     assert run.phase == "Succeeded"  # a workflow that does not use it runs

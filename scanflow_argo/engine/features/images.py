@@ -87,6 +87,9 @@ BUILTIN_IMAGES: dict[str, Image] = {
     # v2 is v1 plus /argosay as its ENTRYPOINT, which drops v1's CMD (test/e2e/images/argosay/v2/Dockerfile)
     "argoproj/argosay:v2": replace(_cowsay_image(), entrypoint=("/argosay",), cmd=(), files=(("/argosay", str(ARGOSAY)),)),
     "docker/whalesay": _cowsay_image(),
+    # the official node images (CMD ["node"]) and curlimages/curl (curl as its command): this machine's, when it has them
+    "node": Image(cmd=("node",), tools=(("node", "nodejs"),)),
+    "curlimages/curl": Image(cmd=("curl",), tools=(("curl", "curl"),)),
     # this project's runtime image (docker/runtime.Dockerfile): the main environment's interpreter is its local twin
     "scanflow-argo/runtime": Image("python", cmd=("scanflow-argo", "--help")),
 }
@@ -254,9 +257,9 @@ def check_image(body: Mapping[str, Any], where: str, settings: Settings, kind: s
     path = _image_path(img)
     for command, package in img.tools:
         if re.search(rf"(?<![\w.-]){re.escape(command)}(?![\w.-])", words) and shutil.which(command, path=path) is None:
-            raise SetupError(
+            raise ImageNotMapped(
                 f"{where} runs {command!r}, which image {image!r} offers and this machine lacks: install it "
-                f"(Debian/Ubuntu: apt-get install {package}; scripts/setup does it when run as root)"
+                f"(Debian/Ubuntu: apt-get install {package})"
             )
 
 

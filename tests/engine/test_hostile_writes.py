@@ -8,6 +8,7 @@ system folders are read-only to the node, and stored artifacts are never more re
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import stat
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scanflow_argo.engine import run_workflow
+from scanflow_argo.engine.features.sandbox import Sandbox
 from scanflow_argo.settings import Settings
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
@@ -115,3 +117,13 @@ def test_a_stored_artifact_is_no_more_readable_than_its_source(engine_settings: 
     assert stat.S_IMODE(repo.stat().st_mode) == 0o700
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in repo.rglob("*") if p.is_file()}
     assert modes == {"s.tgz": 0o600, "o.tgz": 0o644, "raw.tgz": 0o600}, modes
+
+
+@needs_bwrap
+def test_what_nodes_need_from_a_system_folder_stays_read_only_there(engine_settings: Settings, tmp_path: Path) -> None:
+    """An interpreter under /usr (a system Python) is needed by nodes: it is readable, never made writable."""
+    sandbox = Sandbox(engine_settings, [Path("/usr/lib"), tmp_path / "project"])
+    fs = sandbox.prepare(tmp_path / "node")
+    argv = sandbox.wrap(["true"], fs, [], "/")
+    pairs = list(itertools.pairwise(argv))
+    assert ("--ro-bind", "/usr") in pairs and ("--bind", "/usr/lib") not in pairs and ("--bind", "/usr") not in pairs

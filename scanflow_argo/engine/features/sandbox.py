@@ -168,6 +168,7 @@ class Sandbox:
             raise SetupError(f"unknown sandbox {mode!r}: use auto, bwrap or none (SCANFLOW_ENGINE_SANDBOX)")
         if self.bwrap is None and mode == "auto" and warn is not None:
             warn("bubblewrap (bwrap) is not installed: nodes run unisolated and share /tmp (apt-get install bubblewrap)")
+        self.home = settings.home.resolve()  # the state folder: nodes write there (the local "cluster")
         resolved = list(dict.fromkeys(p.resolve() for p in needed))
         # a folder inside another needed one comes with it: one bind (and one mount point) fewer
         self.needed = [p for p in resolved if not any(q != p and p.is_relative_to(q) for q in resolved)]
@@ -218,8 +219,10 @@ class Sandbox:
         out += self._shadow_binds(fs, shadowed)
         for path in self.needed:  # what nodes need, also where its folder is the node's or read-only
             top = path.parts[1] if len(path.parts) > 1 else ""
-            if top == "tmp" or top in hidden or top in READ_ONLY_TOPS:
+            if top == "tmp" or top in hidden:
                 out += ["--bind", str(path), str(path)]
+        if len(self.home.parts) > 1 and self.home.parts[1] in READ_ONLY_TOPS and self.home.exists():
+            out += ["--bind", str(self.home), str(self.home)]  # a state folder under /var…: nodes write there
         # parents before what they hold: a bind inside another bind lands in it
         for host, cpath in sorted(fs.binds, key=lambda b: len(PurePosixPath(b[1]).parts)):
             out += ["--ro-bind" if cpath in fs.read_only else "--bind", str(host), cpath]

@@ -110,6 +110,9 @@ class LocalPlatform:
         Steps import the project's code from the folder recorded when the template was applied
         (``apply_template``), else from the current folder."""
         if isinstance(workflow, str):
+            # as `argo submit --from workflowtemplate/NAME`: the server reads the template first, a missing one is
+            # the caller's error (a Workflow naming it in workflowTemplateRef is accepted, and errored when run)
+            TemplateStore(self.settings.templates_dir).get(workflow)
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",

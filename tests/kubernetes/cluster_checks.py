@@ -268,6 +268,12 @@ ENV_RULES: dict[str, Any] = {
     "SCANFLOW_ARGO_TOKEN_ENV": "default: ARGO_TOKEN, read only with SCANFLOW_ARGO_SERVER",
     "SCANFLOW_ARGO_VERIFY_TLS": "default: verify, read only with SCANFLOW_ARGO_SERVER",
     "SCANFLOW_AGENT_DRY_RUN": "default: act (a dry run is a local choice)",
+    "SCANFLOW_AGENT_LOG_LEVEL": "default: INFO (settings.AgentSettings.log_level)",
+    "SCANFLOW_AGENT_LOG_FORMAT": "default: text lines (json for a log stack is the admin's choice)",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": {
+        "step": "default: the step sets it itself before MLflow loads (tracking/step.py), so stdout stays its result",
+        "*": "n/a",
+    },
     "SCANFLOW_AGENT_TOKEN_ENV": "default: SCANFLOW_AGENT_TOKEN",
     "SCANFLOW_AGENT_TOKEN": {"agent": NEEDED, "*": "n/a: the agent API's token"},
     "SCANFLOW_AGENT_CONFIG": {"agent": NEEDED, "*": "n/a: agents only"},

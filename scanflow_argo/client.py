@@ -228,8 +228,17 @@ class Run:
 
     @property
     def outputs(self) -> dict[str, dict[str, str]]:
-        """Step display name → its outputs by name (``result`` is what it printed)."""
-        return {name: dict(step.outputs) for name, step in self.steps.items() if step.outputs}
+        """Step display name → its outputs by name (``result`` is what it printed). A retried step is listed
+        under its own name too (``fit``, beside its attempts ``fit(0)``, ``fit(1)``…) with the outputs of the
+        attempt that succeeded, as Argo's Retry node carries them (``workflow/controller/operator.go``,
+        ``processNodeRetries`` copies the last child's outputs onto it)."""
+        out = {name: dict(step.outputs) for name, step in self.steps.items() if step.outputs}
+        for node in self.status.nodes.values():
+            if node.type == "Retry" and node.display_name not in out:
+                attempts = [n for n in self._attempts(node) if n.type == "Pod" and n.display_name in out]
+                if attempts:
+                    out[node.display_name] = out[attempts[0].display_name]
+        return out
 
     def output(self, step: str, name: str = "result", *, as_json: bool = False) -> Any:
         """One output of one step (``as_json`` decodes it). For a fan-out (``withItems``/``withParam``) it is

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scanflow_argo import Client
 from scanflow_argo.cli import main
@@ -171,3 +172,34 @@ def test_client_settings_are_explicit(tmp_path: Path) -> None:
     assert client.runs() == []
     with pytest.raises(PlatformError, match="phase 'Done' is not an Argo phase"):
         client.runs(phase="Done")
+
+
+RETRIED = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: retried-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps: [[{name: register, template: flaky}]]
+  - name: flaky
+    retryStrategy: {limit: 2}
+    container:
+      image: busybox
+      command: [sh, -c, 'echo "{{retries}}" > /tmp/version; test "{{retries}}" -ge 1']
+    outputs:
+      parameters: [{name: version, valueFrom: {path: /tmp/version}}]
+"""
+
+
+def test_a_retried_steps_outputs_are_listed_under_its_own_name(user: Path) -> None:
+    """Argo's Retry node carries the outputs of its last attempt (``processNodeRetries`` in
+    ``workflow/controller/operator.go``: ``node.Outputs = lastChildNode.Outputs.DeepCopy()``); ``Run.outputs``
+    lists the step under its own name as well as its attempts. (The MNIST demo read ``vNone`` when its
+    ``register`` step was retried once.)"""
+    run = Client().submit(yaml.safe_load(RETRIED), wait=True, timeout=120)
+    assert run.succeeded, run.message
+    assert run.outputs["register(1)"]["version"] == "1"
+    assert run.outputs["register"]["version"] == "1"
+    assert run.output("register", "version") == "1"

@@ -416,6 +416,7 @@ class AgentRuntime:
                     data["rules"][d.rule] = dict(d.state or {})
                 elif d.kind == "recommend":
                     data["recommendations"][d.action] = d.params["history"]
+                    data.setdefault("fallback", {})[d.action] = d.params.get("failures", 0)
                 elif d.kind == "consume":
                     data["inbox"] = [m for m in data["inbox"] if str(m.get("id")) != d.message_id]
 

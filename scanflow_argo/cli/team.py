@@ -1,0 +1,64 @@
+"""``scanflow-argo team create|list|delete``: team environments of an application (namespace ``scanflow-<app>-<team>``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..settings import Settings
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``team`` group to the top-level subparsers."""
+    p = sub.add_parser(
+        "team",
+        help="create, list and delete team environments (namespace scanflow-APP-TEAM)",
+        description="A team environment is the namespace scanflow-APP-TEAM with its ServiceAccounts and Roles for "
+        "workflows, agents and serving (bound only there), a ResourceQuota and a LimitRange, and a reference to the "
+        "Secret holding the team's MLflow credentials. Its manifests go to HOME/teams/APP/TEAM (apply them on a "
+        "cluster with `kubectl apply -k`).",
+    )
+    tsub = p.add_subparsers(dest="team_command", metavar="ACTION")
+    tsub.required = True
+    create = tsub.add_parser("create", help="render and record a team's environment")
+    create.add_argument("app", metavar="APP")
+    create.add_argument("team", metavar="TEAM")
+    create.add_argument("--no-schema-check", action="store_true", help="skip the schema checks")
+    create.set_defaults(func=cmd_create)
+    lst = tsub.add_parser("list", help="list the recorded teams (of APP, or of every application)")
+    lst.add_argument("app", metavar="APP", nargs="?")
+    lst.set_defaults(func=cmd_list)
+    delete = tsub.add_parser("delete", help="forget a team's environment (its manifests)")
+    delete.add_argument("app", metavar="APP")
+    delete.add_argument("team", metavar="TEAM")
+    delete.set_defaults(func=cmd_delete)
+
+
+def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.teams import create_team  # schemas and YAML: only when a team is created
+
+    team = create_team(settings, args.app, args.team, schema_check=not args.no_schema_check)
+    print(f"team {team.name} of {team.app}: namespace {team.namespace}, manifests in {team.manifests}")
+    if settings.platform == "kubernetes":
+        print(f"apply with: kubectl apply -k {team.manifests}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.teams import list_teams  # see cmd_create
+
+    for team in list_teams(settings, args.app):
+        print(f"{team.app}\t{team.name}\t{team.namespace}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.teams import delete_team  # see cmd_create
+
+    team = delete_team(settings, args.app, args.team)
+    print(f"deleted team {team.name} of {team.app} (namespace {team.namespace})")
+    if settings.platform == "kubernetes":
+        print(f"on the cluster: kubectl delete namespace {team.namespace}")
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
@@ -34,6 +35,20 @@ def register(sub: Any) -> None:
     delete.add_argument("app", metavar="APP")
     delete.add_argument("team", metavar="TEAM")
     delete.set_defaults(func=cmd_delete)
+    log = tsub.add_parser("log", help="what each team of APP published and used (who, what, version, when)")
+    log.add_argument("app", metavar="APP")
+    log.set_defaults(func=cmd_log)
+    pub = tsub.add_parser(
+        "publish",
+        help="publish a dataset version, a model version (alias `published`) or a template file (as a ClusterWorkflowTemplate)",
+    )
+    pub.add_argument("app", metavar="APP")
+    pub.add_argument("team", metavar="TEAM")
+    pub.add_argument("kind", choices=["dataset", "model", "template"])
+    pub.add_argument("name", metavar="NAME", help="dataset or registered model name; for a template, its YAML file")
+    pub.add_argument("version", metavar="VERSION")
+    pub.add_argument("--uri", default="", help="where the dataset lives (dataset only)")
+    pub.set_defaults(func=cmd_publish)
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,4 +76,32 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     print(f"deleted team {team.name} of {team.app} (namespace {team.namespace})")
     if settings.platform == "kubernetes":
         print(f"on the cluster: kubectl delete namespace {team.namespace}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
+    from ..platform.publications import Publications, format_log  # see cmd_create
+
+    text = format_log(Publications(settings, args.app).log())
+    print(text or f"nothing published or used yet by the teams of {args.app!r}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    import yaml  # heavy imports inside command functions (cli/__init__.py): --help stays instant
+
+    from ..platform import get_platform
+    from ..platform.publications import Publications
+    from ..tracking import MlflowRest
+    from ..tracking.server import resolve_uri
+
+    pubs = Publications(settings, args.app)
+    if args.kind == "dataset":
+        rec = pubs.publish_dataset(args.team, args.name, args.version, args.uri)
+    elif args.kind == "model":
+        rec = pubs.publish_model(args.team, MlflowRest(resolve_uri(settings)), args.name, args.version)
+    else:
+        manifest = yaml.safe_load(Path(args.name).read_text())
+        rec = pubs.publish_template(args.team, get_platform(settings), manifest, args.version)
+    print(f"{rec.team} published {rec.kind} {rec.name}@{rec.version} {rec.detail}".rstrip())
     return 0

@@ -18,6 +18,7 @@ import pytest
 
 from scanflow_argo._proc import free_port
 from scanflow_argo.errors import TrackingError
+from scanflow_argo.platform.publications import Publications
 from scanflow_argo.settings import Settings
 from scanflow_argo.tracking import MlflowRest
 from scanflow_argo.tracking.server import MlflowServer
@@ -108,3 +109,16 @@ def test_a_team_writes_its_own_and_a_grant_widens_it(registry: Callable[[str], M
     assert err.value.status == 403
     eng.grant_permission("science", "registered_model", "mnist-serving", "EDIT")
     assert science.create_model_version("mnist-serving", source, run["run_id"]) == "2"
+
+
+def test_publishing_a_model_moves_published_and_is_recorded_only_when_allowed(
+    registry: Callable[[str], MlflowRest], tmp_path: Path
+) -> None:
+    pubs = Publications(Settings.from_env(environ={}).with_home(tmp_path), "mnist")
+    pubs.publish_model("science", registry("science"), "mnist-science", "1")
+    with pytest.raises(TrackingError) as err:
+        pubs.publish_model("engineering", registry("engineering"), "mnist-science", "1")
+    assert err.value.status == 403
+    assert [(r.team, r.action, r.kind, r.name, r.version, r.detail) for r in pubs.log()] == [
+        ("science", "publish", "model", "mnist-science", "1", "models:/mnist-science@published")
+    ]

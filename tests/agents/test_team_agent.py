@@ -1,0 +1,63 @@
+"""An agent that works for a team acts only in the team's namespace and its audit names the team
+(``AgentRuntime(team=...)`` over ``platform.teams.NamespaceBound``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from _agent_helpers import steps
+
+from scanflow_argo.agents.runtime import AgentRuntime
+from scanflow_argo.agents.testing import InMemoryPlatform
+from scanflow_argo.clock import ManualClock
+from scanflow_argo.compile.teams import team_namespace
+from scanflow_argo.errors import PlatformError
+from scanflow_argo.settings import Settings
+from scanflow_argo.spec.agent import Agent, OnMessage, Plan, SubmitWorkflow
+
+ENG, SCIENCE = team_namespace("mnist", "engineering"), team_namespace("mnist", "science")
+
+
+def _agent() -> Agent:
+    return Agent(
+        "supervisor",
+        sensors=[],
+        rules=[OnMessage("retrain", name="retrain")],
+        plans=[Plan("retrain", [SubmitWorkflow("mnist-retrain", name="retrain")])],
+        interval=1,
+    )
+
+
+def _settings(tmp_path: Path, namespace: str) -> Settings:
+    s = Settings.from_env(environ={}).with_home(tmp_path / "home")
+    s = replace(s, kubernetes=replace(s.kubernetes, namespace=namespace), tracking=replace(s.tracking, enabled=False))
+    return s
+
+
+def test_a_team_agent_is_bound_and_its_audit_names_the_team(tmp_path: Path) -> None:
+    platform = InMemoryPlatform(tmp_path / "platform", namespace=ENG)
+    rt = AgentRuntime(_agent(), _settings(tmp_path, ENG), platform=platform, clock=ManualClock(time.time()), team="engineering")
+    with pytest.raises(PlatformError, match=f"{SCIENCE}.*{ENG}"):
+        rt.platform.submit({"kind": "Workflow", "metadata": {"generateName": "x-", "namespace": SCIENCE}})
+    assert platform.calls("submit") == []  # refused before the platform was asked
+    rec = rt._record({"kind": "note"})
+    assert (rec["team"], rec["namespace"]) == ("engineering", ENG)
+
+
+def test_a_team_agent_refuses_a_platform_of_another_namespace(tmp_path: Path) -> None:
+    with pytest.raises(PlatformError, match=f"bound to namespace '{ENG}'.*'{SCIENCE}'"):
+        AgentRuntime(
+            _agent(), _settings(tmp_path, ENG), platform=InMemoryPlatform(tmp_path / "p", namespace=SCIENCE), team="engineering"
+        )
+
+
+def test_an_agent_without_a_team_is_unchanged(tmp_path: Path) -> None:
+    platform = InMemoryPlatform(tmp_path / "platform", namespace=ENG)
+    clock = ManualClock(time.time())
+    rt = AgentRuntime(_agent(), _settings(tmp_path, ENG), platform=platform, clock=clock)
+    assert rt.platform is platform
+    steps(rt, clock, 1)
+    assert "team" not in rt._record({"kind": "note"})

@@ -12,6 +12,7 @@ from _agent_helpers import steps
 
 from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.agents.testing import InMemoryPlatform
+from scanflow_argo.cli import build_parser
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.compile.teams import team_namespace
 from scanflow_argo.errors import PlatformError
@@ -61,3 +62,8 @@ def test_an_agent_without_a_team_is_unchanged(tmp_path: Path) -> None:
     assert rt.platform is platform
     steps(rt, clock, 1)
     assert "team" not in rt._record({"kind": "note"})
+
+
+def test_agent_run_takes_the_team() -> None:
+    args = build_parser().parse_args(["--namespace", ENG, "agent", "run", "agents.mnist:supervisor", "--team", "engineering"])
+    assert (args.team, args.namespace) == ("engineering", ENG)

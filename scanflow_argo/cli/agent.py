@@ -120,7 +120,12 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
         except (ImportError, AttributeError) as err:
             raise AgentDefinitionError(f"--platform-factory {args.platform_factory!r}: {err}") from err
     runtime = AgentRuntime(
-        agent, settings, platform=platform, dry_run=args.dry_run or None, state_dir=args.state_dir, team=args.team
+        agent,
+        settings,
+        platform=platform,
+        dry_run=args.dry_run or None,
+        state_dir=args.state_dir,
+        team=args.team or (args.team_ref.partition("/")[2] if args.team_ref else None),
     )
     asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file, token_file=token_file))
     return 0

@@ -12,10 +12,10 @@ from _agent_helpers import steps
 
 from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.agents.testing import InMemoryPlatform
-from scanflow_argo.cli import build_parser
+from scanflow_argo.cli import build_parser, settings_from_args
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.compile.teams import team_namespace
-from scanflow_argo.errors import PlatformError
+from scanflow_argo.errors import PlatformError, SetupError
 from scanflow_argo.settings import Settings
 from scanflow_argo.spec.agent import Agent, OnMessage, Plan, SubmitWorkflow
 
@@ -67,3 +67,22 @@ def test_an_agent_without_a_team_is_unchanged(tmp_path: Path) -> None:
 def test_agent_run_takes_the_team() -> None:
     args = build_parser().parse_args(["--namespace", ENG, "agent", "run", "agents.mnist:supervisor", "--team", "engineering"])
     assert (args.team, args.namespace) == ("engineering", ENG)
+
+
+@pytest.mark.parametrize(
+    ("argv", "namespace"),
+    [
+        (["--team", "mnist/engineering"], ENG),
+        (["--team", "mnist/engineering", "--namespace", ENG], ENG),
+        (["--namespace", SCIENCE], SCIENCE),
+    ],
+)
+def test_the_global_team_flag_sets_the_namespace(argv: list[str], namespace: str) -> None:
+    args = build_parser().parse_args([*argv, "team", "list"])
+    assert settings_from_args(args).kubernetes.namespace == namespace
+
+
+def test_team_and_another_namespace_conflict() -> None:
+    args = build_parser().parse_args(["--team", "mnist/engineering", "--namespace", SCIENCE, "team", "list"])
+    with pytest.raises(SetupError, match=f"{ENG}.*{SCIENCE}"):
+        settings_from_args(args)

@@ -30,6 +30,7 @@ import httpx
 from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
+from ..monitoring.prometheus import recorded_url
 from ..platform import get_platform
 from ..platform._k8s.api import load_api_client
 from ..platform.teams import NamespaceBound
@@ -108,8 +109,6 @@ def prometheus_url(settings: Settings) -> str:
     if settings.prometheus.url:
         return settings.prometheus.url
     with contextlib.suppress(Exception):
-        from ..monitoring.prometheus import recorded_url
-
         url = recorded_url(settings)
         if url:
             return url

@@ -8,11 +8,15 @@ config and RBAC rules. Heavy imports happen inside the command functions.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import AgentDefinitionError
 from ..settings import Settings
 
 __all__ = ["register"]
@@ -81,16 +85,12 @@ def agent_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def agent_run(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-    import importlib
-    import logging
-
+    # CLI start-up: the agent runtime (httpx, the API server, the loader) loads for this command only
     from ..agents.api import serve
     from ..agents.auth import api_token
     from ..agents.loader import load_agent, parse_args, read_config
-    from ..agents.narrate import LOG_FORMATS, configure_logging  # CLI start-up: this command only
+    from ..agents.narrate import LOG_FORMATS, configure_logging
     from ..agents.runtime import AgentRuntime
-    from ..errors import AgentDefinitionError
 
     level = (args.log_level or settings.agent.log_level).upper()
     fmt = args.log_format or settings.agent.log_format

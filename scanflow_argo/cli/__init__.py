@@ -53,7 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings = replace(settings, platform=args.platform)
     namespace = args.namespace
     if args.team_ref:
-        from ..compile.teams import team_namespace  # the compiler pulls in Hera: only when --team is given
+        from ..compile.teams import team_namespace  # CLI start-up: only when --team is given (the compiler's package)
 
         app, _, team = args.team_ref.partition("/")
         team_ns = team_namespace(app, team)

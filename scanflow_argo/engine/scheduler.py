@@ -195,8 +195,11 @@ class Executor:
                 status["outputs"] = outputs
             if self.volumes.collect(phase):
                 status.pop("persistentVolumeClaims", None)  # as Argo does once it deleted them
-            self.state.write()
+        # the tracking run ends before the final phase is written: whoever waits for the phase
+        # (platform.wait, the CLI) then finds the MLflow run FINISHED too, never still RUNNING
         self.run_hooks.workflow_finished(self.name, self.state.doc)
+        with self.state.lock:
+            self.state.write()
         return self.state.doc
 
     def stop(self, message: str = "Stopped with strategy 'Stop'") -> None:

@@ -63,6 +63,10 @@ def register(sub: Any) -> None:
         choices=["text", "json"],
         help="text lines, or JSON lines with the event's fields (default: $SCANFLOW_AGENT_LOG_FORMAT or text)",
     )
+    run.add_argument(
+        "--team",
+        help="the team the agent works for: it acts only in --namespace (the team's scanflow-APP-TEAM) and its audit names the team",
+    )
     run.set_defaults(func=agent_run)
 
     check = actions.add_parser("check", help="validate an agent definition; print its config and RBAC rules")
@@ -115,6 +119,13 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
             platform = getattr(importlib.import_module(module), attr)(settings)
         except (ImportError, AttributeError) as err:
             raise AgentDefinitionError(f"--platform-factory {args.platform_factory!r}: {err}") from err
-    runtime = AgentRuntime(agent, settings, platform=platform, dry_run=args.dry_run or None, state_dir=args.state_dir)
+    runtime = AgentRuntime(
+        agent,
+        settings,
+        platform=platform,
+        dry_run=args.dry_run or None,
+        state_dir=args.state_dir,
+        team=args.team or (args.team_ref.partition("/")[2] if args.team_ref else None),
+    )
     asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file, token_file=token_file))
     return 0

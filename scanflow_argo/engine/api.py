@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from ..clock import Clock, SystemClock, iso
+from ..compile.schema import SchemaChecker
 from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
@@ -64,6 +66,26 @@ def _settings_doc(settings: Settings) -> dict[str, Any]:
     }
 
 
+SHAPE_PROBLEMS = ("must be of type", "should be greater than or equal to", "a lowercase RFC 1123", "must be no more than")
+"""The schema problems refused here: a value of the wrong type, a number under its minimum, a name Kubernetes
+cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
+
+
+def check_shape(manifest: Mapping[str, Any]) -> None:
+    """Refuse a manifest whose shape Argo's API server refuses at submit, before a run folder exists: its
+    Workflow CRD's schema (types, ``parallelism`` at least 1, names as Kubernetes' RFC 1123 rules; the
+    CRDs shipped in ``compile/schema.py``), in one line naming the field and what is allowed."""
+    if not isinstance(manifest.get("metadata", {}), Mapping):
+        raise EngineError("metadata: must be a mapping (name or generateName, labels, annotations), not a plain value")
+    if manifest.get("kind") not in ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"):
+        return
+    problems = [p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS)]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = re.sub(r"[^\s\"/:]{61,}", lambda m: m.group()[:40] + "…", problems[0])  # a 300-character name, once
+        raise EngineError(f"refused as Argo's API server refuses it: {first}{more}")
+
+
 def prepare_run(
     manifest: Mapping[str, Any],
     settings: Settings,
@@ -77,6 +99,7 @@ def prepare_run(
     kinds: Registry = REGISTRY,
 ) -> Path:
     """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
+    check_shape(manifest)
     extra = list(templates)
     store = TemplateStore(settings.templates_dir, extra)
     refused: InvalidWorkflow | None = None

@@ -83,3 +83,54 @@ def test_a_workflow_template_ref_to_nothing_errors_the_run_with_its_name_kept(
     run = run_workflow({**manifest, "metadata": {"name": "wellformed-2"}}, engine_settings)
     assert (run.name, run.phase, run.message) == ("wellformed-2", "Error", f'{kind}.argoproj.io "malformed" not found')
     assert hints and "not found: apply it first" in hints[0]  # the engine's own words, printed beside Argo's
+
+
+def dag(*tasks: dict) -> dict:
+    return wf([{"name": "main", "dag": {"tasks": list(tasks)}}, {**ECHO, "name": "echo"}])
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [  # validate.go validateDAG → verifyNoCycles: a cycle used to end Succeeded with nothing run (issue #13)
+        (
+            dag({"name": "a", "template": "echo", "dependencies": ["a"]}),
+            "invalid spec: templates.main.tasks dependency cycle detected: a->a",
+        ),
+        (
+            dag(
+                {"name": "a", "template": "echo", "dependencies": ["b"]},
+                {"name": "b", "template": "echo", "dependencies": ["a"]},
+            ),
+            "invalid spec: templates.main.tasks dependency cycle detected: b->a->b",
+        ),
+        (
+            dag(
+                {"name": "a", "template": "echo", "depends": "c.Succeeded"},
+                {"name": "b", "template": "echo", "depends": "a"},
+                {"name": "c", "template": "echo", "depends": "b || a"},
+            ),
+            "invalid spec: templates.main.tasks dependency cycle detected: c->b->a->c",
+        ),
+        (  # validateWorkflowFieldNames: one of two same-named tasks was silently dropped
+            dag({"name": "a", "template": "echo"}, {"name": "a", "template": "echo"}),
+            "invalid spec: templates.main.tasks[1].name 'a' is not unique",
+        ),
+        (  # validateSteps: step names are unique across the groups
+            wf(
+                [
+                    {"name": "main", "steps": [[{"name": "s", "template": "echo"}], [{"name": "s", "template": "echo"}]]},
+                    {**ECHO, "name": "echo"},
+                ]
+            ),
+            "invalid spec: templates.main.steps[1].name 's' is not unique",
+        ),
+        (  # ValidateWorkflow: spec.templates + validateWorkflowFieldNames
+            wf([ECHO, {**ECHO, "container": {"image": "busybox", "command": ["echo", "other"]}}]),
+            "invalid spec: spec.templates[1].name 'main' is not unique",
+        ),
+    ],
+)
+def test_argos_validator_refuses_cycles_and_duplicate_names(manifest: dict, message: str, engine_settings: Settings) -> None:
+    status = run_workflow(manifest, engine_settings)
+    assert (status.phase, status.message) == ("Failed", message)
+    assert all(n.type != "Pod" for n in status.nodes.values())  # nothing ran

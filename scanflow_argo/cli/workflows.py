@@ -173,6 +173,7 @@ def resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
+    from ..engine.core.state import read_status  # CLI start-up: this command only
     from ..platform.local import LocalPlatform
     from ..platform.local_engine import execute
 
@@ -185,7 +186,7 @@ def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
         result = execute(run_dir, settings, on_change=live.update, handle_signals=True)
     finally:
         live.close()
-    doc = json.loads((run_dir / "status.json").read_text())
+    doc = read_status(run_dir)
     if output == "json":
         print(json.dumps(doc, indent=2))
     elif output == "name":

@@ -112,8 +112,14 @@ def make_throughput_scaler(
     idle_rps: float = 0.01,
     capacity: float | None = None,
     stale_after: float | str | None = None,
+    fallback_replicas: int | None = None,
+    failure_threshold: int = 3,
+    fallback_behavior: str = "static",
+    activation_threshold: float = 0.0,
 ) -> Agent:
-    """The throughput scaler holding p95 latency (seconds) under ``slo``; on load when ``capacity`` is given."""
+    """The throughput scaler holding p95 latency (seconds) under ``slo``; on load when ``capacity`` is given.
+
+    ``fallback_*`` and ``activation_threshold``: KEDA's fallback and activation (see ``ScaleDeployment``)."""
     selector = f'{{deployment_name="{deployment}",service="predictions"}}'
     p95 = PromQuery(
         "p95",
@@ -137,6 +143,10 @@ def make_throughput_scaler(
         max_replicas=max_replicas,
         up_stabilization=up_stabilization,
         down_stabilization=down_stabilization,
+        fallback_replicas=fallback_replicas,
+        failure_threshold=failure_threshold,
+        fallback_behavior=fallback_behavior,
+        activation_threshold=activation_threshold,
         name="scale",
     )
     return Agent(

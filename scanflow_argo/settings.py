@@ -21,6 +21,7 @@ __all__ = [
     "PrometheusSettings",
     "ServingSettings",
     "Settings",
+    "TeamSettings",
     "TrackingSettings",
 ]
 
@@ -168,6 +169,30 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """Defaults of a team's environment on the cluster (``scanflow-argo team create``): its ResourceQuota and
+    LimitRange. Sized for one team's training steps, one served model with a few replicas and two agents."""
+
+    quota_cpu: str = "16"
+    """ResourceQuota ``requests.cpu`` of the team's namespace."""
+
+    quota_memory: str = "32Gi"
+    """ResourceQuota ``requests.memory`` of the team's namespace."""
+
+    quota_pods: str = "50"
+    """ResourceQuota ``pods``: workflow steps, replicas and agents together."""
+
+    default_cpu: str = "500m"
+    """LimitRange default CPU limit of a container that names none (its default request is half)."""
+
+    default_memory: str = "1Gi"
+    """LimitRange default memory limit of a container that names none (its default request is half)."""
+
+    mlflow_secret: str = "mlflow-credentials"
+    """Name of the team's Secret holding ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (created by the admin, never rendered)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, grouped by the part it configures."""
 
@@ -194,6 +219,9 @@ class Settings:
 
     agent: AgentSettings = field(default_factory=AgentSettings)
     """Agent runtime settings."""
+
+    teams: TeamSettings = field(default_factory=TeamSettings)
+    """Defaults of team environments."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -260,7 +260,8 @@ def decide(
 
     ``state`` is the persisted knowledge (``AgentState.snapshot()``): ``rules`` (name →
     RuleState JSON), ``last_attempt`` (action → epoch), ``keys`` (idempotency key → record with
-    ``result``), ``recommendations`` (action → [[t, replicas]]), ``inbox`` (messages), ``paused``.
+    ``result``), ``recommendations`` (action → [[t, replicas]]), ``fallback`` (action → consecutive
+    failed/stale reads of its sensor), ``inbox`` (messages), ``paused``.
     """
     rule_states = {k: RuleState.from_json(v) for k, v in (state.get("rules") or {}).items()}
     out: list[Decision] = []
@@ -457,14 +458,19 @@ def _scale(
         return []  # no action on stale data
     assert replicas is not None and replicas.latest
     current = int(replicas.latest.v)
+    failures = int((state.get("fallback") or {}).get(action.name, 0))
     if is_stale(metric, now):
         idle = _idle_for(action, windows, now)
-        if idle is None or idle < action.down_stabilization:
-            return []  # no data and no proof of idleness (or not for long enough): no action
-        # No requests (p95 of nothing is NaN) for the whole down window: real data, scale toward min.
-        return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, f"idle for {idle:.0f}s")
+        if idle is not None and idle >= action.down_stabilization:
+            # No requests (p95 of nothing is NaN) for the whole down window: real data, scale toward min.
+            reason = f"idle for {idle:.0f}s"
+            return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, reason, 0)
+        return _fallback(agent, action, rule, windows, state, now, current, failures + 1, is_stale(metric, now) or "")
     assert metric is not None and metric.latest
     value = metric.latest.v
+    if value <= action.activation_threshold:
+        reason = f"{action.sensor}={value:.4g} at most activation threshold {action.activation_threshold:g}: inactive"
+        return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, reason, 0)
     if action.policy == "target":
         ratio = value / action.target
         if abs(ratio - 1) <= action.tolerance:
@@ -484,7 +490,40 @@ def _scale(
             else current
         )
     reason = f"{action.sensor}={value:.4g} target {action.target:g}"
-    return _recommend(agent, action, rule, windows, state, now, current, raw, reason)
+    if failures >= action.failure_threshold and action.fallback_replicas is not None:
+        reason += f" (data is back after {failures} failed reads: fallback ends)"
+    return _recommend(agent, action, rule, windows, state, now, current, raw, reason, 0)
+
+
+def fallback_replicas(behavior: str, fallback: int, current: int) -> int:
+    """The replicas KEDA's fallback holds (keda pkg/fallback/fallback.go, ``doFallback``):
+    ``static`` the configured ones, ``current`` the current ones, ``currentIfHigher`` the larger."""
+    if behavior == "current":
+        return current
+    if behavior == "currentIfHigher":
+        return max(current, fallback)
+    return fallback
+
+
+def _fallback(
+    agent: Agent,
+    action: ScaleDeployment,
+    rule: str | None,
+    windows: Mapping[str, SensorWindow],
+    state: Mapping[str, Any],
+    now: float,
+    current: int,
+    failures: int,
+    why: str,
+) -> list[Decision]:
+    """Count one more failed/stale read; past ``failure_threshold`` hold the fallback (KEDA's rule)."""
+    history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
+    counted = Decision(kind="recommend", t=now, action=action.name, params={"history": history, "failures": failures})
+    if action.fallback_replicas is None or failures < action.failure_threshold:
+        return [counted]  # no data, no fallback (yet): no action
+    raw = fallback_replicas(action.fallback_behavior, action.fallback_replicas, current)
+    reason = f"fallback {action.fallback_behavior} after {failures} failed reads of {action.sensor} ({why})"
+    return _recommend(agent, action, rule, windows, state, now, current, raw, reason, failures, stabilise=False)
 
 
 def _idle_for(action: ScaleDeployment, windows: Mapping[str, SensorWindow], now: float) -> float | None:
@@ -508,15 +547,25 @@ def _recommend(
     current: int,
     raw: int,
     reason: str,
+    failures: int,
+    *,
+    stabilise: bool = True,
 ) -> list[Decision]:
-    """Bound ``raw``, stabilise it over the recommendation history and plan the scale when it moves."""
+    """Bound ``raw``, stabilise it over the recommendation history and plan the scale when it moves.
+
+    ``failures``: consecutive failed/stale reads so far (0 with data); a fallback is not stabilised,
+    as KEDA's replaces the metric the HPA reads, and is not added to the history."""
     raw = max(action.min_replicas, min(action.max_replicas, raw))
     history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
-    history.append((now, raw))
+    if stabilise:
+        history.append((now, raw))
     horizon = max(action.up_stabilization, action.down_stabilization)
     history = [(t, n) for t, n in history if t >= now - horizon]
-    out = [Decision(kind="recommend", t=now, action=action.name, params={"history": history})]
-    if raw > current:
+    params: dict[str, Any] = {"history": history, "failures": failures}
+    out = [Decision(kind="recommend", t=now, action=action.name, params=params)]
+    if not stabilise:
+        desired = raw
+    elif raw > current:
         desired = min([n for t, n in history if t >= now - action.up_stabilization] or [raw])
         desired = max(desired, current)
     elif raw < current:
@@ -539,7 +588,13 @@ def _recommend(
             action_kind=action.kind,
             status="planned",
             key=render(action.idempotency_key, values),
-            params={"deployment": action.deployment, "replicas": desired, "from": current, "raw": raw},
+            params={
+                "deployment": action.deployment,
+                "replicas": desired,
+                "from": current,
+                "raw": raw,
+                **({"fallback": action.fallback_behavior, "failures": failures} if not stabilise else {}),
+            },
             inputs=_inputs(
                 [action.sensor, action.replicas_sensor, *([action.idle_sensor] if action.idle_sensor else [])], windows, now
             ),

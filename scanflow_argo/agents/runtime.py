@@ -30,8 +30,10 @@ import httpx
 from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
+from ..monitoring.prometheus import recorded_url
 from ..platform import get_platform
 from ..platform._k8s.api import load_api_client
+from ..platform.teams import NamespaceBound
 from ..settings import Settings
 from ..spec.agent import (
     Agent,
@@ -107,8 +109,6 @@ def prometheus_url(settings: Settings) -> str:
     if settings.prometheus.url:
         return settings.prometheus.url
     with contextlib.suppress(Exception):
-        from ..monitoring.prometheus import recorded_url
-
         url = recorded_url(settings)
         if url:
             return url
@@ -136,8 +136,13 @@ class AgentRuntime:
         leader: Leader | None = None,
         readers: Mapping[str, Any] | None = None,
         state: AgentState | None = None,
+        team: str | None = None,
     ) -> None:
         self.agent = agent
+        # The team the agent works for: its platform is bound to settings.kubernetes.namespace
+        # (platform.teams.NamespaceBound: anything naming another namespace is refused) and every
+        # audit record names the team and the namespace.
+        self.team = team
         self.settings = settings
         self.clock = clock or SystemClock()
         self.dry_run = settings.agent.dry_run if dry_run is None else dry_run
@@ -148,7 +153,7 @@ class AgentRuntime:
         self.audit = AuditLog(self.folder)
         self.narrator = Narrator(agent)
         self.metrics = AgentMetrics(agent.name)
-        self._platform = platform
+        self._platform = self._bound(platform) if platform is not None else None
         self.prometheus = prometheus or prometheus_url(settings)
         self._own_lock = leader is None and not (settings.platform == "kubernetes" and agent.replicas > 1)
         self.leader: Leader = leader or self._default_leader()
@@ -201,10 +206,14 @@ class AgentRuntime:
             return None
         return getattr(self.leader, "holder", None), getattr(self.leader, "holder_url", None)
 
+    def _bound(self, platform: Any) -> Any:
+        """``platform`` itself, or bound to the team's namespace when the agent works for a team."""
+        return NamespaceBound(platform, self.settings.kubernetes.namespace) if self.team else platform
+
     @property
     def platform(self) -> Any:
         if self._platform is None:
-            self._platform = get_platform(self.settings)
+            self._platform = self._bound(get_platform(self.settings))
         return self._platform
 
     @property
@@ -417,6 +426,7 @@ class AgentRuntime:
                     data["rules"][d.rule] = dict(d.state or {})
                 elif d.kind == "recommend":
                     data["recommendations"][d.action] = d.params["history"]
+                    data.setdefault("fallback", {})[d.action] = d.params.get("failures", 0)
                 elif d.kind == "consume":
                     data["inbox"] = [m for m in data["inbox"] if str(m.get("id")) != d.message_id]
 
@@ -488,7 +498,8 @@ class AgentRuntime:
 
     def _record(self, record: dict[str, Any]) -> dict[str, Any]:
         seq = self.state.next_seq()
-        record = {"seq": seq, "agent": self.agent.name, **record}
+        team = {"team": self.team, "namespace": self.settings.kubernetes.namespace} if self.team else {}
+        record = {"seq": seq, "agent": self.agent.name, **team, **record}
         self.audit.append(record)
         self.narrator.record(record)
         with contextlib.suppress(Exception):  # knowledge is best effort, never blocks the loop

@@ -68,6 +68,7 @@ def _base() -> dict[str, Any]:
         "keys": {},
         "inflight": {},
         "recommendations": {},
+        "fallback": {},
         "inbox": [],
         "paused": False,
         "seq": 0,

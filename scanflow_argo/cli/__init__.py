@@ -15,13 +15,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..errors import ScanflowError
+from ..errors import ScanflowError, SetupError
 from ..settings import Settings
 
 __all__ = ["main"]
 
 # Command-group modules, in --help order.
-_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "server", "demo"]
+_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "team", "server", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="state folder of the local platform (default: $SCANFLOW_HOME or ./.scanflow)")
     parser.add_argument("--platform", choices=["local", "kubernetes"], help="where to act (default: $SCANFLOW_PLATFORM or local)")
     parser.add_argument("--namespace", help="namespace of workflows and deployments (default: $SCANFLOW_NAMESPACE or scanflow)")
+    parser.add_argument(
+        "--team",
+        dest="team_ref",
+        metavar="APP/TEAM",
+        help="act in the team's namespace scanflow-APP-TEAM (instead of --namespace)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in _GROUPS:
@@ -45,8 +51,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings = settings.with_home(args.home)
     if args.platform:
         settings = replace(settings, platform=args.platform)
-    if args.namespace:
-        settings = replace(settings, kubernetes=replace(settings.kubernetes, namespace=args.namespace))
+    namespace = args.namespace
+    if args.team_ref:
+        from ..compile.teams import team_namespace  # CLI start-up: only when --team is given (the compiler's package)
+
+        app, _, team = args.team_ref.partition("/")
+        team_ns = team_namespace(app, team)
+        if namespace and namespace != team_ns:
+            raise SetupError(
+                f"--team {args.team_ref} means namespace {team_ns!r} but --namespace says {namespace!r} — give one of them"
+            )
+        namespace = team_ns
+    if namespace:
+        settings = replace(settings, kubernetes=replace(settings.kubernetes, namespace=namespace))
     return settings
 
 

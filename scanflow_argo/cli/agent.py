@@ -8,11 +8,15 @@ config and RBAC rules. Heavy imports happen inside the command functions.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import AgentDefinitionError
 from ..settings import Settings
 
 __all__ = ["register"]
@@ -59,6 +63,10 @@ def register(sub: Any) -> None:
         choices=["text", "json"],
         help="text lines, or JSON lines with the event's fields (default: $SCANFLOW_AGENT_LOG_FORMAT or text)",
     )
+    run.add_argument(
+        "--team",
+        help="the team the agent works for: it acts only in --namespace (the team's scanflow-APP-TEAM) and its audit names the team",
+    )
     run.set_defaults(func=agent_run)
 
     check = actions.add_parser("check", help="validate an agent definition; print its config and RBAC rules")
@@ -77,16 +85,12 @@ def agent_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def agent_run(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-    import importlib
-    import logging
-
+    # CLI start-up: the agent runtime (httpx, the API server, the loader) loads for this command only
     from ..agents.api import serve
     from ..agents.auth import api_token
     from ..agents.loader import load_agent, parse_args, read_config
-    from ..agents.narrate import LOG_FORMATS, configure_logging  # CLI start-up: this command only
+    from ..agents.narrate import LOG_FORMATS, configure_logging
     from ..agents.runtime import AgentRuntime
-    from ..errors import AgentDefinitionError
 
     level = (args.log_level or settings.agent.log_level).upper()
     fmt = args.log_format or settings.agent.log_format
@@ -115,6 +119,13 @@ def agent_run(args: argparse.Namespace, settings: Settings) -> int:
             platform = getattr(importlib.import_module(module), attr)(settings)
         except (ImportError, AttributeError) as err:
             raise AgentDefinitionError(f"--platform-factory {args.platform_factory!r}: {err}") from err
-    runtime = AgentRuntime(agent, settings, platform=platform, dry_run=args.dry_run or None, state_dir=args.state_dir)
+    runtime = AgentRuntime(
+        agent,
+        settings,
+        platform=platform,
+        dry_run=args.dry_run or None,
+        state_dir=args.state_dir,
+        team=args.team or (args.team_ref.partition("/")[2] if args.team_ref else None),
+    )
     asyncio.run(serve(runtime, host, port, token, ready_file=args.ready_file, token_file=token_file))
     return 0

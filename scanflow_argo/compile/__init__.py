@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
+from ..spec.workflow import Workflow
 from .graph import ARGO_KINDS, check_graph
-from .output import dump_yaml, file_name, write_manifests
+from .kube import agent_objects, monitoring_config_map, seldon_deployment, tracking_config_map, workflow_rbac
+from .output import dump_yaml, file_name, normalize, write_manifests
 from .schema import SchemaChecker, check_manifests
+from .workflows import compile_workflow
 
 if TYPE_CHECKING:
     from ..spec.application import Application
@@ -52,11 +55,6 @@ def compile_app(app: Application, *, validate: bool = True, graph_check: bool = 
     (``CompileError`` listing the problems; ``graph_check=False`` leaves that to the caller, as lint
     does). Schema checks are separate: ``check_manifests``.
     """
-    from ..spec.workflow import Workflow
-    from .kube import agent_objects, monitoring_config_map, seldon_deployment, tracking_config_map, workflow_rbac
-    from .output import normalize
-    from .workflows import compile_workflow
-
     if validate:
         app.validate()
     objs: list[dict[str, Any]] = []

@@ -49,10 +49,11 @@ def labels_for(app: Application, component: str | None = None) -> dict[str, str]
 
 def compile_workflow(wf: Workflow, app: Application) -> dict[str, Any]:
     """One spec workflow as an Argo manifest (a dict)."""
-    from hera.workflows import CronWorkflow as HeraCron  # Hera: ~2 s, only to compile
-    from hera.workflows import Parameter  # Hera: ~2 s, only to compile
-    from hera.workflows import Workflow as HeraWorkflow  # Hera: ~2 s, only to compile
-    from hera.workflows import WorkflowTemplate as HeraTemplate  # Hera: ~2 s, only to compile
+    # Hera: ~2 s to import, only to compile
+    from hera.workflows import CronWorkflow as HeraCron
+    from hera.workflows import Parameter
+    from hera.workflows import Workflow as HeraWorkflow
+    from hera.workflows import WorkflowTemplate as HeraTemplate
     from hera.workflows.models import WorkflowTemplateRef
 
     annotations = dict(wf.annotations)
@@ -145,8 +146,9 @@ def _tasks(tasks: list[Task]) -> list[Any]:
     """The DAG's tasks. Argo 4 refuses ``continueOn`` beside ``depends`` and a DAG mixing ``depends`` with
     ``dependencies``: a DAG with a task that continues on failure lists its dependencies (``dependencies``,
     where ``continueOn`` lets dependents run after a failure), every other DAG uses ``depends``."""
+    # Hera: ~2 s to import, only to compile
     from hera.workflows import Artifact, Parameter
-    from hera.workflows import Task as HeraTask  # Hera: ~2 s, only to compile
+    from hera.workflows import Task as HeraTask
     from hera.workflows.models import ContinueOn
 
     by_name = {t.name: t for t in tasks}

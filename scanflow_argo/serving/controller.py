@@ -647,7 +647,7 @@ class Supervisor:
         self._write_status()
 
     async def _start(self, model_uri: str, model_dir: str) -> _Process:
-        from .router import Replica
+        from .router import Replica  # aiohttp: only the controller's process starts replicas, not every user of this module
 
         for attempt in range(2):
             proc = self._spawn(model_uri, model_dir)

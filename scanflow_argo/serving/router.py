@@ -25,6 +25,18 @@ or holding ``NaN``/``Infinity`` — 400 (scanned, not parsed: the model refuses 
 numbers beyond float32 in any payload format); a feedback ``reward`` that is not a finite number —
 400, as seldon-core counts it in ``seldon_api_model_feedback_reward_total`` before the model sees it.
 
+Several predictors (issue 17): with a ``TrafficSplit`` (``serving/traffic.py``) each prediction goes
+to one predictor drawn from the router's seeded RNG (``seed``: the same seed, the same sequence of
+predictors), round-robin over that predictor's ready replicas (``Replica.predictor``); when the drawn
+predictor has no ready replica the request goes to another answering predictor rather than failing.
+Every request carries a ``Seldon-Puid`` (the caller's, else one the router makes, returned in the
+response header as the executor does); feedback naming a puid (header, or ``response.meta.puid`` in
+its body) goes to the predictor that answered that prediction, remembered for the last
+``PUID_MEMORY`` predictions. Shadow predictors get a copy of each prediction after the caller's
+answer is on its way (a task, not awaited), at most ``SHADOW_INFLIGHT`` copies at a time — more are
+dropped and counted in ``shadow_dropped``; their answers are discarded. Metrics carry the predictor
+that answered in ``predictor_name``.
+
 Draining: ``remove`` takes a replica out of the rotation at once, then waits until its in-flight
 requests have finished (or ``drain_seconds`` passed) before returning; the caller stops it after.
 """
@@ -33,6 +45,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,8 +60,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ..clock import Clock, SystemClock
 from ..errors import RequestError, ServingError
 from ..httpguard import check_json, is_loopback, load_json, refusal
+from .traffic import TrafficSplit
 
-__all__ = ["EXECUTOR_BUCKETS", "MAX_BODY", "Replica", "Router"]
+__all__ = ["EXECUTOR_BUCKETS", "MAX_BODY", "PUID_MEMORY", "SHADOW_INFLIGHT", "Replica", "Router"]
+
+PUID_MEMORY = 100_000
+"""How many predictions' puids the router remembers to send their feedback to the predictor that answered."""
+SHADOW_INFLIGHT = 64
+"""Most copies in flight to shadow predictors; a copy beyond it is dropped (the caller never waits for one)."""
 
 MAX_BODY = 64 * 1024**2
 """Largest request body the router takes (bytes)."""
@@ -80,6 +101,8 @@ class Replica:
     model_image: str = ""
     model_version: str = ""
     """Labels of the executor's client metric (image name and tag on the cluster; locally the model)."""
+    predictor: str = ""
+    """The predictor this replica belongs to ("" is the router's own ``predictor``)."""
     inflight: int = 0
     draining: bool = False
     served: int = 0
@@ -106,8 +129,15 @@ class Router:
         port: int = 0,
         request_timeout: float = 60.0,
         clock: Clock | None = None,
+        split: TrafficSplit | None = None,
+        seed: int | None = None,
     ) -> None:
         self.deployment = deployment
+        self.split = split
+        self._rng = random.Random(seed)
+        self._puids: OrderedDict[str, str] = OrderedDict()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.shadow_dropped = 0
         self.predictor = predictor
         self.model_name = model_name
         self.predictor_version = predictor_version
@@ -180,6 +210,8 @@ class Router:
             self.port = int(addresses[0][1])
 
     async def stop(self) -> None:
+        for task in list(self._shadow_tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -227,11 +259,85 @@ class Router:
             replica.draining = True
             self._active = [r for r in self._replicas.values() if not r.draining]
 
-    def _pick(self, tried: set[str]) -> Replica | None:
-        active = [r for r in self._active if r.id not in tried] if tried else self._active
-        if not active:
+    def set_split(self, split: TrafficSplit | None) -> None:
+        """Route by ``split`` from now on (None: every replica is the router's one predictor)."""
+        self.split = split
+
+    def _of(self, replica: Replica) -> str:
+        return replica.predictor or self.predictor
+
+    def _pick(self, tried: set[str], predictor: str) -> Replica | None:
+        active = [r for r in self._active if r.id not in tried]
+        own = [r for r in active if self._of(r) == predictor]
+        if not own:
+            shadows = set(self.split.shadows) if self.split else set()
+            own = [r for r in active if self._of(r) not in shadows]
+        if not own:
             return None
-        return active[next(self._rr) % len(active)]
+        return own[next(self._rr) % len(own)]
+
+    def _predictor_for(self, service: str, puid: str, body: bytes) -> str:
+        """The predictor of a request: drawn for a prediction; for feedback, the one that answered its puid."""
+        if service == "feedback":
+            if not puid:
+                try:
+                    meta = ((load_json(body) or {}).get("response") or {}).get("meta") or {}
+                    puid = str(meta.get("puid") or "") if isinstance(meta, dict) else ""
+                except (RequestError, AttributeError):
+                    puid = ""
+            if puid in self._puids:
+                return self._puids[puid]
+            return self.split.weights[0][0] if self.split else self.predictor
+        return self.split.choose(self._rng) if self.split else self.predictor
+
+    def _remember(self, puid: str, predictor: str) -> None:
+        self._puids[puid] = predictor
+        self._puids.move_to_end(puid)
+        while len(self._puids) > PUID_MEMORY:
+            self._puids.popitem(last=False)
+
+    def _mirror(self, path: str, body: bytes, headers: dict[str, str]) -> None:
+        """Send a copy to each shadow predictor's next replica, not awaited; dropped beyond ``SHADOW_INFLIGHT``."""
+        if self.split is None or self._session is None:
+            return
+        for shadow in self.split.shadows:
+            replicas = [r for r in self._active if self._of(r) == shadow]
+            if not replicas:
+                continue
+            if len(self._shadow_tasks) >= SHADOW_INFLIGHT:
+                self.shadow_dropped += 1
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._shadow_send(replicas[next(self._rr) % len(replicas)], path, body, headers)
+            )
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow_send(self, replica: Replica, path: str, body: bytes, headers: dict[str, str]) -> None:
+        assert self._session is not None, "router not started"
+        replica.inflight += 1
+        sent = self.clock.monotonic()
+        try:
+            async with self._session.post(replica.url + path, data=body, headers=headers) as resp:
+                await resp.read()
+                replica.served += 1
+                self._client_hist.labels(
+                    self.deployment,
+                    self._of(replica),
+                    self.predictor_version,
+                    "predictions",
+                    self.model_name,
+                    replica.model_image,
+                    replica.model_version,
+                    "post",
+                    str(resp.status),
+                ).observe(self.clock.monotonic() - sent)
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # a shadow's answer, or its failure, is discarded: the caller already has its answer
+        finally:
+            replica.inflight -= 1
+            if replica.inflight == 0 and replica.draining:
+                replica.idle.set()
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -241,19 +347,38 @@ class Router:
         async def handle(request: web.Request) -> web.StreamResponse:
             start = self.clock.monotonic()
             code = 500
+            predictor = self.predictor
             try:
                 try:
                     await self._check_body(request, service)
                 except RequestError as err:
                     code = err.status
                     return web.json_response(_error_body(err.status, _REASONS[err.status], str(err)), status=err.status)
-                response = await self._forward(request, path, _SERVICES[service], retry_on_disconnect=service == "predictions")
+                body = await request.read()
+                puid = request.headers.get("Seldon-Puid", "")
+                predictor = self._predictor_for(service, puid, body)
+                if service == "predictions" and not puid:
+                    puid = uuid.uuid4().hex
+                response, predictor = await self._forward(
+                    request,
+                    path,
+                    _SERVICES[service],
+                    retry_on_disconnect=service == "predictions",
+                    predictor=predictor,
+                    puid=puid,
+                )
                 code = response.status
+                if service == "predictions":
+                    self._remember(puid, predictor)
+                    response.headers["Seldon-Puid"] = puid
+                    self._mirror(
+                        path, body, {"Content-Type": request.headers.get("Content-Type", "application/json"), "Seldon-Puid": puid}
+                    )
                 return response
             finally:
                 self._hist.labels(
                     self.deployment,
-                    self.predictor,
+                    predictor,
                     self.predictor_version,
                     self.model_name,
                     _SERVICES[service],
@@ -290,20 +415,23 @@ class Router:
         if isinstance(reward, bool) or not isinstance(reward, int | float) or not abs(reward) <= _FLOAT32_MAX:
             raise RequestError(f"feedback reward {reward!r:.40} is not a finite float32 number: send one, or leave reward out")
 
-    async def _forward(self, request: web.Request, path: str, service: str, retry_on_disconnect: bool) -> web.Response:
+    async def _forward(
+        self, request: web.Request, path: str, service: str, retry_on_disconnect: bool, predictor: str, puid: str
+    ) -> tuple[web.Response, str]:
+        """The replica's answer and the predictor that gave it (``predictor`` when none did)."""
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        if "Seldon-Puid" in request.headers:
-            headers["Seldon-Puid"] = request.headers["Seldon-Puid"]
+        if puid:
+            headers["Seldon-Puid"] = puid
         assert self._session is not None, "router not started"
         tried: set[str] = set()
         last_error = "no replica is ready"
         while True:
-            replica = self._pick(tried)
+            replica = self._pick(tried, predictor)
             if replica is None:
                 return web.json_response(
                     _error_body(503, "NO_READY_REPLICA", f"deployment {self.deployment!r}: {last_error}"), status=503
-                )
+                ), predictor
             replica.inflight += 1
             sent = self.clock.monotonic()
             try:
@@ -312,7 +440,7 @@ class Router:
                     replica.served += 1
                     self._client_hist.labels(
                         self.deployment,
-                        self.predictor,
+                        self._of(replica),
                         self.predictor_version,
                         service,
                         self.model_name,
@@ -321,21 +449,24 @@ class Router:
                         "post",
                         str(resp.status),
                     ).observe(self.clock.monotonic() - sent)
-                    return web.Response(body=payload, status=resp.status, content_type=resp.content_type or "application/json")
+                    answer = web.Response(body=payload, status=resp.status, content_type=resp.content_type or "application/json")
+                    return answer, self._of(replica)
             except aiohttp.ClientConnectorError as err:
                 # Never reached the replica (it is stopping or died): safe to send elsewhere.
                 last_error = f"replica {replica.id} refused the connection ({err.os_error})"
             except aiohttp.ServerDisconnectedError as err:
                 if not retry_on_disconnect:
-                    return web.json_response(_error_body(502, "REPLICA_DISCONNECTED", f"replica {replica.id}: {err}"), status=502)
+                    return web.json_response(
+                        _error_body(502, "REPLICA_DISCONNECTED", f"replica {replica.id}: {err}"), status=502
+                    ), predictor
                 last_error = f"replica {replica.id} closed the connection"
             except TimeoutError:
                 return web.json_response(
                     _error_body(504, "REPLICA_TIMEOUT", f"replica {replica.id} took longer than {self.request_timeout:.0f}s"),
                     status=504,
-                )
+                ), predictor
             except aiohttp.ClientError as err:
-                return web.json_response(_error_body(502, "REPLICA_ERROR", f"replica {replica.id}: {err}"), status=502)
+                return web.json_response(_error_body(502, "REPLICA_ERROR", f"replica {replica.id}: {err}"), status=502), predictor
             finally:
                 replica.inflight -= 1
                 if replica.inflight == 0 and replica.draining:

@@ -744,6 +744,19 @@ class ScaleDeployment(Action):
     and this one reads at most ``idle_below`` for ``down_stabilization`` seconds, the deployment is
     idle: scale toward ``min_replicas``. ``""``: no idle rule (no data never scales)."""
     idle_below: float = 0.0
+    activation_threshold: float = 0.0
+    """KEDA's ``activationThreshold`` (keda pkg/scaling/executor/scale_scaledobjects.go, the
+    scaler's ``IsActive``): while ``sensor`` reads at most this, the deployment is inactive and is
+    recommended ``min_replicas`` — near-zero load does not flap between 0 and 1 replica. 0: off."""
+    fallback_replicas: int | None = None
+    """KEDA's ``fallback.replicas`` (keda pkg/fallback/fallback.go, ``GetMetricsWithFallback``):
+    after ``failure_threshold`` consecutive failed or stale reads of ``sensor`` the scaler holds
+    this instead of freezing; ``None``: no fallback (no data, no action)."""
+    failure_threshold: int = 3
+    """KEDA's ``fallback.failureThreshold``: consecutive failed/stale evaluations before the fallback."""
+    fallback_behavior: str = "static"
+    """KEDA's ``fallback.behavior`` (fallback.go): ``static`` holds ``fallback_replicas``;
+    ``current`` keeps the current replicas; ``currentIfHigher`` holds max(current, fallback)."""
     cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = "{agent}/{action}/{now}"
     name: str = ""
@@ -771,6 +784,17 @@ class ScaleDeployment(Action):
         _set(self, "idle_below", _number(self.idle_below, f"{where}.idle_below"))
         if self.idle_below < 0:
             raise AgentDefinitionError(f"{where}.idle_below: {self.idle_below!r} must be 0 or more")
+        _set(self, "activation_threshold", _number(self.activation_threshold, f"{where}.activation_threshold"))
+        if self.activation_threshold < 0:
+            raise AgentDefinitionError(f"{where}.activation_threshold: {self.activation_threshold!r} must be 0 or more")
+        if self.fallback_replicas is not None and (not isinstance(self.fallback_replicas, int) or self.fallback_replicas < 0):
+            raise AgentDefinitionError(f"{where}.fallback_replicas: {self.fallback_replicas!r} must be 0 or more")
+        if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
+            raise AgentDefinitionError(f"{where}.failure_threshold: {self.failure_threshold!r} must be 1 or more")
+        if self.fallback_behavior not in ("static", "current", "currentIfHigher"):
+            raise AgentDefinitionError(
+                f"{where}.fallback_behavior: {self.fallback_behavior!r} — use 'static', 'current' or 'currentIfHigher'"
+            )
         if self.idle_sensor == self.sensor:
             raise AgentDefinitionError(
                 f"{where}.idle_sensor: {self.idle_sensor!r} is the scaled sensor itself — name a traffic sensor (request rate)"

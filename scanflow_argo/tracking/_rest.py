@@ -408,6 +408,27 @@ class MlflowRest:
         params = {"name": name, "version": str(version)}
         return str(self._call("GET", "/api/2.0/mlflow/model-versions/get-download-uri", params=params)["artifact_uri"])
 
+    def create_registered_model(self, name: str) -> None:
+        """Register model ``name``; on a ``basic-auth`` server its creator gets MANAGE on it."""
+        self._call("POST", "/api/2.0/mlflow/registered-models/create", json={"name": name})
+
+    def create_model_version(self, name: str, source: str, run_id: str | None = None) -> str:
+        """Register a new version of ``name`` from ``source``; its version number. 403 when this user may not EDIT ``name``."""
+        body = {"name": name, "source": source, **({"run_id": run_id} if run_id else {})}
+        return str(self._call("POST", "/api/2.0/mlflow/model-versions/create", json=body)["model_version"]["version"])
+
+    # -- users and permissions (MLflow's basic-auth app: mlflow/server/auth/__init__.py) ---------------
+
+    def create_user(self, username: str, password: str) -> None:
+        """Create a login (an admin's call; ``create_user`` in mlflow/server/auth/__init__.py)."""
+        self._call("POST", "/api/2.0/mlflow/users/create", json={"username": username, "password": password})
+
+    def grant_permission(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+        """Grant ``username`` READ/EDIT/MANAGE on one ``experiment`` or ``registered_model``
+        (``grant_user_permission`` in mlflow/server/auth/__init__.py; the caller needs MANAGE on it)."""
+        body = {"username": username, "resource_type": resource_type, "resource_id": resource_id, "permission": permission}
+        self._call("POST", "/api/3.0/mlflow/users/permissions/grant", json=body)
+
 
 def unreachable(uri: str, err: BaseException) -> TrackingError:
     """The error for a server that did not answer; ``.unreachable`` is True on it."""

@@ -124,7 +124,7 @@ def step_run(name: str | None = None) -> Iterator[Any]:
         yield None
         return
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the step's stdout is its `result`
-    import mlflow
+    import mlflow  # seconds to import: only a step that tracks pays for it
 
     with mlflow.start_run(run_id=run_id) as active:
         yield active

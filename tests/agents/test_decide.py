@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from scanflow_argo.agents.decide import Decision, Sample, SensorWindow, decide
+from scanflow_argo.errors import AgentDefinitionError
 from scanflow_argo.spec.agent import (
     Agent,
     AllOf,
@@ -48,6 +51,7 @@ class Sim:
                 self.state["rules"][d.rule] = dict(d.state or {})
             elif d.kind == "recommend":
                 self.state["recommendations"][d.action] = d.params["history"]
+                self.state.setdefault("fallback", {})[d.action] = d.params["failures"]
             elif d.kind == "consume":
                 self.state["inbox"] = [m for m in self.state["inbox"] if m["id"] != d.message_id]
             elif d.kind == "action":
@@ -166,7 +170,7 @@ def test_pause_keeps_rules_but_plans_nothing() -> None:
 
 
 def scaler(**kw: Any) -> Agent:
-    scale = ScaleDeployment("mnist", "p95", target=0.2, min_replicas=1, max_replicas=5, name="scale", **kw)
+    scale = ScaleDeployment("mnist", "p95", target=0.2, **{"min_replicas": 1, "max_replicas": 5, "name": "scale", **kw})
     return Agent("s", sensors=[PromQuery("p95", "up", interval=1)], plans=[Plan(None, [scale])], interval=1)
 
 
@@ -221,6 +225,58 @@ def test_scale_never_acts_on_stale_metric() -> None:
     assert [d for d in sim.step(p95=None) if d.kind == "action"] == []
 
 
+@pytest.mark.parametrize(
+    ("behavior", "replicas", "reads", "expected"),
+    [
+        # KEDA pkg/fallback/fallback.go (doFallback / GetMetricsWithFallback): after failureThreshold
+        # failed reads the fallback holds; data back → normal scaling; None = no action planned.
+        ("static", 4, [None, None, None], [None, None, 2]),
+        ("static", 2, [None, None, None], [None, None, None]),  # already at the fallback
+        ("current", 4, [None, None, None, None], [None, None, None, None]),  # never moves
+        ("currentIfHigher", 4, [None, None, None], [None, None, None]),  # 4 > 2: keeps 4
+        ("currentIfHigher", 1, [None, None, None], [None, None, 2]),  # 1 < 2: raises to 2
+        ("static", 4, [None, 0.2, None, None], [None, None, None, None]),  # data resets the count
+        ("static", 2, [None, None, None, 0.6], [None, None, None, 5]),  # back to normal: ceil(2 × 3), max 5
+    ],
+)
+def test_scale_fallback_after_failure_threshold(
+    behavior: str, replicas: int, reads: list[float | None], expected: list[int | None]
+) -> None:
+    sim = Sim(scaler(fallback_replicas=2, failure_threshold=3, fallback_behavior=behavior), stale_after=100)
+    got: list[int | None] = []
+    for p95 in reads:
+        sim.samples["mnist-replicas"].append(Sample(sim.now + 1, replicas))
+        acts = [d for d in sim.step(p95=p95) if d.kind == "action"]
+        got.append(acts[0].params["replicas"] if acts else None)
+        if acts and p95 is None:  # audited: the action says it is the fallback, after how many failures
+            assert acts[0].params["fallback"] == behavior and acts[0].params["failures"] == 3
+            assert "fallback" in acts[0].reason
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("activation", "p95", "current", "expected"),
+    [
+        (0.0, 0.05, 2, 1),  # no threshold: ceil(2 × 0.25) = 1
+        (0.0, 0.05, 1, None),  # ceil(1 × 0.25) = 1: near-zero load never reaches 0
+        (0.1, 0.05, 1, 0),  # at most the activation threshold: inactive → min_replicas (0)
+        (0.1, 0.05, 0, None),  # inactive at 0 stays at 0
+        (0.1, 0.5, 1, 3),  # above activation: normal scaling
+    ],
+)
+def test_scale_activation_threshold(activation: float, p95: float, current: int, expected: int | None) -> None:
+    sim = Sim(scaler(activation_threshold=activation, min_replicas=0, down_stabilization=0), stale_after=100)
+    sim.samples["mnist-replicas"].append(Sample(sim.now + 1, current))
+    acts = [d for d in sim.step(p95=p95) if d.kind == "action"]
+    assert (acts[0].params["replicas"] if acts else None) == expected
+
+
+def test_scale_fallback_declaration_is_checked() -> None:
+    for bad in ({"fallback_behavior": "sometimes"}, {"failure_threshold": 0}, {"fallback_replicas": -1}):
+        with pytest.raises(AgentDefinitionError):
+            scaler(**bad)
+
+
 def test_idle_scales_down_to_min_after_the_down_window_but_no_data_never_does() -> None:
     """p95 of no requests is NaN (stale); a request rate of 0 is data: idle for the whole down window → min."""
     scale = ScaleDeployment(
@@ -255,8 +311,6 @@ def test_idle_scales_down_to_min_after_the_down_window_but_no_data_never_does() 
 
 def test_idle_sensor_must_be_declared() -> None:
     import pytest
-
-    from scanflow_argo.errors import AgentDefinitionError
 
     with pytest.raises(AgentDefinitionError, match=r"\.idle_sensor: unknown sensor 'rps'"):
         scaler(idle_sensor="rps")

@@ -14,7 +14,16 @@ from scanflow_argo.agents.runtime import AgentRuntime, key_label
 from scanflow_argo.agents.testing import InMemoryPlatform
 from scanflow_argo.errors import AgentDefinitionError
 from scanflow_argo.settings import Settings
-from scanflow_argo.spec.agent import Agent, Hysteresis, Plan, PromQuery, RateOfChange, SubmitWorkflow, Threshold
+from scanflow_argo.spec.agent import (
+    Agent,
+    Hysteresis,
+    Plan,
+    PromQuery,
+    RateOfChange,
+    ScaleDeployment,
+    SubmitWorkflow,
+    Threshold,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +173,36 @@ def test_range_sensor_reads_a_window(exporter: Exporter, running: Any, platform:
     exporter.set("test_gauge", 9)
     wait_for(lambda: platform.calls("submit"), what="rising slope over the range")
     assert "rising:fire" in t.events()
+
+
+def test_scaler_holds_fallback_while_prometheus_is_down_then_scales_on_data(
+    exporter: Exporter, prom: Any, running: Any, platform: InMemoryPlatform
+) -> None:
+    """KEDA's fallback (pkg/fallback/fallback.go): after ``failure_threshold`` failed reads hold
+    ``fallback_replicas``; when data returns scale on it again — both scales in the audit trail."""
+    platform.add_deployment("mnist", replicas=1)
+    exporter.set("test_gauge", 2)
+    scale = ScaleDeployment(
+        "mnist", "x", target=1.0, policy="capacity", min_replicas=1, max_replicas=5, down_stabilization=0,
+        fallback_replicas=4, failure_threshold=3, name="scale",
+    )  # fmt: skip
+    agent = running(
+        Agent(
+            "scaler",
+            sensors=[PromQuery("x", "max(test_gauge)", interval="300ms", stale_after="1s")],
+            plans=[Plan(None, [scale])],
+            interval="300ms",
+        )
+    )
+
+    def scales() -> list[dict[str, Any]]:
+        return [r for r in agent.records("action") if r.get("action") == "scale" and r.get("status") == "ok"]
+
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 2, what="scale on data to ceil(2/1)")
+    prom.stop()
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 4, timeout=30, what="fallback replicas")
+    fallback = [r for r in scales() if (r.get("params") or {}).get("fallback")]
+    assert fallback and fallback[-1]["params"]["fallback"] == "static" and fallback[-1]["params"]["failures"] >= 3
+    prom.start(timeout=30)
+    wait_for(lambda: platform.get_deployment("mnist").replicas == 2, timeout=30, what="normal scaling with data back")
+    assert "fallback" not in (scales()[-1].get("params") or {})

@@ -96,7 +96,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("8",),
         'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
     ),
-    "controller_operator/TestOperatorRetryExpression": (("4",), EXPR_FALSE),
     "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithoutCache": (("5",), NO_MEMO),
     "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithCache": (("5",), NO_MEMO),
     "controller_operator/TestMemoizationTemplateLevelCacheStepSavesOutputs": (("5",), NO_MEMO),
@@ -137,10 +136,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("3",),
         "ARGO_PROGRESS_FILE is not set in the node's environment (`> $ARGO_PROGRESS_FILE` fails, exit 2) and no progress is recorded",
     ),
-    "docs_retries/expression-lastRetry-exitCode": (("4",), EXPR_FALSE),
-    "docs_retries/expression-lastRetry-status": (("4",), NO_RETRY_FLAG),
-    "docs_retries/expression-lastRetry-duration": (("4",), NO_RETRY_FLAG),
-    "docs_retries/expression-lastRetry-message": (("4",), EXPR_FALSE),
     "docs_retries/policy-OnFailure-retries-a-failure": (("4",), "retry children carry no nodeFlag.retried"),
     # -- e2e suites --
     "e2e_cluster_workflow_template/TestClusterWorkflowFromWorkflowTemplateHasLabel": (
@@ -204,7 +199,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("7",),
         "{{= workflow.status ...}} in a workflow-level exit hook's arguments is not resolved: 'no such variable at this point'",
     ),
-    "e2e_functional/TestParametrizableLimit": (("4",), NO_RETRY_FLAG),
     "e2e_functional/TestStepLevelMemoize": (("5",), NO_MEMO),
     "e2e_functional/TestStepLevelMemoizeNoOutput": (("5",), NO_MEMO),
     "e2e_functional/TestDAGLevelMemoize": (("5",), NO_MEMO),

@@ -204,3 +204,30 @@ def test_server_error_is_unavailable(platform: KubernetesPlatform, fake: FakeClu
     fake.fail_next(1, 503)
     with pytest.raises(UnavailableError, match="HTTP 503"):
         platform.get_deployment("mnist")
+
+
+@pytest.mark.parametrize(
+    ("traffic", "refused"),
+    [((90, 10), None), ((50, 40), "adds up to 90")],
+)
+def test_set_predictors_merge_patches_the_split(platform: KubernetesPlatform, fake: FakeCluster, traffic, refused) -> None:
+    """A roll-out's split is a merge patch of spec.predictors; one Seldon's webhook refuses is never sent."""
+    fake.put(seldon(replicas=2))
+    stable = fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"][0]
+    canary = {**stable, "name": "canary", "graph": {**stable["graph"], "modelUri": "s3://bucket/mnist/8"}}
+    shadow = {**stable, "name": "shadow", "shadow": True}
+    wanted = [{**stable, "traffic": traffic[0]}, {**canary, "traffic": traffic[1]}, shadow]
+    if refused:
+        with pytest.raises(PlatformError, match=refused):
+            platform.deployments.set_predictors("mnist", wanted)
+        assert not fake.calls("PATCH")
+        return
+    platform.deployments.set_predictors("mnist", wanted)
+    obj = fake.get("seldondeployments", NAMESPACE, "mnist")
+    assert [(p["name"], p.get("traffic"), p.get("shadow")) for p in obj["spec"]["predictors"]] == [
+        (stable["name"], 90, None),
+        ("canary", 10, None),
+        ("shadow", None, True),
+    ]
+    platform.deployments.set_predictors("mnist", [{**stable, "traffic": 100}])  # abort: back to stable alone
+    assert [p["name"] for p in fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"]] == [stable["name"]]

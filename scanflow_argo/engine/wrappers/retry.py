@@ -2,7 +2,9 @@
 ``processNodeRetries`` in ``workflow/controller/operator.go``): ``limit``, ``retryPolicy`` (``OnFailure``
 by default, ``OnError``, ``Always``), ``expression`` over ``lastRetry``, and ``backoff`` (``duration`` ×
 ``factor``^n, ``cap``, ``maxDuration``; durations as ``wfv1.ParseStringToDuration``). The Retry node
-ends with its last attempt's phase, message and outputs; a daemon attempt keeps it Running with it.
+ends with its last attempt's phase and outputs; its message is Argo's reason for stopping
+(``processNodeRetries``: ``retryStrategy.expression evaluated to false``, then ``No more retries left``
+when the limit is spent), else the last attempt's; a daemon attempt keeps it Running with it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
         attempt = proceed(call.attempt(i, node["id"]))
         if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
             break
-        if i >= limit or not should_retry(ctx, policy, rs, attempt):
+        if not should_retry(ctx, policy, rs, attempt, expression=False):
+            break
+        if rs.get("expression") and not should_retry(ctx, policy, rs, attempt):
+            attempt = {**attempt, "message": "retryStrategy.expression evaluated to false"}
+            break
+        if i >= limit:
+            attempt = {**attempt, "message": "No more retries left"}
             break
         if backoff:
             delay = (
@@ -63,8 +71,11 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
     return ctx.finish(node, attempt.get("phase", "Error"), attempt.get("message"))
 
 
-def should_retry(ctx: KindContext, policy: str, rs: Mapping[str, Any], attempt: Mapping[str, Any]) -> bool:
-    """Whether a failed attempt is retried: its phase against ``retryPolicy``, then ``expression``."""
+def should_retry(
+    ctx: KindContext, policy: str, rs: Mapping[str, Any], attempt: Mapping[str, Any], *, expression: bool = True
+) -> bool:
+    """Whether a failed attempt is retried: its phase against ``retryPolicy``, then (unless ``expression``
+    is false) ``expression``."""
     phase = attempt.get("phase")
     ok = {
         "Always": phase in FAILED,
@@ -74,7 +85,7 @@ def should_retry(ctx: KindContext, policy: str, rs: Mapping[str, Any], attempt: 
     }.get(policy, phase in FAILED)
     if not ok:
         return False
-    if rs.get("expression"):
+    if expression and rs.get("expression"):
         started, finished = attempt.get("_t0", 0.0), attempt.get("_t1", 0.0)
         last = {
             "exitCode": str((attempt.get("outputs") or {}).get("exitCode", "-1")),

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...clock import Clock
-from ...errors import NotFoundError, PlatformError, ScanflowError
+from ...errors import NotFoundError, PlatformError, ScanflowError, SpecError
+from ...serving.traffic import split_of
 from ..base import DeploymentStatus
 from .api import CustomObjects, ResourceRef, retry_conflicts
 
@@ -193,6 +194,18 @@ class SeldonDeployments:
             return out
 
         return self._update(name, patch)
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        """Replace ``spec.predictors`` (a roll-out's traffic split, shadow, canary added or removed) by a merge patch.
+
+        The list is checked first as Seldon's admission webhook checks it (``serving/traffic.split_of``),
+        so a split the cluster would refuse is refused here with the predictor named, nothing patched.
+        """
+        try:
+            split_of(name, predictors)
+        except SpecError as err:
+            raise PlatformError(f"cannot set the predictors of SeldonDeployment {name!r}: {err}") from err
+        return self._update(name, lambda obj: {"spec": {"predictors": copy.deepcopy(predictors)}})
 
     def delete(self, name: str) -> None:
         try:

@@ -1,0 +1,83 @@
+"""The agent's roll-outs in its persisted state: start once, record each analysis, promote, abort, resume.
+
+Owns one thing: the ``rollouts`` entry of an agent's state (``agents/state.py``), written through
+``AgentState.update()`` — persisted *before* the traffic change it guards is made, so a restarted
+agent reads where each roll-out was (step, phase, the analysis runs and their measurements) and
+goes on from there. The transitions themselves are ``spec/rollout.py``'s pure functions; a
+roll-out of a name that is still Progressing or Paused is never started a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from ..errors import AgentError
+from ..spec.rollout import DEGRADED, HEALTHY, RolloutState, Step, abort, decide, parse_steps, promote
+from .state import AgentState
+
+__all__ = ["RolloutBook"]
+
+_ACTIVE = ("Progressing", "Paused")
+
+
+class RolloutBook:
+    """Roll-outs kept in one agent's state, by name."""
+
+    def __init__(self, state: AgentState) -> None:
+        self.state = state
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The stored roll-out ``name``; ``AgentError`` naming the known ones when there is none."""
+        book = self.state.get("rollouts", {}) or {}
+        if name not in book:
+            known = ", ".join(sorted(book)) or "none"
+            raise AgentError(f"no roll-out named {name!r} (known: {known}) — start one first")
+        return dict(book[name])
+
+    def active(self) -> list[str]:
+        """The roll-outs still Progressing or Paused: the ones a restarted agent resumes."""
+        book = self.state.get("rollouts", {}) or {}
+        return sorted(n for n, r in book.items() if r["state"]["phase"] in _ACTIVE)
+
+    def start(self, name: str, spec: Mapping[str, Any], *, now: float) -> dict[str, Any]:
+        """Record a new roll-out at its first step; ``AgentError`` when one of that name is still active."""
+        parse_steps(spec.get("steps") or [])  # refuse bad steps before anything is written
+        with self.state.update() as data:
+            book = data.setdefault("rollouts", {})
+            old = book.get(name)
+            if old is not None and old["state"]["phase"] in _ACTIVE:
+                raise AgentError(
+                    f"roll-out {name!r} is already {old['state']['phase']} at step {old['state']['step']} — "
+                    f"promote or abort it before starting another"
+                )
+            book[name] = {"spec": dict(spec), "state": asdict(RolloutState()), "runs": [], "started_at": now}
+        return self.get(name)
+
+    def _move(self, name: str, change: Any, run: Mapping[str, Any] | None = None) -> RolloutState:
+        with self.state.update() as data:
+            entry = (data.get("rollouts") or {}).get(name)
+            if entry is None:
+                raise AgentError(f"no roll-out named {name!r} — start one first")
+            steps: Sequence[Step] = parse_steps(entry["spec"].get("steps") or [])
+            new = change(RolloutState(**entry["state"]), steps)
+            if run is not None:
+                entry["runs"].append({**run, "step": entry["state"]["step"]})
+            entry["state"] = asdict(new)
+        return new
+
+    def record(self, name: str, outcome: str, reason: str = "", run: Mapping[str, Any] | None = None) -> RolloutState:
+        """The analysis of the current step ended with ``outcome`` (its run and measurements kept in ``runs``)."""
+        return self._move(name, lambda s, steps: decide(s, steps, outcome, reason), run)
+
+    def promote(self, name: str) -> RolloutState:
+        """A person (or the agent API) promotes a paused roll-out to its next step."""
+        return self._move(name, lambda s, steps: promote(s, steps))
+
+    def abort(self, name: str, reason: str) -> RolloutState:
+        """A person (or the agent API) aborts: the roll-out is Degraded, traffic goes back to stable."""
+        return self._move(name, lambda s, steps: abort(s, reason))
+
+    def finished(self, name: str) -> bool:
+        return self.get(name)["state"]["phase"] in (HEALTHY, DEGRADED)

@@ -1,0 +1,179 @@
+"""A team's environment on the cluster: its Namespace, ServiceAccounts, Roles, quotas, and what its RBAC allows.
+
+One team of one application works in ``scanflow-<app>-<team>``. Rendered here: the Namespace; one
+ServiceAccount + Role + RoleBinding each for the team's workflows, agents and serving, bound only in that
+namespace (Roles, never ClusterRoles; no wildcards, checked by ``kube.check_rules``); a ResourceQuota and a
+LimitRange with the defaults of ``TeamSettings``; a ConfigMap naming the team and the Secret that holds its
+MLflow credentials — by reference only, the Secret's values are never rendered.
+
+``allowed`` answers what ``kubectl auth can-i --as=system:serviceaccount:NS:SA VERB RESOURCE -n NS`` would
+from the rendered objects alone, as Kubernetes' RBAC authorizer decides: a RoleBinding grants the rules of
+the Role it names to its subjects in the RoleBinding's own namespace (kubernetes
+``plugin/pkg/auth/authorizer/rbac/rbac.go`` ``RBACAuthorizer.Authorize`` → ``rbac.RuleAllows``: apiGroup,
+resource and verb must each match, ``resourceNames`` narrows to named objects).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import CompileError
+from ..settings import TeamSettings
+from .kube import check_rules
+
+__all__ = ["TEAM_COMPONENTS", "allowed", "team_namespace", "team_objects"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+TEAM_COMPONENTS: dict[str, list[dict[str, Any]]] = {
+    "workflows": [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]},
+    ],
+    "agents": [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list", "watch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get", "list"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["clusterworkflowtemplates"], "verbs": ["get", "list"]},
+        {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "list", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+    ],
+    "serving": [
+        {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "list", "watch"]},
+    ],
+}
+"""Rules of each of a team's ServiceAccounts (``scanflow-team-<component>``): workflows report results and
+deploy; agents submit Workflows and scale/roll SeldonDeployments; serving only reads its deployments.
+Reading ``clusterworkflowtemplates`` through a namespaced Role grants nothing (they are cluster-scoped):
+a published template is used by ``templateRef``, which Argo's controller resolves, not the agent."""
+
+
+def team_namespace(app: str, team: str) -> str:
+    """``scanflow-<app>-<team>``, refused unless it is a valid namespace name (a DNS label, ≤ 63 chars)."""
+    ns = f"scanflow-{app}-{team}"
+    if not (_DNS_LABEL.match(app) and _DNS_LABEL.match(team) and _DNS_LABEL.match(ns) and len(ns) <= 63):
+        raise CompileError(
+            f"team {team!r} of application {app!r}: namespace {ns!r} is not a valid Kubernetes name — use lower-case "
+            "letters, digits and '-' (a DNS label of at most 63 characters in all)"
+        )
+    return ns
+
+
+def _meta(name: str, ns: str | None, app: str, team: str, component: str) -> dict[str, Any]:
+    labels = {
+        "app.kubernetes.io/part-of": app,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "scanflow-argo",
+        "scanflow.dev/team": team,
+    }
+    meta: dict[str, Any] = {"name": name, "labels": labels}
+    if ns is not None:
+        meta["namespace"] = ns
+    return meta
+
+
+def team_objects(app: str, team: str, settings: TeamSettings | None = None) -> list[dict[str, Any]]:
+    """Every object of ``team``'s environment for ``app``, in a fixed order (deterministic YAML)."""
+    s = settings or TeamSettings()
+    ns = team_namespace(app, team)
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, app, team, "team")},
+    ]
+    for component, rules in TEAM_COMPONENTS.items():
+        check_rules(f"team {team!r} {component}", rules)
+        name = f"scanflow-team-{component}"
+        objs += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, ns, app, team, component)},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": _meta(name, ns, app, team, component),
+                "rules": [dict(r) for r in rules],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": _meta(name, ns, app, team, component),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            },
+        ]
+    objs += [
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": _meta("scanflow-team", ns, app, team, "team"),
+            "spec": {"hard": {"requests.cpu": s.quota_cpu, "requests.memory": s.quota_memory, "pods": s.quota_pods}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": _meta("scanflow-team", ns, app, team, "team"),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": s.default_cpu, "memory": s.default_memory},
+                        "defaultRequest": {"cpu": _half(s.default_cpu), "memory": _half(s.default_memory)},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta("scanflow-team", ns, app, team, "team"),
+            "data": {"app": app, "team": team, "mlflow-credentials-secret": s.mlflow_secret},
+        },
+    ]
+    return objs
+
+
+def _half(quantity: str) -> str:
+    """Half of a Kubernetes quantity such as ``500m``, ``1Gi`` or ``2`` (the LimitRange's default request)."""
+    m = re.fullmatch(r"(\d+)([a-zA-Z]*)", quantity)
+    if not m:
+        raise CompileError(f"team quantity {quantity!r} is not an integer Kubernetes quantity such as 500m or 1Gi")
+    n, unit = int(m.group(1)), m.group(2)
+    if n % 2 == 0:
+        return f"{n // 2}{unit}"
+    small = {"": ("m", 1000), "Gi": ("Mi", 1024), "Mi": ("Ki", 1024), "G": ("M", 1000), "M": ("k", 1000)}
+    if unit not in small:
+        raise CompileError(f"team quantity {quantity!r}: cannot halve it exactly — give an even number")
+    sub, factor = small[unit]
+    return f"{n * factor // 2}{sub}"
+
+
+def allowed(
+    objs: Iterable[Mapping[str, Any]],
+    user: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    group: str = "",
+    name: str | None = None,
+) -> bool:
+    """Whether ``user`` (``system:serviceaccount:NS:SA``) may ``verb`` ``group/resource`` in ``namespace``,
+    as ``kubectl auth can-i`` asks and the RBAC authorizer answers — from the rendered Roles/RoleBindings only."""
+    objs = list(objs)
+    roles = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objs if o.get("kind") == "Role"}
+    for binding in objs:
+        if binding.get("kind") != "RoleBinding" or binding["metadata"].get("namespace") != namespace:
+            continue
+        subjects = [
+            f"system:serviceaccount:{s.get('namespace', namespace)}:{s['name']}"
+            for s in binding.get("subjects", [])
+            if s.get("kind") == "ServiceAccount"
+        ]
+        if user not in subjects or binding["roleRef"]["kind"] != "Role":
+            continue
+        role = roles.get((namespace, binding["roleRef"]["name"]))
+        for rule in (role or {}).get("rules", []):
+            if not (group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]):
+                continue
+            names = rule.get("resourceNames")
+            if names and (name is None or name not in names):
+                continue
+            return True
+    return False

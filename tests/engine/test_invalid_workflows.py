@@ -9,11 +9,10 @@ TestWorkflowTemplateRefWithExitHandlerError, ``operator_test.go`` TestUnsupplied
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from scanflow_argo.engine import prepare_run, run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.settings import Settings
 
 
@@ -63,7 +62,7 @@ ECHO = {"name": "main", "container": {"image": "busybox", "command": ["echo", "r
 def test_what_argos_validator_refuses_fails_the_run_at_once(engine_settings: Settings, manifest: dict, message: str) -> None:
     run = run_workflow(manifest, engine_settings)
     assert (run.phase, run.message, dict(run.nodes)) == ("Failed", message, {})
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+    status = read_status(engine_settings.home / "runs" / run.name)["status"]
     assert {"type": "Completed", "status": "True"} in status["conditions"]  # markWorkflowPhase on a completed phase
 
 

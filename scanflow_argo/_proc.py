@@ -19,12 +19,14 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Self
 
 from .errors import SetupError
 
 __all__ = [
     "Child",
+    "RecordedServer",
     "children_of",
     "cmdline_of",
     "free_port",
@@ -34,7 +36,6 @@ __all__ = [
     "start_recorded",
     "stop_pid",
     "stop_record",
-    "stop_recorded_child",
     "wait_http",
     "write_record",
 ]
@@ -285,9 +286,36 @@ def start_recorded(
     return child
 
 
-def stop_recorded_child(child: Child, record: Path, marker: str, timeout: float = 10.0) -> None:
-    """Stop a server started by ``start_recorded`` (its whole group) and drop its record, unless the
-    record by now names another live server of ours (a successor in the same state folder)."""
-    child.stop(timeout=timeout)
-    if live_record(record, marker) is None:
-        record.unlink(missing_ok=True)
+class RecordedServer:
+    """A server this process starts with ``start_recorded`` and stops with its whole process group: the
+    ``start``/``stop``/``alive`` and ``with`` of the local Prometheus and MLflow servers, written once.
+    A subclass sets ``dir`` (its state folder, the record's marker), ``record_path`` and ``start()``."""
+
+    dir: Path
+    _child: Child | None = None
+
+    @property
+    def record_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server this object started (its whole group) and drop its record, unless the record by now
+        names another live server of ours (a successor in the same state folder); no-op when not running."""
+        if self._child is None:
+            return
+        self._child.stop(timeout=timeout)
+        self._child = None
+        if live_record(self.record_path, str(self.dir)) is None:
+            self.record_path.unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self._child is not None and self._child.alive()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

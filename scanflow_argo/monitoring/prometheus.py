@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -51,7 +50,7 @@ def _seconds(value: float) -> str:
     return f"{max(1, round(value * 1000))}ms"
 
 
-class PrometheusServer:
+class PrometheusServer(_proc.RecordedServer):
     """A real Prometheus on 127.0.0.1 scraping the targets named in ``targets/*.json``.
 
     ``port=None`` uses ``settings.prometheus.port``. Use as a context manager or call
@@ -64,7 +63,6 @@ class PrometheusServer:
         self.port = int(chosen) or _proc.free_port()  # 0: any free port
         self.dir = prometheus_dir(settings)
         self.targets_dir = self.dir / "targets"
-        self._child: _proc.Child | None = None
 
     @property
     def url(self) -> str:
@@ -141,22 +139,6 @@ class PrometheusServer:
             port=self.port,
         )
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server this object started (its whole process group); no-op when not running."""
-        if self._child is None:
-            return
-        _proc.stop_recorded_child(self._child, self.record_path, str(self.dir), timeout=timeout)
-        self._child = None
-
-    def alive(self) -> bool:
-        return self._child is not None and self._child.alive()
-
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- file service discovery ------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from .. import _proc
 from ..errors import SetupError
@@ -38,7 +37,7 @@ def _mlflow_executable() -> str:
     )
 
 
-class MlflowServer:
+class MlflowServer(_proc.RecordedServer):
     """``mlflow server`` on 127.0.0.1 with ``sqlite:///<home>/mlflow/mlflow.db`` and proxied artifacts.
 
     ``port=None`` uses ``settings.tracking.port``. Start takes a few seconds (MLflow's import).
@@ -54,7 +53,6 @@ class MlflowServer:
         chosen = port if port is not None else settings.tracking.port
         self.port = int(chosen) or _proc.free_port()  # 0: any free port
         self.dir = mlflow_dir(settings)
-        self._child: _proc.Child | None = None
 
     @property
     def url(self) -> str:
@@ -113,22 +111,6 @@ class MlflowServer:
             port=self.port,
         )
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server this object started (its whole process group, workers included)."""
-        if self._child is None:
-            return
-        _proc.stop_recorded_child(self._child, self.record_path, str(self.dir), timeout=timeout)
-        self._child = None
-
-    def alive(self) -> bool:
-        return self._child is not None and self._child.alive()
-
-    def __enter__(self) -> MlflowServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def stop_recorded(settings: Settings, timeout: float = 10.0) -> bool:

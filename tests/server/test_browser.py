@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from server_helpers import NAMESPACE, Served, greet_template
+from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
 from scanflow_argo import _proc
 
@@ -169,3 +169,66 @@ def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefa
     assert not paused()
     expect(card.locator("table.decisions")).to_be_visible()
     assert AGENT_TOKEN not in page.content() and served.token not in page.content()
+
+
+def log_in(page: Any, served: Served) -> None:
+    """The login page with the token (each test can run alone)."""
+    page.goto(served.url + "/login?next=%2Fworkflows")
+    page.fill("#token", served.token)
+    page.click("button[type=submit]")
+    expect(page.locator("#workflow-list")).to_be_visible()
+
+
+def test_stop_suspend_resume_and_retry_buttons_and_the_list_filters(served: Served, page: Any, artefacts: Path) -> None:
+    """A run's buttons act through the API and the page follows from the events stream: suspend shows the run
+    suspended, resume clears it, stop ends it as Argo's Stop does; retry runs a failed step again. The list filters
+    by label and namespace."""
+    log_in(page, served)
+    labels = {"ui": "buttons"}
+    failing = steps_workflow(second="sleep 2; exit 1", generate="ui-fail-")
+    failing["metadata"]["labels"] = labels
+    with served.client() as c:
+        long = c.post(
+            f"/api/v1/workflows/{NAMESPACE}",
+            json={"workflow": shell_workflow("echo started; sleep 60", "ui-long-", labels=labels)},
+        ).json()["metadata"]["name"]
+        failed = c.post(f"/api/v1/workflows/{NAMESPACE}", json={"workflow": failing}).json()["metadata"]["name"]
+    served.wait(long, phases=("Running",))
+
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{long}")
+    expect(page.locator("#workflow-phase [data-phase=Running]")).to_be_visible()
+    page.click("#btn-suspend")
+    expect(page.locator("#btn-resume")).to_be_visible()  # the page learnt of spec.suspend from the stream
+    expect(page.locator(".badge-suspended")).to_be_visible()
+    assert served.platform.get_workflow(long)["spec"].get("suspend") is True
+    page.screenshot(path=artefacts / "workflow-suspended.png")
+    page.click("#btn-resume")
+    expect(page.locator(".badge-suspended")).to_have_count(0)
+    assert not served.platform.get_workflow(long)["spec"].get("suspend")
+    page.click("#btn-stop")
+    expect(page.locator("#workflow-phase [data-phase=Failed]")).to_be_visible()
+    expect(page.get_by_text("Stopped with strategy 'Stop'", exact=True)).to_be_visible()
+
+    assert served.wait(failed)["status"]["phase"] == "Failed"
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{failed}")
+    expect(page.locator("#graph g.node[data-node=two][data-phase=Failed]")).to_be_visible()
+    page.click("#btn-retry")
+    expect(page.locator("#graph g.node[data-node=two][data-phase=Running]")).to_be_visible()  # runs again
+    expect(page.locator("#graph g.node[data-node=one][data-phase=Succeeded]")).to_be_visible()  # kept
+    expect(page.locator("#workflow-phase [data-phase=Failed]")).to_be_visible()  # and fails again
+    page.screenshot(path=artefacts / "workflow-retried.png")
+
+    page.click("a[data-nav=workflows]")
+    page.fill("#filter-label", "ui=buttons")
+    page.click("#filter-apply")
+    expect(page).to_have_url(re.compile(r".*/workflows\?label=ui%3Dbuttons$"))
+    rows = page.locator("#workflow-list tr[data-name]")
+    expect(rows).to_have_count(2)
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.name)")) == sorted([long, failed])
+    page.screenshot(path=artefacts / "workflows-filtered.png")
+    page.fill("#filter-namespace", "elsewhere")
+    page.click("#filter-apply")
+    expect(rows).to_have_count(0)
+    page.fill("#filter-namespace", NAMESPACE)
+    page.click("#filter-apply")
+    expect(rows).to_have_count(2)

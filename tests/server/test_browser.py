@@ -20,15 +20,21 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
+from server_helpers import NAMESPACE, Served, greet_template, server_settings, shell_workflow, steps_workflow
 
 from scanflow_argo import _proc
+from scanflow_argo.platform.local import LocalPlatform
+from scanflow_argo.server import ArgoServer, ServerOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))
+from _agent_helpers import Exporter
 
 pytestmark = pytest.mark.slow
 
@@ -171,10 +177,10 @@ def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefa
     assert AGENT_TOKEN not in page.content() and served.token not in page.content()
 
 
-def log_in(page: Any, served: Served) -> None:
+def log_in(page: Any, url: str, token: str) -> None:
     """The login page with the token (each test can run alone)."""
-    page.goto(served.url + "/login?next=%2Fworkflows")
-    page.fill("#token", served.token)
+    page.goto(url + "/login?next=%2Fworkflows")
+    page.fill("#token", token)
     page.click("button[type=submit]")
     expect(page.locator("#workflow-list")).to_be_visible()
 
@@ -183,7 +189,7 @@ def test_stop_suspend_resume_and_retry_buttons_and_the_list_filters(served: Serv
     """A run's buttons act through the API and the page follows from the events stream: suspend shows the run
     suspended, resume clears it, stop ends it as Argo's Stop does; retry runs a failed step again. The list filters
     by label and namespace."""
-    log_in(page, served)
+    log_in(page, served.url, served.token)
     labels = {"ui": "buttons"}
     failing = steps_workflow(second="sleep 2; exit 1", generate="ui-fail-")
     failing["metadata"]["labels"] = labels
@@ -232,3 +238,46 @@ def test_stop_suspend_resume_and_retry_buttons_and_the_list_filters(served: Serv
     page.fill("#filter-namespace", NAMESPACE)
     page.click("#filter-apply")
     expect(rows).to_have_count(2)
+
+
+def test_deployments_page_draws_live_charts_from_prometheus(
+    served: Served, page: Any, artefacts: Path, tmp_path: Path, prometheus_server: Any
+) -> None:
+    """The Deployments page: a SeldonDeployment's replicas, the model alias it serves, its roll-out, and the request
+    rate, p95 and online-accuracy charts drawn from a real Prometheus scraping Seldon's metric names. A second
+    server on that home, with the same token (so the browser's cookie is good for both)."""
+    exporter = Exporter(tmp_path)
+    try:
+        prometheus_server.set_targets("seldon-mnist-router", [exporter.target], {})
+        labels = {"deployment_name": "mnist"}
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=20.0, service="predictions", **labels)
+        for le, rate in (("0.05", 15.0), ("0.1", 19.0), ("+Inf", 20.0)):
+            exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=rate, le=le, service="predictions", **labels)
+        exporter.set("seldon_api_model_feedback_reward_total", rate=9.0, **labels)
+        exporter.set("seldon_api_model_feedback_total", rate=10.0, **labels)
+        base = server_settings(tmp_path / "home")
+        settings = replace(
+            base,
+            prometheus=replace(base.prometheus, url=prometheus_server.url),
+            tracking=replace(base.tracking, uri="http://127.0.0.1:9"),  # no MLflow: the alias's version stays unknown
+        )
+        folder = settings.home / "deployments" / "mnist"
+        folder.mkdir(parents=True)
+        (folder / "spec.json").write_text(json.dumps({"replicas": 2, "router_port": 1, "model_uri": "models:/mnist@champion"}))
+        (folder / "status.json").write_text(
+            json.dumps({"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"step": "1/2", "weight": 50}})
+        )
+        with ArgoServer(LocalPlatform(settings), settings, served.token, ServerOptions(port=0)) as other:
+            log_in(page, other.url, served.token)
+            page.click("a[data-nav=deployments]")
+            card = page.locator("[data-deployment=mnist]")
+            expect(card).to_contain_text("/2 replicas ready")
+            expect(card).to_contain_text("mnist @champion")
+            expect(card.locator("tr", has_text="roll-out")).to_contain_text("step 1/2 · weight 50")  # read, not JSON
+            for chart in ("rate", "p95", "accuracy"):  # a line of a few points: Prometheus has each series a few scrapes later
+                line = card.locator(f"[data-chart={chart}] svg polyline")
+                expect(line).to_have_attribute("points", re.compile(r"^\S+ \S+ \S+"), timeout=45_000)
+            expect(card.locator("[data-chart=accuracy] .title")).to_contain_text("%")
+            page.screenshot(path=artefacts / "deployments-live.png", full_page=True)
+    finally:
+        exporter.stop()

@@ -518,6 +518,13 @@ function sparkline(points, format) {
   return h("svg", { viewBox: "0 0 200 60", preserveAspectRatio: "none" }, h("polyline", { points: coords }), h("title", {}, "last " + format(ys[ys.length - 1])));
 }
 
+// A roll-out as people read it: "step 1/2 · weight 50" (its fields in their order), not JSON.
+function rolloutText(rollout) {
+  if (typeof rollout !== "object" || rollout === null) return String(rollout);
+  return Object.entries(rollout).filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => k + " " + (typeof v === "object" ? JSON.stringify(v) : v)).join(" · ");
+}
+
 async function deploymentsPage(main) {
   const list = await api("GET", "/scanflow/api/deployments");
   const cards = h("div", { class: "grid-cards" });
@@ -540,7 +547,7 @@ async function deploymentsPage(main) {
           h("tr", {}, h("td", {}, "model"), h("td", {}, model.name ? `${model.name}${model.version ? " v" + model.version : ""}${model.alias ? " @" + model.alias : ""}` : (d.model_uri || "—"))),
           h("tr", {}, h("td", {}, "model URI"), h("td", {}, d.model_uri || "—")),
           h("tr", {}, h("td", {}, "endpoint"), h("td", {}, d.endpoint || "—")),
-          d.rollout ? h("tr", {}, h("td", {}, "roll-out"), h("td", {}, typeof d.rollout === "string" ? d.rollout : JSON.stringify(d.rollout))) : null)),
+          d.rollout ? h("tr", {}, h("td", {}, "roll-out"), h("td", { "data-rollout": "" }, rolloutText(d.rollout))) : null)),
         box);
     }));
   }

@@ -158,11 +158,12 @@ def test_log_in_submit_a_template_and_watch_it_succeed(served: Served, page: Any
     page.screenshot(path=artefacts / "deployments.png")
 
 
-def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefacts: Path) -> None:
+def test_pause_resume_and_trigger_an_agent(served: Served, page: Any, agent: str, artefacts: Path) -> None:
     def paused() -> bool:
         status = httpx.get(agent + "/status", headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=5).json()
         return bool(status["paused"])
 
+    log_in(page, served.url, served.token)
     page.goto(served.url + "/agents")
     card = page.locator("[data-agent=greeter-watch]")
     expect(card.locator("[data-rule=too-many-greetings]")).to_contain_text("ok")
@@ -174,6 +175,8 @@ def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefa
     expect(card.locator(".badge-paused")).to_have_count(0)
     assert not paused()
     expect(card.locator("table.decisions")).to_be_visible()
+    card.locator("tr", has_text="greetings").get_by_role("button", name="Trigger").click()  # through the agent's API too
+    expect(page.locator("#toast")).to_have_text("greeter-watch: trigger done")
     assert AGENT_TOKEN not in page.content() and served.token not in page.content()
 
 

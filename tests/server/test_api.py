@@ -21,6 +21,7 @@ import pytest
 from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
 from scanflow_argo.platform._local import control
+from scanflow_argo.server import ArgoServer, ServerOptions
 from scanflow_argo.server.http import NAMESPACE_MISMATCH
 
 pytestmark = pytest.mark.slow
@@ -185,6 +186,25 @@ def test_browser_cookie_login_and_cross_site_writes(served: Served) -> None:
         assert error_of(foreign)[:2] == (403, 7)
         own = browser.post(f"/api/v1/workflows/{NS}/lint", json={"workflow": shell_workflow("x")}, headers={"Origin": served.url})
         assert own.status_code == 200
+
+
+def test_without_a_token_writes_from_other_sites_are_refused(served: Served) -> None:
+    """``--auth-mode server`` (no token, loopback only): nothing stops a page of another site from posting a
+    Workflow to 127.0.0.1 but its ``Origin``/``Sec-Fetch-Site``, so such writes are refused; reads and clients that
+    are not browsers (no ``Origin``) pass."""
+    before = {r.name for r in served.platform.list_runs()}
+    server = ArgoServer(served.platform, served.settings, None, ServerOptions(port=0, namespace=NS))
+    with server as open_server, httpx.Client(base_url=server.url, timeout=10) as c:
+        body = {"workflow": shell_workflow("echo pwned")}
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+            refused = c.post(f"/api/v1/workflows/{NS}", json=body, headers=headers)
+            assert error_of(refused)[:2] == (403, 7), headers
+            assert "cross-origin request refused" in error_of(refused)[2]
+        assert c.post(f"/api/v1/workflows/{NS}/lint", json=body).status_code == 200  # Hera, curl: no Origin
+        same = c.post(f"/api/v1/workflows/{NS}/lint", json=body, headers={"Origin": open_server.url})
+        assert same.status_code == 200
+        assert c.get(f"/api/v1/workflows/{NS}", headers={"Origin": "https://evil.example"}).status_code == 200
+    assert {r.name for r in served.platform.list_runs()} == before  # nothing was created
 
 
 def test_workflow_service(served: Served) -> None:

@@ -227,6 +227,25 @@ def test_stop_suspend_resume_and_retry_buttons_and_the_list_filters(served: Serv
     expect(page.locator("#workflow-phase [data-phase=Failed]")).to_be_visible()  # and fails again
     page.screenshot(path=artefacts / "workflow-retried.png")
 
+    with served.client() as c:  # a node's inputs, outputs and artifacts in its panel
+        wf = shell_workflow("echo hi > /tmp/out.txt; echo done", "ui-io-")
+        wf["spec"]["templates"][0] |= {
+            "inputs": {"parameters": [{"name": "epochs", "value": "seven"}]},
+            "outputs": {
+                "parameters": [{"name": "said", "valueFrom": {"path": "/tmp/out.txt"}}],
+                "artifacts": [{"name": "report", "path": "/tmp/out.txt"}],
+            },
+        }
+        io = c.post(f"/api/v1/workflows/{NAMESPACE}", json={"workflow": wf}).json()["metadata"]["name"]
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{io}")
+    page.locator(f"#graph g.node[data-node={io}][data-phase=Succeeded]").click()
+    panel = page.locator("#node-panel")
+    expect(panel.locator("tr", has_text="epochs")).to_contain_text("seven")
+    expect(panel.locator("tr", has_text="said")).to_contain_text("hi")
+    expect(panel.locator("tr[data-artifact=report]")).to_contain_text(f"/tmp/out.txt → artifacts/{io}/{io}/report.tgz")
+    expect(panel.locator("pre.logs")).to_contain_text("done")
+    page.screenshot(path=artefacts / "workflow-node-io.png")
+
     page.click("a[data-nav=workflows]")
     page.fill("#filter-label", "ui=buttons")
     page.click("#filter-apply")

@@ -364,9 +364,10 @@ async function workflowPage(main, namespace, name) {
     for (const p of io.parameters || []) rows.push(h("tr", {}, h("td", {}, p.name), h("td", {}, p.value ?? "")));
     if (io.result !== undefined) rows.push(h("tr", {}, h("td", {}, "result"), h("td", {}, io.result)));
     if (io.exitCode !== undefined) rows.push(h("tr", {}, h("td", {}, "exit code"), h("td", {}, io.exitCode)));
-    for (const a of io.artifacts || []) {
-      const where = a.s3 ? `s3://${a.s3.bucket || ""}/${a.s3.key || ""}` : a.key || a.path || (a.raw ? "(raw)" : "");
-      rows.push(h("tr", {}, h("td", {}, "artifact " + a.name), h("td", {}, where)));
+    for (const a of io.artifacts || []) {  // where the pod had it, and where the repository keeps it
+      const stored = a.s3 ? `s3://${a.s3.bucket || ""}/${a.s3.key || ""}` : a.local && a.local.key ? "artifacts/" + a.local.key : a.key || (a.raw ? "(raw)" : "");
+      const where = [a.path, stored].filter(Boolean).join(" → ");
+      rows.push(h("tr", { "data-artifact": a.name }, h("td", {}, "artifact " + a.name), h("td", {}, where)));
     }
     if (!rows.length) return null;
     return [h("h3", {}, title), h("table", { class: "kv" }, h("tbody", {}, rows))];

@@ -136,14 +136,7 @@ def test_what_cannot_run_is_one_line(
 
 # -- Hera's own examples (slow; needs a checkout of argoproj-labs/hera at $HERA_SOURCE) ---------------------------
 
-ENGINE_GAPS = {
-    # the local engine's twin of argoproj/argosay:v2 has no `cowsay` (the image is Ubuntu + apt's cowsay)
-    "container": "argosay:v2 cowsay",
-    "passing_parameters_between_tasks": "argosay:v2 cowsay",
-    "steps_with_callable_container": "argosay:v2 cowsay",
-    # a `resource` template creating a PersistentVolumeClaim (local resource templates: Workflows, SeldonDeployments)
-    "template_level_volume": "resource create PersistentVolumeClaim",
-}
+ENGINE_GAPS: dict[str, str] = {}
 """Examples Argo runs that the local engine refuses today (reported to the engine's parity work)."""
 
 

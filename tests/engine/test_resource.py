@@ -166,10 +166,17 @@ def test_a_claim_created_by_a_resource_step_is_mounted_by_the_next_and_goes_with
     assert folder.is_dir() is kept
 
 
-def test_creating_a_claim_that_exists_fails_the_step_as_the_api_server_refuses_it(engine_settings) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("meta", "action", "said"),
+    [
+        ("name: taken", "create", 'persistentvolumeclaims "taken" already exists'),
+        ("generateName: pvc-", "apply", "cannot use generate name with apply"),  # kubectl apply refuses it
+    ],
+)
+def test_a_claim_the_api_server_refuses_fails_the_step(engine_settings, meta: str, action: str, said: str) -> None:  # type: ignore[no-untyped-def]
     (engine_settings.home / "volumes" / "default" / "taken").mkdir(parents=True)
-    run = local_engine.run_workflow(pvc_flow("name: taken"), engine_settings)
-    assert run.phase == "Failed" or run.phase == "Error"
-    assert 'persistentvolumeclaims "taken" already exists' in (run.node("make").message or "")
+    run = local_engine.run_workflow(pvc_flow(meta, action), engine_settings)
+    assert run.phase in ("Failed", "Error")
+    assert said in (run.node("make").message or "")
     LocalPlatform(engine_settings).delete_run(run.name)
-    assert (engine_settings.home / "volumes" / "default" / "taken").is_dir()  # not owned by that run: kept
+    assert sorted(p.name for p in (engine_settings.home / "volumes" / "default").iterdir()) == ["taken"]  # not owned: kept

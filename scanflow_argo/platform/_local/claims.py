@@ -47,6 +47,10 @@ def apply_claim(home: Path, action: str, manifest: Mapping[str, Any], default_na
         prefix = str(meta.get("generateName") or "")
         if not prefix:
             raise PlatformError("a PersistentVolumeClaim needs metadata.name or metadata.generateName")
+        if action != "create":  # kubectl apply: "cannot use generate name with apply"
+            raise PlatformError(
+                f"persistentvolumeclaim generateName {prefix!r}: cannot use generate name with {action}: use create"
+            )
         name = f"{prefix}{random_suffix()}"
         while (root / name).exists():  # the API server retries a generated name that is taken
             name = f"{prefix}{random_suffix()}"

@@ -38,6 +38,7 @@ from ..errors import ConflictError, EngineError, InvalidRequest, NotFoundError, 
 from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
+from ._local.claims import delete_owned
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
 from .base import DeploymentStatus, PodLog, RunStatus, already_exists, already_finished, check_parameters, declared_parameters
 from .selectors import LabelSelector
@@ -48,6 +49,16 @@ TEMPLATE_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 ENGINE_GONE = "the engine running this run is gone (killed or the machine restarted)"
 """The start of a run's ``message`` while it is ``Running`` without an engine (``get_run``, ``list``)."""
+
+
+def _namespace_of(run_dir: Path) -> str:
+    """The namespace of the run in ``run_dir`` (``default`` when its ``workflow.yaml`` cannot say)."""
+    try:
+        doc = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return "default"
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    return str((meta or {}).get("namespace") or "default") if isinstance(meta, Mapping) else "default"
 
 
 class LocalPlatform:
@@ -384,12 +395,16 @@ class LocalPlatform:
         return self.get_workflow(run_dir.name)
 
     def delete_workflow(self, name: str) -> None:
-        """Delete a run: its engine and nodes are ended first (as deleting a Workflow deletes its pods)."""
+        """Delete a run: its engine and nodes are ended first (as deleting a Workflow deletes its pods), and the
+        claims it owns (a ``resource`` template's ``setOwnerReference``) go with it, as Kubernetes' garbage
+        collector deletes what a deleted owner owned."""
         run_dir = self.run_dir(name)
         pid = self.engine_pid(run_dir)
         if pid is not None:
             control.kill_engine(run_dir, pid)
+        namespace = _namespace_of(run_dir)
         shutil.rmtree(run_dir)
+        delete_owned(self.settings.home, namespace, name)
         self.runs_index.refresh()
 
     def _live(self, name: str, verb: str) -> tuple[Path, dict[str, Any], int | None]:

@@ -29,13 +29,15 @@ from ..settings import Settings
 from ..status import RunStatus
 from ..tracking import server as tracking_server
 from ..tracking.hooks import MlflowHooks
+from ._local.claims import apply_claim
 from .local import LocalPlatform
 
 __all__ = ["LocalApplier", "execute", "main", "make_hooks", "resume", "run_workflow"]
 
 
 class LocalApplier:
-    """``ResourceApplier`` on the local platform: SeldonDeployments to local serving, Workflows to new runs."""
+    """``ResourceApplier`` on the local platform: SeldonDeployments to local serving, Workflows to new runs,
+    PersistentVolumeClaims to folders under ``<home>/volumes/`` (``_local/claims.py``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.platform = LocalPlatform(settings)
@@ -46,6 +48,8 @@ class LocalApplier:
         if doc.get("kind") == "SeldonDeployment":
             self.platform.apply_deployment(doc)
             return doc
+        if doc.get("kind") == "PersistentVolumeClaim":
+            return apply_claim(self.platform.settings.home, action, doc)
         name = self.platform.submit(doc)
         stored = yaml.safe_load((self.platform.runs_dir / name / "workflow.yaml").read_text())
         return dict(stored) if isinstance(stored, Mapping) else {**doc, "metadata": {**(doc.get("metadata") or {}), "name": name}}

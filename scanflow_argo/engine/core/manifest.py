@@ -33,6 +33,7 @@ __all__ = [
     "as_json_values",
     "load_documents",
     "load_yaml",
+    "random_suffix",
     "resolve_ref",
     "resolve_template",
     "resolve_workflow",
@@ -194,7 +195,7 @@ class TemplateStore:
         )
 
 
-def _random_suffix() -> str:
+def random_suffix() -> str:
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
@@ -233,7 +234,7 @@ def resolve_workflow(
             kind = "clusterworkflowtemplates" if ref.get("clusterScope") else "workflowtemplates"
             meta.setdefault("namespace", "default")
             if not meta.get("name"):
-                meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+                meta["name"] = f"{meta.get('generateName') or 'workflow-'}{random_suffix()}"
             unresolved = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
@@ -265,7 +266,7 @@ def resolve_workflow(
     if name:
         meta["name"] = name
     if not meta.get("name"):
-        meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+        meta["name"] = f"{meta.get('generateName') or 'workflow-'}{random_suffix()}"
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", meta["name"]):
         raise EngineError(f"workflow name {meta['name']!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
     meta.setdefault("namespace", "default")

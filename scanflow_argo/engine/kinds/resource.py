@@ -3,7 +3,11 @@
 output parameters from the applied object with ``valueFrom.jsonPath`` (Argo's executor runs ``kubectl get
 -o jsonpath=…``: ``workflow/executor/resource.go`` ``SaveResourceParameters``).
 
-Locally: ``create``/``apply``/``patch`` of a SeldonDeployment and ``create``/``apply`` of a Workflow. What
+Locally: ``create``/``apply``/``patch`` of a SeldonDeployment, ``create``/``apply`` of a Workflow and of a
+PersistentVolumeClaim (a folder the run's pods then mount by its name). A manifest without a namespace lands in
+the run's (kubectl in the pod uses the pod's namespace), and ``setOwnerReference`` makes the run its owner
+(``workflow/controller/operator.go`` ``executeResource``: ``metav1.NewControllerRef`` of the Workflow), so it
+goes with the run. What
 cannot work is refused before anything runs: other kinds and actions, ``successCondition``/
 ``failureCondition``, ``manifestFrom``, ``flags``, output artifacts, outputs other than ``jsonPath`` (a
 ``jqFilter`` among them) and JSONPath beyond one ``{.field.path[0]}`` expression.
@@ -30,7 +34,11 @@ from .base import CheckContext, KindContext, NodeKind
 
 __all__ = ["ALLOWED", "KIND", "check", "json_path", "run"]
 
-ALLOWED = {"SeldonDeployment": ("create", "apply", "patch"), "Workflow": ("create", "apply")}
+ALLOWED = {
+    "SeldonDeployment": ("create", "apply", "patch"),
+    "Workflow": ("create", "apply"),
+    "PersistentVolumeClaim": ("create", "apply"),
+}
 """The kinds and actions this machine can apply (its platform keeps these objects)."""
 _JSONPATH = re.compile(r"\{\s*\$?(\.[^{}]*)\}")
 _UNSUPPORTED = ("manifestFrom", "flags", "successCondition", "failureCondition")
@@ -52,7 +60,7 @@ def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
     if action not in ALLOWED.get(kind, ()):
         raise NotSupportedLocally(
             f"resource action {action!r} on {kind or 'a manifest'} (only create/apply/patch of a SeldonDeployment "
-            "or create/apply of a Workflow)",
+            "or create/apply of a Workflow or a PersistentVolumeClaim)",
             where,
         )
     for key in _UNSUPPORTED:
@@ -106,6 +114,12 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
         return ctx.finish(node, "Error", f"{where}: resource.manifest is not valid YAML: {err}")
     if not isinstance(doc, Mapping):
         return ctx.finish(node, "Error", f"{where}: resource.manifest must be one Kubernetes object")
+    meta = dict(doc.get("metadata") or {})
+    meta.setdefault("namespace", ctx.namespace)
+    if res.get("setOwnerReference"):
+        owner = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": ctx.name, "controller": True}
+        meta["ownerReferences"] = [*(meta.get("ownerReferences") or []), owner]
+    doc = {**doc, "metadata": meta}
     if ctx.applier is None:
         return ctx.finish(node, "Error", f"{where}: no platform to apply resources to (run it through the local platform)")
     try:

@@ -11,6 +11,9 @@ tests run them on every tree, and on the old manifests' defects to show that eac
   argoproj/argo-workflows ``workflow/artifactrepositories/artifactrepositories.go``).
 - ``check_promql``: every PromQL query of a compiled agent names metrics and labels that Seldon's executor and the
   served model export on the cluster, scraped by a PodMonitor; executor request metrics count predictions only.
+- ``check_monitoring``: the Prometheus the agents query can see and be reached: it may list and watch pods in every
+  namespace that has PodMonitors, selects those PodMonitors (kube-prometheus-stack's ``release`` label), and, where
+  its install ships a NetworkPolicy admitting only its own clients, another policy admits the agents' pods.
 - ``check_rbac``: every call the code made (recorded by the fake API server, per identity) is allowed by that
   identity's Role in the tree, and every rule grants only what some recorded call or documented consumer uses.
 """
@@ -21,7 +24,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ class Pod:
     env: dict[str, dict[str, Any]]
     mounts: list[dict[str, Any]]
     volumes: list[dict[str, Any]]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _by(objs: Iterable[Mapping[str, Any]], kind: str, name: str | None = None) -> list[Mapping[str, Any]]:
@@ -82,6 +86,7 @@ def pods(objs: list[Mapping[str, Any]]) -> list[Pod]:
                 {e["name"]: e for e in c.get("env") or []},
                 list(c.get("volumeMounts") or []),
                 list(spec.get("volumes") or []),
+                dict(dep["spec"]["template"]["metadata"].get("labels") or {}),
             )
         )
     for wt in _by(objs, "WorkflowTemplate"):
@@ -581,4 +586,132 @@ def check_rbac(objs: list[Mapping[str, Any]], calls: Iterable[Call], consumers: 
                                 problems.append(
                                     f"{identity}: its Role grants {verb} {group}/{resource}{'/' + name if name else ''}, which no code path uses"
                                 )
+    return problems
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """A Prometheus the agents may query, as its own install deploys it."""
+
+    service_account: tuple[str, str]  # (namespace, name) it discovers pods as
+    discovers_everywhere: bool  # a ClusterRole lets it list pods in every namespace
+    podmonitor_labels: dict[str, str]  # what its podMonitorSelector requires of a PodMonitor
+    pod_labels: dict[str, str] | None  # its pods' labels, where its install admits only its own clients to them
+    source: str
+
+
+PROMETHEUSES = {
+    "prometheus-k8s.monitoring.svc:9090": Prometheus(
+        ("monitoring", "prometheus-k8s"),
+        discovers_everywhere=False,
+        podmonitor_labels={},
+        pod_labels={
+            "app.kubernetes.io/component": "prometheus",
+            "app.kubernetes.io/instance": "k8s",
+            "app.kubernetes.io/name": "prometheus",
+            "app.kubernetes.io/part-of": "kube-prometheus",
+        },
+        source="kube-prometheus: prometheus-roleSpecificNamespaces.yaml grants pod discovery in default, kube-system "
+        "and monitoring only; prometheus-networkPolicy.yaml admits only pods labelled app.kubernetes.io/name=prometheus",
+    ),
+    "kube-prometheus-stack-prometheus.monitoring.svc:9090": Prometheus(
+        ("monitoring", "kube-prometheus-stack-prometheus"),
+        discovers_everywhere=True,
+        podmonitor_labels={"release": "kube-prometheus-stack"},
+        pod_labels=None,
+        source="kube-prometheus-stack: its Prometheus' ClusterRole lists pods everywhere; podMonitorSelector "
+        "matchLabels release: <release> by default; no NetworkPolicy unless enabled",
+    ),
+}
+"""The Prometheus installs whose addresses are documented external inputs (``EXTERNAL``), with what they need."""
+
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server puts on every namespace (its name): what a NetworkPolicy selects a namespace by."""
+
+
+def _subset(wanted: Mapping[str, str] | None, have: Mapping[str, str]) -> bool:
+    return all(have.get(k) == v for k, v in (wanted or {}).items())
+
+
+def _admits(policy: Mapping[str, Any], namespace: str, labels: Mapping[str, str], port: int) -> bool:
+    """Does an ingress rule of ``policy`` admit a pod (its namespace and labels) on ``port``? (A peer without a
+    namespaceSelector means the policy's own namespace; matchExpressions are not used here and never match.)"""
+    for rule in policy["spec"].get("ingress") or []:
+        ports = rule.get("ports") or []
+        if ports and not any(p.get("port") == port for p in ports):
+            continue
+        for peer in rule.get("from") or []:
+            ns_selector, pod_selector = peer.get("namespaceSelector"), peer.get("podSelector")
+            if ns_selector is None and pod_selector is None:
+                continue  # an ipBlock
+            if any(s and s.get("matchExpressions") for s in (ns_selector, pod_selector)):
+                continue
+            in_namespace = (
+                _subset(ns_selector.get("matchLabels"), {NAMESPACE_LABEL: namespace})
+                if ns_selector is not None
+                else policy["metadata"].get("namespace") == namespace
+            )
+            if in_namespace and _subset((pod_selector or {}).get("matchLabels"), labels):
+                return True
+    return False
+
+
+def check_monitoring(objs: list[Mapping[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    agents = [p for p in pods(objs) if p.role == "agent"]
+    used: dict[str, list[Pod]] = {}
+    for pod in agents:
+        found, value, _ = _value(objs, pod, "SCANFLOW_PROMETHEUS_URL")
+        m = _URL.match(value or "") if found else None
+        if m:
+            used.setdefault(f"{m.group(2)}:{m.group(3) or 80}", []).append(pod)
+    monitors = _by(objs, "PodMonitor")
+    for key, clients in sorted(used.items()):
+        prom = PROMETHEUSES.get(key)
+        if prom is None:
+            continue  # check_urls reports an address nobody documented
+        for pm in monitors:
+            if not _subset(prom.podmonitor_labels, pm["metadata"].get("labels") or {}):
+                wanted = ", ".join(f"{k}={v}" for k, v in prom.podmonitor_labels.items())
+                problems.append(
+                    f"PodMonitor/{pm['metadata']['name']}: no label {wanted}, so {key} never scrapes it ({prom.source})"
+                )
+        sa_ns, sa = prom.service_account
+        if not prom.discovers_everywhere:
+            for ns in sorted({pm["metadata"].get("namespace") for pm in monitors}):
+                rules = [
+                    r
+                    for b in _by(objs, "RoleBinding")
+                    if b["metadata"].get("namespace") == ns
+                    and any(
+                        s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace") == sa_ns
+                        for s in b.get("subjects") or []
+                    )
+                    for role in _by(objs, "Role", b["roleRef"]["name"])
+                    if role["metadata"].get("namespace") == ns
+                    for r in role.get("rules") or []
+                ]
+                missing = [v for v in ("list", "watch") if not any(_allows(r, Call(sa, "", "pods", v, None)) for r in rules)]
+                if missing:
+                    problems.append(
+                        f"{sa_ns}/{sa} may not {' and '.join(missing)} pods in {ns}: the PodMonitors there discover "
+                        f"nothing ({prom.source})"
+                    )
+        if prom.pod_labels is not None:
+            port = int(key.rsplit(":", 1)[1])
+            policies = [
+                p
+                for p in _by(objs, "NetworkPolicy")
+                if p["metadata"].get("namespace") == sa_ns
+                and _subset((p["spec"].get("podSelector") or {}).get("matchLabels"), prom.pod_labels)
+            ]
+            for pod in clients:
+                if not any(_admits(p, pod.namespace, pod.labels, port) for p in policies):
+                    problems.append(
+                        f"{pod.where}: no NetworkPolicy in {sa_ns} admits it to {key}, so where policies are enforced "
+                        f"its queries are dropped and every PromQL sensor goes stale ({prom.source})"
+                    )
     return problems

@@ -1,5 +1,6 @@
 """The install's pieces fit together on a cluster (``cluster_checks``): on every tree — the root, the
-external-storage overlay, the root with components/kube-prometheus-stack — each with ``manifests/serving``; and
+external-storage overlay (both with ``manifests/monitoring/network-policy``, which kube-prometheus needs), the root
+with components/kube-prometheus-stack — each with ``manifests/serving``; and
 each check fails on the defects the manifests had before (shown on the root tree with that defect put back)."""
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 from cluster_checks import (
+    PROMETHEUSES,
     Call,
     check_artifact_repository,
     check_env,
+    check_monitoring,
     check_promql,
     check_rbac,
     check_urls,
@@ -37,9 +40,10 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, 
     config["components"].append("components/kube-prometheus-stack")
     stack.write_text(yaml.safe_dump(config))
     serving = render(MANIFESTS / "serving")
+    policy = render(MANIFESTS / "monitoring" / "network-policy")  # applied on its own (docs/cluster.md, step 4)
     return {
-        "root": render(MANIFESTS) + serving,
-        "external-storage": render(MANIFESTS / "overlays" / "external-storage") + serving,
+        "root": render(MANIFESTS) + serving + policy,
+        "external-storage": render(MANIFESTS / "overlays" / "external-storage") + serving + policy,
         "kube-prometheus-stack": render(copy_root) + serving,
     }
 
@@ -49,6 +53,7 @@ CHECKS: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
     "env": check_env,
     "artifacts": check_artifact_repository,
     "promql": check_promql,
+    "monitoring": check_monitoring,
 }
 
 
@@ -167,6 +172,18 @@ OLD_DEFECTS = [
         "promql",
         "agent 'drift-supervisor' sensor 'drift': no PodMonitor scrapes the model pods of 'mnist' at /prometheus",
     ),
+    (
+        "kube-prometheus may not discover pods in the namespace",
+        lambda o: _drop(o, "RoleBinding", "prometheus-k8s"),
+        "monitoring",
+        "monitoring/prometheus-k8s may not list and watch pods in scanflow: the PodMonitors there discover nothing",
+    ),
+    (
+        "kube-prometheus's NetworkPolicy admits only its own clients",
+        lambda o: _drop(o, "NetworkPolicy", "scanflow-agents-to-prometheus"),
+        "monitoring",
+        "Deployment/throughput-scaler: no NetworkPolicy in monitoring admits it to prometheus-k8s.monitoring.svc:9090",
+    ),
 ]
 
 
@@ -182,6 +199,22 @@ def test_each_check_reports_what_the_old_manifests_got_wrong(
     put_back(objs)
     problems = CHECKS[check](objs)
     assert any(expected in p for p in problems), "\n".join(problems)
+
+
+def test_the_stack_selects_only_podmonitors_with_its_release_label(trees: dict[str, list[dict[str, Any]]]) -> None:
+    """kube-prometheus-stack's Prometheus selects PodMonitors by its release label (its podMonitorSelector), which
+    the old manifests never set; and a policy that admits the agents' pods from another namespace admits nothing."""
+    objs = copy.deepcopy(trees["kube-prometheus-stack"])
+    monitor = next(o for o in objs if o["kind"] == "PodMonitor" and o["metadata"]["name"] == "seldon-mnist")
+    del monitor["metadata"]["labels"]["release"]
+    assert check_monitoring(objs) == [
+        "PodMonitor/seldon-mnist: no label release=kube-prometheus-stack, so kube-prometheus-stack-prometheus.monitoring.svc:9090 "
+        f"never scrapes it ({PROMETHEUSES['kube-prometheus-stack-prometheus.monitoring.svc:9090'].source})"
+    ]
+    objs = copy.deepcopy(trees["root"])
+    policy = next(o for o in objs if o["kind"] == "NetworkPolicy")
+    policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] = "other"
+    assert len(check_monitoring(objs)) == 2  # neither agent is admitted
 
 
 def test_a_new_environment_read_must_be_classified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,4 +252,5 @@ def test_external_inputs_are_documented() -> None:
 
     for address in EXTERNAL:
         assert address.split(":")[0] in DOCS, address
+    assert set(PROMETHEUSES) == {a for a in EXTERNAL if "prometheus" in a}  # each Prometheus with what it needs
     assert json.dumps(sorted(EXTERNAL))  # (a table, not a guess)

@@ -549,9 +549,31 @@ def _allows(rule: Mapping[str, Any], call: Call) -> bool:
     )
 
 
-def check_rbac(objs: list[Mapping[str, Any]], calls: Iterable[Call], consumers: Mapping[str, Iterable[Call]]) -> list[str]:
+_NAMED_VERBS = ("get", "update", "patch", "delete")
+"""Verbs whose requests name their object, so ``resourceNames`` can narrow them (not create, list, watch)."""
+
+
+def _in_install(objs: Iterable[Mapping[str, Any]], call: Call) -> bool:
+    """Is the object ``call`` names one the install itself defines (so its name is known before anything runs)?"""
+    return any(
+        o["metadata"].get("name") == call.name
+        and f"{o['kind'].lower()}s" == call.resource
+        and (o.get("apiVersion") or "").rpartition("/")[0] == call.group
+        for o in objs
+    )
+
+
+def check_rbac(
+    objs: list[Mapping[str, Any]],
+    calls: Iterable[Call],
+    consumers: Mapping[str, Iterable[Call]],
+    people: Iterable[str] = (),
+) -> list[str]:
     """``calls``: what the code did, per identity; ``consumers``: what documented non-scanflow code needs (Argo's
-    executor, Prometheus, the Argo Server acting with the CLI's token), per identity — each with its reason."""
+    executor, Prometheus, the Argo Server acting with the CLI's token), per identity — each with its reason.
+    A rule without ``resourceNames`` whose calls all name objects of the install must name them (as the agents'
+    rules on their SeldonDeployment and state ConfigMap do), except for ``people``: identities that act on whatever
+    a person names (the CLI)."""
     problems = []
     calls = list(calls)
     bound: dict[str, list[Mapping[str, Any]]] = {}
@@ -585,6 +607,18 @@ def check_rbac(objs: list[Mapping[str, Any]], calls: Iterable[Call], consumers: 
                             if not probe:
                                 problems.append(
                                     f"{identity}: its Role grants {verb} {group}/{resource}{'/' + name if name else ''}, which no code path uses"
+                                )
+                            elif (
+                                name is None
+                                and verb in _NAMED_VERBS
+                                and identity not in set(people)
+                                and all(c.name and _in_install(objs, c) for c in probe)
+                            ):
+                                named = ", ".join(sorted({str(c.name) for c in probe}))
+                                problems.append(
+                                    f"{identity}: its Role grants {verb} {group}/{resource} on every object in the "
+                                    f"namespace, but it only ever names {named}, which the install defines: list them in "
+                                    "resourceNames"
                                 )
     return problems
 

@@ -246,6 +246,31 @@ def test_rbac_check_refuses_a_call_without_a_rule_and_a_rule_without_a_call(tree
     assert "scanflow-cli: get argoproj.io/workflows/x is not allowed by its Role" in problems
 
 
+@pytest.mark.parametrize("identity", ["throughput-scaler", "mnist-workflows"])
+def test_rbac_check_asks_for_resource_names_where_every_call_names_an_object_of_the_install(
+    trees: dict[str, list[dict[str, Any]]], identity: str
+) -> None:
+    """The deploy step's Role once granted get/patch on every SeldonDeployment in the namespace though it only rolls
+    the application's own: a rule like that is reported, and so is an agent's once it loses its resourceNames; the
+    CLI, which acts on whatever a person names, is not narrowed."""
+    objs = copy.deepcopy(trees["root"])
+    calls = [Call(identity, "machinelearning.seldon.io", "seldondeployments", v, "mnist") for v in ("get", "patch")]
+
+    def about(problems: list[str]) -> list[str]:
+        return [p for p in problems if p.startswith(identity) and "seldondeployments" in p]
+
+    assert not about(check_rbac(objs, calls, {}))
+    role = next(o for o in objs if o["kind"] == "Role" and o["metadata"]["name"] == identity)
+    rule = next(r for r in role["rules"] if r["resources"] == ["seldondeployments"])
+    del rule["resourceNames"]
+    assert about(check_rbac(objs, calls, {})) == [
+        f"{identity}: its Role grants {v} machinelearning.seldon.io/seldondeployments on every object in the namespace, "
+        "but it only ever names mnist, which the install defines: list them in resourceNames"
+        for v in ("get", "patch")
+    ]
+    assert not about(check_rbac(objs, calls, {}, people={identity}))
+
+
 def test_external_inputs_are_documented() -> None:
     """Each address outside the install that pods use is named in docs/cluster.md (where the admin sets it)."""
     from cluster_checks import EXTERNAL

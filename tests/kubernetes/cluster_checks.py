@@ -6,6 +6,9 @@ tests run them on every tree, and on the old manifests' defects to show that eac
   default when unset) resolves to a Service (name, namespace, port) in the tree, or is a documented external input.
 - ``check_env``: every environment variable the code reads in those pods (found by scanning the source, so a new
   read must be classified here) is set by the manifests, or has a default that works in a pod; references resolve.
+- ``check_feedback``: the feedback contract — where an agent starts a retraining with ``feedback_dir=F``, the
+  template's steps read ``$SCANFLOW_HOME/F`` and some model pod writes its ``FEEDBACK_DIR`` there: the same folder
+  of the same claim (on one machine both are ``<home>/feedback/<deployment>``).
 - ``check_artifact_repository``: every workflow whose templates pass artifacts has a repository Argo resolves
   (``artifactRepositoryRef``, else the namespace's ``artifact-repositories`` ConfigMap and its default key:
   argoproj/argo-workflows ``workflow/artifactrepositories/artifactrepositories.go``).
@@ -388,6 +391,49 @@ def _under_volume(pod: Pod, var: str, objs: list[Mapping[str, Any]]) -> list[str
                 return []
             return [f"{pod.where}: {var}={value} is on volume {mount['name']}, which is no claim of the install"]
     return [f"{pod.where}: {var}={value} is on no mounted volume: it dies with the pod"]
+
+
+def _on_claim(pod: Pod, var: str) -> tuple[str, str] | None:
+    """(claim, path inside it) of the folder ``var`` names in ``pod``, or None where it is on no claim."""
+    value = str((pod.env.get(var) or {}).get("value") or "")
+    for mount in pod.mounts if value else []:
+        root = mount["mountPath"].rstrip("/")
+        if value == root or value.startswith(root + "/"):
+            volume = next((v for v in pod.volumes if v["name"] == mount["name"]), None)
+            claim = ((volume or {}).get("persistentVolumeClaim") or {}).get("claimName")
+            return (str(claim), value[len(root) :].strip("/")) if claim else None
+    return None
+
+
+def check_feedback(objs: list[Mapping[str, Any]]) -> list[str]:
+    problems = []
+    everyone = pods(objs)
+    writers = {p.where: _on_claim(p, "FEEDBACK_DIR") for p in everyone if p.role == "model" and "FEEDBACK_DIR" in p.env}
+    for cm in _by(objs, "ConfigMap"):
+        raw = (cm.get("data") or {}).get("agent.json")
+        config = json.loads(raw) if raw else {}
+        for plan in config.get("plans") or []:
+            for action in plan.get("actions") or []:
+                folder = (action.get("parameters") or {}).get("feedback_dir")
+                if action.get("kind") != "submit_workflow" or not folder:
+                    continue
+                where = f"agent {config['name']!r} action {action['name']!r} (feedback_dir={folder} to {action['template']})"
+                steps = [
+                    p for p in everyone if p.role == "step" and p.where.startswith(f"WorkflowTemplate/{action['template']} ")
+                ]
+                homes = {_on_claim(p, "SCANFLOW_HOME") for p in steps}
+                first = next(iter(homes), None)
+                if len(homes) != 1 or first is None:
+                    problems.append(
+                        f"{where}: the template's steps have no one SCANFLOW_HOME on a claim: they would read {folder} in the pod"
+                    )
+                    continue
+                claim, home = first
+                read = (claim, f"{home}/{folder}".strip("/"))
+                if read not in writers.values():
+                    wrote = "; ".join(f"{w}: {v[0] + ':' + v[1] if v else 'on no claim'}" for w, v in writers.items()) or "none"
+                    problems.append(f"{where}: the steps read {read[0]}:{read[1]}, where no model pod writes feedback ({wrote})")
+    return problems
 
 
 # -- artifacts ----------------------------------------------------------------------------------------

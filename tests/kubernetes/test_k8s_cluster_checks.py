@@ -19,6 +19,7 @@ from cluster_checks import (
     Call,
     check_artifact_repository,
     check_env,
+    check_feedback,
     check_monitoring,
     check_promql,
     check_rbac,
@@ -54,6 +55,7 @@ CHECKS: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
     "artifacts": check_artifact_repository,
     "promql": check_promql,
     "monitoring": check_monitoring,
+    "feedback": check_feedback,
 }
 
 
@@ -102,6 +104,14 @@ def _no_state_volume(objs: list[dict[str, Any]]) -> None:
         if o["kind"] == "SeldonDeployment":
             c = o["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
             c["env"] = [e for e in c["env"] if e["name"] != "FEEDBACK_DIR"]
+
+
+def _feedback_elsewhere(objs: list[dict[str, Any]]) -> None:
+    for o in objs:
+        if o["kind"] == "SeldonDeployment":
+            c = o["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+            (env,) = [e for e in c["env"] if e["name"] == "FEEDBACK_DIR"]
+            env["value"] = "/var/lib/scanflow/feedback"
 
 
 def _metrics_path(objs: list[dict[str, Any]]) -> None:
@@ -171,6 +181,18 @@ OLD_DEFECTS = [
         _metrics_path,
         "promql",
         "agent 'drift-supervisor' sensor 'drift': no PodMonitor scrapes the model pods of 'mnist' at /prometheus",
+    ),
+    (
+        "no home for feedback and the dataset cache",
+        _no_state_volume,
+        "feedback",
+        "agent 'drift-supervisor' action 'retrain' (feedback_dir=feedback/mnist to mnist-retrain): the template's steps have no one SCANFLOW_HOME on a claim",
+    ),
+    (
+        "the model writes feedback beside where the retraining reads it",
+        _feedback_elsewhere,
+        "feedback",
+        "the steps read scanflow-data:feedback/mnist, where no model pod writes feedback (SeldonDeployment/mnist default/classifier: scanflow-data:feedback)",
     ),
     (
         "kube-prometheus may not discover pods in the namespace",

@@ -478,23 +478,31 @@ def check_artifact_repository(objs: list[Mapping[str, Any]]) -> list[str]:
 
 # -- PromQL ---------------------------------------------------------------------------------------------
 
-_SELDON_LABELS = {
+_EXECUTOR_SERVER_LABELS = {"deployment_name", "predictor_name", "predictor_version", "service", "method", "code"}
+"""SeldonIO/seldon-core v1.18.2 ``executor/api/metric/server.go`` ``NewServerMetrics``: the executor's server metrics
+carry no model labels (the REST server curries deployment, predictor, version and ``service`` in
+``executor/api/rest/server.go`` ``wrapMetrics``). The local router adds ``model_name``; a query must not rely on it."""
+_EXECUTOR_CLIENT_LABELS = _EXECUTOR_SERVER_LABELS | {"model_name", "model_image", "model_version"}
+"""``executor/api/metric/client.go`` ``NewClientMetrics``: executor → model calls, per model."""
+_MODEL_LABELS = {
     "deployment_name",
     "predictor_name",
     "predictor_version",
     "model_name",
     "model_image",
     "model_version",
+    "seldon_deployment_name",
+    "image_name",
+    "image_version",
+    "worker_id",
     "method",
 }
-_EXECUTOR_LABELS = _SELDON_LABELS | {"service", "code"}
-_MODEL_LABELS = _SELDON_LABELS | {"worker_id"}
+"""``python/seldon_core/metrics.py`` (v1.18.2): ``DEFAULT_LABELS`` with their pre-1.3 aliases, ``worker_id`` and the
+``method`` tag, on every metric the microservice serves (its own feedback counters and the model's ``metrics()``)."""
 EXPORTED = {
-    # Seldon Core 1.18's executor (docs.seldon.ai seldon-core-1 "Metrics with Prometheus": every metric carries
-    # service, deployment_name, predictor_name, predictor_version, model_name, model_image, model_version)
     **{
-        f"seldon_api_executor_{k}_requests_seconds_{s}": ("executor", _EXECUTOR_LABELS)
-        for k in ("server", "client")
+        f"seldon_api_executor_{k}_requests_seconds_{s}": ("executor", labels)
+        for k, labels in (("server", _EXECUTOR_SERVER_LABELS), ("client", _EXECUTOR_CLIENT_LABELS))
         for s in ("bucket", "count", "sum")
     },
     # the seldon-core microservice and the model's own metrics() (scanflow_argo/serving/model.py)

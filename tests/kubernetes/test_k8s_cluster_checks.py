@@ -97,6 +97,15 @@ def _old_queries(objs: list[dict[str, Any]]) -> None:
             cm["data"]["agent.json"] = cm["data"]["agent.json"].replace(',service=\\"predictions\\"', "")
 
 
+def _model_label_on_server_metrics(objs: list[dict[str, Any]]) -> None:
+    """The local router labels its server metrics with model_name too; Seldon Core 1.18's executor does not."""
+    for cm in objs:
+        if cm["kind"] == "ConfigMap" and "agent.json" in (cm.get("data") or {}):
+            cm["data"]["agent.json"] = cm["data"]["agent.json"].replace(
+                'service=\\"predictions\\"', 'service=\\"predictions\\",model_name=\\"classifier\\"'
+            )
+
+
 def _no_state_volume(objs: list[dict[str, Any]]) -> None:
     for o in objs:
         if o["kind"] == "WorkflowTemplate":
@@ -175,6 +184,12 @@ OLD_DEFECTS = [
         _old_queries,
         "promql",
         "agent 'throughput-scaler' sensor 'p95': seldon_api_executor_server_requests_seconds_bucket without service=\"predictions\"",
+    ),
+    (
+        "a label Seldon's executor puts only on its client metrics",
+        _model_label_on_server_metrics,
+        "promql",
+        "agent 'throughput-scaler' sensor 'p95': seldon_api_executor_server_requests_seconds_bucket has no label 'model_name'",
     ),
     (
         "model metrics scraped at the wrong path",

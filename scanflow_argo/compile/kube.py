@@ -175,11 +175,21 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
 
 def workflow_rbac(app: Application) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding the workflows run under: Argo's executor reports results
-    (``workflowtaskresults`` create/patch); the deploy step reads and patches SeldonDeployments."""
+    (``workflowtaskresults`` create/patch); the deploy step reads and patches the application's SeldonDeployments,
+    named in ``resourceNames`` (a step cannot roll another team's model in the namespace)."""
     name = workflow_service_account(app)
-    rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
     if app.services:
-        rules.append({"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]})
+        rules.append(
+            {
+                "apiGroups": ["machinelearning.seldon.io"],
+                "resources": ["seldondeployments"],
+                "resourceNames": sorted({s.name for s in app.services}),
+                "verbs": ["get", "patch"],
+            }
+        )
     check_rules(f"workflows of {app.name!r}", rules)
     return _rbac(name, app, "workflow", rules)
 

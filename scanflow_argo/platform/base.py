@@ -29,9 +29,11 @@ __all__ = [
     "ChangeFeed",
     "DeploymentStatus",
     "NodeStatus",
+    "Pairs",
     "Platform",
     "PodLog",
     "RunStatus",
+    "SubmitTarget",
     "WorkflowAdmin",
     "already_exists",
     "already_finished",
@@ -39,6 +41,11 @@ __all__ = [
     "declared_parameters",
     "unpack_artifact",
 ]
+
+# What every ``Platform.submit`` takes, spelled once: a Workflow manifest or the name of a WorkflowTemplate,
+# and the run's parameters and labels as name → value pairs.
+SubmitTarget = Mapping[str, Any] | str
+Pairs = Mapping[str, str]
 
 
 @runtime_checkable
@@ -53,12 +60,7 @@ class Platform(Protocol):
         """Create or update a WorkflowTemplate (or CronWorkflow); apply semantics."""
         ...
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         """Start a run and return its name at once. ``workflow`` is a Workflow manifest, or the
         name of an applied WorkflowTemplate (submitted as the Argo UI does: ``workflowTemplateRef``)."""
         ...

@@ -38,7 +38,17 @@ from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
-from .base import DeploymentStatus, PodLog, RunStatus, already_exists, already_finished, check_parameters, declared_parameters
+from .base import (
+    DeploymentStatus,
+    Pairs,
+    PodLog,
+    RunStatus,
+    SubmitTarget,
+    already_exists,
+    already_finished,
+    check_parameters,
+    declared_parameters,
+)
 from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
@@ -99,12 +109,7 @@ class LocalPlatform:
             return None
         return folder if folder.is_dir() else None
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         """Prepare the run (refusing what cannot run locally) and start its detached engine.
 
         Steps import the project's code from the folder recorded when the template was applied

@@ -25,7 +25,7 @@ from ..compile.schema import SchemaChecker
 from ..compile.teams import team_namespace, team_objects
 from ..errors import AlreadyExistsError, NotFoundError, PlatformError
 from ..settings import Settings
-from .base import DeploymentStatus, Platform, RunStatus
+from .base import DeploymentStatus, Pairs, Platform, RunStatus, SubmitTarget
 
 __all__ = ["NamespaceBound", "Team", "create_team", "delete_team", "list_teams", "read_team_objects", "teams_dir"]
 
@@ -124,12 +124,7 @@ class NamespaceBound:
         self._manifest(manifest, "applying")
         self.platform.apply_template(manifest)
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         if not isinstance(workflow, str):
             self._manifest(workflow, "submitting")
         return self.platform.submit(workflow, parameters, labels)

@@ -23,7 +23,7 @@ from ..errors import CompileError
 from ..settings import TeamSettings
 from .kube import check_rules
 
-__all__ = ["TEAM_COMPONENTS", "allowed", "team_namespace", "team_objects"]
+__all__ = ["TEAM_COMPONENTS", "allowed", "team_app", "team_namespace", "team_objects"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -58,6 +58,16 @@ def team_namespace(app: str, team: str) -> str:
             "letters, digits and '-' (a DNS label of at most 63 characters in all)"
         )
     return ns
+
+
+def team_app(namespace: str, team: str) -> str | None:
+    """The application whose ``team`` works in ``namespace`` (``team_namespace``'s inverse), or ``None`` when
+    ``namespace`` is no namespace of that team."""
+    prefix, suffix = "scanflow-", f"-{team}"
+    if not (namespace.startswith(prefix) and namespace.endswith(suffix)) or len(namespace) <= len(prefix) + len(suffix):
+        return None
+    app = namespace[len(prefix) : -len(suffix)]
+    return app if _DNS_LABEL.match(app) else None
 
 
 def _meta(name: str, ns: str | None, app: str, team: str, component: str) -> dict[str, Any]:

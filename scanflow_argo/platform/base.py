@@ -40,12 +40,27 @@ __all__ = [
     "check_parameters",
     "declared_parameters",
     "unpack_artifact",
+    "workflow_from_template",
 ]
 
 # What every ``Platform.submit`` takes, spelled once: a Workflow manifest or the name of a WorkflowTemplate,
 # and the run's parameters and labels as name → value pairs.
 SubmitTarget = Mapping[str, Any] | str
 Pairs = Mapping[str, str]
+
+
+def workflow_from_template(name: str, cluster_scope: bool = False) -> dict[str, Any]:
+    """The Workflow that runs WorkflowTemplate ``name`` (a ClusterWorkflowTemplate when ``cluster_scope``) in the
+    submitter's namespace, as ``argo submit --from`` makes it: ``generateName`` ``NAME-``, Argo's template label,
+    ``workflowTemplateRef`` (argo-workflows ``workflow/common/convert.go`` ``NewWorkflowFromWorkflowTemplate``)."""
+    label = "workflows.argoproj.io/cluster-workflow-template" if cluster_scope else TEMPLATE_LABEL
+    ref: dict[str, Any] = {"name": name, **({"clusterScope": True} if cluster_scope else {})}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{name}-", "labels": {label: name}},
+        "spec": {"workflowTemplateRef": ref},
+    }
 
 
 @runtime_checkable

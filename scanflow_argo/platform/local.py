@@ -170,8 +170,11 @@ class LocalPlatform:
 
     def _stamped(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The manifest with the ``uid`` and ``creationTimestamp`` the API server gives an object at
-        creation (the engine keeps them), so a run is identified before its engine starts."""
+        creation (the engine keeps them), so a run is identified before its engine starts; one naming no
+        namespace is created in this platform's, as a create request to the API server lands in its URL's
+        namespace (``argo submit -n NS``), not in ``default``."""
         meta = dict(manifest.get("metadata") or {})
+        meta.setdefault("namespace", self.namespace)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         return {**manifest, "metadata": meta}

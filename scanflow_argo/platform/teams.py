@@ -130,10 +130,13 @@ class NamespaceBound:
         return self.platform.submit(workflow, parameters, labels)
 
     def get_run(self, name: str) -> RunStatus:
-        return self.platform.get_run(name)
+        run = self.platform.get_run(name)
+        self._check(run.namespace, f"reading run {name!r}")
+        return run
 
     def list_runs(self, labels: Mapping[str, str] | None = None) -> list[RunStatus]:
-        return self.platform.list_runs(labels)
+        """The runs of the bound namespace only (the local platform lists every namespace's)."""
+        return [r for r in self.platform.list_runs(labels) if r.namespace in ("", self.namespace)]
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 0.5) -> RunStatus:
         return self.platform.wait(name, timeout, poll)

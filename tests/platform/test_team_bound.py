@@ -100,3 +100,16 @@ def test_a_command_group_without_its_action_says_which_there_are(group: str, cap
     with pytest.raises(SystemExit) as err:
         main([group])
     assert err.value.code == 2 and "required" in capsys.readouterr().err
+
+
+def test_runs_of_another_namespace_are_neither_listed_nor_read(bound: NamespaceBound) -> None:
+    other = bound.platform.submit({**_template(OTHER), "kind": "Workflow"})  # the unbound platform: another team's run
+    own = bound.submit({**_template(None), "kind": "Workflow", "metadata": {"generateName": "own-"}})
+    try:
+        assert [r.name for r in bound.list_runs()] == [own]
+        assert bound.get_run(own).namespace == OWN
+        with pytest.raises(PlatformError, match=f"reading run '{other}' in namespace '{OTHER}' refused.*'{OWN}'"):
+            bound.get_run(other)
+    finally:
+        for run in (other, own):
+            bound.platform.wait(run, timeout=60)

@@ -24,7 +24,10 @@ def _policy() -> dict[str, Any]:
         plans=[
             Plan(
                 "retrain",
-                [SubmitWorkflow("mnist-retrain", cluster_scope=True, name="retrain"), SubmitWorkflow("mnist-train", name="train")],
+                [
+                    SubmitWorkflow("mnist-retrain", cluster_scope=True, name="retrain"),
+                    SubmitWorkflow("mnist-train", name="train"),
+                ],
             )
         ],
         interval=1,

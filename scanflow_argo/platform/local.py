@@ -117,7 +117,14 @@ class LocalPlatform:
         if isinstance(workflow, str):
             # as `argo submit --from workflowtemplate/NAME`: the server reads the template first, a missing one is
             # the caller's error (a Workflow naming it in workflowTemplateRef is accepted, and errored when run)
-            TemplateStore(self.settings.templates_dir).get(workflow)
+            found = TemplateStore(self.settings.templates_dir).get(workflow)
+            owner = (found.get("metadata") or {}).get("namespace")
+            if owner and owner != self.namespace:  # Argo reads a WorkflowTemplate in the submitter's namespace only
+                raise NotFoundError(
+                    f'workflowtemplates.argoproj.io "{workflow}" not found in namespace {self.namespace!r} (it is in '
+                    f"{owner!r}): another namespace's template is run through its published ClusterWorkflowTemplate "
+                    "(scanflow-argo team publish APP TEAM template FILE VERSION; docs/teams.md)"
+                )
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",

@@ -18,7 +18,7 @@ from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.cli import main
 from scanflow_argo.compile.teams import team_app, team_namespace
 from scanflow_argo.engine.core.manifest import apply_workflow_metadata
-from scanflow_argo.errors import InvalidWorkflow, SpecError
+from scanflow_argo.errors import InvalidWorkflow, NotFoundError, SpecError
 from scanflow_argo.platform import get_platform
 from scanflow_argo.platform.publications import Publications, reference_labels, references
 from scanflow_argo.platform.teams import NamespaceBound
@@ -135,3 +135,11 @@ def test_a_version_nobody_published_is_recorded_as_such(tmp_path: Path) -> None:
     (rec,) = Publications(_settings(home, SCIENCE), "mnist").record_run("science", status)
     assert (rec.kind, rec.name, rec.version) == ("dataset", "mnist", "3")
     assert rec.detail.endswith("(not a published version)")
+
+
+def test_another_namespaces_template_is_not_found_by_name(tmp_path: Path) -> None:
+    # as on Argo: a WorkflowTemplate is read in the submitter's namespace; another team's is run through its publication
+    home = tmp_path / "home"
+    get_platform(_settings(home, SCIENCE)).apply_template(_template())
+    with pytest.raises(NotFoundError, match=f'"mnist-retrain" not found in namespace {ENG!r}.*{SCIENCE!r}.*team publish'):
+        get_platform(_settings(home, ENG)).submit("mnist-retrain")

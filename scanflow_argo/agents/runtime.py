@@ -29,10 +29,13 @@ import httpx
 
 from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
+from ..compile.teams import team_app
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
 from ..monitoring.prometheus import recorded_url
 from ..platform import get_platform
 from ..platform._k8s.api import load_api_client
+from ..platform.base import workflow_from_template
+from ..platform.publications import Publications
 from ..platform.teams import NamespaceBound
 from ..settings import Settings
 from ..spec.agent import (
@@ -506,6 +509,20 @@ class AgentRuntime:
             self.recorder.record(seq, record)
         return record
 
+    def _record_uses(self, run: str) -> list[str]:
+        """A team's agent records in the application's trail every publication its run consumes by reference
+        (``Publications.record_run``: the run's labels); what it could not read is said, never fatal (the run
+        was submitted)."""
+        app = team_app(self.settings.kubernetes.namespace, self.team) if self.team else None
+        if not self.team or not app:
+            return []
+        try:
+            status = self.platform.get_run(run)
+            records = Publications(self.settings, app, self.clock).record_run(self.team, status, by=f"agent {self.agent.name}")
+        except ScanflowError as err:
+            return [f"not recorded: {redact(str(err))[:200]}"]
+        return [f"{r.kind} {r.name}@{r.version}" for r in records]
+
     def _labels(self, action: SubmitWorkflow) -> dict[str, str]:
         return {**action.labels, LABEL_AGENT: self.agent.name, LABEL_ACTION: action.name}
 
@@ -529,8 +546,10 @@ class AgentRuntime:
         if isinstance(action, SubmitWorkflow):
             params = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("parameters.")}
             labels = {**self._labels(action), LABEL_KEY: key_label(d.key or "")}
-            run = await self._retry(lambda: self.platform.submit(action.template, params, labels))
-            return {"run": run, "parameters": params}
+            target = workflow_from_template(action.template, cluster_scope=True) if action.cluster_scope else action.template
+            run = await self._retry(lambda: self.platform.submit(target, params, labels))
+            uses = await asyncio.to_thread(self._record_uses, run)
+            return {"run": run, "parameters": params, **({"uses": uses} if uses else {})}
         if isinstance(action, ScaleDeployment):
             n = int(p["replicas"])
             status = await self._retry(

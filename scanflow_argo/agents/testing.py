@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, PlatformError, UnavailableError
-from ..platform.base import DeploymentStatus, RunStatus
+from ..platform.base import DeploymentStatus, Pairs, RunStatus, SubmitTarget
 
 __all__ = ["InMemoryPlatform", "file_platform"]
 
@@ -113,12 +113,7 @@ class InMemoryPlatform:
             self._call(data, "apply_template", name)
             data["templates"][name] = dict(manifest)
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         with self._state(write=True) as data:
             template = workflow if isinstance(workflow, str) else (workflow.get("metadata") or {}).get("generateName", "wf-")
             self._call(data, "submit", template, dict(parameters or {}), dict(labels or {}))

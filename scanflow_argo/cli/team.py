@@ -7,22 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
+from ._args import group
 
 __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
     """Add the ``team`` group to the top-level subparsers."""
-    p = sub.add_parser(
+    tsub = group(
+        sub,
         "team",
-        help="create, list and delete team environments (namespace scanflow-APP-TEAM)",
-        description="A team environment is the namespace scanflow-APP-TEAM with its ServiceAccounts and Roles for "
+        "create, list and delete team environments (namespace scanflow-APP-TEAM)",
+        "A team environment is the namespace scanflow-APP-TEAM with its ServiceAccounts and Roles for "
         "workflows, agents and serving (bound only there), a ResourceQuota and a LimitRange, and a reference to the "
         "Secret holding the team's MLflow credentials. Its manifests go to HOME/teams/APP/TEAM (apply them on a "
         "cluster with `kubectl apply -k`).",
+        dest="team_command",
+        metavar="ACTION",
     )
-    tsub = p.add_subparsers(dest="team_command", metavar="ACTION")
-    tsub.required = True
     create = tsub.add_parser("create", help="render and record a team's environment")
     create.add_argument("app", metavar="APP")
     create.add_argument("team", metavar="TEAM")

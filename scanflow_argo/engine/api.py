@@ -35,7 +35,7 @@ from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
 from .checks import check_supported
-from .core.manifest import TemplateStore, as_json_values, load_documents, load_yaml, resolve_workflow
+from .core.manifest import TemplateStore, apply_workflow_metadata, as_json_values, load_documents, load_yaml, resolve_workflow
 from .core.state import RunState, read_status
 from .features.run_hooks import NoHooks, RunHooks
 from .kinds import REGISTRY, Registry, ResourceApplier
@@ -118,6 +118,7 @@ def prepare_run(
         wf = resolve_workflow(manifest, store, parameters, entrypoint)
         if labels:
             wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
+        apply_workflow_metadata(wf)  # after the submitter's labels: the controller's update comes later
         notes = check_supported(wf, store, settings, kinds)
     except InvalidWorkflow as err:  # Argo's controller accepts the workflow and ends it at once: so does the engine
         refused, wf = err, err.workflow or wf

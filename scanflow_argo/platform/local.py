@@ -40,7 +40,17 @@ from ..settings import Settings
 from ._local import control
 from ._local.claims import delete_owned
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
-from .base import DeploymentStatus, PodLog, RunStatus, already_exists, already_finished, check_parameters, declared_parameters
+from .base import (
+    DeploymentStatus,
+    Pairs,
+    PodLog,
+    RunStatus,
+    SubmitTarget,
+    already_exists,
+    already_finished,
+    check_parameters,
+    declared_parameters,
+)
 from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
@@ -111,12 +121,7 @@ class LocalPlatform:
             return None
         return folder if folder.is_dir() else None
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         """Prepare the run (refusing what cannot run locally) and start its detached engine.
 
         Steps import the project's code from the folder recorded when the template was applied
@@ -124,7 +129,14 @@ class LocalPlatform:
         if isinstance(workflow, str):
             # as `argo submit --from workflowtemplate/NAME`: the server reads the template first, a missing one is
             # the caller's error (a Workflow naming it in workflowTemplateRef is accepted, and errored when run)
-            TemplateStore(self.settings.templates_dir).get(workflow)
+            found = TemplateStore(self.settings.templates_dir).get(workflow)
+            owner = (found.get("metadata") or {}).get("namespace")
+            if owner and owner != self.namespace:  # Argo reads a WorkflowTemplate in the submitter's namespace only
+                raise NotFoundError(
+                    f'workflowtemplates.argoproj.io "{workflow}" not found in namespace {self.namespace!r} (it is in '
+                    f"{owner!r}): another namespace's template is run through its published ClusterWorkflowTemplate "
+                    "(scanflow-argo team publish APP TEAM template FILE VERSION; docs/teams.md)"
+                )
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
@@ -177,8 +189,11 @@ class LocalPlatform:
 
     def _stamped(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The manifest with the ``uid`` and ``creationTimestamp`` the API server gives an object at
-        creation (the engine keeps them), so a run is identified before its engine starts."""
+        creation (the engine keeps them), so a run is identified before its engine starts; one naming no
+        namespace is created in this platform's, as a create request to the API server lands in its URL's
+        namespace (``argo submit -n NS``), not in ``default``."""
         meta = dict(manifest.get("metadata") or {})
+        meta.setdefault("namespace", self.namespace)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         return {**manifest, "metadata": meta}

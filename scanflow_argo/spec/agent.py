@@ -688,7 +688,12 @@ class Action:
 @dataclass(frozen=True)
 class SubmitWorkflow(Action):
     """Submit a run of a WorkflowTemplate with (templated) parameters, at most ``max_concurrent``
-    unfinished at once — counted on the platform by the runs' labels, not only in memory."""
+    unfinished at once — counted on the platform by the runs' labels, not only in memory.
+
+    ``cluster_scope``: ``template`` is a ClusterWorkflowTemplate (what another team published, see
+    ``platform/publications.py``); the run is a Workflow in the agent's own namespace whose
+    ``workflowTemplateRef`` has ``clusterScope: true``, as ``argo submit --from clusterworkflowtemplate/NAME``
+    makes it (argo-workflows ``workflow/common/convert.go`` ``NewWorkflowFromWorkflowTemplate``)."""
 
     template: str
     parameters: Mapping[str, str] = field(default_factory=dict)
@@ -697,6 +702,7 @@ class SubmitWorkflow(Action):
     cooldown: _Seconds = _Seconds(300.0)
     idempotency_key: str = ""
     name: str = ""
+    cluster_scope: bool = False
     kind: ClassVar[str] = "submit_workflow"
 
     def __post_init__(self) -> None:
@@ -706,6 +712,8 @@ class SubmitWorkflow(Action):
         _set(self, "labels", {str(k): str(v) for k, v in dict(self.labels).items()})
         if not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:
             raise AgentDefinitionError(f"action {self.name!r}.max_concurrent: {self.max_concurrent!r} must be 1 or more")
+        if not isinstance(self.cluster_scope, bool):
+            raise AgentDefinitionError(f"action {self.name!r}.cluster_scope: {self.cluster_scope!r} must be true or false")
 
     def templates(self) -> dict[str, str]:
         return {**super().templates(), **{f"parameters.{k}": v for k, v in self.parameters.items()}}
@@ -1039,7 +1047,8 @@ class Agent:
         for a in self.actions():
             if isinstance(a, SubmitWorkflow):
                 grant("argoproj.io", "workflows", "create", "get", "list")
-                grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
+                if not a.cluster_scope:  # a ClusterWorkflowTemplate: Argo's controller reads it; a Role cannot grant it
+                    grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
             elif isinstance(a, ScaleDeployment | RollDeployment):
                 grant("machinelearning.seldon.io", f"seldondeployments/{a.deployment}", "get", "patch")
         if self.replicas > 1:  # leader election (agents/leader.py): its own Lease by name; create carries no name

@@ -5,7 +5,8 @@
 ClusterWorkflowTemplates of a local folder; ``TemplateScope`` is what a template name resolves against
 (``resolve_template``: ``template``, ``templateRef`` or ``inline``, with ``templateDefaults`` applied as
 Argo's ``workflow/templateresolution`` does); ``resolve_workflow`` turns a Workflow (or a WorkflowTemplate
-submitted with parameters, or a CronWorkflow) into the Workflow the engine runs.
+submitted with parameters, or a CronWorkflow) into the Workflow the engine runs; ``apply_workflow_metadata``
+puts ``spec.workflowMetadata``'s labels and annotations on it, as Argo's controller does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ...compile.crd import LABEL_VALUE_RULE, is_label_value
 from ...errors import EngineError, InvalidWorkflow
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "TemplateScope",
     "TemplateStore",
     "apply_template_defaults",
+    "apply_workflow_metadata",
     "as_json_values",
     "load_documents",
     "load_yaml",
@@ -271,6 +274,29 @@ def resolve_workflow(
         raise EngineError(f"workflow name {meta['name']!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
     meta.setdefault("namespace", "default")
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+def apply_workflow_metadata(wf: dict[str, Any]) -> None:
+    """Put ``spec.workflowMetadata.labels`` and ``.annotations`` (of the Workflow, or of the template its
+    ``workflowTemplateRef`` merged in) on the Workflow's metadata, over what it had — as Argo's controller does
+    when it first operates a workflow (argo-workflows ``workflow/controller/operator.go``
+    ``updateWorkflowMetadata``), so a run from a template carries the template's labels (e.g. the dataset it
+    consumes) and ``workflow.labels.NAME`` reads them. A label value Kubernetes refuses
+    (``validation.IsValidLabelValue``) errors the workflow in Argo's words."""
+    md = (wf.get("spec") or {}).get("workflowMetadata") or {}
+    meta = wf.setdefault("metadata", {})
+    for key, value in (md.get("labels") or {}).items():
+        text = str(value)
+        if not is_label_value(text):
+            raise InvalidWorkflow(
+                f"invalid label value {text!r} for label {key!r}: {LABEL_VALUE_RULE} (at most 63)",
+                "Error",
+                f"fix spec.workflowMetadata.labels[{key!r}] of the workflow or its template",
+                wf,
+            )
+        meta.setdefault("labels", {})[str(key)] = text
+    for key, value in (md.get("annotations") or {}).items():
+        meta.setdefault("annotations", {})[str(key)] = str(value)
 
 
 def _namespace(meta: Mapping[str, Any]) -> dict[str, str]:

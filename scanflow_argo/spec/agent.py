@@ -32,6 +32,7 @@ from ..argoexpr.golang import argo_duration
 from ..errors import AgentDefinitionError
 
 __all__ = [
+    "FALLBACK_BEHAVIORS",
     "OPS",
     "TEMPLATE_VARS",
     "Action",
@@ -63,6 +64,8 @@ __all__ = [
 
 OPS = (">", ">=", "<", "<=", "==", "!=")
 """Comparison operators a rule accepts."""
+FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+"""KEDA's ``fallback.behavior`` values (apis/keda/v1alpha1/scaledobject_types.go, ``FallbackBehavior*``)."""
 
 TEMPLATE_VARS = frozenset(
     {
@@ -750,13 +753,16 @@ class ScaleDeployment(Action):
     recommended ``min_replicas`` — near-zero load does not flap between 0 and 1 replica. 0: off."""
     fallback_replicas: int | None = None
     """KEDA's ``fallback.replicas`` (keda pkg/fallback/fallback.go, ``GetMetricsWithFallback``):
-    after ``failure_threshold`` consecutive failed or stale reads of ``sensor`` the scaler holds
-    this instead of freezing; ``None``: no fallback (no data, no action)."""
+    once more than ``failure_threshold`` consecutive reads of ``sensor`` failed or were stale the
+    scaler holds this instead of freezing; ``None``: no fallback (no data, no action)."""
     failure_threshold: int = 3
-    """KEDA's ``fallback.failureThreshold``: consecutive failed/stale evaluations before the fallback."""
+    """KEDA's ``fallback.failureThreshold``: the fallback starts when the consecutive failed/stale
+    evaluations exceed it (``NumberOfFailures > FailureThreshold`` in ``GetMetricsWithFallback``)."""
     fallback_behavior: str = "static"
-    """KEDA's ``fallback.behavior`` (fallback.go): ``static`` holds ``fallback_replicas``;
-    ``current`` keeps the current replicas; ``currentIfHigher`` holds max(current, fallback)."""
+    """KEDA's ``fallback.behavior`` (apis/keda/v1alpha1/scaledobject_types.go ``FallbackBehavior*``,
+    applied in fallback.go ``doFallback``): ``static`` holds ``fallback_replicas``; ``currentReplicas``
+    keeps the current replicas; ``currentReplicasIfHigher`` holds max(current, fallback);
+    ``currentReplicasIfLower`` holds min(current, fallback)."""
     cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = "{agent}/{action}/{now}"
     name: str = ""
@@ -789,11 +795,12 @@ class ScaleDeployment(Action):
             raise AgentDefinitionError(f"{where}.activation_threshold: {self.activation_threshold!r} must be 0 or more")
         if self.fallback_replicas is not None and (not isinstance(self.fallback_replicas, int) or self.fallback_replicas < 0):
             raise AgentDefinitionError(f"{where}.fallback_replicas: {self.fallback_replicas!r} must be 0 or more")
-        if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
-            raise AgentDefinitionError(f"{where}.failure_threshold: {self.failure_threshold!r} must be 1 or more")
-        if self.fallback_behavior not in ("static", "current", "currentIfHigher"):
+        if isinstance(self.failure_threshold, bool) or not isinstance(self.failure_threshold, int) or self.failure_threshold < 0:
+            raise AgentDefinitionError(f"{where}.failure_threshold: {self.failure_threshold!r} must be 0 or more")
+        if self.fallback_behavior not in FALLBACK_BEHAVIORS:
             raise AgentDefinitionError(
-                f"{where}.fallback_behavior: {self.fallback_behavior!r} — use 'static', 'current' or 'currentIfHigher'"
+                f"{where}.fallback_behavior: {self.fallback_behavior!r} — use KEDA's "
+                + ", ".join(repr(b) for b in FALLBACK_BEHAVIORS)
             )
         if self.idle_sensor == self.sensor:
             raise AgentDefinitionError(

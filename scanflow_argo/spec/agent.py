@@ -29,7 +29,9 @@ from croniter import croniter
 
 from ..argoexpr.errors import Fail
 from ..argoexpr.golang import argo_duration
-from ..errors import AgentDefinitionError
+from ..errors import AgentDefinitionError, SpecError
+from .analysis import Metric
+from .rollout import parse_steps
 
 __all__ = [
     "FALLBACK_BEHAVIORS",
@@ -53,6 +55,7 @@ __all__ = [
     "SendMessage",
     "Sensor",
     "SetModelAlias",
+    "StartRollout",
     "SubmitWorkflow",
     "Threshold",
     "agent_factory",
@@ -854,6 +857,66 @@ class SetModelAlias(Action):
 
 
 @dataclass(frozen=True)
+class StartRollout(Action):
+    """Start a canary roll-out of ``deployment`` to ``model_uri`` (templated), driven by the agent loop.
+
+    ``steps`` are Argo Rollouts' canary steps (``setWeight``) plus ``shadow: {}`` (``spec/rollout.py``);
+    ``analysis`` lists Argo Rollouts' ``Metric`` fields (``spec/analysis.py``), run after each step
+    against Prometheus with ``{{args.deployment}}``, ``{{args.stable}}`` and ``{{args.canary}}`` (the
+    predictor names). Successful → next step; Failed/Error → abort (traffic back to stable, canary
+    removed); Inconclusive → paused until ``scanflow-argo rollout promote|abort``. At Healthy the
+    registered ``model``'s ``alias`` moves to ``version`` (templated) and the old one becomes ``previous``.
+    """
+
+    deployment: str
+    model_uri: str
+    version: str = ""
+    model: str = ""
+    alias: str = "champion"
+    steps: tuple[Mapping[str, Any], ...] = ({"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100})
+    analysis: tuple[Mapping[str, Any], ...] = ()
+    canary: str = "canary"
+    """The canary predictor's name (``{{args.canary}}`` in the analysis queries)."""
+    cooldown: _Seconds = _Seconds(0.0)
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "start_rollout"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"rollout-{self.deployment}")
+        where = f"action {self.name!r}"
+        _check_name(self.deployment, f"{where}.deployment")
+        _check_name(self.canary, f"{where}.canary")
+        if not self.model_uri:
+            raise AgentDefinitionError(f"{where}.model_uri: give the challenger's model URI (e.g. models:/mnist/{{sensor.v}})")
+        _set(self, "steps", tuple(dict(s) for s in self.steps))
+        _set(self, "analysis", tuple(dict(m) for m in self.analysis))
+        _set(self, "version", str(self.version))
+        try:
+            parse_steps(self.steps)
+            for metric in self.analysis:
+                Metric.from_spec(metric)
+        except SpecError as err:
+            raise AgentDefinitionError(f"{where}: {err}") from err
+        if self.model and not self.version:
+            raise AgentDefinitionError(f"{where}.version: name the challenger's version, whose alias {self.alias!r} moves")
+
+    def rollout_spec(self) -> dict[str, Any]:
+        """What the roll-out book keeps (``agents/rollouts.py``): steps, analysis, names."""
+        return {
+            "deployment": self.deployment,
+            "canary": self.canary,
+            "steps": [dict(s) for s in self.steps],
+            "analysis": [dict(m) for m in self.analysis],
+            "model": self.model,
+            "alias": self.alias,
+        }
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), "model_uri": self.model_uri, "version": self.version}
+
+
+@dataclass(frozen=True)
 class SendMessage(Action):
     """Send ``{"topic", "payload"}`` to another agent's ``POST /messages`` (MAPE-K hand-over)."""
 
@@ -1047,7 +1110,7 @@ class Agent:
             if isinstance(a, SubmitWorkflow):
                 grant("argoproj.io", "workflows", "create", "get", "list")
                 grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
-            elif isinstance(a, ScaleDeployment | RollDeployment):
+            elif isinstance(a, ScaleDeployment | RollDeployment | StartRollout):
                 grant("machinelearning.seldon.io", f"seldondeployments/{a.deployment}", "get", "patch")
         if self.replicas > 1:  # leader election (agents/leader.py): its own Lease by name; create carries no name
             grant("coordination.k8s.io", "leases", "create")

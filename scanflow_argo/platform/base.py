@@ -134,6 +134,11 @@ class Platform(Protocol):
         """Roll the deployment to another model (replica by replica, no failed requests)."""
         ...
 
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        """Replace ``spec.predictors`` (a roll-out's traffic split, shadow, canary added or removed), checked
+        as Seldon's webhook checks it first; no request fails while the split changes."""
+        ...
+
     def delete_deployment(self, name: str) -> None:
         """Remove a deployment and stop what serves it."""
         ...

@@ -230,5 +230,8 @@ class KubernetesPlatform:
         self.deployments.get_object(name)
         return self.deployments.roll(name, self._resolve(model_uri), self.settings.kubernetes.seldon_storage_config)
 
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        return self.deployments.set_predictors(name, predictors)
+
     def delete_deployment(self, name: str) -> None:
         self.deployments.delete(name)

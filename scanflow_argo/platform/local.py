@@ -682,6 +682,9 @@ class LocalPlatform:
     def roll(self, name: str, model_uri: str) -> DeploymentStatus:
         return self._deployments().roll(name, model_uri)
 
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        return self._deployments().set_predictors(name, predictors)
+
     def delete_deployment(self, name: str) -> None:
         self._deployments().delete(name)
 

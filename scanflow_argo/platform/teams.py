@@ -172,6 +172,10 @@ class NamespaceBound:
         self._check(namespace, f"rolling deployment {name!r}")
         return self.platform.roll(name, model_uri)
 
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]], namespace: str | None = None) -> DeploymentStatus:
+        self._check(namespace, f"setting the predictors of deployment {name!r}")
+        return self.platform.set_predictors(name, predictors)
+
     def delete_deployment(self, name: str) -> None:
         self.platform.delete_deployment(name)
 

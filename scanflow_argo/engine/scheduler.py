@@ -330,13 +330,16 @@ class Executor:
         self, name: str, display: str, ntype: str, parent: str | None, tmpl: Mapping[str, Any] | None, phase: str = "Running"
     ) -> NodeDoc:
         nid = node_id(self.name, name)
+        # resumed: a node that holds others (root, groups, Retry) keeps the time it first started, as Argo's
+        # node does across controller restarts; a pod that runs again starts now
+        before = self.state.previous_nodes.get(nid) if ntype != "Pod" else None
         node: dict[str, Any] = {
             "id": nid,
             "name": name,
             "displayName": display,
             "type": ntype,
             "phase": phase,
-            "startedAt": self.state.now(),
+            "startedAt": (before or {}).get("startedAt") or self.state.now(),
             "finishedAt": None,
         }
         if tmpl is not None and tmpl.get("name"):

@@ -69,15 +69,14 @@ def expand(task: Mapping[str, Any], frame: Frame, where: str) -> list[tuple[str,
     elif "withSequence" in task:
         seq = substitute(task["withSequence"], frame.vars, where=where)
         fmt = str(seq.get("format") or "%d")
-        if "count" in seq:
-            start = _atoi(seq.get("start", 0), f"{where} withSequence.start")
-            values = list(range(start, start + _atoi(seq["count"], f"{where} withSequence.count")))
+        start = _atoi(seq.get("start", 0), f"{where} withSequence.start")
+        if "count" in seq:  # expandSequence: end = start + count - 1, so a negative count counts down past start
+            count = _atoi(seq["count"], f"{where} withSequence.count")
+            end = start + count - 1 if count else None
         else:
-            start, end = (
-                _atoi(seq.get("start", 0), f"{where} withSequence.start"),
-                _atoi(seq.get("end", 0), f"{where} withSequence.end"),
-            )
-            values = list(range(start, end + 1)) if end >= start else list(range(start, end - 1, -1))
+            end = _atoi(seq.get("end", 0), f"{where} withSequence.end")
+        step = 1 if end is not None and end >= start else -1
+        values = [] if end is None else list(range(start, end + step, step))
         items = [_sequence_item(sprintf(fmt, v), where) for v in values]
     if items is None:
         return None

@@ -225,14 +225,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("3",),
         "progress written by `/argosay echo N/M $ARGO_PROGRESS_FILE` is not read",
     ),
-    "e2e_resource_template/TestResourceTemplateWithWorkflow": (
-        ("12",),
-        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
-    ),
-    "e2e_resource_template/TestResourceTemplateAutomountServiceAccountTokenDisabled": (
-        ("12",),
-        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
-    ),
     "e2e_retry/TestRetryLimit": (("4", "3"), NO_RETRY_FLAG + "; " + NO_PROGRESS),
     "e2e_signals/TestTerminateBehavior": (("11",), "no terminate entry point"),
     "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (

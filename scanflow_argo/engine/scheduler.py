@@ -43,6 +43,7 @@ from .features.sync import HeldLocks, LockTable, RunLocks
 from .features.volumes import RunVolumes
 from .kinds import REGISTRY, Registry, ResourceApplier
 from .wrappers import CHAIN
+from .wrappers.memoize import memoization_status
 from .wrappers.synchronization import hold_workflow_locks, release_workflow_locks
 
 __all__ = ["MAX_DEPTH_MESSAGE", "MAX_STACK_DEPTH", "Executor"]
@@ -346,6 +347,9 @@ class Executor:
             node["templateName"] = tmpl["name"]
         if parent is not None:
             node["boundaryID"] = parent
+        memo = memoization_status(tmpl)  # operator.go initializeExecutableNode: every node of a memoized template
+        if memo is not None:
+            node["memoizationStatus"] = memo
         doc = self.state.put(node, write=False)
         self.state.add_child(parent, nid)
         if ntype != "Pod" or phase != "Pending":  # a pod is written when it starts running

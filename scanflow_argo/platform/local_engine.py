@@ -24,7 +24,7 @@ from ..engine import api
 from ..engine.core.manifest import TemplateStore
 from ..engine.core.state import RunState
 from ..engine.features.run_hooks import TRACKING_ENV, NoHooks, RunHooks, workflow_tracks
-from ..errors import EngineError, ScanflowError
+from ..errors import EngineError, NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..status import RunStatus
 from ..tracking import server as tracking_server
@@ -53,6 +53,15 @@ class LocalApplier:
         name = self.platform.submit(doc)
         stored = yaml.safe_load((self.platform.runs_dir / name / "workflow.yaml").read_text())
         return dict(stored) if isinstance(stored, Mapping) else {**doc, "metadata": {**(doc.get("metadata") or {}), "name": name}}
+
+    def get(self, applied: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A Workflow as the local Argo Server serves it now (its status included); None once it is deleted."""
+        if applied.get("kind") != "Workflow":
+            raise PlatformError(f"reading a {applied.get('kind')} back is not supported locally (only Workflows)")
+        try:
+            return self.platform.get_workflow(str(applied["metadata"]["name"]))
+        except NotFoundError:
+            return None
 
 
 @contextlib.contextmanager

@@ -33,7 +33,11 @@ KINDS: dict[str, str] = {
 
 # Shared diagnoses (the engine's behaviour behind many cases).
 NO_PROGRESS = "the engine writes no status.progress nor node progress"
-NO_MEMO = "memoize is ignored: no cache lookup or save, no memoizationStatus on the node"
+STEP_CHAIN = (
+    "every StepGroup is a child of its Steps node, where Argo (steps.go executeSteps) makes the next group a child of "
+    "the previous group's outbound nodes — a memoization hit is its own outbound node (getOutboundNodes) — so the hit "
+    "node has no child instead of the next StepGroup"
+)
 NO_RETRY_FLAG = "retry children carry no nodeFlag.retried and the Retry node's message is the last child's ('Error (exit code 1)'), not 'No more retries left'"
 EXPR_FALSE = "retryStrategy.expression false leaves the Retry node with the child's message, not 'retryStrategy.expression evaluated to false'"
 ABSENT = "a reference to a skipped/omitted node's output without default leaves the input unresolved ('was not supplied' / 'no such variable'), not Argo's terminal error naming the 'absent optional'"
@@ -80,27 +84,12 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "the suspend node that timed out records no outputs.parameters (valueFrom.supplied takes the inputs' defaults)",
     ),
     "controller_operator/TestStepsOnExit": (("4",), "the step's onExit node carries no nodeFlag.hooked"),
-    "controller_operator/TestConfigMapCacheLoadOperate": (("5",), NO_MEMO),
-    "controller_operator/TestConfigMapCacheLoadOperateNoOutputs": (("5",), NO_MEMO),
-    "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (
-        ("5",),
-        NO_MEMO + " (the seeded entry must make hello-steps a hit with one child)",
-    ),
-    "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (
-        ("5",),
-        NO_MEMO + "; the memoized DAG runs, and its output {{dag.hello-dag.outputs.result}} fails it",
-    ),
-    "controller_operator/TestConfigMapCacheLoadOperateMaxAge": (("5",), NO_MEMO),
-    "controller_operator/TestConfigMapCacheSaveOperate": (("5",), NO_MEMO),
+    "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (("5", "9"), STEP_CHAIN + " (the hit node hello-steps)"),
+    "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (("5", "9"), STEP_CHAIN + " (the hit node hello-dag)"),
     "controller_operator/TestParamAggregation": (
         ("8",),
         'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
     ),
-    "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithoutCache": (("5",), NO_MEMO),
-    "controller_operator/TestMemoizationTemplateLevelCacheWithStepWithCache": (("5",), NO_MEMO),
-    "controller_operator/TestMemoizationTemplateLevelCacheStepSavesOutputs": (("5",), NO_MEMO),
-    "controller_operator/TestMemoizationTemplateLevelCacheWithDagWithoutCache": (("5",), NO_MEMO),
-    "controller_operator/TestMemoizationTemplateLevelCacheWithDagWithCache": (("5",), NO_MEMO),
     # -- steps_test.go --
     "controller_steps/TestStepsStepGroupIDReference": (
         ("8",),
@@ -126,11 +115,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "nodes carry no templateScope (cluster/<ClusterWorkflowTemplate>)",
     ),
     # -- documentation --
-    "docs_memoization/memoize-simple-second-run-hits": (("5",), NO_MEMO + " (the second run must hit the first run's entry)"),
-    "docs_memoization/memoize-simple-entry-from-configmap": (
-        ("5",),
-        NO_MEMO + " (a seeded entry must give the node its outputs without running it)",
-    ),
     "docs_progress/progress-is-a-sum": (("3",), NO_PROGRESS),
     "docs_progress/self-reported-progress": (
         ("3",),
@@ -199,10 +183,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("7",),
         "{{= workflow.status ...}} in a workflow-level exit hook's arguments is not resolved: 'no such variable at this point'",
     ),
-    "e2e_functional/TestStepLevelMemoize": (("5",), NO_MEMO),
-    "e2e_functional/TestStepLevelMemoizeNoOutput": (("5",), NO_MEMO),
-    "e2e_functional/TestDAGLevelMemoize": (("5",), NO_MEMO),
-    "e2e_functional/TestDAGLevelMemoizeNoOutput": (("5",), NO_MEMO),
     "e2e_functional/TestMissingStepsInUI": (
         ("9",),
         "the pod node execute-script lists no children where Argo lists one (the absent optional artifact is passed on now)",
@@ -244,14 +224,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_progress/TestLoggedProgress": (
         ("3",),
         "progress written by `/argosay echo N/M $ARGO_PROGRESS_FILE` is not read",
-    ),
-    "e2e_resource_template/TestResourceTemplateWithWorkflow": (
-        ("12",),
-        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
-    ),
-    "e2e_resource_template/TestResourceTemplateAutomountServiceAccountTokenDisabled": (
-        ("12",),
-        "successCondition/failureCondition on a resource template are refused ('not supported locally')",
     ),
     "e2e_retry/TestRetryLimit": (("4", "3"), NO_RETRY_FLAG + "; " + NO_PROGRESS),
     "e2e_signals/TestTerminateBehavior": (("11",), "no terminate entry point"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from scanflow_argo.clock import ManualClock
 from scanflow_argo.engine import run_workflow
 from scanflow_argo.errors import NotSupportedLocally, PlatformError
 from scanflow_argo.platform import local_engine
@@ -24,11 +25,19 @@ spec:
 
 
 class MemoryApplier:
-    """An in-memory platform: keeps what it applied (the local platform's is ``platform.local_engine.LocalApplier``)."""
+    """An in-memory platform: keeps what it applied (the local platform's is ``platform.local_engine.LocalApplier``);
+    ``get`` answers the object with the next of ``phases`` as its ``status.phase`` (None: it is gone)."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, phases: list[str | None] | None = None) -> None:
         self.applied: list[tuple[str, dict[str, Any]]] = []
         self.refuse = refuse
+        self.phases = list(phases or [])
+        self.gets = 0
+
+    def get(self, applied: Mapping[str, Any]) -> dict[str, Any] | None:
+        phase = self.phases[min(self.gets, len(self.phases) - 1)]
+        self.gets += 1
+        return None if phase is None else {**applied, "status": {"phase": phase, "progress": f"{self.gets}/3"}}
 
     def apply(self, action: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         if self.refuse:
@@ -180,3 +189,74 @@ def test_a_claim_the_api_server_refuses_fails_the_step(engine_settings, meta: st
     assert said in (run.node("make").message or "")
     LocalPlatform(engine_settings).delete_run(run.name)
     assert sorted(p.name for p in (engine_settings.home / "volumes" / "default").iterdir()) == ["taken"]  # not owned: kept
+
+
+CHILD = """apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: child}
+spec: {entrypoint: main, templates: [{name: main, container: {image: alpine:3.23}}]}
+"""
+OK, FAIL = "status.phase == Succeeded", "status.phase == Failed"
+
+# (what, conditions, phases the object goes through, node phase, node message contains, GETs made) —
+# Argo's executor: workflow/executor/resource.go WaitResource / matchConditions (failure first, then every
+# success requirement; no success requirement succeeds at once); resource_test.go TestResourceConditionsMatching
+CONDITION_CASES = [
+    (
+        "success after polling",
+        {"successCondition": OK, "failureCondition": FAIL},
+        ["Running", "Running", "Succeeded"],
+        "Succeeded",
+        "",
+        3,
+    ),
+    (
+        "failure condition",
+        {"successCondition": OK, "failureCondition": FAIL},
+        ["Running", "Failed"],
+        "Failed",
+        "failure condition '{status.phase == [Failed]}' evaluated true",
+        2,
+    ),
+    ("only a failure condition, not met", {"failureCondition": FAIL}, ["Running"], "Succeeded", "", 1),
+    (
+        "every success requirement",
+        {"successCondition": "status.phase in (Succeeded),status.progress"},
+        ["Running", "Succeeded"],
+        "Succeeded",
+        "",
+        2,
+    ),
+    (
+        "the object deleted",
+        {"successCondition": OK},
+        ["Running", None],
+        "Failed",
+        "has been deleted while its status was still being checked",
+        2,
+    ),
+    (
+        "a condition that does not parse",
+        {"successCondition": "status.phase == a b"},
+        ["Running"],
+        "Failed",
+        "success condition 'status.phase == a b' failed to parse",
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "conditions", "phases", "phase", "message", "gets"), CONDITION_CASES, ids=[c[0] for c in CONDITION_CASES]
+)
+def test_success_and_failure_conditions_of_a_workflow(engine_settings, what, conditions, phases, phase, message, gets) -> None:  # type: ignore[no-untyped-def]
+    applier = MemoryApplier(phases=phases)
+    outputs = [{"name": "phase", "valueFrom": {"jsonPath": "{.status.phase}"}}]
+    run = run_workflow(
+        wf(outputs, action="create", manifest=CHILD, **conditions), engine_settings, clock=ManualClock(), applier=applier
+    )
+    node = run.node(run.name)
+    assert (node.phase, applier.gets) == (phase, gets), (what, node)
+    assert message in (node.message or ""), (what, node.message)
+    if phase == "Succeeded" and gets:  # SaveResourceParameters reads the object after the wait
+        assert node.parameters()["phase"] == phases[gets - 1]

@@ -113,6 +113,7 @@ class Executor:
         self.global_outputs: dict[str, Any] = {"parameters": {}, "artifacts": {}}
         self.global_vars: dict[str, Any] = {}
         self.hook_env: Mapping[str, str] = {}
+        self.node_flags: dict[str, dict[str, bool]] = {}  # by node name: the nodeFlag it is recorded with
         self.root_scope = TemplateScope(
             "workflow", {t.get("name", ""): t for t in self.spec.get("templates") or []}, self.spec.get("templateDefaults") or {}
         )
@@ -144,6 +145,7 @@ class Executor:
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         self.locks.order = _lock_order(self.wf)  # waiters queue by creation time, known from now on
         self.global_vars = self._workflow_vars()
+        _phase_labels(meta, "Running")
         if self.spec.get("synchronization"):
             held = hold_workflow_locks(self, self.spec["synchronization"], self.global_vars)
             if isinstance(held, str):
@@ -194,6 +196,7 @@ class Executor:
                 "template": exit_tmpl,
                 "arguments": ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {},
             }
+            self.flag(f"{self.name}.onExit", hooked=True)  # operator.go: the exit handler runs with NodeFlag{Hooked: true}
             exit_node = self.run_child(f"{self.name}.onExit", f"{self.name}.onExit", holder, self.root_frame(), None)
             if exit_node.get("_pod_refused"):  # operator.go marks the workflow Error: "error in exit template execution : …"
                 phase, message = "Error", f"error in exit template execution : {exit_node.get('message')}"
@@ -205,6 +208,7 @@ class Executor:
         status = self.state.status
         with self.state.lock:
             status["phase"] = phase
+            _phase_labels(meta, phase)
             status["finishedAt"] = self.state.now()
             if message:
                 status["message"] = message
@@ -343,11 +347,21 @@ class Executor:
             node["templateName"] = tmpl["name"]
         if parent is not None:
             node["boundaryID"] = parent
+        with self.state.lock:
+            flags = self.node_flags.get(name)
+        if flags:
+            node["nodeFlag"] = dict(flags)
         doc = self.state.put(node, write=False)
         self.state.add_child(parent, nid)
         if ntype != "Pod" or phase != "Pending":  # a pod is written when it starts running
             self.changed()
         return doc
+
+    def flag(self, name: str, **flags: bool) -> dict[str, bool]:
+        with self.state.lock:
+            mine = self.node_flags.setdefault(name, {})
+            mine.update(flags)
+            return dict(mine)
 
     def finish(self, node: NodeDoc, phase: str, message: str | None = None) -> NodeDoc:
         with self.state.lock:
@@ -457,6 +471,15 @@ class Executor:
         if self.deadline is not None:
             dl = self.deadline if dl is None else min(dl, self.deadline)
         return dl
+
+
+def _phase_labels(meta: dict[str, Any], phase: str) -> None:
+    """The labels Argo's controller keeps on a Workflow (``operator.go`` ``markWorkflowPhase``):
+    ``workflows.argoproj.io/phase`` and ``workflows.argoproj.io/completed`` (``"true"`` once it ended)."""
+    labels = dict(meta.get("labels") or {})
+    labels["workflows.argoproj.io/phase"] = phase
+    labels["workflows.argoproj.io/completed"] = "true" if phase in ("Succeeded", "Failed", "Error") else "false"
+    meta["labels"] = labels
 
 
 def _lock_order(workflow: Mapping[str, Any]) -> tuple[int, str]:

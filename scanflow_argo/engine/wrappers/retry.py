@@ -27,10 +27,11 @@ __all__ = ["should_retry", "wrap"]
 def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> NodeDoc:
     """Run ``call`` under its retry strategy (straight through when it has none)."""
     tmpl, display = call.template, call.display
-    if not tmpl.get("retryStrategy"):
+    strategy = tmpl.get("retryStrategy") or ctx.spec.get("retryStrategy")  # operator.go retryStrategy(): the workflow's
+    if not strategy:
         return proceed(call)
     vars_ = template_vars(ctx.global_scope(), tmpl, call.inputs, ctx.name, call.name, 0)
-    rs = substitute(tmpl["retryStrategy"], vars_, strict=False, where=f"retryStrategy of {display!r}")
+    rs = substitute(strategy, vars_, strict=False, where=f"retryStrategy of {display!r}")
     limit = int(rs["limit"]) if rs.get("limit") is not None else 1_000_000
     policy = str(rs.get("retryPolicy") or "OnFailure")
     backoff = rs.get("backoff") or {}
@@ -38,7 +39,9 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
     node["inputs"] = inputs_doc(call.inputs)
     start = ctx.clock.monotonic()
     attempt: Mapping[str, Any] = {}
+    flags = ctx.flag(call.name)  # the Retry node's (a hook's is hooked); its attempts are retried too
     for i in range(limit + 1):
+        ctx.flag(f"{call.name}({i})", **flags, retried=True)
         attempt = proceed(call.attempt(i, node["id"]))
         if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
             break

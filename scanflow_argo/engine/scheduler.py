@@ -27,7 +27,7 @@ from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
-from .core.frame import Frame
+from .core.frame import Frame, resolve_args
 from .core.inputs import param_value, resolve_inputs, template_vars
 from .core.manifest import TemplateScope, TemplateStore, resolve_template
 from .core.paths import safe_join
@@ -192,12 +192,8 @@ class Executor:
         if exit_tmpl:
             self.abort.clear()
             self.deadline = None  # the exit handler runs even after the workflow's deadline, as on Argo
-            holder = {
-                "template": exit_tmpl,
-                "arguments": ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {},
-            }
             self.flag(f"{self.name}.onExit", hooked=True)  # operator.go: the exit handler runs with NodeFlag{Hooked: true}
-            exit_node = self.run_child(f"{self.name}.onExit", f"{self.name}.onExit", holder, self.root_frame(), None)
+            exit_node = self._run_exit_handler(exit_tmpl)
             if exit_node.get("_pod_refused"):  # operator.go marks the workflow Error: "error in exit template execution : …"
                 phase, message = "Error", f"error in exit template execution : {exit_node.get('message')}"
             elif exit_node["phase"] in FAILED and phase == "Succeeded":
@@ -223,6 +219,19 @@ class Executor:
         with self.state.lock:
             self.state.write()
         return self.state.doc
+
+    def _run_exit_handler(self, template: Any) -> NodeDoc:
+        """The workflow's exit handler as node ``<name>.onExit``; ``hooks.exit.arguments`` resolved now, over the
+        global variables with the final ``workflow.status`` (``{{= workflow.status == "Succeeded" ? … }}``
+        included: e2e functional_test.go ``TestWorkflowHookParameterTemplates``)."""
+        name = f"{self.name}.onExit"
+        arguments = ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {}
+        frame = self.root_frame()
+        try:
+            resolved = resolve_args(arguments, frame, f"{name} exit hook")
+        except EngineError as err:  # as a step's exit hook with arguments that cannot be resolved: an Error node
+            return self.finish(self.new_node(name, name, "Pod", None, None), "Error", str(err))
+        return self.run_child(name, name, {"template": template, "arguments": resolved}, frame, None)
 
     def stop(self, message: str = "Stopped with strategy 'Stop'") -> None:
         """Stop running nodes (Argo's ``stop``: exit handlers still run)."""

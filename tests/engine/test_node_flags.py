@@ -37,14 +37,22 @@ CASES = [
         "each attempt of a Retry node is flagged retried; the Retry node has no flag",
         [{"name": "main", "retryStrategy": {"limit": 1}, "fake": {"phase": "Failed"}}],
         {},
-        {"wf": ("Retry", "Failed", None), "wf(0)": ("Pod", "Failed", {"retried": True}), "wf(1)": ("Pod", "Failed", {"retried": True})},
+        {
+            "wf": ("Retry", "Failed", None),
+            "wf(0)": ("Pod", "Failed", {"retried": True}),
+            "wf(1)": ("Pod", "Failed", {"retried": True}),
+        },
         "e2e retry_test.go TestRetryLimit; operator.go executeTemplate: opts.nodeFlag.Retried = true",
     ),
     (
         "a workflow-level retryStrategy makes the root a Retry node (operator.go retryStrategy())",
         [pod("main", phases=["Failed", "Succeeded"])],
         {"retryStrategy": {"limit": 2}},
-        {"wf": ("Retry", "Succeeded", None), "wf(0)": ("Pod", "Failed", {"retried": True}), "wf(1)": ("Pod", "Succeeded", {"retried": True})},
+        {
+            "wf": ("Retry", "Succeeded", None),
+            "wf(0)": ("Pod", "Failed", {"retried": True}),
+            "wf(1)": ("Pod", "Succeeded", {"retried": True}),
+        },
         "e2e functional_test.go TestWorkflowLevelErrorRetryPolicy",
     ),
     (
@@ -110,7 +118,12 @@ def test_retry_limit_message_and_progress(engine_settings) -> None:  # type: ign
     [
         (
             "steps: the template and its last StepGroup",
-            {"name": "main", "failFast": True, "parallelism": 2, "steps": [[{"name": "a", "template": "bad"}, {"name": "b", "template": "ok"}]]},
+            {
+                "name": "main",
+                "failFast": True,
+                "parallelism": 2,
+                "steps": [[{"name": "a", "template": "bad"}, {"name": "b", "template": "ok"}]],
+            },
             "Failed",
             FAIL_FAST,
             "[0]",
@@ -144,3 +157,29 @@ def test_fail_fast_message(engine_settings, what, main, phase, message, failed_n
     assert status["message"].startswith(message), (what, status["message"])
     assert nodes[failed_node]["message"].startswith(message), what
     assert nodes["b"]["phase"] == "Succeeded", what
+
+
+@pytest.mark.parametrize(
+    ("main_phase", "want"),
+    [("Succeeded", {"t": "Succeeded", "s": "Succeeded"}), ("Failed", {"t": "Failed", "s": "Failed"})],
+)
+def test_workflow_exit_hook_arguments_see_the_final_status(engine_settings, main_phase, want) -> None:  # type: ignore[no-untyped-def]
+    """e2e functional_test.go TestWorkflowHookParameterTemplates: ``hooks.exit.arguments`` with
+    ``{{= workflow.status … }}`` are resolved when the exit handler starts, with the workflow's final status."""
+    exit_tmpl = {
+        "name": "exit",
+        "inputs": {"parameters": [{"name": "t"}, {"name": "s"}]},
+        "fake": {"outputs": {"t": "{{inputs.parameters.t}}", "s": "{{inputs.parameters.s}}"}},
+    }
+    args = [
+        {"name": "t", "value": '{{= workflow.status == "Succeeded" ? "Succeeded" : "Failed" }}'},
+        {"name": "s", "value": "{{= workflow.status }}"},
+    ]
+    manifest = wf(
+        [pod("main", phase=main_phase), exit_tmpl], hooks={"exit": {"template": "exit", "arguments": {"parameters": args}}}
+    )
+    _, _, nodes = _run(manifest, engine_settings)
+    exit_node = nodes["wf.onExit"]
+    assert exit_node["phase"] == "Succeeded", exit_node.get("message")
+    assert {p["name"]: p["value"] for p in exit_node["outputs"]["parameters"]} == want
+    assert exit_node["nodeFlag"] == {"hooked": True}

@@ -23,7 +23,16 @@ from ..core.subst import Unresolved, expand_scope, substitute, substitute_str, t
 from ..core.values import fmt_item, item_label
 from .base import KindContext
 
-__all__ = ["continues", "expand", "parallel", "run_step", "template_outputs"]
+__all__ = ["FAIL_FAST_MESSAGE", "continues", "expand", "fails_fast", "parallel", "run_step", "template_outputs"]
+
+FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
+"""Argo's message for a steps/DAG template with ``failFast: true`` whose children failed, once none runs
+(``workflow/controller/operator.go`` ``checkParallelism``; the steps' last StepGroup gets it too)."""
+
+
+def fails_fast(tmpl: Mapping[str, Any]) -> bool:
+    """The template's own ``failFast`` (``Template.IsFailFast``: set and true), not ``dag.failFast``."""
+    return tmpl.get("failFast") is True or str(tmpl.get("failFast")).lower() == "true"
 
 
 def _global_outputs(ctx: KindContext) -> dict[str, Any]:
@@ -139,6 +148,7 @@ def _exit_hook(
     publish(hframe, f"steps.{step.get('name')}", [dict(result)], looped=False)
     publish(hframe, f"tasks.{step.get('name')}", [dict(result)], looped=False)
     holder = dict(hook)
+    ctx.flag(f"{name}.onExit", hooked=True)  # exit_handler.go runOnExitNode: NodeFlag{Hooked: true}
     try:
         holder["arguments"] = resolve_args(hook.get("arguments") or {}, hframe, f"{display} exit hook")
     except EngineError as err:

@@ -37,17 +37,20 @@ __all__ = ["retry_limit", "should_retry", "wrap"]
 def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> NodeDoc:
     """Run ``call`` under its retry strategy (straight through when it has none)."""
     tmpl, display = call.template, call.display
-    if not tmpl.get("retryStrategy"):
+    strategy = tmpl.get("retryStrategy") or ctx.spec.get("retryStrategy")  # operator.go retryStrategy(): the workflow's
+    if not strategy:
         return proceed(call)
     vars_ = template_vars(ctx.global_scope(), tmpl, call.inputs, ctx.name, call.name, 0)
-    rs = substitute(tmpl["retryStrategy"], vars_, strict=False, where=f"retryStrategy of {display!r}")
+    rs = substitute(strategy, vars_, strict=False, where=f"retryStrategy of {display!r}")
     policy = str(rs.get("retryPolicy") or "OnFailure")
     backoff = rs.get("backoff") or {}
     node = ctx.new_node(call.name, display, "Retry", call.parent, tmpl)
     node["inputs"] = inputs_doc(call.inputs)
     start = ctx.clock.monotonic()
     attempt: Mapping[str, Any] = {}
+    flags = ctx.flag(call.name)  # the Retry node's (a hook's is hooked); its attempts are retried too
     for i in itertools.count():
+        ctx.flag(f"{call.name}({i})", **flags, retried=True)
         attempt = proceed(call.attempt(i, node["id"]))
         if i == 0 and "_t0" not in attempt and attempt.get("startedAt"):  # ended before a resume: count from its start
             start -= max(0.0, ctx.clock.now() - from_iso(str(attempt["startedAt"])))

@@ -7,10 +7,12 @@ each) into a fresh state folder and starts ``scanflow-argo server``'s applicatio
   index (target < 200 ms), against the baseline measured in the same run — reading and parsing every
   ``status.json`` (what listing did before the index) — and the full list (every document, with nodes).
   Also the first list of a fresh process, which reads the index file instead of the status files.
-- **Events**: a watch of one running workflow is open; the benchmark rewrites its ``status.json`` as the
-  engine does (a node changes phase: temporary file + rename) and times until the change arrives on the
-  stream (target ≤ 1 s), ``--rounds`` times, with all the other runs present. Baseline: a loop that polls
-  the file's modification time every 10 ms in this process (the floor any file-watching server has).
+- **Events**: a watch of one running workflow is open; the benchmark changes a node's phase through the
+  engine's own writer (``engine/core/state.py`` ``RunState``: a line appended to ``status.journal`` and
+  ``status.json`` touched, as every node change of a running engine is written) and times until the change
+  arrives on the stream (target ≤ 1 s), ``--rounds`` times, with all the other runs present. Baseline: a
+  loop that polls the file's modification time every 10 ms in this process (the floor any file-watching
+  server has).
 
     .venv/bin/python bench/server.py [--runs 1000] [--nodes 12] [--rounds 10]
 """
@@ -31,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from scanflow_argo.clock import SystemClock
+from scanflow_argo.engine.core.state import JOURNAL, RunState
 from scanflow_argo.platform._local.index import RunsIndex
 from scanflow_argo.platform.base import RunStatus
 from scanflow_argo.platform.local import LocalPlatform
@@ -173,10 +177,15 @@ def main() -> int:
 
 
 def events_latency(c: httpx.Client, path: Path, rounds: int, nodes: int) -> list[float]:
-    """Rewrite the running run's status (a pod goes Running → Succeeded, in turn) and time its arrival on the watch."""
+    """Change the running run's nodes through the engine's writer (a pod goes Running → Succeeded, in turn)
+    and time each change's arrival on the watch."""
     doc = json.loads(path.read_text())
     name = doc["metadata"]["name"]
-    pods = [nid for nid, n in doc["status"]["nodes"].items() if n["type"] == "Pod"]
+    state = RunState(path.parent, {"metadata": doc["metadata"], "spec": doc["spec"]}, SystemClock(), previous=doc)
+    for node in doc["status"]["nodes"].values():
+        state.put(node, write=False)
+    state.write()  # an engine's first write compacts; the changes below are journal lines
+    pods = [nid for nid, n in state.nodes.items() if n["type"] == "Pod"]
     arrived: dict[str, float] = {}
     ready = threading.Event()
 
@@ -199,16 +208,18 @@ def events_latency(c: httpx.Client, path: Path, rounds: int, nodes: int) -> list
     out = []
     for i in range(rounds):
         time.sleep(0.35)  # changes spread out, as nodes finish
-        pod = doc["status"]["nodes"][pods[i % nodes]]
-        pod["phase"] = "Succeeded" if pod["phase"] == "Running" else "Running"
-        doc["status"]["message"] = f"change-{i}"
+        pod = state.nodes[pods[i % nodes]]
+        with state.lock:
+            pod["phase"] = "Succeeded" if pod["phase"] == "Running" else "Running"
+            state.status["message"] = f"change-{i}"
         sent = time.perf_counter()
-        write_atomically(path, doc)
+        state.write()
         deadline = sent + 10
         while f"change-{i}" not in arrived and time.perf_counter() < deadline:
             time.sleep(0.002)
         out.append(arrived.get(f"change-{i}", float("inf")) - sent)
     thread.join(5)
+    assert (path.parent / JOURNAL).stat().st_size > 0, "the changes were not journal lines: the engine's path was not measured"
     return out
 
 

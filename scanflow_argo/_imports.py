@@ -1,4 +1,5 @@
-"""``MODULE:ATTRIBUTE`` references, imported as ``python -m`` would: the current folder first on ``sys.path``.
+"""``MODULE:ATTRIBUTE`` references, imported as ``python -m`` would: the current folder first on ``sys.path``
+(a file of the current folder is a module too: ``flows/my_flow.py:w`` is ``flows.my_flow:w``).
 
 Every command that takes such a reference (``compile``, ``lint``, ``run``, ``apply``, ``agent run``) goes
 through ``import_ref``, so ``pipelines.mnist:app``, ``my_flow:w`` or ``agents.mnist:drift_supervisor``
@@ -35,6 +36,8 @@ def import_ref(
     if not module_name or not attr:
         raise error(f"{ref!r}: expected MODULE:ATTRIBUTE, e.g. {example}")
     folder = str((cwd or Path.cwd()).resolve())
+    if module_name.endswith(".py"):
+        module_name = _module_of_file(module_name, Path(folder), error)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # like `python -m`: modules of the current folder are importable
     try:
@@ -57,6 +60,20 @@ def import_ref(
         if isinstance(obj, types.ModuleType) and hasattr(obj, part):
             obj = getattr(obj, part)  # `pkg:app` where pkg/app.py defines `app`
     return obj
+
+
+def _module_of_file(name: str, folder: Path, error: type[ScanflowError]) -> str:
+    """The dotted module of a ``.py`` file under ``folder`` (``flows/my_flow.py`` → ``flows.my_flow``)."""
+    path = (folder / name).resolve()
+    if not path.is_file():
+        raise error(f"{name}: no such file (from {folder})")
+    try:
+        parts = path.with_suffix("").relative_to(folder).parts
+    except ValueError:
+        raise error(f"{name} is outside the current folder {folder}: run from its project's folder") from None
+    if not all(p.isidentifier() for p in parts):
+        raise error(f"{name}: {'.'.join(parts)!r} is not a module name (folders and file need Python names)")
+    return ".".join(parts)
 
 
 def project_dir_of(module_name: str, default: Path) -> Path:

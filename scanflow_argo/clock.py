@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "iso"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "from_iso", "iso"]
 
 
 class Clock(Protocol):
@@ -77,3 +77,8 @@ class ManualClock:
 def iso(ts: float) -> str:
     """RFC 3339 UTC timestamp with second precision, as Argo writes them."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_iso(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp as ``iso`` writes it (``2026-01-02T03:04:05Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

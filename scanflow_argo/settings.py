@@ -191,6 +191,15 @@ class TeamSettings:
     mlflow_secret: str = "mlflow-credentials"
     """Name of the team's Secret holding ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (created by the admin, never rendered)."""
 
+    artifacts_bucket: str = "scanflow-artifacts"
+    """S3 bucket of the team's Argo artifact repository (its keys under ``argo/<namespace>/``)."""
+
+    artifacts_endpoint: str = "s3.amazonaws.com"
+    """S3 endpoint of that bucket (MinIO: ``minio.minio:9000``)."""
+
+    artifacts_secret: str = "argo-artifacts-s3"
+    """Name of the team's Secret with the bucket's ``accesskey``/``secretkey`` (created by the admin, never rendered)."""
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import NotFoundError
 
-__all__ = ["TEMPLATE_LABEL", "TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "RunStatus"]
+__all__ = ["TEMPLATE_LABEL", "TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "PredictorStatus", "RunStatus"]
 
 TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
 """Label Argo puts on a Workflow submitted from a WorkflowTemplate."""
@@ -148,6 +148,20 @@ class RunStatus:
 
 
 @dataclass(frozen=True)
+class PredictorStatus:
+    """One predictor of a SeldonDeployment: its share of the traffic (``traffic``), ``shadow``, replicas, model."""
+
+    name: str
+    traffic: int
+    shadow: bool
+    replicas: int
+    ready_replicas: int
+    model_uri: str | None
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    """The predictor as the SeldonDeployment declares it (what a roll-out copies for its canary)."""
+
+
+@dataclass(frozen=True)
 class DeploymentStatus:
     """A SeldonDeployment as the platform sees it: desired vs. ready, and the model it serves."""
 
@@ -161,3 +175,5 @@ class DeploymentStatus:
     predictor: str = "default"
     endpoint: str | None = None
     """Base URL of Seldon's external API for this deployment (router locally)."""
+    predictors: tuple[PredictorStatus, ...] = ()
+    """Every predictor (the first is the deployment's own, whose replicas and model the fields above are)."""

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from ..errors import AgentError, RequestError, redact
+from ..errors import AgentError, RequestError, SpecError, redact
 from ..httpguard import is_loopback, load_json, refusal
 from ..monitoring.prometheus import register_scrape_target
 from .runtime import AgentRuntime, agent_dir
@@ -207,6 +207,32 @@ def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web
         accepted = await asyncio.to_thread(runtime.receive, topic, payload, sender, mid)
         return web.json_response({"accepted": accepted}, status=202)
 
+    async def rollout(request: web.Request) -> web.Response:
+        try:
+            entry = await asyncio.to_thread(runtime.rollouts.book.get, request.match_info["name"])
+        except AgentError as err:
+            return web.json_response({"error": str(err)}, status=404)
+        return web.json_response(entry)
+
+    async def rollout_verb(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
+        name, verb = request.match_info["name"], request.match_info["verb"]
+        body = load_json(await request.read() or b"{}")
+        reason = str((body or {}).get("reason") or "aborted by a person") if isinstance(body, dict) else "aborted by a person"
+        now = runtime.clock.now()
+        try:
+            if verb == "promote":
+                state = await asyncio.to_thread(runtime.rollouts.promote, name, now)
+            else:
+                state = await asyncio.to_thread(runtime.rollouts.abort, name, reason, now)
+        except (AgentError, SpecError) as err:
+            return web.json_response({"error": str(err)}, status=409 if isinstance(err, SpecError) else 404)
+        runtime.wake()
+        return web.json_response({"rollout": name, "step": state.step, "phase": state.phase, "message": state.message})
+
+    app.router.add_get("/rollouts/{name}", rollout)
+    app.router.add_post("/rollouts/{name}/{verb:promote|abort}", rollout_verb)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

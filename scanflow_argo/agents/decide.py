@@ -490,18 +490,21 @@ def _scale(
             else current
         )
     reason = f"{action.sensor}={value:.4g} target {action.target:g}"
-    if failures >= action.failure_threshold and action.fallback_replicas is not None:
+    if failures > action.failure_threshold and action.fallback_replicas is not None:
         reason += f" (data is back after {failures} failed reads: fallback ends)"
     return _recommend(agent, action, rule, windows, state, now, current, raw, reason, 0)
 
 
 def fallback_replicas(behavior: str, fallback: int, current: int) -> int:
-    """The replicas KEDA's fallback holds (keda pkg/fallback/fallback.go, ``doFallback``):
-    ``static`` the configured ones, ``current`` the current ones, ``currentIfHigher`` the larger."""
-    if behavior == "current":
+    """The replicas KEDA's fallback holds (keda pkg/fallback/fallback.go, ``doFallback``): ``static``
+    the configured ones, ``currentReplicas`` the current ones, ``currentReplicasIfHigher`` the larger,
+    ``currentReplicasIfLower`` the smaller; anything else the configured ones, as its ``default`` case."""
+    if behavior == "currentReplicas":
         return current
-    if behavior == "currentIfHigher":
+    if behavior == "currentReplicasIfHigher":
         return max(current, fallback)
+    if behavior == "currentReplicasIfLower":
+        return min(current, fallback)
     return fallback
 
 
@@ -516,10 +519,11 @@ def _fallback(
     failures: int,
     why: str,
 ) -> list[Decision]:
-    """Count one more failed/stale read; past ``failure_threshold`` hold the fallback (KEDA's rule)."""
+    """Count one more failed/stale read; beyond ``failure_threshold`` hold the fallback (KEDA's
+    ``NumberOfFailures > FailureThreshold`` in ``GetMetricsWithFallback``)."""
     history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
     counted = Decision(kind="recommend", t=now, action=action.name, params={"history": history, "failures": failures})
-    if action.fallback_replicas is None or failures < action.failure_threshold:
+    if action.fallback_replicas is None or failures <= action.failure_threshold:
         return [counted]  # no data, no fallback (yet): no action
     raw = fallback_replicas(action.fallback_behavior, action.fallback_replicas, current)
     reason = f"fallback {action.fallback_behavior} after {failures} failed reads of {action.sensor} ({why})"

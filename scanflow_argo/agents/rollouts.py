@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..errors import AgentError
+from ..spec.analysis import Measurement
 from ..spec.rollout import DEGRADED, HEALTHY, RolloutState, Step, abort, decide, parse_steps, promote
 from .state import AgentState
 
@@ -52,8 +53,40 @@ class RolloutBook:
                     f"roll-out {name!r} is already {old['state']['phase']} at step {old['state']['step']} — "
                     f"promote or abort it before starting another"
                 )
-            book[name] = {"spec": dict(spec), "state": asdict(RolloutState()), "runs": [], "started_at": now}
+            book[name] = {
+                "spec": dict(spec),
+                "state": asdict(RolloutState()),
+                "runs": [],
+                "started_at": now,
+                "measurements": {},
+                "step_started_at": now,
+            }
         return self.get(name)
+
+    def unsettled(self) -> list[str]:
+        """Roll-outs whose last change may not have reached the platform yet (active, or ended and not settled)."""
+        book = self.state.get("rollouts", {}) or {}
+        return sorted(n for n, r in book.items() if r["state"]["phase"] in _ACTIVE or not r.get("settled"))
+
+    def applied(self, name: str, key: str, now: float, new_step: bool) -> None:
+        """The platform now serves the split of state ``key``; a new step starts its analysis afresh."""
+        with self.state.update() as data:
+            entry = data["rollouts"][name]
+            entry["applied"] = key
+            if new_step:
+                entry["step_started_at"] = now
+                entry["measurements"] = {}
+
+    def measure(self, name: str, metric: str, measurement: Measurement) -> None:
+        """One more measurement of ``metric`` in the current step's analysis (persisted at once)."""
+        with self.state.update() as data:
+            entry = data["rollouts"][name]
+            entry.setdefault("measurements", {}).setdefault(metric, []).append(asdict(measurement))
+
+    def settle(self, name: str, now: float) -> None:
+        """The ended roll-out's last change landed (split and aliases): nothing left to watch."""
+        with self.state.update() as data:
+            data["rollouts"][name]["settled"] = now
 
     def _move(self, name: str, change: Any, run: Mapping[str, Any] | None = None) -> RolloutState:
         with self.state.update() as data:

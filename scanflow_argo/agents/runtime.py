@@ -29,10 +29,13 @@ import httpx
 
 from ..backoff import Backoff, aretry
 from ..clock import Clock, SystemClock
+from ..compile.teams import team_app
 from ..errors import AgentError, ConflictError, NotFoundError, ScanflowError, UnavailableError, redact
 from ..monitoring.prometheus import recorded_url
 from ..platform import get_platform
 from ..platform._k8s.api import load_api_client
+from ..platform.base import workflow_from_template
+from ..platform.publications import Publications
 from ..platform.teams import NamespaceBound
 from ..settings import Settings
 from ..spec.agent import (
@@ -45,15 +48,18 @@ from ..spec.agent import (
     ScaleDeployment,
     SendMessage,
     SetModelAlias,
+    StartRollout,
     SubmitWorkflow,
 )
 from ..tracking import registry
 from .auth import client_token
+from .canary import RolloutDriver
 from .decide import Decision, RuleState, Sample, decide, is_stale
 from .knowledge import MlflowRecorder, NullRecorder
 from .leader import FileLeader, Leader, LeaseLeader
 from .metrics import AgentMetrics
 from .narrate import Narrator
+from .rollouts import RolloutBook
 from .sensors import (
     ArgoRunsReader,
     MlflowReader,
@@ -173,6 +179,7 @@ class AgentRuntime:
         self.notes: list[str] = []
         self._unsettled = False
         self._last_error: str | None = None
+        self._rollouts: RolloutDriver | None = None
 
     # -- wiring ----------------------------------------------------------------------------------
     def _default_state(self, explicit_folder: bool) -> AgentState:
@@ -215,6 +222,26 @@ class AgentRuntime:
         if self._platform is None:
             self._platform = self._bound(get_platform(self.settings))
         return self._platform
+
+    @property
+    def rollouts(self) -> RolloutDriver:
+        """The agent's roll-outs (``agents/canary.py``), kept in its state, acting through its platform."""
+        if self._rollouts is None:
+            uri = tracking_uri(self.settings)
+
+            def get_alias(model: str, alias: str) -> str | None:
+                found = registry.get_alias(model, alias, tracking_uri=uri)
+                return str(found.version) if found is not None else None
+
+            self._rollouts = RolloutDriver(
+                RolloutBook(self.state),
+                self.platform,
+                self.prometheus,
+                set_alias=self._set_alias,
+                get_alias=get_alias,
+                record=self._record,
+            )
+        return self._rollouts
 
     @property
     def recorder(self) -> Any:
@@ -352,10 +379,24 @@ class AgentRuntime:
         if self.is_leader:
             await asyncio.to_thread(self._refresh_inflight)
             records = await self._evaluate_and_act()
+            if not self.dry_run and not self.state.get("paused"):
+                await asyncio.to_thread(self._tick_rollouts)
         self.iterations += 1
         self.last_loop_end = self.clock.now()
         self.metrics.loop_seconds.labels(self.agent.name).observe(time.perf_counter() - t0)
         return records
+
+    def _tick_rollouts(self) -> None:
+        """Move the roll-outs on; a platform or registry failure is recorded once and tried again next iteration."""
+        if not (self.state.get("rollouts") or {}):
+            return
+        try:
+            self.rollouts.tick(self.clock.now())
+        except ScanflowError as err:
+            reason = redact(f"roll-out: {err}")
+            if reason != self._last_error:
+                self._record({"kind": "error", "t": self.clock.now(), "reason": reason})
+            self._last_error = reason
 
     def _acquire_leader(self) -> bool:
         try:
@@ -506,6 +547,20 @@ class AgentRuntime:
             self.recorder.record(seq, record)
         return record
 
+    def _record_uses(self, run: str) -> list[str]:
+        """A team's agent records in the application's trail every publication its run consumes by reference
+        (``Publications.record_run``: the run's labels); what it could not read is said, never fatal (the run
+        was submitted)."""
+        app = team_app(self.settings.kubernetes.namespace, self.team) if self.team else None
+        if not self.team or not app:
+            return []
+        try:
+            status = self.platform.get_run(run)
+            records = Publications(self.settings, app, self.clock).record_run(self.team, status, by=f"agent {self.agent.name}")
+        except ScanflowError as err:
+            return [f"not recorded: {redact(str(err))[:200]}"]
+        return [f"{r.kind} {r.name}@{r.version}" for r in records]
+
     def _labels(self, action: SubmitWorkflow) -> dict[str, str]:
         return {**action.labels, LABEL_AGENT: self.agent.name, LABEL_ACTION: action.name}
 
@@ -529,8 +584,10 @@ class AgentRuntime:
         if isinstance(action, SubmitWorkflow):
             params = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("parameters.")}
             labels = {**self._labels(action), LABEL_KEY: key_label(d.key or "")}
-            run = await self._retry(lambda: self.platform.submit(action.template, params, labels))
-            return {"run": run, "parameters": params}
+            target = workflow_from_template(action.template, cluster_scope=True) if action.cluster_scope else action.template
+            run = await self._retry(lambda: self.platform.submit(target, params, labels))
+            uses = await asyncio.to_thread(self._record_uses, run)
+            return {"run": run, "parameters": params, **({"uses": uses} if uses else {})}
         if isinstance(action, ScaleDeployment):
             n = int(p["replicas"])
             status = await self._retry(
@@ -550,6 +607,11 @@ class AgentRuntime:
         if isinstance(action, SetModelAlias):
             await asyncio.to_thread(self._set_alias, action.model, action.alias, p["version"])
             return {"alias": f"{action.model}@{action.alias}", "version": p["version"]}
+        if isinstance(action, StartRollout):
+            uri, version = p["model_uri"], p.get("version", "")
+            now = self.clock.now()
+            await asyncio.to_thread(self.rollouts.start, action.rollout_spec(), uri, version, now)
+            return {"rollout": action.deployment, "model_uri": uri, "version": version}
         if isinstance(action, SendMessage):
             payload = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("payload.")}
             await self._send_message(action.to_agent, action.topic, payload, d.key or "")
@@ -722,6 +784,10 @@ class AgentRuntime:
                 if a.name in state["last_attempt"] and now - state["last_attempt"][a.name] < a.cooldown
             },
             "inbox": len(state.get("inbox") or []),
+            "rollouts": {
+                name: {**r["state"], "settled": bool(r.get("settled")), "model_uri": r["spec"].get("model_uri")}
+                for name, r in (state.get("rollouts") or {}).items()
+            },
             "notes": self.notes,
             "mlflow": {
                 "sent": getattr(self._recorder, "sent", 0),

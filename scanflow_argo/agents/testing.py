@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, PlatformError, UnavailableError
-from ..platform.base import DeploymentStatus, RunStatus
+from ..platform.base import DeploymentStatus, Pairs, RunStatus, SubmitTarget
+from ..serving.traffic import split_of
+from ..status import PredictorStatus
 
 __all__ = ["InMemoryPlatform", "file_platform"]
 
@@ -113,12 +115,7 @@ class InMemoryPlatform:
             self._call(data, "apply_template", name)
             data["templates"][name] = dict(manifest)
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         with self._state(write=True) as data:
             template = workflow if isinstance(workflow, str) else (workflow.get("metadata") or {}).get("generateName", "wf-")
             self._call(data, "submit", template, dict(parameters or {}), dict(labels or {}))
@@ -191,6 +188,7 @@ class InMemoryPlatform:
                 "replicas": int(pred.get("replicas", 1)),
                 "model_uri": (pred.get("graph") or {}).get("modelUri"),
                 "predictor": pred.get("name", "default"),
+                "predictors": [dict(p) for p in (manifest.get("spec") or {}).get("predictors") or []],
             }
 
     def get_deployment(self, name: str) -> DeploymentStatus:
@@ -198,8 +196,27 @@ class InMemoryPlatform:
             d = data["deployments"].get(name)
             if d is None:
                 raise NotFoundError(f"SeldonDeployment {self.namespace}/{name} not found")
+            split = d.get("predictors") or []
             return DeploymentStatus(
-                name, self.namespace, d["replicas"], d["replicas"], d["model_uri"], "Available", d["predictor"]
+                name,
+                self.namespace,
+                d["replicas"],
+                d["replicas"],
+                d["model_uri"],
+                "Available",
+                d["predictor"],
+                predictors=tuple(
+                    PredictorStatus(
+                        p.get("name", ""),
+                        int(p.get("traffic", 100 if len(split) == 1 else 0)),
+                        bool(p.get("shadow")),
+                        int(p.get("replicas", 1)),
+                        int(p.get("replicas", 1)),
+                        (p.get("graph") or {}).get("modelUri"),
+                        p,
+                    )
+                    for p in split
+                ),
             )
 
     def scale(self, name: str, replicas: int) -> DeploymentStatus:
@@ -216,6 +233,21 @@ class InMemoryPlatform:
             if name not in data["deployments"]:
                 raise NotFoundError(f"SeldonDeployment {self.namespace}/{name} not found")
             data["deployments"][name]["model_uri"] = model_uri
+        return self.get_deployment(name)
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        split_of(name, predictors)  # refused as Seldon's webhook refuses it, before anything changes
+        with self._state(write=True) as data:
+            self._call(data, "set_predictors", name, predictors)
+            if name not in data["deployments"]:
+                raise NotFoundError(f"SeldonDeployment {self.namespace}/{name} not found")
+            first = predictors[0]
+            data["deployments"][name].update(
+                predictors=[dict(p) for p in predictors],
+                predictor=first.get("name", "default"),
+                model_uri=(first.get("graph") or {}).get("modelUri"),
+                replicas=int(first.get("replicas", data["deployments"][name]["replicas"])),
+            )
         return self.get_deployment(name)
 
     def delete_deployment(self, name: str) -> None:

@@ -18,15 +18,14 @@ from typing import Any
 
 from ..errors import AgentDefinitionError
 from ..settings import Settings
+from ._args import group
 
 __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
     """Add the ``agent`` group to the top-level subparsers."""
-    parser = sub.add_parser("agent", help="run or check an autonomic agent")
-    actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
+    actions = group(sub, "agent", "run or check an autonomic agent", dest="action", metavar="ACTION")
 
     run = actions.add_parser("run", help="run an agent (sense → decide → act) with its HTTP API, until stopped")
     run.add_argument(

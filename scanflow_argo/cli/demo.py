@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import SetupError
 from ..settings import Settings
+from ._args import group
 
 __all__ = ["register"]
 
@@ -22,9 +23,7 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 
 def register(sub: Any) -> None:
     """Add the ``demo`` group to the top-level subparsers."""
-    parser = sub.add_parser("demo", help="run a worked example end to end")
-    demos = parser.add_subparsers(dest="demo", metavar="DEMO")
-    demos.required = True
+    demos = group(sub, "demo", "run a worked example end to end", dest="demo", metavar="DEMO")
     mnist = demos.add_parser(
         "mnist",
         help="the MNIST autonomic case study: train, serve, drift, retrain, load, scale — with a report",

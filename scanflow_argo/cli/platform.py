@@ -176,6 +176,12 @@ def _print_deployment(dep: Any) -> None:
     print(f"{dep.namespace}/{dep.name}  {dep.state}  replicas {dep.ready_replicas}/{dep.replicas}  model {dep.model_uri or '-'}")
     if dep.endpoint:
         print(f"  endpoint {dep.endpoint}")
+    if len(dep.predictors) > 1:
+        for pred in dep.predictors:
+            share = "shadow" if pred.shadow else f"{pred.traffic}%"
+            print(
+                f"  predictor {pred.name:<12} {share:>6}  replicas {pred.ready_replicas}/{pred.replicas}  model {pred.model_uri or '-'}"
+            )
 
 
 def _emit(as_json: bool, data: Any, show: Any, value: Any) -> None:

@@ -6,23 +6,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..errors import PlatformError
 from ..settings import Settings
+from ._args import group
 
 __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
     """Add the ``team`` group to the top-level subparsers."""
-    p = sub.add_parser(
+    tsub = group(
+        sub,
         "team",
-        help="create, list and delete team environments (namespace scanflow-APP-TEAM)",
-        description="A team environment is the namespace scanflow-APP-TEAM with its ServiceAccounts and Roles for "
+        "create, list and delete team environments (namespace scanflow-APP-TEAM)",
+        "A team environment is the namespace scanflow-APP-TEAM with its ServiceAccounts and Roles for "
         "workflows, agents and serving (bound only there), a ResourceQuota and a LimitRange, and a reference to the "
         "Secret holding the team's MLflow credentials. Its manifests go to HOME/teams/APP/TEAM (apply them on a "
         "cluster with `kubectl apply -k`).",
+        dest="team_command",
+        metavar="ACTION",
     )
-    tsub = p.add_subparsers(dest="team_command", metavar="ACTION")
-    tsub.required = True
     create = tsub.add_parser("create", help="render and record a team's environment")
     create.add_argument("app", metavar="APP")
     create.add_argument("team", metavar="TEAM")
@@ -90,6 +93,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     import yaml  # CLI start-up: this command only
 
+    from ..compile.kubeyaml import load_yaml, yaml_problem  # CLI start-up: this command only
     from ..platform import get_platform  # CLI start-up: this command only
     from ..platform.publications import Publications  # CLI start-up: this command only (~0.2 s)
     from ..tracking import MlflowRest  # CLI start-up: this command only
@@ -101,7 +105,10 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     elif args.kind == "model":
         rec = pubs.publish_model(args.team, MlflowRest(resolve_uri(settings)), args.name, args.version)
     else:
-        manifest = yaml.safe_load(Path(args.name).read_text())
+        try:  # read as the API server reads it: plain values, alias bombs refused
+            manifest = load_yaml(Path(args.name).read_text())
+        except yaml.YAMLError as err:
+            raise PlatformError(f"{args.name} is not valid YAML: {yaml_problem(err)}") from err
         rec = pubs.publish_template(args.team, get_platform(settings), manifest, args.version)
     print(f"{rec.team} published {rec.kind} {rec.name}@{rec.version} {rec.detail}".rstrip())
     return 0

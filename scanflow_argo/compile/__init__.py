@@ -63,7 +63,8 @@ def compile_app(app: Application, *, validate: bool = True, graph_check: bool = 
             objs.append(compile_workflow(wf, app))
         else:
             objs.append(_hera_object(wf, app))
-    if any(isinstance(wf, Workflow) for wf in app.workflows):  # plain Hera objects name their own service account
+    # plain Hera objects name their own service account; in a team's environment the team's is used (compile.teams)
+    if any(isinstance(wf, Workflow) for wf in app.workflows) and not app.in_team_environment:
         objs += workflow_rbac(app)
     if app.agents or any(_uses_tracking(wf) for wf in app.workflows if isinstance(wf, Workflow)):
         objs.append(tracking_config_map(app))  # tracking steps and agents (decisions, MLflow sensors, rolls) read it

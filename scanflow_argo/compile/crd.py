@@ -34,13 +34,25 @@ from typing import Any
 
 from ..errors import SetupError
 
-__all__ = ["CrdInvalid", "CrdSchema", "FieldError"]
+__all__ = ["LABEL_VALUE_RULE", "CrdInvalid", "CrdSchema", "FieldError", "is_label_value"]
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
+LABEL_VALUE_RULE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character"
+)
+"""Kubernetes' words for a bad label value (apimachinery ``validation.IsValidLabelValue``; at most 63 characters)."""
+
+
+def is_label_value(value: object) -> bool:
+    """Whether the API server accepts ``value`` as a label value (apimachinery ``validation.IsValidLabelValue``)."""
+    return isinstance(value, str) and len(value) <= 63 and _LABEL_VALUE.match(value) is not None
+
+
 _OBJECT_META_FIELDS = frozenset(
     {
         "name",
@@ -597,13 +609,12 @@ def _object_meta(meta: Any, namespaced: bool) -> list[FieldError]:
         labels = {}
     for key, val in labels.items():
         out += _qualified_key("metadata.labels", str(key))
-        if not isinstance(val, str) or len(val) > 63 or not _LABEL_VALUE.match(val):
+        if not is_label_value(val):
             out.append(
                 FieldError(
                     "metadata.labels",
                     "Invalid value",
-                    f"{_go(val)}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-                    "and must start and end with an alphanumeric character (at most 63 characters)",
+                    f"{_go(val)}: {LABEL_VALUE_RULE} (at most 63 characters)",
                 )
             )
     annotations = meta.get("annotations") or {}

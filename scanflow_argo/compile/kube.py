@@ -175,11 +175,21 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
 
 def workflow_rbac(app: Application) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding the workflows run under: Argo's executor reports results
-    (``workflowtaskresults`` create/patch); the deploy step reads and patches SeldonDeployments."""
+    (``workflowtaskresults`` create/patch); the deploy step reads and patches the application's SeldonDeployments,
+    named in ``resourceNames`` (a step cannot roll another team's model in the namespace)."""
     name = workflow_service_account(app)
-    rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
     if app.services:
-        rules.append({"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "patch"]})
+        rules.append(
+            {
+                "apiGroups": ["machinelearning.seldon.io"],
+                "resources": ["seldondeployments"],
+                "resourceNames": sorted({s.name for s in app.services}),
+                "verbs": ["get", "patch"],
+            }
+        )
     check_rules(f"workflows of {app.name!r}", rules)
     return _rbac(name, app, "workflow", rules)
 
@@ -279,20 +289,23 @@ def agent_admission_policy(agent: Any, app: Application) -> list[dict[str, Any]]
     RBAC cannot narrow ``create`` on workflows by name or content, and a Workflow that references a WorkflowTemplate
     may still override its ``serviceAccountName``, add templates or a ``podSpecPatch``: with ``create`` alone an
     agent could run anything as any ServiceAccount of the namespace. The policy (Kubernetes ≥ 1.30) lets the
-    agent's ServiceAccount create only Workflows that reference one of its WorkflowTemplates (namespaced) and set
+    agent's ServiceAccount create only Workflows that reference one of its WorkflowTemplates (namespaced; with
+    ``clusterScope: true`` only the ClusterWorkflowTemplates its ``cluster_scope`` actions name) and set
     nothing in ``spec`` but ``arguments`` and ``workflowTemplateRef``; the template fixes the rest, its
     ``serviceAccountName`` included. Every other WorkflowSpec field (listed from Argo's CRD, so none is missed) is
     refused — what Argo's ``templateReferencing: Strict`` does controller-wide (docs/workflow-restrictions.md), here
     for the agent alone. Both objects are cluster-scoped, named after the namespace and the agent."""
     actions = agent.actions() if callable(getattr(agent, "actions", None)) else []  # optional in the agent contract
-    templates = sorted({a.template for a in actions if isinstance(a, SubmitWorkflow)})
+    submits = [a for a in actions if isinstance(a, SubmitWorkflow)]
+    templates = sorted({a.template for a in submits})
     if not templates:
         return []
+    namespaced = ", ".join(repr(t) for t in sorted({a.template for a in submits if not a.cluster_scope}))
+    cluster = ", ".join(repr(t) for t in sorted({a.template for a in submits if a.cluster_scope}))
     spec_fields = load_crd(ARGO_CRDS["WorkflowTemplate"]).schema["properties"]["spec"]["properties"]
     forbidden = sorted(f for f in spec_fields if f not in AGENT_WORKFLOW_FIELDS)
     name = f"scanflow-{app.namespace}-{agent.name}-workflows"
     user = f"system:serviceaccount:{app.namespace}:{agent.name}"
-    listed = ", ".join(repr(t) for t in templates)
     labels = labels_for(app, "agent")
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -313,9 +326,9 @@ def agent_admission_policy(agent: Any, app: Application) -> list[dict[str, Any]]
             "matchConditions": [{"name": "the-agent", "expression": f"request.userInfo.username == {user!r}"}],
             "validations": [
                 {
-                    "expression": "has(object.spec.workflowTemplateRef) && !(has(object.spec.workflowTemplateRef.clusterScope) "
-                    "&& object.spec.workflowTemplateRef.clusterScope) && has(object.spec.workflowTemplateRef.name) "
-                    f"&& object.spec.workflowTemplateRef.name in [{listed}]",
+                    "expression": "has(object.spec.workflowTemplateRef) && has(object.spec.workflowTemplateRef.name) && "
+                    "((has(object.spec.workflowTemplateRef.clusterScope) && object.spec.workflowTemplateRef.clusterScope) "
+                    f"? object.spec.workflowTemplateRef.name in [{cluster}] : object.spec.workflowTemplateRef.name in [{namespaced}])",
                     "message": f"agent {agent.name!r} may only run its WorkflowTemplates ({', '.join(templates)}) by workflowTemplateRef",
                 },
                 {

@@ -6,7 +6,8 @@ plus the graph checks of ``compile.graph``, with ``templateRef``/``workflowTempl
 file given and the templates applied (a folder of them: the local platform's ``<home>/templates``). Fields Argo 4
 removed (a CronWorkflow's ``schedule``, ``synchronization.mutex``/``semaphore``) are reported with what to write
 instead, as ``argo convert`` rewrites them (argoproj/argo-workflows ``workflow/convert/legacy_types.go``).
-Other kinds are skipped. Every problem comes back, each prefixed with ``file:document``.
+Other kinds are skipped. Every problem comes back, each prefixed with ``file:document``. Files are read as the API
+server reads them (``compile.kubeyaml``: plain values, a bound on alias expansion).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from ..errors import ValidationError
 from . import compile_app
 from .graph import ARGO_KINDS, TemplateIndex, check_graph, shadowed_outputs
+from .kubeyaml import KubeLoader, yaml_problem
 from .schema import SchemaChecker
 
 __all__ = ["LintReport", "legacy_fields", "lint_objects", "lint_paths", "yaml_files"]
@@ -67,8 +69,10 @@ def _documents(path: Path) -> tuple[list[Any], str | None]:
     if not path.exists():
         return [], f"{path}: no such file or folder"
     try:
-        return list(yaml.safe_load_all(path.read_text())), None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        return list(yaml.load_all(path.read_text(), Loader=KubeLoader)), None  # safe, alias bombs refused
+    except yaml.YAMLError as err:
+        return [], f"{path}: not valid YAML: {yaml_problem(err)}"
+    except UnicodeDecodeError as err:
         return [], f"{path}: not valid YAML: {err}"
 
 

@@ -19,11 +19,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import yaml
+
 from ..errors import CompileError
 from ..settings import TeamSettings
+from ..spec.application import TEAM_NAMESPACE_FORMAT
 from .kube import check_rules
+from .workflows import TEAM_SERVICE_ACCOUNT
 
-__all__ = ["TEAM_COMPONENTS", "allowed", "team_namespace", "team_objects"]
+__all__ = ["TEAM_COMPONENTS", "allowed", "artifact_prefix", "artifact_repositories", "team_app", "team_namespace", "team_objects"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -51,13 +55,23 @@ a published template is used by ``templateRef``, which Argo's controller resolve
 
 def team_namespace(app: str, team: str) -> str:
     """``scanflow-<app>-<team>``, refused unless it is a valid namespace name (a DNS label, ≤ 63 chars)."""
-    ns = f"scanflow-{app}-{team}"
+    ns = TEAM_NAMESPACE_FORMAT.format(app=app, team=team)
     if not (_DNS_LABEL.match(app) and _DNS_LABEL.match(team) and _DNS_LABEL.match(ns) and len(ns) <= 63):
         raise CompileError(
             f"team {team!r} of application {app!r}: namespace {ns!r} is not a valid Kubernetes name — use lower-case "
             "letters, digits and '-' (a DNS label of at most 63 characters in all)"
         )
     return ns
+
+
+def team_app(namespace: str, team: str) -> str | None:
+    """The application whose ``team`` works in ``namespace`` (``team_namespace``'s inverse), or ``None`` when
+    ``namespace`` is no namespace of that team."""
+    prefix, suffix = "scanflow-", f"-{team}"
+    if not (namespace.startswith(prefix) and namespace.endswith(suffix)) or len(namespace) <= len(prefix) + len(suffix):
+        return None
+    app = namespace[len(prefix) : -len(suffix)]
+    return app if _DNS_LABEL.match(app) else None
 
 
 def _meta(name: str, ns: str | None, app: str, team: str, component: str) -> dict[str, Any]:
@@ -82,7 +96,7 @@ def team_objects(app: str, team: str, settings: TeamSettings | None = None) -> l
     ]
     for component, rules in TEAM_COMPONENTS.items():
         check_rules(f"team {team!r} {component}", rules)
-        name = f"scanflow-team-{component}"
+        name = TEAM_SERVICE_ACCOUNT.format(component=component)
         objs += [
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, ns, app, team, component)},
             {
@@ -126,8 +140,41 @@ def team_objects(app: str, team: str, settings: TeamSettings | None = None) -> l
             "metadata": _meta("scanflow-team", ns, app, team, "team"),
             "data": {"app": app, "team": team, "mlflow-credentials-secret": s.mlflow_secret},
         },
+        artifact_repositories(app, team, s),
     ]
     return objs
+
+
+def artifact_repositories(app: str, team: str, settings: TeamSettings) -> dict[str, Any]:
+    """The team's Argo artifact repository: the ``artifact-repositories`` ConfigMap Argo's controller reads in the
+    workflow's own namespace, its default key named by the ``workflows.argoproj.io/default-artifact-repository``
+    annotation (argo-workflows ``workflow/artifactrepositories/artifactrepositories.go`` ``Resolve``). Every key
+    lies under the team's prefix ``argo/<namespace>/``, so a bucket policy can give each team its prefix only; the
+    bucket's credentials are a Secret of the team's namespace, named here, never rendered."""
+    ns = team_namespace(app, team)
+    repo = {
+        "archiveLogs": True,
+        "s3": {
+            "bucket": settings.artifacts_bucket,
+            "endpoint": settings.artifacts_endpoint,
+            "keyFormat": f"{artifact_prefix(app, team)}{{{{workflow.name}}}}/{{{{pod.name}}}}",
+            "accessKeySecret": {"name": settings.artifacts_secret, "key": "accesskey"},
+            "secretKeySecret": {"name": settings.artifacts_secret, "key": "secretkey"},
+        },
+    }
+    meta = _meta("artifact-repositories", ns, app, team, "team")
+    meta["annotations"] = {"workflows.argoproj.io/default-artifact-repository": "default-v1"}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "data": {"default-v1": yaml.safe_dump(repo, sort_keys=False)},
+    }
+
+
+def artifact_prefix(app: str, team: str) -> str:
+    """Where the team's artifacts live in the bucket: ``argo/scanflow-<app>-<team>/``."""
+    return f"argo/{team_namespace(app, team)}/"
 
 
 def _half(quantity: str) -> str:

@@ -32,8 +32,15 @@ DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
 RUN_AS_USER = 1000
 
 
+TEAM_SERVICE_ACCOUNT = "scanflow-team-{component}"
+"""A team environment's ServiceAccount for ``component`` (workflows, agents, serving; ``compile.teams``)."""
+
+
 def workflow_service_account(app: Application) -> str:
-    """The ServiceAccount workflows of ``app`` run under (its Role is compiled in ``compile.kube``)."""
+    """The ServiceAccount workflows of ``app`` run under: its own (Role compiled in ``compile.kube``), or, for an
+    application in its team's environment, the team's ``scanflow-team-workflows`` (Role in ``compile.teams``)."""
+    if app.in_team_environment:
+        return TEAM_SERVICE_ACCOUNT.format(component="workflows")
     return f"{app.name}-workflows"
 
 

@@ -35,7 +35,7 @@ from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
 from .checks import check_supported
-from .core.manifest import TemplateStore, as_json_values, load_documents, load_yaml, resolve_workflow
+from .core.manifest import TemplateStore, apply_workflow_metadata, as_json_values, load_documents, load_yaml, resolve_workflow
 from .core.state import RunState, read_status
 from .features.run_hooks import NoHooks, RunHooks
 from .kinds import REGISTRY, Registry, ResourceApplier
@@ -89,10 +89,33 @@ def check_shape(manifest: Mapping[str, Any]) -> None:
     problems = [
         p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(p)
     ]
+    problems += _item_lists(manifest.get("spec"), "spec")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         first = re.sub(r"[^\s\"/:]{61,}", lambda m: m.group()[:40] + "…", problems[0])  # a 300-character name, once
         raise EngineError(f"refused as Argo's API server refuses it: {first}{more}")
+
+
+def _item_lists(value: Any, path: str) -> list[str]:
+    """``withItems`` that is no list, under ``path``: the CRD keeps its value unchecked
+    (``x-kubernetes-preserve-unknown-fields``) but it is ``[]Item`` in Argo's Go types, so the argo CLI, the Argo
+    Server and the controller (``controller.go``: "cannot unmarshall spec") all fail to decode it."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        items = value.get("withItems")
+        if items is not None and not isinstance(items, list):
+            kind = "object" if isinstance(items, Mapping) else "string" if isinstance(items, str) else "number"
+            found.append(
+                f"{path}.withItems: cannot unmarshal {kind} into []v1alpha1.Item: withItems must be a list of items "
+                "(strings, numbers, booleans, lists or maps), as in withItems: [a, b]"
+            )
+        for key, sub in value.items():
+            if key != "withItems":
+                found += _item_lists(sub, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            found += _item_lists(sub, f"{path}[{i}]")
+    return found
 
 
 def prepare_run(
@@ -118,6 +141,7 @@ def prepare_run(
         wf = resolve_workflow(manifest, store, parameters, entrypoint)
         if labels:
             wf["metadata"]["labels"] = {**(wf["metadata"].get("labels") or {}), **labels}
+        apply_workflow_metadata(wf)  # after the submitter's labels: the controller's update comes later
         notes = check_supported(wf, store, settings, kinds)
     except InvalidWorkflow as err:  # Argo's controller accepts the workflow and ends it at once: so does the engine
         refused, wf = err, err.workflow or wf

@@ -30,6 +30,7 @@ from .features.sync import parse_synchronization, semaphore_limit
 from .features.volumes import check_mounts, check_volume, claim_dir, claim_names, gc_strategy, init_containers, volume_kind
 from .kinds import REGISTRY, CheckContext, Registry
 from .kinds.container_set import check_container_set
+from .wrappers.memoize import check as check_memoize
 
 __all__ = ["check_supported"]
 
@@ -50,7 +51,6 @@ IGNORED_TEMPLATE_FIELDS = (
     "podDisruptionBudget",
     "metrics",
     "archiveLocation",
-    "memoize",
     "executor",
 )
 IGNORED_SPEC_FIELDS = (
@@ -301,6 +301,7 @@ def _check_template(tmpl: Mapping[str, Any], where: str, cc: CheckContext, kinds
     _check_daemon_and_sidecars(tmpl, where, settings, cc.volumes)
     _check_template_volumes(tmpl, where, settings, cc.volumes)
     _check_synchronization(tmpl.get("synchronization"), where, settings)
+    check_memoize(tmpl.get("memoize"), where)
     if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:
         raise NotSupportedLocally("lifecycle hooks", where)
     for key in IGNORED_TEMPLATE_FIELDS:

@@ -27,7 +27,7 @@ from ..errors import EngineError, NotSupportedLocally
 from ..settings import Settings
 from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
-from .core.frame import Frame
+from .core.frame import Frame, resolve_args
 from .core.inputs import param_value, resolve_inputs, template_vars
 from .core.manifest import TemplateScope, TemplateStore, resolve_template
 from .core.paths import safe_join
@@ -43,6 +43,7 @@ from .features.sync import HeldLocks, LockTable, RunLocks
 from .features.volumes import RunVolumes
 from .kinds import REGISTRY, Registry, ResourceApplier
 from .wrappers import CHAIN
+from .wrappers.memoize import memoization_status
 from .wrappers.synchronization import hold_workflow_locks, release_workflow_locks
 
 __all__ = ["MAX_DEPTH_MESSAGE", "MAX_STACK_DEPTH", "Executor"]
@@ -113,6 +114,7 @@ class Executor:
         self.global_outputs: dict[str, Any] = {"parameters": {}, "artifacts": {}}
         self.global_vars: dict[str, Any] = {}
         self.hook_env: Mapping[str, str] = {}
+        self.node_flags: dict[str, dict[str, bool]] = {}  # by node name: the nodeFlag it is recorded with
         self.root_scope = TemplateScope(
             "workflow", {t.get("name", ""): t for t in self.spec.get("templates") or []}, self.spec.get("templateDefaults") or {}
         )
@@ -144,6 +146,7 @@ class Executor:
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         self.locks.order = _lock_order(self.wf)  # waiters queue by creation time, known from now on
         self.global_vars = self._workflow_vars()
+        _phase_labels(meta, "Running")
         if self.spec.get("synchronization"):
             held = hold_workflow_locks(self, self.spec["synchronization"], self.global_vars)
             if isinstance(held, str):
@@ -190,11 +193,8 @@ class Executor:
         if exit_tmpl:
             self.abort.clear()
             self.deadline = None  # the exit handler runs even after the workflow's deadline, as on Argo
-            holder = {
-                "template": exit_tmpl,
-                "arguments": ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {},
-            }
-            exit_node = self.run_child(f"{self.name}.onExit", f"{self.name}.onExit", holder, self.root_frame(), None)
+            self.flag(f"{self.name}.onExit", hooked=True)  # operator.go: the exit handler runs with NodeFlag{Hooked: true}
+            exit_node = self._run_exit_handler(exit_tmpl)
             if exit_node.get("_pod_refused"):  # operator.go marks the workflow Error: "error in exit template execution : …"
                 phase, message = "Error", f"error in exit template execution : {exit_node.get('message')}"
             elif exit_node["phase"] in FAILED and phase == "Succeeded":
@@ -205,6 +205,7 @@ class Executor:
         status = self.state.status
         with self.state.lock:
             status["phase"] = phase
+            _phase_labels(meta, phase)
             status["finishedAt"] = self.state.now()
             if message:
                 status["message"] = message
@@ -219,6 +220,19 @@ class Executor:
         with self.state.lock:
             self.state.write()
         return self.state.doc
+
+    def _run_exit_handler(self, template: Any) -> NodeDoc:
+        """The workflow's exit handler as node ``<name>.onExit``; ``hooks.exit.arguments`` resolved now, over the
+        global variables with the final ``workflow.status`` (``{{= workflow.status == "Succeeded" ? … }}``
+        included: e2e functional_test.go ``TestWorkflowHookParameterTemplates``)."""
+        name = f"{self.name}.onExit"
+        arguments = ((self.spec.get("hooks") or {}).get("exit") or {}).get("arguments") or {}
+        frame = self.root_frame()
+        try:
+            resolved = resolve_args(arguments, frame, f"{name} exit hook")
+        except EngineError as err:  # as a step's exit hook with arguments that cannot be resolved: an Error node
+            return self.finish(self.new_node(name, name, "Pod", None, None), "Error", str(err))
+        return self.run_child(name, name, {"template": template, "arguments": resolved}, frame, None)
 
     def stop(self, message: str = "Stopped with strategy 'Stop'") -> None:
         """Stop running nodes (Argo's ``stop``: exit handlers still run)."""
@@ -330,24 +344,40 @@ class Executor:
         self, name: str, display: str, ntype: str, parent: str | None, tmpl: Mapping[str, Any] | None, phase: str = "Running"
     ) -> NodeDoc:
         nid = node_id(self.name, name)
+        # resumed: a node that holds others (root, groups, Retry) keeps the time it first started, as Argo's
+        # node does across controller restarts; a pod that runs again starts now
+        before = self.state.previous_nodes.get(nid) if ntype != "Pod" else None
         node: dict[str, Any] = {
             "id": nid,
             "name": name,
             "displayName": display,
             "type": ntype,
             "phase": phase,
-            "startedAt": self.state.now(),
+            "startedAt": (before or {}).get("startedAt") or self.state.now(),
             "finishedAt": None,
         }
         if tmpl is not None and tmpl.get("name"):
             node["templateName"] = tmpl["name"]
         if parent is not None:
             node["boundaryID"] = parent
+        memo = memoization_status(tmpl)  # operator.go initializeExecutableNode: every node of a memoized template
+        if memo is not None:
+            node["memoizationStatus"] = memo
+        with self.state.lock:
+            flags = self.node_flags.get(name)
+        if flags:
+            node["nodeFlag"] = dict(flags)
         doc = self.state.put(node, write=False)
         self.state.add_child(parent, nid)
         if ntype != "Pod" or phase != "Pending":  # a pod is written when it starts running
             self.changed()
         return doc
+
+    def flag(self, name: str, **flags: bool) -> dict[str, bool]:
+        with self.state.lock:
+            mine = self.node_flags.setdefault(name, {})
+            mine.update(flags)
+            return dict(mine)
 
     def finish(self, node: NodeDoc, phase: str, message: str | None = None) -> NodeDoc:
         with self.state.lock:
@@ -457,6 +487,15 @@ class Executor:
         if self.deadline is not None:
             dl = self.deadline if dl is None else min(dl, self.deadline)
         return dl
+
+
+def _phase_labels(meta: dict[str, Any], phase: str) -> None:
+    """The labels Argo's controller keeps on a Workflow (``operator.go`` ``markWorkflowPhase``):
+    ``workflows.argoproj.io/phase`` and ``workflows.argoproj.io/completed`` (``"true"`` once it ended)."""
+    labels = dict(meta.get("labels") or {})
+    labels["workflows.argoproj.io/phase"] = phase
+    labels["workflows.argoproj.io/completed"] = "true" if phase in ("Succeeded", "Failed", "Error") else "false"
+    meta["labels"] = labels
 
 
 def _lock_order(workflow: Mapping[str, Any]) -> tuple[int, str]:

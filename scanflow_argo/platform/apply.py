@@ -28,6 +28,7 @@ from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..spec.application import Application
 from ..tracking.server import resolve_uri
+from ._local.claims import apply_claim
 
 __all__ = ["Applied", "Source", "apply_objects", "load_sources"]
 
@@ -262,11 +263,9 @@ def _make_claim(obj: Mapping[str, Any], settings: Settings) -> str:
     """A claim is a folder ``<home>/volumes/<namespace>/<name>`` locally, where the engine mounts it
     (namespace ``default`` when the manifest names none, as for the workflows that run here)."""
     meta = obj["metadata"]
-    folder = settings.home / "volumes" / str(meta.get("namespace") or "default") / str(meta["name"])
-    if folder.is_dir():
-        return "unchanged"
-    folder.mkdir(parents=True)
-    return "created"
+    existed = (settings.home / "volumes" / str(meta.get("namespace") or "default") / str(meta["name"])).is_dir()
+    apply_claim(settings.home, "apply", obj)
+    return "unchanged" if existed else "created"
 
 
 def _write_config_map(obj: Mapping[str, Any], settings: Settings) -> str:

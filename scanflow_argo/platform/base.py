@@ -29,16 +29,38 @@ __all__ = [
     "ChangeFeed",
     "DeploymentStatus",
     "NodeStatus",
+    "Pairs",
     "Platform",
     "PodLog",
     "RunStatus",
+    "SubmitTarget",
     "WorkflowAdmin",
     "already_exists",
     "already_finished",
     "check_parameters",
     "declared_parameters",
     "unpack_artifact",
+    "workflow_from_template",
 ]
+
+# What every ``Platform.submit`` takes, spelled once: a Workflow manifest or the name of a WorkflowTemplate,
+# and the run's parameters and labels as name → value pairs.
+SubmitTarget = Mapping[str, Any] | str
+Pairs = Mapping[str, str]
+
+
+def workflow_from_template(name: str, cluster_scope: bool = False) -> dict[str, Any]:
+    """The Workflow that runs WorkflowTemplate ``name`` (a ClusterWorkflowTemplate when ``cluster_scope``) in the
+    submitter's namespace, as ``argo submit --from`` makes it: ``generateName`` ``NAME-``, Argo's template label,
+    ``workflowTemplateRef`` (argo-workflows ``workflow/common/convert.go`` ``NewWorkflowFromWorkflowTemplate``)."""
+    label = "workflows.argoproj.io/cluster-workflow-template" if cluster_scope else TEMPLATE_LABEL
+    ref: dict[str, Any] = {"name": name, **({"clusterScope": True} if cluster_scope else {})}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{name}-", "labels": {label: name}},
+        "spec": {"workflowTemplateRef": ref},
+    }
 
 
 @runtime_checkable
@@ -53,12 +75,7 @@ class Platform(Protocol):
         """Create or update a WorkflowTemplate (or CronWorkflow); apply semantics."""
         ...
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         """Start a run and return its name at once. ``workflow`` is a Workflow manifest, or the
         name of an applied WorkflowTemplate (submitted as the Argo UI does: ``workflowTemplateRef``)."""
         ...
@@ -115,6 +132,11 @@ class Platform(Protocol):
 
     def roll(self, name: str, model_uri: str) -> DeploymentStatus:
         """Roll the deployment to another model (replica by replica, no failed requests)."""
+        ...
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        """Replace ``spec.predictors`` (a roll-out's traffic split, shadow, canary added or removed), checked
+        as Seldon's webhook checks it first; no request fails while the split changes."""
         ...
 
     def delete_deployment(self, name: str) -> None:

@@ -22,7 +22,17 @@ from ._k8s.api import load_api_client
 from ._k8s.argo import ArgoServerWorkflows, CrdWorkflows, WorkflowBackend, pod_name, with_arguments
 from ._k8s.models import resolve_model_uri
 from ._k8s.seldon import SeldonDeployments
-from .base import DeploymentStatus, NodeStatus, RunStatus, already_exists, check_parameters, declared_parameters, unpack_artifact
+from .base import (
+    DeploymentStatus,
+    NodeStatus,
+    Pairs,
+    RunStatus,
+    SubmitTarget,
+    already_exists,
+    check_parameters,
+    declared_parameters,
+    unpack_artifact,
+)
 
 __all__ = ["KubernetesPlatform"]
 
@@ -91,12 +101,7 @@ class KubernetesPlatform:
     def apply_template(self, manifest: Mapping[str, Any]) -> None:
         self.workflows.apply_template(manifest)
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         params = {k: str(v) for k, v in (parameters or {}).items()}
         labels = dict(labels or {})
         if isinstance(workflow, str):
@@ -224,6 +229,9 @@ class KubernetesPlatform:
         # Check the deployment exists before asking MLflow, so a typo fails fast and clearly.
         self.deployments.get_object(name)
         return self.deployments.roll(name, self._resolve(model_uri), self.settings.kubernetes.seldon_storage_config)
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        return self.deployments.set_predictors(name, predictors)
 
     def delete_deployment(self, name: str) -> None:
         self.deployments.delete(name)

@@ -38,8 +38,19 @@ from ..errors import ConflictError, EngineError, InvalidRequest, NotFoundError, 
 from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
+from ._local.claims import delete_owned
 from ._local.index import RunsIndex, argo_view, read_run, resource_version
-from .base import DeploymentStatus, PodLog, RunStatus, already_exists, already_finished, check_parameters, declared_parameters
+from .base import (
+    DeploymentStatus,
+    Pairs,
+    PodLog,
+    RunStatus,
+    SubmitTarget,
+    already_exists,
+    already_finished,
+    check_parameters,
+    declared_parameters,
+)
 from .selectors import LabelSelector
 
 __all__ = ["LocalPlatform"]
@@ -48,6 +59,16 @@ TEMPLATE_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 ENGINE_GONE = "the engine running this run is gone (killed or the machine restarted)"
 """The start of a run's ``message`` while it is ``Running`` without an engine (``get_run``, ``list``)."""
+
+
+def _namespace_of(run_dir: Path) -> str:
+    """The namespace of the run in ``run_dir`` (``default`` when its ``workflow.yaml`` cannot say)."""
+    try:
+        doc = yaml.safe_load((run_dir / "workflow.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return "default"
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    return str((meta or {}).get("namespace") or "default") if isinstance(meta, Mapping) else "default"
 
 
 class LocalPlatform:
@@ -100,12 +121,7 @@ class LocalPlatform:
             return None
         return folder if folder.is_dir() else None
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         """Prepare the run (refusing what cannot run locally) and start its detached engine.
 
         Steps import the project's code from the folder recorded when the template was applied
@@ -113,7 +129,14 @@ class LocalPlatform:
         if isinstance(workflow, str):
             # as `argo submit --from workflowtemplate/NAME`: the server reads the template first, a missing one is
             # the caller's error (a Workflow naming it in workflowTemplateRef is accepted, and errored when run)
-            TemplateStore(self.settings.templates_dir).get(workflow)
+            found = TemplateStore(self.settings.templates_dir).get(workflow)
+            owner = (found.get("metadata") or {}).get("namespace")
+            if owner and owner != self.namespace:  # Argo reads a WorkflowTemplate in the submitter's namespace only
+                raise NotFoundError(
+                    f'workflowtemplates.argoproj.io "{workflow}" not found in namespace {self.namespace!r} (it is in '
+                    f"{owner!r}): another namespace's template is run through its published ClusterWorkflowTemplate "
+                    "(scanflow-argo team publish APP TEAM template FILE VERSION; docs/teams.md)"
+                )
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
@@ -166,8 +189,11 @@ class LocalPlatform:
 
     def _stamped(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The manifest with the ``uid`` and ``creationTimestamp`` the API server gives an object at
-        creation (the engine keeps them), so a run is identified before its engine starts."""
+        creation (the engine keeps them), so a run is identified before its engine starts; one naming no
+        namespace is created in this platform's, as a create request to the API server lands in its URL's
+        namespace (``argo submit -n NS``), not in ``default``."""
         meta = dict(manifest.get("metadata") or {})
+        meta.setdefault("namespace", self.namespace)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         return {**manifest, "metadata": meta}
@@ -384,12 +410,16 @@ class LocalPlatform:
         return self.get_workflow(run_dir.name)
 
     def delete_workflow(self, name: str) -> None:
-        """Delete a run: its engine and nodes are ended first (as deleting a Workflow deletes its pods)."""
+        """Delete a run: its engine and nodes are ended first (as deleting a Workflow deletes its pods), and the
+        claims it owns (a ``resource`` template's ``setOwnerReference``) go with it, as Kubernetes' garbage
+        collector deletes what a deleted owner owned."""
         run_dir = self.run_dir(name)
         pid = self.engine_pid(run_dir)
         if pid is not None:
             control.kill_engine(run_dir, pid)
+        namespace = _namespace_of(run_dir)
         shutil.rmtree(run_dir)
+        delete_owned(self.settings.home, namespace, name)
         self.runs_index.refresh()
 
     def _live(self, name: str, verb: str) -> tuple[Path, dict[str, Any], int | None]:
@@ -651,6 +681,9 @@ class LocalPlatform:
 
     def roll(self, name: str, model_uri: str) -> DeploymentStatus:
         return self._deployments().roll(name, model_uri)
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+        return self._deployments().set_predictors(name, predictors)
 
     def delete_deployment(self, name: str) -> None:
         self._deployments().delete(name)

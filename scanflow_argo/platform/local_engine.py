@@ -24,18 +24,20 @@ from ..engine import api
 from ..engine.core.manifest import TemplateStore
 from ..engine.core.state import RunState
 from ..engine.features.run_hooks import TRACKING_ENV, NoHooks, RunHooks, workflow_tracks
-from ..errors import EngineError, ScanflowError
+from ..errors import EngineError, NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..status import RunStatus
 from ..tracking import server as tracking_server
 from ..tracking.hooks import MlflowHooks
+from ._local.claims import apply_claim
 from .local import LocalPlatform
 
 __all__ = ["LocalApplier", "execute", "main", "make_hooks", "resume", "run_workflow"]
 
 
 class LocalApplier:
-    """``ResourceApplier`` on the local platform: SeldonDeployments to local serving, Workflows to new runs."""
+    """``ResourceApplier`` on the local platform: SeldonDeployments to local serving, Workflows to new runs,
+    PersistentVolumeClaims to folders under ``<home>/volumes/`` (``_local/claims.py``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.platform = LocalPlatform(settings)
@@ -46,9 +48,20 @@ class LocalApplier:
         if doc.get("kind") == "SeldonDeployment":
             self.platform.apply_deployment(doc)
             return doc
+        if doc.get("kind") == "PersistentVolumeClaim":
+            return apply_claim(self.platform.settings.home, action, doc)
         name = self.platform.submit(doc)
         stored = yaml.safe_load((self.platform.runs_dir / name / "workflow.yaml").read_text())
         return dict(stored) if isinstance(stored, Mapping) else {**doc, "metadata": {**(doc.get("metadata") or {}), "name": name}}
+
+    def get(self, applied: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A Workflow as the local Argo Server serves it now (its status included); None once it is deleted."""
+        if applied.get("kind") != "Workflow":
+            raise PlatformError(f"reading a {applied.get('kind')} back is not supported locally (only Workflows)")
+        try:
+            return self.platform.get_workflow(str(applied["metadata"]["name"]))
+        except NotFoundError:
+            return None
 
 
 @contextlib.contextmanager

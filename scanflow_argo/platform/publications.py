@@ -8,6 +8,13 @@ kind, name, version, and where it was used. A template is published as a ``Clust
 argo-workflows ``workflow/templateresolution/context.go`` ``GetTemplateFromRef``), locally the same kind on
 the local platform. The trail is an append-only file: a record of what happened, not a lock against
 rewriting it (on one machine every team shares the OS user).
+
+A run says what it consumes by reference in its labels (``reference_labels``: ``scanflow.dev/dataset`` and
+``scanflow.dev/dataset-version``, the same for ``template`` and ``model``), put there the way Argo carries a
+template's metadata to its runs: the template's ``spec.workflowMetadata.labels``, which the controller copies
+onto every Workflow made from it (``workflow/controller/operator.go`` ``updateWorkflowMetadata``). A published
+template gets its own name and version there, so every run of it — in any team's namespace — names what it ran;
+``Publications.record_run`` turns a run's references into use records (who, what, which version, when, which run).
 """
 
 from __future__ import annotations
@@ -20,15 +27,48 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..clock import Clock, SystemClock
+from ..compile.crd import LABEL_VALUE_RULE, is_label_value
 from ..compile.teams import team_namespace
 from ..errors import SpecError
 from ..settings import Settings
-from .base import Platform
+from .base import Platform, RunStatus
 
-__all__ = ["PUBLISHED_ALIAS", "AuditRecord", "Publications", "audit_path", "format_log"]
+__all__ = ["PUBLISHED_ALIAS", "AuditRecord", "Publications", "audit_path", "format_log", "reference_labels", "references"]
 
 PUBLISHED_ALIAS = "published"
 KINDS = ("dataset", "model", "template")
+LABEL_TEAM = "scanflow.dev/team"
+"""On a published template: the team that published it."""
+
+
+def _label_keys(kind: str) -> tuple[str, str]:
+    return f"scanflow.dev/{kind}", f"scanflow.dev/{kind}-version"
+
+
+def reference_labels(kind: str, name: str, version: str) -> dict[str, str]:
+    """The labels of a run that consumes publication ``kind`` ``name``@``version`` (put them in the template's
+    ``spec.workflowMetadata.labels``); refused unless ``kind`` is one of ``KINDS`` and both values are valid
+    Kubernetes label values (the API server would refuse the run)."""
+    if kind not in KINDS:
+        raise SpecError(f"a run cannot consume a {kind!r}: it consumes one of {', '.join(KINDS)}")
+    for what, value in (("name", name), ("version", version)):
+        if not is_label_value(str(value)):
+            raise SpecError(
+                f"{kind} {what} {value!r} cannot be a label value ({LABEL_VALUE_RULE}, at most 63): "
+                "publish it under such a name and version"
+            )
+    key, version_key = _label_keys(kind)
+    return {key: str(name), version_key: str(version)}
+
+
+def references(labels: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """What a run consumes, read back from its labels: (kind, name, version), in ``KINDS`` order."""
+    out = []
+    for kind in KINDS:
+        key, version_key = _label_keys(kind)
+        if labels.get(key):
+            out.append((kind, str(labels[key]), str(labels.get(version_key, ""))))
+    return out
 
 
 class _AliasSetter(Protocol):
@@ -77,17 +117,36 @@ class Publications:
         return self._record(team, "publish", "model", name, version, f"models:/{name}@{PUBLISHED_ALIAS}")
 
     def publish_template(self, team: str, platform: Platform, manifest: Mapping[str, Any], version: str) -> AuditRecord:
-        """Publish ``team``'s WorkflowTemplate as a ClusterWorkflowTemplate (no namespace) and record it."""
+        """Publish ``team``'s WorkflowTemplate as a ClusterWorkflowTemplate (no namespace) and record it. Its
+        ``spec.workflowMetadata.labels`` gain the template's own reference (``reference_labels``), so every run of
+        it names the template and version it came from, in whichever namespace it runs."""
         meta = dict(manifest.get("metadata") or {})
         meta.pop("namespace", None)
-        labels = {**dict(meta.get("labels") or {}), "scanflow.dev/team": team, "scanflow.dev/version": str(version)}
-        cluster = {**dict(manifest), "kind": "ClusterWorkflowTemplate", "metadata": {**meta, "labels": labels}}
+        name = str(meta.get("name"))
+        labels = {**dict(meta.get("labels") or {}), LABEL_TEAM: team, "scanflow.dev/version": str(version)}
+        spec = dict(manifest.get("spec") or {})
+        run_meta = dict(spec.get("workflowMetadata") or {})
+        run_meta["labels"] = {**dict(run_meta.get("labels") or {}), **reference_labels("template", name, str(version))}
+        spec["workflowMetadata"] = run_meta
+        cluster = {**dict(manifest), "kind": "ClusterWorkflowTemplate", "metadata": {**meta, "labels": labels}, "spec": spec}
         platform.apply_template(cluster)
-        return self._record(team, "publish", "template", str(meta.get("name")), version, "ClusterWorkflowTemplate")
+        return self._record(team, "publish", "template", name, version, "ClusterWorkflowTemplate")
 
     def use(self, team: str, kind: str, name: str, version: str, where: str = "") -> AuditRecord:
         """Record that ``team`` used a publication (e.g. a run consumed a dataset, an agent submitted a template)."""
         return self._record(team, "use", kind, name, version, where)
+
+    def record_run(self, team: str, run: RunStatus, by: str = "") -> list[AuditRecord]:
+        """Record ``team``'s use of every publication ``run`` consumes by reference (its labels, ``references``);
+        a version nobody published is recorded too, and says so."""
+        published = {(r.kind, r.name, r.version) for r in self.log() if r.action == "publish"}
+        out = []
+        for kind, name, version in references(run.labels):
+            where = f"run {run.namespace}/{run.name}" + (f" by {by}" if by else "")
+            if (kind, name, version) not in published:
+                where += " (not a published version)"
+            out.append(self._record(team, "use", kind, name, version, where))
+        return out
 
     def log(self) -> list[AuditRecord]:
         """The trail, oldest first (empty when nothing was published)."""

@@ -25,7 +25,7 @@ from ..compile.schema import SchemaChecker
 from ..compile.teams import team_namespace, team_objects
 from ..errors import AlreadyExistsError, NotFoundError, PlatformError
 from ..settings import Settings
-from .base import DeploymentStatus, Platform, RunStatus
+from .base import DeploymentStatus, Pairs, Platform, RunStatus, SubmitTarget
 
 __all__ = ["NamespaceBound", "Team", "create_team", "delete_team", "list_teams", "read_team_objects", "teams_dir"]
 
@@ -124,21 +124,19 @@ class NamespaceBound:
         self._manifest(manifest, "applying")
         self.platform.apply_template(manifest)
 
-    def submit(
-        self,
-        workflow: Mapping[str, Any] | str,
-        parameters: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, workflow: SubmitTarget, parameters: Pairs | None = None, labels: Pairs | None = None) -> str:
         if not isinstance(workflow, str):
             self._manifest(workflow, "submitting")
         return self.platform.submit(workflow, parameters, labels)
 
     def get_run(self, name: str) -> RunStatus:
-        return self.platform.get_run(name)
+        run = self.platform.get_run(name)
+        self._check(run.namespace, f"reading run {name!r}")
+        return run
 
     def list_runs(self, labels: Mapping[str, str] | None = None) -> list[RunStatus]:
-        return self.platform.list_runs(labels)
+        """The runs of the bound namespace only (the local platform lists every namespace's)."""
+        return [r for r in self.platform.list_runs(labels) if r.namespace in ("", self.namespace)]
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 0.5) -> RunStatus:
         return self.platform.wait(name, timeout, poll)
@@ -173,6 +171,10 @@ class NamespaceBound:
     def roll(self, name: str, model_uri: str, namespace: str | None = None) -> DeploymentStatus:
         self._check(namespace, f"rolling deployment {name!r}")
         return self.platform.roll(name, model_uri)
+
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]], namespace: str | None = None) -> DeploymentStatus:
+        self._check(namespace, f"setting the predictors of deployment {name!r}")
+        return self.platform.set_predictors(name, predictors)
 
     def delete_deployment(self, name: str) -> None:
         self.platform.delete_deployment(name)

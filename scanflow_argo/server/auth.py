@@ -6,7 +6,9 @@ wrong token is ``Unauthenticated`` (HTTP 401) and the answer carries no version 
 token is generated on the first start into ``<home>/server/token`` (mode 0600, never logged), checked
 in constant time on every call, and ``scanflow-argo server token`` prints it. The UI's login page
 puts it in an ``HttpOnly``, ``SameSite=Strict`` cookie; a write authenticated only by that cookie must
-come from the server's own origin (no cross-site request reaches the API with it). Listening on
+come from the server's own origin (no cross-site request reaches the API with it); without a token
+(``--auth-mode server``, loopback only) every write must, or any web page the user opens could post a
+Workflow to 127.0.0.1 — its shell would run on this machine. Listening on
 loopback only, a request naming another ``Host`` is refused (a DNS-rebinding page), as the project's
 other servers do (``httpguard``).
 """
@@ -46,6 +48,10 @@ OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})
 OPEN_PREFIXES = ("/static/",)
 """The UI's assets (HTML shell, script, style: nothing secret) load before login."""
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CROSS_SITE = (
+    "cross-origin request refused: writes come from this server's own pages or from clients that are not browsers "
+    "(a page of another site may not create or change workflows here)"
+)
 
 
 def token_path(settings: Settings) -> Path:
@@ -126,6 +132,8 @@ def auth_middleware(token: str | None, loopback_only: bool) -> Middleware:
         refused = refusal(request.headers.get("Host"), None, loopback_only)
         if refused is not None:
             return error_response(Codes.PERMISSION_DENIED, refused)
+        if token is None and request.method in _UNSAFE and not same_origin(request):
+            return error_response(Codes.PERMISSION_DENIED, CROSS_SITE)  # no token to stop it: a page could run workflows
         if token is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await handler(request)
         given, from_cookie = given_token(request)
@@ -137,9 +145,7 @@ def auth_middleware(token: str | None, loopback_only: bool) -> Middleware:
                 "token not valid: send 'Authorization: Bearer <token>' (`scanflow-argo server token` prints it)",
             )
         if from_cookie and request.method in _UNSAFE and not same_origin(request):
-            return error_response(
-                Codes.PERMISSION_DENIED, "cross-origin request refused: the UI's cookie is only good on its own pages"
-            )
+            return error_response(Codes.PERMISSION_DENIED, CROSS_SITE)
         return await handler(request)
 
     return auth

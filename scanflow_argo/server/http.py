@@ -48,6 +48,7 @@ __all__ = [
     "json_response",
     "name_param",
     "namespace_param",
+    "object_namespace",
     "query_bool",
     "query_list",
     "valid_name",
@@ -134,6 +135,27 @@ def namespace_param(request: web.Request) -> str:
     if value and (len(value) > 63 or not _LABEL.fullmatch(value)):
         raise ApiError(Codes.INVALID_ARGUMENT, f"namespace {value[:80]!r} is not a valid namespace name (a DNS label)")
     return value
+
+
+NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
+"""The API server's refusal (``k8s.io/apiserver/pkg/registry/rest``: ``BeforeCreate``/``BeforeUpdate``)."""
+
+
+def object_namespace(meta: Mapping[str, Any], request_namespace: str, what: str) -> str:
+    """The namespace an object written through ``request_namespace`` gets, as the Kubernetes API server decides it
+    (``rest.EnsureObjectNamespaceMatchesRequestNamespace``): unset takes the request's, the same one passes, another
+    is a bad request (400). Argo's ``CreateWorkflow`` and the template servers write through it, so a body never
+    puts an object into a namespace its path did not name."""
+    given = meta.get("namespace")
+    if given in (None, ""):
+        return request_namespace
+    if given != request_namespace:
+        raise ApiError(
+            Codes.INVALID_ARGUMENT,
+            f"{NAMESPACE_MISMATCH}: the {what}'s metadata.namespace is {str(given)[:80]!r}, the path names "
+            f"{request_namespace!r} (leave metadata.namespace out, or send it to /…/{str(given)[:80]})",
+        )
+    return request_namespace
 
 
 def query_bool(request: web.Request, key: str) -> bool:

@@ -31,6 +31,7 @@ from .http import (
     name_param,
     namespace_param,
     object_field,
+    object_namespace,
 )
 from .lint import Linter
 
@@ -102,7 +103,9 @@ class TemplatesApi:
     def _namespace(request: web.Request, k: Kind) -> str | None:
         return (namespace_param(request) or None) if k.namespaced else None
 
-    async def _object(self, request: web.Request, k: Kind) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _object(self, request: web.Request, k: Kind, write: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The object of the request's body; ``write``: it is stored, so its namespace is the path's (the API
+        server's rule), and a cluster-scoped one has none."""
         body = await json_body(request)
         obj = object_field(body, k.body_key)
         if not obj:
@@ -112,7 +115,12 @@ class TemplatesApi:
             raise ApiError(Codes.INVALID_ARGUMENT, f"kind {obj['kind']!r}: this endpoint takes a {k.kind}")
         meta = dict(obj.get("metadata") or {})
         if k.namespaced:
-            meta["namespace"] = meta.get("namespace") or self._namespace(request, k) or self.platform.namespace
+            path_namespace = self._namespace(request, k) or self.platform.namespace
+            meta["namespace"] = (
+                object_namespace(meta, path_namespace, k.kind) if write else meta.get("namespace") or path_namespace
+            )
+        elif write:
+            meta.pop("namespace", None)  # cluster-scoped: the API server clears it (rest.BeforeCreate)
         if not meta.get("name"):
             raise ApiError(Codes.INVALID_ARGUMENT, f"{k.kind} needs metadata.name (templates are applied by name)")
         obj["metadata"] = meta
@@ -139,7 +147,7 @@ class TemplatesApi:
         return json_response(await self.call(self.platform.create_template, obj))
 
     async def lint(self, request: web.Request, k: Kind) -> web.Response:
-        _, obj = await self._object(request, k)
+        _, obj = await self._object(request, k, write=False)
         await self.linter.check(obj)
         return json_response(obj)
 

@@ -33,6 +33,7 @@ from .http import (
     namespace_param,
     needs_nodes,
     object_field,
+    object_namespace,
     query_int,
     string_list,
     valid_name,
@@ -350,6 +351,7 @@ class WorkflowsApi:
         body, wf = await self._body_workflow(request, namespace)
         if wf.get("kind") != "Workflow":
             raise ApiError(Codes.INVALID_ARGUMENT, f"kind {wf.get('kind')!r}: this endpoint creates Workflows")
+        object_namespace(wf["metadata"], namespace, "Workflow")  # written where the path says, or refused
         await self.linter.check(wf)
         if (object_field(body, "createOptions") or {}).get("dryRun") or body.get("serverDryRun"):
             return json_response(wf)

@@ -26,10 +26,18 @@ reconcile (a replica that cannot load its model, say) marks the status ``Failed`
 reason — ``apply``/``scale``/``roll`` raise it as a ``ServingError`` — and is retried with backoff
 (1 s doubling to 30 s) until the desired state changes or the deployment is deleted.
 
-From the manifest the local platform takes ``metadata.name``/``namespace``, the (single)
-predictor's name, ``replicas`` (``componentSpecs[].replicas`` wins, as in Seldon), ``graph.name``
-(the ``model_name`` metric label), ``graph.modelUri``, and the first container's plain ``env``
-values (``MODEL_NAME`` picks the model class; ``valueFrom`` secrets do not exist locally).
+From the manifest the local platform takes ``metadata.name``/``namespace`` and, for each predictor,
+its name, ``replicas`` (``componentSpecs[].replicas`` wins, as in Seldon), ``graph.name`` (the
+``model_name`` metric label), ``graph.modelUri``, ``traffic``, ``shadow`` and the first container's
+plain ``env`` values (``MODEL_NAME`` picks the model class; ``valueFrom`` secrets do not exist locally).
+
+Several predictors (issue 17): their split is checked as Seldon's webhook checks it
+(``traffic.split_of``) before anything is written; each predictor gets its own replicas (labelled
+with its name: ``PREDICTOR_ID``), and the router sends each request to one of them by the split,
+seeded from the annotation ``scanflow.io/traffic-seed`` (default 0), and mirrors to shadows. The
+first predictor is the deployment's own: ``scale``, ``roll``, ``replicas`` and ``model_uri`` are
+its. A change of predictors starts the new predictor's replicas first, then switches the split,
+then drains and stops the replicas of a predictor that is gone — no request fails on the way.
 """
 
 from __future__ import annotations
@@ -55,8 +63,9 @@ from ..clock import Clock, SystemClock
 from ..errors import NotFoundError, ScanflowError, ServingError, SetupError, SpecError
 from ..monitoring.prometheus import prometheus_dir, set_targets
 from ..settings import Settings
-from ..status import DeploymentStatus
+from ..status import DeploymentStatus, PredictorStatus
 from ..tracking import registry
+from .traffic import TrafficSplit, split_of
 
 __all__ = [
     "REPLICA_HOST",
@@ -65,6 +74,7 @@ __all__ = [
     "Supervisor",
     "deployment_manifest",
     "parse_manifest",
+    "parse_predictors",
     "resolve_model",
     "serving_python",
 ]
@@ -75,6 +85,8 @@ _REPLICA_MODULE = "scanflow_argo.serving.replica"
 REPLICA_HOST = "127.0.0.1"
 """Where replicas listen: loopback only, reached through the router (``serving.host`` is the router's)."""
 _POLL = 0.1
+SEED_ANNOTATION = "scanflow.io/traffic-seed"
+"""Seed of the router's traffic split (a run with the same seed sends the same requests to the same predictors)."""
 _RECONCILE_BACKOFF = Backoff(1.0, factor=2.0, cap=30.0)
 """A failed reconcile is retried 1 s later, doubling per failure up to 30 s (until the spec changes)."""
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # folder holding the scanflow_argo package
@@ -100,10 +112,18 @@ class ModelSpec:
     model_class: str = "scanflow_argo.serving.model.TorchClassifier"
     env: Mapping[str, str] = field(default_factory=dict)
     """Plain ``value`` env of the model container (``valueFrom`` secrets do not exist locally)."""
+    traffic: int = 100
+    """The predictor's share of the traffic in percent (``split_of``: 100 for a lone one, 0 for a shadow)."""
+    shadow: bool = False
 
 
 def parse_manifest(manifest: Mapping[str, Any], default_namespace: str = "default") -> ModelSpec:
-    """Read name, predictor, graph unit, modelUri and replicas; a SpecError names what is wrong."""
+    """The deployment's own (first) predictor, after every predictor was checked (``parse_predictors``)."""
+    return parse_predictors(manifest, default_namespace)[0]
+
+
+def parse_predictors(manifest: Mapping[str, Any], default_namespace: str = "default") -> list[ModelSpec]:
+    """Each predictor's name, graph unit, modelUri, replicas, traffic and shadow; a SpecError names what is wrong."""
     if manifest.get("kind") != "SeldonDeployment":
         raise SpecError(f"expected a SeldonDeployment manifest, got kind {manifest.get('kind')!r}")
     meta = manifest.get("metadata") or {}
@@ -111,9 +131,12 @@ def parse_manifest(manifest: Mapping[str, Any], default_namespace: str = "defaul
     if not name or not all(c.isalnum() or c == "-" for c in name) or not name[0].isalnum():
         raise SpecError(f"SeldonDeployment metadata.name {name!r} is not a valid name: use lowercase letters, digits and '-'")
     predictors = (manifest.get("spec") or {}).get("predictors") or []
-    if len(predictors) != 1:
-        raise SpecError(f"SeldonDeployment {name}: locally exactly one predictor is supported, found {len(predictors)}")
-    pred = predictors[0]
+    split = split_of(name, predictors)  # Seldon's webhook rules: unique names, traffic adding up to 100
+    namespace = str(meta.get("namespace") or default_namespace)
+    return [_predictor(name, namespace, i, pred, split) for i, pred in enumerate(predictors)]
+
+
+def _predictor(name: str, namespace: str, i: int, pred: Mapping[str, Any], split: TrafficSplit) -> ModelSpec:
     graph = pred.get("graph") or {}
     if graph.get("children"):
         raise SpecError(
@@ -122,7 +145,7 @@ def parse_manifest(manifest: Mapping[str, Any], default_namespace: str = "defaul
     uri = graph.get("modelUri")
     if not uri:
         raise SpecError(
-            f"SeldonDeployment {name}: spec.predictors[0].graph.modelUri is missing — set it to models:/NAME@ALIAS or a model folder"
+            f"SeldonDeployment {name}: spec.predictors[{i}].graph.modelUri is missing — set it to models:/NAME@ALIAS or a model folder"
         )
     replicas = pred.get("replicas")
     for comp in pred.get("componentSpecs") or []:
@@ -133,10 +156,11 @@ def parse_manifest(manifest: Mapping[str, Any], default_namespace: str = "defaul
         raise SpecError(f"SeldonDeployment {name}: replicas must be a whole number >= 0, got {replicas!r}")
     labels = pred.get("labels") or {}
     env = _container_env(pred)
+    predictor = str(pred["name"])
     return ModelSpec(
         name=name,
-        namespace=str(meta.get("namespace") or default_namespace),
-        predictor=str(pred.get("name") or "default"),
+        namespace=namespace,
+        predictor=predictor,
         model_name=str(graph.get("name") or "classifier"),
         model_uri=str(uri),
         replicas=replicas,
@@ -144,6 +168,8 @@ def parse_manifest(manifest: Mapping[str, Any], default_namespace: str = "defaul
         predictor_version=str((pred.get("annotations") or {}).get("version") or labels.get("version") or ""),
         model_class=env.pop("MODEL_NAME", MODEL_CLASS),
         env=env,
+        traffic=split.share(predictor),
+        shadow=predictor in split.shadows,
     )
 
 
@@ -181,6 +207,34 @@ def _with_changes(manifest: Mapping[str, Any], replicas: int | None = None, mode
     if model_uri is not None:
         pred["graph"]["modelUri"] = model_uri
     return out
+
+
+def _seed(manifest: Mapping[str, Any]) -> int:
+    text = ((manifest.get("metadata") or {}).get("annotations") or {}).get(SEED_ANNOTATION, "0")
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(f"annotation {SEED_ANNOTATION}: {text!r} is not a whole number — give the traffic split's seed") from None
+
+
+def wanted_predictors(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The predictors a ``spec.json`` asks for (one, from the top-level fields, in a spec written before several)."""
+    if spec.get("predictors"):
+        return [dict(p) for p in spec["predictors"]]
+    return [
+        {
+            "name": spec["predictor"],
+            "predictor_version": spec.get("predictor_version", ""),
+            "model_name": spec["model_name"],
+            "model_class": spec.get("model_class") or MODEL_CLASS,
+            "env": spec.get("env") or {},
+            "model_uri": spec["model_uri"],
+            "model_dir": spec["model_dir"],
+            "replicas": int(spec["replicas"]),
+            "traffic": 100,
+            "shadow": False,
+        }
+    ]
 
 
 def deployment_manifest(name: str, model_uri: str, replicas: int, namespace: str = "default") -> dict[str, Any]:
@@ -320,9 +374,12 @@ class LocalDeployments:
 
     def apply(self, manifest: Mapping[str, Any], timeout: float | None = None) -> DeploymentStatus:
         """Create or update a deployment and wait until it is available."""
-        spec = parse_manifest(manifest, self.settings.kubernetes.namespace)
+        every = parse_predictors(manifest, self.settings.kubernetes.namespace)
+        spec = every[0]
         folder = self.dir(spec.name)
-        model_dir = resolve_model(self.settings, spec.name, spec.model_uri)
+        model_dirs = {p.model_uri: str(resolve_model(self.settings, spec.name, p.model_uri)) for p in every}
+        model_dir = model_dirs[spec.model_uri]
+        seed = _seed(manifest)
         serving_python(self.settings)  # fail before writing anything when the venv is missing
         with _locked(folder):
             old = _read_json(folder / "spec.json") or {}
@@ -352,6 +409,22 @@ class LocalDeployments:
                 "router_port": port,
                 "manifest": dict(manifest),
                 "generation": generation,
+                "seed": seed,
+                "predictors": [
+                    {
+                        "name": p.predictor,
+                        "predictor_version": p.predictor_version,
+                        "model_name": p.model_name,
+                        "model_class": p.model_class,
+                        "env": dict(p.env),
+                        "model_uri": p.model_uri,
+                        "model_dir": model_dirs[p.model_uri],
+                        "replicas": p.replicas,
+                        "traffic": p.traffic,
+                        "shadow": p.shadow,
+                    }
+                    for p in every
+                ],
             }
             _write_json(folder / "spec.json", desired)
             self._ensure_supervisor(spec.name)
@@ -368,11 +441,23 @@ class LocalDeployments:
         model_dir = resolve_model(self.settings, name, model_uri)
         return self._change(name, timeout, model_uri=model_uri, model_dir=str(model_dir))
 
+    def set_predictors(self, name: str, predictors: list[dict[str, Any]], timeout: float | None = None) -> DeploymentStatus:
+        """Replace the deployment's ``spec.predictors`` (a roll-out's split, shadow, canary added or removed).
+
+        The local twin of the merge patch ``platform/_k8s/seldon.py`` sends: checked first (Seldon's
+        webhook rules, each model resolved), so a refused split writes nothing.
+        """
+        manifest = json.loads(json.dumps(self._spec(name)["manifest"]))
+        manifest.setdefault("spec", {})["predictors"] = json.loads(json.dumps(list(predictors)))
+        return self.apply(manifest, timeout)
+
     def _change(self, name: str, timeout: float | None, **changes: Any) -> DeploymentStatus:
         folder = self.dir(name)
         with _locked(folder):
             spec = self._spec(name)
             spec.update(changes)
+            if spec.get("predictors"):  # the deployment's own predictor is the first
+                spec["predictors"][0].update(changes)
             spec["manifest"] = _with_changes(spec["manifest"], changes.get("replicas"), changes.get("model_uri"))
             spec["generation"] = int(spec["generation"]) + 1
             _write_json(folder / "spec.json", spec)
@@ -385,6 +470,8 @@ class LocalDeployments:
         status = _read_json(self.dir(name) / "status.json") or {}
         alive = self._supervisor_alive(name)
         state = status.get("state", "Creating") if alive else "Failed"
+        ready = {p["name"]: p.get("readyReplicas", 0) for p in status.get("predictors") or []}
+        declared = {p.get("name"): p for p in ((spec.get("manifest") or {}).get("spec") or {}).get("predictors") or []}
         return DeploymentStatus(
             name=name,
             namespace=spec.get("namespace", self.settings.kubernetes.namespace),
@@ -394,6 +481,18 @@ class LocalDeployments:
             state=state,
             predictor=spec.get("predictor", "default"),
             endpoint=status.get("endpoint") or f"http://{self.settings.serving.host}:{spec['router_port']}",
+            predictors=tuple(
+                PredictorStatus(
+                    name=p["name"],
+                    traffic=int(p["traffic"]),
+                    shadow=bool(p["shadow"]),
+                    replicas=int(p["replicas"]),
+                    ready_replicas=int(ready.get(p["name"], 0)) if alive else 0,
+                    model_uri=p["model_uri"],
+                    spec=declared.get(p["name"], {}),
+                )
+                for p in wanted_predictors(spec)
+            ),
         )
 
     def list(self) -> list[str]:
@@ -521,6 +620,7 @@ class _Process:
     metrics_port: int
     model_uri: str
     model_dir: str
+    predictor: str = ""
     state: str = "starting"
 
 
@@ -569,6 +669,7 @@ class Supervisor:
             host=self.settings.serving.host,
             port=int(self.spec["router_port"]),
             clock=self.clock,
+            seed=int(self.spec.get("seed", 0)),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -627,30 +728,45 @@ class Supervisor:
     # -- reconcile ------------------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        want_dir, want_uri, want_n = self.spec["model_dir"], self.spec["model_uri"], int(self.spec["replicas"])
+        """Make every predictor's replicas so, then route by the split, then retire predictors that are gone."""
+        wanted = wanted_predictors(self.spec)
         self.state, self.message = "Creating", ""
         self._write_status()
-        # Roll: surge one new replica, then retire one old, until no old ones are left.
-        for old in [p for p in self.procs if p.model_dir != want_dir]:
-            current = [p for p in self.procs if p.model_dir == want_dir and p.state == "ready"]
-            if len(current) < want_n:
-                await self._start(want_uri, want_dir)
-            await self._retire(old)
-        current = [p for p in self.procs if p.model_dir == want_dir]
-        missing = want_n - len(current)
-        if missing > 0:
-            await asyncio.gather(*(self._start(want_uri, want_dir) for _ in range(missing)))
-        elif missing < 0:
-            # Retire the newest first, as a ReplicaSet scales down.
-            await asyncio.gather(*(self._retire(p) for p in current[::-1][:-missing]))
+        for pred in wanted:
+            await self._reconcile_predictor(pred)
+        names = {p["name"] for p in wanted}
+        self.router.versions = {p["name"]: p.get("predictor_version", "") for p in wanted}
+        self.router.set_split(split_of(self.name, [_as_predictor(p) for p in wanted]) if len(wanted) > 1 else None)
+        self.router.predictor = wanted[0]["name"]
+        gone = [p for p in self.procs if p.predictor not in names]
+        if gone:
+            await asyncio.gather(*(self._retire(p) for p in gone))
         self.state = "Available"
         self._write_status()
 
-    async def _start(self, model_uri: str, model_dir: str) -> _Process:
+    async def _reconcile_predictor(self, pred: Mapping[str, Any]) -> None:
+        name, want_dir, want_n = pred["name"], pred["model_dir"], int(pred["replicas"])
+        mine = [p for p in self.procs if p.predictor == name]
+        # Roll: surge one new replica, then retire one old, until no old ones are left.
+        for old in [p for p in mine if p.model_dir != want_dir]:
+            current = [p for p in self.procs if p.predictor == name and p.model_dir == want_dir and p.state == "ready"]
+            if len(current) < want_n:
+                await self._start(pred)
+            await self._retire(old)
+        current = [p for p in self.procs if p.predictor == name and p.model_dir == want_dir]
+        missing = want_n - len(current)
+        if missing > 0:
+            await asyncio.gather(*(self._start(pred) for _ in range(missing)))
+        elif missing < 0:
+            # Retire the newest first, as a ReplicaSet scales down.
+            await asyncio.gather(*(self._retire(p) for p in current[::-1][:-missing]))
+
+    async def _start(self, pred: Mapping[str, Any]) -> _Process:
         from .router import Replica  # aiohttp: only the controller's process starts replicas, not every user of this module
 
+        model_uri = pred["model_uri"]
         for attempt in range(2):
-            proc = self._spawn(model_uri, model_dir)
+            proc = self._spawn(pred)
             self.procs.append(proc)
             self._write_status()
             try:
@@ -671,15 +787,17 @@ class Supervisor:
                 model_uri,
                 model_image="local",
                 model_version=model_uri,
+                predictor=proc.predictor,
             )
         )
         self._write_status()
         self._publish_targets()
         return proc
 
-    def _spawn(self, model_uri: str, model_dir: str) -> _Process:
+    def _spawn(self, pred: Mapping[str, Any]) -> _Process:
+        model_uri, model_dir = pred["model_uri"], pred["model_dir"]
         self._seq += 1
-        rid = f"{self.name}-{os.getpid()}-{self._seq}"
+        rid = f"{self.name}-{pred['name']}-{os.getpid()}-{self._seq}"
         http_port, metrics_port = _proc.free_port(REPLICA_HOST), _proc.free_port(REPLICA_HOST)
         while metrics_port == http_port:
             metrics_port = _proc.free_port(REPLICA_HOST)
@@ -692,7 +810,7 @@ class Supervisor:
             "-m",
             _REPLICA_MODULE,
             f"--bind-host={REPLICA_HOST}",
-            self.spec.get("model_class") or MODEL_CLASS,
+            pred.get("model_class") or MODEL_CLASS,
             f"--http-port={http_port}",
             f"--metrics-port={metrics_port}",
             "--grpc-workers=0",  # REST only: gRPC would bind 0.0.0.0:5000 shared by every replica
@@ -700,7 +818,7 @@ class Supervisor:
             "--log-level=WARNING",
         ]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONPATH")}
-        env.update(self.spec.get("env") or {})
+        env.update(pred.get("env") or {})
         env.update(
             {
                 "PYTHONPATH": str(_PACKAGE_ROOT),
@@ -708,16 +826,16 @@ class Supervisor:
                 "MODEL_DIR": model_dir,
                 "FEEDBACK_DIR": str(self.home / "feedback" / self.name),
                 "SELDON_DEPLOYMENT_ID": self.name,
-                "PREDICTOR_ID": self.spec["predictor"],
-                "PREDICTIVE_UNIT_ID": self.spec["model_name"],
-                "PREDICTOR_LABELS": json.dumps({"version": self.spec.get("predictor_version", "")}),
+                "PREDICTOR_ID": pred["name"],
+                "PREDICTIVE_UNIT_ID": pred["model_name"],
+                "PREDICTOR_LABELS": json.dumps({"version": pred.get("predictor_version", "")}),
                 "TORCH_THREADS": env.get("TORCH_THREADS", "1"),
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
             }
         )
         child = _proc.spawn(argv, name=f"replica {rid}", log=self.folder / "replicas" / f"{rid}.log", env=env, cwd=self.folder)
         print(f"started replica {rid} (pid {child.pid}, http {http_port}, metrics {metrics_port}) for {model_uri}", flush=True)
-        return _Process(rid, child, http_port, metrics_port, model_uri, model_dir)
+        return _Process(rid, child, http_port, metrics_port, model_uri, model_dir, predictor=pred["name"])
 
     async def _wait_ready(self, proc: _Process) -> None:
         """Until the model answers /health/status and the metrics port answers; fail early if it exits."""
@@ -775,7 +893,10 @@ class Supervisor:
     # -- status ---------------------------------------------------------------------------------
 
     def _write_status(self) -> None:
-        ready = self.router.ready() if self.router is not None else []
+        every = self.router.ready() if self.router is not None else []
+        wanted = wanted_predictors(self.spec) if self.spec else []
+        own = wanted[0]["name"] if wanted else ""
+        ready = [r for r in every if (r.predictor or own) == own]  # the deployment's own predictor's
         models = sorted({r.model_uri for r in ready})
         _write_json(
             self.folder / "status.json",
@@ -790,6 +911,17 @@ class Supervisor:
                 "model_uris": models,
                 "endpoint": self.router.url if self.router is not None else None,
                 "supervisor_pid": os.getpid(),
+                "predictors": [
+                    {
+                        "name": p["name"],
+                        "traffic": p["traffic"],
+                        "shadow": p["shadow"],
+                        "replicas": int(p["replicas"]),
+                        "readyReplicas": sum(1 for r in every if (r.predictor or own) == p["name"]),
+                        "model_uri": p["model_uri"],
+                    }
+                    for p in wanted
+                ],
                 "updated": self.clock.now(),
                 "replicaProcesses": [
                     {
@@ -798,6 +930,7 @@ class Supervisor:
                         "http_port": p.http_port,
                         "metrics_port": p.metrics_port,
                         "model_uri": p.model_uri,
+                        "predictor": p.predictor,
                         "state": p.state,
                     }
                     for p in self.procs
@@ -820,6 +953,11 @@ class Supervisor:
             )
         except (SpecError, OSError) as err:
             print(f"cannot write Prometheus targets: {err}", flush=True)
+
+
+def _as_predictor(pred: Mapping[str, Any]) -> dict[str, Any]:
+    """The CRD fields of a ``spec.json`` predictor that ``split_of`` reads."""
+    return {"name": pred["name"], "traffic": pred["traffic"], **({"shadow": True} if pred["shadow"] else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

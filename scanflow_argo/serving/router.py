@@ -141,6 +141,8 @@ class Router:
         self.predictor = predictor
         self.model_name = model_name
         self.predictor_version = predictor_version
+        self.versions: dict[str, str] = {}
+        """``predictor_version`` label per predictor (the router's own ``predictor_version`` for one not listed)."""
         self.namespace = namespace
         self.host = host
         self.port = port
@@ -266,6 +268,9 @@ class Router:
     def _of(self, replica: Replica) -> str:
         return replica.predictor or self.predictor
 
+    def _version(self, predictor: str) -> str:
+        return self.versions.get(predictor, self.predictor_version)
+
     def _pick(self, tried: set[str], predictor: str) -> Replica | None:
         active = [r for r in self._active if r.id not in tried]
         own = [r for r in active if self._of(r) == predictor]
@@ -324,7 +329,7 @@ class Router:
                 self._client_hist.labels(
                     self.deployment,
                     self._of(replica),
-                    self.predictor_version,
+                    self._version(self._of(replica)),
                     "predictions",
                     self.model_name,
                     replica.model_image,
@@ -379,7 +384,7 @@ class Router:
                 self._hist.labels(
                     self.deployment,
                     predictor,
-                    self.predictor_version,
+                    self._version(predictor),
                     self.model_name,
                     _SERVICES[service],
                     "post",
@@ -441,7 +446,7 @@ class Router:
                     self._client_hist.labels(
                         self.deployment,
                         self._of(replica),
-                        self.predictor_version,
+                        self._version(self._of(replica)),
                         service,
                         self.model_name,
                         replica.model_image,

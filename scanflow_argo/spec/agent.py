@@ -29,9 +29,12 @@ from croniter import croniter
 
 from ..argoexpr.errors import Fail
 from ..argoexpr.golang import argo_duration
-from ..errors import AgentDefinitionError
+from ..errors import AgentDefinitionError, SpecError
+from .analysis import Metric
+from .rollout import parse_steps
 
 __all__ = [
+    "FALLBACK_BEHAVIORS",
     "OPS",
     "TEMPLATE_VARS",
     "Action",
@@ -52,6 +55,7 @@ __all__ = [
     "SendMessage",
     "Sensor",
     "SetModelAlias",
+    "StartRollout",
     "SubmitWorkflow",
     "Threshold",
     "agent_factory",
@@ -63,6 +67,8 @@ __all__ = [
 
 OPS = (">", ">=", "<", "<=", "==", "!=")
 """Comparison operators a rule accepts."""
+FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+"""KEDA's ``fallback.behavior`` values (apis/keda/v1alpha1/scaledobject_types.go, ``FallbackBehavior*``)."""
 
 TEMPLATE_VARS = frozenset(
     {
@@ -688,7 +694,12 @@ class Action:
 @dataclass(frozen=True)
 class SubmitWorkflow(Action):
     """Submit a run of a WorkflowTemplate with (templated) parameters, at most ``max_concurrent``
-    unfinished at once — counted on the platform by the runs' labels, not only in memory."""
+    unfinished at once — counted on the platform by the runs' labels, not only in memory.
+
+    ``cluster_scope``: ``template`` is a ClusterWorkflowTemplate (what another team published, see
+    ``platform/publications.py``); the run is a Workflow in the agent's own namespace whose
+    ``workflowTemplateRef`` has ``clusterScope: true``, as ``argo submit --from clusterworkflowtemplate/NAME``
+    makes it (argo-workflows ``workflow/common/convert.go`` ``NewWorkflowFromWorkflowTemplate``)."""
 
     template: str
     parameters: Mapping[str, str] = field(default_factory=dict)
@@ -697,6 +708,7 @@ class SubmitWorkflow(Action):
     cooldown: _Seconds = _Seconds(300.0)
     idempotency_key: str = ""
     name: str = ""
+    cluster_scope: bool = False
     kind: ClassVar[str] = "submit_workflow"
 
     def __post_init__(self) -> None:
@@ -706,6 +718,8 @@ class SubmitWorkflow(Action):
         _set(self, "labels", {str(k): str(v) for k, v in dict(self.labels).items()})
         if not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:
             raise AgentDefinitionError(f"action {self.name!r}.max_concurrent: {self.max_concurrent!r} must be 1 or more")
+        if not isinstance(self.cluster_scope, bool):
+            raise AgentDefinitionError(f"action {self.name!r}.cluster_scope: {self.cluster_scope!r} must be true or false")
 
     def templates(self) -> dict[str, str]:
         return {**super().templates(), **{f"parameters.{k}": v for k, v in self.parameters.items()}}
@@ -750,13 +764,16 @@ class ScaleDeployment(Action):
     recommended ``min_replicas`` — near-zero load does not flap between 0 and 1 replica. 0: off."""
     fallback_replicas: int | None = None
     """KEDA's ``fallback.replicas`` (keda pkg/fallback/fallback.go, ``GetMetricsWithFallback``):
-    after ``failure_threshold`` consecutive failed or stale reads of ``sensor`` the scaler holds
-    this instead of freezing; ``None``: no fallback (no data, no action)."""
+    once more than ``failure_threshold`` consecutive reads of ``sensor`` failed or were stale the
+    scaler holds this instead of freezing; ``None``: no fallback (no data, no action)."""
     failure_threshold: int = 3
-    """KEDA's ``fallback.failureThreshold``: consecutive failed/stale evaluations before the fallback."""
+    """KEDA's ``fallback.failureThreshold``: the fallback starts when the consecutive failed/stale
+    evaluations exceed it (``NumberOfFailures > FailureThreshold`` in ``GetMetricsWithFallback``)."""
     fallback_behavior: str = "static"
-    """KEDA's ``fallback.behavior`` (fallback.go): ``static`` holds ``fallback_replicas``;
-    ``current`` keeps the current replicas; ``currentIfHigher`` holds max(current, fallback)."""
+    """KEDA's ``fallback.behavior`` (apis/keda/v1alpha1/scaledobject_types.go ``FallbackBehavior*``,
+    applied in fallback.go ``doFallback``): ``static`` holds ``fallback_replicas``; ``currentReplicas``
+    keeps the current replicas; ``currentReplicasIfHigher`` holds max(current, fallback);
+    ``currentReplicasIfLower`` holds min(current, fallback)."""
     cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = "{agent}/{action}/{now}"
     name: str = ""
@@ -789,11 +806,12 @@ class ScaleDeployment(Action):
             raise AgentDefinitionError(f"{where}.activation_threshold: {self.activation_threshold!r} must be 0 or more")
         if self.fallback_replicas is not None and (not isinstance(self.fallback_replicas, int) or self.fallback_replicas < 0):
             raise AgentDefinitionError(f"{where}.fallback_replicas: {self.fallback_replicas!r} must be 0 or more")
-        if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
-            raise AgentDefinitionError(f"{where}.failure_threshold: {self.failure_threshold!r} must be 1 or more")
-        if self.fallback_behavior not in ("static", "current", "currentIfHigher"):
+        if isinstance(self.failure_threshold, bool) or not isinstance(self.failure_threshold, int) or self.failure_threshold < 0:
+            raise AgentDefinitionError(f"{where}.failure_threshold: {self.failure_threshold!r} must be 0 or more")
+        if self.fallback_behavior not in FALLBACK_BEHAVIORS:
             raise AgentDefinitionError(
-                f"{where}.fallback_behavior: {self.fallback_behavior!r} — use 'static', 'current' or 'currentIfHigher'"
+                f"{where}.fallback_behavior: {self.fallback_behavior!r} — use KEDA's "
+                + ", ".join(repr(b) for b in FALLBACK_BEHAVIORS)
             )
         if self.idle_sensor == self.sensor:
             raise AgentDefinitionError(
@@ -844,6 +862,66 @@ class SetModelAlias(Action):
 
     def templates(self) -> dict[str, str]:
         return {**super().templates(), "version": self.version}
+
+
+@dataclass(frozen=True)
+class StartRollout(Action):
+    """Start a canary roll-out of ``deployment`` to ``model_uri`` (templated), driven by the agent loop.
+
+    ``steps`` are Argo Rollouts' canary steps (``setWeight``) plus ``shadow: {}`` (``spec/rollout.py``);
+    ``analysis`` lists Argo Rollouts' ``Metric`` fields (``spec/analysis.py``), run after each step
+    against Prometheus with ``{{args.deployment}}``, ``{{args.stable}}`` and ``{{args.canary}}`` (the
+    predictor names). Successful → next step; Failed/Error → abort (traffic back to stable, canary
+    removed); Inconclusive → paused until ``scanflow-argo rollout promote|abort``. At Healthy the
+    registered ``model``'s ``alias`` moves to ``version`` (templated) and the old one becomes ``previous``.
+    """
+
+    deployment: str
+    model_uri: str
+    version: str = ""
+    model: str = ""
+    alias: str = "champion"
+    steps: tuple[Mapping[str, Any], ...] = ({"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100})
+    analysis: tuple[Mapping[str, Any], ...] = ()
+    canary: str = "canary"
+    """The canary predictor's name (``{{args.canary}}`` in the analysis queries)."""
+    cooldown: _Seconds = _Seconds(0.0)
+    idempotency_key: str = ""
+    name: str = ""
+    kind: ClassVar[str] = "start_rollout"
+
+    def __post_init__(self) -> None:
+        self._init_action(f"rollout-{self.deployment}")
+        where = f"action {self.name!r}"
+        _check_name(self.deployment, f"{where}.deployment")
+        _check_name(self.canary, f"{where}.canary")
+        if not self.model_uri:
+            raise AgentDefinitionError(f"{where}.model_uri: give the challenger's model URI (e.g. models:/mnist/{{sensor.v}})")
+        _set(self, "steps", tuple(dict(s) for s in self.steps))
+        _set(self, "analysis", tuple(dict(m) for m in self.analysis))
+        _set(self, "version", str(self.version))
+        try:
+            parse_steps(self.steps)
+            for metric in self.analysis:
+                Metric.from_spec(metric)
+        except SpecError as err:
+            raise AgentDefinitionError(f"{where}: {err}") from err
+        if self.model and not self.version:
+            raise AgentDefinitionError(f"{where}.version: name the challenger's version, whose alias {self.alias!r} moves")
+
+    def rollout_spec(self) -> dict[str, Any]:
+        """What the roll-out book keeps (``agents/rollouts.py``): steps, analysis, names."""
+        return {
+            "deployment": self.deployment,
+            "canary": self.canary,
+            "steps": [dict(s) for s in self.steps],
+            "analysis": [dict(m) for m in self.analysis],
+            "model": self.model,
+            "alias": self.alias,
+        }
+
+    def templates(self) -> dict[str, str]:
+        return {**super().templates(), "model_uri": self.model_uri, "version": self.version}
 
 
 @dataclass(frozen=True)
@@ -1039,8 +1117,9 @@ class Agent:
         for a in self.actions():
             if isinstance(a, SubmitWorkflow):
                 grant("argoproj.io", "workflows", "create", "get", "list")
-                grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
-            elif isinstance(a, ScaleDeployment | RollDeployment):
+                if not a.cluster_scope:  # a ClusterWorkflowTemplate: Argo's controller reads it; a Role cannot grant it
+                    grant("argoproj.io", f"workflowtemplates/{a.template}", "get")
+            elif isinstance(a, ScaleDeployment | RollDeployment | StartRollout):
                 grant("machinelearning.seldon.io", f"seldondeployments/{a.deployment}", "get", "patch")
         if self.replicas > 1:  # leader election (agents/leader.py): its own Lease by name; create carries no name
             grant("coordination.k8s.io", "leases", "create")

@@ -4,20 +4,26 @@ Owns one thing: deciding, from measurements already taken, what Argo Rollouts wo
 no clock (times are passed in), so the decisions are tested table-driven. Field names and meanings
 are Argo Rollouts' ``Metric`` (pkg/apis/rollouts/v1alpha1/analysis_types.go):
 
-* ``interval`` (Go duration) between measurements; ``count`` measurements in all (unset with no
-  ``interval``: one — ``Metric.EffectiveCount``); ``initialDelay`` before the first one;
+* ``interval`` (Go duration) between measurements; ``count`` measurements in all (unset or 0 with no
+  ``interval``: one; unset or 0 with an interval: unbounded — ``(*Metric).EffectiveCount``);
+  ``initialDelay`` before the first one;
 * ``successCondition`` / ``failureCondition``: expr-lang over ``result`` (``argoexpr.eval_expr_bool``);
 * ``failureLimit`` / ``inconclusiveLimit`` (default 0): the metric fails once more measurements than
-  this failed (were inconclusive); ``consecutiveErrorLimit`` (default 4): errors in a row before Error.
+  this failed (were inconclusive); ``consecutiveErrorLimit`` (default 4, utils/defaults/defaults.go
+  ``DefaultConsecutiveErrorLimit``): errors in a row before Error.
 
 ``measurement_phase`` follows utils/evaluate/evaluate.go ``EvaluateResult``: no conditions → Successful;
 only a success condition → Failed when it is false; only a failure condition → Successful when it is
 false; both → Failed if the failure condition holds (it wins), Successful if only the success one
-does, Inconclusive if neither. ``metric_phase`` follows controller/analysis/analysis.go
-``assessMetricStatus`` (failed > failureLimit → Failed, then inconclusive > inconclusiveLimit →
-Inconclusive, then consecutive errors > limit → Error, then count reached → Successful, else
-Running); ``run_phase`` takes the worst metric phase as ``assessRunStatus`` does (Failed and Error
-abort the roll-out, as the rollout controller treats an errored AnalysisRun).
+does, Inconclusive if neither; a condition that cannot be evaluated → Error. ``metric_phase`` follows
+analysis/analysis.go ``assessMetricStatus`` and ``assessMetricFailureInconclusiveOrError``, whose checks
+run in order and the last that holds wins: failed > failureLimit → Failed, inconclusive >
+inconclusiveLimit → Inconclusive, consecutive errors > consecutiveErrorLimit → Error; else count
+reached → Successful, else Running. ``run_phase`` is the worst metric phase in utils/analysis/helpers.go
+``IsWorse`` order (Failed, Error, Inconclusive are worse than Running: one of them makes the run
+terminate, ``IsTerminating``, so ``(*Controller).assessRunStatus`` ends it with that phase); the
+rollout controller aborts on Failed or Error and pauses on Inconclusive (rollout/analysis.go
+``reconcileStepBasedAnalysisRun``: ``pauseContext.AddAbort`` / ``AddPauseCondition``).
 """
 
 from __future__ import annotations
@@ -71,9 +77,9 @@ class Metric:
 
     @property
     def effective_count(self) -> int | None:
-        """``Metric.EffectiveCount``: ``count``, or 1 when neither ``count`` nor ``interval`` is set (None: unbounded)."""
-        if self.count is None and not self.interval:
-            return 1
+        """``(*Metric).EffectiveCount``: ``count``; unset or 0 → 1 without an ``interval``, None (unbounded) with one."""
+        if not self.count:
+            return None if self.interval else 1
         return self.count
 
     @classmethod
@@ -163,7 +169,7 @@ def measurement_phase(metric: Metric, result: Any) -> tuple[str, str]:
 
 
 def metric_phase(metric: Metric, measurements: Sequence[Measurement]) -> str:
-    """The metric's phase after ``measurements`` (``assessMetricStatus``)."""
+    """The metric's phase after ``measurements`` (``assessMetricStatus``; the later of its failure checks wins)."""
     if not measurements:
         return RUNNING
     failed = sum(m.phase == FAILED for m in measurements)
@@ -173,12 +179,12 @@ def metric_phase(metric: Metric, measurements: Sequence[Measurement]) -> str:
         if m.phase != ERROR:
             break
         errors_in_a_row += 1
-    if failed > metric.failure_limit:
-        return FAILED
-    if inconclusive > metric.inconclusive_limit:
-        return INCONCLUSIVE
     if errors_in_a_row > metric.consecutive_error_limit:
         return ERROR
+    if inconclusive > metric.inconclusive_limit:
+        return INCONCLUSIVE
+    if failed > metric.failure_limit:
+        return FAILED
     count = metric.effective_count
     if count is not None and len(measurements) >= count:
         return SUCCESSFUL

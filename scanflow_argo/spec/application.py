@@ -18,6 +18,9 @@ from .service import Service
 from .validate import check_app
 from .workflow import Workflow
 
+TEAM_NAMESPACE_FORMAT = "scanflow-{app}-{team}"
+"""The namespace of team ``team`` of application ``app`` (``compile.teams.team_namespace`` checks it)."""
+
 __all__ = [
     "DEFAULT_IMAGE",
     "DEFAULT_SERVING_IMAGE",
@@ -134,6 +137,13 @@ class Application:
         self.services: list[Service] = []
         self.agents: list[Any] = []
         self.add(*workflows, *services, *agents)
+
+    @property
+    def in_team_environment(self) -> bool:
+        """Whether the application lives in its team's environment (``team`` set and ``namespace`` the team's
+        ``scanflow-<app>-<team>``, see docs/teams.md): its workflows then run as the team's ServiceAccount
+        ``scanflow-team-workflows``, which that environment holds. ``team`` alone is a label."""
+        return bool(self.team) and self.namespace == TEAM_NAMESPACE_FORMAT.format(app=self.name, team=self.team)
 
     def add(self, *objs: Any) -> Application:
         """Add workflows (``Workflow``/``WorkflowTemplate``/``CronWorkflow``, ours or Hera's), services or agents."""

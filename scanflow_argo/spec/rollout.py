@@ -8,9 +8,11 @@ Argo Rollouts has no step for. An analysis runs after each step (``spec/analysis
 
 * Successful → the next step; after the last one the canary takes all traffic and the roll-out is
   ``Healthy`` (the caller then moves the MLflow aliases: challenger → champion, old one → previous);
-* Failed → ``Degraded`` at once, as Argo Rollouts aborts on a failed AnalysisRun
-  (rollout/analysis.go ``reconcileAnalysisRuns``): all traffic back to stable, canary removed, reason kept;
-* Inconclusive → ``Paused``: the split is held until ``promote`` (as Successful) or ``abort``.
+* Failed (or Error) → ``Degraded`` at once, as Argo Rollouts aborts on a failed or errored step
+  AnalysisRun (rollout/analysis.go ``reconcileStepBasedAnalysisRun``: ``pauseContext.AddAbort``): all
+  traffic back to stable, canary removed, reason kept;
+* Inconclusive → ``Paused`` (the same function: ``AddPauseCondition(PauseReasonInconclusiveAnalysis)``):
+  the split is held until ``promote`` (as Successful) or ``abort``.
 """
 
 from __future__ import annotations

@@ -228,15 +228,19 @@ def test_scale_never_acts_on_stale_metric() -> None:
 @pytest.mark.parametrize(
     ("behavior", "replicas", "reads", "expected"),
     [
-        # KEDA pkg/fallback/fallback.go (doFallback / GetMetricsWithFallback): after failureThreshold
-        # failed reads the fallback holds; data back → normal scaling; None = no action planned.
-        ("static", 4, [None, None, None], [None, None, 2]),
-        ("static", 2, [None, None, None], [None, None, None]),  # already at the fallback
-        ("current", 4, [None, None, None, None], [None, None, None, None]),  # never moves
-        ("currentIfHigher", 4, [None, None, None], [None, None, None]),  # 4 > 2: keeps 4
-        ("currentIfHigher", 1, [None, None, None], [None, None, 2]),  # 1 < 2: raises to 2
-        ("static", 4, [None, 0.2, None, None], [None, None, None, None]),  # data resets the count
-        ("static", 2, [None, None, None, 0.6], [None, None, None, 5]),  # back to normal: ceil(2 × 3), max 5
+        # KEDA pkg/fallback/fallback.go (GetMetricsWithFallback: NumberOfFailures > FailureThreshold,
+        # doFallback's behaviours): with failureThreshold 3 the 4th failed read holds the fallback;
+        # data back → normal scaling; None = no action planned.
+        ("static", 4, [None, None, None], [None, None, None]),  # 3 failures: not beyond the threshold yet
+        ("static", 4, [None, None, None, None], [None, None, None, 2]),
+        ("static", 2, [None, None, None, None], [None, None, None, None]),  # already at the fallback
+        ("currentReplicas", 4, [None] * 5, [None] * 5),  # never moves
+        ("currentReplicasIfHigher", 4, [None] * 4, [None] * 4),  # 4 > 2: keeps 4
+        ("currentReplicasIfHigher", 1, [None] * 4, [None, None, None, 2]),  # 1 < 2: raises to 2
+        ("currentReplicasIfLower", 4, [None] * 4, [None, None, None, 2]),  # 4 > 2: lowers to 2
+        ("currentReplicasIfLower", 1, [None] * 4, [None] * 4),  # 1 < 2: keeps 1
+        ("static", 4, [None, None, 0.2, None, None], [None] * 5),  # data resets the count
+        ("static", 2, [None, None, None, None, 0.6], [None, None, None, None, 5]),  # back to normal: ceil(2 × 3), max 5
     ],
 )
 def test_scale_fallback_after_failure_threshold(
@@ -249,7 +253,7 @@ def test_scale_fallback_after_failure_threshold(
         acts = [d for d in sim.step(p95=p95) if d.kind == "action"]
         got.append(acts[0].params["replicas"] if acts else None)
         if acts and p95 is None:  # audited: the action says it is the fallback, after how many failures
-            assert acts[0].params["fallback"] == behavior and acts[0].params["failures"] == 3
+            assert acts[0].params["fallback"] == behavior and acts[0].params["failures"] == 4
             assert "fallback" in acts[0].reason
     assert got == expected
 
@@ -272,7 +276,13 @@ def test_scale_activation_threshold(activation: float, p95: float, current: int,
 
 
 def test_scale_fallback_declaration_is_checked() -> None:
-    for bad in ({"fallback_behavior": "sometimes"}, {"failure_threshold": 0}, {"fallback_replicas": -1}):
+    # KEDA's own spellings only (scaledobject_types.go): the short "current" is refused, naming them.
+    for bad in (
+        {"fallback_behavior": "current"},
+        {"fallback_behavior": "currentIfHigher"},
+        {"failure_threshold": -1},
+        {"fallback_replicas": -1},
+    ):
         with pytest.raises(AgentDefinitionError):
             scaler(**bad)
 

@@ -110,10 +110,14 @@ def test_workflow_and_cron(objs: list[dict[str, Any]]) -> None:
 
 def test_workflow_rbac_is_least_privilege(objs: list[dict[str, Any]]) -> None:
     role = by(objs, "Role", "demo-workflows")
-    rules = {(g, r): set(x["verbs"]) for x in role["rules"] for g in x["apiGroups"] for r in x["resources"]}
-    assert rules == {
-        ("argoproj.io", "workflowtaskresults"): {"create", "patch"},
-        ("machinelearning.seldon.io", "seldondeployments"): {"get", "patch"},
+    rules = {
+        (g, r): (set(x["verbs"]), x.get("resourceNames")) for x in role["rules"] for g in x["apiGroups"] for r in x["resources"]
+    }
+    served = sorted(o["metadata"]["name"] for o in objs if o["kind"] == "SeldonDeployment")
+    assert served and rules == {
+        ("argoproj.io", "workflowtaskresults"): ({"create", "patch"}, None),
+        # the deploy step rolls the application's own deployments, no other in the namespace
+        ("machinelearning.seldon.io", "seldondeployments"): ({"get", "patch"}, served),
     }
     binding = by(objs, "RoleBinding", "demo-workflows")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo-workflows"}

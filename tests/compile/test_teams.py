@@ -103,7 +103,7 @@ def test_rendered_rbac_allows_only_the_own_namespace(
 def test_credentials_only_by_reference(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for team, objs in rendered.items():
         assert not [o for o in objs if o["kind"] == "Secret"], team
-        cm = next(o for o in objs if o["kind"] == "ConfigMap")
+        cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "scanflow-team")
         assert cm["data"] == {"app": "mnist", "team": team, "mlflow-credentials-secret": "mlflow-credentials"}
         text = dump_yaml({"items": objs})
         others = [t for t in TEAMS if t != team]

@@ -21,6 +21,7 @@ Argo runs); ``excluded`` (not run: needs Kubernetes, with the reason).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -496,8 +497,9 @@ def _configmap_docs(case: Case) -> list[dict[str, Any]]:
 class Watch:
     """What a case watches while its run goes on: which ``during`` checks were seen, which actions were taken."""
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, terminate: Callable[[], None] | None = None) -> None:
         self.case = case
+        self.terminate = terminate
         self.seen: set[int] = set()
         self.broken: dict[int, list[str]] = {}
         self.acted: set[int] = set()
@@ -518,6 +520,8 @@ class Watch:
             self.acted.add(i)
             if action["do"] == "stop":  # Argo's Stop strategy: what LocalPlatform.stop sends the engine
                 child.popen.send_signal(signal.SIGTERM)
+            elif action["do"] == "terminate" and self.terminate is not None:
+                self.terminate()  # Argo's Terminate strategy: LocalPlatform.shutdown(name, "Terminate")
             else:  # nothing to send: end the run now, the case is wrong anyway
                 self.unsupported.append(action["do"])
                 child.stop(timeout=5)
@@ -568,7 +572,7 @@ def run_case(case: Case, base: Settings, root: Path, locals_: Mapping[str, str])
         def logs(node: str, container: str, name: str = run_dir.name) -> str:
             return platform.logs(name, node, container)
 
-        watch = Watch(case)
+        watch = Watch(case, functools.partial(platform.shutdown, run_dir.name, "Terminate"))
 
         def on_poll(
             doc: dict[str, Any], child: _proc.Child, watch: Watch = watch, logs: Callable[[str, str], str] = logs

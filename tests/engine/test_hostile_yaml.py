@@ -3,7 +3,7 @@ bound, before a run folder exists (issue #13, "Unbounded growth").
 
 The API server reads manifests with go-yaml through ``sigs.k8s.io/yaml``, which refuses "excessive aliasing"
 (go-yaml ``decode.go`` ``allowedAliasRatio``, the fix of CVE-2019-11253); every reader of manifests here goes
-through ``engine/core/manifest.py``'s ``KubeLoader``, which counts each document's nodes, aliases at full size.
+through ``compile/kubeyaml.py``'s ``KubeLoader``, which counts each document's nodes, aliases at full size.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from scanflow_argo.compile.lint import lint_paths
 from scanflow_argo.engine import run_workflow
 from scanflow_argo.engine.core.manifest import MAX_YAML_NODES, load_documents, load_yaml
 from scanflow_argo.errors import ScanflowError
@@ -54,3 +55,14 @@ def test_an_alias_bomb_is_refused_in_one_line_and_leaves_no_run(read, tmp_path: 
     assert "\n" not in message
     assert str(path) in message and f"{MAX_YAML_NODES:,} YAML nodes" in message
     assert not list(tmp_path.rglob("workflow.yaml")) and not list(tmp_path.rglob("status.json"))
+
+
+def test_lint_reads_through_the_same_bound(tmp_path: Path) -> None:
+    """``scanflow-argo lint`` reported nothing wrong in a bomb (PyYAML's ``safe_load_all``) while the schema walk
+    expanded it; it now says what the engine says, for the file, in one line."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb())
+    report = lint_paths([path], schema_checks=False)
+    assert len(report.problems) == 1
+    error = report.problems[0]
+    assert "\n" not in error and str(path) in error and f"{MAX_YAML_NODES:,} YAML nodes" in error

@@ -1,7 +1,8 @@
 """A manifest of the wrong shape is refused before a run folder exists, in one line naming the field and what
 is allowed, as Argo's API server refuses it at submit against the Workflow CRD's schema (issue #13: each of these
 used to end in a raw traceback or, for ``parallelism: 0``, run without limit; Argo v4's CRD sets
-``spec.parallelism`` ``minimum: 1``).
+``spec.parallelism`` ``minimum: 1``; ``withItems`` that is no list fails to decode into Argo's ``[]Item``, which
+the controller reports as ``cannot unmarshall spec``, workflow/controller/controller.go ``processNextItem``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ def wf(templates: list | None = None, metadata: object = None, **spec: object) -
             id="args map",
         ),
         pytest.param(wf(metadata={"name": "a" * 300}), "metadata.name", "RFC 1123", id="300-character name"),
+        pytest.param(  # the CRD keeps withItems unchecked, but it is []Item in Argo's Go types
+            wf([{"name": "main", "steps": [[{"name": "a", "template": "e", "withItems": {"a": 1}}]]}, {**ECHO, "name": "e"}]),
+            "spec.templates[0].steps[0][0].withItems",
+            "must be a list of items",
+            id="withItems map",
+        ),
+        pytest.param(
+            wf([{"name": "main", "dag": {"tasks": [{"name": "a", "template": "e", "withItems": "abc"}]}}, {**ECHO, "name": "e"}]),
+            "spec.templates[0].dag.tasks[0].withItems",
+            "cannot unmarshal string into []v1alpha1.Item",
+            id="withItems string",
+        ),
     ],
 )
 def test_a_wrong_shape_is_refused_in_one_line_before_anything_runs(

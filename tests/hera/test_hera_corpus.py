@@ -110,6 +110,39 @@ def test_a_fixed_name_that_exists_is_refused_as_the_argo_api_does(
 
 
 @pytest.mark.parametrize(
+    ("ref", "code", "said"),
+    [
+        ("hera_hello.py:w", 0, ""),
+        ("./hera_hello.py:w", 0, ""),
+        ("sub/flow.py:w", 0, ""),
+        ("nope.py:w", 1, "nope.py: no such file"),
+        ("../outside.py:w", 1, "is outside the current folder"),
+        ("sub/bad-name.py:w", 1, "'sub.bad-name' is not a module name"),
+    ],
+)
+def test_a_file_of_the_current_folder_is_a_module(
+    ref: str,
+    code: int,
+    said: str,
+    in_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``scanflow-argo run my_flow.py:w`` (a path, as a shell completes it) is ``run my_flow:w``."""
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    hello = (CORPUS / "hera_hello.py").read_text()
+    for rel in ("hera_hello.py", "sub/flow.py", "sub/bad-name.py", "../outside.py"):
+        (project / rel).write_text(hello)
+    monkeypatch.chdir(project)
+    for command in (["run", ref, "-o", "name"], ["lint", ref]):
+        assert main(command) == code
+        captured = capsys.readouterr()
+        assert said in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
     ("source", "message"),
     [
         ("from hera.workflows import Workflow\nw = Workflow(entrypoint='x')\n", "has neither name nor generate_name"),
@@ -136,14 +169,7 @@ def test_what_cannot_run_is_one_line(
 
 # -- Hera's own examples (slow; needs a checkout of argoproj-labs/hera at $HERA_SOURCE) ---------------------------
 
-ENGINE_GAPS = {
-    # the local engine's twin of argoproj/argosay:v2 has no `cowsay` (the image is Ubuntu + apt's cowsay)
-    "container": "argosay:v2 cowsay",
-    "passing_parameters_between_tasks": "argosay:v2 cowsay",
-    "steps_with_callable_container": "argosay:v2 cowsay",
-    # a `resource` template creating a PersistentVolumeClaim (local resource templates: Workflows, SeldonDeployments)
-    "template_level_volume": "resource create PersistentVolumeClaim",
-}
+ENGINE_GAPS: dict[str, str] = {}
 """Examples Argo runs that the local engine refuses today (reported to the engine's parity work)."""
 
 

@@ -6,11 +6,17 @@ tests run them on every tree, and on the old manifests' defects to show that eac
   default when unset) resolves to a Service (name, namespace, port) in the tree, or is a documented external input.
 - ``check_env``: every environment variable the code reads in those pods (found by scanning the source, so a new
   read must be classified here) is set by the manifests, or has a default that works in a pod; references resolve.
+- ``check_feedback``: the feedback contract — where an agent starts a retraining with ``feedback_dir=F``, the
+  template's steps read ``$SCANFLOW_HOME/F`` and some model pod writes its ``FEEDBACK_DIR`` there: the same folder
+  of the same claim (on one machine both are ``<home>/feedback/<deployment>``).
 - ``check_artifact_repository``: every workflow whose templates pass artifacts has a repository Argo resolves
   (``artifactRepositoryRef``, else the namespace's ``artifact-repositories`` ConfigMap and its default key:
   argoproj/argo-workflows ``workflow/artifactrepositories/artifactrepositories.go``).
 - ``check_promql``: every PromQL query of a compiled agent names metrics and labels that Seldon's executor and the
   served model export on the cluster, scraped by a PodMonitor; executor request metrics count predictions only.
+- ``check_monitoring``: the Prometheus the agents query can see and be reached: it may list and watch pods in every
+  namespace that has PodMonitors, selects those PodMonitors (kube-prometheus-stack's ``release`` label), and, where
+  its install ships a NetworkPolicy admitting only its own clients, another policy admits the agents' pods.
 - ``check_rbac``: every call the code made (recorded by the fake API server, per identity) is allowed by that
   identity's Role in the tree, and every rule grants only what some recorded call or documented consumer uses.
 """
@@ -21,7 +27,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,7 @@ class Pod:
     env: dict[str, dict[str, Any]]
     mounts: list[dict[str, Any]]
     volumes: list[dict[str, Any]]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _by(objs: Iterable[Mapping[str, Any]], kind: str, name: str | None = None) -> list[Mapping[str, Any]]:
@@ -82,6 +89,7 @@ def pods(objs: list[Mapping[str, Any]]) -> list[Pod]:
                 {e["name"]: e for e in c.get("env") or []},
                 list(c.get("volumeMounts") or []),
                 list(spec.get("volumes") or []),
+                dict(dep["spec"]["template"]["metadata"].get("labels") or {}),
             )
         )
     for wt in _by(objs, "WorkflowTemplate"):
@@ -385,6 +393,49 @@ def _under_volume(pod: Pod, var: str, objs: list[Mapping[str, Any]]) -> list[str
     return [f"{pod.where}: {var}={value} is on no mounted volume: it dies with the pod"]
 
 
+def _on_claim(pod: Pod, var: str) -> tuple[str, str] | None:
+    """(claim, path inside it) of the folder ``var`` names in ``pod``, or None where it is on no claim."""
+    value = str((pod.env.get(var) or {}).get("value") or "")
+    for mount in pod.mounts if value else []:
+        root = mount["mountPath"].rstrip("/")
+        if value == root or value.startswith(root + "/"):
+            volume = next((v for v in pod.volumes if v["name"] == mount["name"]), None)
+            claim = ((volume or {}).get("persistentVolumeClaim") or {}).get("claimName")
+            return (str(claim), value[len(root) :].strip("/")) if claim else None
+    return None
+
+
+def check_feedback(objs: list[Mapping[str, Any]]) -> list[str]:
+    problems = []
+    everyone = pods(objs)
+    writers = {p.where: _on_claim(p, "FEEDBACK_DIR") for p in everyone if p.role == "model" and "FEEDBACK_DIR" in p.env}
+    for cm in _by(objs, "ConfigMap"):
+        raw = (cm.get("data") or {}).get("agent.json")
+        config = json.loads(raw) if raw else {}
+        for plan in config.get("plans") or []:
+            for action in plan.get("actions") or []:
+                folder = (action.get("parameters") or {}).get("feedback_dir")
+                if action.get("kind") != "submit_workflow" or not folder:
+                    continue
+                where = f"agent {config['name']!r} action {action['name']!r} (feedback_dir={folder} to {action['template']})"
+                steps = [
+                    p for p in everyone if p.role == "step" and p.where.startswith(f"WorkflowTemplate/{action['template']} ")
+                ]
+                homes = {_on_claim(p, "SCANFLOW_HOME") for p in steps}
+                first = next(iter(homes), None)
+                if len(homes) != 1 or first is None:
+                    problems.append(
+                        f"{where}: the template's steps have no one SCANFLOW_HOME on a claim: they would read {folder} in the pod"
+                    )
+                    continue
+                claim, home = first
+                read = (claim, f"{home}/{folder}".strip("/"))
+                if read not in writers.values():
+                    wrote = "; ".join(f"{w}: {v[0] + ':' + v[1] if v else 'on no claim'}" for w, v in writers.items()) or "none"
+                    problems.append(f"{where}: the steps read {read[0]}:{read[1]}, where no model pod writes feedback ({wrote})")
+    return problems
+
+
 # -- artifacts ----------------------------------------------------------------------------------------
 
 _INLINE_SOURCES = ("s3", "gcs", "git", "http", "raw", "artifactory", "hdfs", "oss", "azure", "plugin")
@@ -427,23 +478,31 @@ def check_artifact_repository(objs: list[Mapping[str, Any]]) -> list[str]:
 
 # -- PromQL ---------------------------------------------------------------------------------------------
 
-_SELDON_LABELS = {
+_EXECUTOR_SERVER_LABELS = {"deployment_name", "predictor_name", "predictor_version", "service", "method", "code"}
+"""SeldonIO/seldon-core v1.18.2 ``executor/api/metric/server.go`` ``NewServerMetrics``: the executor's server metrics
+carry no model labels (the REST server curries deployment, predictor, version and ``service`` in
+``executor/api/rest/server.go`` ``wrapMetrics``). The local router adds ``model_name``; a query must not rely on it."""
+_EXECUTOR_CLIENT_LABELS = _EXECUTOR_SERVER_LABELS | {"model_name", "model_image", "model_version"}
+"""``executor/api/metric/client.go`` ``NewClientMetrics``: executor → model calls, per model."""
+_MODEL_LABELS = {
     "deployment_name",
     "predictor_name",
     "predictor_version",
     "model_name",
     "model_image",
     "model_version",
+    "seldon_deployment_name",
+    "image_name",
+    "image_version",
+    "worker_id",
     "method",
 }
-_EXECUTOR_LABELS = _SELDON_LABELS | {"service", "code"}
-_MODEL_LABELS = _SELDON_LABELS | {"worker_id"}
+"""``python/seldon_core/metrics.py`` (v1.18.2): ``DEFAULT_LABELS`` with their pre-1.3 aliases, ``worker_id`` and the
+``method`` tag, on every metric the microservice serves (its own feedback counters and the model's ``metrics()``)."""
 EXPORTED = {
-    # Seldon Core 1.18's executor (docs.seldon.ai seldon-core-1 "Metrics with Prometheus": every metric carries
-    # service, deployment_name, predictor_name, predictor_version, model_name, model_image, model_version)
     **{
-        f"seldon_api_executor_{k}_requests_seconds_{s}": ("executor", _EXECUTOR_LABELS)
-        for k in ("server", "client")
+        f"seldon_api_executor_{k}_requests_seconds_{s}": ("executor", labels)
+        for k, labels in (("server", _EXECUTOR_SERVER_LABELS), ("client", _EXECUTOR_CLIENT_LABELS))
         for s in ("bucket", "count", "sum")
     },
     # the seldon-core microservice and the model's own metrics() (scanflow_argo/serving/model.py)
@@ -544,9 +603,31 @@ def _allows(rule: Mapping[str, Any], call: Call) -> bool:
     )
 
 
-def check_rbac(objs: list[Mapping[str, Any]], calls: Iterable[Call], consumers: Mapping[str, Iterable[Call]]) -> list[str]:
+_NAMED_VERBS = ("get", "update", "patch", "delete")
+"""Verbs whose requests name their object, so ``resourceNames`` can narrow them (not create, list, watch)."""
+
+
+def _in_install(objs: Iterable[Mapping[str, Any]], call: Call) -> bool:
+    """Is the object ``call`` names one the install itself defines (so its name is known before anything runs)?"""
+    return any(
+        o["metadata"].get("name") == call.name
+        and f"{o['kind'].lower()}s" == call.resource
+        and (o.get("apiVersion") or "").rpartition("/")[0] == call.group
+        for o in objs
+    )
+
+
+def check_rbac(
+    objs: list[Mapping[str, Any]],
+    calls: Iterable[Call],
+    consumers: Mapping[str, Iterable[Call]],
+    people: Iterable[str] = (),
+) -> list[str]:
     """``calls``: what the code did, per identity; ``consumers``: what documented non-scanflow code needs (Argo's
-    executor, Prometheus, the Argo Server acting with the CLI's token), per identity — each with its reason."""
+    executor, Prometheus, the Argo Server acting with the CLI's token), per identity — each with its reason.
+    A rule without ``resourceNames`` whose calls all name objects of the install must name them (as the agents'
+    rules on their SeldonDeployment and state ConfigMap do), except for ``people``: identities that act on whatever
+    a person names (the CLI)."""
     problems = []
     calls = list(calls)
     bound: dict[str, list[Mapping[str, Any]]] = {}
@@ -581,4 +662,144 @@ def check_rbac(objs: list[Mapping[str, Any]], calls: Iterable[Call], consumers: 
                                 problems.append(
                                     f"{identity}: its Role grants {verb} {group}/{resource}{'/' + name if name else ''}, which no code path uses"
                                 )
+                            elif (
+                                name is None
+                                and verb in _NAMED_VERBS
+                                and identity not in set(people)
+                                and all(c.name and _in_install(objs, c) for c in probe)
+                            ):
+                                named = ", ".join(sorted({str(c.name) for c in probe}))
+                                problems.append(
+                                    f"{identity}: its Role grants {verb} {group}/{resource} on every object in the "
+                                    f"namespace, but it only ever names {named}, which the install defines: list them in "
+                                    "resourceNames"
+                                )
+    return problems
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """A Prometheus the agents may query, as its own install deploys it."""
+
+    service_account: tuple[str, str]  # (namespace, name) it discovers pods as
+    discovers_everywhere: bool  # a ClusterRole lets it list pods in every namespace
+    podmonitor_labels: dict[str, str]  # what its podMonitorSelector requires of a PodMonitor
+    pod_labels: dict[str, str] | None  # its pods' labels, where its install admits only its own clients to them
+    source: str
+
+
+PROMETHEUSES = {
+    "prometheus-k8s.monitoring.svc:9090": Prometheus(
+        ("monitoring", "prometheus-k8s"),
+        discovers_everywhere=False,
+        podmonitor_labels={},
+        pod_labels={
+            "app.kubernetes.io/component": "prometheus",
+            "app.kubernetes.io/instance": "k8s",
+            "app.kubernetes.io/name": "prometheus",
+            "app.kubernetes.io/part-of": "kube-prometheus",
+        },
+        source="kube-prometheus: prometheus-roleSpecificNamespaces.yaml grants pod discovery in default, kube-system "
+        "and monitoring only; prometheus-networkPolicy.yaml admits only pods labelled app.kubernetes.io/name=prometheus",
+    ),
+    "kube-prometheus-stack-prometheus.monitoring.svc:9090": Prometheus(
+        ("monitoring", "kube-prometheus-stack-prometheus"),
+        discovers_everywhere=True,
+        podmonitor_labels={"release": "kube-prometheus-stack"},
+        pod_labels=None,
+        source="kube-prometheus-stack: its Prometheus' ClusterRole lists pods everywhere; podMonitorSelector "
+        "matchLabels release: <release> by default; no NetworkPolicy unless enabled",
+    ),
+}
+"""The Prometheus installs whose addresses are documented external inputs (``EXTERNAL``), with what they need."""
+
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server puts on every namespace (its name): what a NetworkPolicy selects a namespace by."""
+
+
+def _subset(wanted: Mapping[str, str] | None, have: Mapping[str, str]) -> bool:
+    return all(have.get(k) == v for k, v in (wanted or {}).items())
+
+
+def _admits(policy: Mapping[str, Any], namespace: str, labels: Mapping[str, str], port: int) -> bool:
+    """Does an ingress rule of ``policy`` admit a pod (its namespace and labels) on ``port``? (A peer without a
+    namespaceSelector means the policy's own namespace; matchExpressions are not used here and never match.)"""
+    for rule in policy["spec"].get("ingress") or []:
+        ports = rule.get("ports") or []
+        if ports and not any(p.get("port") == port for p in ports):
+            continue
+        for peer in rule.get("from") or []:
+            ns_selector, pod_selector = peer.get("namespaceSelector"), peer.get("podSelector")
+            if ns_selector is None and pod_selector is None:
+                continue  # an ipBlock
+            if any(s and s.get("matchExpressions") for s in (ns_selector, pod_selector)):
+                continue
+            in_namespace = (
+                _subset(ns_selector.get("matchLabels"), {NAMESPACE_LABEL: namespace})
+                if ns_selector is not None
+                else policy["metadata"].get("namespace") == namespace
+            )
+            if in_namespace and _subset((pod_selector or {}).get("matchLabels"), labels):
+                return True
+    return False
+
+
+def check_monitoring(objs: list[Mapping[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    agents = [p for p in pods(objs) if p.role == "agent"]
+    used: dict[str, list[Pod]] = {}
+    for pod in agents:
+        found, value, _ = _value(objs, pod, "SCANFLOW_PROMETHEUS_URL")
+        m = _URL.match(value or "") if found else None
+        if m:
+            used.setdefault(f"{m.group(2)}:{m.group(3) or 80}", []).append(pod)
+    monitors = _by(objs, "PodMonitor")
+    for key, clients in sorted(used.items()):
+        prom = PROMETHEUSES.get(key)
+        if prom is None:
+            continue  # check_urls reports an address nobody documented
+        for pm in monitors:
+            if not _subset(prom.podmonitor_labels, pm["metadata"].get("labels") or {}):
+                wanted = ", ".join(f"{k}={v}" for k, v in prom.podmonitor_labels.items())
+                problems.append(
+                    f"PodMonitor/{pm['metadata']['name']}: no label {wanted}, so {key} never scrapes it ({prom.source})"
+                )
+        sa_ns, sa = prom.service_account
+        if not prom.discovers_everywhere:
+            for ns in sorted({pm["metadata"].get("namespace") for pm in monitors}):
+                rules = [
+                    r
+                    for b in _by(objs, "RoleBinding")
+                    if b["metadata"].get("namespace") == ns
+                    and any(
+                        s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace") == sa_ns
+                        for s in b.get("subjects") or []
+                    )
+                    for role in _by(objs, "Role", b["roleRef"]["name"])
+                    if role["metadata"].get("namespace") == ns
+                    for r in role.get("rules") or []
+                ]
+                missing = [v for v in ("list", "watch") if not any(_allows(r, Call(sa, "", "pods", v, None)) for r in rules)]
+                if missing:
+                    problems.append(
+                        f"{sa_ns}/{sa} may not {' and '.join(missing)} pods in {ns}: the PodMonitors there discover "
+                        f"nothing ({prom.source})"
+                    )
+        if prom.pod_labels is not None:
+            port = int(key.rsplit(":", 1)[1])
+            policies = [
+                p
+                for p in _by(objs, "NetworkPolicy")
+                if p["metadata"].get("namespace") == sa_ns
+                and _subset((p["spec"].get("podSelector") or {}).get("matchLabels"), prom.pod_labels)
+            ]
+            for pod in clients:
+                if not any(_admits(p, pod.namespace, pod.labels, port) for p in policies):
+                    problems.append(
+                        f"{pod.where}: no NetworkPolicy in {sa_ns} admits it to {key}, so where policies are enforced "
+                        f"its queries are dropped and every PromQL sensor goes stale ({prom.source})"
+                    )
     return problems

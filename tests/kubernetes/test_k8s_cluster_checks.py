@@ -1,5 +1,6 @@
 """The install's pieces fit together on a cluster (``cluster_checks``): on every tree — the root, the
-external-storage overlay, the root with components/kube-prometheus-stack — each with ``manifests/serving``; and
+external-storage overlay (both with ``manifests/monitoring/network-policy``, which kube-prometheus needs), the root
+with components/kube-prometheus-stack — each with ``manifests/serving``; and
 each check fails on the defects the manifests had before (shown on the root tree with that defect put back)."""
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 import pytest
 import yaml
 from cluster_checks import (
+    PROMETHEUSES,
     Call,
     check_artifact_repository,
     check_env,
+    check_feedback,
+    check_monitoring,
     check_promql,
     check_rbac,
     check_urls,
@@ -37,9 +41,10 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, 
     config["components"].append("components/kube-prometheus-stack")
     stack.write_text(yaml.safe_dump(config))
     serving = render(MANIFESTS / "serving")
+    policy = render(MANIFESTS / "monitoring" / "network-policy")  # applied on its own (docs/cluster.md, step 4)
     return {
-        "root": render(MANIFESTS) + serving,
-        "external-storage": render(MANIFESTS / "overlays" / "external-storage") + serving,
+        "root": render(MANIFESTS) + serving + policy,
+        "external-storage": render(MANIFESTS / "overlays" / "external-storage") + serving + policy,
         "kube-prometheus-stack": render(copy_root) + serving,
     }
 
@@ -49,6 +54,8 @@ CHECKS: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
     "env": check_env,
     "artifacts": check_artifact_repository,
     "promql": check_promql,
+    "monitoring": check_monitoring,
+    "feedback": check_feedback,
 }
 
 
@@ -90,6 +97,15 @@ def _old_queries(objs: list[dict[str, Any]]) -> None:
             cm["data"]["agent.json"] = cm["data"]["agent.json"].replace(',service=\\"predictions\\"', "")
 
 
+def _model_label_on_server_metrics(objs: list[dict[str, Any]]) -> None:
+    """The local router labels its server metrics with model_name too; Seldon Core 1.18's executor does not."""
+    for cm in objs:
+        if cm["kind"] == "ConfigMap" and "agent.json" in (cm.get("data") or {}):
+            cm["data"]["agent.json"] = cm["data"]["agent.json"].replace(
+                'service=\\"predictions\\"', 'service=\\"predictions\\",model_name=\\"classifier\\"'
+            )
+
+
 def _no_state_volume(objs: list[dict[str, Any]]) -> None:
     for o in objs:
         if o["kind"] == "WorkflowTemplate":
@@ -97,6 +113,14 @@ def _no_state_volume(objs: list[dict[str, Any]]) -> None:
         if o["kind"] == "SeldonDeployment":
             c = o["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
             c["env"] = [e for e in c["env"] if e["name"] != "FEEDBACK_DIR"]
+
+
+def _feedback_elsewhere(objs: list[dict[str, Any]]) -> None:
+    for o in objs:
+        if o["kind"] == "SeldonDeployment":
+            c = o["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+            (env,) = [e for e in c["env"] if e["name"] == "FEEDBACK_DIR"]
+            env["value"] = "/var/lib/scanflow/feedback"
 
 
 def _metrics_path(objs: list[dict[str, Any]]) -> None:
@@ -162,10 +186,40 @@ OLD_DEFECTS = [
         "agent 'throughput-scaler' sensor 'p95': seldon_api_executor_server_requests_seconds_bucket without service=\"predictions\"",
     ),
     (
+        "a label Seldon's executor puts only on its client metrics",
+        _model_label_on_server_metrics,
+        "promql",
+        "agent 'throughput-scaler' sensor 'p95': seldon_api_executor_server_requests_seconds_bucket has no label 'model_name'",
+    ),
+    (
         "model metrics scraped at the wrong path",
         _metrics_path,
         "promql",
         "agent 'drift-supervisor' sensor 'drift': no PodMonitor scrapes the model pods of 'mnist' at /prometheus",
+    ),
+    (
+        "no home for feedback and the dataset cache",
+        _no_state_volume,
+        "feedback",
+        "agent 'drift-supervisor' action 'retrain' (feedback_dir=feedback/mnist to mnist-retrain): the template's steps have no one SCANFLOW_HOME on a claim",
+    ),
+    (
+        "the model writes feedback beside where the retraining reads it",
+        _feedback_elsewhere,
+        "feedback",
+        "the steps read scanflow-data:feedback/mnist, where no model pod writes feedback (SeldonDeployment/mnist default/classifier: scanflow-data:feedback)",
+    ),
+    (
+        "kube-prometheus may not discover pods in the namespace",
+        lambda o: _drop(o, "RoleBinding", "prometheus-k8s"),
+        "monitoring",
+        "monitoring/prometheus-k8s may not list and watch pods in scanflow: the PodMonitors there discover nothing",
+    ),
+    (
+        "kube-prometheus's NetworkPolicy admits only its own clients",
+        lambda o: _drop(o, "NetworkPolicy", "scanflow-agents-to-prometheus"),
+        "monitoring",
+        "Deployment/throughput-scaler: no NetworkPolicy in monitoring admits it to prometheus-k8s.monitoring.svc:9090",
     ),
 ]
 
@@ -182,6 +236,22 @@ def test_each_check_reports_what_the_old_manifests_got_wrong(
     put_back(objs)
     problems = CHECKS[check](objs)
     assert any(expected in p for p in problems), "\n".join(problems)
+
+
+def test_the_stack_selects_only_podmonitors_with_its_release_label(trees: dict[str, list[dict[str, Any]]]) -> None:
+    """kube-prometheus-stack's Prometheus selects PodMonitors by its release label (its podMonitorSelector), which
+    the old manifests never set; and a policy that admits the agents' pods from another namespace admits nothing."""
+    objs = copy.deepcopy(trees["kube-prometheus-stack"])
+    monitor = next(o for o in objs if o["kind"] == "PodMonitor" and o["metadata"]["name"] == "seldon-mnist")
+    del monitor["metadata"]["labels"]["release"]
+    assert check_monitoring(objs) == [
+        "PodMonitor/seldon-mnist: no label release=kube-prometheus-stack, so kube-prometheus-stack-prometheus.monitoring.svc:9090 "
+        f"never scrapes it ({PROMETHEUSES['kube-prometheus-stack-prometheus.monitoring.svc:9090'].source})"
+    ]
+    objs = copy.deepcopy(trees["root"])
+    policy = next(o for o in objs if o["kind"] == "NetworkPolicy")
+    policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] = "other"
+    assert len(check_monitoring(objs)) == 2  # neither agent is admitted
 
 
 def test_a_new_environment_read_must_be_classified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,10 +283,36 @@ def test_rbac_check_refuses_a_call_without_a_rule_and_a_rule_without_a_call(tree
     assert "scanflow-cli: get argoproj.io/workflows/x is not allowed by its Role" in problems
 
 
+@pytest.mark.parametrize("identity", ["throughput-scaler", "mnist-workflows"])
+def test_rbac_check_asks_for_resource_names_where_every_call_names_an_object_of_the_install(
+    trees: dict[str, list[dict[str, Any]]], identity: str
+) -> None:
+    """The deploy step's Role once granted get/patch on every SeldonDeployment in the namespace though it only rolls
+    the application's own: a rule like that is reported, and so is an agent's once it loses its resourceNames; the
+    CLI, which acts on whatever a person names, is not narrowed."""
+    objs = copy.deepcopy(trees["root"])
+    calls = [Call(identity, "machinelearning.seldon.io", "seldondeployments", v, "mnist") for v in ("get", "patch")]
+
+    def about(problems: list[str]) -> list[str]:
+        return [p for p in problems if p.startswith(identity) and "seldondeployments" in p]
+
+    assert not about(check_rbac(objs, calls, {}))
+    role = next(o for o in objs if o["kind"] == "Role" and o["metadata"]["name"] == identity)
+    rule = next(r for r in role["rules"] if r["resources"] == ["seldondeployments"])
+    del rule["resourceNames"]
+    assert about(check_rbac(objs, calls, {})) == [
+        f"{identity}: its Role grants {v} machinelearning.seldon.io/seldondeployments on every object in the namespace, "
+        "but it only ever names mnist, which the install defines: list them in resourceNames"
+        for v in ("get", "patch")
+    ]
+    assert not about(check_rbac(objs, calls, {}, people={identity}))
+
+
 def test_external_inputs_are_documented() -> None:
     """Each address outside the install that pods use is named in docs/cluster.md (where the admin sets it)."""
     from cluster_checks import EXTERNAL
 
     for address in EXTERNAL:
         assert address.split(":")[0] in DOCS, address
+    assert set(PROMETHEUSES) == {a for a in EXTERNAL if "prometheus" in a}  # each Prometheus with what it needs
     assert json.dumps(sorted(EXTERNAL))  # (a table, not a guess)

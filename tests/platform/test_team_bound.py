@@ -4,12 +4,15 @@ in the team's namespace goes through."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scanflow_argo.cli import main
 from scanflow_argo.compile.teams import team_namespace
 from scanflow_argo.errors import PlatformError
 from scanflow_argo.platform import Platform, get_platform
@@ -74,3 +77,39 @@ def test_a_platform_of_another_namespace_is_refused(tmp_path: Path) -> None:
     s = Settings.from_env(environ={}).with_home(tmp_path)
     with pytest.raises(PlatformError, match=f"bound to namespace '{OWN}'.*'scanflow'"):
         NamespaceBound(get_platform(s), OWN)
+
+
+@pytest.mark.parametrize(
+    "impl",
+    [
+        "scanflow_argo.platform.local:LocalPlatform",
+        "scanflow_argo.platform.kubernetes:KubernetesPlatform",
+        "scanflow_argo.platform.teams:NamespaceBound",
+        "scanflow_argo.agents.testing:InMemoryPlatform",
+    ],
+)
+def test_every_platform_submits_with_the_protocols_signature(impl: str) -> None:
+    # the signature is spelled once (base.SubmitTarget, base.Pairs): a platform that drifts from it fails here
+    module, _, name = impl.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert inspect.signature(cls.submit) == inspect.signature(Platform.submit), impl
+
+
+@pytest.mark.parametrize("group", ["team", "agent", "demo"])
+def test_a_command_group_without_its_action_says_which_there_are(group: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        main([group])
+    assert err.value.code == 2 and "required" in capsys.readouterr().err
+
+
+def test_runs_of_another_namespace_are_neither_listed_nor_read(bound: NamespaceBound) -> None:
+    other = bound.platform.submit({**_template(OTHER), "kind": "Workflow"})  # the unbound platform: another team's run
+    own = bound.submit({**_template(None), "kind": "Workflow", "metadata": {"generateName": "own-"}})
+    try:
+        assert [r.name for r in bound.list_runs()] == [own]
+        assert bound.get_run(own).namespace == OWN
+        with pytest.raises(PlatformError, match=f"reading run '{other}' in namespace '{OTHER}' refused.*'{OWN}'"):
+            bound.get_run(other)
+    finally:
+        for run in (other, own):
+            bound.platform.wait(run, timeout=60)

@@ -21,6 +21,8 @@ import pytest
 from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
 from scanflow_argo.platform._local import control
+from scanflow_argo.server import ArgoServer, ServerOptions
+from scanflow_argo.server.http import NAMESPACE_MISMATCH
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +82,14 @@ BAD_REQUESTS = [
     ("GET", f"/api/v1/workflow-templates/{NS}/no-such-template", None, 404, 5, "not found"),
     ("GET", f"/api/v1/cron-workflows/{NS}/no-such-cron", None, 404, 5, "not found"),
     ("POST", f"/api/v1/workflow-templates/{NS}", {"template": {"metadata": {}}}, 400, 3, "metadata.name"),
+    # the API server's rule (rest.EnsureObjectNamespaceMatchesRequestNamespace): a body never picks another namespace
+    ("POST", f"/api/v1/workflows/{NS}", {"workflow": shell_workflow("x", namespace="other")}, 400, 3, NAMESPACE_MISMATCH),
+    ("POST", f"/api/v1/workflows/{NS}", {"workflow": shell_workflow("x", namespace="../../server")}, 400, 3, NAMESPACE_MISMATCH),
+    ("POST", f"/api/v1/workflow-templates/{NS}", {"template": greet_template("elsewhere", "other")}, 400, 3, NAMESPACE_MISMATCH),
+    ("PUT", f"/api/v1/workflow-templates/{NS}/elsewhere", {"template": greet_template("elsewhere", "../x")}, 400, 3,
+     NAMESPACE_MISMATCH),
+    ("POST", f"/api/v1/cron-workflows/{NS}", {"cronWorkflow": {"metadata": {"name": "elsewhere", "namespace": "other"},
+     "spec": {"schedules": ["0 2 * * *"], "workflowSpec": shell_workflow("x")["spec"]}}}, 400, 3, NAMESPACE_MISMATCH),
     ("GET", "/api/v1/no-such-service", None, 404, 5, "Not Found"),
     ("DELETE", "/api/v1/info", None, 501, 12, "Method Not Allowed"),
 ]  # fmt: skip
@@ -98,6 +108,23 @@ def test_bad_requests_get_argos_error_shape_and_status(
     got = error_of(resp)
     assert got[:2] == (status, code), got
     assert message in got[2]
+
+
+def test_objects_are_written_into_the_namespace_of_the_path(served: Served) -> None:
+    """What a body's ``metadata.namespace`` may say (the API server's ``BeforeCreate``): nothing (the path's is
+    taken) or the path's; a refused one wrote nothing; a cluster-scoped template keeps none."""
+    with served.client() as c:
+        assert c.post(f"/api/v1/workflows/{NS}", json={"workflow": shell_workflow("x", namespace="other")}).status_code == 400
+        tmpl = greet_template("ns-of-path")
+        del tmpl["metadata"]["namespace"]
+        assert c.post(f"/api/v1/workflow-templates/{NS}", json={"template": tmpl}).json()["metadata"]["namespace"] == NS
+        cluster = {**greet_template("ns-cluster"), "kind": "ClusterWorkflowTemplate"}
+        created = c.post("/api/v1/cluster-workflow-templates", json={"template": cluster})
+        assert created.status_code == 200, created.text
+        assert "namespace" not in created.json()["metadata"]
+    assert {r.name for r in served.platform.list_runs()}.isdisjoint({"x"})
+    names = [t["metadata"]["name"] for t in served.platform.list_templates("WorkflowTemplate")]
+    assert "ns-of-path" in names and "elsewhere" not in names
 
 
 def test_hostile_bodies_and_rebinding_hosts_are_refused(served: Served) -> None:
@@ -159,6 +186,25 @@ def test_browser_cookie_login_and_cross_site_writes(served: Served) -> None:
         assert error_of(foreign)[:2] == (403, 7)
         own = browser.post(f"/api/v1/workflows/{NS}/lint", json={"workflow": shell_workflow("x")}, headers={"Origin": served.url})
         assert own.status_code == 200
+
+
+def test_without_a_token_writes_from_other_sites_are_refused(served: Served) -> None:
+    """``--auth-mode server`` (no token, loopback only): nothing stops a page of another site from posting a
+    Workflow to 127.0.0.1 but its ``Origin``/``Sec-Fetch-Site``, so such writes are refused; reads and clients that
+    are not browsers (no ``Origin``) pass."""
+    before = {r.name for r in served.platform.list_runs()}
+    server = ArgoServer(served.platform, served.settings, None, ServerOptions(port=0, namespace=NS))
+    with server as open_server, httpx.Client(base_url=server.url, timeout=10) as c:
+        body = {"workflow": shell_workflow("echo pwned")}
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+            refused = c.post(f"/api/v1/workflows/{NS}", json=body, headers=headers)
+            assert error_of(refused)[:2] == (403, 7), headers
+            assert "cross-origin request refused" in error_of(refused)[2]
+        assert c.post(f"/api/v1/workflows/{NS}/lint", json=body).status_code == 200  # Hera, curl: no Origin
+        same = c.post(f"/api/v1/workflows/{NS}/lint", json=body, headers={"Origin": open_server.url})
+        assert same.status_code == 200
+        assert c.get(f"/api/v1/workflows/{NS}", headers={"Origin": "https://evil.example"}).status_code == 200
+    assert {r.name for r in served.platform.list_runs()} == before  # nothing was created
 
 
 def test_workflow_service(served: Served) -> None:

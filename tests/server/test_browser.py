@@ -20,15 +20,21 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from server_helpers import NAMESPACE, Served, greet_template
+from server_helpers import NAMESPACE, Served, greet_template, server_settings, shell_workflow, steps_workflow
 
 from scanflow_argo import _proc
+from scanflow_argo.platform.local import LocalPlatform
+from scanflow_argo.server import ArgoServer, ServerOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))
+from _agent_helpers import Exporter
 
 pytestmark = pytest.mark.slow
 
@@ -152,11 +158,12 @@ def test_log_in_submit_a_template_and_watch_it_succeed(served: Served, page: Any
     page.screenshot(path=artefacts / "deployments.png")
 
 
-def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefacts: Path) -> None:
+def test_pause_resume_and_trigger_an_agent(served: Served, page: Any, agent: str, artefacts: Path) -> None:
     def paused() -> bool:
         status = httpx.get(agent + "/status", headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=5).json()
         return bool(status["paused"])
 
+    log_in(page, served.url, served.token)
     page.goto(served.url + "/agents")
     card = page.locator("[data-agent=greeter-watch]")
     expect(card.locator("[data-rule=too-many-greetings]")).to_contain_text("ok")
@@ -168,4 +175,131 @@ def test_pause_and_resume_an_agent(served: Served, page: Any, agent: str, artefa
     expect(card.locator(".badge-paused")).to_have_count(0)
     assert not paused()
     expect(card.locator("table.decisions")).to_be_visible()
+    card.locator("tr", has_text="greetings").get_by_role("button", name="Trigger").click()  # through the agent's API too
+    expect(page.locator("#toast")).to_have_text("greeter-watch: trigger done")
     assert AGENT_TOKEN not in page.content() and served.token not in page.content()
+
+
+def log_in(page: Any, url: str, token: str) -> None:
+    """The login page with the token (each test can run alone)."""
+    page.goto(url + "/login?next=%2Fworkflows")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    expect(page.locator("#workflow-list")).to_be_visible()
+
+
+def test_stop_suspend_resume_and_retry_buttons_and_the_list_filters(served: Served, page: Any, artefacts: Path) -> None:
+    """A run's buttons act through the API and the page follows from the events stream: suspend shows the run
+    suspended, resume clears it, stop ends it as Argo's Stop does; retry runs a failed step again. The list filters
+    by label and namespace."""
+    log_in(page, served.url, served.token)
+    labels = {"ui": "buttons"}
+    failing = steps_workflow(second="sleep 2; exit 1", generate="ui-fail-")
+    failing["metadata"]["labels"] = labels
+    with served.client() as c:
+        long = c.post(
+            f"/api/v1/workflows/{NAMESPACE}",
+            json={"workflow": shell_workflow("echo started; sleep 60", "ui-long-", labels=labels)},
+        ).json()["metadata"]["name"]
+        failed = c.post(f"/api/v1/workflows/{NAMESPACE}", json={"workflow": failing}).json()["metadata"]["name"]
+    served.wait(long, phases=("Running",))
+
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{long}")
+    expect(page.locator("#workflow-phase [data-phase=Running]")).to_be_visible()
+    page.click("#btn-suspend")
+    expect(page.locator("#btn-resume")).to_be_visible()  # the page learnt of spec.suspend from the stream
+    expect(page.locator(".badge-suspended")).to_be_visible()
+    assert served.platform.get_workflow(long)["spec"].get("suspend") is True
+    page.screenshot(path=artefacts / "workflow-suspended.png")
+    page.click("#btn-resume")
+    expect(page.locator(".badge-suspended")).to_have_count(0)
+    assert not served.platform.get_workflow(long)["spec"].get("suspend")
+    page.click("#btn-stop")
+    expect(page.locator("#workflow-phase [data-phase=Failed]")).to_be_visible()
+    expect(page.get_by_text("Stopped with strategy 'Stop'", exact=True)).to_be_visible()
+
+    assert served.wait(failed)["status"]["phase"] == "Failed"
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{failed}")
+    expect(page.locator("#graph g.node[data-node=two][data-phase=Failed]")).to_be_visible()
+    page.click("#btn-retry")
+    expect(page.locator("#graph g.node[data-node=two][data-phase=Running]")).to_be_visible()  # runs again
+    expect(page.locator("#graph g.node[data-node=one][data-phase=Succeeded]")).to_be_visible()  # kept
+    expect(page.locator("#workflow-phase [data-phase=Failed]")).to_be_visible()  # and fails again
+    page.screenshot(path=artefacts / "workflow-retried.png")
+
+    with served.client() as c:  # a node's inputs, outputs and artifacts in its panel
+        wf = shell_workflow("echo hi > /tmp/out.txt; echo done", "ui-io-")
+        wf["spec"]["templates"][0] |= {
+            "inputs": {"parameters": [{"name": "epochs", "value": "seven"}]},
+            "outputs": {
+                "parameters": [{"name": "said", "valueFrom": {"path": "/tmp/out.txt"}}],
+                "artifacts": [{"name": "report", "path": "/tmp/out.txt"}],
+            },
+        }
+        io = c.post(f"/api/v1/workflows/{NAMESPACE}", json={"workflow": wf}).json()["metadata"]["name"]
+    page.goto(f"{served.url}/workflows/{NAMESPACE}/{io}")
+    page.locator(f"#graph g.node[data-node={io}][data-phase=Succeeded]").click()
+    panel = page.locator("#node-panel")
+    expect(panel.locator("tr", has_text="epochs")).to_contain_text("seven")
+    expect(panel.locator("tr", has_text="said")).to_contain_text("hi")
+    expect(panel.locator("tr[data-artifact=report]")).to_contain_text(f"/tmp/out.txt → artifacts/{io}/{io}/report.tgz")
+    expect(panel.locator("pre.logs")).to_contain_text("done")
+    page.screenshot(path=artefacts / "workflow-node-io.png")
+
+    page.click("a[data-nav=workflows]")
+    page.fill("#filter-label", "ui=buttons")
+    page.click("#filter-apply")
+    expect(page).to_have_url(re.compile(r".*/workflows\?label=ui%3Dbuttons$"))
+    rows = page.locator("#workflow-list tr[data-name]")
+    expect(rows).to_have_count(2)
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.name)")) == sorted([long, failed])
+    page.screenshot(path=artefacts / "workflows-filtered.png")
+    page.fill("#filter-namespace", "elsewhere")
+    page.click("#filter-apply")
+    expect(rows).to_have_count(0)
+    page.fill("#filter-namespace", NAMESPACE)
+    page.click("#filter-apply")
+    expect(rows).to_have_count(2)
+
+
+def test_deployments_page_draws_live_charts_from_prometheus(
+    served: Served, page: Any, artefacts: Path, tmp_path: Path, prometheus_server: Any
+) -> None:
+    """The Deployments page: a SeldonDeployment's replicas, the model alias it serves, its roll-out, and the request
+    rate, p95 and online-accuracy charts drawn from a real Prometheus scraping Seldon's metric names. A second
+    server on that home, with the same token (so the browser's cookie is good for both)."""
+    exporter = Exporter(tmp_path)
+    try:
+        prometheus_server.set_targets("seldon-mnist-router", [exporter.target], {})
+        labels = {"deployment_name": "mnist"}
+        exporter.set("seldon_api_executor_server_requests_seconds_count", rate=20.0, service="predictions", **labels)
+        for le, rate in (("0.05", 15.0), ("0.1", 19.0), ("+Inf", 20.0)):
+            exporter.set("seldon_api_executor_server_requests_seconds_bucket", rate=rate, le=le, service="predictions", **labels)
+        exporter.set("seldon_api_model_feedback_reward_total", rate=9.0, **labels)
+        exporter.set("seldon_api_model_feedback_total", rate=10.0, **labels)
+        base = server_settings(tmp_path / "home")
+        settings = replace(
+            base,
+            prometheus=replace(base.prometheus, url=prometheus_server.url),
+            tracking=replace(base.tracking, uri="http://127.0.0.1:9"),  # no MLflow: the alias's version stays unknown
+        )
+        folder = settings.home / "deployments" / "mnist"
+        folder.mkdir(parents=True)
+        (folder / "spec.json").write_text(json.dumps({"replicas": 2, "router_port": 1, "model_uri": "models:/mnist@champion"}))
+        (folder / "status.json").write_text(
+            json.dumps({"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"step": "1/2", "weight": 50}})
+        )
+        with ArgoServer(LocalPlatform(settings), settings, served.token, ServerOptions(port=0)) as other:
+            log_in(page, other.url, served.token)
+            page.click("a[data-nav=deployments]")
+            card = page.locator("[data-deployment=mnist]")
+            expect(card).to_contain_text("/2 replicas ready")
+            expect(card).to_contain_text("mnist @champion")
+            expect(card.locator("tr", has_text="roll-out")).to_contain_text("step 1/2 · weight 50")  # read, not JSON
+            for chart in ("rate", "p95", "accuracy"):  # a line of a few points: Prometheus has each series a few scrapes later
+                line = card.locator(f"[data-chart={chart}] svg polyline")
+                expect(line).to_have_attribute("points", re.compile(r"^\S+ \S+ \S+"), timeout=45_000)
+            expect(card.locator("[data-chart=accuracy] .title")).to_contain_text("%")
+            page.screenshot(path=artefacts / "deployments-live.png", full_page=True)
+    finally:
+        exporter.stop()

@@ -1,6 +1,7 @@
 """The server's pure parts: Argo's ``fields`` filtering (``util/fields``), the Workflow a submission builds
 (``workflow/common/convert.go``, ``workflow/util/util.go``: ``ApplySubmitOpts``) and the argument checks
-(``workflow/validate/validate.go``: ``validateArgumentsValues``)."""
+(``workflow/validate/validate.go``: ``validateArgumentsValues``), and the state the Agents page shows for a
+rule (Prometheus' alert states, ``rules/alerting.go``: inactive → ok, pending, firing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from scanflow_argo.server.agent_proxy import rule_state
 from scanflow_argo.server.http import ApiError, clean_fields, needs_nodes
 from scanflow_argo.server.workflows import arguments_problem, workflow_from_template
 
@@ -91,3 +93,18 @@ def test_the_workflow_a_submission_builds() -> None:
     assert run["spec"]["arguments"]["parameters"] == [{"name": "p", "value": "2"}]
     with pytest.raises(ApiError, match="expected labels of the form"):
         workflow_from_template("WorkflowTemplate", "greet", "argo", {}, {"labels": "nokey"}, "now")
+
+
+RULES = [
+    # (a rule of an agent's /status — agents/decide.py RuleState.to_json —, the state shown)
+    ({"firing": False, "since": None, "fired_at": None, "cleared_at": None}, "ok"),
+    ({"firing": False, "since": None, "fired_at": 10.0, "cleared_at": 20.0}, "ok"),  # fired once, cleared since
+    ({"firing": False, "since": 30.0, "fired_at": None, "cleared_at": None}, "pending"),  # holds, its `for` not passed
+    ({"firing": True, "since": 30.0, "fired_at": 40.0, "cleared_at": None}, "firing"),
+    ({}, "ok"),
+]
+
+
+@pytest.mark.parametrize(("rule", "state"), RULES)
+def test_a_rules_state_is_ok_pending_or_firing(rule: dict[str, Any], state: str) -> None:
+    assert rule_state(rule) == state

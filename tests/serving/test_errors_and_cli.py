@@ -101,7 +101,7 @@ def test_manifest_errors_name_the_field() -> None:
         (lambda m: m.update(kind="Deployment"), "SeldonDeployment"),
         (lambda m: m["metadata"].update(name="Bad_Name"), "metadata.name"),
         (lambda m: m["spec"]["predictors"][0]["graph"].pop("modelUri"), "modelUri"),
-        (lambda m: m["spec"]["predictors"].append({}), "one predictor"),
+        (lambda m: m["spec"]["predictors"].append({}), r"predictors\[1\].name is missing"),
         (lambda m: m["spec"]["predictors"][0].update(replicas=-1), "replicas"),
         (lambda m: m["spec"]["predictors"][0]["graph"].update(children=[{"name": "x"}]), "children"),
     ]:

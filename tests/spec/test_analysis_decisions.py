@@ -1,5 +1,6 @@
 """Analysis decisions as Argo Rollouts makes them (utils/evaluate/evaluate.go EvaluateResult,
-controller/analysis/analysis.go assessMetricStatus / assessRunStatus), table-driven."""
+analysis/analysis.go assessMetricStatus / assessMetricFailureInconclusiveOrError / (*Controller).assessRunStatus,
+utils/analysis/helpers.go IsWorse), table-driven."""
 
 from __future__ import annotations
 
@@ -63,6 +64,12 @@ def test_measurement_phase(success, failure, result, phase):
         ({"count": 9, "interval": 1.0}, [E, E, E, E], RUNNING),  # consecutiveErrorLimit 4
         ({"count": 9, "interval": 1.0}, [E, E, E, E, E], ERROR),
         ({"count": 9, "interval": 1.0}, [E, E, E, S, E, E], RUNNING),  # only errors in a row count
+        # assessMetricFailureInconclusiveOrError: the later check wins — Inconclusive over Failed, Error over both
+        ({"count": 9, "interval": 1.0}, [F, N], INCONCLUSIVE),
+        ({"count": 9, "interval": 1.0}, [F, N, E, E, E, E, E], ERROR),
+        # EffectiveCount: count 0 is unset — one measurement without an interval, unbounded with one
+        ({"count": 0}, [S], SUCCESSFUL),
+        ({"count": 0, "interval": 1.0}, [S, S, S], RUNNING),
     ],
 )
 def test_metric_phase(fields, measurements, phase):

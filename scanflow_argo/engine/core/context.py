@@ -62,6 +62,8 @@ class RunContext(Protocol):
     name: str
     """The workflow's name (node ids derive from it: ``state.node_id``)."""
     namespace: str
+    spec: dict[str, Any]
+    """The workflow's ``spec`` (its workflow-level defaults: ``retryStrategy``…)."""
     run_dir: Path
     settings: Settings
     clock: Clock
@@ -82,6 +84,11 @@ class RunContext(Protocol):
         self, name: str, display: str, ntype: str, parent: str | None, tmpl: Mapping[str, Any] | None, phase: str = "Running"
     ) -> NodeDoc:
         """Record a node (written at once, except a Pending pod, written when it starts) under ``parent``."""
+        ...
+
+    def flag(self, name: str, **flags: bool) -> dict[str, bool]:
+        """Add ``flags`` to the ``nodeFlag`` the node called ``name`` is recorded with (Argo's ``hooked``,
+        ``retried``: ``executeTemplateOpts.nodeFlag`` in ``workflow/controller/operator.go``); returns all of its flags."""
         ...
 
     def finish(self, node: NodeDoc, phase: str, message: str | None = None) -> NodeDoc:

@@ -5,7 +5,8 @@
 ClusterWorkflowTemplates of a local folder; ``TemplateScope`` is what a template name resolves against
 (``resolve_template``: ``template``, ``templateRef`` or ``inline``, with ``templateDefaults`` applied as
 Argo's ``workflow/templateresolution`` does); ``resolve_workflow`` turns a Workflow (or a WorkflowTemplate
-submitted with parameters, or a CronWorkflow) into the Workflow the engine runs.
+submitted with parameters, or a CronWorkflow) into the Workflow the engine runs; ``apply_workflow_metadata``
+puts ``spec.workflowMetadata``'s labels and annotations on it, as Argo's controller does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from ...compile.crd import LABEL_VALUE_RULE, is_label_value
+from ...compile.kubeyaml import MAX_YAML_NODES, KubeLoader, load_yaml, yaml_problem
 from ...errors import EngineError, InvalidWorkflow
 
 __all__ = [
@@ -30,9 +33,11 @@ __all__ = [
     "TemplateScope",
     "TemplateStore",
     "apply_template_defaults",
+    "apply_workflow_metadata",
     "as_json_values",
     "load_documents",
     "load_yaml",
+    "random_suffix",
     "resolve_ref",
     "resolve_template",
     "resolve_workflow",
@@ -40,71 +45,6 @@ __all__ = [
 ]
 
 WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
-
-
-MAX_YAML_NODES = 1_000_000
-"""The most YAML nodes one document may expand to, aliases counted at full size. go-yaml (which the API
-server's ``sigs.k8s.io/yaml`` uses) refuses "excessive aliasing" (``decode.go`` ``allowedAliasRatio``, after
-CVE-2019-11253, the "billion laughs"); PyYAML builds an alias as one shared object, so the expansion only
-happens later (``json.dumps``, a deep copy) and would fill the memory. A million nodes is far beyond any
-real manifest (the API server takes at most 3 MiB) and a few hundred MB at worst."""
-
-
-class KubeLoader(yaml.SafeLoader):
-    """YAML as the Kubernetes API server reads a manifest: ``sigs.k8s.io/yaml`` decodes into plain values with
-    go-yaml, which keeps a timestamp-looking scalar (``2018-08-01T09:57:43Z``) a string when the target is an
-    ``interface{}`` (go-yaml v2 ``decode.go``, "for backward compatibility reasons"); PyYAML's safe loader
-    would make it a ``datetime``, which is no JSON value. A document that expands past ``MAX_YAML_NODES``
-    (an alias bomb) is refused while it is composed, before anything is built from it."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._expanded: dict[int, int] = {}
-
-    def compose_document(self) -> Any:
-        self._expanded = {}
-        return super().compose_document()
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        node = super().compose_node(parent, index)
-        if node is None or id(node) in self._expanded:  # an alias: its size is known, it is counted where it is used
-            return node
-        if isinstance(node, yaml.SequenceNode):
-            size = 1 + sum(self._expanded.get(id(child), 1) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            size = 1 + sum(self._expanded.get(id(k), 1) + self._expanded.get(id(v), 1) for k, v in node.value)
-        else:
-            size = 1
-        if size > MAX_YAML_NODES:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"the document expands to more than {MAX_YAML_NODES:,} YAML nodes through its aliases (an alias "
-                "bomb?); write the repeated parts out or make the document smaller",
-                node.start_mark,
-            )
-        self._expanded[id(node)] = size
-        return node
-
-
-KubeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_yaml(text: str) -> Any:
-    """One YAML document, read as the API server reads it (``KubeLoader``)."""
-    return yaml.load(text, Loader=KubeLoader)  # a SafeLoader: no Python objects
-
-
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML error on one line: what is wrong and where (PyYAML's own text spans lines and quotes the source)."""
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
-        mark = err.problem_mark
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        return f"{err.problem}{at}"
-    return " ".join(str(err).split())
 
 
 def as_json_values(value: Any) -> Any:
@@ -194,7 +134,7 @@ class TemplateStore:
         )
 
 
-def _random_suffix() -> str:
+def random_suffix() -> str:
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
@@ -233,7 +173,7 @@ def resolve_workflow(
             kind = "clusterworkflowtemplates" if ref.get("clusterScope") else "workflowtemplates"
             meta.setdefault("namespace", "default")
             if not meta.get("name"):
-                meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+                meta["name"] = f"{meta.get('generateName') or 'workflow-'}{random_suffix()}"
             unresolved = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
@@ -265,11 +205,34 @@ def resolve_workflow(
     if name:
         meta["name"] = name
     if not meta.get("name"):
-        meta["name"] = f"{meta.get('generateName') or 'workflow-'}{_random_suffix()}"
+        meta["name"] = f"{meta.get('generateName') or 'workflow-'}{random_suffix()}"
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", meta["name"]):
         raise EngineError(f"workflow name {meta['name']!r} is not a valid Kubernetes name (lowercase letters, digits, '-', '.')")
     meta.setdefault("namespace", "default")
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": spec}
+
+
+def apply_workflow_metadata(wf: dict[str, Any]) -> None:
+    """Put ``spec.workflowMetadata.labels`` and ``.annotations`` (of the Workflow, or of the template its
+    ``workflowTemplateRef`` merged in) on the Workflow's metadata, over what it had — as Argo's controller does
+    when it first operates a workflow (argo-workflows ``workflow/controller/operator.go``
+    ``updateWorkflowMetadata``), so a run from a template carries the template's labels (e.g. the dataset it
+    consumes) and ``workflow.labels.NAME`` reads them. A label value Kubernetes refuses
+    (``validation.IsValidLabelValue``) errors the workflow in Argo's words."""
+    md = (wf.get("spec") or {}).get("workflowMetadata") or {}
+    meta = wf.setdefault("metadata", {})
+    for key, value in (md.get("labels") or {}).items():
+        text = str(value)
+        if not is_label_value(text):
+            raise InvalidWorkflow(
+                f"invalid label value {text!r} for label {key!r}: {LABEL_VALUE_RULE} (at most 63)",
+                "Error",
+                f"fix spec.workflowMetadata.labels[{key!r}] of the workflow or its template",
+                wf,
+            )
+        meta.setdefault("labels", {})[str(key)] = text
+    for key, value in (md.get("annotations") or {}).items():
+        meta.setdefault("annotations", {})[str(key)] = str(value)
 
 
 def _namespace(meta: Mapping[str, Any]) -> dict[str, str]:

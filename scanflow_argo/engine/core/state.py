@@ -28,6 +28,7 @@ from typing import Any
 
 from ...clock import Clock, iso
 from ...errors import EngineError
+from .progress import ProgressTracker
 
 __all__ = ["JOURNAL", "NodeDoc", "RunState", "apply_journal", "load_status", "node_id", "read_status"]
 
@@ -212,6 +213,7 @@ class RunState:
         }
         self.status: dict[str, Any] = self.doc["status"]
         self.nodes: dict[str, NodeDoc] = self.status["nodes"]
+        self.progress = ProgressTracker(self.nodes)  # status.progress and each node's, updated before every write
         self._spec_json: str | None = None
         self._quoted: dict[str, str] = {}
         self._status_path = str(run_dir / "status.json")
@@ -241,6 +243,7 @@ class RunState:
         doc = node if isinstance(node, NodeDoc) else NodeDoc(node)
         with self.lock:
             self.nodes[doc["id"]] = doc
+            self.progress.node_put(doc)
             with _NODE_LOCK:
                 doc._sink = self._dirty
                 self._dirty.add(doc["id"])
@@ -257,6 +260,7 @@ class RunState:
                 children = parent.setdefault("children", [])
                 if child_id not in children:
                     children.append(child_id)
+                    self.progress.edge(parent_id, child_id)
                     if isinstance(parent, NodeDoc):
                         parent.touch()
                     else:
@@ -299,6 +303,7 @@ class RunState:
     def write(self) -> None:
         """Record the changes since the last write: one journal line, or a compaction at a checkpoint."""
         with self.lock:
+            self._update_progress()
             if (
                 self._journal_fd is None
                 or self._appended >= COMPACT_EVERY
@@ -321,9 +326,18 @@ class RunState:
             os.utime(self._status_path)  # readers watch status.json's stat
             self._appended += 1
 
+    def _update_progress(self) -> None:
+        """Progress (``core/progress.py``) of the nodes changed since the last write; the nodes whose progress
+        it changes join them."""
+        with _NODE_LOCK:
+            changed = list(self._dirty)
+        self.progress.update(changed)
+        self.status["progress"] = self.progress.workflow
+
     def compact(self) -> None:
         """Atomically replace status.json with the current document, then empty the journal."""
         with self.lock:
+            self._update_progress()
             with _NODE_LOCK:
                 self._dirty.clear()
             data = self.render().encode()

@@ -77,6 +77,7 @@ class HookSet:
                     fire = recorded or eval_expr_bool(str(hook.get("expression", "")), env, clock=ex.clock)
                 except ExprError as err:
                     del self.pending[name]
+                    ex.flag(hook_name, hooked=True)
                     self.lifecycle.fail(
                         hook_name,
                         f"{self.display}.hooks.{name}",
@@ -86,6 +87,7 @@ class HookSet:
                     continue
                 if fire:
                     del self.pending[name]
+                    ex.flag(hook_name, hooked=True)  # hooks.go: hook nodes run with NodeFlag{Hooked: true}
                     thread = threading.Thread(
                         target=self._run, args=(name, hook, hook_name, parent_id), name=hook_name, daemon=True
                     )
@@ -108,11 +110,6 @@ class HookSet:
         except Exception as err:  # a bug must not leave the hooked step waiting forever
             self.lifecycle.fail(hook_name, display, parent_id, f"lifecycle hook {name!r}: {type(err).__name__}: {err}")
             return
-        with ex.state.lock:
-            node = ex.state.nodes.get(node_id(ex.name, hook_name))
-            if node is not None:
-                node["nodeFlag"] = {**(node.get("nodeFlag") or {}), "hooked": True}  # as Argo marks hook nodes
-        ex.changed()
 
     def wait(self) -> None:
         """Block until every fired hook completed."""

@@ -35,6 +35,11 @@ class ResourceApplier(Protocol):
         stored (its ``metadata.name`` filled in), which ``outputs.parameters[].valueFrom.jsonPath`` read."""
         ...
 
+    def get(self, applied: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The object ``apply`` returned as it is now, its ``status`` included (None once it is gone): what
+        ``successCondition``/``failureCondition`` are matched against (Argo's executor GETs its selfLink)."""
+        ...
+
 
 class KindContext(RunContext, Protocol):
     """The run as a node kind sees it: the ``RunContext`` and the services pods need."""

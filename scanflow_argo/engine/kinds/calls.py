@@ -23,7 +23,16 @@ from ..core.subst import Unresolved, expand_scope, substitute, substitute_str, t
 from ..core.values import fmt_item, item_label
 from .base import KindContext
 
-__all__ = ["continues", "expand", "parallel", "run_step", "template_outputs"]
+__all__ = ["FAIL_FAST_MESSAGE", "continues", "expand", "fails_fast", "parallel", "run_step", "template_outputs"]
+
+FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
+"""Argo's message for a steps/DAG template with ``failFast: true`` whose children failed, once none runs
+(``workflow/controller/operator.go`` ``checkParallelism``; the steps' last StepGroup gets it too)."""
+
+
+def fails_fast(tmpl: Mapping[str, Any]) -> bool:
+    """The template's own ``failFast`` (``Template.IsFailFast``: set and true), not ``dag.failFast``."""
+    return tmpl.get("failFast") is True or str(tmpl.get("failFast")).lower() == "true"
 
 
 def _global_outputs(ctx: KindContext) -> dict[str, Any]:
@@ -69,15 +78,14 @@ def expand(task: Mapping[str, Any], frame: Frame, where: str) -> list[tuple[str,
     elif "withSequence" in task:
         seq = substitute(task["withSequence"], frame.vars, where=where)
         fmt = str(seq.get("format") or "%d")
-        if "count" in seq:
-            start = _atoi(seq.get("start", 0), f"{where} withSequence.start")
-            values = list(range(start, start + _atoi(seq["count"], f"{where} withSequence.count")))
+        start = _atoi(seq.get("start", 0), f"{where} withSequence.start")
+        if "count" in seq:  # expandSequence: end = start + count - 1, so a negative count counts down past start
+            count = _atoi(seq["count"], f"{where} withSequence.count")
+            end = start + count - 1 if count else None
         else:
-            start, end = (
-                _atoi(seq.get("start", 0), f"{where} withSequence.start"),
-                _atoi(seq.get("end", 0), f"{where} withSequence.end"),
-            )
-            values = list(range(start, end + 1)) if end >= start else list(range(start, end - 1, -1))
+            end = _atoi(seq.get("end", 0), f"{where} withSequence.end")
+        step = 1 if end is not None and end >= start else -1
+        values = [] if end is None else list(range(start, end + step, step))
         items = [_sequence_item(sprintf(fmt, v), where) for v in values]
     if items is None:
         return None
@@ -140,6 +148,7 @@ def _exit_hook(
     publish(hframe, f"steps.{step.get('name')}", [dict(result)], looped=False)
     publish(hframe, f"tasks.{step.get('name')}", [dict(result)], looped=False)
     holder = dict(hook)
+    ctx.flag(f"{name}.onExit", hooked=True)  # exit_handler.go runOnExitNode: NodeFlag{Hooked: true}
     try:
         holder["arguments"] = resolve_args(hook.get("arguments") or {}, hframe, f"{display} exit hook")
     except EngineError as err:

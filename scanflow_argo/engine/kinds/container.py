@@ -17,6 +17,7 @@ from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc, node_id
 from ..features.daemons import Probe, Sidecars
 from ..features.images import check_image, container_argv, image_of
+from ..features.progress_file import ENV, PROGRESS_PATH, ProgressFile, initial_progress
 from ..features.sandbox import NodeFS, node_env, not_started, run_process
 from ..features.volumes import init_containers, run_init_containers
 from .base import CheckContext, KindContext, NodeKind
@@ -64,6 +65,8 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     node = ctx.new_node(name, display, "Pod", parent, tmpl, phase="Pending")
     node["inputs"] = inputs_doc(inputs)
     node["podName"] = vars_["pod.name"]
+    if initial_progress(tmpl):  # workflowpod.go: the pod's progress annotation is the node's first progress
+        node["progress"] = initial_progress(tmpl)
     node_dir = ctx.run_dir / "nodes" / nid
     if node_dir.exists():
         shutil.rmtree(node_dir, ignore_errors=True)
@@ -72,7 +75,11 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     is_script = "script" in tmpl
     body = tmpl["script"] if is_script else tmpl["container"]
 
+    # where the pod reports its progress: Argo's path in the node's own root, its folder made as the executor does
+    progress_path = PROGRESS_PATH if ctx.sandbox.isolated else str(node_dir / "progress")
+
     def stage(fs: NodeFS) -> list[str]:
+        fs.make_dir(str(Path(progress_path).parent), where)
         place_inputs(ctx, inputs, fs, node_dir, where)
         if not is_script:
             return []
@@ -90,7 +97,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             own_dir=node_dir,
             pod=pod,
             private=private_tops(tmpl, inputs, body),
-            env=argo_env(nid, str(vars_["pod.name"]), "main", tmpl.get("name")),
+            env={**argo_env(nid, str(vars_["pod.name"]), "main", tmpl.get("name")), ENV: progress_path},
             where=where,
             stage=stage,
         )
@@ -165,9 +172,15 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
                 if prepared.missing is not None:
                     result = not_started(log_path, prepared.missing)
                 else:
-                    result = run_process(
-                        prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic
-                    )
+
+                    def report(progress: str) -> None:
+                        node["progress"] = progress
+                        ctx.changed()
+
+                    with ProgressFile(fs.host_path(progress_path), report):
+                        result = run_process(
+                            prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic
+                        )
             finally:
                 sidecars.stop()  # the main container ended: Argo's executor kills the sidecars
         except EngineError as err:

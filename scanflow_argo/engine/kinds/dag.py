@@ -21,7 +21,7 @@ from ..core.state import NodeDoc
 from ..core.values import FAILED
 from ..features.lifecycle import HookSet
 from .base import CheckContext, KindContext, NodeKind
-from .calls import continues, expand, parallel, run_step, template_outputs
+from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
 
 __all__ = ["KIND", "check", "run"]
 
@@ -116,6 +116,8 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
     finally:
         pool.shutdown(wait=True)
     phase, message = _dag_phase(tasks, deps, targets, phases, results)
+    if phase in FAILED and fails_fast(tmpl):
+        phase, message = "Failed", FAIL_FAST_MESSAGE
     if ctx.abort.is_set() and phase == "Succeeded":
         phase, message = "Failed", ctx.abort_message
     if phase == "Succeeded":

@@ -16,7 +16,7 @@ from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
 from .base import CheckContext, KindContext, NodeKind
-from .calls import continues, expand, parallel, run_step, template_outputs
+from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
 
 __all__ = ["KIND", "check", "run"]
 
@@ -40,6 +40,10 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
         gnode = ctx.new_node(gname, f"[{i}]", "StepGroup", node["id"], None)
         results = _run_group(ctx, gname, gnode["id"], steps, frame, limit, kind="steps")
         failed = [(s, n) for s, n in results if n["phase"] in FAILED and not continues(s, n["phase"])]
+        if failed and fails_fast(tmpl):
+            ctx.finish(gnode, "Failed", FAIL_FAST_MESSAGE)
+            phase, message = "Failed", FAIL_FAST_MESSAGE
+            break
         ctx.finish(gnode, "Failed" if failed else "Succeeded", failed[0][1].get("message") if failed else None)
         if failed:
             child = failed[0][1]

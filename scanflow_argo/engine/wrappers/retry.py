@@ -5,14 +5,24 @@ by default, ``OnError``, ``Always``), ``expression`` over ``lastRetry``, and ``b
 ends with its last attempt's phase and outputs; its message is Argo's reason for stopping
 (``processNodeRetries``: ``retryStrategy.expression evaluated to false``, then ``No more retries left``
 when the limit is spent), else the last attempt's; a daemon attempt keeps it Running with it.
+
+``limit`` is read as ``util/intstr`` ``Int32`` reads it, when a failed attempt needs it: a value that is no
+whole number errors the Retry node ("value 'abc' cannot be resolved to an int"), a negative one allows no
+retry. A backoff waits from the last attempt's end and ``maxDuration`` counts from the first attempt's start
+(``waitingDeadline := lastChildNode.FinishedAt.Add(timeToWait)``, ``firstChildNode.StartedAt.Add(maxDuration)``),
+so a resumed run waits only what is left of a backoff its dead engine had begun.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...argoexpr.expr import eval_expr_bool
+from ...argoexpr.golang import go_atoi
+from ...clock import from_iso
+from ...errors import EngineError
 from ..core.context import Call
 from ..core.durations import argo_seconds
 from ..core.inputs import inputs_doc, template_vars
@@ -21,25 +31,29 @@ from ..core.subst import substitute
 from ..core.values import FAILED
 from ..kinds.base import KindContext
 
-__all__ = ["should_retry", "wrap"]
+__all__ = ["retry_limit", "should_retry", "wrap"]
 
 
 def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> NodeDoc:
     """Run ``call`` under its retry strategy (straight through when it has none)."""
     tmpl, display = call.template, call.display
-    if not tmpl.get("retryStrategy"):
+    strategy = tmpl.get("retryStrategy") or ctx.spec.get("retryStrategy")  # operator.go retryStrategy(): the workflow's
+    if not strategy:
         return proceed(call)
     vars_ = template_vars(ctx.global_scope(), tmpl, call.inputs, ctx.name, call.name, 0)
-    rs = substitute(tmpl["retryStrategy"], vars_, strict=False, where=f"retryStrategy of {display!r}")
-    limit = int(rs["limit"]) if rs.get("limit") is not None else 1_000_000
+    rs = substitute(strategy, vars_, strict=False, where=f"retryStrategy of {display!r}")
     policy = str(rs.get("retryPolicy") or "OnFailure")
     backoff = rs.get("backoff") or {}
     node = ctx.new_node(call.name, display, "Retry", call.parent, tmpl)
     node["inputs"] = inputs_doc(call.inputs)
     start = ctx.clock.monotonic()
     attempt: Mapping[str, Any] = {}
-    for i in range(limit + 1):
+    flags = ctx.flag(call.name)  # the Retry node's (a hook's is hooked); its attempts are retried too
+    for i in itertools.count():
+        ctx.flag(f"{call.name}({i})", **flags, retried=True)
         attempt = proceed(call.attempt(i, node["id"]))
+        if i == 0 and "_t0" not in attempt and attempt.get("startedAt"):  # ended before a resume: count from its start
+            start -= max(0.0, ctx.clock.now() - from_iso(str(attempt["startedAt"])))
         if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
             break
         if not should_retry(ctx, policy, rs, attempt, expression=False):
@@ -47,7 +61,11 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
         if rs.get("expression") and not should_retry(ctx, policy, rs, attempt):
             attempt = {**attempt, "message": "retryStrategy.expression evaluated to false"}
             break
-        if i >= limit:
+        try:
+            limit = retry_limit(rs.get("limit"))
+        except EngineError as err:  # processNodeRetries returns the error: markNodeError on the Retry node
+            return ctx.finish(node, "Error", str(err))
+        if limit is not None and i >= limit:
             attempt = {**attempt, "message": "No more retries left"}
             break
         if backoff:
@@ -57,18 +75,44 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
             )
             if backoff.get("cap"):
                 delay = min(delay, argo_seconds(backoff["cap"], f"{display!r} retryStrategy.backoff.cap"))
+            delay -= _since_end(ctx, attempt)  # what is left of it (all of it, unless a dead engine began it)
             if backoff.get("maxDuration"):
                 max_d = argo_seconds(backoff["maxDuration"], f"{display!r} retryStrategy.backoff.maxDuration")
                 if ctx.clock.monotonic() - start + delay > max_d:
                     attempt = {**attempt, "message": "Backoff would exceed max duration limit"}
                     break
-            ctx.sleep(delay)
+            ctx.sleep(max(0.0, delay))
     if attempt.get("daemoned") and ctx.daemons.attach(str(attempt["id"]), node):
         ctx.changed()
         return node  # Running and daemoned with its pod; both end with it
     if attempt.get("outputs"):
         node["outputs"] = attempt["outputs"]
     return ctx.finish(node, attempt.get("phase", "Error"), attempt.get("message"))
+
+
+def retry_limit(value: Any) -> int | None:
+    """``retryStrategy.limit`` as Argo's ``intstr.Int32`` reads it (``util/intstr/parametrizable.go``): a number,
+    or text that ``strconv.Atoi`` reads; None when there is none (retry without limit)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return go_atoi(str(value))
+    except ValueError:
+        raise EngineError(
+            f"retryStrategy.limit: value '{value}' cannot be resolved to an int (a whole number, or a variable that gives one)"
+        ) from None
+
+
+def _since_end(ctx: KindContext, attempt: Mapping[str, Any]) -> float:
+    """Seconds since ``attempt`` ended: from its pod's monotonic end, or (an attempt a dead engine ran, reused
+    on resume) from its recorded ``finishedAt``."""
+    if "_t1" in attempt:
+        return max(0.0, ctx.clock.monotonic() - float(attempt["_t1"]))
+    if attempt.get("finishedAt"):
+        return max(0.0, ctx.clock.now() - from_iso(str(attempt["finishedAt"])))
+    return 0.0
 
 
 def should_retry(

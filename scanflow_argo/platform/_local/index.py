@@ -62,7 +62,8 @@ class Change:
 
 
 def progress(nodes: Mapping[str, Any]) -> str:
-    """Argo's ``status.progress``: fulfilled pods / pods (``0/0`` before the first pod)."""
+    """Fulfilled pods / pods (``0/0`` before the first pod): ``status.progress`` of a run recorded before the
+    engine kept Argo's own (``engine/core/progress.py``)."""
     pods = [n for n in nodes.values() if isinstance(n, Mapping) and n.get("type") == "Pod"]
     done = sum(1 for n in pods if n.get("phase") in _FULFILLED)
     return f"{done}/{len(pods)}"
@@ -81,7 +82,7 @@ def argo_view(doc: Mapping[str, Any], resource_version: str | None = None) -> di
     meta["labels"] = labels
     if resource_version:
         meta["resourceVersion"] = resource_version
-    if "nodes" in status:
+    if "nodes" in status and "progress" not in status:
         status["progress"] = progress(status.get("nodes") or {})
     return out
 

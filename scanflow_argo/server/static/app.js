@@ -364,9 +364,10 @@ async function workflowPage(main, namespace, name) {
     for (const p of io.parameters || []) rows.push(h("tr", {}, h("td", {}, p.name), h("td", {}, p.value ?? "")));
     if (io.result !== undefined) rows.push(h("tr", {}, h("td", {}, "result"), h("td", {}, io.result)));
     if (io.exitCode !== undefined) rows.push(h("tr", {}, h("td", {}, "exit code"), h("td", {}, io.exitCode)));
-    for (const a of io.artifacts || []) {
-      const where = a.s3 ? `s3://${a.s3.bucket || ""}/${a.s3.key || ""}` : a.key || a.path || (a.raw ? "(raw)" : "");
-      rows.push(h("tr", {}, h("td", {}, "artifact " + a.name), h("td", {}, where)));
+    for (const a of io.artifacts || []) {  // where the pod had it, and where the repository keeps it
+      const stored = a.s3 ? `s3://${a.s3.bucket || ""}/${a.s3.key || ""}` : a.local && a.local.key ? "artifacts/" + a.local.key : a.key || (a.raw ? "(raw)" : "");
+      const where = [a.path, stored].filter(Boolean).join(" → ");
+      rows.push(h("tr", { "data-artifact": a.name }, h("td", {}, "artifact " + a.name), h("td", {}, where)));
     }
     if (!rows.length) return null;
     return [h("h3", {}, title), h("table", { class: "kv" }, h("tbody", {}, rows))];
@@ -518,6 +519,13 @@ function sparkline(points, format) {
   return h("svg", { viewBox: "0 0 200 60", preserveAspectRatio: "none" }, h("polyline", { points: coords }), h("title", {}, "last " + format(ys[ys.length - 1])));
 }
 
+// A roll-out as people read it: "step 1/2 · weight 50" (its fields in their order), not JSON.
+function rolloutText(rollout) {
+  if (typeof rollout !== "object" || rollout === null) return String(rollout);
+  return Object.entries(rollout).filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => k + " " + (typeof v === "object" ? JSON.stringify(v) : v)).join(" · ");
+}
+
 async function deploymentsPage(main) {
   const list = await api("GET", "/scanflow/api/deployments");
   const cards = h("div", { class: "grid-cards" });
@@ -540,7 +548,7 @@ async function deploymentsPage(main) {
           h("tr", {}, h("td", {}, "model"), h("td", {}, model.name ? `${model.name}${model.version ? " v" + model.version : ""}${model.alias ? " @" + model.alias : ""}` : (d.model_uri || "—"))),
           h("tr", {}, h("td", {}, "model URI"), h("td", {}, d.model_uri || "—")),
           h("tr", {}, h("td", {}, "endpoint"), h("td", {}, d.endpoint || "—")),
-          d.rollout ? h("tr", {}, h("td", {}, "roll-out"), h("td", {}, typeof d.rollout === "string" ? d.rollout : JSON.stringify(d.rollout))) : null)),
+          d.rollout ? h("tr", {}, h("td", {}, "roll-out"), h("td", { "data-rollout": "" }, rolloutText(d.rollout))) : null)),
         box);
     }));
   }

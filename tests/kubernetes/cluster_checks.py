@@ -716,6 +716,9 @@ PROMETHEUSES = {
 }
 """The Prometheus installs whose addresses are documented external inputs (``EXTERNAL``), with what they need."""
 
+DEFAULT_PROMETHEUS = "prometheus-k8s.monitoring.svc:9090"
+"""kube-prometheus's, which the install targets unless components/kube-prometheus-stack is added."""
+
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 """The label the API server puts on every namespace (its name): what a NetworkPolicy selects a namespace by."""
 
@@ -757,6 +760,8 @@ def check_monitoring(objs: list[Mapping[str, Any]]) -> list[str]:
         if m:
             used.setdefault(f"{m.group(2)}:{m.group(3) or 80}", []).append(pod)
     monitors = _by(objs, "PodMonitor")
+    if monitors and not used:  # nobody queries a known Prometheus (check_urls says so): the PodMonitors still need one
+        used[DEFAULT_PROMETHEUS] = []
     for key, clients in sorted(used.items()):
         prom = PROMETHEUSES.get(key)
         if prom is None:

@@ -216,6 +216,12 @@ OLD_DEFECTS = [
         "monitoring/prometheus-k8s may not list and watch pods in scanflow: the PodMonitors there discover nothing",
     ),
     (
+        "the old install: agents without a Prometheus, kube-prometheus blind to the namespace",
+        lambda o: (_drop_env(o, "SCANFLOW_PROMETHEUS_URL"), _drop(o, "RoleBinding", "prometheus-k8s")),
+        "monitoring",
+        "monitoring/prometheus-k8s may not list and watch pods in scanflow",
+    ),
+    (
         "kube-prometheus's NetworkPolicy admits only its own clients",
         lambda o: _drop(o, "NetworkPolicy", "scanflow-agents-to-prometheus"),
         "monitoring",

@@ -174,6 +174,10 @@ def build_app(
     async def close_watcher(_: web.Application) -> None:
         await watcher.close()
 
+    async def warm_checks(_: web.Application) -> None:  # the first submission would wait seconds for them
+        threading.Thread(target=linter.warm, name="scanflow-argo-server-warm", daemon=True).start()
+
+    app.on_startup.append(warm_checks)
     app.on_shutdown.append(close_watcher)
     return app
 

@@ -3,21 +3,36 @@
 Argo's server validates with ``workflow/validate`` and answers ``InvalidArgument`` (HTTP 400) with
 the problem; here the same offline checks as ``scanflow-argo lint`` run — Argo's JSON schema when the
 schemas are available (``compile.schema``) and the graph checks (``compile.graph``) — and every
-problem found is in the message. The schema validators are built once, on first use, off the event loop.
+problem found is in the message. The schema validators are built once, off the event loop: ``warm()``
+builds them when the server starts (the Workflow CRD's 2.7 MB of YAML and its CEL rules take seconds,
+which the first submission from the UI or a client would otherwise wait for — creating a run checks its
+shape against the same cached CRD, ``engine/api.py`` ``check_shape``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from ..compile.graph import check_graph
 from ..compile.schema import SchemaChecker
+from ..errors import ScanflowError
 from .http import ApiError, Codes
 
 __all__ = ["Linter"]
+
+log = logging.getLogger("scanflow_argo.server")
+
+WARM_UP = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Workflow",
+    "metadata": {"generateName": "warm-up-"},
+    "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "alpine:3"}}]},
+}
+"""The smallest Workflow: checking it loads the Workflow CRD and compiles its rules."""
 
 
 class Linter:
@@ -34,6 +49,13 @@ class Linter:
             checker = self._checker
         found = checker.problems(obj) if checker.available else []
         return found + check_graph(obj)
+
+    def warm(self) -> None:
+        """Build the validators now (a thread at the server's start); a failure is left to the first real check."""
+        try:
+            self.problems(WARM_UP)
+        except ScanflowError as err:
+            log.debug("schema checks not warmed: %s", err)
 
     async def check(self, obj: Mapping[str, Any]) -> None:
         problems = await asyncio.to_thread(self.problems, obj)

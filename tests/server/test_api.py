@@ -20,6 +20,7 @@ import httpx
 import pytest
 from server_helpers import NAMESPACE, Served, greet_template, shell_workflow, steps_workflow
 
+from scanflow_argo.compile.schema import load_crd
 from scanflow_argo.platform._local import control
 from scanflow_argo.server import ArgoServer, ServerOptions
 from scanflow_argo.server.http import NAMESPACE_MISMATCH
@@ -205,6 +206,18 @@ def test_without_a_token_writes_from_other_sites_are_refused(served: Served) -> 
         assert same.status_code == 200
         assert c.get(f"/api/v1/workflows/{NS}", headers={"Origin": "https://evil.example"}).status_code == 200
     assert {r.name for r in served.platform.list_runs()} == before  # nothing was created
+
+
+def test_schema_checks_are_ready_before_the_first_submission(served: Served) -> None:
+    """The Workflow CRD and its CEL rules (seconds to load) are loaded when the server starts, not by the first
+    create or submit, which would wait for them (``Linter.warm``)."""
+    load_crd.cache_clear()
+    server = ArgoServer(served.platform, served.settings, served.token, ServerOptions(port=0, namespace=NS))
+    with server:
+        deadline = time.monotonic() + 60
+        while load_crd.cache_info().currsize == 0:  # no request was made
+            assert time.monotonic() < deadline, "the server did not load the Workflow CRD by itself"
+            time.sleep(0.05)
 
 
 def test_workflow_service(served: Served) -> None:

@@ -96,6 +96,7 @@ def page(served: Served) -> Iterator[Any]:
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         context.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # runs start in a fresh engine process: seconds on a busy machine
         try:
             yield context.new_page()
         finally:
@@ -303,3 +304,42 @@ def test_deployments_page_draws_live_charts_from_prometheus(
             page.screenshot(path=artefacts / "deployments-live.png", full_page=True)
     finally:
         exporter.stop()
+
+
+def test_cron_workflows_on_the_templates_page(served: Served, page: Any, artefacts: Path) -> None:
+    """A CronWorkflow is listed with its schedule and state, suspended and resumed from its row, and submitted
+    through the same dialog (its workflowSpec's parameters); the run it opens carries Argo's cron label."""
+    cron = {
+        "metadata": {"name": "ui-nightly"},
+        "spec": {
+            "schedules": ["0 2 * * *"],
+            "workflowSpec": {**shell_workflow("echo nightly {{workflow.parameters.size}}")["spec"],
+                             "arguments": {"parameters": [{"name": "size", "value": "small", "enum": ["small", "large"],
+                                                          "description": "how much to process"}]}},
+        },
+    }  # fmt: skip
+    with served.client() as c:
+        assert c.post(f"/api/v1/cron-workflows/{NAMESPACE}", json={"cronWorkflow": cron}).status_code == 200
+    log_in(page, served.url, served.token)
+    page.click("a[data-nav=templates]")
+    row = page.locator("tr[data-cron=ui-nightly]")
+    expect(row).to_contain_text("0 2 * * *")
+    expect(row.locator("[data-phase=active]")).to_be_visible()
+    row.get_by_role("button", name="Suspend").click()
+    expect(row.locator("[data-phase=suspended]")).to_be_visible()
+    with served.client() as c:
+        assert c.get(f"/api/v1/cron-workflows/{NAMESPACE}/ui-nightly").json()["spec"]["suspend"] is True
+    row.get_by_role("button", name="Resume").click()
+    expect(row.locator("[data-phase=active]")).to_be_visible()
+    row.get_by_role("button", name="Submit").click()
+    dialog = page.locator("#submit-dialog")
+    expect(dialog.get_by_text("how much to process")).to_be_visible()
+    dialog.locator("#param-size").select_option("large")
+    page.screenshot(path=artefacts / "templates-cron-submit.png")
+    dialog.locator("#submit-send").click()
+    expect(page).to_have_url(re.compile(rf".*/workflows/{NAMESPACE}/ui-nightly-[a-z0-9]+$"), timeout=30_000)
+    name = page.url.rsplit("/", 1)[-1]
+    expect(page.locator("#workflow-phase [data-phase=Succeeded]")).to_be_visible()
+    run = served.wait(name)
+    assert run["metadata"]["labels"]["workflows.argoproj.io/cron-workflow"] == "ui-nightly"
+    assert {p["name"]: p["value"] for p in run["spec"]["arguments"]["parameters"]} == {"size": "large"}

@@ -31,6 +31,7 @@ __all__ = [
     "TemplateStore",
     "apply_template_defaults",
     "as_json_values",
+    "created",
     "load_documents",
     "load_yaml",
     "random_suffix",
@@ -200,6 +201,15 @@ def random_suffix() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
+def created(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` as the API server stores it on create: a ``metadata.generateName`` without a ``name`` gets
+    the prefix and five random characters (``apiserver/pkg/storage/names/generate.go``); otherwise unchanged."""
+    meta = dict(manifest.get("metadata") or {})
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = f"{meta['generateName']}{random_suffix()}"
+    return {**manifest, "metadata": meta}
+
+
 def resolve_workflow(
     manifest: Mapping[str, Any],
     store: TemplateStore,
@@ -221,6 +231,8 @@ def resolve_workflow(
         spec = dict(spec.get("workflowSpec") or {})
         meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        manifest = created(manifest)  # created first (as Hera's `create()`): a generateName gets its name now
+        meta["name"] = manifest["metadata"]["name"]
         # Submitting a template runs it as the Argo UI does.
         spec = {"workflowTemplateRef": {"name": meta.get("name"), "clusterScope": kind == "ClusterWorkflowTemplate"}}
         store.add(manifest)

@@ -229,7 +229,8 @@ def resolve_workflow(
     if kind == "CronWorkflow":
         # one run of the schedule's workflow, named as the cron controller names them
         spec = dict(spec.get("workflowSpec") or {})
-        meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
+        cron_name = created(manifest)["metadata"].get("name") or "cron"  # a generateName: named on create first
+        meta = {"generateName": f"{cron_name}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
         manifest = created(manifest)  # created first (as Hera's `create()`): a generateName gets its name now
         meta["name"] = manifest["metadata"]["name"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .engine.core.manifest import created
 from .errors import NotFoundError, PlatformError
 from .platform import get_platform
 from .platform.base import TERMINAL_PHASES, NodeStatus, Platform, RunStatus
@@ -100,6 +101,7 @@ class Client:
         target = _runnable(workflow)
         params = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (parameters or {}).items()}
         if isinstance(target, Mapping) and target.get("kind") in ("WorkflowTemplate", "CronWorkflow"):
+            target = created(target)  # Hera's WorkflowTemplate(generate_name=...): named as the API server names it
             self.platform.apply_template(target)
             target = str(target["metadata"]["name"])
         name = self.platform.submit(target, params, dict(labels or {}))

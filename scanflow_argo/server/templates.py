@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..engine.core.manifest import created
 from ..errors import ScanflowError
 from ..platform.base import WorkflowAdmin
 from ..platform.selectors import LabelSelector
@@ -103,9 +104,11 @@ class TemplatesApi:
     def _namespace(request: web.Request, k: Kind) -> str | None:
         return (namespace_param(request) or None) if k.namespaced else None
 
-    async def _object(self, request: web.Request, k: Kind, write: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _object(
+        self, request: web.Request, k: Kind, write: bool = True, *, create: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The object of the request's body; ``write``: it is stored, so its namespace is the path's (the API
-        server's rule), and a cluster-scoped one has none."""
+        server's rule), and a cluster-scoped one has none; ``create``: a generateName is named, as on create."""
         body = await json_body(request)
         obj = object_field(body, k.body_key)
         if not obj:
@@ -113,6 +116,8 @@ class TemplatesApi:
         obj = {**obj, "apiVersion": obj.get("apiVersion") or "argoproj.io/v1alpha1", "kind": obj.get("kind") or k.kind}
         if obj["kind"] != k.kind:
             raise ApiError(Codes.INVALID_ARGUMENT, f"kind {obj['kind']!r}: this endpoint takes a {k.kind}")
+        if create:  # Argo's server creates through the API server, which names a generateName (Hera's create())
+            obj = created(obj)
         meta = dict(obj.get("metadata") or {})
         if k.namespaced:
             path_namespace = self._namespace(request, k) or self.platform.namespace
@@ -140,7 +145,7 @@ class TemplatesApi:
         return json_response(doc)
 
     async def create(self, request: web.Request, k: Kind) -> web.Response:
-        body, obj = await self._object(request, k)
+        body, obj = await self._object(request, k, create=True)
         await self.linter.check(obj)
         if (object_field(body, "createOptions") or {}).get("dryRun"):
             return json_response(obj)

@@ -10,10 +10,14 @@ and e2e ``test/e2e/functional/template-default-image.yaml`` (TestTemplateDefault
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
 import yaml
 
 from scanflow_argo.engine import prepare_run, run_workflow
-from scanflow_argo.engine.core.manifest import apply_template_defaults, load_documents
+from scanflow_argo.engine.core.manifest import TemplateStore, apply_template_defaults, load_documents, resolve_workflow
 from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.settings import Settings
 
@@ -111,3 +115,27 @@ def test_template_default_image_runs(engine_settings: Settings) -> None:  # e2e 
     assert run.phase == "Succeeded"
     assert run.node("test-script").outputs["result"] == "/src"
     assert run.node("test-container").outputs["result"] == "/src\nfrom-defaults"
+
+
+SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "metadata", "run_name"),
+    [
+        ("WorkflowTemplate", {"generateName": "tmpl-"}, rf"tmpl-{SUFFIX}-{SUFFIX}"),  # created (named), then submitted
+        ("WorkflowTemplate", {"name": "tmpl"}, rf"tmpl-{SUFFIX}"),
+        ("CronWorkflow", {"generateName": "nightly-"}, rf"nightly-{SUFFIX}-{SUFFIX}"),
+        ("CronWorkflow", {"name": "nightly"}, rf"nightly-{SUFFIX}"),
+    ],
+)
+def test_a_template_or_cron_with_generate_name_is_named_as_created_first(
+    kind: str, metadata: dict[str, str], run_name: str, tmp_path: Path
+) -> None:
+    """Hera's ``WorkflowTemplate(generate_name=...)``: the API server names it on create
+    (``apiserver/pkg/storage/names/generate.go``), and its run is named after it as a submission from it is."""
+    body = {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "alpine", "command": ["true"]}}]}
+    spec = {"schedules": ["0 2 * * *"], "workflowSpec": body} if kind == "CronWorkflow" else body
+    manifest = {"apiVersion": "argoproj.io/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec}
+    wf = resolve_workflow(manifest, TemplateStore(tmp_path / "templates"))
+    assert re.fullmatch(run_name, wf["metadata"]["name"]), wf["metadata"]

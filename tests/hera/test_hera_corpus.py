@@ -14,6 +14,7 @@ import fnmatch
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,15 @@ def test_upstream_examples(
     assert "Traceback" not in captured.err
     assert code == 0, captured.err[-500:]
     assert json.loads(captured.out)["status"]["phase"] == "Succeeded"
+
+
+def test_a_generated_template_is_named_when_submitted_from_python(in_corpus: Path) -> None:
+    """``Client().submit`` of a Hera ``WorkflowTemplate(generate_name=...)`` creates it (named from the prefix, as
+    the API server names it) and submits it, as Hera's ``create()`` then ``argo submit --from`` do."""
+    from hera_template_generated import w  # type: ignore[import-not-found]
+
+    from scanflow_argo import Client
+
+    run = Client().submit(w, wait=True, timeout=120)
+    assert run.succeeded and run.output("shout") == "MADE"
+    assert re.fullmatch(r"corpus-tmpl-[bcdfghjklmnpqrstvwxz2456789]{5}-[bcdfghjklmnpqrstvwxz2456789]{5}", run.name), run.name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 from typing import Any
@@ -424,6 +425,11 @@ def test_workflow_template_and_cron_workflow_services(served: Served) -> None:
         assert c.post(f"{base}/lint", json={"template": tmpl}).status_code == 200
         assert c.delete(f"{base}/crud-template").status_code == 200
         assert c.get(f"{base}/crud-template").status_code == 404
+        # Hera's WorkflowTemplate(generate_name=...).create(): the API server names it from the prefix
+        gen = {**tmpl, "metadata": {"generateName": "gen-tmpl-", "labels": {"app": "greet"}}}
+        named = c.post(base, json={"template": gen}).json()["metadata"]["name"]
+        assert re.fullmatch(r"gen-tmpl-[bcdfghjklmnpqrstvwxz2456789]{5}", named), named
+        assert c.delete(f"{base}/{named}").status_code == 200
 
         cron = {
             "metadata": {"name": "nightly", "labels": {"app": "greet"}},

@@ -35,6 +35,7 @@ __all__ = [
     "apply_template_defaults",
     "apply_workflow_metadata",
     "as_json_values",
+    "created",
     "load_documents",
     "load_yaml",
     "random_suffix",
@@ -139,6 +140,15 @@ def random_suffix() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
+def created(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` as the API server stores it on create: a ``metadata.generateName`` without a ``name`` gets
+    the prefix and five random characters (``apiserver/pkg/storage/names/generate.go``); otherwise unchanged."""
+    meta = dict(manifest.get("metadata") or {})
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = f"{meta['generateName']}{random_suffix()}"
+    return {**manifest, "metadata": meta}
+
+
 def resolve_workflow(
     manifest: Mapping[str, Any],
     store: TemplateStore,
@@ -158,8 +168,11 @@ def resolve_workflow(
     if kind == "CronWorkflow":
         # one run of the schedule's workflow, named as the cron controller names them
         spec = dict(spec.get("workflowSpec") or {})
-        meta = {"generateName": f"{meta.get('name', 'cron')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
+        cron_name = created(manifest)["metadata"].get("name") or "cron"  # a generateName: named on create first
+        meta = {"generateName": f"{cron_name}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
     if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        manifest = created(manifest)  # created first (as Hera's `create()`): a generateName gets its name now
+        meta["name"] = manifest["metadata"]["name"]
         # Submitting a template runs it as the Argo UI does.
         spec = {"workflowTemplateRef": {"name": meta.get("name"), "clusterScope": kind == "ClusterWorkflowTemplate"}}
         store.add(manifest)

@@ -272,3 +272,32 @@ def test_cache_miss_leaves_no_configmap(tmp_path: Path) -> None:
     assert Entry.parse(
         '{"nodeID":"x","outputs":null,"creationTimestamp":"2020-09-21T18:12:56.5+02:00"}'
     ).created == pytest.approx(1600704776.5)
+
+
+def test_memoization_behind_a_mutex(engine_settings) -> None:  # type: ignore[no-untyped-def]
+    """TestWorkflowMemoizationWithMutex (workflow/controller/operator_concurrency_test.go): two steps of one
+    group, one mutex, one key — the cache is read once the lock is held, so the step that waited hits what
+    the other saved (exactly one runs; both succeed)."""
+    sleep = {
+        "name": "sleep",
+        "synchronization": {"mutexes": [{"name": "mutex-example-steps-simple"}]},
+        "inputs": {"parameters": [{"name": "d"}]},
+        "memoize": {"key": "memo-key-1", "cache": {"configMap": {"name": "cache-example-steps-simple"}}},
+        "fake": {"seconds": 0.2, "outputs": {"slept": "{{inputs.parameters.d}}"}},
+    }
+    steps = [
+        [
+            {"name": "job-1", "template": "sleep", "arguments": {"parameters": [{"name": "d", "value": "10"}]}},
+            {"name": "job-2", "template": "sleep", "arguments": {"parameters": [{"name": "d", "value": "5"}]}},
+        ]
+    ]
+    pods = FakePods()
+    status = run_workflow(wf([{"name": "main", "steps": steps}, sleep]), engine_settings, kinds=pods.kinds)
+    doc = read_status(engine_settings.home / "runs" / status.name)
+    jobs = {n["displayName"]: n for n in doc["status"]["nodes"].values() if n["displayName"].startswith("job-")}
+    assert doc["status"]["phase"] == "Succeeded"
+    assert len(pods.ran) == 1, pods.ran
+    hits = {name: n["memoizationStatus"]["hit"] for name, n in jobs.items()}
+    assert sorted(hits.values()) == [False, True], hits
+    ran, hit = (jobs[pods.ran[0]], next(n for n in jobs.values() if n["memoizationStatus"]["hit"]))
+    assert hit["outputs"] == ran["outputs"] and {n["phase"] for n in jobs.values()} == {"Succeeded"}

@@ -255,6 +255,7 @@ CACHE_CASES = [
     ("save refuses a bad key", lambda c: c.save("a/b", "n", None), "invalid cache key: a/b"),
     ("load refuses a bad key", lambda c: c.load("-a"), "invalid cache key: -a"),
     ("a ConfigMap past 1 MiB", lambda c: c.save("big", "n", {"result": "x" * CONFIGMAP_LIMIT}), "Too long: must have at most"),
+    ("a key past 253 characters", lambda c: c.save("k" * 254, "n", None), "must be no more than 253 characters"),
 ]
 
 
@@ -266,9 +267,62 @@ def test_cache_refusals(tmp_path: Path, what, call, error) -> None:  # type: ign
     assert not list((tmp_path / "configmaps").glob("c/[!.]*")), "nothing written"
 
 
+@pytest.mark.parametrize("name", ["../up", "a/b", "Upper", ".annotations", "x" * 254, ""])
+def test_a_cache_name_no_configmap_can_have_is_a_miss_and_cannot_be_saved(tmp_path: Path, name: str) -> None:
+    """Get finds no such ConfigMap (a miss); Create is refused by the API server (the node errors)."""
+    cache = ConfigMapCache(tmp_path, name, ManualClock(T0))
+    assert cache.load("k") is None
+    with pytest.raises(EngineError, match="a lowercase RFC 1123 subdomain"):
+        cache.save("k", "n", None)
+    assert not (tmp_path / "configmaps").exists()
+    assert not (tmp_path / "up").exists()
+
+
 def test_cache_miss_leaves_no_configmap(tmp_path: Path) -> None:
     assert ConfigMapCache(tmp_path, "c", ManualClock(T0)).load("k") is None
+    assert ConfigMapCache(tmp_path, "c", ManualClock(T0)).load("k" * 300) is None  # no ConfigMap holds such a key
     assert not (tmp_path / "configmaps" / "c").exists()
     assert Entry.parse(
         '{"nodeID":"x","outputs":null,"creationTimestamp":"2020-09-21T18:12:56.5+02:00"}'
     ).created == pytest.approx(1600704776.5)
+
+
+def test_memoization_behind_a_mutex(engine_settings) -> None:  # type: ignore[no-untyped-def]
+    """TestWorkflowMemoizationWithMutex (workflow/controller/operator_concurrency_test.go): two steps of one
+    group, one mutex, one key — the cache is read once the lock is held, so the step that waited hits what
+    the other saved (exactly one runs; both succeed)."""
+    sleep = {
+        "name": "sleep",
+        "synchronization": {"mutexes": [{"name": "mutex-example-steps-simple"}]},
+        "inputs": {"parameters": [{"name": "d"}]},
+        "memoize": {"key": "memo-key-1", "cache": {"configMap": {"name": "cache-example-steps-simple"}}},
+        "fake": {"seconds": 0.2, "outputs": {"slept": "{{inputs.parameters.d}}"}},
+    }
+    steps = [
+        [
+            {"name": "job-1", "template": "sleep", "arguments": {"parameters": [{"name": "d", "value": "10"}]}},
+            {"name": "job-2", "template": "sleep", "arguments": {"parameters": [{"name": "d", "value": "5"}]}},
+        ]
+    ]
+    pods = FakePods()
+    status = run_workflow(wf([{"name": "main", "steps": steps}, sleep]), engine_settings, kinds=pods.kinds)
+    doc = read_status(engine_settings.home / "runs" / status.name)
+    jobs = {n["displayName"]: n for n in doc["status"]["nodes"].values() if n["displayName"].startswith("job-")}
+    assert doc["status"]["phase"] == "Succeeded"
+    assert len(pods.ran) == 1, pods.ran
+    hits = {name: n["memoizationStatus"]["hit"] for name, n in jobs.items()}
+    assert sorted(hits.values()) == [False, True], hits
+    ran, hit = (jobs[pods.ran[0]], next(n for n in jobs.values() if n["memoizationStatus"]["hit"]))
+    assert hit["outputs"] == ran["outputs"] and {n["phase"] for n in jobs.values()} == {"Succeeded"}
+
+
+def test_a_cache_that_cannot_be_created_errors_the_node_after_it_ran(engine_settings) -> None:  # type: ignore[no-untyped-def]
+    """Load misses (Get finds nothing), the node runs, and the save fails as Create would: podReconciliation
+    then marks the node Error with the cache's message."""
+    pods = FakePods()
+    tmpl = memo_pod({"key": "k", "cache": {"configMap": {"name": "Not_A_Name"}}})
+    doc = run(engine_settings, [tmpl], ManualClock(T0), pods)
+    node = doc["status"]["nodes"][doc["metadata"]["name"]]
+    assert pods.ran == [doc["metadata"]["name"]]
+    assert node["phase"] == "Error" and "could not save to config map cache" in node["message"]
+    assert not (engine_settings.home / "configmaps").exists()

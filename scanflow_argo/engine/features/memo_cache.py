@@ -12,8 +12,10 @@ An entry is one key of the ConfigMap holding the JSON of Argo's ``cache.Entry``
   wrong type is ``malformed cache entry: …``) and writes it back with ``lastHitTimestamp`` set to now;
 - an entry is a hit when its ``nodeID`` is not empty (``Entry.Hit``); with a ``maxAge`` it is a hit only
   while ``now - creationTimestamp <= maxAge`` (``Entry.GetOutputsWithMaxAge``);
-- ``save`` creates the ConfigMap when missing and writes the entry with both timestamps now; a ConfigMap
-  whose data passes Kubernetes' 1 MiB limit is refused with Argo's message and its FAQ link.
+- ``save`` creates the ConfigMap when missing and writes the entry with both timestamps now; what the API
+  server would refuse — a ConfigMap name that is not a DNS subdomain, a key over 253 characters, data past
+  Kubernetes' 1 MiB — is an error in Argo's words (with its FAQ link); such a ConfigMap or key is a miss
+  when loaded, as a Get finds nothing.
 
 Unlike the cluster's, the local ConfigMaps carry no labels, so Argo's check of the label
 ``workflows.argoproj.io/configmap-type: Cache`` (``validateConfigmap``) has nothing to read; and local
@@ -39,10 +41,13 @@ from ...clock import Clock, iso
 from ...errors import EngineError
 from ..core.paths import safe_join
 
-__all__ = ["CONFIGMAP_LIMIT", "ConfigMapCache", "Entry", "valid_key"]
+__all__ = ["CONFIGMAP_LIMIT", "MAX_KEY", "ConfigMapCache", "Entry", "valid_key"]
 
 KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 """``cacheKeyRegex`` (``workflow/controller/cache/cache.go``)."""
+MAX_KEY = 253
+"""The longest ConfigMap key Kubernetes accepts (``IsConfigMapKey``)."""
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 CONFIGMAP_LIMIT = 1024 * 1024
 """Kubernetes' limit on a ConfigMap's data, keys included (``ValidateConfigMap``: 1 MiB)."""
 FAQ = "https://argo-workflows.readthedocs.io/en/latest/memoization/#faqs"
@@ -108,16 +113,16 @@ class ConfigMapCache:
     def __init__(self, home: Path, name: str, clock: Clock) -> None:
         self.name = name
         self.clock = clock
-        self.folder = safe_join(home / "configmaps", name, f"memoization cache {name!r}")
-        if self.folder.parent != (home / "configmaps").resolve() or not name or name.startswith("."):
-            raise EngineError(f"memoization cache {name!r}: not a ConfigMap name; give memoize.cache.configMap.name a DNS name")
+        self.valid = bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253
+        # an invalid name is never a folder: it cannot exist on the API server either
+        self.folder = safe_join(home / "configmaps", name if self.valid else ".invalid", "memoization cache")
 
     def load(self, key: str) -> Entry | None:
         """The entry under ``key``, its ``lastHitTimestamp`` now recorded; None on a miss (``configMapCache.load``)."""
         if not valid_key(key):
             raise EngineError(f"invalid cache key: {key}")
-        if not self.folder.is_dir():
-            return None  # "config map cache miss: config map does not exist"
+        if not self.valid or len(key) > MAX_KEY or not self.folder.is_dir():
+            return None  # "config map cache miss: config map does not exist" (or a key no ConfigMap can hold)
         with self._locked():
             path = self.folder / key
             try:
@@ -135,6 +140,17 @@ class ConfigMapCache:
         """Record ``outputs`` of node ``node_id`` under ``key``, created now (``configMapCache.save``)."""
         if not valid_key(key):
             raise EngineError(f"invalid cache key: {key}")
+        if not self.valid:  # the API server refuses to create it
+            raise EngineError(
+                f'could not save to config map cache: ConfigMap "{self.name}" is invalid: metadata.name: Invalid value: '
+                f'"{self.name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '
+                "'-' or '.', and must start and end with an alphanumeric character"
+            )
+        if len(key) > MAX_KEY:
+            raise EngineError(
+                f'error creating cache entry: ConfigMap "{self.name}" is invalid: data[{key}]: Invalid value: "{key}": '
+                f"must be no more than {MAX_KEY} characters. Please check out this page for help: {FAQ}"
+            )
         now = self.clock.now()
         text = Entry(node_id, dict(outputs) if outputs is not None else None, now, now).to_json()
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -100,10 +100,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         ("8",),
         "a Workflow from a ClusterWorkflowTemplate gets no workflows.argoproj.io/cluster-workflow-template label",
     ),
-    "e2e_daemon_pod/TestDaemonPodRetry": (
-        ("4",),
-        "a daemon with retryStrategy that fails after it started is not retried (no daemoned(1))",
-    ),
     "e2e_estimated_duration/TestWorkflowTemplate": (
         ("16",),
         "no estimatedDuration on the workflow or its nodes from the template's previous run",

@@ -305,6 +305,35 @@ def test_a_daemon_retried_until_it_gets_ready_ends_with_its_retry_node(engine_se
     assert run.node("svc").phase == "Succeeded" and run.node("svc").type == "Retry"
 
 
+@pytest.mark.parametrize(
+    ("limit", "phases", "retry_message"),
+    [
+        (1, {"svc(0)": "Failed", "svc(1)": "Succeeded", "svc": "Succeeded"}, None),
+        (0, {"svc(0)": "Failed", "svc": "Failed"}, "No more retries left"),
+    ],
+)
+def test_a_daemon_that_fails_after_it_was_ready_is_retried(engine_settings, limit, phases, retry_message) -> None:  # type: ignore[no-untyped-def]
+    """e2e daemon_pod_test.go TestDaemonPodRetry: a ready daemon whose pod fails later is retried like any failed
+    attempt (operator.go processNodeRetries), while its dependants go on; the next attempt is killed with the scope
+    and succeeds. With its retries spent, the Retry node fails with Argo's reason."""
+    flaky = py("svc", "import sys, time\nif {{retries}} == 0:\n    time.sleep(0.5); sys.exit(1)\n" + SLOW, "30", daemon=True)
+    flaky["retryStrategy"] = {"limit": limit}
+    manifest = wf(
+        [
+            {
+                "name": "main",
+                "dag": {"tasks": [{"name": "svc", "template": "svc"}, {"name": "after", "template": "slow", "depends": "svc"}]},
+            },
+            flaky,
+            py("slow", SLOW, "3"),
+        ]
+    )
+    run = run_workflow(manifest, engine_settings)
+    assert {k: run.node(k).phase for k in phases} == phases, run.message
+    assert run.node("after").phase == "Succeeded"
+    assert run.node("svc").message == retry_message
+
+
 def test_two_daemons_that_may_share_a_port_are_refused_before_anything_runs(engine_settings) -> None:  # type: ignore[no-untyped-def]
     port = _proc.free_port()
     svc = server("svc", port, "x", daemon=True)

@@ -6,6 +6,7 @@ node kind of ``test_scheduler.py``."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -194,3 +195,46 @@ def test_a_retried_pod_counts_each_attempt(engine_settings) -> None:  # type: ig
     )
     assert status["progress"] == "1/2"
     assert status["nodes"][status["name"]]["progress"] == "1/2"
+
+
+# (what, shell script of the pod, the template's progress annotation, its node's progress at the end)
+REPORTS = [
+    (
+        "a failed pod keeps the last N/M it wrote",
+        'echo 1/4 > "$ARGO_PROGRESS_FILE"; echo 3/4 >> "$ARGO_PROGRESS_FILE"; exit 1',
+        None,
+        "3/4",
+    ),
+    ("a succeeded pod is complete whatever it wrote", 'echo 1/4 > "$ARGO_PROGRESS_FILE"', None, "4/4"),
+    ("a last line that is no valid progress is ignored", 'printf "9/5\\n\\n" > "$ARGO_PROGRESS_FILE"; exit 1', None, "0/1"),
+    ("the annotation is the first progress", "exit 1", "5/10", "5/10"),
+    ("an invalid annotation is ignored", "exit 1", "abc", "0/1"),
+]
+
+
+@pytest.mark.parametrize(("what", "script", "annotation", "want"), REPORTS, ids=[r[0] for r in REPORTS])
+def test_a_pod_reports_its_own_progress(engine_settings, what, script, annotation, want) -> None:  # type: ignore[no-untyped-def]
+    """docs/progress.md "Self reporting progress" and executor.go ``monitorProgress``: the last non-empty line of
+    ``$ARGO_PROGRESS_FILE`` that parses as a valid ``N/M``; workflowpod.go: the ``workflows.argoproj.io/progress``
+    annotation as the initial progress; updater.go: complete once Succeeded."""
+    tmpl: dict[str, Any] = {"name": "main", "container": {"image": "alpine:3.23", "command": ["sh", "-c", script]}}
+    if annotation is not None:
+        tmpl["metadata"] = {"annotations": {"workflows.argoproj.io/progress": annotation}}
+    run_dir = prepare_run(wf([tmpl]), engine_settings)
+    execute(run_dir, engine_settings)
+    status = read_status(run_dir)["status"]
+    (node,) = status["nodes"].values()
+    assert (node["progress"], status["progress"]) == (want, want), what
+
+
+def test_the_progress_file_without_the_sandbox(engine_settings) -> None:  # type: ignore[no-untyped-def]
+    """Unisolated nodes (no bubblewrap) write their progress to a file of their node folder, never this machine's
+    /var/run/argo."""
+    settings = replace(engine_settings, engine=replace(engine_settings.engine, sandbox="none"))
+    script = 'case "$ARGO_PROGRESS_FILE" in /var/*) exit 3;; esac; echo 2/3 > "$ARGO_PROGRESS_FILE"; exit 1'
+    run_dir = prepare_run(
+        wf([{"name": "main", "container": {"image": "alpine:3.23", "command": ["sh", "-c", script]}}]), settings
+    )
+    execute(run_dir, settings)
+    (node,) = read_status(run_dir)["status"]["nodes"].values()
+    assert (node["progress"], node["outputs"]["exitCode"]) == ("2/3", "1")

@@ -405,8 +405,9 @@ class _Daemon:
     scopes: set[str]
     """The ids of the nodes above it: the daemon ends with the first steps/DAG scope among them."""
     on_end: Callable[[], None]
-    also: list[NodeDoc] = field(default_factory=list)
-    """Nodes that end with it (its Retry node)."""
+    also: list[tuple[NodeDoc, Callable[[NodeDoc], bool] | None]] = field(default_factory=list)
+    """Nodes that end with it (its Retry node), each with what retries the daemon when it fails (True: that took
+    care of the node: the next attempt runs, or it ended the node with its own reason)."""
     port: int | None = None
     ending: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -553,19 +554,22 @@ class Daemons:
         if phase != "Succeeded" and code is not None:
             daemon.node["outputs"] = {"exitCode": str(code)}
         self.finish(daemon.node, phase, message)
-        for other in daemon.also:
-            other.pop("daemoned", None)
-            self.finish(other, phase, message)
         daemon.on_end()
         daemon.done.set()
+        for other, retry in daemon.also:
+            other.pop("daemoned", None)
+            if phase != "Succeeded" and retry is not None and retry(daemon.node):
+                continue  # a daemon that failed after it was ready is retried as any failed attempt (TestDaemonPodRetry)
+            self.finish(other, phase, message)
 
-    def attach(self, daemon_id: str, node: NodeDoc) -> bool:
-        """``node`` (the daemon's Retry node) ends with the daemon ``daemon_id``; False when it is gone."""
+    def attach(self, daemon_id: str, node: NodeDoc, retry: Callable[[NodeDoc], bool] | None = None) -> bool:
+        """``node`` (the daemon's Retry node) ends with the daemon ``daemon_id``, unless ``retry(daemon's node)``
+        takes care of it when the daemon fails (see ``_Daemon.also``); False when the daemon is gone."""
         with self.lock:
             daemon = self.live.get(daemon_id)
             if daemon is None or daemon.ending:
                 return False
-            daemon.also.append(node)
+            daemon.also.append((node, retry))
             node["daemoned"] = True
             return True
 

@@ -42,52 +42,94 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
         return proceed(call)
     vars_ = template_vars(ctx.global_scope(), tmpl, call.inputs, ctx.name, call.name, 0)
     rs = substitute(strategy, vars_, strict=False, where=f"retryStrategy of {display!r}")
-    policy = str(rs.get("retryPolicy") or "OnFailure")
-    backoff = rs.get("backoff") or {}
     node = ctx.new_node(call.name, display, "Retry", call.parent, tmpl)
     node["inputs"] = inputs_doc(call.inputs)
-    start = ctx.clock.monotonic()
+    return _attempts(ctx, call, proceed, node, rs, 0, ctx.clock.monotonic())
+
+
+def _attempts(
+    ctx: KindContext,
+    call: Call,
+    proceed: Callable[[Call], NodeDoc],
+    node: NodeDoc,
+    rs: Mapping[str, Any],
+    first: int,
+    start: float,
+) -> NodeDoc:
+    """Attempts ``first``, ``first + 1``… of the Retry node ``node`` until one succeeds or the strategy stops;
+    a daemon attempt keeps the node Running with it, and is retried the same way if it fails later."""
     attempt: Mapping[str, Any] = {}
     flags = ctx.flag(call.name)  # the Retry node's (a hook's is hooked); its attempts are retried too
-    for i in itertools.count():
+    i = first
+    for i in itertools.count(first):
         ctx.flag(f"{call.name}({i})", **flags, retried=True)
         attempt = proceed(call.attempt(i, node["id"]))
         if i == 0 and "_t0" not in attempt and attempt.get("startedAt"):  # ended before a resume: count from its start
             start -= max(0.0, ctx.clock.now() - from_iso(str(attempt["startedAt"])))
         if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
             break
-        if not should_retry(ctx, policy, rs, attempt, expression=False):
-            break
-        if rs.get("expression") and not should_retry(ctx, policy, rs, attempt):
-            attempt = {**attempt, "message": "retryStrategy.expression evaluated to false"}
-            break
         try:
-            limit = retry_limit(rs.get("limit"))
+            again, attempt = _after_failure(ctx, rs, attempt, i, start, call.display)
         except EngineError as err:  # processNodeRetries returns the error: markNodeError on the Retry node
             return ctx.finish(node, "Error", str(err))
-        if limit is not None and i >= limit:
-            attempt = {**attempt, "message": "No more retries left"}
+        if not again:
             break
-        if backoff:
-            delay = (
-                argo_seconds(backoff.get("duration", "0"), f"{display!r} retryStrategy.backoff.duration")
-                * float(backoff.get("factor", 1) or 1) ** i
-            )
-            if backoff.get("cap"):
-                delay = min(delay, argo_seconds(backoff["cap"], f"{display!r} retryStrategy.backoff.cap"))
-            delay -= _since_end(ctx, attempt)  # what is left of it (all of it, unless a dead engine began it)
-            if backoff.get("maxDuration"):
-                max_d = argo_seconds(backoff["maxDuration"], f"{display!r} retryStrategy.backoff.maxDuration")
-                if ctx.clock.monotonic() - start + delay > max_d:
-                    attempt = {**attempt, "message": "Backoff would exceed max duration limit"}
-                    break
-            ctx.sleep(max(0.0, delay))
-    if attempt.get("daemoned") and ctx.daemons.attach(str(attempt["id"]), node):
-        ctx.changed()
-        return node  # Running and daemoned with its pod; both end with it
+    if attempt.get("daemoned"):
+        tried = i
+
+        def failed(daemon: NodeDoc) -> bool:
+            """The daemon attempt failed after it was ready: the next attempt, as for any failed attempt, or the
+            Retry node ends with Argo's reason."""
+            if ctx.abort.is_set():
+                return False
+            try:
+                again, ended = _after_failure(ctx, rs, daemon, tried, start, call.display)
+            except EngineError as err:
+                ctx.finish(node, "Error", str(err))
+                return True
+            if again:
+                _attempts(ctx, call, proceed, node, rs, tried + 1, start)
+            else:
+                ctx.finish(node, str(daemon.get("phase", "Failed")), ended.get("message"))
+            return True
+
+        if ctx.daemons.attach(str(attempt["id"]), node, failed):
+            ctx.changed()
+            return node  # Running and daemoned with its pod; both end with it, unless it is retried
     if attempt.get("outputs"):
         node["outputs"] = attempt["outputs"]
     return ctx.finish(node, attempt.get("phase", "Error"), attempt.get("message"))
+
+
+def _after_failure(
+    ctx: KindContext, rs: Mapping[str, Any], attempt: Mapping[str, Any], i: int, start: float, display: str
+) -> tuple[bool, Mapping[str, Any]]:
+    """After failed attempt ``i``: ``(True, attempt)`` once the backoff has passed and attempt ``i + 1`` may run,
+    else ``(False, attempt)`` with Argo's reason for stopping as its message (``processNodeRetries``); raises
+    EngineError for a ``limit`` that is no whole number."""
+    policy = str(rs.get("retryPolicy") or "OnFailure")
+    backoff = rs.get("backoff") or {}
+    if not should_retry(ctx, policy, rs, attempt, expression=False):
+        return False, attempt
+    if rs.get("expression") and not should_retry(ctx, policy, rs, attempt):
+        return False, {**attempt, "message": "retryStrategy.expression evaluated to false"}
+    limit = retry_limit(rs.get("limit"))
+    if limit is not None and i >= limit:
+        return False, {**attempt, "message": "No more retries left"}
+    if backoff:
+        delay = (
+            argo_seconds(backoff.get("duration", "0"), f"{display!r} retryStrategy.backoff.duration")
+            * float(backoff.get("factor", 1) or 1) ** i
+        )
+        if backoff.get("cap"):
+            delay = min(delay, argo_seconds(backoff["cap"], f"{display!r} retryStrategy.backoff.cap"))
+        delay -= _since_end(ctx, attempt)  # what is left of it (all of it, unless a dead engine began it)
+        if backoff.get("maxDuration"):
+            max_d = argo_seconds(backoff["maxDuration"], f"{display!r} retryStrategy.backoff.maxDuration")
+            if ctx.clock.monotonic() - start + delay > max_d:
+                return False, {**attempt, "message": "Backoff would exceed max duration limit"}
+        ctx.sleep(max(0.0, delay))
+    return True, attempt
 
 
 def retry_limit(value: Any) -> int | None:

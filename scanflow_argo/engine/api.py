@@ -70,6 +70,13 @@ SHAPE_PROBLEMS = ("must be of type", "should be greater than or equal to", "a lo
 """The schema problems refused here: a value of the wrong type, a number under its minimum, a name Kubernetes
 cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
 
+SCALAR_AS_STRING = re.compile(r'Invalid value: "(?:integer|number|boolean)": \S+ in body must be of type string')
+"""A number or boolean where the schema wants a string (``args: [exit, 1]``, ``value: 1``) is not refused:
+``argo submit`` and every Go client read the manifest through sigs.k8s.io/yaml into typed structs, whose
+``yamlToJSON`` turns a scalar into the string its target field wants (yaml.go, ``convertToJSONableObject``
+with a ``jsonTarget``), so the API server receives a string (Argo's e2e ``TestParametrizableLimit``,
+operator_test.go ``TestDAGConfigMapCacheCreateWhenHaveRetryStrategy``)."""
+
 
 def check_shape(manifest: Mapping[str, Any]) -> None:
     """Refuse a manifest whose shape Argo's API server refuses at submit, before a run folder exists: its
@@ -79,7 +86,9 @@ def check_shape(manifest: Mapping[str, Any]) -> None:
         raise EngineError("metadata: must be a mapping (name or generateName, labels, annotations), not a plain value")
     if manifest.get("kind") not in ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"):
         return
-    problems = [p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS)]
+    problems = [
+        p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(p)
+    ]
     problems += _item_lists(manifest.get("spec"), "spec")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -68,3 +68,31 @@ def test_a_wrong_shape_is_refused_in_one_line_before_anything_runs(
     message = str(err.value)
     assert "\n" not in message and field in message and allowed in message
     assert not list(tmp_path.rglob("workflow.yaml"))
+
+
+@pytest.mark.parametrize(
+    "templates",
+    [
+        pytest.param([{"name": "main", "container": {"image": "busybox", "command": ["echo"], "args": ["x", 1]}}], id="int arg"),
+        pytest.param(
+            [
+                {
+                    "name": "main",
+                    "steps": [[{"name": "s", "template": "echo", "arguments": {"parameters": [{"name": "p", "value": 1.5}]}}]],
+                },
+                {
+                    "name": "echo",
+                    "inputs": {"parameters": [{"name": "p"}]},
+                    "container": {"image": "busybox", "command": ["echo", "{{inputs.parameters.p}}"]},
+                },
+            ],
+            id="number value",
+        ),
+    ],
+)
+def test_a_scalar_where_a_string_goes_runs_as_argo_submit_reads_it(templates: list, engine_settings: Settings) -> None:
+    """``argo submit`` reads YAML through sigs.k8s.io/yaml into typed structs, which turns a number or a boolean
+    into the string its field wants (yaml.go ``convertToJSONableObject`` with a ``jsonTarget``): Argo's e2e
+    ``TestParametrizableLimit`` runs ``args: [exit, 1]``. The shape check must not refuse it."""
+    run = run_workflow(wf(templates), engine_settings)
+    assert run.phase == "Succeeded", run.message

@@ -89,6 +89,8 @@ def test_a_node_gaining_children_is_journaled_as_the_ids_it_gained(tmp_path: Pat
         doc = load_status(run_dir)
         assert doc is not None
         assert doc["status"]["nodes"]["jr-p"]["children"] == [f"jr-{i}" for i in range(n)]
+        state.add_child("jr-p", "jr-0")  # a child is added once
+        assert state.nodes["jr-p"]["children"] == [f"jr-{i}" for i in range(n)]
         state.nodes["jr-p"]["phase"] = "Succeeded"  # written whole with its children: replay adds none twice
         state.write()
         assert load_status(run_dir) == json.loads(state.render())

@@ -233,6 +233,7 @@ class RunState:
         self._journal_fd: int | None = None  # opened by the first write, which compacts
         self._dirty: set[str] = set()
         self._new_children: dict[str, list[str]] = {}  # ids added to a node since the last write
+        self._child_sets: dict[str, tuple[list[str], set[str]]] = {}  # a node's children list and its ids as a set
         self._appended = 0
         self._compacted_at = 0.0
 
@@ -273,13 +274,22 @@ class RunState:
             if children is None:
                 parent["children"] = [child_id]  # its first child: the node is written whole
                 self._dirty.add(parent_id)
-            elif child_id not in children:
+            elif child_id not in self._known_children(parent_id, children):
                 children.append(child_id)
+                self._child_sets[parent_id][1].add(child_id)
                 if isinstance(parent, NodeDoc):
                     parent.stale()  # the next journal line holds the new id, not the whole node again
                     self._new_children.setdefault(parent_id, []).append(child_id)
                 else:
                     self._dirty.add(parent_id)
+
+    def _known_children(self, parent_id: str, children: list[str]) -> set[str]:
+        """The ids of ``children`` as a set, kept beside the list (a fan-out's parent has 10,000: a membership test
+        of the list would cost that many comparisons per new child)."""
+        known = self._child_sets.get(parent_id)
+        if known is None or known[0] is not children or len(known[1]) != len(children):
+            known = self._child_sets[parent_id] = (children, set(children))
+        return known[1]
 
     def render(self) -> str:
         """The document as ``json.dumps(doc, separators=(",", ":"), default=str)`` writes it, from

@@ -12,7 +12,8 @@ code run the same way, and prints both and their ratio (current / baseline; no s
 
 ``--fanout`` prices status writes in large fan-outs (issue 13): the µs one ``RunState.write`` costs
 (one node changed, one journal line appended) at 100, 1,000 and 10,000 nodes, against
-``RunState.compact`` (the whole ``status.json`` rewritten, as every write did before the journal), and the wall time and peak RSS of a ``withItems`` fan-out of ``--fanout-items``
+``RunState.compact`` (the whole ``status.json`` rewritten, as every write did before the journal), the µs a
+fan-out's parent costs when it gains one more child (its new id journaled, not the whole node), and the wall time and peak RSS of a ``withItems`` fan-out of ``--fanout-items``
 zero-length suspends (``sandbox=none``). Targets: 10,000 nodes under 60 s, a write cost independent of
 the number of nodes, peak RSS under 500 MiB.
 
@@ -247,7 +248,7 @@ def print_fanout(tmp: Path, items: int) -> None:
     from scanflow_argo.engine.core.state import RunState
 
     print("status write per node change (one node changed, then written), best of 3 batches of 50:")
-    print(f"  {'nodes':>7}   journal write µs   whole-file rewrite µs (before)   rewrite / journal")
+    print(f"  {'nodes':>7}   journal write µs   whole-file rewrite µs (before)   rewrite / journal   new child µs")
     for size in (100, 1_000, 10_000):
         run_dir = tmp / f"state-{size}"
         run_dir.mkdir()
@@ -269,8 +270,19 @@ def print_fanout(tmp: Path, items: int) -> None:
                 state.nodes[f"bench-{i}"]["phase"] = "Succeeded"
                 state.write()
             append.append((time.perf_counter() - t0) / 50)
-        w, a = min(rewrite) * 1e6, min(append) * 1e6
-        print(f"  {size:>7}   {a:16.0f}   {w:30.0f}   {w / a:17.0f}")
+        # a fan-out's parent holding ``size`` children gains one more (the parent was written whole before b048613)
+        state.put({**node, "id": "bench-p", "name": "bench", "type": "StepGroup", "children": list(state.nodes)[:size]})
+        child = []
+        for b in range(3):
+            t0 = time.perf_counter()
+            for i in range(50):
+                nid = f"bench-new-{b}-{i}"
+                state.put({**node, "id": nid, "name": nid}, write=False)
+                state.add_child("bench-p", nid)
+                state.write()
+            child.append((time.perf_counter() - t0) / 50)
+        w, a, c = min(rewrite) * 1e6, min(append) * 1e6, min(child) * 1e6
+        print(f"  {size:>7}   {a:16.0f}   {w:30.0f}   {w / a:17.0f}   {c:12.0f}")
     base = Settings.from_env(environ={}).with_home(tmp / "fanout-home")
     settings = replace(base, engine=replace(base.engine, sandbox="none"), tracking=replace(base.tracking, enabled=False))
     t0 = time.perf_counter()

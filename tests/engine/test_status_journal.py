@@ -66,6 +66,39 @@ def test_compaction_leaves_the_same_status_and_empties_the_journal(tmp_path: Pat
     assert json.loads((tmp_path / "status.json").read_text()) == before == load_status(tmp_path)
 
 
+def _parent_gaining(run_dir: Path, children: int) -> tuple[RunState, int]:
+    """A parent gaining ``children`` children one write at a time; returns the state and the last line's size."""
+    state = RunState(run_dir, WORKFLOW, ManualClock())
+    state.put({"id": "jr-p", "name": "jr[0]", "type": "StepGroup", "phase": "Running"})
+    for i in range(children):
+        state.put(_node(i, "Running"), write=False)
+        state.add_child("jr-p", f"jr-{i}")
+        state.write()
+    return state, len((run_dir / JOURNAL).read_bytes().splitlines()[-1])
+
+
+def test_a_node_gaining_children_is_journaled_as_the_ids_it_gained(tmp_path: Path) -> None:
+    """Issue #13's per-node write cost, independent of the number of nodes: the fan-out's parent, whose children
+    list grows with every new node, was written whole in every line (390 MB of journal for a 6,000-item withItems,
+    1.5 GB for 10,000); a line now holds the new id alone, and every reader still sees the whole list."""
+    sizes = {}
+    for n in (10, 1500):
+        run_dir = tmp_path / str(n)
+        run_dir.mkdir()
+        state, sizes[n] = _parent_gaining(run_dir, n)
+        doc = load_status(run_dir)
+        assert doc is not None
+        assert doc["status"]["nodes"]["jr-p"]["children"] == [f"jr-{i}" for i in range(n)]
+        state.add_child("jr-p", "jr-0")  # a child is added once
+        assert state.nodes["jr-p"]["children"] == [f"jr-{i}" for i in range(n)]
+        state.nodes["jr-p"]["phase"] = "Succeeded"  # written whole with its children: replay adds none twice
+        state.write()
+        assert load_status(run_dir) == json.loads(state.render())
+        state.compact()
+        assert load_status(run_dir) == json.loads(state.render())
+    assert sizes[1500] - sizes[10] < 20  # the longer ids only (was: 1,490 more ids, ~12 KB)
+
+
 def test_readers_see_journal_entries_not_yet_compacted(engine_settings) -> None:  # type: ignore[no-untyped-def]
     run_dir = prepare_run(
         {

@@ -4,8 +4,9 @@
 ``{"apiVersion", "kind", "metadata", "spec", "status": {phase, startedAt, finishedAt, message,
 nodes{id: {...}}, outputs}}``. Every change (before and after every node) is appended to
 ``<run_dir>/status.journal`` as one JSON line (``{"metadata", "status": {all but nodes}, "nodes":
-{changed id: node}}``), so a write costs what changed, not the whole run, and a killed engine loses
-nothing; the journal is compacted into ``status.json`` (temp file + rename, then the journal is
+{changed id: node}, "children": {id: [ids added]}}``), so a write costs what changed, not the whole run
+(a node that only gained children is written as the ids it gained: a fan-out's parent, with its 10,000
+children, would otherwise be written whole for each of them), and a killed engine loses nothing; the journal is compacted into ``status.json`` (temp file + rename, then the journal is
 emptied) at checkpoints: the first write of an engine (start, resume), every ``COMPACT_EVERY``
 changes or ``COMPACT_SECONDS``, and when the run's phase is final. Each append also touches
 ``status.json``, so readers that watch its ``stat`` (the runs index, the events stream) notice.
@@ -14,7 +15,7 @@ the API server; large node status is offloaded, workflow/controller/operator.go 
 
 ``load_status`` is the one reader: ``status.json`` with the journal's lines applied in order; a torn
 last line (a write cut by ``kill -9``) is ignored. Replaying lines already compacted is harmless (each
-line holds whole nodes, the last one per node equals what was compacted).
+line holds whole nodes, the last one per node equals what was compacted, and a child id is added once).
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ def apply_journal(doc: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         status.clear()
         status.update(entry.get("status") or {})
         nodes.update(entry.get("nodes") or {})
+        for pid, ids in (entry.get("children") or {}).items():
+            parent = nodes.get(pid)
+            if isinstance(parent, dict) and isinstance(ids, list):
+                children = parent.setdefault("children", [])
+                known = set(children)
+                children.extend(i for i in ids if i not in known)
         status["nodes"] = nodes
     return doc
 
@@ -128,6 +135,12 @@ class NodeDoc(dict[str, Any]):
         """Drop the cached JSON (after an in-place change of a nested value)."""
         with _NODE_LOCK:
             self._changed()
+
+    def stale(self) -> None:
+        """Drop the cached JSON without marking the node for the next journal line (``RunState.add_child``
+        journals the ids it adds on their own)."""
+        with _NODE_LOCK:
+            self._json = None
 
     def to_json(self) -> str:
         with _NODE_LOCK:
@@ -221,6 +234,8 @@ class RunState:
         self._journal_path = str(run_dir / JOURNAL)
         self._journal_fd: int | None = None  # opened by the first write, which compacts
         self._dirty: set[str] = set()
+        self._new_children: dict[str, list[str]] = {}  # ids added to a node since the last write
+        self._child_sets: dict[str, tuple[list[str], set[str]]] = {}  # a node's children list and its ids as a set
         self._appended = 0
         self._compacted_at = 0.0
 
@@ -256,15 +271,30 @@ class RunState:
             return
         with self.lock:
             parent = self.nodes.get(parent_id)
-            if parent is not None:
-                children = parent.setdefault("children", [])
-                if child_id not in children:
-                    children.append(child_id)
-                    self.progress.edge(parent_id, child_id)
-                    if isinstance(parent, NodeDoc):
-                        parent.touch()
-                    else:
-                        self._dirty.add(parent_id)
+            if parent is None:
+                return
+            children = parent.get("children")
+            if children is None:
+                parent["children"] = [child_id]  # its first child: the node is written whole
+                self._dirty.add(parent_id)
+                self.progress.edge(parent_id, child_id)
+            elif child_id not in self._known_children(parent_id, children):
+                children.append(child_id)
+                self._child_sets[parent_id][1].add(child_id)
+                self.progress.edge(parent_id, child_id)
+                if isinstance(parent, NodeDoc):
+                    parent.stale()  # the next journal line holds the new id, not the whole node again
+                    self._new_children.setdefault(parent_id, []).append(child_id)
+                else:
+                    self._dirty.add(parent_id)
+
+    def _known_children(self, parent_id: str, children: list[str]) -> set[str]:
+        """The ids of ``children`` as a set, kept beside the list (a fan-out's parent has 10,000: a membership test
+        of the list would cost that many comparisons per new child)."""
+        known = self._child_sets.get(parent_id)
+        if known is None or known[0] is not children or len(known[1]) != len(children):
+            known = self._child_sets[parent_id] = (children, set(children))
+        return known[1]
 
     def render(self) -> str:
         """The document as ``json.dumps(doc, separators=(",", ":"), default=str)`` writes it, from
@@ -315,13 +345,16 @@ class RunState:
             with _NODE_LOCK:
                 changed = list(self._dirty)
                 self._dirty.clear()
+            added, self._new_children = self._new_children, {}
             frags = []
             for nid in changed:
                 node = self.nodes.get(nid)
                 if node is not None:
                     frags.append(f"{_dumps(nid)}:{node.to_json() if isinstance(node, NodeDoc) else _dumps(node)}")
+                    added.pop(nid, None)  # written whole, its new children with it
             rest = _dumps({k: v for k, v in self.status.items() if k != "nodes"})
-            line = f'{{"metadata":{_dumps(self.doc["metadata"])},"status":{rest},"nodes":{{{",".join(frags)}}}}}\n'
+            kids = f',"children":{_dumps(added)}' if added else ""
+            line = f'{{"metadata":{_dumps(self.doc["metadata"])},"status":{rest},"nodes":{{{",".join(frags)}}}{kids}}}\n'
             _write_all(self._journal_fd, line.encode())
             os.utime(self._status_path)  # readers watch status.json's stat
             self._appended += 1
@@ -340,6 +373,7 @@ class RunState:
             self._update_progress()
             with _NODE_LOCK:
                 self._dirty.clear()
+            self._new_children.clear()
             data = self.render().encode()
             tmp = f"{self._tmp_prefix}{threading.get_ident()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)

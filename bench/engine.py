@@ -10,6 +10,12 @@ workflow (in process, and as the detached ``python -m scanflow_argo.platform.loc
 the code of REF — a temporary ``git worktree`` imported in a subprocess — interleaved with the current
 code run the same way, and prints both and their ratio (current / baseline; no slowdown: about 1.0).
 
+``--fanout`` prices status writes in large fan-outs (issue 13): the µs one ``RunState.write`` costs
+(one node changed, one journal line appended) at 100, 1,000 and 10,000 nodes, against
+``RunState.compact`` (the whole ``status.json`` rewritten, as every write did before the journal), and the wall time and peak RSS of a ``withItems`` fan-out of ``--fanout-items``
+zero-length suspends (``sandbox=none``). Targets: 10,000 nodes under 60 s, a write cost independent of
+the number of nodes, peak RSS under 500 MiB.
+
 ``--bwrap-only`` (or the last part of a full run) prices bubblewrap's start-up flags: the engine's
 sandbox argv against a bare process, the kernel's floor (a new mount namespace, ``unshare -m``), the
 fewest binds, and the ``--unshare-*`` choices — interleaved rounds, best of each, on ``/bin/true``.
@@ -217,12 +223,74 @@ def compare_with(ref: str, sandbox: str, repeat: int) -> None:
     )
 
 
+def _suspend_fanout(count: int) -> dict:
+    items = [str(i) for i in range(count)]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "fanout-"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "steps": [[{"name": "s", "template": "wait", "withItems": items}]]},
+                {"name": "wait", "suspend": {"duration": "0"}},
+            ],
+        },
+    }
+
+
+def print_fanout(tmp: Path, items: int) -> None:
+    """Status-write cost per node at growing sizes against a one-node append, then a real fan-out run."""
+    import resource  # stdlib, Unix only: peak RSS of this process (the engine runs in it)
+
+    from scanflow_argo.clock import SystemClock
+    from scanflow_argo.engine.core.state import RunState
+
+    print("status write per node change (one node changed, then written), best of 3 batches of 50:")
+    print(f"  {'nodes':>7}   journal write µs   whole-file rewrite µs (before)   rewrite / journal")
+    for size in (100, 1_000, 10_000):
+        run_dir = tmp / f"state-{size}"
+        run_dir.mkdir()
+        wf = {"metadata": {"name": "bench"}, "spec": {"entrypoint": "main"}}
+        state = RunState(run_dir, wf, SystemClock())
+        node = {"name": "bench[0]", "type": "Suspend", "phase": "Succeeded", "startedAt": state.now(), "finishedAt": None}
+        for i in range(size):
+            state.put({**node, "id": f"bench-{i}", "name": f"bench[{i}]"}, write=False)
+        state.write()
+        rewrite, append = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for i in range(50):
+                state.nodes[f"bench-{i}"]["phase"] = "Running"
+                state.compact()
+            rewrite.append((time.perf_counter() - t0) / 50)
+            t0 = time.perf_counter()
+            for i in range(50):
+                state.nodes[f"bench-{i}"]["phase"] = "Succeeded"
+                state.write()
+            append.append((time.perf_counter() - t0) / 50)
+        w, a = min(rewrite) * 1e6, min(append) * 1e6
+        print(f"  {size:>7}   {a:16.0f}   {w:30.0f}   {w / a:17.0f}")
+    base = Settings.from_env(environ={}).with_home(tmp / "fanout-home")
+    settings = replace(base, engine=replace(base.engine, sandbox="none"), tracking=replace(base.tracking, enabled=False))
+    t0 = time.perf_counter()
+    run = run_workflow(_suspend_fanout(items), settings)
+    took = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"withItems of {items} zero-length suspends, sandbox=none: {took:6.1f} s ({run.phase}), "
+        f"{took / items * 1000:.1f} ms/node, peak RSS {rss:.0f} MiB (targets: 10,000 in < 60 s, < 500 MiB)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", default="auto", choices=["auto", "bwrap", "none"], help="sandbox of the main engine figure")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bwrap-only", action="store_true", help="only price bubblewrap's start-up flags")
     parser.add_argument("--baseline-ref", help="also run the code of this git ref (a temporary worktree) and print the ratio")
+    parser.add_argument("--fanout", action="store_true", help="only price status writes and a large fan-out (issue 13)")
+    parser.add_argument("--fanout-items", type=int, default=1000, help="size of the --fanout run (10000: the target)")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one timing, as JSON (compare_with)
     args = parser.parse_args()
     if args.measure:
@@ -234,6 +302,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if args.bwrap_only:
             print_bwrap(Path(tmp))
+            return 0
+        if args.fanout:
+            print_fanout(Path(tmp), args.fanout_items)
             return 0
         base = Settings.from_env(environ={}).with_home(Path(tmp) / "home")
         settings = replace(

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import PlatformError
+from ..errors import EngineError, PlatformError
 from ..settings import Settings
 from ._args import pair as _pair
 
@@ -95,11 +95,11 @@ def _platform(settings: Settings) -> Any:
 
 
 def _load_file(path: Path) -> list[dict[str, Any]]:
-    import yaml  # CLI start-up: ~12 ms, this command only
+    from ..engine.core.manifest import load_documents  # CLI start-up: YAML ~12 ms, this command only
 
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    except (OSError, yaml.YAMLError) as err:
+        docs: list[Any] = load_documents(path)  # safe, alias bombs refused, one-line errors
+    except EngineError as err:
         raise PlatformError(f"cannot read {path}: {err}") from err
     if not docs or not all(isinstance(d, dict) and d.get("kind") for d in docs):
         raise PlatformError(f"{path} holds no Kubernetes objects (each document needs a kind)")

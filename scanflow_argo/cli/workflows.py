@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..engine.core.state import read_status
 from ..engine.status import tree_lines
 from ..errors import EngineError
 from ..settings import Settings
@@ -188,7 +189,7 @@ def _go(run_dir: Path, settings: Settings, detach: bool, output: str) -> int:
         result = execute(run_dir, settings, on_change=live.update, handle_signals=True)
     finally:
         live.close()
-    doc = json.loads((run_dir / "status.json").read_text())
+    doc = read_status(run_dir)
     if output == "json":
         print(json.dumps(doc, indent=2))
     elif output == "name":

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from ..clock import Clock, SystemClock, iso
+from ..compile.schema import SchemaChecker
 from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
 from ..status import TERMINAL_PHASES, RunStatus
@@ -64,6 +66,35 @@ def _settings_doc(settings: Settings) -> dict[str, Any]:
     }
 
 
+SHAPE_PROBLEMS = ("must be of type", "should be greater than or equal to", "a lowercase RFC 1123", "must be no more than")
+"""The schema problems refused here: a value of the wrong type, a number under its minimum, a name Kubernetes
+cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
+
+SCALAR_AS_STRING = re.compile(r'Invalid value: "(?:integer|number|boolean)": \S+ in body must be of type string')
+"""A number or boolean where the schema wants a string (``args: [exit, 1]``, ``value: 1``) is not refused:
+``argo submit`` and every Go client read the manifest through sigs.k8s.io/yaml into typed structs, whose
+``yamlToJSON`` turns a scalar into the string its target field wants (yaml.go, ``convertToJSONableObject``
+with a ``jsonTarget``), so the API server receives a string (Argo's e2e ``TestParametrizableLimit``,
+operator_test.go ``TestDAGConfigMapCacheCreateWhenHaveRetryStrategy``)."""
+
+
+def check_shape(manifest: Mapping[str, Any]) -> None:
+    """Refuse a manifest whose shape Argo's API server refuses at submit, before a run folder exists: its
+    Workflow CRD's schema (types, ``parallelism`` at least 1, names as Kubernetes' RFC 1123 rules; the
+    CRDs shipped in ``compile/schema.py``), in one line naming the field and what is allowed."""
+    if not isinstance(manifest.get("metadata", {}), Mapping):
+        raise EngineError("metadata: must be a mapping (name or generateName, labels, annotations), not a plain value")
+    if manifest.get("kind") not in ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"):
+        return
+    problems = [
+        p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(p)
+    ]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = re.sub(r"[^\s\"/:]{61,}", lambda m: m.group()[:40] + "…", problems[0])  # a 300-character name, once
+        raise EngineError(f"refused as Argo's API server refuses it: {first}{more}")
+
+
 def prepare_run(
     manifest: Mapping[str, Any],
     settings: Settings,
@@ -77,6 +108,7 @@ def prepare_run(
     kinds: Registry = REGISTRY,
 ) -> Path:
     """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
+    check_shape(manifest)
     extra = list(templates)
     store = TemplateStore(settings.templates_dir, extra)
     refused: InvalidWorkflow | None = None

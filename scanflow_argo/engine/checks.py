@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
+from ..argoexpr.expr import depends_tasks
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally, PodRefused
 from ..settings import Settings
 from .core.manifest import TEMPLATE_TYPES, TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
@@ -105,6 +106,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 continue
             raise NotSupportedLocally(feature, "spec")
     _check_arguments(spec)
+    _check_unique_names("spec.templates", spec.get("templates") or [])
     if spec.get("artifactRepositoryRef") is not None:  # operator.go: the workflow errors when it names no repository
         try:
             resolve_repository(
@@ -164,6 +166,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
         tmpl = apply_template_defaults(scope.defaults, tmpl) if scope.defaults else tmpl
         where = f"template {tmpl.get('name')!r}"
         _check_template_type(tmpl, kinds)
+        _check_step_and_task_names(tmpl)
         _check_template(tmpl, where, cc, kinds)
         for i, group in enumerate(tmpl.get("steps") or []):
             for step in group if isinstance(group, list) else [group]:
@@ -223,6 +226,73 @@ def _check_arguments(spec: Mapping[str, Any]) -> None:
                 f"invalid spec: spec.arguments.{name}.value or spec.arguments.{name}.valueFrom is required",
                 hint=f"workflow parameter {name!r} has no value: pass it with -p {name}=VALUE",
             )
+
+
+def _check_unique_names(path: str, items: list[Any]) -> None:
+    """Names in a list are unique (validate.go ``validateWorkflowFieldNames``: ``<path>[i].name 'x' is not unique``);
+    else one of them would silently replace the other."""
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if name in names:
+            raise InvalidWorkflow(
+                f"invalid spec: {path}[{i}].name '{name}' is not unique", hint=f"rename one of the two {name!r}"
+            )
+        if name is not None:
+            names.add(name)
+
+
+def _check_step_and_task_names(tmpl: Mapping[str, Any]) -> None:
+    """A steps template's step names are unique across its groups (validate.go ``validateSteps``), a DAG's task
+    names are unique and its dependencies have no cycle, a task depending on itself included (``validateDAG``,
+    ``verifyNoCycles``: ``templates.<t>.tasks dependency cycle detected: a->b->a``)."""
+    name = tmpl.get("name")
+    steps = tmpl.get("steps")
+    if isinstance(steps, list):
+        seen: set[str] = set()
+        for i, group in enumerate(steps):
+            for step in group if isinstance(group, list) else [group]:
+                step_name = step.get("name") if isinstance(step, Mapping) else None
+                if step_name in seen:
+                    raise InvalidWorkflow(
+                        f"invalid spec: templates.{name}.steps[{i}].name '{step_name}' is not unique",
+                        hint=f"rename one of the two steps {step_name!r}",
+                    )
+                if step_name is not None:
+                    seen.add(step_name)
+    dag = tmpl.get("dag")
+    tasks = dag.get("tasks") if isinstance(dag, Mapping) else None
+    if not isinstance(tasks, list):
+        return
+    _check_unique_names(f"templates.{name}.tasks", tasks)
+    by_name = {t["name"]: t for t in tasks if isinstance(t, Mapping) and isinstance(t.get("name"), str)}
+
+    def deps_of(task: Mapping[str, Any]) -> list[str]:
+        if task.get("depends"):
+            return [d for d in depends_tasks(str(task["depends"])) if d in by_name]
+        return [str(d) for d in task.get("dependencies") or [] if str(d) in by_name]
+
+    done: set[str] = set()
+    for start in by_name:  # depth-first without recursion (a chain of thousands of tasks), as verifyNoCycles walks
+        path: list[str] = []  # the tasks followed from ``start``, reported as Argo reports them
+        on_path: set[str] = set()
+        stack = [iter(deps_of(by_name[start]))]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                stack.pop()
+                left = path.pop() if path else start
+                on_path.discard(left)
+                done.add(left)
+            elif dep in on_path:
+                raise InvalidWorkflow(
+                    f"invalid spec: templates.{name}.tasks dependency cycle detected: {'->'.join([*path, dep])}",
+                    hint="a DAG's tasks cannot wait on each other in a circle: remove one of these dependencies",
+                )
+            elif dep not in done:
+                path.append(dep)
+                on_path.add(dep)
+                stack.append(iter(deps_of(by_name[dep])))
 
 
 def _check_template(tmpl: Mapping[str, Any], where: str, cc: CheckContext, kinds: Registry) -> None:

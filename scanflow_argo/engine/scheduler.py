@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,7 +45,21 @@ from .kinds import REGISTRY, Registry, ResourceApplier
 from .wrappers import CHAIN
 from .wrappers.synchronization import hold_workflow_locks, release_workflow_locks
 
-__all__ = ["Executor"]
+__all__ = ["MAX_DEPTH_MESSAGE", "MAX_STACK_DEPTH", "Executor"]
+
+MAX_STACK_DEPTH = 100
+"""How deep templates may call templates (steps or DAG in steps or DAG…): Argo's ``maxStackDepth``
+(``workflow/controller/operator.go``; ``executeTemplate`` errors the node past it, unless the controller runs
+with ``DISABLE_MAX_RECURSION=true``)."""
+
+MAX_DEPTH_MESSAGE = (
+    "Maximum recursion depth exceeded. See https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth"
+)
+"""Argo's ``ErrMaxDepthExceeded`` (``workflow/controller/operator.go``), word for word."""
+
+PYTHON_FRAMES_PER_LEVEL = 20
+"""Python frames one template call takes through the wrappers and kinds (about 12 today, with margin): the
+interpreter's recursion limit is raised so that ``MAX_STACK_DEPTH`` is reached before a ``RecursionError``."""
 
 
 class Executor:
@@ -113,6 +128,9 @@ class Executor:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        needed = MAX_STACK_DEPTH * PYTHON_FRAMES_PER_LEVEL + 1000
+        if sys.getrecursionlimit() < needed:  # process-wide, only ever raised: 3,000 frames fit an 8 MiB stack
+            sys.setrecursionlimit(needed)
         try:
             return self._run_workflow()
         finally:
@@ -379,6 +397,8 @@ class Executor:
     def _call(self, name: str, display: str, holder: Mapping[str, Any], frame: Frame, parent: str | None) -> NodeDoc:
         """Run the template ``holder`` names (with its arguments) as node ``name``, through the wrappers."""
         where = f"node {display!r}"
+        if self.stack_depth(parent) >= MAX_STACK_DEPTH:
+            raise EngineError(MAX_DEPTH_MESSAGE)
         tmpl, scope = resolve_template(holder, frame.scope, self.store, where)
         inputs = resolve_inputs(tmpl, holder.get("arguments") or {}, frame, where, self.global_scope, self.local_ref)
         call = Call(name, display, tmpl, scope, inputs, parent)
@@ -389,6 +409,19 @@ class Executor:
             return lambda c: CHAIN[i](self, c, through(i + 1))
 
         return through(0)(call)
+
+    def stack_depth(self, parent: str | None) -> int:
+        """Argo's ``currentStackDepth`` for a template called under ``parent``: the template itself and every
+        steps/DAG template around it (step groups, task groups and retry nodes are no template call of their own)."""
+        depth = 1
+        with self.state.lock:
+            while parent is not None:
+                node = self.state.nodes.get(parent)
+                if node is None:
+                    break
+                depth += node.get("type") in ("Steps", "DAG")
+                parent = node.get("boundaryID")
+        return depth
 
     def _run_once(self, call: Call) -> NodeDoc:
         """One attempt: the template substituted with its variables, its deadline set, run by its kind."""

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from .._imports import import_ref, project_dir_of
+from ..engine.core.manifest import KubeLoader, yaml_problem
 from ..engine.features.artifacts import ANNOTATIONS_FOLDER
 from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
@@ -142,9 +143,9 @@ def _read_file(path: Path, project_dir: Path) -> list[Source]:
 
 def _read_text(text: str, origin: str, project_dir: Path) -> list[Source]:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=KubeLoader) if d is not None]  # safe, alias bombs refused
     except yaml.YAMLError as err:
-        raise PlatformError(f"cannot read {origin}: {err}") from err
+        raise PlatformError(f"cannot read {origin}: {yaml_problem(err)}") from err
     out = []
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict) or not doc.get("kind"):

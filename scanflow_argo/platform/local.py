@@ -32,6 +32,7 @@ from .._proc import cmdline_of, spawn
 from ..clock import Clock, SystemClock, iso
 from ..engine.api import prepare_run
 from ..engine.core.manifest import TemplateStore
+from ..engine.core.state import JOURNAL, load_status
 from ..engine.features.artifacts import ArtifactRepo
 from ..errors import ConflictError, EngineError, InvalidRequest, NotFoundError, PlatformError, UnavailableError
 from ..serving.controller import LocalDeployments
@@ -209,13 +210,13 @@ class LocalPlatform:
         return path
 
     def _read(self, name: str) -> dict[str, Any]:
-        path = self.run_dir(name) / "status.json"
+        run_dir = self.run_dir(name)
         for _ in range(5):  # the engine replaces the file atomically; retry a torn read of an older copy
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError:
-                time.sleep(0.02)
-        raise PlatformError(f"{path} cannot be read as JSON")
+            doc = load_status(run_dir)
+            if doc is not None:
+                return doc
+            time.sleep(0.02)
+        raise PlatformError(f"{run_dir / 'status.json'} cannot be read as JSON")
 
     def get_run(self, name: str) -> RunStatus:
         """The run as its ``status.json`` says; a run still ``Running``/``Pending`` whose engine is gone
@@ -688,6 +689,8 @@ def _stat(path: Path) -> os.stat_result | None:
 def _write_status(run_dir: Path, doc: Mapping[str, Any]) -> None:
     """Replace a run's status document (only while no engine runs it)."""
     _atomic_write(run_dir / "status.json", json.dumps(doc, separators=(",", ":"), default=str))
+    with contextlib.suppress(FileNotFoundError):  # ``doc`` was read with the journal applied: it is compacted
+        (run_dir / JOURNAL).unlink()
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from scanflow_argo import _proc
 from scanflow_argo.engine.api import prepare_run, split_documents
 from scanflow_argo.engine.core.manifest import load_documents
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.engine.features.artifacts import ANNOTATIONS_FOLDER
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
@@ -212,12 +213,12 @@ def run_detached(
         deadline = time.monotonic() + timeout
         while child.alive() and time.monotonic() < deadline:
             if on_poll is not None:  # the engine replaces status.json atomically: every read is whole
-                on_poll(json.loads((run_dir / "status.json").read_text()), child)
+                on_poll(read_status(run_dir), child)
             time.sleep(poll)
         hung = child.alive()
     finally:
         child.stop(timeout=5)
-    doc = json.loads((run_dir / "status.json").read_text())
+    doc = read_status(run_dir)
     return Detached(doc, hung, child.tail(5), time.monotonic() - t0)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from scanflow_argo.engine import run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.platform.apply import _write_config_map
 from scanflow_argo.settings import Settings
 
@@ -272,7 +272,7 @@ def test_artifact_repository_ref_resolves_to_the_local_configmap(
     spec = {} if ref is None else {"artifactRepositoryRef": ref}
     run = run_workflow(wf([tmpl], **spec), engine_settings)
     assert run.phase == "Succeeded", run.message
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+    status = read_status(engine_settings.home / "runs" / run.name)["status"]
     assert status["artifactRepositoryRef"] == expected
     assert "local" in run.node(run.name).outputs["artifacts"][0]  # stored in the local repository
 

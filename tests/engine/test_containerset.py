@@ -6,7 +6,6 @@ ones at once), one ``Container`` node each, a failure stops the pod, ``main`` ma
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import signal
@@ -17,6 +16,7 @@ import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.engine import prepare_run, resume, run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError
 from scanflow_argo.settings import Settings
 
@@ -52,7 +52,7 @@ def cset(*containers: dict, name: str = "main", volume: bool = True, **extra: ob
 
 
 def status(settings: Settings, run_name: str) -> dict:
-    return json.loads((settings.home / "runs" / run_name / "status.json").read_text())["status"]
+    return read_status(settings.home / "runs" / run_name)["status"]
 
 
 def containers(st: dict) -> dict[str, dict]:

@@ -22,6 +22,7 @@ import yaml
 from scanflow_argo import _proc
 from scanflow_argo.engine import run_workflow
 from scanflow_argo.engine.api import prepare_run
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.engine.features.daemons import reap_leftovers
 from scanflow_argo.errors import ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
@@ -191,7 +192,7 @@ def test_a_daemon_step_serves_later_steps_and_is_killed_when_its_scope_ends(engi
     assert daemon.phase == "Succeeded"  # Argo's phase for a daemon its scope killed
     assert run.node("after").phase == "Succeeded"
     assert gone(pid_in(node_dir(engine_settings, run.name, daemon.id) / "main.log"))
-    doc = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())
+    doc = read_status(engine_settings.home / "runs" / run.name)
     assert "daemoned" not in doc["status"]["nodes"][daemon.id]
     # the client started only once the daemon was ready, and before it was killed
     assert daemon.finished_at >= run.node("client").finished_at
@@ -350,7 +351,7 @@ def _wait_for(run_dir: Path, check, timeout: float = 30.0) -> dict:  # type: ign
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            status = json.loads((run_dir / "status.json").read_text())["status"]
+            status = read_status(run_dir)["status"]
         except (OSError, ValueError):
             status = {}
         if status and check(status):
@@ -401,7 +402,7 @@ def test_a_run_stopped_mid_way_leaves_no_process(engine_settings) -> None:  # ty
         assert engine.popen.wait(timeout=30) is not None
     finally:
         engine.stop(timeout=5)
-    status = json.loads((run_dir / "status.json").read_text())["status"]
+    status = read_status(run_dir)["status"]
     assert status["phase"] == "Failed"
     assert all(gone(pid) for pid in pids)
     svc = _by_name(status, "svc")

@@ -14,7 +14,7 @@ import pytest
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.durations import argo_seconds, go_seconds, int_seconds, timeout_seconds
-from scanflow_argo.engine.core.state import node_id
+from scanflow_argo.engine.core.state import node_id, read_status
 from scanflow_argo.engine.features.images import image_of, strip_image
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 
@@ -157,7 +157,7 @@ def test_steps_parameters_results_and_scripts(engine_settings) -> None:  # type:
         "lemon:3",
     ]
     assert node(run, run.name).parameters()["final"] == "lemon"
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())
+    status = read_status(engine_settings.home / "runs" / run.name)
     assert status["kind"] == "Workflow" and status["status"]["phase"] == "Succeeded"
     assert all(
         {"id", "displayName", "type", "phase", "startedAt", "finishedAt"} <= set(n) for n in status["status"]["nodes"].values()

@@ -16,6 +16,7 @@ import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.engine import run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError
 from scanflow_argo.settings import Settings
 
@@ -331,7 +332,7 @@ def test_resume_after_kill_9_does_not_send_a_finished_request_again(engine_setti
         deadline = time.monotonic() + 30
 
         def waiting() -> bool:
-            nodes = json.loads((run_dir / "status.json").read_text())["status"].get("nodes") or {}
+            nodes = read_status(run_dir)["status"].get("nodes") or {}
             return any(n["displayName"] == "wait" and n["phase"] == "Running" for n in nodes.values())
 
         while not waiting() and time.monotonic() < deadline:

@@ -9,11 +9,10 @@ TestWorkflowTemplateRefWithExitHandlerError, ``operator_test.go`` TestUnsupplied
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from scanflow_argo.engine import prepare_run, run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.settings import Settings
 
 
@@ -63,7 +62,7 @@ ECHO = {"name": "main", "container": {"image": "busybox", "command": ["echo", "r
 def test_what_argos_validator_refuses_fails_the_run_at_once(engine_settings: Settings, manifest: dict, message: str) -> None:
     run = run_workflow(manifest, engine_settings)
     assert (run.phase, run.message, dict(run.nodes)) == ("Failed", message, {})
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+    status = read_status(engine_settings.home / "runs" / run.name)["status"]
     assert {"type": "Completed", "status": "True"} in status["conditions"]  # markWorkflowPhase on a completed phase
 
 
@@ -83,3 +82,54 @@ def test_a_workflow_template_ref_to_nothing_errors_the_run_with_its_name_kept(
     run = run_workflow({**manifest, "metadata": {"name": "wellformed-2"}}, engine_settings)
     assert (run.name, run.phase, run.message) == ("wellformed-2", "Error", f'{kind}.argoproj.io "malformed" not found')
     assert hints and "not found: apply it first" in hints[0]  # the engine's own words, printed beside Argo's
+
+
+def dag(*tasks: dict) -> dict:
+    return wf([{"name": "main", "dag": {"tasks": list(tasks)}}, {**ECHO, "name": "echo"}])
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [  # validate.go validateDAG → verifyNoCycles: a cycle used to end Succeeded with nothing run (issue #13)
+        (
+            dag({"name": "a", "template": "echo", "dependencies": ["a"]}),
+            "invalid spec: templates.main.tasks dependency cycle detected: a->a",
+        ),
+        (
+            dag(
+                {"name": "a", "template": "echo", "dependencies": ["b"]},
+                {"name": "b", "template": "echo", "dependencies": ["a"]},
+            ),
+            "invalid spec: templates.main.tasks dependency cycle detected: b->a->b",
+        ),
+        (
+            dag(
+                {"name": "a", "template": "echo", "depends": "c.Succeeded"},
+                {"name": "b", "template": "echo", "depends": "a"},
+                {"name": "c", "template": "echo", "depends": "b || a"},
+            ),
+            "invalid spec: templates.main.tasks dependency cycle detected: c->b->a->c",
+        ),
+        (  # validateWorkflowFieldNames: one of two same-named tasks was silently dropped
+            dag({"name": "a", "template": "echo"}, {"name": "a", "template": "echo"}),
+            "invalid spec: templates.main.tasks[1].name 'a' is not unique",
+        ),
+        (  # validateSteps: step names are unique across the groups
+            wf(
+                [
+                    {"name": "main", "steps": [[{"name": "s", "template": "echo"}], [{"name": "s", "template": "echo"}]]},
+                    {**ECHO, "name": "echo"},
+                ]
+            ),
+            "invalid spec: templates.main.steps[1].name 's' is not unique",
+        ),
+        (  # ValidateWorkflow: spec.templates + validateWorkflowFieldNames
+            wf([ECHO, {**ECHO, "container": {"image": "busybox", "command": ["echo", "other"]}}]),
+            "invalid spec: spec.templates[1].name 'main' is not unique",
+        ),
+    ],
+)
+def test_argos_validator_refuses_cycles_and_duplicate_names(manifest: dict, message: str, engine_settings: Settings) -> None:
+    status = run_workflow(manifest, engine_settings)
+    assert (status.phase, status.message) == ("Failed", message)
+    assert all(n.type != "Pod" for n in status.nodes.values())  # nothing ran

@@ -7,7 +7,6 @@ hook changes no phase."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.engine import prepare_run, resume, run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.platform.base import NodeStatus, RunStatus
 from scanflow_argo.settings import Settings
 
@@ -98,7 +98,7 @@ def test_workflow_level_hooks_run_once_when_true_and_succeeded_runs_before_the_e
         assert node is not None and node.phase == "Succeeded"
         assert node.id in root.children  # a child of the workflow's node, as Argo's addChildNode(wf.Name, …)
     assert by_name(run, f"{run.name}.hooks.failed") is None  # its expression never became true
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())
+    status = read_status(engine_settings.home / "runs" / run.name)
     hooked = [n for n in status["status"]["nodes"].values() if ".hooks." in n["name"]]
     assert hooked and all(n.get("nodeFlag") == {"hooked": True} for n in hooked)
 
@@ -201,7 +201,7 @@ def test_an_expression_that_cannot_be_evaluated_makes_the_workflow_an_error(engi
 
 def slow_running(run_dir: Path) -> bool:
     try:
-        nodes = json.loads((run_dir / "status.json").read_text())["status"].get("nodes") or {}
+        nodes = read_status(run_dir)["status"].get("nodes") or {}
     except (OSError, ValueError, KeyError):
         return False  # not written yet, or caught mid-write
     return any(n["name"].endswith(".slow") and n["phase"] == "Running" for n in nodes.values())

@@ -10,12 +10,11 @@ and e2e ``test/e2e/functional/template-default-image.yaml`` (TestTemplateDefault
 
 from __future__ import annotations
 
-import json
-
 import yaml
 
 from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.manifest import apply_template_defaults, load_documents
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.settings import Settings
 
 WORKFLOW = """
@@ -45,7 +44,7 @@ def test_timestamps_stay_the_text_they_were() -> None:
 def test_a_manifest_parsed_by_pyyaml_runs_with_its_timestamps_as_text(engine_settings: Settings) -> None:
     manifest = yaml.safe_load(WORKFLOW)  # what a caller hands over: PyYAML made datetimes of them
     run_dir = prepare_run(manifest, engine_settings)
-    status = json.loads((run_dir / "status.json").read_text())
+    status = read_status(run_dir)
     assert status["metadata"]["creationTimestamp"] == "2018-08-01T09:57:43Z"
     assert status["metadata"]["annotations"]["day"] == "2018-08-01"
 

@@ -15,6 +15,7 @@ import yaml
 from scanflow_argo import _proc
 from scanflow_argo.cli import main as cli_main
 from scanflow_argo.engine import prepare_run, resume
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError
 from scanflow_argo.platform.local import LocalPlatform
 
@@ -75,7 +76,7 @@ def test_resume_after_kill_9_does_not_rerun_succeeded_nodes(engine_settings, tmp
     )
     try:
         wait_for(lambda: lines(project / "slow") == 1)
-        status = json.loads((run_dir / "status.json").read_text())
+        status = read_status(run_dir)
         assert status["status"]["phase"] == "Running"
         os.killpg(engine.pid, signal.SIGKILL)  # kill -9: no chance to write anything more
         engine.popen.wait(timeout=10)

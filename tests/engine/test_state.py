@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from scanflow_argo.clock import ManualClock
-from scanflow_argo.engine.core.state import NodeDoc, RunState
+from scanflow_argo.engine.core.state import NodeDoc, RunState, read_status
 
 
 def _state(tmp_path: Path) -> RunState:
@@ -17,7 +17,7 @@ def _state(tmp_path: Path) -> RunState:
 
 
 def _on_disk(tmp_path: Path) -> dict:
-    return json.loads((tmp_path / "status.json").read_text())
+    return read_status(tmp_path)  # status.json with its journal applied
 
 
 def test_every_kind_of_change_reaches_the_file(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.engine import prepare_run, resume
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError, NotSupportedLocally
 
 # Each guarded node records its real start and end (status.json stamps are to the second).
@@ -53,7 +53,7 @@ def start(run_dir: Path, python: str) -> _proc.Child:
 
 
 def status(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "status.json").read_text())["status"]
+    return read_status(run_dir)["status"]
 
 
 def wait_for(predicate, timeout: float = 30.0) -> Any:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ run (removed per volumeClaimGC), existing claims persist, configMap/secret volum
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import replace
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scanflow_argo.engine import run_workflow
+from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
@@ -68,7 +68,7 @@ def test_a_claim_template_is_shared_by_the_steps_of_a_run_and_removed_when_it_su
     assert run.node("read").outputs["result"] == "hello"
     # Argo's default volumeClaimGC (OnWorkflowSuccess) deletes the PVC of a succeeded run
     assert not claim_folder(engine_settings, run.name).exists()
-    status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+    status = read_status(engine_settings.home / "runs" / run.name)["status"]
     assert "persistentVolumeClaims" not in status
 
 
@@ -90,7 +90,7 @@ def test_a_failed_run_keeps_its_claim_unless_gc_is_on_completion(engine_settings
     assert folder.exists() is kept
     if kept:  # there for a retry of the failed run, with what it wrote, and listed as Argo lists it
         assert (folder / "msg.txt").read_text() == "partial\n"
-        status = json.loads((engine_settings.home / "runs" / run.name / "status.json").read_text())["status"]
+        status = read_status(engine_settings.home / "runs" / run.name)["status"]
         assert status["persistentVolumeClaims"] == [{"name": "work", "persistentVolumeClaim": {"claimName": f"{run.name}-work"}}]
 
 

@@ -24,6 +24,7 @@ import yaml
 from ...errors import EngineError, InvalidWorkflow
 
 __all__ = [
+    "MAX_YAML_NODES",
     "TEMPLATE_TYPES",
     "KubeLoader",
     "TemplateScope",
@@ -35,16 +36,55 @@ __all__ = [
     "resolve_ref",
     "resolve_template",
     "resolve_workflow",
+    "yaml_problem",
 ]
 
 WORKFLOW_KINDS = {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
+
+
+MAX_YAML_NODES = 1_000_000
+"""The most YAML nodes one document may expand to, aliases counted at full size. go-yaml (which the API
+server's ``sigs.k8s.io/yaml`` uses) refuses "excessive aliasing" (``decode.go`` ``allowedAliasRatio``, after
+CVE-2019-11253, the "billion laughs"); PyYAML builds an alias as one shared object, so the expansion only
+happens later (``json.dumps``, a deep copy) and would fill the memory. A million nodes is far beyond any
+real manifest (the API server takes at most 3 MiB) and a few hundred MB at worst."""
 
 
 class KubeLoader(yaml.SafeLoader):
     """YAML as the Kubernetes API server reads a manifest: ``sigs.k8s.io/yaml`` decodes into plain values with
     go-yaml, which keeps a timestamp-looking scalar (``2018-08-01T09:57:43Z``) a string when the target is an
     ``interface{}`` (go-yaml v2 ``decode.go``, "for backward compatibility reasons"); PyYAML's safe loader
-    would make it a ``datetime``, which is no JSON value."""
+    would make it a ``datetime``, which is no JSON value. A document that expands past ``MAX_YAML_NODES``
+    (an alias bomb) is refused while it is composed, before anything is built from it."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._expanded: dict[int, int] = {}
+
+    def compose_document(self) -> Any:
+        self._expanded = {}
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        node = super().compose_node(parent, index)
+        if node is None or id(node) in self._expanded:  # an alias: its size is known, it is counted where it is used
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._expanded.get(id(child), 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._expanded.get(id(k), 1) + self._expanded.get(id(v), 1) for k, v in node.value)
+        else:
+            size = 1
+        if size > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"the document expands to more than {MAX_YAML_NODES:,} YAML nodes through its aliases (an alias "
+                "bomb?); write the repeated parts out or make the document smaller",
+                node.start_mark,
+            )
+        self._expanded[id(node)] = size
+        return node
 
 
 KubeLoader.yaml_implicit_resolvers = {
@@ -56,6 +96,15 @@ KubeLoader.yaml_implicit_resolvers = {
 def load_yaml(text: str) -> Any:
     """One YAML document, read as the API server reads it (``KubeLoader``)."""
     return yaml.load(text, Loader=KubeLoader)  # a SafeLoader: no Python objects
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's own text spans lines and quotes the source)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        mark = err.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{err.problem}{at}"
+    return " ".join(str(err).split())
 
 
 def as_json_values(value: Any) -> Any:
@@ -78,13 +127,14 @@ def as_json_values(value: Any) -> Any:
 
 def load_documents(source: str | Path) -> list[dict[str, Any]]:
     """Every YAML document of a file (or of a YAML string), skipping empty ones, read as the API server reads them."""
+    where = str(source) if isinstance(source, Path) else "the manifest"
     try:
         text = Path(source).read_text() if isinstance(source, Path) else source
         docs = [d for d in yaml.load_all(text, Loader=KubeLoader) if d]  # a SafeLoader: no Python objects
     except OSError as err:
         raise EngineError(f"cannot read {source}: {err}") from err
     except yaml.YAMLError as err:
-        raise EngineError(f"{source} is not valid YAML: {err}") from err
+        raise EngineError(f"{where} is not valid YAML: {yaml_problem(err)}") from err
     for doc in docs:
         if not isinstance(doc, dict):
             raise EngineError(f"{source}: each YAML document must be a mapping (an Argo manifest)")

@@ -2,12 +2,19 @@
 
 ``<run_dir>/workflow.yaml`` is the resolved Workflow; ``<run_dir>/status.json`` is
 ``{"apiVersion", "kind", "metadata", "spec", "status": {phase, startedAt, finishedAt, message,
-nodes{id: {...}}, outputs}}``, rewritten (temp file + rename) before and after every node, so a
-killed engine loses nothing: ``resume`` reads it back and skips nodes that already succeeded.
+nodes{id: {...}}, outputs}}``. Every change (before and after every node) is appended to
+``<run_dir>/status.journal`` as one JSON line (``{"metadata", "status": {all but nodes}, "nodes":
+{changed id: node}}``), so a write costs what changed, not the whole run, and a killed engine loses
+nothing; the journal is compacted into ``status.json`` (temp file + rename, then the journal is
+emptied) at checkpoints: the first write of an engine (start, resume), every ``COMPACT_EVERY``
+changes or ``COMPACT_SECONDS``, and when the run's phase is final. Each append also touches
+``status.json``, so readers that watch its ``stat`` (the runs index, the events stream) notice.
+This is the write-ahead log Argo's controller has no need of (it patches the Workflow object in
+the API server; large node status is offloaded, workflow/controller/operator.go ``persistUpdates``).
 
-A rewrite costs what changed, not the whole run: each node is a ``NodeDoc`` that remembers its own
-JSON until one of its fields is set again, and the run's metadata and spec (fixed once the run
-starts) are serialised once. The bytes written are those ``json.dumps`` gives for the whole document.
+``load_status`` is the one reader: ``status.json`` with the journal's lines applied in order; a torn
+last line (a write cut by ``kill -9``) is ignored. Replaying lines already compacted is harmless (each
+line holds whole nodes, the last one per node equals what was compacted).
 """
 
 from __future__ import annotations
@@ -22,7 +29,11 @@ from typing import Any
 from ...clock import Clock, iso
 from ...errors import EngineError
 
-__all__ = ["NodeDoc", "RunState", "node_id", "read_status"]
+__all__ = ["JOURNAL", "NodeDoc", "RunState", "apply_journal", "load_status", "node_id", "read_status"]
+
+JOURNAL = "status.journal"
+COMPACT_EVERY = 2000
+COMPACT_SECONDS = 10.0
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _NODE_LOCK = threading.Lock()
@@ -40,14 +51,55 @@ def node_id(workflow_name: str, node_name: str) -> str:
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
-    """The status document of a run folder."""
+    """The status document of a run folder (``status.json`` and its journal)."""
     path = run_dir / "status.json"
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError as err:
         raise EngineError(f"{run_dir} is not a run folder (no status.json)") from err
     except json.JSONDecodeError as err:
         raise EngineError(f"{path} is damaged: {err}") from err
+    return apply_journal(doc, run_dir)
+
+
+def load_status(run_dir: Path) -> dict[str, Any] | None:
+    """The status document of a run folder, or None when ``status.json`` is missing or cannot be read
+    as JSON right now (callers that poll retry)."""
+    try:
+        doc = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return apply_journal(doc, run_dir) if isinstance(doc, dict) else None
+
+
+def apply_journal(doc: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``doc`` (read from ``status.json`` first) with the journal's complete lines applied in order."""
+    try:
+        data = (run_dir / JOURNAL).read_bytes()
+    except OSError:
+        return doc
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a torn line: the write a kill cut short, never acknowledged
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("metadata"), dict):
+            doc["metadata"] = entry["metadata"]
+        status = doc.get("status")
+        if not isinstance(status, dict):
+            status = doc["status"] = {}
+        nodes = status.get("nodes")
+        if not isinstance(nodes, dict):
+            nodes = {}
+        status.clear()
+        status.update(entry.get("status") or {})
+        nodes.update(entry.get("nodes") or {})
+        status["nodes"] = nodes
+    return doc
 
 
 class NodeDoc(dict[str, Any]):
@@ -58,16 +110,23 @@ class NodeDoc(dict[str, Any]):
     ``touch`` on the node whose ``children`` it extends. One lock orders changes and dumps, so a
     change made while the node is being serialised is never hidden behind a stale cache."""
 
-    __slots__ = ("_json",)
+    __slots__ = ("_json", "_sink")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._json: str | None = None
+        self._sink: set[str] | None = None  # the ids changed since the last write, of the RunState holding it
+
+    def _changed(self) -> None:
+        """Called under ``_NODE_LOCK``: drop the cached JSON and mark the node for the next journal line."""
+        self._json = None
+        if self._sink is not None:
+            self._sink.add(self.get("id") or "")
 
     def touch(self) -> None:
         """Drop the cached JSON (after an in-place change of a nested value)."""
         with _NODE_LOCK:
-            self._json = None
+            self._changed()
 
     def to_json(self) -> str:
         with _NODE_LOCK:
@@ -78,12 +137,12 @@ class NodeDoc(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         with _NODE_LOCK:
             super().__setitem__(key, value)
-            self._json = None
+            self._changed()
 
     def __delitem__(self, key: str) -> None:
         with _NODE_LOCK:
             super().__delitem__(key)
-            self._json = None
+            self._changed()
 
     def __ior__(self, other: Any) -> NodeDoc:  # type: ignore[override,misc]  # typeshed's dict.__ior__ is generic over its own K, V
         self.update(other)
@@ -91,28 +150,28 @@ class NodeDoc(dict[str, Any]):
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         with _NODE_LOCK:
-            self._json = None
+            self._changed()
             return super().setdefault(key, default)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         with _NODE_LOCK:
             super().update(*args, **kwargs)
-            self._json = None
+            self._changed()
 
     def pop(self, key: str, *default: Any) -> Any:
         with _NODE_LOCK:
-            self._json = None
+            self._changed()
             return super().pop(key, *default)
 
     def popitem(self) -> tuple[str, Any]:
         with _NODE_LOCK:
-            self._json = None
+            self._changed()
             return super().popitem()
 
     def clear(self) -> None:
         with _NODE_LOCK:
             super().clear()
-            self._json = None
+            self._changed()
 
     def copy(self) -> NodeDoc:
         return NodeDoc(self)
@@ -157,6 +216,11 @@ class RunState:
         self._quoted: dict[str, str] = {}
         self._status_path = str(run_dir / "status.json")
         self._tmp_prefix = str(run_dir / f".status.{os.getpid()}.")
+        self._journal_path = str(run_dir / JOURNAL)
+        self._journal_fd: int | None = None  # opened by the first write, which compacts
+        self._dirty: set[str] = set()
+        self._appended = 0
+        self._compacted_at = 0.0
 
     def now(self) -> str:
         return iso(self.clock.now())
@@ -177,6 +241,9 @@ class RunState:
         doc = node if isinstance(node, NodeDoc) else NodeDoc(node)
         with self.lock:
             self.nodes[doc["id"]] = doc
+            with _NODE_LOCK:
+                doc._sink = self._dirty
+                self._dirty.add(doc["id"])
             if write:
                 self.write()
         return doc
@@ -192,6 +259,8 @@ class RunState:
                     children.append(child_id)
                     if isinstance(parent, NodeDoc):
                         parent.touch()
+                    else:
+                        self._dirty.add(parent_id)
 
     def render(self) -> str:
         """The document as ``json.dumps(doc, separators=(",", ":"), default=str)`` writes it, from
@@ -228,15 +297,54 @@ class RunState:
         return "{" + ",".join(parts) + "}"
 
     def write(self) -> None:
-        """Atomically replace status.json with the current document."""
+        """Record the changes since the last write: one journal line, or a compaction at a checkpoint."""
         with self.lock:
+            if (
+                self._journal_fd is None
+                or self._appended >= COMPACT_EVERY
+                or self.status.get("phase") not in ("Running", "Pending")
+                or self.clock.monotonic() - self._compacted_at >= COMPACT_SECONDS
+            ):
+                self.compact()
+                return
+            with _NODE_LOCK:
+                changed = list(self._dirty)
+                self._dirty.clear()
+            frags = []
+            for nid in changed:
+                node = self.nodes.get(nid)
+                if node is not None:
+                    frags.append(f"{_dumps(nid)}:{node.to_json() if isinstance(node, NodeDoc) else _dumps(node)}")
+            rest = _dumps({k: v for k, v in self.status.items() if k != "nodes"})
+            line = f'{{"metadata":{_dumps(self.doc["metadata"])},"status":{rest},"nodes":{{{",".join(frags)}}}}}\n'
+            _write_all(self._journal_fd, line.encode())
+            os.utime(self._status_path)  # readers watch status.json's stat
+            self._appended += 1
+
+    def compact(self) -> None:
+        """Atomically replace status.json with the current document, then empty the journal."""
+        with self.lock:
+            with _NODE_LOCK:
+                self._dirty.clear()
             data = self.render().encode()
             tmp = f"{self._tmp_prefix}{threading.get_ident()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(tmp, self._status_path)
+            if self._journal_fd is None:
+                self._journal_fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.ftruncate(self._journal_fd, 0)
+            if self.status.get("phase") not in ("Running", "Pending"):  # the run's end: nothing more to append
+                os.close(self._journal_fd)
+                self._journal_fd = None
+            self._appended = 0
+            self._compacted_at = self.clock.monotonic()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...engine.core.state import load_status
 from ..base import TERMINAL_PHASES
 
 __all__ = [
@@ -231,7 +232,7 @@ def _status_files(runs_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
 def read_run(run_dir: Path) -> dict[str, Any] | None:
     """The run's status document with the user's requests (``CONTROL_FILE``) merged into its spec;
     None when it cannot be read right now (the engine replaces it atomically: a retry reads it)."""
-    doc = _read_json(run_dir / "status.json")
+    doc = load_status(run_dir)
     if doc is None:
         return None
     control = _read_json(run_dir / CONTROL_FILE)

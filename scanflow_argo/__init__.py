@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "ArtifactOut": "scanflow_argo.spec",
     "Retry": "scanflow_argo.spec",
     "Service": "scanflow_argo.spec",
+    "Canary": "scanflow_argo.spec",
+    "Shadow": "scanflow_argo.spec",
     "ITEM": "scanflow_argo.spec",
     "TrackingConfig": "scanflow_argo.spec",
     "DEFAULT_SERVING_IMAGE": "scanflow_argo.spec",

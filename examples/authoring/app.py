@@ -10,7 +10,8 @@
 - ``numbers-nightly`` (CronWorkflow): runs ``numbers`` by reference with its own arguments.
 - ``numbers-quick`` (Workflow): a one-off run with a generated name.
 - ``hera-hello``: a plain Hera WorkflowTemplate, compiled as it is.
-- ``numbers-model`` (Service): a SeldonDeployment for a registered model.
+- ``numbers-model`` (Service): a SeldonDeployment for a registered model, with a canary predictor taking
+  10% of the traffic and a shadow predictor mirroring it (Seldon's ``traffic`` and ``shadow``).
 
 Steps are pure Python with stdlib imports only, so they run in seconds on the local engine.
 """
@@ -24,11 +25,13 @@ from scanflow_argo.spec import (
     Application,
     ArtifactIn,
     ArtifactOut,
+    Canary,
     CronWorkflow,
     Output,
     Param,
     Retry,
     Service,
+    Shadow,
     Workflow,
     WorkflowTemplate,
     container,
@@ -179,6 +182,13 @@ app = Application(
     team="examples",
     workflows=[numbers, nightly, quick, hera_hello],
     services=[
-        Service("numbers-model", model_uri="models:/numbers@champion", replicas=1, resources={"cpu": "100m", "memory": "256Mi"})
+        Service(
+            "numbers-model",
+            model_uri="models:/numbers@champion",
+            replicas=1,
+            resources={"cpu": "100m", "memory": "256Mi"},
+            canary=Canary("models:/numbers@challenger", traffic=10),
+            shadow=Shadow("models:/numbers@candidate"),
+        )
     ],
 )

@@ -2,8 +2,9 @@
 
 Endpoints: ``GET /healthz`` (the loop is alive), ``GET /readyz`` (at least one iteration done),
 ``GET /metrics`` (Prometheus text) — these three are open; ``GET /status``, ``GET /decisions?page=&size=``,
-``POST /pause``, ``POST /resume``, ``POST /trigger/{sensor}``, ``POST /messages`` need
-``Authorization: Bearer <token>``, always (where the token comes from: ``auth.py``).
+``POST /pause``, ``POST /resume``, ``POST /trigger/{sensor}``, ``POST /messages``, and the roll-outs
+(``POST /rollouts/{deployment}`` starts one, ``GET`` shows it, ``POST …/promote`` and ``…/abort`` hand it
+to a person's decision) need ``Authorization: Bearer <token>``, always (where the token comes from: ``auth.py``).
 
 Refused before any handler runs: a request from another site's web page (``Origin``) and, when the
 API listens on loopback, one naming another ``Host`` (DNS rebinding) — 403 (``httpguard.refusal``);
@@ -37,9 +38,10 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from ..errors import AgentError, RequestError, SpecError, redact
+from ..errors import AgentError, NotFoundError, RequestError, ScanflowError, SpecError, redact
 from ..httpguard import is_loopback, load_json, refusal
 from ..monitoring.prometheus import register_scrape_target
+from ..spec.analysis import Metric
 from .runtime import AgentRuntime, agent_dir
 from .state import atomic_write_json
 
@@ -231,6 +233,36 @@ def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web
         runtime.wake()
         return web.json_response({"rollout": name, "step": state.step, "phase": state.phase, "message": state.message})
 
+    async def rollout_start(request: web.Request) -> web.StreamResponse:
+        if (forwarded := await to_leader(request)) is not None:
+            return forwarded
+        body = load_json(await request.read() or b"{}")
+        if not isinstance(body, dict) or not isinstance(body.get("model_uri"), str) or not body["model_uri"]:
+            return web.json_response({"error": 'give {"model_uri": ..., "steps": [...], "analysis": [...]}'}, status=400)
+        analysis = body.get("analysis") or []
+        if not isinstance(analysis, list) or not all(isinstance(m, dict) for m in analysis):
+            return web.json_response({"error": "analysis must be a list of metrics (objects)"}, status=400)
+        spec = {
+            "deployment": request.match_info["name"],
+            "canary": str(body.get("canary") or "canary"),
+            "steps": body.get("steps") or [{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}],
+            "analysis": analysis,
+            "model": str(body.get("model") or ""),
+            "alias": str(body.get("alias") or "champion"),
+        }
+        try:
+            for metric in analysis:
+                Metric.from_spec(metric)
+            entry = await asyncio.to_thread(
+                runtime.rollouts.start, spec, body["model_uri"], str(body.get("version") or ""), runtime.clock.now()
+            )
+        except ScanflowError as err:
+            status = 409 if isinstance(err, AgentError) else 404 if isinstance(err, NotFoundError) else 400
+            return web.json_response({"error": redact(str(err))}, status=status)
+        runtime.wake()
+        return web.json_response({"rollout": spec["deployment"], **entry["state"]}, status=201)
+
+    app.router.add_post("/rollouts/{name}", rollout_start)
     app.router.add_get("/rollouts/{name}", rollout)
     app.router.add_post("/rollouts/{name}/{verb:promote|abort}", rollout_verb)
     app.router.add_get("/healthz", healthz)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -84,9 +85,14 @@ class RolloutDriver:
         self._get_alias = get_alias
         self._record = record
         self._query = query
+        self._lock = threading.RLock()  # the loop's tick and a person's API call never move a roll-out at once
 
     # -- people and actions ----------------------------------------------------------------------
     def start(self, spec: Mapping[str, Any], model_uri: str, version: str, now: float) -> dict[str, Any]:
+        with self._lock:
+            return self._start(spec, model_uri, version, now)
+
+    def _start(self, spec: Mapping[str, Any], model_uri: str, version: str, now: float) -> dict[str, Any]:
         """Record a roll-out of ``spec['deployment']`` to ``model_uri`` and set its first step's predictors."""
         name = str(spec["deployment"])
         status = self.platform.get_deployment(name)
@@ -112,6 +118,10 @@ class RolloutDriver:
         return entry
 
     def promote(self, name: str, now: float) -> RolloutState:
+        with self._lock:
+            return self._promote(name, now)
+
+    def _promote(self, name: str, now: float) -> RolloutState:
         """A person's promote (a paused roll-out goes on as if its analysis had succeeded)."""
         state = self.book.promote(name)
         self._record({"kind": "rollout", "t": now, "rollout": name, "event": "promote", **_brief(state)})
@@ -119,6 +129,10 @@ class RolloutDriver:
         return state
 
     def abort(self, name: str, reason: str, now: float) -> RolloutState:
+        with self._lock:
+            return self._abort(name, reason, now)
+
+    def _abort(self, name: str, reason: str, now: float) -> RolloutState:
         """A person's abort: traffic back to stable, canary removed, aliases unchanged."""
         state = self.book.abort(name, reason)
         self._record({"kind": "rollout", "t": now, "rollout": name, "event": "abort", **_brief(state)})
@@ -127,6 +141,10 @@ class RolloutDriver:
 
     # -- the loop ---------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
+        with self._lock:
+            self._tick(now)
+
+    def _tick(self, now: float) -> None:
         """Move every unsettled roll-out on: predictors as its state says, due measurements, decisions."""
         for name in self.book.unsettled():
             self._settle(name, now)

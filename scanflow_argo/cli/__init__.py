@@ -21,7 +21,7 @@ from ..settings import Settings
 __all__ = ["main"]
 
 # Command-group modules, in --help order.
-_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "team", "server", "demo"]
+_GROUPS = ["compile", "workflows", "platform", "serving", "agent", "rollout", "team", "server", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ pods run as non-root with a read-only root filesystem; secrets only by ``secretK
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +147,7 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
         "prometheus.io/port": str(svc.metrics_port),
     }
     volume = {"name": app.storage.volume, "persistentVolumeClaim": {"claimName": app.storage.claim}}
-    predictor = {
+    predictor: dict[str, Any] = {
         "name": svc.predictor,
         "replicas": svc.replicas,
         "annotations": prometheus,
@@ -159,15 +160,32 @@ def seldon_deployment(svc: Service, app: Application) -> dict[str, Any]:
         "graph": {"name": "classifier", "type": "MODEL", "modelUri": svc.model_uri, "children": []},
         "labels": {"app.kubernetes.io/part-of": app.name},
     }
+    predictors: list[dict[str, Any]] = [predictor]
+    if svc.canary is not None:  # Seldon's traffic split: the non-shadow predictors' traffic adds up to 100
+        predictor["traffic"] = 100 - svc.canary.traffic
+        predictors.append(_extra_predictor(predictor, svc.canary.name, svc.canary.model_uri, svc.canary.replicas))
+        predictors[-1]["traffic"] = svc.canary.traffic
+    if svc.shadow is not None:  # a mirror of the traffic, answers discarded
+        predictors.append(_extra_predictor(predictor, svc.shadow.name, svc.shadow.model_uri, svc.shadow.replicas))
+        predictors[-1]["shadow"] = True
     annotations = dict(prometheus)
-    if svc.model_uri.startswith(REGISTRY_SCHEMES):
+    if any(str(p["graph"]["modelUri"]).startswith(REGISTRY_SCHEMES) for p in predictors):
         annotations[MODEL_SOURCE_ANNOTATION] = "registry"
     return {
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
         "metadata": _meta(svc.name, app, "model", annotations=annotations),
-        "spec": {"name": svc.name, "predictors": [predictor]},
+        "spec": {"name": svc.name, "predictors": predictors},
     }
+
+
+def _extra_predictor(stable: dict[str, Any], name: str, model_uri: str, replicas: int) -> dict[str, Any]:
+    """A canary or shadow predictor: the stable one's pods and labels, its own name, model and replicas."""
+    out = copy.deepcopy(stable)
+    out.pop("traffic", None)
+    out.update(name=name, replicas=replicas)
+    out["graph"]["modelUri"] = model_uri
+    return out
 
 
 # -- workflows' identity and MLflow config ----------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from .application import DEFAULT_IMAGE, DEFAULT_SERVING_IMAGE, Application, ClusterStorage, MonitoringConfig, TrackingConfig
 from .params import ITEM, NO_DEFAULT, ArtifactIn, ArtifactOut, Output, OutputRef, Param, ParamRef, Retry
-from .service import Service
+from .service import Canary, Service, Shadow
 from .step import ArtifactSpec, Step, Task, container, step
 from .workflow import CronWorkflow, Workflow, WorkflowTemplate
 
@@ -40,6 +40,7 @@ __all__ = [
     "ArtifactIn",
     "ArtifactOut",
     "ArtifactSpec",
+    "Canary",
     "ClusterStorage",
     "CronWorkflow",
     "MonitoringConfig",
@@ -49,6 +50,7 @@ __all__ = [
     "ParamRef",
     "Retry",
     "Service",
+    "Shadow",
     "Step",
     "Task",
     "TrackingConfig",

@@ -5,7 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Service"]
+from ..errors import SpecError
+
+__all__ = ["Canary", "Service", "Shadow"]
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A second predictor taking ``traffic`` percent of the requests (Seldon's ``predictors[].traffic``);
+    the stable predictor keeps the rest. A roll-out (``StartRollout``, ``scanflow-argo rollout``) moves it."""
+
+    model_uri: str
+    traffic: int = 10
+    replicas: int = 1
+    name: str = "canary"
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A predictor that gets a copy of every request, its answers discarded (Seldon's ``predictors[].shadow``)."""
+
+    model_uri: str
+    replicas: int = 1
+    name: str = "shadow"
 
 
 @dataclass
@@ -32,3 +54,19 @@ class Service:
     model_class: str = "scanflow_argo.serving.model.TorchClassifier"
     predictor: str = "default"
     env: Mapping[str, str] = field(default_factory=dict)
+    canary: Canary | None = None
+    shadow: Shadow | None = None
+
+    def __post_init__(self) -> None:
+        names = [self.predictor]
+        if self.canary is not None:
+            traffic = self.canary.traffic
+            if isinstance(traffic, bool) or not isinstance(traffic, int) or not 0 < traffic < 100:
+                raise SpecError(
+                    f"Service {self.name!r}: canary traffic {traffic!r} must be a whole percent 1..99 (the stable predictor keeps the rest)"
+                )
+            names.append(self.canary.name)
+        if self.shadow is not None:
+            names.append(self.shadow.name)
+        if len(set(names)) != len(names):
+            raise SpecError(f"Service {self.name!r}: predictor names {names} must be unique — rename the canary or shadow")

@@ -14,6 +14,10 @@ import pytest
 from scanflow_argo.cli.compile import load_app
 from scanflow_argo.compile import compile_app, write_manifests
 from scanflow_argo.compile.lint import lint_paths
+from scanflow_argo.errors import SpecError
+from scanflow_argo.serving.controller import parse_predictors
+from scanflow_argo.serving.traffic import split_of
+from scanflow_argo.spec import Canary, Service, Shadow
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "authoring.md"
@@ -64,6 +68,30 @@ def test_the_example_uses_every_feature(objs: list[dict[str, Any]]) -> None:
     assert templates(by(objs, "WorkflowTemplate", "hera-hello"))["main"]["steps"]
     sdep = by(objs, "SeldonDeployment", "numbers-model")
     assert sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] == "scanflow-argo/serving:0.1.0"
+    # Seldon's traffic split and shadow (predictors[].traffic / .shadow), accepted as its webhook accepts them
+    preds = sdep["spec"]["predictors"]
+    assert [(p["name"], p.get("traffic"), p.get("shadow"), p["graph"]["modelUri"]) for p in preds] == [
+        ("default", 90, None, "models:/numbers@champion"),
+        ("canary", 10, None, "models:/numbers@challenger"),
+        ("shadow", None, True, "models:/numbers@candidate"),
+    ]
+    split = split_of("numbers-model", preds)
+    assert (split.weights, split.shadows) == ((("default", 90), ("canary", 10)), ("shadow",))
+    assert [p.predictor for p in parse_predictors(sdep)] == ["default", "canary", "shadow"]  # the local platform reads it
+
+
+@pytest.mark.parametrize(
+    ("canary", "shadow", "message"),
+    [
+        (Canary("models:/m/2", traffic=100), None, "1..99"),
+        (Canary("models:/m/2", traffic=0), None, "1..99"),
+        (Canary("models:/m/2", name="default"), None, "unique"),
+        (Canary("models:/m/2"), Shadow("models:/m/3", name="canary"), "unique"),
+    ],
+)
+def test_a_refused_split_is_a_spec_error(canary, shadow, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        Service("m", model_uri="models:/m/1", canary=canary, shadow=shadow)
 
 
 @pytest.mark.shared

@@ -63,8 +63,12 @@ def make_drift_supervisor(
     feedback_dir: str = "feedback/mnist",
     cooldown: float | str = "10m",
     stale_after: float | str | None = None,
+    cluster_scope: bool = False,
 ) -> Agent:
-    """The drift supervisor with these thresholds (defaults suit a production cadence)."""
+    """The drift supervisor with these thresholds (defaults suit a production cadence).
+
+    ``cluster_scope``: ``template`` is another team's published ClusterWorkflowTemplate, run in the agent's own
+    namespace (docs/teams.md)."""
     selector = f'{{deployment_name="{deployment}"}}'
     accuracy = PromQuery(
         "accuracy",
@@ -85,6 +89,7 @@ def make_drift_supervisor(
         labels={"app": deployment},
         cooldown=cooldown,
         name="retrain",
+        cluster_scope=cluster_scope,
     )
     return Agent(
         name,

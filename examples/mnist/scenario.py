@@ -69,6 +69,9 @@ def _iso_to_epoch(value: str | None) -> float | None:
 class Scenario:
     """One run of the scenario; ``run()`` returns the report's summary."""
 
+    STATE_FOLDER = "mnist"
+    """``<home>/demo/<this>``: the scenario's own state (fresh each run)."""
+
     def __init__(
         self,
         config: ScenarioConfig,
@@ -83,7 +86,7 @@ class Scenario:
         self.out_dir = Path(out_dir)
         self.console = console or Console()
         self.clock = clock or SystemClock()
-        self.home = (settings.home / "demo" / "mnist").resolve()
+        self.home = (settings.home / "demo" / self.STATE_FOLDER).resolve()
         self.settings = settings.with_home(self.home)
         self.timeline: dict[str, Any] = {
             "config": config.as_dict(),
@@ -153,11 +156,23 @@ class Scenario:
     # -- 1. setup ----------------------------------------------------------------------------------
 
     def _setup(self, stack: contextlib.ExitStack) -> None:
-        from scanflow_argo.monitoring.prometheus import PrometheusServer
         from scanflow_argo.platform import get_platform
-        from scanflow_argo.tracking.server import MlflowServer
 
         self._step("setup")
+        self._start_servers(stack)
+        self.platform = get_platform(self.settings)
+        self._serve_ui(stack)
+        service = self._apply_application()
+        stack.callback(self._stop_runs)
+        self._train_first_model()
+        self._serve(service, stack)
+        self._start_agents(stack)
+
+    def _start_servers(self, stack: contextlib.ExitStack) -> None:
+        """MLflow and Prometheus on free ports of 127.0.0.1; the settings and the environment point at them."""
+        from scanflow_argo.monitoring.prometheus import PrometheusServer
+        from scanflow_argo.tracking.server import MlflowServer
+
         mlflow = MlflowServer(self.settings, port=_proc.free_port())
         with self.console.status("starting MLflow and Prometheus on 127.0.0.1"):
             mlflow.start(timeout=120)
@@ -173,13 +188,6 @@ class Scenario:
             prometheus=replace(self.settings.prometheus, url=self.prometheus.url),
         )
         self.console.log(f"MLflow {mlflow.url}, Prometheus {self.prometheus.url}, state in {self.home}")
-        self.platform = get_platform(self.settings)
-        self._serve_ui(stack)
-        service = self._apply_application()
-        stack.callback(self._stop_runs)
-        self._train_first_model()
-        self._serve(service, stack)
-        self._start_agents(stack)
 
     def _serve_ui(self, stack: contextlib.ExitStack) -> None:
         """The Argo Server API and web UI on the demo's state (port 2746 when free): watch it happen in a browser."""
@@ -290,6 +298,7 @@ class Scenario:
             "phase": status.phase,
             "started": _iso_to_epoch(status.started_at),
             "finished": _iso_to_epoch(status.finished_at),
+            "namespace": status.namespace,
             "parameters": dict(status.parameters),
             "labels": dict(status.labels),
         }
@@ -324,6 +333,10 @@ class Scenario:
             "agents.mnist:make_throughput_scaler": [f"{k}={json.dumps(v)}" for k, v in scaler.items()],
         }
 
+    def _agent_globals(self) -> list[str]:
+        """Global options of the agents' command line (before ``agent run``)."""
+        return []
+
     def _start_agents(self, stack: contextlib.ExitStack) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
@@ -332,7 +345,7 @@ class Scenario:
             name = ref.split("make_")[-1].replace("_", "-")
             ready = self.home / "agents" / f"{name}.ready.json"
             ready.parent.mkdir(parents=True, exist_ok=True)
-            argv = [sys.executable, "-m", "scanflow_argo", "--home", str(self.home), "agent", "run", ref,
+            argv = [sys.executable, "-m", "scanflow_argo", "--home", str(self.home), *self._agent_globals(), "agent", "run", ref,
                     "--port", "0", "--ready-file", str(ready), "--prometheus-url", self.prometheus.url]  # fmt: skip
             for arg in args:
                 argv += ["--arg", arg]
@@ -530,7 +543,7 @@ class Scenario:
         return out
 
     def _collect_decisions(self) -> None:
-        keep = ("seq", "agent", "kind", "t", "rule", "event", "action", "action_kind", "status", "reason", "params")
+        keep = ("seq", "agent", "team", "kind", "t", "rule", "event", "action", "action_kind", "status", "reason", "params")
         decisions = []
         for agent in (SUPERVISOR, SCALER):
             for d in self._decisions(agent):

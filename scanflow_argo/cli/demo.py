@@ -1,4 +1,4 @@
-"""CLI group ``demo``: ``scanflow-argo demo mnist [--quick] [--out report/]`` runs the MNIST case study.
+"""CLI group ``demo``: ``scanflow-argo demo mnist [--quick] [--teams] [--out report/]`` runs the MNIST case study.
 
 The scenario lives in ``examples/mnist`` of the project checkout (it is an example, not part of the
 installed library), so the command puts the checkout on ``sys.path`` when it is there.
@@ -34,6 +34,12 @@ def register(sub: Any) -> None:
     mnist.add_argument(
         "--quick", action="store_true", help="the shortened scenario (fewer epochs, shorter phases; the test suite runs it)"
     )
+    mnist.add_argument(
+        "--teams",
+        action="store_true",
+        help="played by three teams, each in its namespace scanflow-mnist-TEAM: data publishes the dataset, science trains "
+        "and publishes the model and its retraining template, engineering serves it and runs the agents (docs/teams.md)",
+    )
     mnist.add_argument("--out", type=Path, default=Path("report"), help="folder of the report (default: ./report)")
     mnist.add_argument("--seed", type=int, help="seed of the split, the training and the traffic (default 0)")
     mnist.add_argument(
@@ -50,14 +56,16 @@ def demo_mnist(args: argparse.Namespace, settings: Settings) -> int:
     if str(_CHECKOUT) not in sys.path:
         sys.path.insert(0, str(_CHECKOUT))
     from examples.mnist.config import FULL, QUICK  # the demo's package: checkout only
-    from examples.mnist.scenario import run_scenario  # the demo's package: checkout only
+    from examples.mnist.scenario import Scenario  # the demo's package: checkout only
+    from examples.mnist.teams import TeamScenario  # the demo's package: checkout only
 
     config = QUICK if args.quick else FULL
     if args.seed is not None:
         config = replace(config, seed=args.seed)
     if args.data_source:
         config = replace(config, data_source=args.data_source)
-    summary = run_scenario(config, settings, args.out)
+    kind = TeamScenario if args.teams else Scenario
+    summary = kind(config, settings, args.out).run()
     failed = [name for name, ok in summary["checks"].items() if ok is False]
     if failed:
         print(f"targets not met: {', '.join(failed)} (see {args.out / 'index.html'})", file=sys.stderr)

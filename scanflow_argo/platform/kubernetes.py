@@ -117,7 +117,7 @@ class KubernetesPlatform:
                 )
             meta = workflow.get("metadata") or {}
             if params:
-                declared = declared_parameters(workflow, lambda name, _cluster: self.workflows.get_template(name))
+                declared = declared_parameters(workflow, self._namespaced_template)
                 if declared is not None:
                     check_parameters(params, declared, f"Workflow {meta.get('name') or meta.get('generateName')}")
             try:
@@ -125,6 +125,14 @@ class KubernetesPlatform:
             except AlreadyExistsError as err:
                 raise already_exists(str(meta.get("name")), self.name) from err
         return str(created["metadata"]["name"])
+
+    def _namespaced_template(self, name: str, cluster_scope: bool) -> dict[str, Any]:
+        """The WorkflowTemplate a Workflow references, to check its parameters before submitting; a
+        ClusterWorkflowTemplate (another team's publication) is not read here — a team's Role cannot grant it —
+        and Argo's controller checks the parameters against it (``NotFoundError``: no check here)."""
+        if cluster_scope:
+            raise NotFoundError(f"ClusterWorkflowTemplate {name!r} is resolved by Argo's controller, not read here")
+        return self.workflows.get_template(name)
 
     def get_run(self, name: str) -> RunStatus:
         return RunStatus.from_workflow(self.workflows.get(name))

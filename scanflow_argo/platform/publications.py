@@ -120,8 +120,8 @@ class Publications:
         """Publish ``team``'s WorkflowTemplate as a ClusterWorkflowTemplate (no namespace) and record it. Its
         ``spec.workflowMetadata.labels`` gain the template's own reference (``reference_labels``), so every run of
         it names the template and version it came from, in whichever namespace it runs."""
-        meta = dict(manifest.get("metadata") or {})
-        meta.pop("namespace", None)
+        # a new, cluster-scoped object: its name, labels and annotations only (no namespace, uid or resourceVersion)
+        meta = {k: v for k, v in dict(manifest.get("metadata") or {}).items() if k in ("name", "labels", "annotations")}
         name = str(meta.get("name"))
         labels = {**dict(meta.get("labels") or {}), LABEL_TEAM: team, "scanflow.dev/version": str(version)}
         spec = dict(manifest.get("spec") or {})

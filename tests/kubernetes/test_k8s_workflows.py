@@ -10,6 +10,7 @@ from fakeapi import FakeCluster, node_status
 from k8s_helpers import ARGO_TOKEN, NAMESPACE, TOKEN_ENV, make_platform, template
 
 from scanflow_argo.errors import NotFoundError, PlatformError, UnavailableError
+from scanflow_argo.platform.base import workflow_from_template
 from scanflow_argo.platform.kubernetes import KubernetesPlatform
 from scanflow_argo.settings import describe
 
@@ -329,3 +330,16 @@ def test_resume_on_the_cluster_is_argos_retry_or_resume(platform: KubernetesPlat
     fake.set_status("workflows", NAMESPACE, paused, {"phase": "Succeeded"})
     with pytest.raises(PlatformError, match=r"already finished \(Succeeded\): nothing to resume"):
         platform.resume(paused)
+
+
+def test_submit_of_a_published_cluster_template_leaves_its_parameters_to_argo(
+    platform: KubernetesPlatform, fake: FakeCluster
+) -> None:
+    # a team's agent runs another team's ClusterWorkflowTemplate in its namespace: the namespaced template of the
+    # same name (which declares other parameters) is not the one referenced, and the cluster one is not read here
+    platform.apply_template(template())  # WorkflowTemplate "train", declaring only "epochs"
+    name = platform.submit(workflow_from_template("train", cluster_scope=True), {"feedback_window": "1h"})
+    wf = fake.get("workflows", NAMESPACE, name)
+    assert wf["spec"]["workflowTemplateRef"] == {"name": "train", "clusterScope": True}
+    assert wf["spec"]["arguments"]["parameters"] == [{"name": "feedback_window", "value": "1h"}]
+    assert wf["metadata"]["labels"]["workflows.argoproj.io/cluster-workflow-template"] == "train"

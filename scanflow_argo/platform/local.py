@@ -39,7 +39,7 @@ from ..serving.controller import LocalDeployments
 from ..settings import Settings
 from ._local import control
 from ._local.claims import delete_owned
-from ._local.index import RunsIndex, argo_view, read_run, resource_version
+from ._local.index import RunsIndex, argo_view, read_run, resource_version, run_stat
 from .base import (
     DeploymentStatus,
     Pairs,
@@ -384,9 +384,9 @@ class LocalPlatform:
         except NotFoundError as err:
             raise NotFoundError(f'workflows.argoproj.io "{name}" not found') from err
         for _ in range(5):  # the engine replaces status.json atomically: retry a torn read
-            stat = _stat(run_dir / "status.json")
+            found = run_stat(run_dir)
             doc = read_run(run_dir)
-            if doc is not None and stat is not None:
+            if doc is not None and found is not None:
                 break
             time.sleep(0.02)
         else:
@@ -395,7 +395,7 @@ class LocalPlatform:
             raise NotFoundError(
                 f'workflows.argoproj.io "{name}" not found (it is in namespace {doc["metadata"].get("namespace")!r})'
             )
-        return argo_view(doc, resource_version(stat))
+        return argo_view(doc, resource_version(*found))
 
     def create_workflow(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create (start) a Workflow; ``ConflictError`` when its name is taken. Returns it as created."""

@@ -52,7 +52,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,51 @@ def wanted_predictors(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def spec_document(
+    manifest: Mapping[str, Any],
+    every: Sequence[ModelSpec],
+    model_dirs: Mapping[str, str],
+    router_port: int,
+    generation: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The ``spec.json`` a deployment's supervisor reconciles: ``manifest``'s predictors (``every``, the first one's
+    fields also at the top level, as a spec written before several predictors had them), each predictor's model
+    folder from ``model_dirs`` by model URI."""
+    first = every[0]
+    return {
+        "name": first.name,
+        "namespace": first.namespace,
+        "predictor": first.predictor,
+        "predictor_version": first.predictor_version,
+        "model_name": first.model_name,
+        "model_class": first.model_class,
+        "env": dict(first.env),
+        "model_uri": first.model_uri,
+        "model_dir": str(model_dirs[first.model_uri]),
+        "replicas": first.replicas,
+        "router_port": router_port,
+        "manifest": dict(manifest),
+        "generation": generation,
+        "seed": seed,
+        "predictors": [
+            {
+                "name": p.predictor,
+                "predictor_version": p.predictor_version,
+                "model_name": p.model_name,
+                "model_class": p.model_class,
+                "env": dict(p.env),
+                "model_uri": p.model_uri,
+                "model_dir": str(model_dirs[p.model_uri]),
+                "replicas": p.replicas,
+                "traffic": p.traffic,
+                "shadow": p.shadow,
+            }
+            for p in every
+        ],
+    }
+
+
 def deployment_manifest(name: str, model_uri: str, replicas: int, namespace: str = "default") -> dict[str, Any]:
     """The minimal SeldonDeployment ``serve`` applies (the compiler writes the full one for clusters)."""
     return {
@@ -378,7 +423,6 @@ class LocalDeployments:
         spec = every[0]
         folder = self.dir(spec.name)
         model_dirs = {p.model_uri: str(resolve_model(self.settings, spec.name, p.model_uri)) for p in every}
-        model_dir = model_dirs[spec.model_uri]
         seed = _seed(manifest)
         serving_python(self.settings)  # fail before writing anything when the venv is missing
         with _locked(folder):
@@ -395,37 +439,7 @@ class LocalDeployments:
                         f"port {port} on {self.settings.serving.host} is in use: pick another router port (--port / SCANFLOW_SERVING_ROUTER_PORT)"
                     )
             generation = int(old.get("generation", 0)) + 1
-            desired = {
-                "name": spec.name,
-                "namespace": spec.namespace,
-                "predictor": spec.predictor,
-                "predictor_version": spec.predictor_version,
-                "model_name": spec.model_name,
-                "model_class": spec.model_class,
-                "env": dict(spec.env),
-                "model_uri": spec.model_uri,
-                "model_dir": str(model_dir),
-                "replicas": spec.replicas,
-                "router_port": port,
-                "manifest": dict(manifest),
-                "generation": generation,
-                "seed": seed,
-                "predictors": [
-                    {
-                        "name": p.predictor,
-                        "predictor_version": p.predictor_version,
-                        "model_name": p.model_name,
-                        "model_class": p.model_class,
-                        "env": dict(p.env),
-                        "model_uri": p.model_uri,
-                        "model_dir": model_dirs[p.model_uri],
-                        "replicas": p.replicas,
-                        "traffic": p.traffic,
-                        "shadow": p.shadow,
-                    }
-                    for p in every
-                ],
-            }
+            desired = spec_document(manifest, every, model_dirs, port, generation, seed)
             _write_json(folder / "spec.json", desired)
             self._ensure_supervisor(spec.name)
         return self._wait(spec.name, generation, timeout)

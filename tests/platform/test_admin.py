@@ -9,12 +9,14 @@ terminate (``workflow/controller/operator.go``: ``Stopped with strategy 'Termina
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scanflow_argo.engine.core.state import JOURNAL
 from scanflow_argo.errors import InvalidRequest
 from scanflow_argo.platform._local import control, index
 from scanflow_argo.platform._local.index import RunsIndex
@@ -111,6 +113,22 @@ def test_runs_index_reports_changes_and_keeps_summaries_small(tmp_path: Path) ->
     (runs / "c").mkdir()  # a run folder still being prepared: no status yet
     shutil.rmtree(runs / "b")
     assert sorted((c.type, c.name) for c in idx.refresh()) == [("DELETED", "b"), ("MODIFIED", "a")]
+
+
+def test_runs_index_sees_a_journal_line_written_within_one_mtime_tick(tmp_path: Path) -> None:
+    """The engine appends its last status change (the run's end) to the journal and touches status.json; two
+    writes a few ms apart can leave its mtime where it was (CI: ``latest()`` found the run still Running)."""
+    runs = tmp_path / "runs"
+    write_run(runs, "a")
+    status = runs / "a" / "status.json"
+    mtime = status.stat().st_mtime_ns
+    idx = RunsIndex(runs)
+    idx.refresh()
+    line = {"status": {"phase": "Succeeded", "nodes": {"a-2": {"type": "Pod", "phase": "Succeeded"}}}}
+    (runs / "a" / JOURNAL).write_text(json.dumps(line) + "\n")
+    os.utime(status, ns=(mtime, mtime))  # the same tick
+    assert [(c.type, c.summary["status"]["phase"]) for c in idx.refresh()] == [("MODIFIED", "Succeeded")]
+    assert [s["metadata"]["labels"]["workflows.argoproj.io/phase"] for s in idx.summaries()] == ["Succeeded"]
 
 
 def test_runs_index_file_is_a_cache_rebuilt_when_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ needs to reach a running server, and small Argo manifests."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer
+from scanflow_argo.serving.controller import deployment_manifest, parse_predictors, spec_document
 from scanflow_argo.settings import Settings
 
 NAMESPACE = "argo"
@@ -143,3 +145,15 @@ def greet_template(name: str = "greet", namespace: str = NAMESPACE) -> dict[str,
             ],
         },
     }
+
+
+def write_deployment(home: Path, status: dict[str, Any], namespace: str = "default") -> None:
+    """A local ``mnist`` deployment (2 replicas of ``models:/mnist@champion``) as ``LocalDeployments.apply``
+    records it, with ``status`` as its supervisor's last report, and no supervisor running."""
+    manifest = deployment_manifest("mnist", "models:/mnist@champion", 2, namespace)
+    every = parse_predictors(manifest, namespace)
+    folder = home / "deployments" / "mnist"
+    folder.mkdir(parents=True)
+    spec = spec_document(manifest, every, {p.model_uri: str(home / "models") for p in every}, 1, 1, 0)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    (folder / "status.json").write_text(json.dumps(status))

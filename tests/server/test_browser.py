@@ -27,7 +27,15 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from server_helpers import NAMESPACE, Served, greet_template, server_settings, shell_workflow, steps_workflow
+from server_helpers import (
+    NAMESPACE,
+    Served,
+    greet_template,
+    server_settings,
+    shell_workflow,
+    steps_workflow,
+    write_deployment,
+)
 
 from scanflow_argo import _proc
 from scanflow_argo.platform.local import LocalPlatform
@@ -284,11 +292,8 @@ def test_deployments_page_draws_live_charts_from_prometheus(
             prometheus=replace(base.prometheus, url=prometheus_server.url),
             tracking=replace(base.tracking, uri="http://127.0.0.1:9"),  # no MLflow: the alias's version stays unknown
         )
-        folder = settings.home / "deployments" / "mnist"
-        folder.mkdir(parents=True)
-        (folder / "spec.json").write_text(json.dumps({"replicas": 2, "router_port": 1, "model_uri": "models:/mnist@champion"}))
-        (folder / "status.json").write_text(
-            json.dumps({"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"step": "1/2", "weight": 50}})
+        write_deployment(
+            settings.home, {"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"step": "1/2", "weight": 50}}
         )
         with ArgoServer(LocalPlatform(settings), settings, served.token, ServerOptions(port=0)) as other:
             log_in(page, other.url, served.token)

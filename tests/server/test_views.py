@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import Served, server_settings
+from server_helpers import Served, server_settings, write_deployment
 
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
@@ -34,15 +34,10 @@ def views(tmp_path: Path, prometheus_server: Any) -> Iterator[tuple[Served, Expo
         prometheus=replace(base.prometheus, url=prometheus_server.url),
         tracking=replace(base.tracking, uri="http://127.0.0.1:9"),  # no MLflow: the alias's version stays unknown
     )
-    folder = settings.home / "deployments" / "mnist"
-    folder.mkdir(parents=True)
-    (folder / "spec.json").write_text(
-        json.dumps({"replicas": 2, "router_port": 1, "model_uri": "models:/mnist@champion", "namespace": "scanflow"})
-    )
-    (folder / "status.json").write_text(
-        json.dumps(
-            {"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"to": "models:/mnist/3", "step": "1/2"}}
-        )
+    write_deployment(
+        settings.home,
+        {"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"to": "models:/mnist/3", "step": "1/2"}},
+        namespace="scanflow",
     )
     audit = settings.home / "agents" / "sleeper"
     audit.mkdir(parents=True)

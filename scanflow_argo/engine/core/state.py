@@ -4,9 +4,10 @@
 ``{"apiVersion", "kind", "metadata", "spec", "status": {phase, startedAt, finishedAt, message,
 nodes{id: {...}}, outputs}}``. Every change (before and after every node) is appended to
 ``<run_dir>/status.journal`` as one JSON line (``{"metadata", "status": {all but nodes}, "nodes":
-{changed id: node}, "children": {id: [ids added]}}``), so a write costs what changed, not the whole run
-(a node that only gained children is written as the ids it gained: a fan-out's parent, with its 10,000
-children, would otherwise be written whole for each of them), and a killed engine loses nothing; the journal is compacted into ``status.json`` (temp file + rename, then the journal is
+{changed id: node}, "children": {id: [ids added]}, "patch": {id: {key: value}}}``), so a write costs what
+changed, not the whole run: a node that only gained children is written as the ids it gained, and one whose
+only change was a key set (a fan-out parent's ``progress``) as that key — a parent with 10,000 children
+would otherwise be written whole for each of them — and a killed engine loses nothing; the journal is compacted into ``status.json`` (temp file + rename, then the journal is
 emptied) at checkpoints: the first write of an engine (start, resume), every ``COMPACT_EVERY``
 changes or ``COMPACT_SECONDS``, and when the run's phase is final. Each append also touches
 ``status.json``, so readers that watch its ``stat`` (the runs index, the events stream) notice.
@@ -15,7 +16,8 @@ the API server; large node status is offloaded, workflow/controller/operator.go 
 
 ``load_status`` is the one reader: ``status.json`` with the journal's lines applied in order; a torn
 last line (a write cut by ``kill -9``) is ignored. Replaying lines already compacted is harmless (each
-line holds whole nodes, the last one per node equals what was compacted, and a child id is added once).
+line holds whole nodes or keys set, the last value per key equals what was compacted, and a child id is
+added once).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def apply_journal(doc: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         status.clear()
         status.update(entry.get("status") or {})
         nodes.update(entry.get("nodes") or {})
+        for pid, fields in (entry.get("patch") or {}).items():
+            target = nodes.get(pid)
+            if isinstance(target, dict) and isinstance(fields, dict):
+                target.update(fields)
         for pid, ids in (entry.get("children") or {}).items():
             parent = nodes.get(pid)
             if isinstance(parent, dict) and isinstance(ids, list):
@@ -118,18 +124,33 @@ class NodeDoc(dict[str, Any]):
     ``touch`` on the node whose ``children`` it extends. One lock orders changes and dumps, so a
     change made while the node is being serialised is never hidden behind a stale cache."""
 
-    __slots__ = ("_json", "_sink")
+    __slots__ = ("_json", "_keys", "_sink")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._json: str | None = None
         self._sink: set[str] | None = None  # the ids changed since the last write, of the RunState holding it
+        self._keys: set[str] | None = None  # the keys set since the last write; None: write the node whole
 
-    def _changed(self) -> None:
-        """Called under ``_NODE_LOCK``: drop the cached JSON and mark the node for the next journal line."""
+    def _changed(self, key: str | None = None) -> None:
+        """Called under ``_NODE_LOCK``: drop the cached JSON and mark the node (or only ``key`` of it) for the
+        next journal line."""
         self._json = None
+        if key is None:
+            self._keys = None
+        elif self._keys is not None:
+            self._keys.add(key)
         if self._sink is not None:
             self._sink.add(self.get("id") or "")
+
+    def take_patch(self) -> dict[str, Any] | None:
+        """The keys set since the last write with their values (None: the node must be written whole), and
+        from now on nothing is pending."""
+        with _NODE_LOCK:
+            keys, self._keys = self._keys, set()
+            if keys is None or any(k not in self for k in keys):
+                return None
+            return {k: self[k] for k in keys}
 
     def touch(self) -> None:
         """Drop the cached JSON (after an in-place change of a nested value)."""
@@ -151,7 +172,7 @@ class NodeDoc(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         with _NODE_LOCK:
             super().__setitem__(key, value)
-            self._changed()
+            self._changed(key)
 
     def __delitem__(self, key: str) -> None:
         with _NODE_LOCK:
@@ -261,6 +282,7 @@ class RunState:
             self.progress.node_put(doc)
             with _NODE_LOCK:
                 doc._sink = self._dirty
+                doc._keys = None  # recorded: written whole
                 self._dirty.add(doc["id"])
             if write:
                 self.write()
@@ -347,14 +369,22 @@ class RunState:
                 self._dirty.clear()
             added, self._new_children = self._new_children, {}
             frags = []
+            patches: dict[str, dict[str, Any]] = {}
             for nid in changed:
                 node = self.nodes.get(nid)
-                if node is not None:
-                    frags.append(f"{_dumps(nid)}:{node.to_json() if isinstance(node, NodeDoc) else _dumps(node)}")
-                    added.pop(nid, None)  # written whole, its new children with it
+                if node is None:
+                    continue
+                patch = node.take_patch() if isinstance(node, NodeDoc) else None
+                if patch is not None:  # only some keys were set (a fan-out parent's progress): those alone
+                    if patch:
+                        patches[nid] = patch
+                    continue
+                frags.append(f"{_dumps(nid)}:{node.to_json() if isinstance(node, NodeDoc) else _dumps(node)}")
+                added.pop(nid, None)  # written whole, its new children with it
             rest = _dumps({k: v for k, v in self.status.items() if k != "nodes"})
             kids = f',"children":{_dumps(added)}' if added else ""
-            line = f'{{"metadata":{_dumps(self.doc["metadata"])},"status":{rest},"nodes":{{{",".join(frags)}}}{kids}}}\n'
+            keys = f',"patch":{_dumps(patches)}' if patches else ""
+            line = f'{{"metadata":{_dumps(self.doc["metadata"])},"status":{rest},"nodes":{{{",".join(frags)}}}{kids}{keys}}}\n'
             _write_all(self._journal_fd, line.encode())
             os.utime(self._status_path)  # readers watch status.json's stat
             self._appended += 1
@@ -373,6 +403,9 @@ class RunState:
             self._update_progress()
             with _NODE_LOCK:
                 self._dirty.clear()
+                for node in self.nodes.values():
+                    if isinstance(node, NodeDoc):
+                        node._keys = set()  # all on disk now
             self._new_children.clear()
             data = self.render().encode()
             tmp = f"{self._tmp_prefix}{threading.get_ident()}.tmp"

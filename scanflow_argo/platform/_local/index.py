@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...engine.core.state import load_status
+from ...engine.core.state import JOURNAL, load_status
 from ..base import TERMINAL_PHASES
 
 __all__ = [
@@ -111,9 +111,24 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def resource_version(stat: os.stat_result) -> str:
-    """A resource version that changes whenever the status file does."""
-    return str(stat.st_mtime_ns)
+def resource_version(stat: os.stat_result, journal: int = 0) -> str:
+    """A resource version that changes whenever the run's status does: ``status.json``'s mtime, and the size of
+    its journal (``journal``), which the engine appends to, touching status.json, twice within one clock tick
+    at times (the mtime alone then stays put)."""
+    return f"{stat.st_mtime_ns}{journal:012d}" if journal else str(stat.st_mtime_ns)
+
+
+def run_stat(run_dir: str | Path) -> tuple[os.stat_result, int] | None:
+    """``status.json``'s stat and its journal's size (0 when none), or None when the run has no status file."""
+    try:
+        stat = os.stat(os.path.join(run_dir, "status.json"))
+    except OSError:
+        return None
+    try:
+        journal = os.stat(os.path.join(run_dir, JOURNAL)).st_size
+    except OSError:
+        journal = 0
+    return stat, journal
 
 
 class RunsIndex:
@@ -170,8 +185,8 @@ class RunsIndex:
             entries: dict[str, dict[str, Any]] = {}
             changes: list[Change] = []
             stale_file = False
-            for name, stat in _status_files(self.runs_dir):
-                stamp = [stat.st_mtime_ns, stat.st_size]
+            for name, (stat, journal) in _status_files(self.runs_dir):
+                stamp = [stat.st_mtime_ns, stat.st_size, journal]
                 old = before.get(name)
                 if old is not None and old["stamp"] == stamp:
                     entries[name] = old
@@ -185,7 +200,7 @@ class RunsIndex:
                         if old is not None:
                             entries[name] = old
                         continue
-                    entry = {"stamp": stamp, "summary": summary_of(doc, resource_version(stat))}
+                    entry = {"stamp": stamp, "summary": summary_of(doc, resource_version(stat, journal))}
                     stale_file = True
                 entries[name] = entry
                 changes.append(Change("ADDED" if old is None else "MODIFIED", name, entry["summary"]))
@@ -216,7 +231,7 @@ def _newest_first_key(summary: Mapping[str, Any]) -> tuple[str, str]:
     return (str(meta.get("creationTimestamp") or status.get("startedAt") or ""), str(meta.get("name", "")))
 
 
-def _status_files(runs_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
+def _status_files(runs_dir: Path) -> Iterator[tuple[str, tuple[os.stat_result, int]]]:
     try:
         entries = list(os.scandir(runs_dir))
     except FileNotFoundError:
@@ -224,10 +239,9 @@ def _status_files(runs_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
     for entry in entries:
         if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
             continue
-        try:
-            yield entry.name, os.stat(os.path.join(entry.path, "status.json"))
-        except OSError:
-            continue
+        found = run_stat(entry.path)
+        if found is not None:
+            yield entry.name, found
 
 
 def read_run(run_dir: Path) -> dict[str, Any] | None:

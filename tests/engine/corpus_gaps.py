@@ -42,14 +42,6 @@ DYN_REF = "templateRef.name '{{item.wftmpl}}' is looked up when the run is prepa
 
 KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # -- controller unit tests: dag_test.go --
-    "controller_dag/TestDAGReferTaskAggregatedOutputs": (
-        ("8",),
-        'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
-    ),
-    "controller_dag/TestDAGTaskGroupIDReference": (
-        ("8",),
-        "{{tasks.fanout.id}} of an expanded task (its TaskGroup node's ID) is not in scope: 'no such variable at this point'",
-    ),
     "controller_dag/TestDAGSkippedOutputRef": (("6",), ABSENT),
     "controller_dag/TestDAGSkippedOutputExprDefaultAggregate": (
         ("6",),
@@ -66,15 +58,7 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (("5", "9"), STEP_CHAIN + " (the hit node hello-steps)"),
     "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (("5", "9"), STEP_CHAIN + " (the hit node hello-dag)"),
-    "controller_operator/TestParamAggregation": (
-        ("8",),
-        'aggregated task outputs are JSON-decoded values ([1,2]) where Argo keeps the strings it read (["1","2"])',
-    ),
     # -- steps_test.go --
-    "controller_steps/TestStepsStepGroupIDReference": (
-        ("8",),
-        "{{steps.fanout.id}} of an expanded step (its StepGroup node's ID) is not in scope: 'no such variable at this point'",
-    ),
     "controller_steps/TestStepsWhenExprWithParamFilter": (
         ("8",),
         "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
@@ -113,14 +97,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "workflow.labels.json, workflow.annotations.json and workflow.parameters.json are no variables, so the pod's args fail to resolve",
     ),
     "e2e_functional/TestContinueOnFail": (("9",), "the steps node B (continueOn.failed) has no outboundNodes"),
-    "e2e_functional/TestLoopEmptyParam": (
-        ("8",),
-        "withParam of an empty output is an error ('not a JSON list') where Argo skips the step ('Skipped, empty params')",
-    ),
-    "e2e_functional/TestDAGEmptyParam": (
-        ("8",),
-        "withParam of an empty output is an error ('not a JSON list') where Argo skips the task ('Skipped, empty params')",
-    ),
     "e2e_functional/TestDAGOmittedOutputRef": (("6",), ABSENT),
     "e2e_functional/TestDAGSkippedOutputRef": (("6",), ABSENT),
     "e2e_functional/TestDAGSkippedVolumeRefProducerDefault": (
@@ -136,14 +112,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_functional/TestStepsWhenExprFilter": (
         ("8",),
         "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
-    ),
-    "e2e_functional/TestParameterAggregationDAGWithRetry": (
-        ("8",),
-        'aggregated outputs of the retried fan-out are JSON-decoded values ([1,2,3]) where Argo keeps the strings it read (["1","2","3"])',
-    ),
-    "e2e_functional/TestParameterAggregationStepsWithRetry": (
-        ("8",),
-        'aggregated outputs of the retried fan-out are JSON-decoded values ([1,2,3]) where Argo keeps the strings it read (["1","2","3"])',
     ),
     "e2e_functional/TestMissingStepsInUI": (
         ("9",),

@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...argoexpr.errors import Fail
+from ...argoexpr.golang import from_json, go_json
 from ...errors import EngineError
 from .manifest import TemplateScope
 from .subst import Unresolved, substitute, substitute_str, tag_body
 from .values import DAEMON_IP, FAILED, fmt_item, json_or_str
 
-__all__ = ["Frame", "add_input_artifacts", "publish", "resolve_args"]
+__all__ = ["Frame", "add_input_artifacts", "aggregated_values", "publish", "resolve_args"]
 
 
 @dataclass
@@ -44,16 +46,43 @@ def add_input_artifacts(frame: Frame, inputs: Mapping[str, Any]) -> None:
             frame.artifacts[f"inputs.artifacts.{a['name']}"] = {}
 
 
-def publish(frame: Frame, prefix: str, nodes: Sequence[Mapping[str, Any]], looped: bool) -> None:
-    """Make a finished step/task's outputs visible as ``steps.X.*`` / ``tasks.X.*`` (a fan-out's aggregated)."""
+def aggregated_values(values: Sequence[str]) -> str:
+    """``{{steps.X.outputs.parameters.p}}`` of a fan-out: the JSON list of the values its children produced
+    (``workflow/controller/operator.go`` ``aggregatedJSONValueList``/``tryJSONUnmarshal``): decoded only when
+    every value is a JSON list or map, else the strings as they were read (``["1","2"]``, never ``[1,2]``)."""
+    decoded: list[Any] = []
+    for value in values:
+        try:
+            item = from_json(value)
+        except Fail:
+            return go_json(list(values))
+        if not isinstance(item, (list, dict)):
+            return go_json(list(values))
+        decoded.append(item)
+    return go_json(decoded)
+
+
+def _node_ref(v: dict[str, Any], prefix: str, n: Mapping[str, Any]) -> None:
+    """``{{steps.X.id/status/startedAt/finishedAt}}`` of one node (``operator.go`` ``buildLocalScope``)."""
+    v[f"{prefix}.status"] = n.get("phase", "")
+    v[f"{prefix}.id"] = n.get("id", "")
+    v[f"{prefix}.startedAt"] = n.get("startedAt") or ""
+    v[f"{prefix}.finishedAt"] = n.get("finishedAt") or ""
+
+
+def publish(
+    frame: Frame, prefix: str, nodes: Sequence[Mapping[str, Any]], looped: bool, group: Mapping[str, Any] | None = None
+) -> None:
+    """Make a finished step/task's outputs visible as ``steps.X.*`` / ``tasks.X.*`` (a fan-out's aggregated).
+
+    A fan-out's ``id``/``status``/``startedAt``/``finishedAt`` are those of ``group``, the node Argo gives
+    ``buildLocalScope`` for it: the StepGroup of an expanded step (``steps.go`` ``executeSteps``), the
+    TaskGroup of an expanded task (``dag.go`` ``buildLocalScopeFromTask``)."""
     v = frame.vars
     if not looped:
         n = nodes[0]
         outs = n.get("outputs") or {}
-        v[f"{prefix}.status"] = n.get("phase", "")
-        v[f"{prefix}.id"] = n.get("id", "")
-        v[f"{prefix}.startedAt"] = n.get("startedAt") or ""
-        v[f"{prefix}.finishedAt"] = n.get("finishedAt") or ""
+        _node_ref(v, prefix, n)
         if n.get("daemoned"):
             v[f"{prefix}.ip"] = DAEMON_IP  # nodes share this machine's network
         if "exitCode" in outs:
@@ -73,17 +102,20 @@ def publish(frame: Frame, prefix: str, nodes: Sequence[Mapping[str, Any]], loope
     ok = [n for n in nodes if n.get("phase") == "Succeeded"]
     results = [json_or_str(n["outputs"]["result"]) for n in ok if "result" in (n.get("outputs") or {})]
     v[f"{prefix}.outputs.result"] = json.dumps(results, separators=(",", ":"))
-    plist: list[dict[str, Any]] = []
-    by_param: dict[str, list[Any]] = {}
-    for n in ok:
+    plist: list[dict[str, str]] = []
+    by_param: dict[str, list[str]] = {}
+    for n in ok:  # processAggregateNodeOutputs: every value as the text it was read (Value.String())
         ps = (n.get("outputs") or {}).get("parameters") or []
         if ps:
             plist.append({p["name"]: p["value"] for p in ps})
         for p in ps:
-            by_param.setdefault(p["name"], []).append(json_or_str(p["value"]))
-    v[f"{prefix}.outputs.parameters"] = json.dumps(plist, separators=(",", ":"))
+            by_param.setdefault(p["name"], []).append(p["value"])
+    v[f"{prefix}.outputs.parameters"] = go_json(plist)
     for pname, values in by_param.items():
-        v[f"{prefix}.outputs.parameters.{pname}"] = json.dumps(values, separators=(",", ":"))
+        v[f"{prefix}.outputs.parameters.{pname}"] = aggregated_values(values)
+    if group is not None:
+        _node_ref(v, prefix, group)
+        return
     phases = {n.get("phase") for n in nodes}
     v[f"{prefix}.status"] = (
         "Failed" if phases & set(FAILED) else ("Succeeded" if ok else (nodes[0].get("phase") if nodes else "Skipped"))

@@ -23,11 +23,15 @@ from ..core.subst import Unresolved, expand_scope, substitute, substitute_str, t
 from ..core.values import fmt_item, item_label
 from .base import KindContext
 
-__all__ = ["FAIL_FAST_MESSAGE", "continues", "expand", "fails_fast", "parallel", "run_step", "template_outputs"]
+__all__ = ["EMPTY_PARAMS", "FAIL_FAST_MESSAGE", "continues", "expand", "fails_fast", "parallel", "run_step", "template_outputs"]
 
 FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
 """Argo's message for a steps/DAG template with ``failFast: true`` whose children failed, once none runs
 (``workflow/controller/operator.go`` ``checkParallelism``; the steps' last StepGroup gets it too)."""
+
+EMPTY_PARAMS = "Skipped, empty params"
+"""The message of the Skipped node of a step/task whose loop has no items (``steps.go`` ``expandStepGroup``,
+``dag.go`` ``executeDAGTask``)."""
 
 
 def fails_fast(tmpl: Mapping[str, Any]) -> bool:

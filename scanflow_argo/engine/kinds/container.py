@@ -81,13 +81,13 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     def stage(fs: NodeFS) -> list[str]:
         fs.make_dir(str(Path(progress_path).parent), where)
         place_inputs(ctx, inputs, fs, node_dir, where)
-        if not is_script:
+        if not is_script or not body.get("source"):  # operator.go executeScript: no source, no file argument
             return []
         host = fs.writable(SCRIPT_PATH, where) if fs.root is not None else node_dir / "script"
         host.parent.mkdir(parents=True, exist_ok=True)
         host.write_text(str(body.get("source", "")))
         host.chmod(0o755)  # Argo's script file is executable (``sh -c FILE`` works)
-        return [SCRIPT_PATH if fs.root is not None else str(host)]  # appended to args, as workflowpod.go does
+        return [SCRIPT_PATH if fs.root is not None else str(host)]  # appended to args, as operator.go does
 
     try:
         pod = ctx.volumes.pod(tmpl, node_dir, where, vars_)

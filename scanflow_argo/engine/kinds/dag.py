@@ -21,7 +21,7 @@ from ..core.state import NodeDoc
 from ..core.values import FAILED
 from ..features.lifecycle import HookSet
 from .base import CheckContext, KindContext, NodeKind
-from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
+from .calls import EMPTY_PARAMS, FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
 
 __all__ = ["KIND", "check", "run"]
 
@@ -228,8 +228,11 @@ def _run_task(
         with lock:
             publish(frame, f"tasks.{tname}", [res], looped=False)
         return res
-    if iterations is None:
-        res = run_step(ctx, task, name, display, snapshot, parent_id)
+    if not iterations:
+        if iterations is None:
+            res = run_step(ctx, task, name, display, snapshot, parent_id)
+        else:  # dag.go executeDAGTask: a task whose loop has no items is one Skipped node
+            res = ctx.finish(ctx.new_node(name, display, "Skipped", parent_id, None, phase="Skipped"), "Skipped", EMPTY_PARAMS)
         with lock:
             publish(frame, f"tasks.{tname}", [res], looped=False)
         return res
@@ -241,15 +244,14 @@ def _run_task(
         for suffix, extra in iterations:
             sub = Frame(snapshot.scope, {**snapshot.vars, **extra}, snapshot.artifacts)
             calls.append(functools.partial(run_step, ctx, each, f"{name}{suffix}", f"{display}{suffix}", sub, group["id"]))
-        children = parallel(calls, task.get("parallelism")) if calls else []
+        children = parallel(calls, task.get("parallelism"))
         bad = [c for c in children if c["phase"] in FAILED and not continues(task, c["phase"])]
         res = ctx.finish(group, "Failed" if bad else "Succeeded", bad[0].get("message") if bad else None)
     finally:
         if hooks is not None:
             ctx.lifecycle.finish(hooks)
     with lock:
-        publish(frame, f"tasks.{tname}", children, looped=True)
-        frame.vars[f"tasks.{tname}.status"] = res["phase"]
+        publish(frame, f"tasks.{tname}", children, looped=True, group=res)
     return res
 
 

@@ -16,7 +16,7 @@ from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
 from .base import CheckContext, KindContext, NodeKind
-from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
+from .calls import EMPTY_PARAMS, FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
 
 __all__ = ["KIND", "check", "run"]
 
@@ -38,13 +38,15 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
         steps = group if isinstance(group, list) else [group]
         gname = f"{name}[{i}]"
         gnode = ctx.new_node(gname, f"[{i}]", "StepGroup", node["id"], None)
-        results = _run_group(ctx, gname, gnode["id"], steps, frame, limit, kind="steps")
+        results, done = _run_group(ctx, gname, gnode["id"], steps, frame, limit)
         failed = [(s, n) for s, n in results if n["phase"] in FAILED and not continues(s, n["phase"])]
         if failed and fails_fast(tmpl):
             ctx.finish(gnode, "Failed", FAIL_FAST_MESSAGE)
             phase, message = "Failed", FAIL_FAST_MESSAGE
             break
         ctx.finish(gnode, "Failed" if failed else "Succeeded", failed[0][1].get("message") if failed else None)
+        for sname, nodes, looped in done:  # executeSteps: the group's outputs join the scope once it completed
+            publish(frame, f"steps.{sname}", nodes, looped, group=gnode if looped else None)
         if failed:
             child = failed[0][1]
             phase = "Failed"
@@ -63,12 +65,14 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
 
 
 def _run_group(
-    ctx: KindContext, prefix: str, parent_id: str, steps: list[dict[str, Any]], frame: Frame, limit: Any, kind: str
-) -> list[tuple[dict[str, Any], NodeDoc]]:
-    """Run one steps group: every step (and loop iteration) at once; outputs go into ``frame``."""
+    ctx: KindContext, prefix: str, parent_id: str, steps: list[dict[str, Any]], frame: Frame, limit: Any
+) -> tuple[list[tuple[dict[str, Any], NodeDoc]], list[tuple[str, list[NodeDoc], bool]]]:
+    """Run one steps group: every step (and loop iteration) at once. Returns (step, node) pairs and, per step,
+    the nodes whose outputs it publishes (``True`` when it was expanded: a fan-out's aggregated outputs)."""
     jobs: list[tuple[dict[str, Any], str, str, Frame]] = []
     broken: list[tuple[dict[str, Any], NodeDoc]] = []
-    expanded: dict[str, list[str]] = {}
+    expanded: set[str] = set()
+    empty: list[tuple[str, list[NodeDoc], bool]] = []
     for step in steps:
         sname = str(step.get("name", ""))
         where = f"step {sname!r}"
@@ -80,8 +84,12 @@ def _run_group(
             continue
         if iterations is None:
             jobs.append((step, f"{prefix}.{sname}", sname, Frame(frame.scope, frame.vars, frame.artifacts)))
+        elif not iterations:  # steps.go expandStepGroup: an empty list is one Skipped node
+            skipped = ctx.new_node(f"{prefix}.{sname}", sname, "Skipped", parent_id, None, phase="Skipped")
+            broken.append((step, ctx.finish(skipped, "Skipped", EMPTY_PARAMS)))
+            empty.append((sname, [skipped], False))  # executeSteps finds it by name: a node of its own
         else:
-            expanded[sname] = []
+            expanded.add(sname)
             for suffix, extra in iterations:
                 jobs.append(
                     (
@@ -91,15 +99,12 @@ def _run_group(
                         Frame(frame.scope, {**frame.vars, **extra}, frame.artifacts),
                     )
                 )
-                expanded[sname].append(f"{prefix}.{sname}{suffix}")
     results = parallel([functools.partial(run_step, ctx, j[0], j[1], j[2], j[3], parent_id) for j in jobs], limit)
     pairs = [(j[0], r) for j, r in zip(jobs, results, strict=True)] + broken
     by_name: dict[str, list[NodeDoc]] = {}
     for (step, _n, _d, _f), res in zip(jobs, results, strict=True):
         by_name.setdefault(str(step.get("name")), []).append(res)
-    for sname, nodes in by_name.items():
-        publish(frame, f"steps.{sname}", nodes, looped=sname in expanded)
-    return pairs
+    return pairs, [(sname, nodes, sname in expanded) for sname, nodes in by_name.items()] + empty
 
 
 KIND = NodeKind("steps", "Steps", check, run)

@@ -12,10 +12,23 @@ from typing import Any
 
 from .errors import NotFoundError
 
-__all__ = ["TEMPLATE_LABEL", "TERMINAL_PHASES", "DeploymentStatus", "NodeStatus", "PredictorStatus", "RunStatus"]
+__all__ = [
+    "CLUSTER_TEMPLATE_LABEL",
+    "CRON_LABEL",
+    "TEMPLATE_LABEL",
+    "TERMINAL_PHASES",
+    "DeploymentStatus",
+    "NodeStatus",
+    "PredictorStatus",
+    "RunStatus",
+]
 
 TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
 """Label Argo puts on a Workflow submitted from a WorkflowTemplate."""
+CLUSTER_TEMPLATE_LABEL = "workflows.argoproj.io/cluster-workflow-template"
+"""Label Argo puts on a Workflow submitted from a ClusterWorkflowTemplate."""
+CRON_LABEL = "workflows.argoproj.io/cron-workflow"
+"""Label Argo puts on a Workflow a CronWorkflow started."""
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
 """Workflow phases after which nothing changes (Argo's)."""

@@ -22,14 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..argoexpr.golang import go_json
 from ..clock import Clock, iso
-from ..errors import EngineError, NotSupportedLocally
+from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally
 from ..settings import Settings
 from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
 from .core.frame import Frame, resolve_args
 from .core.inputs import param_value, resolve_inputs, template_vars
-from .core.manifest import TemplateScope, TemplateStore, resolve_template
+from .core.manifest import TemplateScope, TemplateStore, labels_from, resolve_template
 from .core.paths import safe_join
 from .core.state import NodeDoc, RunState, node_id
 from .core.subst import substitute
@@ -145,7 +146,13 @@ class Executor:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(self.clock.now()))
         self.locks.order = _lock_order(self.wf)  # waiters queue by creation time, known from now on
-        self.global_vars = self._workflow_vars()
+        try:
+            self.global_vars = self._workflow_vars()
+        except InvalidWorkflow as err:  # operator.go operate: updateWorkflowMetadata's error errors the workflow
+            with self.state.lock:
+                self.state.status.update(phase=err.phase, message=str(err), finishedAt=self.state.now())
+                self.state.write()
+            return self.state.doc
         _phase_labels(meta, "Running")
         if self.spec.get("synchronization"):
             held = hold_workflow_locks(self, self.spec["synchronization"], self.global_vars)
@@ -271,6 +278,8 @@ class Executor:
             out[f"workflow.labels.{key}"] = str(value)
         for key, value in (meta.get("annotations") or {}).items():
             out[f"workflow.annotations.{key}"] = str(value)
+        # operator.go setGlobalParameters: all labels/annotations as JSON (json.Marshal of the maps; null if none)
+        out["workflow.annotations.json"] = go_json(meta.get("annotations"))
         params = []
         for p in (self.spec.get("arguments") or {}).get("parameters") or []:
             value = param_value(p, f"workflow parameter {p.get('name')!r}", False, self.local_ref)
@@ -280,6 +289,12 @@ class Executor:
             params.append({"name": p["name"], "value": value})
         out["workflow.parameters"] = json.dumps(params, separators=(",", ":"))
         out["workflow.parameters.json"] = out["workflow.parameters"]  # all of them as JSON (Argo's WorkflowParametersJSON)
+        # operator.go updateWorkflowMetadata, once the global parameters are set: labels from expressions
+        added = labels_from(self.wf, out)
+        if added:
+            meta["labels"] = {**(meta.get("labels") or {}), **added}
+            out.update({f"workflow.labels.{key}": value for key, value in added.items()})
+        out["workflow.labels.json"] = go_json(meta.get("labels"))
         return out
 
     def _global_outputs_doc(self) -> dict[str, Any]:

@@ -102,6 +102,17 @@ EXPR_CASES: list[tuple[str, Any, str]] = [
     ("let x = 2; let y = 3; x * y", 6, "6"),
     ("if 1 > 2 { 'a' } else { 'b' }", "b", "b"),
     ("'A B' | lower() | split(' ')", ["a", "b"], '["a","b"]'),
+    # pipes and concat, as #12 kind 8 and Argo's steps_test.go TestStepsWhenExprWithParamFilter use them
+    # (expr-lang builtin/builtin.go: `x | f(y)` is f(x, y); toJSON is json.MarshalIndent(v, "", "  "))
+    (
+        "concat(['always'], 'true' == 'true' ? ['test'] : []) | toJSON()",
+        '[\n  "always",\n  "test"\n]',
+        '[\n  "always",\n  "test"\n]',
+    ),
+    ('\'["always","test"]\' | fromJSON() | join(\'","\')', 'always","test', 'always","test'),
+    ("{b: 1, a: [2]} | toJSON()", '{\n  "a": [\n    2\n  ],\n  "b": 1\n}', '{\n  "a": [\n    2\n  ],\n  "b": 1\n}'),
+    ("[1] | concat([], [2], ['x'])", [1, 2, "x"], '[1,2,"x"]'),
+    ("[1, 2] | toJSON() | fromJSON() | map(# + 1)", [2.0, 3.0], "[2,3]"),
     ("// a comment\n 1 /* and another */ + 1", 2, "2"),
     ("`raw\\n`", "raw\\n", "raw\\n"),
     ("'\\u00e9\\x41\\101\\t'", "éAA\t", "éAA\t"),
@@ -355,6 +366,8 @@ EXPR_ERRORS: list[tuple[str, str, int | None]] = [
     ("repeat('x', 2000000)", "memory budget exceeded", 1),
     ("1..2000000", "memory budget exceeded", None),
     ("let x = 1; y", "unknown name y", 12),
+    ("concat(1)", "cannot concat int", 1),
+    ("'a' | concat(['b'])", "cannot concat string", 7),
     ("map([1], # +)", "unexpected token", None),
     ("map([1], # ; 1)", "wrap predicate with brackets", None),
     ("{1 2}", "unexpected token Number", None),

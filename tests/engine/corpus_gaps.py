@@ -59,10 +59,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (("5", "9"), STEP_CHAIN + " (the hit node hello-steps)"),
     "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (("5", "9"), STEP_CHAIN + " (the hit node hello-dag)"),
     # -- steps_test.go --
-    "controller_steps/TestStepsWhenExprWithParamFilter": (
-        ("8",),
-        "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
-    ),
     "controller_steps/TestStepsSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
     "controller_steps/TestStepsWhenFalseSkipsDropPass": (("13",), DYN_REF + " (here the step is even skipped by its when)"),
     # -- operator_template_scope_test.go --
@@ -80,21 +76,9 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     # -- documentation --
     # -- e2e suites --
-    "e2e_cluster_workflow_template/TestClusterWorkflowFromWorkflowTemplateHasLabel": (
-        ("8",),
-        "a Workflow from a ClusterWorkflowTemplate gets no workflows.argoproj.io/cluster-workflow-template label",
-    ),
     "e2e_estimated_duration/TestWorkflowTemplate": (
         ("16",),
         "no estimatedDuration on the workflow or its nodes from the template's previous run",
-    ),
-    "e2e_functional/TestWorkflowMetadataLabelsFrom": (
-        ("8",),
-        "workflowMetadata.labelsFrom (labels from expressions) is not applied",
-    ),
-    "e2e_functional/TestJSONVariables": (
-        ("8",),
-        "workflow.labels.json, workflow.annotations.json and workflow.parameters.json are no variables, so the pod's args fail to resolve",
     ),
     "e2e_functional/TestContinueOnFail": (("9",), "the steps node B (continueOn.failed) has no outboundNodes"),
     "e2e_functional/TestDAGOmittedOutputRef": (("6",), ABSENT),
@@ -109,10 +93,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "e2e_functional/TestStepsSkippedWithParamRef": (("6",), ABSENT),
     "e2e_functional/TestStepsSkippedOutputRef": (("6",), ABSENT),
-    "e2e_functional/TestStepsWhenExprFilter": (
-        ("8",),
-        "an input parameter's value expression that reads another input (inputs.parameters.test) fails: 'unknown name inputs'",
-    ),
     "e2e_functional/TestMissingStepsInUI": (
         ("9",),
         "the pod node execute-script lists no children where Argo lists one (the absent optional artifact is passed on now)",
@@ -124,13 +104,5 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (
         ("9",),
         "a suspend node that times out without a supplied value and no default does not fail with Argo's \"raw output parameter 'message' has not been set and does not have a default value\"",
-    ),
-    "e2e_workflow_configmap_substitution/TestNameSubstitution": (
-        ("8",),
-        "configMapKeyRef.name '{{ workflow.parameters.cm-name}}' is not substituted before the ConfigMap is read, so the input has no value",
-    ),
-    "e2e_workflow_template/TestWorkflowFromWorkflowTemplateHasLabel": (
-        ("8",),
-        "a Workflow from a WorkflowTemplate gets no workflows.argoproj.io/workflow-template label",
     ),
 }

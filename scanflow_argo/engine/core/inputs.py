@@ -22,16 +22,24 @@ __all__ = ["artifact_source", "inputs_doc", "param_value", "resolve_inputs", "te
 LocalRef = Callable[[str, Mapping[str, Any], str], "str | None"]
 
 
-def param_value(p: Mapping[str, Any], what: str, allow_missing: bool, local_ref: LocalRef) -> str | None:
-    """A parameter's value: ``value``, else ``valueFrom.configMapKeyRef`` (``local_ref``), else a default."""
+def param_value(
+    p: Mapping[str, Any], what: str, allow_missing: bool, local_ref: LocalRef, scope: Mapping[str, Any] | None = None
+) -> str | None:
+    """A parameter's value: ``value``, else ``valueFrom.configMapKeyRef`` (``local_ref``), else a default.
+
+    The ConfigMap's ``name`` and ``key`` are substituted with ``scope`` (the global variables) first, as Argo's
+    ``substituteAndGetConfigMapValue`` (``workflow/common/util.go``) does before it reads the ConfigMap."""
     if "value" in p:
         return fmt_item(p["value"])
     vf = p.get("valueFrom") or {}
     if "configMapKeyRef" in vf:
-        found = local_ref("configmaps", vf["configMapKeyRef"], what)
+        ref = vf["configMapKeyRef"]
+        if scope is not None:
+            ref = {**ref, **substitute({k: ref[k] for k in ("name", "key") if k in ref}, scope, where=what)}
+        found = local_ref("configmaps", ref, what)
         if found is not None:
             return found
-        if vf["configMapKeyRef"].get("optional") and "default" not in p and "default" not in vf:
+        if ref.get("optional") and "default" not in p and "default" not in vf:
             return ""
     if "default" in p:
         return fmt_item(p["default"])
@@ -78,20 +86,31 @@ def resolve_inputs(
     """The template's inputs (``{"parameters": [...], "artifacts": [...]}``) from the call's arguments;
     defaults may use global variables (``global_scope``)."""
     given = {p["name"]: p for p in args.get("parameters") or [] if "name" in p}
-    params = []
+    params: list[dict[str, Any]] = []
+    templated: list[int] = []  # the parameters whose value is the template's own text, substituted below
+    globals_ = global_scope()
     for p in (tmpl.get("inputs") or {}).get("parameters") or []:
         value: str | None = None
         if p["name"] in given and not given[p["name"]].get("_absent"):
-            value = param_value(given[p["name"]], f"{where} argument {p['name']!r}", True, local_ref)
+            value = param_value(given[p["name"]], f"{where} argument {p['name']!r}", True, local_ref, globals_)
         if value is None:
-            value = param_value(p, f"{where} input {p['name']!r}", True, local_ref)
+            value = param_value(p, f"{where} input {p['name']!r}", True, local_ref, globals_)
             if value is not None and "{{" in value:
-                value = substitute_str(value, global_scope(), where=f"{where} input {p['name']!r}")
+                templated.append(len(params))
         if value is None:
             raise EngineError(f"{where}: inputs.parameters.{p['name']} was not supplied (give it an argument or a default)")
-        if "enum" in p and value not in [fmt_item(e) for e in p["enum"]]:
-            raise EngineError(f"{where}: inputs.parameters.{p['name']} = {value!r} is not one of {p['enum']}")
-        params.append({"name": p["name"], "value": value})
+        params.append({"name": p["name"], "value": value, "enum": p.get("enum")})
+    # workflow/common/util.go SubstituteParams: the globals first (what they cannot resolve stays), then the
+    # inputs as they are after that pass, so one input's value may read another (`{{= inputs.parameters.a … }}`)
+    for i in templated:
+        params[i]["value"] = substitute_str(params[i]["value"], globals_, strict=False)
+    scope = {**globals_, **{f"inputs.parameters.{p['name']}": p["value"] for p in params}}
+    for i in templated:
+        params[i]["value"] = substitute_str(params[i]["value"], scope, where=f"{where} input {params[i]['name']!r}")
+    for p in params:
+        enum = p.pop("enum")
+        if enum is not None and p["value"] not in [fmt_item(e) for e in enum]:
+            raise EngineError(f"{where}: inputs.parameters.{p['name']} = {p['value']!r} is not one of {enum}")
     given_arts = {a["name"]: a for a in args.get("artifacts") or [] if "name" in a}
     arts = []
     for a in (tmpl.get("inputs") or {}).get("artifacts") or []:

@@ -6,7 +6,8 @@ ClusterWorkflowTemplates of a local folder; ``TemplateScope`` is what a template
 (``resolve_template``: ``template``, ``templateRef`` or ``inline``, with ``templateDefaults`` applied as
 Argo's ``workflow/templateresolution`` does); ``resolve_workflow`` turns a Workflow (or a WorkflowTemplate
 submitted with parameters, or a CronWorkflow) into the Workflow the engine runs; ``apply_workflow_metadata``
-puts ``spec.workflowMetadata``'s labels and annotations on it, as Argo's controller does.
+puts ``spec.workflowMetadata``'s labels and annotations on it, as Argo's controller does, and ``labels_from``
+evaluates its ``labelsFrom`` once the global variables are known.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from typing import Any
 
 import yaml
 
+from ...argoexpr.errors import ExprError
+from ...argoexpr.expr import eval_expr
+from ...argoexpr.golang import go_type
 from ...compile.crd import LABEL_VALUE_RULE, is_label_value
 from ...compile.kubeyaml import MAX_YAML_NODES, KubeLoader, load_yaml, yaml_problem
 from ...errors import EngineError, InvalidWorkflow
+from ...status import CLUSTER_TEMPLATE_LABEL, CRON_LABEL, TEMPLATE_LABEL
 
 __all__ = [
     "MAX_YAML_NODES",
@@ -36,6 +41,7 @@ __all__ = [
     "apply_workflow_metadata",
     "as_json_values",
     "created",
+    "labels_from",
     "load_documents",
     "load_yaml",
     "random_suffix",
@@ -149,6 +155,14 @@ def created(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {**manifest, "metadata": meta}
 
 
+CRON_PROPAGATED_LABELS = (
+    "workflows.argoproj.io/creator",
+    "workflows.argoproj.io/creator-email",
+    "workflows.argoproj.io/creator-preferred-username",
+)
+"""The labels of a CronWorkflow its runs get (``workflow/common/convert.go`` ``labelsToPropagate``)."""
+
+
 def resolve_workflow(
     manifest: Mapping[str, Any],
     store: TemplateStore,
@@ -166,18 +180,29 @@ def resolve_workflow(
     meta = dict(wf.get("metadata") or {})
     spec = dict(wf.get("spec") or {})
     if kind == "CronWorkflow":
-        # one run of the schedule's workflow, named as the cron controller names them
-        spec = dict(spec.get("workflowSpec") or {})
+        # one run of the schedule's workflow, named and labelled as the cron controller makes them
+        # (workflow/common/convert.go ConvertCronWorkflowToWorkflowWithProperties, toWorkflow): the creator
+        # labels of the CronWorkflow, its name, its spec.workflowMetadata — not its other labels
         cron_name = created(manifest)["metadata"].get("name") or "cron"  # a generateName: named on create first
-        meta = {"generateName": f"{cron_name}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
+        cron_labels = meta.get("labels") or {}
+        labels = {k: str(cron_labels[k]) for k in CRON_PROPAGATED_LABELS if k in cron_labels}
+        labels[CRON_LABEL] = str(cron_name)
+        wf_meta = spec.get("workflowMetadata") or {}
+        labels.update({str(k): str(v) for k, v in (wf_meta.get("labels") or {}).items()})
+        annotations = {str(k): str(v) for k, v in (wf_meta.get("annotations") or {}).items()}
+        spec = dict(spec.get("workflowSpec") or {})
+        meta = {"generateName": f"{cron_name}-", "labels": labels, **_namespace(meta)}
+        if annotations:
+            meta["annotations"] = annotations
     if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
         manifest = created(manifest)  # created first (as Hera's `create()`): a generateName gets its name now
         meta["name"] = manifest["metadata"]["name"]
-        # Submitting a template runs it as the Argo UI does.
+        # Submitting a template runs it as the Argo UI does: the Workflow of convert.go
+        # NewWorkflowFromWorkflowTemplate, which carries none of the template's own labels
         spec = {"workflowTemplateRef": {"name": meta.get("name"), "clusterScope": kind == "ClusterWorkflowTemplate"}}
         store.add(manifest)
         # the run lands in the template's namespace, as a submission from it does on Argo
-        meta = {"generateName": f"{meta.get('name', 'workflow')}-", "labels": dict(meta.get("labels") or {}), **_namespace(meta)}
+        meta = {"generateName": f"{meta.get('name', 'workflow')}-", **_namespace(meta)}
     ref = spec.pop("workflowTemplateRef", None)
     if ref:
         try:
@@ -201,11 +226,11 @@ def resolve_workflow(
         merged["arguments"] = {**(base.get("arguments") or {}), **(spec.get("arguments") or {})}
         merged["arguments"]["parameters"] = _merge_params(base_args, own_args)
         spec = merged
-        meta.setdefault("labels", {})
-        meta["labels"] = {
-            **((found.get("metadata") or {}).get("labels") or {}),
-            **meta["labels"],
-        }
+        # operator.go setExecWorkflow → setWfTemplateLabel: the run is labelled with the template's name; the
+        # template's own metadata is not copied (setStoredWfSpec joins only the controller's workflowDefaults
+        # metadata; what a template gives its runs is spec.workflowMetadata, merged with the spec above)
+        label = CLUSTER_TEMPLATE_LABEL if ref.get("clusterScope") else TEMPLATE_LABEL
+        meta["labels"] = {**(meta.get("labels") or {}), label: str(ref.get("name", ""))}
     if entrypoint:
         spec["entrypoint"] = entrypoint
     if parameters:
@@ -246,6 +271,38 @@ def apply_workflow_metadata(wf: dict[str, Any]) -> None:
         meta.setdefault("labels", {})[str(key)] = text
     for key, value in (md.get("annotations") or {}).items():
         meta.setdefault("annotations", {})[str(key)] = str(value)
+
+
+def labels_from(wf: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, str]:
+    """The labels ``spec.workflowMetadata.labelsFrom`` gives: each expression evaluated over the global variables
+    (``scope``) when the workflow starts (``workflow/controller/operator.go`` ``updateWorkflowMetadata``, after
+    ``setGlobalParameters``). Its result must be a string Kubernetes takes as a label value; else
+    ``InvalidWorkflow`` in Argo's words (the controller errors the workflow)."""
+    md = (wf.get("spec") or {}).get("workflowMetadata") or {}
+    out: dict[str, str] = {}
+    for key, source in (md.get("labelsFrom") or {}).items():
+        expression = str((source or {}).get("expression", ""))
+        hint = f"fix spec.workflowMetadata.labelsFrom[{key!r}].expression"
+        try:
+            value = eval_expr(expression, scope)
+        except ExprError as err:
+            raise InvalidWorkflow(
+                f'failed to evaluate label "{key}" expression "{expression}": {err.cause}', "Error", hint
+            ) from None
+        if not isinstance(value, str):
+            raise InvalidWorkflow(
+                f'failed to evaluate label "{key}" expression "{expression}" evaluted to {go_type(value)} but must be a string',
+                "Error",
+                hint,
+            )
+        if not is_label_value(value):
+            raise InvalidWorkflow(
+                f'invalid label value "{value}" for label "{key}" and expression "{expression}": {LABEL_VALUE_RULE} (at most 63)',
+                "Error",
+                hint,
+            )
+        out[str(key)] = value
+    return out
 
 
 def _namespace(meta: Mapping[str, Any]) -> dict[str, str]:

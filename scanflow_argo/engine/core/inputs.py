@@ -14,7 +14,7 @@ from ...argoexpr.expr import eval_expr
 from ...errors import EngineError
 from .frame import Frame
 from .state import node_id
-from .subst import expand_scope, substitute, substitute_str, tag_body
+from .subst import ABSENT_HINT, expand_scope, substitute, substitute_str, tag_body
 from .values import fmt_item
 
 __all__ = ["artifact_source", "inputs_doc", "param_value", "resolve_inputs", "template_vars"]
@@ -87,6 +87,11 @@ def resolve_inputs(
             value = param_value(p, f"{where} input {p['name']!r}", True, local_ref)
             if value is not None and "{{" in value:
                 value = substitute_str(value, global_scope(), where=f"{where} input {p['name']!r}")
+        if value is None and given.get(p["name"], {}).get("_absent"):  # ProcessArgs (workflow/common/util.go)
+            raise EngineError(
+                f"{where}: inputs.parameters.{p['name']}: argument references an absent optional "
+                f"(skipped/omitted node output with no default): {ABSENT_HINT}"
+            )
         if value is None:
             raise EngineError(f"{where}: inputs.parameters.{p['name']} was not supplied (give it an argument or a default)")
         if "enum" in p and value not in [fmt_item(e) for e in p["enum"]]:

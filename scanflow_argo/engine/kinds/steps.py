@@ -16,7 +16,7 @@ from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
 from .base import CheckContext, KindContext, NodeKind
-from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
+from .calls import FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, skipped_outputs, template_outputs
 
 __all__ = ["KIND", "check", "run"]
 
@@ -95,10 +95,14 @@ def _run_group(
     results = parallel([functools.partial(run_step, ctx, j[0], j[1], j[2], j[3], parent_id) for j in jobs], limit)
     pairs = [(j[0], r) for j, r in zip(jobs, results, strict=True)] + broken
     by_name: dict[str, list[NodeDoc]] = {}
+    step_of: dict[str, dict[str, Any]] = {}
     for (step, _n, _d, _f), res in zip(jobs, results, strict=True):
         by_name.setdefault(str(step.get("name")), []).append(res)
+        step_of[str(step.get("name"))] = step
     for sname, nodes in by_name.items():
         publish(frame, f"steps.{sname}", nodes, looped=sname in expanded)
+        if sname not in expanded:  # steps.go executeSteps: a skipped step's declared outputs, artifacts too
+            skipped_outputs(ctx, frame, f"steps.{sname}", step_of[sname], nodes[0], artifacts=True)
     return pairs
 
 

@@ -23,6 +23,8 @@ from ..argoexpr.expr import depends_tasks
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally, PodRefused
 from ..settings import Settings
 from .core.manifest import TEMPLATE_TYPES, TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
+from .core.subst import substitute
+from .core.values import fmt_item
 from .features.artifacts import resolve_repository
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
@@ -140,6 +142,13 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 todo.append((scope, scope.get(holder["template"], where)))
             except EngineError as err:
                 raise InvalidWorkflow(f"invalid spec: template name '{holder['template']}' undefined", hint=str(err)) from err
+        elif "templateRef" in holder and _dynamic(holder["templateRef"]):
+            for ref in _item_refs(holder):  # validate.go validateTemplateHolder lets a ref with tags through
+                try:
+                    sub = store.scope(ref["name"], bool(ref.get("clusterScope")))
+                    todo.append((sub, sub.get(ref["template"], where)))
+                except EngineError:
+                    continue  # Argo fails that expanded node when it resolves it, not the run (calls.dynamic_ref)
         elif "templateRef" in holder:
             ref = holder["templateRef"]
             try:
@@ -185,6 +194,28 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
     check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root)  # two daemons on one port collide here
     return sorted(notes)
+
+
+def _dynamic(ref: Any) -> bool:
+    """Whether a ``templateRef`` names its WorkflowTemplate or template with a tag (``{{item.wftmpl}}``)."""
+    return isinstance(ref, Mapping) and "{{" in f"{ref.get('name', '')}{ref.get('template', '')}"
+
+
+def _item_refs(holder: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The references a dynamic ``templateRef`` makes for each literal ``withItems`` item, where they no longer
+    hold a tag: those are checked before the run like any other (a ``withParam`` list is known only at run time)."""
+    items = holder.get("withItems")
+    if not isinstance(items, list):
+        return []
+    out = []
+    for item in items:
+        scope = {"item": fmt_item(item)}
+        if isinstance(item, Mapping):
+            scope.update({f"item.{k}": fmt_item(v) for k, v in item.items()})
+        ref = substitute(dict(holder["templateRef"]), scope, strict=False)
+        if not _dynamic(ref):
+            out.append(ref)
+    return out
 
 
 def _check_task(task: Mapping[str, Any], where: str, notes: set[str], argo_path: str | None = None) -> None:

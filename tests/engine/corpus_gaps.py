@@ -37,17 +37,8 @@ STEP_CHAIN = (
     "the previous group's outbound nodes — a memoization hit is its own outbound node (getOutboundNodes) — so the hit "
     "node has no child instead of the next StepGroup"
 )
-ABSENT = "a reference to a skipped/omitted node's output without default leaves the input unresolved ('was not supplied' / 'no such variable'), not Argo's terminal error naming the 'absent optional'"
-DYN_REF = "templateRef.name '{{item.wftmpl}}' is looked up when the run is prepared, so the run is refused ('WorkflowTemplate ... not found') instead of resolving it per item"
-
 KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # -- controller unit tests: dag_test.go --
-    "controller_dag/TestDAGSkippedOutputRef": (("6",), ABSENT),
-    "controller_dag/TestDAGSkippedOutputExprDefaultAggregate": (
-        ("6",),
-        "the DAG's outputs.parameters (valueFrom.expression with a default over a skipped task's output) are not recorded",
-    ),
-    "controller_dag/TestDAGSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
     # -- exit_handler_test.go --
     # -- hooks_test.go --
     # -- inline_test.go --
@@ -59,8 +50,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (("5", "9"), STEP_CHAIN + " (the hit node hello-steps)"),
     "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (("5", "9"), STEP_CHAIN + " (the hit node hello-dag)"),
     # -- steps_test.go --
-    "controller_steps/TestStepsSkippedRefDynamicTemplateName": (("13", "6"), DYN_REF),
-    "controller_steps/TestStepsWhenFalseSkipsDropPass": (("13",), DYN_REF + " (here the step is even skipped by its when)"),
     # -- operator_template_scope_test.go --
     "controller_template_scope/TestTemplateScope": (
         ("9",),
@@ -81,18 +70,6 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
         "no estimatedDuration on the workflow or its nodes from the template's previous run",
     ),
     "e2e_functional/TestContinueOnFail": (("9",), "the steps node B (continueOn.failed) has no outboundNodes"),
-    "e2e_functional/TestDAGOmittedOutputRef": (("6",), ABSENT),
-    "e2e_functional/TestDAGSkippedOutputRef": (("6",), ABSENT),
-    "e2e_functional/TestDAGSkippedVolumeRefProducerDefault": (
-        ("6",),
-        "spec.volumes referencing a skipped task's output does not take the producer's valueFrom.default: 'no such variable at this point'",
-    ),
-    "e2e_functional/TestDAGSkippedArtifactSubPathRef": (
-        ("6",),
-        "an artifact subPath referencing a skipped task's output is used unresolved ('{{tasks...}}' is not in the artifact) instead of Argo's 'absent optional' error",
-    ),
-    "e2e_functional/TestStepsSkippedWithParamRef": (("6",), ABSENT),
-    "e2e_functional/TestStepsSkippedOutputRef": (("6",), ABSENT),
     "e2e_functional/TestMissingStepsInUI": (
         ("9",),
         "the pod node execute-script lists no children where Argo lists one (the absent optional artifact is passed on now)",

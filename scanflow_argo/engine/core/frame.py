@@ -16,7 +16,7 @@ from ...argoexpr.errors import Fail
 from ...argoexpr.golang import from_json, go_json
 from ...errors import EngineError
 from .manifest import TemplateScope
-from .subst import Unresolved, substitute, substitute_str, tag_body
+from .subst import Unresolved, absent_ref, substitute, substitute_str, tag_body
 from .values import DAEMON_IP, FAILED, fmt_item, json_or_str
 
 __all__ = ["Frame", "add_input_artifacts", "aggregated_values", "publish", "resolve_args"]
@@ -128,12 +128,18 @@ def _refers_to_skipped(tag: str, frame: Frame) -> bool:
 
 
 def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:
-    """Substitute step/task arguments; a reference to a skipped node's missing output drops the argument."""
+    """Substitute step/task arguments. A parameter that is one pure reference to an absent optional (a
+    skipped/omitted node's output with no default) is dropped, marked ``_absent``, so the consumer's input
+    default applies (Argo's ``markAbsentOptionalArgs``, ``workflow/controller/scope.go``, read by
+    ``ProcessArgs``, ``workflow/common/util.go``); anywhere else an absent optional fails the call
+    (``subst.AbsentOptional``), in the other fields of an artifact argument (``subPath``) too."""
     out: dict[str, Any] = {}
     params = []
     for p in args.get("parameters") or []:
         p = dict(p)
-        if "value" in p:
+        if "value" in p and absent_ref(fmt_item(p["value"]), frame.vars):
+            p = {"name": p.get("name"), "_absent": True}
+        elif "value" in p:
             try:
                 p["value"] = substitute_str(fmt_item(p["value"]), frame.vars, where=f"{where} argument {p.get('name')!r}")
             except Unresolved as err:
@@ -153,7 +159,11 @@ def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str,
             key = substitute_str(tag_body(str(a["from"])), frame.vars, strict=False)
             if key not in frame.artifacts and not a.get("optional"):
                 raise EngineError(f"{where}: artifact {a.get('name')!r} from {a['from']}: no such artifact here")
-            a["from"] = "{{" + key + "}}"
+            rest = {k: v for k, v in a.items() if k != "from"}  # subPath… (dag.go resolveDependencyReferences)
+            a = {
+                **substitute(rest, frame.vars, strict=False, where=f"{where} artifact {a.get('name')!r}"),
+                "from": "{{" + key + "}}",
+            }
         arts.append(a)
     if arts:
         out["artifacts"] = arts

@@ -14,7 +14,7 @@ from ...argoexpr.expr import eval_expr
 from ...errors import EngineError
 from .frame import Frame
 from .state import node_id
-from .subst import expand_scope, substitute, substitute_str, tag_body
+from .subst import ABSENT_HINT, expand_scope, substitute, substitute_str, tag_body
 from .values import fmt_item
 
 __all__ = ["artifact_source", "inputs_doc", "param_value", "resolve_inputs", "template_vars"]
@@ -97,6 +97,11 @@ def resolve_inputs(
             value = param_value(p, f"{where} input {p['name']!r}", True, local_ref, globals_)
             if value is not None and "{{" in value:
                 templated.append(len(params))
+        if value is None and given.get(p["name"], {}).get("_absent"):  # ProcessArgs (workflow/common/util.go)
+            raise EngineError(
+                f"{where}: inputs.parameters.{p['name']}: argument references an absent optional "
+                f"(skipped/omitted node output with no default): {ABSENT_HINT}"
+            )
         if value is None:
             raise EngineError(f"{where}: inputs.parameters.{p['name']} was not supplied (give it an argument or a default)")
         params.append({"name": p["name"], "value": value, "enum": p.get("enum")})

@@ -5,6 +5,12 @@ A *scope* is a flat mapping from Argo variable names (``inputs.parameters.x``,
 evaluated by ``argoexpr.expr.eval_expr`` with the scope expanded into nested dicts, as Argo's
 expression environment is. Substitution works on the leaves of a parsed template, so a value can
 never break out of the field it lands in, and nothing here ever touches a shell.
+
+A scope value may be ``ABSENT``: the output a skipped or omitted node declared but never produced, with no
+``valueFrom.default`` (Argo 4.0.7/3.7.16's *absent optional*, ``workflow/controller/scope.go``
+``addSkippedNodeOutputsToScope``). Expressions read it as ``nil`` (so ``?? 'fallback'`` works); a plain tag
+that names it fails with ``AbsentOptional`` whether or not unknown tags are allowed, as
+``util/template/simple_template.go`` ``simpleReplaceStrict`` does.
 """
 
 from __future__ import annotations
@@ -17,10 +23,61 @@ from typing import Any
 from ...argoexpr.expr import eval_expr, render
 from ...errors import EngineError
 
-__all__ = ["TAG", "Unresolved", "expand_scope", "leftover_tags", "substitute", "substitute_str", "tag_body"]
+__all__ = [
+    "ABSENT",
+    "ABSENT_HINT",
+    "TAG",
+    "AbsentOptional",
+    "Unresolved",
+    "absent_ref",
+    "expand_scope",
+    "leftover_tags",
+    "substitute",
+    "substitute_str",
+    "tag_body",
+]
 
 TAG = re.compile(r"\{\{\s*(=?)(.*?)\s*\}\}", re.DOTALL)
 """The one ``{{…}}`` pattern: group 1 is ``=`` for an expression tag, group 2 the body (ends at the first ``}}``)."""
+
+
+class _Absent:
+    """The type of ``ABSENT`` (one instance): a declared output that a skipped/omitted node never produced."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+"""A scope value for an *absent optional* (see the module docstring): ``nil`` to expressions, an error to a tag."""
+
+ABSENT_HINT = (
+    "give the producer's output parameter a valueFrom.default, the consumer's input a default, "
+    "or read it in an expression with ?? (e.g. {{=tasks.x.outputs.parameters.y ?? 'none'}})"
+)
+"""How to handle an absent optional: the three ways Argo offers."""
+
+
+class AbsentOptional(EngineError):
+    """A tag names an absent optional: Argo's terminal substitution error (``simple_template.go``), word for word
+    up to the colon that precedes the local hint."""
+
+    def __init__(self, tag: str, where: str = "") -> None:
+        self.tag = tag
+        super().__init__(
+            f"{where + ': ' if where else ''}unable to substitute {{{{{tag}}}}}: output is an absent optional "
+            f"(skipped/omitted node with no default): {ABSENT_HINT}"
+        )
+
+
+def absent_ref(text: str, scope: Mapping[str, Any]) -> bool:
+    """Whether ``text`` is one pure reference (``{{tasks.x.outputs.parameters.y}}``, nothing around it) to an
+    absent optional: Argo's ``wfScope.absentOptionalRef`` (``workflow/controller/scope.go``), whose argument
+    is dropped so the consumer's input default applies (``markAbsentOptionalArgs``)."""
+    match = TAG.fullmatch(text)
+    return match is not None and not match.group(1) and "{{" not in match.group(2) and scope.get(match.group(2)) is ABSENT
 
 
 class Unresolved(EngineError):
@@ -40,6 +97,7 @@ def expand_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
     reads nil rather than failing."""
     root: dict[str, Any] = {}
     for key in sorted(scope, key=lambda k: k.count(".")):
+        value = None if scope[key] is ABSENT else scope[key]  # nil: `?? 'fallback'` applies
         parts = key.split(".")
         node = root
         for part in parts[:-1]:
@@ -48,7 +106,7 @@ def expand_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
                 nxt = node[part] = {}
             node = nxt
         if not isinstance(node.get(parts[-1]), dict):
-            node[parts[-1]] = scope[key]
+            node[parts[-1]] = value
     for group in ("tasks", "steps"):
         for entry in (root.get(group) or {}).values():
             if isinstance(entry, dict):
@@ -78,7 +136,8 @@ def _fmt(value: Any) -> str:
 
 def substitute_str(text: str, scope: Mapping[str, Any], *, strict: bool = True, where: str = "") -> str:
     """Replace every tag in ``text`` once. ``strict=False`` leaves unknown tags as they are
-    (for templates whose inner ``tasks.*``/``steps.*``/``item`` tags resolve later)."""
+    (for templates whose inner ``tasks.*``/``steps.*``/``item`` tags resolve later); a tag naming an
+    ``ABSENT`` value raises ``AbsentOptional`` either way."""
     if "{{" not in text:
         return text
 
@@ -92,6 +151,8 @@ def substitute_str(text: str, scope: Mapping[str, Any], *, strict: bool = True, 
                     raise
                 return match.group(0)
         if body in scope:
+            if scope[body] is ABSENT:
+                raise AbsentOptional(body, where)
             return _fmt(scope[body])
         if strict:
             raise Unresolved(body, where)

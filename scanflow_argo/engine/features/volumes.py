@@ -164,6 +164,7 @@ class RunVolumes:
 
     def __init__(self, spec: Mapping[str, Any], workflow: str, namespace: str, run_dir: Path, home: Path) -> None:
         self.spec_volumes = {str(v.get(_NAME)): dict(v) for v in spec.get("volumes") or []}
+        self._lock = threading.Lock()
         self.workflow = workflow
         self.namespace = namespace
         self.run_dir = run_dir
@@ -190,6 +191,17 @@ class RunVolumes:
         for pvc in self.claims.values():
             shutil.rmtree(self.claim_folder(pvc), ignore_errors=True)
         return True
+
+    def resolve_references(self, variables: Mapping[str, Any]) -> None:
+        """Fill ``spec.volumes``' tags that a step or task's scope knows (``{{tasks.x.outputs.parameters.y}}``),
+        for every pod from now on, leaving the rest for each pod's own variables: Argo's
+        ``substituteParamsInVolumes`` (``workflow/controller/operator.go``), run as each step group or task
+        resolves its references (``steps.go`` ``resolveReferences``, ``dag.go`` ``resolveDependencyReferences``).
+        A tag naming an absent optional fails it (``subst.AbsentOptional``)."""
+        if not self.spec_volumes or "{{" not in repr(self.spec_volumes):
+            return
+        with self._lock:
+            self.spec_volumes = substitute(self.spec_volumes, variables, strict=False, where="spec.volumes")
 
     def declared(self, tmpl: Mapping[str, Any], variables: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         """The volumes a pod of ``tmpl`` can mount: the workflow's (tags such as ``{{workflow.name}}``

@@ -19,11 +19,22 @@ from ..core.frame import Frame, publish, resolve_args
 from ..core.inputs import artifact_source
 from ..core.manifest import resolve_template
 from ..core.state import NodeDoc
-from ..core.subst import Unresolved, expand_scope, substitute, substitute_str, tag_body
+from ..core.subst import ABSENT, ABSENT_HINT, absent_ref, expand_scope, substitute, substitute_str, tag_body
 from ..core.values import fmt_item, item_label
 from .base import KindContext
 
-__all__ = ["EMPTY_PARAMS", "FAIL_FAST_MESSAGE", "continues", "expand", "fails_fast", "parallel", "run_step", "template_outputs"]
+__all__ = [
+    "EMPTY_PARAMS",
+    "FAIL_FAST_MESSAGE",
+    "continues",
+    "dynamic_ref",
+    "expand",
+    "fails_fast",
+    "parallel",
+    "run_step",
+    "skipped_outputs",
+    "template_outputs",
+]
 
 FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
 """Argo's message for a steps/DAG template with ``failFast: true`` whose children failed, once none runs
@@ -37,6 +48,11 @@ EMPTY_PARAMS = "Skipped, empty params"
 def fails_fast(tmpl: Mapping[str, Any]) -> bool:
     """The template's own ``failFast`` (``Template.IsFailFast``: set and true), not ``dag.failFast``."""
     return tmpl.get("failFast") is True or str(tmpl.get("failFast")).lower() == "true"
+
+
+_LOCAL_SCOPE = ("tasks.", "steps.", "inputs.", "workflow.outputs.")
+"""What Argo's local scope of a step or task holds (``wfScope``, ``workflow/controller/scope.go``): the calling
+template's inputs, the outputs of the steps/tasks before it, the workflow's outputs so far — not ``item``."""
 
 
 def _global_outputs(ctx: KindContext) -> dict[str, Any]:
@@ -128,11 +144,13 @@ def _run_step_body(ctx: KindContext, step: dict[str, Any], name: str, display: s
     where = f"step {display!r}"
     frame = Frame(frame.scope, {**frame.vars, **_global_outputs(ctx)}, {**frame.artifacts, **ctx.global_artifacts()})
     try:
+        # steps.go resolveReferences / dag.go resolveDependencyReferences: spec.volumes first, with the local scope
+        ctx.volumes.resolve_references({k: v for k, v in frame.vars.items() if k.startswith(_LOCAL_SCOPE)})
         if step.get("when") is not None:
             cond = substitute_str(str(step["when"]), frame.vars, where=f"{where} when")
             if not eval_when(cond):
                 return _skipped(ctx, name, display, step, frame, parent_id, f"when '{cond}' evaluated false")
-        holder = dict(step)
+        holder = dynamic_ref(step, frame)
         holder["arguments"] = resolve_args(step.get("arguments") or {}, frame, where)
     except NotSupportedLocally:
         raise
@@ -162,23 +180,55 @@ def _exit_hook(
     ctx.run_child(f"{name}.onExit", f"{display}.onExit", holder, hframe, parent_id)
 
 
+def dynamic_ref(step: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+    """A copy of the step/task whose ``templateRef`` names are filled from its scope: a name taken from
+    ``{{item.…}}`` is known per expanded step only (Argo's ``processItem`` substitutes the whole step,
+    ``workflow/controller/steps.go`` ``expandStep``, ``dag.go`` ``expandTask``; the validator lets such a
+    reference through, ``validate.go`` ``validateTemplateHolder``). A name that names nothing then fails
+    this node only, when its template is resolved."""
+    holder = dict(step)
+    ref = step.get("templateRef")
+    if isinstance(ref, Mapping) and "{{" in f"{ref.get('name', '')}{ref.get('template', '')}":
+        holder["templateRef"] = substitute(dict(ref), frame.vars, strict=False)
+    return holder
+
+
 def _skipped(
     ctx: KindContext, name: str, display: str, step: Mapping[str, Any], frame: Frame, parent_id: str, message: str
 ) -> NodeDoc:
+    """A step/task whose ``when`` is false: a Skipped node without outputs (Argo's ``initializeNode`` in
+    ``executeStepGroup``/``executeDAGTask``); what it declared reaches its consumers through ``skipped_outputs``."""
     node = ctx.new_node(name, display, "Skipped", parent_id, None, phase="Skipped")
     try:
-        tmpl, _ = resolve_template(step, frame.scope, ctx.store, f"step {display!r}")
+        tmpl, _ = resolve_template(dynamic_ref(step, frame), frame.scope, ctx.store, f"step {display!r}")
         node["templateName"] = tmpl.get("name")
-        params = [
-            {"name": p["name"], "value": fmt_item(p["valueFrom"]["default"])}
-            for p in (tmpl.get("outputs") or {}).get("parameters") or []
-            if "default" in (p.get("valueFrom") or {})
-        ]
-        if params:
-            node["outputs"] = {"parameters": params}
     except EngineError:
         pass
     return ctx.finish(node, "Skipped", message)
+
+
+def skipped_outputs(
+    ctx: KindContext, frame: Frame, prefix: str, holder: Mapping[str, Any], node: Mapping[str, Any], artifacts: bool
+) -> None:
+    """Put what a Skipped/Omitted node that produced nothing declared into ``frame`` as ``prefix.outputs.*``:
+    each output parameter's ``valueFrom.default``, else ``ABSENT`` (an absent optional: nil to expressions,
+    an error to a plain tag, a dropped argument); with ``artifacts`` (steps, not DAGs) its output artifacts
+    as artifacts without location. Argo's ``addSkippedNodeOutputsToScope`` (``workflow/controller/scope.go``),
+    called by ``steps.go`` ``executeSteps`` and ``dag.go`` ``buildLocalScopeFromTask``/``executeDAG``; a
+    template that cannot be resolved (a dynamic ``templateRef``) adds nothing, as there."""
+    if node.get("phase") not in ("Skipped", "Omitted") or node.get("outputs"):
+        return
+    try:
+        tmpl, _ = resolve_template(dynamic_ref(holder, frame), frame.scope, ctx.store, f"{prefix} outputs")
+    except EngineError:
+        return
+    outs = tmpl.get("outputs") or {}
+    for p in outs.get("parameters") or []:
+        vf = p.get("valueFrom") or {}
+        frame.vars[f"{prefix}.outputs.parameters.{p['name']}"] = fmt_item(vf["default"]) if "default" in vf else ABSENT
+    if artifacts:
+        for a in outs.get("artifacts") or []:
+            frame.artifacts[f"{prefix}.outputs.artifacts.{a['name']}"] = {}
 
 
 def template_outputs(ctx: KindContext, tmpl: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:
@@ -189,15 +239,25 @@ def template_outputs(ctx: KindContext, tmpl: Mapping[str, Any], frame: Frame, wh
     for p in outs.get("parameters") or []:
         vf = p.get("valueFrom") or {}
         try:
-            if "parameter" in vf:
+            if "parameter" in vf and absent_ref(str(vf["parameter"]).strip(), frame.vars):
+                if "default" not in vf:  # operator.go getTemplateOutputsFromScope: an unhandled absent optional
+                    raise EngineError(
+                        f"{where}: output parameter {p['name']!r}: {vf['parameter']!r} is an absent optional "
+                        f"(skipped/omitted node output with no default): {ABSENT_HINT}"
+                    )
+                value = fmt_item(vf["default"])
+            elif "parameter" in vf:
                 value = substitute_str(str(vf["parameter"]), frame.vars, where=f"{where} output {p['name']!r}")
             elif "expression" in vf:
-                value = render_param(eval_expr(str(vf["expression"]), expand_scope(frame.vars), clock=ctx.clock))
+                result = eval_expr(str(vf["expression"]), expand_scope(frame.vars), clock=ctx.clock)
+                if result is None:  # scope.go resolveParameter: nil (an absent optional without ??) is an error
+                    raise EngineError(f"{where}: output {p['name']!r}: failed to evaluate expression {vf['expression']!r}")
+                value = render_param(result)
             elif "value" in p:
                 value = substitute_str(fmt_item(p["value"]), frame.vars, where=where)
             else:
                 continue
-        except Unresolved:
+        except EngineError:  # operator.go getTemplateOutputsFromScope: a failed resolution takes the default
             if "default" not in vf:
                 raise
             value = fmt_item(vf["default"])

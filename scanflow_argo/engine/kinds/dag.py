@@ -21,7 +21,17 @@ from ..core.state import NodeDoc
 from ..core.values import FAILED
 from ..features.lifecycle import HookSet
 from .base import CheckContext, KindContext, NodeKind
-from .calls import EMPTY_PARAMS, FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
+from .calls import (
+    EMPTY_PARAMS,
+    FAIL_FAST_MESSAGE,
+    continues,
+    expand,
+    fails_fast,
+    parallel,
+    run_step,
+    skipped_outputs,
+    template_outputs,
+)
 
 __all__ = ["KIND", "check", "run"]
 
@@ -104,6 +114,7 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
                         res = ctx.new_node(f"{name}.{tname}", tname, "Skipped", node["id"], None, phase="Omitted")
                         results[tname] = ctx.finish(res, "Omitted", "omitted: depends condition not met")
                         publish(frame, f"tasks.{tname}", [results[tname]], looped=False)
+                        skipped_outputs(ctx, frame, f"tasks.{tname}", tasks[tname], results[tname], artifacts=False)
                         progressed = True
                         continue
                     running[tname] = pool.submit(launch, tname)
@@ -235,6 +246,8 @@ def _run_task(
             res = ctx.finish(ctx.new_node(name, display, "Skipped", parent_id, None, phase="Skipped"), "Skipped", EMPTY_PARAMS)
         with lock:
             publish(frame, f"tasks.{tname}", [res], looped=False)
+            # dag.go buildLocalScopeFromTask: a skipped task's declared outputs (no artifacts in a DAG)
+            skipped_outputs(ctx, frame, f"tasks.{tname}", task, res, artifacts=False)
         return res
     hooks: HookSet | None = ctx.lifecycle.for_step(task, name, display, snapshot)  # on the TaskGroup, as Argo
     each = {**task, "hooks": {k: v for k, v in (task.get("hooks") or {}).items() if k == "exit"}}

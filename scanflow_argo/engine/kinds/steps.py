@@ -16,7 +16,17 @@ from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
 from .base import CheckContext, KindContext, NodeKind
-from .calls import EMPTY_PARAMS, FAIL_FAST_MESSAGE, continues, expand, fails_fast, parallel, run_step, template_outputs
+from .calls import (
+    EMPTY_PARAMS,
+    FAIL_FAST_MESSAGE,
+    continues,
+    expand,
+    fails_fast,
+    parallel,
+    run_step,
+    skipped_outputs,
+    template_outputs,
+)
 
 __all__ = ["KIND", "check", "run"]
 
@@ -45,8 +55,11 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
             phase, message = "Failed", FAIL_FAST_MESSAGE
             break
         ctx.finish(gnode, "Failed" if failed else "Succeeded", failed[0][1].get("message") if failed else None)
-        for sname, nodes, looped in done:  # executeSteps: the group's outputs join the scope once it completed
+        for step, nodes, looped in done:  # executeSteps: the group's outputs join the scope once it completed
+            sname = str(step.get("name"))
             publish(frame, f"steps.{sname}", nodes, looped, group=gnode if looped else None)
+            if not looped:  # a skipped step's declared outputs, artifacts too
+                skipped_outputs(ctx, frame, f"steps.{sname}", step, nodes[0], artifacts=True)
         if failed:
             child = failed[0][1]
             phase = "Failed"
@@ -66,13 +79,13 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
 
 def _run_group(
     ctx: KindContext, prefix: str, parent_id: str, steps: list[dict[str, Any]], frame: Frame, limit: Any
-) -> tuple[list[tuple[dict[str, Any], NodeDoc]], list[tuple[str, list[NodeDoc], bool]]]:
+) -> tuple[list[tuple[dict[str, Any], NodeDoc]], list[tuple[dict[str, Any], list[NodeDoc], bool]]]:
     """Run one steps group: every step (and loop iteration) at once. Returns (step, node) pairs and, per step,
-    the nodes whose outputs it publishes (``True`` when it was expanded: a fan-out's aggregated outputs)."""
+    the step and the nodes whose outputs it publishes (``True`` when it was expanded: a fan-out's aggregated outputs)."""
     jobs: list[tuple[dict[str, Any], str, str, Frame]] = []
     broken: list[tuple[dict[str, Any], NodeDoc]] = []
     expanded: set[str] = set()
-    empty: list[tuple[str, list[NodeDoc], bool]] = []
+    empty: list[tuple[dict[str, Any], list[NodeDoc], bool]] = []
     for step in steps:
         sname = str(step.get("name", ""))
         where = f"step {sname!r}"
@@ -87,7 +100,7 @@ def _run_group(
         elif not iterations:  # steps.go expandStepGroup: an empty list is one Skipped node
             skipped = ctx.new_node(f"{prefix}.{sname}", sname, "Skipped", parent_id, None, phase="Skipped")
             broken.append((step, ctx.finish(skipped, "Skipped", EMPTY_PARAMS)))
-            empty.append((sname, [skipped], False))  # executeSteps finds it by name: a node of its own
+            empty.append((step, [skipped], False))  # executeSteps finds it by name: a node of its own
         else:
             expanded.add(sname)
             for suffix, extra in iterations:
@@ -102,9 +115,11 @@ def _run_group(
     results = parallel([functools.partial(run_step, ctx, j[0], j[1], j[2], j[3], parent_id) for j in jobs], limit)
     pairs = [(j[0], r) for j, r in zip(jobs, results, strict=True)] + broken
     by_name: dict[str, list[NodeDoc]] = {}
+    step_of: dict[str, dict[str, Any]] = {}
     for (step, _n, _d, _f), res in zip(jobs, results, strict=True):
         by_name.setdefault(str(step.get("name")), []).append(res)
-    return pairs, [(sname, nodes, sname in expanded) for sname, nodes in by_name.items()] + empty
+        step_of[str(step.get("name"))] = step
+    return pairs, [(step_of[sname], nodes, sname in expanded) for sname, nodes in by_name.items()] + empty
 
 
 KIND = NodeKind("steps", "Steps", check, run)

@@ -33,6 +33,8 @@ same agent in the pod.
 
 from __future__ import annotations
 
+from typing import Any
+
 from scanflow_argo.spec.agent import (
     Agent,
     AnyOf,
@@ -45,7 +47,7 @@ from scanflow_argo.spec.agent import (
     agent_factory,
 )
 
-__all__ = ["drift_supervisor", "make_drift_supervisor", "make_throughput_scaler", "throughput_scaler"]
+__all__ = ["canary_analysis", "drift_supervisor", "make_drift_supervisor", "make_throughput_scaler", "throughput_scaler"]
 
 
 @agent_factory
@@ -163,6 +165,38 @@ def make_throughput_scaler(
         entrypoint="agents.mnist:throughput_scaler",
         description="Scales the MNIST SeldonDeployment to hold p95 latency under the SLO.",
     )
+
+
+def canary_analysis(
+    *,
+    deployment: str = "mnist",
+    slo: float = 0.05,
+    window: str = "10s",
+    interval: str = "2s",
+    count: int = 3,
+    initial_delay: str = "5s",
+    failure_limit: int = 1,
+) -> list[dict[str, Any]]:
+    """The analysis run after each step of an MNIST roll-out (``scanflow-argo rollout start --analysis``): the
+    canary predictor's p95 latency against the SLO (seconds), measured by the router (Seldon's executor metric,
+    ``predictor_name`` = the canary). Argo Rollouts' Metric fields (rollout/v1alpha1 ``Metric``): ``count``
+    measurements every ``interval`` after ``initialDelay``; more than ``failureLimit`` breaches fail the step —
+    the roll-out is aborted and all traffic goes back to the stable predictor. A canary that answers nothing
+    in the window has no p95 (NaN): neither condition holds, so the measurement is Inconclusive (a person decides)."""
+    selector = f'deployment_name="{deployment}",predictor_name="{{{{args.canary}}}}",service="predictions"'
+    p95 = f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{{{selector}}}[{window}])))"
+    return [
+        {
+            "name": "canary-p95",
+            "provider": {"prometheus": {"query": p95}},
+            "interval": interval,
+            "count": count,
+            "initialDelay": initial_delay,
+            "failureLimit": failure_limit,
+            "successCondition": f"result[0] <= {slo}",
+            "failureCondition": f"result[0] > {slo}",
+        }
+    ]
 
 
 drift_supervisor = make_drift_supervisor()

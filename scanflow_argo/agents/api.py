@@ -5,6 +5,8 @@ Endpoints: ``GET /healthz`` (the loop is alive), ``GET /readyz`` (at least one i
 ``POST /pause``, ``POST /resume``, ``POST /trigger/{sensor}``, ``POST /messages``, and the roll-outs
 (``POST /rollouts/{deployment}`` starts one, ``GET`` shows it, ``POST …/promote`` and ``…/abort`` hand it
 to a person's decision) need ``Authorization: Bearer <token>``, always (where the token comes from: ``auth.py``).
+A paused agent holds its roll-outs' split: its loop moves none, and a start or promote is refused (409) until it
+resumes; an abort still goes through (traffic back to stable). ``GET /rollouts/{deployment}`` says ``agent_paused``.
 
 Refused before any handler runs: a request from another site's web page (``Origin``) and, when the
 API listens on loopback, one naming another ``Host`` (DNS rebinding) — 403 (``httpguard.refusal``);
@@ -214,12 +216,28 @@ def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web
             entry = await asyncio.to_thread(runtime.rollouts.book.get, request.match_info["name"])
         except AgentError as err:
             return web.json_response({"error": str(err)}, status=404)
-        return web.json_response(entry)
+        return web.json_response({**entry, "agent": runtime.agent.name, "agent_paused": bool(runtime.state.get("paused"))})
+
+    def held(verb: str) -> web.Response | None:
+        """A paused agent moves no roll-out: its loop holds the split, and a start or promote waits for resume.
+        An abort still goes through: traffic back to stable is always safe, and a person can always take over."""
+        if not runtime.state.get("paused"):
+            return None
+        return web.json_response(
+            {
+                "error": f"agent {runtime.agent.name!r} is paused: it holds its roll-outs' traffic split and will not "
+                f"{verb} one — resume the agent first (POST /resume, or Resume on the UI's Agents page); "
+                f"`scanflow-argo rollout abort` still sends all traffic back to stable"
+            },
+            status=409,
+        )
 
     async def rollout_verb(request: web.Request) -> web.StreamResponse:
         if (forwarded := await to_leader(request)) is not None:
             return forwarded
         name, verb = request.match_info["name"], request.match_info["verb"]
+        if verb == "promote" and (refused := held("promote")) is not None:
+            return refused
         body = load_json(await request.read() or b"{}")
         reason = str((body or {}).get("reason") or "aborted by a person") if isinstance(body, dict) else "aborted by a person"
         now = runtime.clock.now()
@@ -236,6 +254,8 @@ def build_app(runtime: AgentRuntime, token: str, host: str = "127.0.0.1") -> web
     async def rollout_start(request: web.Request) -> web.StreamResponse:
         if (forwarded := await to_leader(request)) is not None:
             return forwarded
+        if (refused := held("start")) is not None:
+            return refused
         body = load_json(await request.read() or b"{}")
         if not isinstance(body, dict) or not isinstance(body.get("model_uri"), str) or not body["model_uri"]:
             return web.json_response({"error": 'give {"model_uri": ..., "steps": [...], "analysis": [...]}'}, status=400)

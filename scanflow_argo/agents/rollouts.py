@@ -5,20 +5,26 @@ Owns one thing: the ``rollouts`` entry of an agent's state (``agents/state.py``)
 agent reads where each roll-out was (step, phase, the analysis runs and their measurements) and
 goes on from there. The transitions themselves are ``spec/rollout.py``'s pure functions; a
 roll-out of a name that is still Progressing or Paused is never started a second time.
+
+The book is the one record of a roll-out: readers outside the agent (the server's Deployments view,
+``rollout status`` of an agent that is not running) read it from the agent's state file with
+``home_rollouts``/``summary``, never from a copy kept elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ..errors import AgentError
 from ..spec.analysis import Measurement
-from ..spec.rollout import DEGRADED, HEALTHY, RolloutState, Step, abort, decide, parse_steps, promote
+from ..spec.rollout import DEGRADED, HEALTHY, RolloutState, Step, abort, decide, parse_steps, predictors, promote
 from .state import AgentState
 
-__all__ = ["RolloutBook"]
+__all__ = ["RolloutBook", "home_rollouts", "summary"]
 
 _ACTIVE = ("Progressing", "Paused")
 
@@ -114,3 +120,59 @@ class RolloutBook:
 
     def finished(self, name: str) -> bool:
         return self.get(name)["state"]["phase"] in (HEALTHY, DEGRADED)
+
+
+def home_rollouts(home: Path) -> dict[str, dict[str, Any]]:
+    """The roll-out of each deployment in the books of this home's agents (``<home>/agents/*/state.json``), read only.
+
+    Each entry is the book's, with ``agent`` (who drives it) and ``agent_paused`` (a paused agent holds the split).
+    Where several agents rolled out one deployment, the active roll-out wins, else the one started last.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    root = Path(home) / "agents"
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    for folder in folders:
+        try:
+            data = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # an agent that never ran (or a state being replaced) has no roll-outs to show
+        book = data.get("rollouts") if isinstance(data, dict) else None
+        for name, entry in (book or {}).items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
+                continue
+            entry = {**entry, "agent": folder.name, "agent_paused": bool(data.get("paused"))}
+            old = found.get(name)
+            if old is None or _rank(entry) > _rank(old):
+                found[name] = entry
+    return found
+
+
+def _rank(entry: Mapping[str, Any]) -> tuple[bool, float]:
+    return entry["state"].get("phase") in _ACTIVE, float(entry.get("started_at") or 0)
+
+
+def summary(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A roll-out as people read it: step (of how many), the canary's traffic weight, phase, canary, agent, why.
+
+    The weight is the canary's ``traffic`` in the predictors its state means (``spec/rollout.py`` ``predictors``):
+    what the agent makes the deployment serve. ``held`` says the split is held by a paused agent."""
+    spec, state = entry["spec"], RolloutState(**entry["state"])
+    steps = parse_steps(spec.get("steps") or [])
+    canary = spec.get("canary") or {}
+    wanted = predictors(state, steps, spec.get("stable") or {"name": "stable"}, {"name": "canary", **canary})
+    mine = next((p for p in wanted if p.get("name") == canary.get("name", "canary")), None)
+    out: dict[str, Any] = {
+        "step": f"{state.step}/{len(steps)}",
+        "weight": 0 if mine is None or mine.get("shadow") else int(mine.get("traffic", 0)),
+        "phase": state.phase,
+    }
+    if mine is not None and mine.get("shadow"):
+        out["shadow"] = "mirrored"
+    out["canary"] = spec.get("model_uri") or canary.get("name")
+    if entry.get("agent"):
+        out["agent"] = entry["agent"]
+    if entry.get("agent_paused") and state.phase in _ACTIVE:
+        out["held"] = "the agent is paused: the split is held until it resumes"
+    if state.message:
+        out["message"] = state.message
+    return out

@@ -164,7 +164,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         found = (state.get("rollouts") or {}).get(args.name)
         if not isinstance(found, dict):
             raise NotFoundError(f"agent {agent!r} has no roll-out {args.name!r}")
-        entry = found
+        entry = {**found, "agent": agent, "agent_paused": bool(state.get("paused")), "agent_running": False}
     if args.json:
         print(json.dumps(entry, indent=2))
         return 0
@@ -178,6 +178,14 @@ def _show(name: str, entry: dict[str, Any]) -> None:
     print(f"roll-out {name}: {state['phase']} at step {state['step']}/{len(steps)}  canary {spec.get('model_uri', '-')}")
     if state.get("message"):
         print(f"  {state['message']}")
+    active = state["phase"] in ("Progressing", "Paused")
+    if active and entry.get("agent_paused"):
+        print(
+            f"  agent {entry.get('agent')} is paused: the split is held at this step and no analysis runs until "
+            "the agent resumes (POST /resume, or Resume on the UI's Agents page); abort still goes back to stable"
+        )
+    if active and entry.get("agent_running") is False:
+        print(f"  agent {entry.get('agent')} is not running: the roll-out goes on at this step when it starts again")
     for i, step in enumerate(steps):
         mark = ">" if i == state["step"] and state["phase"] in ("Progressing", "Paused") else " "
         what = "shadow" if "shadow" in step else f"setWeight {step.get('setWeight')}"

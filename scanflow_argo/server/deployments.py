@@ -3,7 +3,8 @@
 ``GET /scanflow/api/deployments`` lists what ``Platform.get_deployment`` says of each local
 deployment (desired and ready replicas, state, model URI, endpoint) plus the registered model
 version and alias behind a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI (MLflow's REST API)
-and a roll-out in progress where the deployment's status records one. ``GET
+and its roll-out as the agent driving it records it in its book (``agents/rollouts.py`` ``home_rollouts``:
+the step, the canary's weight, the phase, and whether a paused agent holds the split). ``GET
 /scanflow/api/deployments/{name}/metrics?minutes=N`` answers the request rate, p95 latency and online
 accuracy over the last N minutes from Prometheus, with the same Seldon metric names and PromQL the
 MNIST agents use (``agents/mnist.py``); the browser never talks to Prometheus or MLflow itself.
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
+from ..agents.rollouts import home_rollouts, summary
 from ..agents.runtime import prometheus_url, tracking_uri
 from ..agents.sensors import PrometheusReader, SensorError
 from ..clock import Clock
@@ -54,6 +55,16 @@ def model_ref(model_uri: str | None) -> dict[str, str]:
     return {}
 
 
+def _rollout(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The roll-out's summary; a book entry that cannot be read is said so, not a failed page."""
+    if entry is None:
+        return None
+    try:
+        return summary(entry)
+    except (ScanflowError, KeyError, TypeError, ValueError) as err:
+        return {"agent": entry.get("agent"), "error": f"its book entry cannot be read ({type(err).__name__})"}
+
+
 class DeploymentsApi:
     """The handlers of ``/scanflow/api/deployments``."""
 
@@ -78,6 +89,7 @@ class DeploymentsApi:
     def _describe(self) -> list[dict[str, Any]]:
         out = []
         registry: MlflowRest | None = None
+        rollouts = home_rollouts(self.settings.home)
         try:
             for status in self.platform.list_deployments():
                 item = asdict(status)
@@ -88,20 +100,12 @@ class DeploymentsApi:
                         version = registry.model_version_by_alias(item["model"]["name"], item["model"]["alias"])
                         if version:
                             item["model"]["version"] = str(version.get("version", ""))
-                item["rollout"] = self._rollout(status.name)
+                item["rollout"] = _rollout(rollouts.get(status.name))
                 out.append(item)
         finally:
             if registry is not None:
                 registry.close()
         return out
-
-    def _rollout(self, name: str) -> Any:
-        """The roll-out the deployment's controller records in its status, if any (``rollout``)."""
-        path = self.settings.home / "deployments" / name / "status.json"
-        with contextlib.suppress(OSError, ValueError):
-            doc = json.loads(path.read_text())
-            return doc.get("rollout")
-        return None
 
     async def metrics(self, request: web.Request) -> web.Response:
         name = name_param(request)

@@ -482,7 +482,10 @@ class LocalDeployments:
         """The deployment as it is now; ``NotFoundError`` when there is none."""
         spec = self._spec(name)
         status = _read_json(self.dir(name) / "status.json") or {}
-        alive = self._supervisor_alive(name)
+        pid = self._supervisor_alive(name)
+        alive = bool(pid)
+        if alive and int(status.get("supervisor_pid") or 0) != pid:
+            status = {}  # a killed supervisor's last word: its successor has not reported yet (Creating, none ready)
         state = status.get("state", "Creating") if alive else "Failed"
         ready = {p["name"]: p.get("readyReplicas", 0) for p in status.get("predictors") or []}
         declared = {p.get("name"): p for p in ((spec.get("manifest") or {}).get("spec") or {}).get("predictors") or []}
@@ -542,10 +545,11 @@ class LocalDeployments:
             )
         return spec
 
-    def _supervisor_alive(self, name: str) -> bool:
+    def _supervisor_alive(self, name: str) -> int:
+        """The pid of the deployment's running supervisor, 0 when none runs."""
         record = _read_json(self.dir(name) / "supervisor.json") or {}
         pid = int(record.get("pid", 0) or 0)
-        return bool(pid) and _is_ours(pid, _MODULE, str(self.home), name)
+        return pid if pid and _is_ours(pid, _MODULE, str(self.home), name) else 0
 
     def _ensure_supervisor(self, name: str) -> None:
         if self._supervisor_alive(name):
@@ -674,6 +678,7 @@ class Supervisor:
 
         _stop_recorded_replicas(self.folder)  # from a predecessor that died without cleaning up
         self.spec = self._read_spec()
+        self._write_status()  # at once: the status a killed predecessor left says nothing of this supervisor
         self.router = Router(
             self.name,
             predictor=self.spec["predictor"],
@@ -684,6 +689,7 @@ class Supervisor:
             port=int(self.spec["router_port"]),
             clock=self.clock,
             seed=int(self.spec.get("seed", 0)),
+            hold_seconds=self.settings.serving.start_timeout,  # requests wait for the first replica, not 503
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

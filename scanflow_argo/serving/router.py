@@ -37,6 +37,10 @@ answer is on its way (a task, not awaited), at most ``SHADOW_INFLIGHT`` copies a
 dropped and counted in ``shadow_dropped``; their answers are discarded. Metrics carry the predictor
 that answered in ``predictor_name``.
 
+Starting (``hold_seconds``): a router that has not yet had a ready replica — its supervisor just started,
+for a new deployment or after the previous supervisor was killed — holds a request up to ``hold_seconds``
+for the first replica instead of answering 503 at once (0, the default: 503 at once, as with no replica later).
+
 Draining: ``remove`` takes a replica out of the rotation at once, then waits until its in-flight
 requests have finished (or ``drain_seconds`` passed) before returning; the caller stops it after.
 """
@@ -44,6 +48,7 @@ requests have finished (or ``drain_seconds`` passed) before returning; the calle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import uuid
@@ -131,8 +136,11 @@ class Router:
         clock: Clock | None = None,
         split: TrafficSplit | None = None,
         seed: int | None = None,
+        hold_seconds: float = 0.0,
     ) -> None:
         self.deployment = deployment
+        self.hold_seconds = hold_seconds
+        self._first_ready = asyncio.Event()
         self.split = split
         self._rng = random.Random(seed)
         self._puids: OrderedDict[str, str] = OrderedDict()
@@ -236,6 +244,7 @@ class Router:
         replica.draining = False
         self._replicas[replica.id] = replica
         self._active = [r for r in self._replicas.values() if not r.draining]
+        self._first_ready.set()
 
     async def remove(self, replica_id: str, drain_seconds: float) -> bool:
         """Take a replica out of the rotation and wait for its in-flight requests; True if it drained."""
@@ -433,6 +442,10 @@ class Router:
         last_error = "no replica is ready"
         while True:
             replica = self._pick(tried, predictor)
+            if replica is None and not tried and not self._first_ready.is_set() and self.hold_seconds > 0:
+                with contextlib.suppress(TimeoutError):  # starting: wait for the first replica rather than fail
+                    await asyncio.wait_for(self._first_ready.wait(), timeout=self.hold_seconds)
+                replica = self._pick(tried, predictor)
             if replica is None:
                 return web.json_response(
                     _error_body(503, "NO_READY_REPLICA", f"deployment {self.deployment!r}: {last_error}"), status=503

@@ -231,3 +231,43 @@ def test_set_predictors_merge_patches_the_split(platform: KubernetesPlatform, fa
     ]
     platform.deployments.set_predictors("mnist", [{**stable, "traffic": 100}])  # abort: back to stable alone
     assert [p["name"] for p in fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"]] == [stable["name"]]
+
+
+def _split(status) -> list[tuple[str, int, bool, int, int, str | None]]:
+    return [(p.name, p.traffic, p.shadow, p.replicas, p.ready_replicas, p.model_uri) for p in status.predictors]
+
+
+def test_get_deployment_lists_every_predictor_with_its_share_replicas_and_readiness(
+    platform: KubernetesPlatform, fake: FakeCluster
+) -> None:
+    """``DeploymentStatus.predictors`` from spec.predictors and status.deploymentStatus, as the local controller
+    gives it: what a roll-out on the cluster reads back (its canary copied from the stable predictor's spec)."""
+    fake.put(seldon(replicas=2))
+    alone = platform.get_deployment("mnist")
+    assert _split(alone) == [("default", 100, False, 2, 0, "s3://models/mnist/1")]  # one predictor: all traffic
+    stable = dict(alone.predictors[0].spec)
+    assert stable["name"] == "default" and stable["graph"]["modelUri"] == "s3://models/mnist/1"
+    canary = {**stable, "name": "canary", "replicas": 1, "graph": {**stable["graph"], "modelUri": "s3://bucket/mnist/8"}}
+    platform.deployments.set_predictors("mnist", [{**stable, "traffic": 90}, {**canary, "traffic": 10}])
+    fake.set_status(
+        "seldondeployments",
+        NAMESPACE,
+        "mnist",
+        {
+            "state": "Available",
+            "replicas": 3,
+            "deploymentStatus": {
+                "mnist-default-0-classifier": {"replicas": 2, "availableReplicas": 2},
+                "mnist-canary-0-classifier": {"replicas": 1, "availableReplicas": 0},
+                "mnist-canary-x-0-classifier": {"replicas": 1, "availableReplicas": 1},  # another predictor's
+            },
+        },
+    )
+    status = platform.get_deployment("mnist")
+    assert _split(status) == [
+        ("default", 90, False, 2, 2, "s3://models/mnist/1"),
+        ("canary", 10, False, 1, 0, "s3://bucket/mnist/8"),
+    ]
+    assert (status.ready_replicas, status.model_uri) == (2, "s3://models/mnist/1")  # the first predictor's, as before
+    platform.deployments.set_predictors("mnist", [{**stable, "traffic": 100}, {**canary, "shadow": True}])
+    assert _split(platform.get_deployment("mnist"))[1][:3] == ("canary", 0, True)

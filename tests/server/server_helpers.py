@@ -11,6 +11,10 @@ from typing import Any
 
 import httpx
 
+from scanflow_argo.agents.canary import RolloutDriver
+from scanflow_argo.agents.rollouts import RolloutBook
+from scanflow_argo.agents.state import AgentState
+from scanflow_argo.agents.testing import InMemoryPlatform
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer
 from scanflow_argo.serving.controller import deployment_manifest, parse_predictors, spec_document
@@ -157,3 +161,33 @@ def write_deployment(home: Path, status: dict[str, Any], namespace: str = "defau
     spec = spec_document(manifest, every, {p.model_uri: str(home / "models") for p in every}, 1, 1, 0)
     (folder / "spec.json").write_text(json.dumps(spec))
     (folder / "status.json").write_text(json.dumps(status))
+
+
+HELD = {  # Inconclusive: neither condition holds for the measured 0.7, so the roll-out pauses at its first step
+    "name": "accuracy",
+    "provider": {"prometheus": {"query": "canary_accuracy"}},
+    "successCondition": "result[0] >= 0.9",
+    "failureCondition": "result[0] < 0.5",
+}
+
+
+def drive_rollout(home: Path, agent: str = "roller") -> AgentState:
+    """A roll-out of ``mnist`` to ``models:/mnist/3`` (50 % then 100 %) driven by the agent's own driver until its
+    analysis pauses it at 50 %; the book is the agent's state file in ``home``."""
+    platform = InMemoryPlatform()
+    platform.add_deployment("mnist", replicas=2, model_uri="models:/mnist/2")
+    state = AgentState(home / "agents" / agent)
+    driver = RolloutDriver(
+        RolloutBook(state),
+        platform,
+        "http://127.0.0.1:9",
+        set_alias=lambda *_: None,
+        get_alias=lambda *_: None,
+        record=lambda _: None,
+        query=lambda url, query, now: [0.7],
+    )
+    spec = {"deployment": "mnist", "steps": [{"setWeight": 50}, {"setWeight": 100}], "analysis": [HELD]}
+    driver.start(spec, "models:/mnist/3", "3", 1000.0)
+    driver.tick(1001.0)
+    assert driver.book.get("mnist")["state"]["phase"] == "Paused"
+    return state

@@ -30,6 +30,7 @@ from playwright.sync_api import expect, sync_playwright
 from server_helpers import (
     NAMESPACE,
     Served,
+    drive_rollout,
     greet_template,
     server_settings,
     shell_workflow,
@@ -292,16 +293,16 @@ def test_deployments_page_draws_live_charts_from_prometheus(
             prometheus=replace(base.prometheus, url=prometheus_server.url),
             tracking=replace(base.tracking, uri="http://127.0.0.1:9"),  # no MLflow: the alias's version stays unknown
         )
-        write_deployment(
-            settings.home, {"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"step": "1/2", "weight": 50}}
-        )
+        write_deployment(settings.home, {"readyReplicas": 2, "model_uri": "models:/mnist@champion"})
+        drive_rollout(settings.home)  # the agent's book: paused by its analysis at 50 %
         with ArgoServer(LocalPlatform(settings), settings, served.token, ServerOptions(port=0)) as other:
             log_in(page, other.url, served.token)
             page.click("a[data-nav=deployments]")
             card = page.locator("[data-deployment=mnist]")
             expect(card).to_contain_text("/2 replicas ready")
             expect(card).to_contain_text("mnist @champion")
-            expect(card.locator("tr", has_text="roll-out")).to_contain_text("step 1/2 · weight 50")  # read, not JSON
+            rollout = card.locator("tr", has_text="roll-out")
+            expect(rollout).to_contain_text("step 0/2 · weight 50 · phase Paused")  # the agent's book, read, not JSON
             for chart in ("rate", "p95", "accuracy"):  # a line of a few points: Prometheus has each series a few scrapes later
                 line = card.locator(f"[data-chart={chart}] svg polyline")
                 expect(line).to_have_attribute("points", re.compile(r"^\S+ \S+ \S+"), timeout=45_000)

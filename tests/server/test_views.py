@@ -1,5 +1,7 @@
-"""The UI's own views (``/scanflow/api``): deployments with their model and live figures from a real Prometheus
-(scraping a real exporter of Seldon's metric names), and agents read from the home when they are not running."""
+"""The UI's own views (``/scanflow/api``): deployments with their model, their roll-out as the driving agent's book
+records it (written here by the agent's own ``RolloutDriver``; the agent process itself drives one in
+tests/serving/test_rollout_e2e.py), and live figures from a real Prometheus (scraping a real exporter of Seldon's
+metric names), and agents read from the home when they are not running."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import Served, server_settings, write_deployment
+from server_helpers import Served, drive_rollout, server_settings, write_deployment
 
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
@@ -36,7 +38,7 @@ def views(tmp_path: Path, prometheus_server: Any) -> Iterator[tuple[Served, Expo
     )
     write_deployment(
         settings.home,
-        {"readyReplicas": 2, "model_uri": "models:/mnist@champion", "rollout": {"to": "models:/mnist/3", "step": "1/2"}},
+        {"readyReplicas": 2, "model_uri": "models:/mnist@champion"},
         namespace="scanflow",
     )
     audit = settings.home / "agents" / "sleeper"
@@ -51,7 +53,25 @@ def views(tmp_path: Path, prometheus_server: Any) -> Iterator[tuple[Served, Expo
         exporter.stop()
 
 
-def test_deployments_with_model_rollout_and_live_figures(views: tuple[Served, Exporter]) -> None:
+def test_deployments_show_the_rollout_of_the_agents_book(views: tuple[Served, Exporter]) -> None:
+    served, _ = views
+    with served.client() as c:
+        assert c.get("/scanflow/api/deployments").json()["items"][0]["rollout"] is None  # no agent rolls it out
+        state = drive_rollout(served.settings.home)
+        (item,) = c.get("/scanflow/api/deployments").json()["items"]
+        rollout = item["rollout"]
+        assert (rollout["step"], rollout["weight"], rollout["phase"]) == ("0/2", 50, "Paused")
+        assert (rollout["canary"], rollout["agent"]) == ("models:/mnist/3", "roller")
+        assert "accuracy" in rollout["message"] and "held" not in rollout
+        with state.update() as data:  # the agent is paused (POST /pause): the page says it holds the split
+            data["paused"] = True
+        (item,) = c.get("/scanflow/api/deployments").json()["items"]
+        assert "paused" in item["rollout"]["held"]
+        (served.settings.home / "agents" / "roller" / "state.json").write_text("{not json")  # a state being replaced
+        assert c.get("/scanflow/api/deployments").json()["items"][0]["rollout"] is None
+
+
+def test_deployments_with_model_and_live_figures(views: tuple[Served, Exporter]) -> None:
     served, exporter = views
     exporter.set("seldon_api_executor_server_requests_seconds_count", rate=20.0, service="predictions", **SELECTOR)
     for le, rate in (("0.05", 15.0), ("0.1", 19.0), ("+Inf", 20.0)):
@@ -62,7 +82,6 @@ def test_deployments_with_model_rollout_and_live_figures(views: tuple[Served, Ex
         (item,) = c.get("/scanflow/api/deployments").json()["items"]
         assert (item["name"], item["replicas"], item["model"]) == ("mnist", 2, {"name": "mnist", "alias": "champion"})
         assert item["state"] == "Failed" and item["ready_replicas"] == 0  # no supervisor runs it: said, not hidden
-        assert item["rollout"] == {"to": "models:/mnist/3", "step": "1/2"}
 
         def figures() -> dict[str, Any] | None:
             series = c.get("/scanflow/api/deployments/mnist/metrics", params={"minutes": 5}).json()["series"]

@@ -21,14 +21,20 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     return (x[order] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28), y[order].astype(np.int64)
 
 
-def make_model_dir(dst: Path, *, fmt: str = "export", seed: int = 0, epochs: int = 3, hidden: int = 32) -> Path:
-    """Train a small MLP for a few epochs and write model.pt (torch.export or TorchScript), drift.npz, meta.json."""
+def make_model_dir(
+    dst: Path, *, fmt: str = "export", seed: int = 0, epochs: int = 3, hidden: int = 32, depth: int = 1, train_n: int = 4000
+) -> Path:
+    """Train an MLP (``depth`` hidden layers of ``hidden`` units) for a few epochs on the first ``train_n`` digits and
+    write model.pt (torch.export or TorchScript), drift.npz, meta.json."""
     import torch
 
     x, y = mnist()
-    train_x, train_y = torch.from_numpy(x[:4000]), torch.from_numpy(y[:4000])
+    train_x, train_y = torch.from_numpy(x[:train_n]), torch.from_numpy(y[:train_n])
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
+    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+    for i in range(depth):
+        layers += [torch.nn.Linear(784 if i == 0 else hidden, hidden), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(hidden, 10))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(epochs):
         for i in range(0, len(train_x), 100):

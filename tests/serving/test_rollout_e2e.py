@@ -6,24 +6,31 @@ The analysis is made Inconclusive on purpose (neither condition can hold), so th
 waits for a person — which is when the agent is restarted and the serving engine is killed: the roll-out goes on at
 its step, the split is set again. Promotion at the end moves ``champion`` to the canary's version and keeps the old
 one as ``previous``; a second roll-out aborted by a person goes back to the stable predictor, aliases unchanged.
+Meanwhile the UI (``scanflow-argo server`` on the same home) shows the roll-out's step and weight from the agent's
+book — in its API and, where Debian's Chromium is installed, on the Deployments page in a real browser.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scanflow_argo import _proc
 from scanflow_argo.cli import main
+from scanflow_argo.platform.local import LocalPlatform
+from scanflow_argo.server import ArgoServer, ServerOptions, load_or_create_token
 from scanflow_argo.serving.controller import LocalDeployments, deployment_manifest
 from scanflow_argo.settings import Settings
 
@@ -107,6 +114,38 @@ def _until(settings: Settings, capsys: Any, done: Any, timeout: float = 120.0) -
         time.sleep(0.3)
 
 
+def _ui_shows_rollout(settings: Settings, prom_url: str, expected: str) -> None:
+    """``/scanflow/api/deployments`` and the Deployments page show the agent's roll-out as ``expected`` says."""
+    ui = replace(settings, prometheus=replace(settings.prometheus, url=prom_url))
+    token = load_or_create_token(ui)
+    with ArgoServer(LocalPlatform(ui), ui, token, ServerOptions(port=0)) as server:
+        items = httpx.get(f"{server.url}/scanflow/api/deployments", headers={"Authorization": f"Bearer {token}"}).json()
+        (item,) = items["items"]
+        shown = " · ".join(f"{k} {v}" for k, v in item["rollout"].items())
+        assert expected in shown and "agent roller" in shown, item
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            return  # tests/server/test_browser.py skips with the reason; the API above is what the page draws
+        from playwright.sync_api import expect, sync_playwright  # a browser only where one is installed
+
+        profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        try:
+            with sync_playwright() as pw:
+                flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+                context = pw.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=flags)
+                try:
+                    page = context.new_page()
+                    page.goto(server.url + "/login?next=%2Fdeployments")
+                    page.fill("#token", token)
+                    page.click("button[type=submit]")
+                    row = page.locator("[data-deployment=mnist] tr", has_text="roll-out")
+                    expect(row).to_contain_text(expected, timeout=30_000)
+                finally:
+                    context.close()
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
+
+
 def test_rollout_driven_by_an_agent_resumed_after_restarts_promoted_then_aborted(
     msettings: Settings, prom: Any, model_v1: Path, model_v2: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -163,6 +202,8 @@ def test_rollout_driven_by_an_agent_resumed_after_restarts_promoted_then_aborted
                 entry = _until(msettings, capsys, lambda e, s=step: e["state"]["phase"] == "Paused" and e["state"]["step"] == s)
                 weights = {p.name: p.traffic for p in deployments.get("mnist").predictors}
                 assert weights == ({"main": 50, "canary": 50} if step == 1 else {"main": 0, "canary": 100})
+                if step == 1:
+                    _ui_shows_rollout(msettings, prom.url, "step 1/3 · weight 50 · phase Paused")
             assert "Healthy" in _cli(msettings, capsys, "promote", "mnist")
             entry = _until(msettings, capsys, lambda e: bool(e.get("settled")))
         assert [p.name for p in deployments.get("mnist").predictors] == ["canary"]

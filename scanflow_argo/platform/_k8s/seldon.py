@@ -17,13 +17,14 @@ the ``scanflow.io/replicas`` annotation, which the first roll restores (no pod c
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...clock import Clock
 from ...errors import NotFoundError, PlatformError, ScanflowError, SpecError
 from ...serving.traffic import split_of
-from ..base import DeploymentStatus
+from ...status import DeploymentStatus, PredictorStatus
 from .api import CustomObjects, ResourceRef, retry_conflicts
 
 __all__ = ["REPLICAS_ANNOTATION", "SELDON", "SeldonDeployments", "deployment_status", "replicas_patch"]
@@ -46,15 +47,7 @@ def _predictor_index(obj: Mapping[str, Any]) -> int:
 def effective_replicas(obj: Mapping[str, Any]) -> int:
     """Replicas Seldon runs for the first predictor's model (component over predictor over deployment)."""
     spec = obj.get("spec") or {}
-    predictor = spec["predictors"][_predictor_index(obj)]
-    for component in predictor.get("componentSpecs") or []:
-        if component.get("replicas") is not None:
-            return int(component["replicas"])
-    if predictor.get("replicas") is not None:
-        return int(predictor["replicas"])
-    if spec.get("replicas") is not None:
-        return int(spec["replicas"])
-    return 1
+    return _replicas_of(spec, spec["predictors"][_predictor_index(obj)])
 
 
 def replicas_patch(obj: Mapping[str, Any], replicas: int) -> dict[str, Any]:
@@ -82,32 +75,76 @@ def model_patch(obj: Mapping[str, Any], model_uri: str) -> dict[str, Any]:
     return {"spec": {"predictors": predictors}}
 
 
-def deployment_status(obj: Mapping[str, Any]) -> DeploymentStatus:
-    """A ``DeploymentStatus`` from a SeldonDeployment object (spec for desired, status for observed)."""
-    meta = obj.get("metadata") or {}
-    name = meta.get("name", "")
-    predictor = (obj.get("spec") or {})["predictors"][_predictor_index(obj)]
-    status = obj.get("status") or {}
-    # Seldon names each k8s Deployment <sdep>-<predictor>-<i>-<container>; the predictor is ready as far
-    # as its least-ready Deployment.
-    prefix = f"{name}-{predictor.get('name', '')}-"
-    ready_counts = [
+def _replicas_of(spec: Mapping[str, Any], predictor: Mapping[str, Any]) -> int:
+    """Replicas Seldon runs for one predictor (component over predictor over deployment; 1 when none is set)."""
+    for component in predictor.get("componentSpecs") or []:
+        if component.get("replicas") is not None:
+            return int(component["replicas"])
+    if predictor.get("replicas") is not None:
+        return int(predictor["replicas"])
+    if spec.get("replicas") is not None:
+        return int(spec["replicas"])
+    return 1
+
+
+def _ready_of(name: str, predictor: str, status: Mapping[str, Any]) -> int | None:
+    """Ready replicas of one predictor from ``status.deploymentStatus``: Seldon names each Kubernetes Deployment
+    ``<sdep>-<predictor>-<i>-<containers>`` (componentSpecs index ``i``); the predictor is as ready as its least-ready
+    Deployment (explainers aside). ``None`` when the status lists none of its Deployments."""
+    own = re.compile(rf"{re.escape(name)}-{re.escape(predictor)}-\d+-")
+    counts = [
         int(d.get("availableReplicas") or 0)
         for key, d in (status.get("deploymentStatus") or {}).items()
-        if key.startswith(prefix) and not d.get("explainerFor")
+        if own.match(key) and isinstance(d, Mapping) and not d.get("explainerFor")
     ]
+    return min(counts) if counts else None
+
+
+def deployment_status(obj: Mapping[str, Any]) -> DeploymentStatus:
+    """A ``DeploymentStatus`` from a SeldonDeployment object (spec for desired, status for observed).
+
+    ``predictors`` lists every one of ``spec.predictors`` — its share of the traffic as Seldon's webhook reads the
+    split (``serving/traffic.py`` ``split_of``: one serving predictor takes 100, shadows 0), its replicas, ready
+    replicas and model, and the predictor as declared (what a roll-out copies for its canary)."""
+    meta = obj.get("metadata") or {}
+    name = meta.get("name", "")
+    spec = obj.get("spec") or {}
+    declared = spec["predictors"]
+    predictor = declared[_predictor_index(obj)]
+    status = obj.get("status") or {}
     # Without per-Deployment detail, trust the scale subresource's count only once Seldon says Available.
     fallback = int(status.get("replicas") or 0) if status.get("state") == "Available" else 0
-    ready = min(ready_counts) if ready_counts else fallback
+    ready = _ready_of(name, str(predictor.get("name", "")), status)
+    try:
+        shares = dict(split_of(name, declared).weights)
+    except SpecError:  # a split Seldon's webhook would refuse: shown as declared
+        shares = {}
+    predictors = []
+    for p in declared:
+        pname = str(p.get("name", ""))
+        shadow = p.get("shadow") is True
+        own_ready = _ready_of(name, pname, status)
+        predictors.append(
+            PredictorStatus(
+                name=pname,
+                traffic=0 if shadow else int(shares.get(pname, p.get("traffic") or 0)),
+                shadow=shadow,
+                replicas=_replicas_of(spec, p),
+                ready_replicas=own_ready if own_ready is not None else (fallback if len(declared) == 1 else 0),
+                model_uri=(p.get("graph") or {}).get("modelUri"),
+                spec=copy.deepcopy(dict(p)),
+            )
+        )
     return DeploymentStatus(
         name=name,
         namespace=meta.get("namespace", ""),
         replicas=effective_replicas(obj),
-        ready_replicas=ready,
+        ready_replicas=ready if ready is not None else fallback,
         model_uri=(predictor.get("graph") or {}).get("modelUri"),
         state=status.get("state") or "Creating",
         predictor=predictor.get("name", "default"),
         endpoint=(status.get("address") or {}).get("url"),
+        predictors=tuple(predictors),
     )
 
 

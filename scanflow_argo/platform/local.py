@@ -695,10 +695,18 @@ class LocalPlatform:
     def delete_run(self, name: str) -> None:
         """``delete_workflow`` (its engine and nodes ended first), and the artifacts it stored in the local
         repository (``<home>/artifacts/<run>/``) with it: nothing of the run is left."""
+        namespace = self._namespace_of_run(name)
         self.delete_workflow(name)
-        artifacts = self.settings.home / "artifacts" / name
-        if artifacts.is_dir():
-            shutil.rmtree(artifacts)
+        for artifacts in (
+            ArtifactRepo(self.settings.home / "artifacts", namespace).base / name,
+            self.settings.home / "artifacts" / name,
+        ):
+            if artifacts.is_dir():
+                shutil.rmtree(artifacts)
+
+    def _namespace_of_run(self, name: str) -> str:
+        """The namespace of run ``name`` (``default`` when its folder cannot say)."""
+        return _namespace_of(self.runs_dir / name) if _OBJECT_NAME.fullmatch(name or "") else "default"
 
     def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
         """Copy an output artifact from the local repository (``<home>/artifacts``) to ``dest``."""
@@ -713,7 +721,8 @@ class LocalPlatform:
             raise PlatformError(f"artifact {artifact!r} of node {node!r} of run {name!r} is not in the local repository")
         dest = Path(dest)
         try:
-            ArtifactRepo(self.settings.home / "artifacts").load(dict(location), dest, f"artifact {artifact!r} of {name}/{node}")
+            repo = ArtifactRepo(self.settings.home / "artifacts", self._namespace_of_run(name))
+            repo.load(dict(location), dest, f"artifact {artifact!r} of {name}/{node}")
         except EngineError as err:
             raise NotFoundError(str(err)) from err
         return dest

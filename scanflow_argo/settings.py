@@ -197,6 +197,10 @@ class TeamSettings:
     artifacts_endpoint: str = "s3.amazonaws.com"
     """S3 endpoint of that bucket (MinIO: ``minio.minio:9000``)."""
 
+    audit_readers: str = "scanflow-audit-readers"
+    """The Group (as the cluster's authentication names it) of the platform admins who read every team's audit
+    trail: bound in each team's namespace to get its ``scanflow-audit`` ConfigMap, and nothing else."""
+
     artifacts_secret: str = "argo-artifacts-s3"
     """Name of the team's Secret with the bucket's ``accesskey``/``secretkey`` (created by the admin, never rendered)."""
 

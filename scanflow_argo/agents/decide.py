@@ -373,7 +373,7 @@ def _plan_actions(
     for action in plan.actions:
         values["action"] = action.name
         if isinstance(action, ScaleDeployment):
-            out.extend(_scale(agent, action, rule, windows, state, now))
+            out.extend(_scale(_Scaling(agent, action, rule, windows, state, now)))
             continue
         template = action.idempotency_key
         if template == Action.DEFAULT_KEY and "message.id" in values:
@@ -445,32 +445,42 @@ def _message_actions(
     return out
 
 
-def _scale(
-    agent: Agent,
-    action: ScaleDeployment,
-    rule: str | None,
-    windows: Mapping[str, SensorWindow],
-    state: Mapping[str, Any],
-    now: float,
-) -> list[Decision]:
+@dataclass(frozen=True)
+class _Scaling:
+    """What one ``ScaleDeployment`` decision reads at ``now``: the agent, the action, the rule that
+    planned it (``None`` for an unconditional plan), the sensor windows and the persisted state.
+
+    Passed whole to ``_scale``, ``_fallback`` and ``_recommend`` (which read it and never change it),
+    so the decision stays a pure function of these six values."""
+
+    agent: Agent
+    action: ScaleDeployment
+    rule: str | None
+    windows: Mapping[str, SensorWindow]
+    state: Mapping[str, Any]
+    now: float
+
+
+def _scale(ctx: _Scaling) -> list[Decision]:
+    action, windows, now = ctx.action, ctx.windows, ctx.now
     metric, replicas = windows.get(action.sensor), windows.get(action.replicas_sensor)
     if is_stale(replicas, now):
         return []  # no action on stale data
     assert replicas is not None and replicas.latest
     current = int(replicas.latest.v)
-    failures = int((state.get("fallback") or {}).get(action.name, 0))
+    failures = int((ctx.state.get("fallback") or {}).get(action.name, 0))
     if is_stale(metric, now):
         idle = _idle_for(action, windows, now)
         if idle is not None and idle >= action.down_stabilization:
             # No requests (p95 of nothing is NaN) for the whole down window: real data, scale toward min.
             reason = f"idle for {idle:.0f}s"
-            return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, reason, 0)
-        return _fallback(agent, action, rule, windows, state, now, current, failures + 1, is_stale(metric, now) or "")
+            return _recommend(ctx, current, action.min_replicas, reason, 0)
+        return _fallback(ctx, current, failures + 1, is_stale(metric, now) or "")
     assert metric is not None and metric.latest
     value = metric.latest.v
     if value <= action.activation_threshold:
         reason = f"{action.sensor}={value:.4g} at most activation threshold {action.activation_threshold:g}: inactive"
-        return _recommend(agent, action, rule, windows, state, now, current, action.min_replicas, reason, 0)
+        return _recommend(ctx, current, action.min_replicas, reason, 0)
     if action.policy == "target":
         ratio = value / action.target
         if abs(ratio - 1) <= action.tolerance:
@@ -492,7 +502,7 @@ def _scale(
     reason = f"{action.sensor}={value:.4g} target {action.target:g}"
     if failures > action.failure_threshold and action.fallback_replicas is not None:
         reason += f" (data is back after {failures} failed reads: fallback ends)"
-    return _recommend(agent, action, rule, windows, state, now, current, raw, reason, 0)
+    return _recommend(ctx, current, raw, reason, 0)
 
 
 def fallback_replicas(behavior: str, fallback: int, current: int) -> int:
@@ -508,26 +518,17 @@ def fallback_replicas(behavior: str, fallback: int, current: int) -> int:
     return fallback
 
 
-def _fallback(
-    agent: Agent,
-    action: ScaleDeployment,
-    rule: str | None,
-    windows: Mapping[str, SensorWindow],
-    state: Mapping[str, Any],
-    now: float,
-    current: int,
-    failures: int,
-    why: str,
-) -> list[Decision]:
+def _fallback(ctx: _Scaling, current: int, failures: int, why: str) -> list[Decision]:
     """Count one more failed/stale read; beyond ``failure_threshold`` hold the fallback (KEDA's
     ``NumberOfFailures > FailureThreshold`` in ``GetMetricsWithFallback``)."""
+    action, state, now = ctx.action, ctx.state, ctx.now
     history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
     counted = Decision(kind="recommend", t=now, action=action.name, params={"history": history, "failures": failures})
     if action.fallback_replicas is None or failures <= action.failure_threshold:
         return [counted]  # no data, no fallback (yet): no action
     raw = fallback_replicas(action.fallback_behavior, action.fallback_replicas, current)
     reason = f"fallback {action.fallback_behavior} after {failures} failed reads of {action.sensor} ({why})"
-    return _recommend(agent, action, rule, windows, state, now, current, raw, reason, failures, stabilise=False)
+    return _recommend(ctx, current, raw, reason, failures, stabilise=False)
 
 
 def _idle_for(action: ScaleDeployment, windows: Mapping[str, SensorWindow], now: float) -> float | None:
@@ -541,24 +542,12 @@ def _idle_for(action: ScaleDeployment, windows: Mapping[str, SensorWindow], now:
     return None if start is None else now - start
 
 
-def _recommend(
-    agent: Agent,
-    action: ScaleDeployment,
-    rule: str | None,
-    windows: Mapping[str, SensorWindow],
-    state: Mapping[str, Any],
-    now: float,
-    current: int,
-    raw: int,
-    reason: str,
-    failures: int,
-    *,
-    stabilise: bool = True,
-) -> list[Decision]:
+def _recommend(ctx: _Scaling, current: int, raw: int, reason: str, failures: int, *, stabilise: bool = True) -> list[Decision]:
     """Bound ``raw``, stabilise it over the recommendation history and plan the scale when it moves.
 
     ``failures``: consecutive failed/stale reads so far (0 with data); a fallback is not stabilised,
     as KEDA's replaces the metric the HPA reads, and is not added to the history."""
+    action, state, now, windows = ctx.action, ctx.state, ctx.now, ctx.windows
     raw = max(action.min_replicas, min(action.max_replicas, raw))
     history = [(t, n) for t, n in (state.get("recommendations") or {}).get(action.name, [])]
     if stabilise:
@@ -582,12 +571,12 @@ def _recommend(
     last = (state.get("last_attempt") or {}).get(action.name)
     if last is not None and now - last < action.cooldown:
         return out
-    values = rule_key_vars(agent, rule, None, now, windows) | {"action": action.name}
+    values = rule_key_vars(ctx.agent, ctx.rule, None, now, windows) | {"action": action.name}
     out.append(
         Decision(
             kind="action",
             t=now,
-            rule=rule,
+            rule=ctx.rule,
             action=action.name,
             action_kind=action.kind,
             status="planned",

@@ -27,7 +27,23 @@ from ..spec.application import TEAM_NAMESPACE_FORMAT
 from .kube import check_rules
 from .workflows import TEAM_SERVICE_ACCOUNT
 
-__all__ = ["TEAM_COMPONENTS", "allowed", "artifact_prefix", "artifact_repositories", "team_app", "team_namespace", "team_objects"]
+__all__ = [
+    "AUDIT_CONFIG_MAP",
+    "AUDIT_READER",
+    "TEAM_COMPONENTS",
+    "allowed",
+    "artifact_prefix",
+    "artifact_repositories",
+    "team_app",
+    "team_namespace",
+    "team_objects",
+]
+
+AUDIT_CONFIG_MAP = "scanflow-audit"
+"""The ConfigMap of a team's namespace that holds its agents' audit trail on the cluster (one key per agent,
+``<agent>.jsonl``): its agents may get and update it, the admins' Group may only get it."""
+AUDIT_READER = "scanflow-audit-reader"
+"""The Role and RoleBinding, in every team's namespace, that let the admins' Group read the trail."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -42,13 +58,15 @@ TEAM_COMPONENTS: dict[str, list[dict[str, Any]]] = {
         {"apiGroups": ["argoproj.io"], "resources": ["clusterworkflowtemplates"], "verbs": ["get", "list"]},
         {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "list", "patch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [AUDIT_CONFIG_MAP], "verbs": ["get", "update"]},
     ],
     "serving": [
         {"apiGroups": ["machinelearning.seldon.io"], "resources": ["seldondeployments"], "verbs": ["get", "list", "watch"]},
     ],
 }
 """Rules of each of a team's ServiceAccounts (``scanflow-team-<component>``): workflows report results and
-deploy; agents submit Workflows and scale/roll SeldonDeployments; serving only reads its deployments.
+deploy; agents submit Workflows, scale/roll SeldonDeployments and append to the team's audit trail (the
+``scanflow-audit`` ConfigMap, by name); serving only reads its deployments.
 Reading ``clusterworkflowtemplates`` through a namespaced Role grants nothing (they are cluster-scoped):
 a published template is used by ``templateRef``, which Argo's controller resolves, not the agent."""
 
@@ -141,8 +159,36 @@ def team_objects(app: str, team: str, settings: TeamSettings | None = None) -> l
             "data": {"app": app, "team": team, "mlflow-credentials-secret": s.mlflow_secret},
         },
         artifact_repositories(app, team, s),
+        *audit_objects(app, team, s),
     ]
     return objs
+
+
+def audit_objects(app: str, team: str, settings: TeamSettings) -> list[dict[str, Any]]:
+    """The team's audit trail on the cluster and who reads it: the ``scanflow-audit`` ConfigMap (created empty:
+    its agents may update it, never create one), and a Role with one read-only rule — ``get`` that ConfigMap by
+    name — bound to the admins' Group (``TeamSettings.audit_readers``). A Role per team namespace rather than a
+    ClusterRole: the admin reads each team's trail, and no other ConfigMap of any namespace."""
+    ns = team_namespace(app, team)
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [AUDIT_CONFIG_MAP], "verbs": ["get"]}]
+    check_rules(f"team {team!r} audit readers", rules)
+    meta = _meta(AUDIT_CONFIG_MAP, ns, app, team, "audit")
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(AUDIT_READER, ns, app, team, "audit"),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(AUDIT_READER, ns, app, team, "audit"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AUDIT_READER},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": settings.audit_readers}],
+        },
+    ]
 
 
 def artifact_repositories(app: str, team: str, settings: TeamSettings) -> dict[str, Any]:
@@ -200,9 +246,13 @@ def allowed(
     namespace: str,
     group: str = "",
     name: str | None = None,
+    groups: Iterable[str] = (),
 ) -> bool:
-    """Whether ``user`` (``system:serviceaccount:NS:SA``) may ``verb`` ``group/resource`` in ``namespace``,
-    as ``kubectl auth can-i`` asks and the RBAC authorizer answers — from the rendered Roles/RoleBindings only."""
+    """Whether ``user`` (``system:serviceaccount:NS:SA``, or a user name) in ``groups`` may ``verb``
+    ``group/resource`` in ``namespace``, as ``kubectl auth can-i --as USER --as-group GROUP`` asks and the RBAC
+    authorizer answers (a subject matches by ServiceAccount, User or Group: ``rbac.go`` ``appliesToUser``) —
+    from the rendered Roles/RoleBindings only."""
+    groups = set(groups)
     objs = list(objs)
     roles = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objs if o.get("kind") == "Role"}
     for binding in objs:
@@ -213,6 +263,9 @@ def allowed(
             for s in binding.get("subjects", [])
             if s.get("kind") == "ServiceAccount"
         ]
+        subjects += [s["name"] for s in binding.get("subjects", []) if s.get("kind") == "User"]
+        if any(s.get("kind") == "Group" and s["name"] in groups for s in binding.get("subjects", [])):
+            subjects.append(user)
         if user not in subjects or binding["roleRef"]["kind"] != "Role":
             continue
         role = roles.get((namespace, binding["roleRef"]["name"]))

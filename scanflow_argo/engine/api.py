@@ -66,6 +66,13 @@ def _settings_doc(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _namespace_of(manifest: Mapping[str, Any]) -> str:
+    """The namespace whose WorkflowTemplates a run of ``manifest`` reads: the one it lands in (``default`` when it
+    names none, as ``resolve_workflow`` places it)."""
+    meta = manifest.get("metadata")
+    return str((meta.get("namespace") if isinstance(meta, Mapping) else None) or "default")
+
+
 SHAPE_PROBLEMS = ("must be of type", "should be greater than or equal to", "a lowercase RFC 1123", "must be no more than")
 """The schema problems refused here: a value of the wrong type, a number under its minimum, a name Kubernetes
 cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
@@ -133,7 +140,7 @@ def prepare_run(
     """Resolve and check ``manifest``; write its run folder and return it (nothing runs yet)."""
     check_shape(manifest)
     extra = list(templates)
-    store = TemplateStore(settings.templates_dir, extra)
+    store = TemplateStore(settings.templates_dir, extra, _namespace_of(manifest))
     refused: InvalidWorkflow | None = None
     notes: list[str] = []
     wf: dict[str, Any] | None = None
@@ -247,7 +254,7 @@ def execute(
     if previous.get("status", {}).get("phase") in TERMINAL_PHASES:
         return RunStatus.from_workflow(previous)
     extra = load_documents(run_dir / "templates.yaml") if (run_dir / "templates.yaml").exists() else []
-    store = TemplateStore(settings.templates_dir, extra)
+    store = TemplateStore(settings.templates_dir, extra, _namespace_of(wf))
     meta = json.loads((run_dir / "run.json").read_text())
     # keep uid and creation time across resumes: they are part of the run's identity
     for key in ("uid", "creationTimestamp"):

@@ -95,7 +95,8 @@ class Executor:
         self.on_change = on_change
         self.state = RunState(run_dir, workflow, clock, previous)
         self.name = self.state.name
-        self.artifacts = ArtifactRepo(settings.home / "artifacts")
+        # the run's namespace's repository: each namespace's artifacts under its own prefix
+        self.artifacts = ArtifactRepo(settings.home / "artifacts", str(workflow["metadata"].get("namespace") or "default"))
         self.pythonpath = pythonpath or []
         # the home is this machine's "cluster": steps that roll deployments read and write its state
         self.home_env = str(settings.home.resolve())

@@ -88,14 +88,27 @@ class LocalPlatform:
         return self.settings.home / "runs"
 
     def _template_path(self, manifest: Mapping[str, Any]) -> Path:
+        """Where a template lives: ``<templates>/<namespace>/<name>.yaml`` for a WorkflowTemplate or CronWorkflow
+        (namespaced, as on the API server: one name in two namespaces is two objects; the manifest's namespace,
+        else this platform's), ``<templates>/cluster-<name>.yaml`` for a ClusterWorkflowTemplate."""
         kind = manifest.get("kind")
         if kind not in TEMPLATE_KINDS:
             raise PlatformError(f"apply_template takes a {' or '.join(TEMPLATE_KINDS)}, not a {kind}")
-        name = (manifest.get("metadata") or {}).get("name")
+        meta = manifest.get("metadata") or {}
+        name = meta.get("name")
         if not name or "/" in name or name.startswith("."):
             raise PlatformError(f"the {kind} needs a valid metadata.name to be applied (got {name!r})")
-        prefix = "cluster-" if kind == "ClusterWorkflowTemplate" else ""
-        return self.settings.templates_dir / f"{prefix}{name}.yaml"
+        folder = self.settings.templates_dir
+        if kind == "ClusterWorkflowTemplate":
+            return folder / f"cluster-{name}.yaml"
+        namespace = str(meta.get("namespace") or self.namespace)
+        if not _NAMESPACE.fullmatch(namespace):
+            raise PlatformError(
+                f"the {kind} {name!r} names namespace {namespace!r}, which is no Kubernetes namespace name "
+                "(lowercase letters, digits and '-', at most 63): fix metadata.namespace or --namespace"
+            )
+        migrate_templates(folder, self.namespace)
+        return folder / namespace / f"{name}.yaml"
 
     def has_template(self, manifest: Mapping[str, Any]) -> bool:
         """True when a template of this kind and name is applied already."""
@@ -108,13 +121,22 @@ class LocalPlatform:
         template import from (``pipelines.*``), as the image holds the code on a cluster; it is
         kept beside the template in ``.<name>.project``, so ``submit(name, parameters)`` needs nothing more."""
         path = self._template_path(manifest)
+        if manifest.get("kind") != "ClusterWorkflowTemplate":  # stored with the namespace it lives in
+            meta = dict(manifest.get("metadata") or {})
+            meta.setdefault("namespace", self.namespace)
+            manifest = {**manifest, "metadata": meta}
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, yaml.safe_dump(dict(manifest), sort_keys=False))
         _atomic_write(_project_file(path), str((project_dir or Path.cwd()).resolve()))
 
-    def project_dir(self, template: str, cluster: bool = False) -> Path | None:
-        """The project folder recorded when ``template`` was applied (None when unknown)."""
-        path = self.settings.templates_dir / f"{'cluster-' if cluster else ''}{template}.yaml"
+    def project_dir(self, template: str, cluster: bool = False, namespace: str | None = None) -> Path | None:
+        """The project folder recorded when ``template`` (of ``namespace``, default this platform's) was applied
+        (None when unknown)."""
+        kind = "ClusterWorkflowTemplate" if cluster else "WorkflowTemplate"
+        try:
+            path = self._template_path({"kind": kind, "metadata": {"name": template, "namespace": namespace}})
+        except PlatformError:
+            return None
         try:
             folder = Path(_project_file(path).read_text().strip())
         except OSError:
@@ -129,14 +151,22 @@ class LocalPlatform:
         if isinstance(workflow, str):
             # as `argo submit --from workflowtemplate/NAME`: the server reads the template first, a missing one is
             # the caller's error (a Workflow naming it in workflowTemplateRef is accepted, and errored when run)
-            found = TemplateStore(self.settings.templates_dir).get(workflow)
-            owner = (found.get("metadata") or {}).get("namespace")
-            if owner and owner != self.namespace:  # Argo reads a WorkflowTemplate in the submitter's namespace only
+            migrate_templates(self.settings.templates_dir, self.namespace)
+            try:  # Argo reads a WorkflowTemplate in the submitter's namespace only
+                TemplateStore(self.settings.templates_dir, namespace=self.namespace).get(workflow)
+            except EngineError:
+                owners = [
+                    t["metadata"]["namespace"]
+                    for t in self.list_templates("WorkflowTemplate")
+                    if t["metadata"]["name"] == workflow
+                ]
+                if not owners:
+                    raise
                 raise NotFoundError(
                     f'workflowtemplates.argoproj.io "{workflow}" not found in namespace {self.namespace!r} (it is in '
-                    f"{owner!r}): another namespace's template is run through its published ClusterWorkflowTemplate "
-                    "(scanflow-argo team publish APP TEAM template FILE VERSION; docs/teams.md)"
-                )
+                    f"{', '.join(map(repr, owners))}): another namespace's template is run through its published "
+                    "ClusterWorkflowTemplate (scanflow-argo team publish APP TEAM template FILE VERSION; docs/teams.md)"
+                ) from None
             manifest: Mapping[str, Any] = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
@@ -169,7 +199,8 @@ class LocalPlatform:
         not declare; then the engine's own checks (``engine.api.prepare_run``)."""
         extra = list(templates)
         if parameters:
-            store = TemplateStore(self.settings.templates_dir, extra)
+            namespace = (manifest.get("metadata") or {}).get("namespace") or self.namespace
+            store = TemplateStore(self.settings.templates_dir, extra, namespace)
             declared = declared_parameters(manifest, lambda name, cluster: store.get(name, cluster))
             if declared is not None:
                 check_parameters(parameters, declared, _describe(manifest))
@@ -205,7 +236,8 @@ class LocalPlatform:
         else:
             ref = spec.get("workflowTemplateRef") or {}
         name = ref.get("name")
-        return self.project_dir(str(name), bool(ref.get("clusterScope"))) if name else None
+        namespace = (manifest.get("metadata") or {}).get("namespace")
+        return self.project_dir(str(name), bool(ref.get("clusterScope")), namespace) if name else None
 
     def start_engine(self, run_dir: Path) -> int:
         """Start ``python -m scanflow_argo.platform.local_engine RUN_DIR`` in its own process group; returns its pid."""
@@ -542,39 +574,56 @@ class LocalPlatform:
 
     # templates and CronWorkflows ------------------------------------------------------------
     def list_templates(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Applied templates of ``kind`` (WorkflowTemplate, ClusterWorkflowTemplate, CronWorkflow), by name."""
+        """Applied templates of ``kind`` (WorkflowTemplate, ClusterWorkflowTemplate, CronWorkflow) by name: those of
+        ``namespace``, or of every namespace when it is ``None`` (as a list at the API server's cluster scope);
+        ClusterWorkflowTemplates are cluster-scoped and ignore it."""
         folder = self.settings.templates_dir
+        if not folder.is_dir():
+            return []
+        if kind == "ClusterWorkflowTemplate":
+            paths = sorted(folder.glob("cluster-*.yaml"))
+        else:
+            migrate_templates(folder, self.namespace)
+            spaces = (
+                [folder / namespace]
+                if namespace
+                else sorted(p for p in folder.iterdir() if p.is_dir() and _NAMESPACE.fullmatch(p.name))
+            )
+            paths = [p for d in spaces for p in sorted(d.glob("*.yaml"))]
         out = []
-        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        for path in paths:
             doc = self._template_doc(path)
-            if doc is None or doc.get("kind") != kind:
-                continue
-            if namespace and kind != "ClusterWorkflowTemplate" and doc["metadata"].get("namespace") != namespace:
-                continue
-            out.append(doc)
+            if doc is not None and doc.get("kind") == kind:
+                out.append(doc)
         return out
 
     def get_template(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
-        """One applied template; ``NotFoundError`` as the API server words it."""
-        path = self._template_path({"kind": kind, "metadata": {"name": name}}) if _OBJECT_NAME.fullmatch(name or "") else None
+        """One applied template of ``namespace`` (default this platform's; a ClusterWorkflowTemplate has none);
+        ``NotFoundError`` as the API server words it."""
+        path = (
+            self._template_path({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
+            if _OBJECT_NAME.fullmatch(name or "") and (namespace is None or _NAMESPACE.fullmatch(namespace))
+            else None
+        )
         doc = self._template_doc(path) if path is not None else None
         plural = _PLURALS.get(kind, kind.lower())
-        if (
-            doc is None
-            or doc.get("kind") != kind
-            or (namespace and kind != "ClusterWorkflowTemplate" and doc["metadata"].get("namespace") != namespace)
-        ):
+        if doc is None or doc.get("kind") != kind:
             raise NotFoundError(f'{plural}.argoproj.io "{name}" not found')
         return doc
 
     def create_template(self, manifest: Mapping[str, Any], *, project_dir: Path | None = None) -> dict[str, Any]:
-        """Create a template; ``ConflictError`` when one of that name exists (local templates share one folder)."""
+        """Create a template; ``ConflictError`` when its namespace has one of that name (a WorkflowTemplate and a
+        CronWorkflow of one namespace share its folder)."""
         path = self._template_path(manifest)
         if path.exists():
             other = (self._template_doc(path) or {}).get("kind", "template")
             raise ConflictError(
                 f'{_PLURALS.get(str(manifest.get("kind")), "templates")}.argoproj.io "{path.stem}" already exists'
-                + (f" (as a {other}: local templates of every kind share one folder)" if other != manifest.get("kind") else "")
+                + (
+                    f" (as a {other}: a namespace's local WorkflowTemplates and CronWorkflows share one folder)"
+                    if other != manifest.get("kind")
+                    else ""
+                )
             )
         meta = {**(manifest.get("metadata") or {})}
         meta.setdefault("uid", str(uuid.uuid4()))
@@ -585,7 +634,8 @@ class LocalPlatform:
     def update_template(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an existing template; a stale ``metadata.resourceVersion`` is ``ConflictError``."""
         kind, name = str(manifest.get("kind")), str((manifest.get("metadata") or {}).get("name", ""))
-        current = self.get_template(kind, name)
+        namespace = None if kind == "ClusterWorkflowTemplate" else (manifest.get("metadata") or {}).get("namespace")
+        current = self.get_template(kind, name, namespace)
         wanted = (manifest.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != current["metadata"].get("resourceVersion"):
             raise ConflictError(
@@ -597,12 +647,13 @@ class LocalPlatform:
             if current["metadata"].get(key):
                 meta[key] = current["metadata"][key]
         meta.pop("resourceVersion", None)
-        self.apply_template({**manifest, "metadata": meta}, project_dir=self.project_dir(name, kind == "ClusterWorkflowTemplate"))
-        return self.get_template(kind, name)
+        project = self.project_dir(name, kind == "ClusterWorkflowTemplate", namespace)
+        self.apply_template({**manifest, "metadata": meta}, project_dir=project)
+        return self.get_template(kind, name, namespace)
 
     def delete_template(self, kind: str, name: str, namespace: str | None = None) -> None:
         self.get_template(kind, name, namespace)
-        path = self._template_path({"kind": kind, "metadata": {"name": name}})
+        path = self._template_path({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
         path.unlink()
         with contextlib.suppress(FileNotFoundError):
             _project_file(path).unlink()
@@ -625,9 +676,10 @@ class LocalPlatform:
         meta = dict(doc.get("metadata") or {})
         meta.setdefault("name", path.stem.removeprefix("cluster-") if doc.get("kind") == "ClusterWorkflowTemplate" else path.stem)
         if doc.get("kind") != "ClusterWorkflowTemplate":
-            meta.setdefault("namespace", self.namespace)
+            meta.setdefault("namespace", path.parent.name)
         meta.setdefault("creationTimestamp", iso(stat.st_mtime))
-        meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanflow-argo:{doc.get('kind')}/{meta['name']}")))
+        where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+        meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanflow-argo:{doc.get('kind')}/{where}{meta['name']}")))
         meta["resourceVersion"] = resource_version(stat)
         return {**doc, "metadata": meta}
 
@@ -643,10 +695,18 @@ class LocalPlatform:
     def delete_run(self, name: str) -> None:
         """``delete_workflow`` (its engine and nodes ended first), and the artifacts it stored in the local
         repository (``<home>/artifacts/<run>/``) with it: nothing of the run is left."""
+        namespace = self._namespace_of_run(name)
         self.delete_workflow(name)
-        artifacts = self.settings.home / "artifacts" / name
-        if artifacts.is_dir():
-            shutil.rmtree(artifacts)
+        for artifacts in (
+            ArtifactRepo(self.settings.home / "artifacts", namespace).base / name,
+            self.settings.home / "artifacts" / name,
+        ):
+            if artifacts.is_dir():
+                shutil.rmtree(artifacts)
+
+    def _namespace_of_run(self, name: str) -> str:
+        """The namespace of run ``name`` (``default`` when its folder cannot say)."""
+        return _namespace_of(self.runs_dir / name) if _OBJECT_NAME.fullmatch(name or "") else "default"
 
     def download_artifact(self, name: str, node: str, artifact: str, dest: Path) -> Path:
         """Copy an output artifact from the local repository (``<home>/artifacts``) to ``dest``."""
@@ -661,7 +721,8 @@ class LocalPlatform:
             raise PlatformError(f"artifact {artifact!r} of node {node!r} of run {name!r} is not in the local repository")
         dest = Path(dest)
         try:
-            ArtifactRepo(self.settings.home / "artifacts").load(dict(location), dest, f"artifact {artifact!r} of {name}/{node}")
+            repo = ArtifactRepo(self.settings.home / "artifacts", self._namespace_of_run(name))
+            repo.load(dict(location), dest, f"artifact {artifact!r} of {name}/{node}")
         except EngineError as err:
             raise NotFoundError(str(err)) from err
         return dest
@@ -695,6 +756,46 @@ def _describe(manifest: Mapping[str, Any]) -> str:
     ref = ((manifest.get("spec") or {}).get("workflowTemplateRef") or {}).get("name")
     what = f"{manifest.get('kind', 'Workflow')} {meta.get('name') or meta.get('generateName') or '?'}"
     return f"WorkflowTemplate {ref}" if ref and not meta.get("name") else what
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A namespace name (an RFC 1123 label, as the API server validates ``metadata.namespace``)."""
+
+
+def migrate_templates(folder: Path, namespace: str) -> list[Path]:
+    """Move WorkflowTemplates and CronWorkflows kept at the top of ``folder`` (before templates were namespaced)
+    into the folder of their namespace: their ``metadata.namespace``, else ``namespace`` (the one every
+    namespace read them as). Nothing is lost: a file whose place is taken stays where it is, its project
+    file moves with it, and ClusterWorkflowTemplates (``cluster-<name>.yaml``) stay. Returns the new paths."""
+    moved: list[Path] = []
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        if path.name.startswith("cluster-"):
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(doc, dict) or doc.get("kind") not in ("WorkflowTemplate", "CronWorkflow"):
+            continue
+        raw = doc.get("metadata")
+        meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        owner = str(meta.get("namespace") or namespace)
+        if not _NAMESPACE.fullmatch(owner):
+            continue
+        target = folder / owner / path.name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not meta.get("namespace"):  # say where it lives, as every template written since does
+            _atomic_write(path, yaml.safe_dump({**doc, "metadata": {**meta, "namespace": owner}}, sort_keys=False))
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(_project_file(path), _project_file(target))
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        moved.append(target)
+    return moved
 
 
 def _project_file(template: Path) -> Path:

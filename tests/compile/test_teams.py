@@ -50,7 +50,8 @@ def test_every_team_renders_and_validates(rendered: dict[str, list[dict[str, Any
     checker = SchemaChecker()
     for team, objs in rendered.items():
         kinds = sorted(o["kind"] for o in objs)
-        assert kinds.count("Role") == kinds.count("RoleBinding") == kinds.count("ServiceAccount") == 3, team
+        assert kinds.count("ServiceAccount") == 3, team
+        assert kinds.count("Role") == kinds.count("RoleBinding") == 4, team  # the three identities' and the audit readers'
         assert {"Namespace", "ResourceQuota", "LimitRange", "ConfigMap"} <= set(kinds)
         assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
         checker.check(objs)
@@ -98,6 +99,34 @@ def test_rendered_rbac_allows_only_the_own_namespace(
     every = [o for objs in rendered.values() for o in objs]
     ns = team_namespace("mnist", where)
     assert allowed(every, _sa(*who), verb, resource, ns, group=group) is expected
+
+
+ADMIN, ADMINS = "alice", "scanflow-audit-readers"
+# (who, groups, verb, resource name, namespace team, allowed): the admins read every team's trail and nothing
+# else; an agent appends to its own team's trail only.
+AUDIT_CAN_I = [
+    ((ADMIN, [ADMINS]), "get", "scanflow-audit", "engineering", True),
+    ((ADMIN, [ADMINS]), "get", "scanflow-audit", "science", True),
+    ((ADMIN, [ADMINS]), "update", "scanflow-audit", "science", False),  # read-only
+    ((ADMIN, [ADMINS]), "get", "scanflow-team", "science", False),  # no other ConfigMap
+    ((ADMIN, [ADMINS]), "list", None, "science", False),  # no listing (it would show every ConfigMap)
+    ((ADMIN, []), "get", "scanflow-audit", "science", False),  # outside the Group: nothing
+    ((_sa("engineering", "agents"), []), "update", "scanflow-audit", "engineering", True),
+    ((_sa("engineering", "agents"), []), "update", "scanflow-audit", "science", False),
+    ((_sa("engineering", "agents"), []), "get", "scanflow-audit", "science", False),
+    ((_sa("engineering", "agents"), []), "update", "scanflow-team", "engineering", False),
+    ((_sa("engineering", "serving"), []), "update", "scanflow-audit", "engineering", False),
+]
+
+
+@pytest.mark.parametrize(("who", "verb", "name", "where", "expected"), AUDIT_CAN_I)
+def test_the_audit_trail_is_read_only_to_the_admins_and_appended_by_the_own_agents(
+    rendered: dict[str, list[dict[str, Any]]], who: tuple[str, list[str]], verb: str, name: str | None, where: str, expected: bool
+) -> None:
+    every = [o for objs in rendered.values() for o in objs]
+    user, groups = who
+    got = allowed(every, user, verb, "configmaps", team_namespace("mnist", where), name=name, groups=groups)
+    assert got is expected
 
 
 def test_credentials_only_by_reference(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -292,7 +292,7 @@ def test_artifacts_pass_between_nodes_archived_or_raw(engine_settings) -> None: 
     assert run.phase == "Succeeded", run.message
     assert node(run, "read").outputs["result"] == "one\ntwo"
     assert node(run, "read-raw").outputs["result"] == "one\ntwo"
-    assert list((engine_settings.home / "artifacts" / run.name).rglob("dir.tgz"))
+    assert list((engine_settings.home / "artifacts" / ".namespaces" / "default" / run.name).rglob("dir.tgz"))
 
 
 @pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap is not installed: nodes run unisolated")
@@ -490,6 +490,7 @@ def test_templates_from_the_folder_and_workflow_template_submission(engine_setti
         workflowTemplateRef=None,
     )
     ref["spec"].pop("workflowTemplateRef")
+    ref["metadata"]["namespace"] = platform.namespace  # a WorkflowTemplate is read in its own namespace only
     ref["spec"]["arguments"] = {"parameters": [{"name": "who", "value": "ref"}]}
     assert run_workflow(ref, engine_settings).node("call").outputs["result"] == "hello ref"
     name = platform.submit("greet", {"who": "local"})

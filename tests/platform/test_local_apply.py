@@ -38,7 +38,8 @@ def test_apply_a_folder_then_submit_by_name_from_another_folder(
     ]
     assert (local_env / "configmaps" / "greet-config" / "greeting").read_text() == "hi"
     assert (local_env / "configmaps" / "greet-config" / "MLFLOW_TRACKING_URI").read_text() == "http://127.0.0.1:5005"
-    assert yaml.safe_load((local_env / "templates" / "greet.yaml").read_text()) == greet_template()
+    applied = yaml.safe_load((local_env / "templates" / "scanflow" / "greet.yaml").read_text())  # its namespace's folder
+    assert applied == {**greet_template(), "metadata": {**greet_template()["metadata"], "namespace": "scanflow"}}
 
     # steps import the project's package from where the template was applied, not from the current folder
     elsewhere = tmp_path / "elsewhere"

@@ -105,14 +105,26 @@ class TemplateScope:
 
 
 class TemplateStore:
-    """WorkflowTemplates and ClusterWorkflowTemplates that ``templateRef`` resolves against."""
+    """WorkflowTemplates and ClusterWorkflowTemplates that ``templateRef`` resolves against.
 
-    def __init__(self, folder: Path | None = None, manifests: Iterable[Mapping[str, Any]] = ()) -> None:
+    ``namespace``: the run's. A WorkflowTemplate is namespaced, so a Workflow reads only those of its own
+    namespace, as Argo's controller looks one up by the workflow's namespace (``workflow/templateresolution/
+    context.go``, ``WorkflowTemplateFromRef`` → ``wftmplGetter.Get(name)`` of a namespaced lister); a
+    ClusterWorkflowTemplate is read from any. A file's namespace is its ``metadata.namespace``, else the
+    folder it sits in under ``folder`` (the local platform keeps ``<folder>/<namespace>/<name>.yaml``);
+    a file at the top of ``folder`` naming none (put there by hand) is read from every namespace. The
+    ``manifests`` given with the run are always read."""
+
+    def __init__(
+        self, folder: Path | None = None, manifests: Iterable[Mapping[str, Any]] = (), namespace: str | None = None
+    ) -> None:
         self._items: dict[tuple[bool, str], dict[str, Any]] = {}
         if folder is not None and folder.is_dir():
             for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml", ".json")):
                 for doc in load_documents(path):
-                    if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+                    if doc.get("kind") == "ClusterWorkflowTemplate" or (
+                        doc.get("kind") == "WorkflowTemplate" and _readable_from(doc, path, folder, namespace)
+                    ):
                         self.add(doc)
         for manifest in manifests:
             self.add(manifest)
@@ -139,6 +151,17 @@ class TemplateStore:
         return TemplateScope(
             f"{prefix}:{name}", {t["name"]: t for t in spec.get("templates") or []}, spec.get("templateDefaults") or {}
         )
+
+
+def _readable_from(doc: Mapping[str, Any], path: Path, folder: Path, namespace: str | None) -> bool:
+    """Whether the WorkflowTemplate ``doc`` of ``path`` (under ``folder``) is read by a run in ``namespace``."""
+    if namespace is None:
+        return True
+    meta = doc.get("metadata")
+    owner = meta.get("namespace") if isinstance(meta, Mapping) else None
+    if not owner and path.parent != folder:
+        owner = path.relative_to(folder).parts[0]
+    return not owner or owner == namespace
 
 
 def random_suffix() -> str:

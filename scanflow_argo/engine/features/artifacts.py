@@ -1,7 +1,10 @@
 """The local artifact repository (``<home>/artifacts``) and safe paths into it.
 
-Output artifacts are stored under ``<home>/artifacts/<key>`` (key ``<run>/<node-id>/<name>.tgz``
-by default, tar-gz or raw per ``archive``); input artifacts are placed at their path in the node's
+Output artifacts are stored under ``<home>/artifacts/.namespaces/<namespace>/<key>`` (key
+``<run>/<node-id>/<name>.tgz`` by default, tar-gz or raw per ``archive``): each namespace's artifacts under its
+own prefix, as each team's artifact repository has its own key prefix on a cluster (``compile/teams.py``), and a
+run reads only its own namespace's (a stored location names its namespace; artifacts an older engine stored at
+``<home>/artifacts/<key>``, naming none, are read as before). Input artifacts are placed at their path in the node's
 filesystem. Every key and path is checked so nothing can escape the repository or the node folder.
 Artifacts at ``http``/``artifactory`` locations are downloaded and uploaded as Argo's HTTP artifact driver does
 (``workflow/artifacts/http/http.go``; unpacking and archiving as ``workflow/executor/executor.go``). Nothing becomes
@@ -43,17 +46,28 @@ __all__ = [
     "unpack_tar",
 ]
 
+NAMESPACES = ".namespaces"
+"""The folder of ``<home>/artifacts`` that holds one repository per namespace (a dot name: no run or key
+an older engine wrote there starts with a dot, and a key naming none cannot reach it)."""
+
 
 class ArtifactRepo:
-    """Save and load artifacts in a local folder; a location is ``{"key": ..., "archive": ...}``."""
+    """Save and load the artifacts of one namespace (``None``: the whole folder) in a local folder; a location
+    is ``{"key": ..., "archived": ..., "namespace": ...}``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, namespace: str | None = None) -> None:
         self.root = root
+        self.namespace = namespace
+
+    @property
+    def base(self) -> Path:
+        """The folder keys are relative to: the namespace's repository."""
+        return self.root / NAMESPACES / self.namespace if self.namespace else self.root
 
     def save(self, src: Path, key: str, archive: dict[str, Any] | None, what: str) -> dict[str, Any]:
         """Store ``src`` (file or folder) under ``key``; returns the Argo-shaped artifact location."""
         self._private_root()
-        dest = safe_join(self.root, key, what)
+        dest = safe_join(self.base, key, what)
         dest.parent.mkdir(parents=True, exist_ok=True)
         raw = archive is not None and "none" in archive
         if raw:
@@ -68,7 +82,7 @@ class ArtifactRepo:
             tmp = dest.with_name(dest.name + ".part")
             make_tgz(src, tmp, archive)
             os.replace(tmp, dest)
-        return {"key": key, "archived": not raw}
+        return {"key": key, "archived": not raw, **({"namespace": self.namespace} if self.namespace else {})}
 
     def _private_root(self) -> None:
         """The repository folder, private to its owner."""
@@ -76,10 +90,26 @@ class ArtifactRepo:
         if stat.S_IMODE(self.root.stat().st_mode) != 0o700:
             with contextlib.suppress(PermissionError):  # not ours: leave it as its owner set it
                 self.root.chmod(0o700)
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def where(self, location: Mapping[str, Any], what: str) -> Path:
+        """The stored file or folder of ``location``; another namespace's is refused, naming both."""
+        key, owner = str(location.get("key", "")), location.get("namespace")
+        if owner is not None and self.namespace is not None and owner != self.namespace:
+            raise EngineError(
+                f"{what}: artifact {key!r} belongs to namespace {owner!r}, and a run in {self.namespace!r} reads only its "
+                "own namespace's artifacts: take what another team publishes by reference (docs/teams.md)"
+            )
+        src = safe_join(self.root / NAMESPACES / str(owner) if owner else self.base, key, what)
+        if owner is None and self.namespace is not None and not src.exists():
+            first = PurePosixPath(key.lstrip("/")).parts[:1]
+            if first and not first[0].startswith("."):  # stored by an engine before namespaces: read where it put it
+                src = safe_join(self.root, key, what)
+        return src
 
     def load(self, location: dict[str, Any], dest: Path, what: str) -> None:
         """Place a stored artifact at ``dest`` (a file or folder, as it was saved)."""
-        src = safe_join(self.root, str(location.get("key", "")), what)
+        src = self.where(location, what)
         if not src.exists():
             raise EngineError(f"{what}: artifact {location.get('key')!r} is missing from the local repository {self.root}")
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ node's phase is Argo's pod verdict: the main container's exit code, the deadline
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,8 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
     if initial_progress(tmpl):  # workflowpod.go: the pod's progress annotation is the node's first progress
         node["progress"] = initial_progress(tmpl)
     node_dir = ctx.run_dir / "nodes" / nid
-    if node_dir.exists():
-        shutil.rmtree(node_dir, ignore_errors=True)
+    if node_dir.exists():  # a previous attempt's folder (resume): moved aside at once, then removed
+        _discard(node_dir, ctx.run_dir)
     node_dir.mkdir(parents=True)
     log_path = node_dir / "main.log"
     is_script = "script" in tmpl
@@ -210,3 +212,12 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
 run = run_pod
 
 KIND = NodeKind("container", "Pod", check, run)
+
+
+def _discard(folder: Path, run_dir: Path) -> None:
+    """Remove ``folder``: renamed first (atomic), so a process of a killed engine still writing into it (its
+    pod's log) cannot make it reappear under the node's name before the new attempt creates it."""
+    aside = run_dir / ".discarded" / f"{folder.name}.{uuid.uuid4().hex}"
+    aside.parent.mkdir(exist_ok=True)
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)

@@ -126,6 +126,8 @@ class _Refs:
         ref = call.get("templateRef")
         if self.index is None or not isinstance(ref, Mapping):
             return None, []
+        if "{{" in f"{ref.get('name', '')}{ref.get('template', '')}":
+            return None, []  # named from {{item…}}: known per expanded step only (validate.go validateTemplateHolder)
         owner = self.index.find(str(ref.get("name")), bool(ref.get("clusterScope")), self.namespace)
         if owner is None:
             return None, [f"{where}: templateRef {ref.get('name')}/{ref.get('template')}: {self.index.missing(ref)}"]

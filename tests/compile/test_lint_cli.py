@@ -223,6 +223,21 @@ def test_lint_resolves_template_references_across_files_and_applied_templates(tm
     assert "or the templates applied" in "\n".join(lint_paths([uses], applied=applied).problems)
 
 
+def test_lint_lets_a_template_reference_named_from_its_item_through(tmp_path: Path) -> None:
+    """Argo's validator leaves a ``templateRef`` holding a tag to run time (``workflow/validate/validate.go``
+    ``validateTemplateHolder``: ``VerifyResolvedVariables``), where each expanded step names its template."""
+    uses = tmp_path / "dynamic.yaml"
+    uses.write_text(
+        REFS.split("---")[0].replace(
+            "{name: ok, templateRef: {name: library, template: greet}",
+            '{name: ok, templateRef: {name: "{{item.lib}}", template: "{{item.t}}"}, withItems: [{lib: library, t: greet}]',
+        )
+    )
+    text = "\n".join(lint_paths([uses]).problems)
+    assert "step 'ok'" not in text, text
+    assert "step 'no-library': templateRef elsewhere/greet" in text  # a plain name is still resolved
+
+
 UNKNOWN = """\
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow

@@ -95,8 +95,11 @@ def _refers_to_skipped(tag: str, frame: Frame) -> bool:
     return m is not None and frame.vars.get(f"{m.group(1)}.{m.group(2)}.status") in ("Skipped", "Omitted")
 
 
-def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:
-    """Substitute step/task arguments; a reference to a skipped node's missing output drops the argument."""
+def resolve_args(args: Mapping[str, Any], frame: Frame, where: str, strict: bool = True) -> dict[str, Any]:
+    """Substitute step/task arguments; a reference to a skipped node's missing output drops the argument.
+    ``strict=False`` (an exit hook's arguments: ``workflow/controller/exit_handler.go``
+    ``resolveExitTmplArgument`` substitutes with ``ReplaceStrictAny`` allowing unresolved tags) leaves any other
+    unknown tag as it is written."""
     out: dict[str, Any] = {}
     params = []
     for p in args.get("parameters") or []:
@@ -107,8 +110,10 @@ def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str,
             except Unresolved as err:
                 if _refers_to_skipped(err.tag, frame):
                     p = {"name": p.get("name"), "_absent": True}
-                else:
+                elif strict:
                     raise
+                else:
+                    p["value"] = substitute_str(fmt_item(p["value"]), frame.vars, strict=False)
         params.append(p)
     if params:
         out["parameters"] = params

@@ -50,6 +50,8 @@ class NodeStatus:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
     children: tuple[str, ...] = ()
+    boundary_id: str | None = None
+    """The steps/DAG (or Retry) node this node is inside (Argo's ``boundaryID``)."""
 
     @classmethod
     def from_argo(cls, node_id: str, node: Mapping[str, Any]) -> NodeStatus:
@@ -66,6 +68,7 @@ class NodeStatus:
             inputs=node.get("inputs") or {},
             outputs=node.get("outputs") or {},
             children=tuple(node.get("children") or ()),
+            boundary_id=node.get("boundaryID"),
         )
 
     def parameters(self) -> dict[str, str]:

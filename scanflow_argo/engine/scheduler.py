@@ -18,6 +18,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from .core.subst import substitute
 from .core.values import FAILED
 from .features.artifacts import ArtifactRepo, resolve_repository
 from .features.daemons import Daemons, reap_leftovers
+from .features.estimation import Estimator
 from .features.lifecycle import Lifecycle
 from .features.run_hooks import RunHooks
 from .features.sandbox import Sandbox
@@ -117,6 +119,9 @@ class Executor:
         self.global_vars: dict[str, Any] = {}
         self.hook_env: Mapping[str, str] = {}
         self.node_flags: dict[str, dict[str, bool]] = {}  # by node name: the nodeFlag it is recorded with
+        self.node_links: dict[str, list[str]] = {}  # by node name: the nodes it becomes a child of (``link``)
+        self.node_scopes: dict[str, str] = {}  # by node name: the templateScope of the call it records
+        self.own_scopes: dict[str, str] = {}  # by node id: the scope of the steps/DAG template it runs
         self.root_scope = TemplateScope(
             "workflow", {t.get("name", ""): t for t in self.spec.get("templates") or []}, self.spec.get("templateDefaults") or {}
         )
@@ -125,6 +130,7 @@ class Executor:
         self.locks = RunLocks(LockTable(settings.home, clock), _lock_order(workflow))
         self.wf_locks: HeldLocks | None = None
         self.lifecycle = Lifecycle(self, self.spec)  # expression hooks, re-evaluated on every change
+        self.estimator = Estimator.for_run(run_dir.parent, workflow)  # the template's previous run, if any
         reap_leftovers(run_dir)  # sidecars/daemons a dead engine of this run left behind (resume)
         self.daemons = Daemons(
             self.state.nodes, self.changed, self.finish, self.abort, lambda: self.abort_message, clock.monotonic
@@ -163,6 +169,9 @@ class Executor:
         if self.spec.get("activeDeadlineSeconds"):
             self.deadline = self.clock.monotonic() + int_seconds(self.spec["activeDeadlineSeconds"], "spec.activeDeadlineSeconds")
             threading.Thread(target=self._watch_deadline, daemon=True).start()
+        estimate = self.estimator.workflow()  # operator.go operate: a workflow that starts gets its estimate
+        if estimate:
+            self.state.status["estimatedDuration"] = estimate
         claims = self.volumes.create_claims()
         if claims:
             self.state.status["persistentVolumeClaims"] = claims
@@ -374,6 +383,16 @@ class Executor:
         }
         if tmpl is not None and tmpl.get("name"):
             node["templateName"] = tmpl["name"]
+        with self.state.lock:
+            # operator.go initializeNode: a called template's node carries the scope it was resolved from, a
+            # node a steps/DAG template makes itself (StepGroup, TaskGroup, Skipped) that template's own
+            scope = self.node_scopes.get(name) or (self.own_scopes.get(parent) if parent is not None else None)
+            links = self.node_links.pop(name, None)
+        if scope:
+            node["templateScope"] = scope
+        estimate = self.estimator.node(name)  # operator.go initializeNode: EstimatedDuration
+        if estimate:
+            node["estimatedDuration"] = estimate
         if parent is not None:
             node["boundaryID"] = parent
         memo = memoization_status(tmpl)  # operator.go initializeExecutableNode: every node of a memoized template
@@ -384,10 +403,15 @@ class Executor:
         if flags:
             node["nodeFlag"] = dict(flags)
         doc = self.state.put(node, write=False)
-        self.state.add_child(parent, nid)
+        for above in [parent] if links is None else links:
+            self.state.add_child(above, nid)
         if ntype != "Pod" or phase != "Pending":  # a pod is written when it starts running
             self.changed()
         return doc
+
+    def link(self, name: str, parents: list[str]) -> None:
+        with self.state.lock:
+            self.node_links[name] = list(parents)
 
     def flag(self, name: str, **flags: bool) -> dict[str, bool]:
         with self.state.lock:
@@ -417,7 +441,10 @@ class Executor:
         if reused is None:
             return None
         self.state.put(copy.deepcopy(reused))
-        self.state.add_child(parent, nid)
+        with self.state.lock:
+            links = self.node_links.pop(str(reused.get("name", "")), None)
+        for above in [parent] if links is None else links:
+            self.state.add_child(above, nid)
         self.register_globals(tmpl, reused.get("outputs") or {})
         return self.state.nodes[nid]
 
@@ -443,11 +470,14 @@ class Executor:
     def _call(self, name: str, display: str, holder: Mapping[str, Any], frame: Frame, parent: str | None) -> NodeDoc:
         """Run the template ``holder`` names (with its arguments) as node ``name``, through the wrappers."""
         where = f"node {display!r}"
+        caller_scope = frame.scope.argo_scope(self.name)  # operator.go executeTemplate: tmplCtx.GetTemplateScope()
+        with self.state.lock:
+            self.node_scopes[name] = caller_scope
         if self.stack_depth(parent) >= MAX_STACK_DEPTH:
             raise EngineError(MAX_DEPTH_MESSAGE)
         tmpl, scope = resolve_template(holder, frame.scope, self.store, where)
         inputs = resolve_inputs(tmpl, holder.get("arguments") or {}, frame, where, self.global_scope, self.local_ref)
-        call = Call(name, display, tmpl, scope, inputs, parent)
+        call = Call(name, display, tmpl, scope, inputs, parent, caller_scope=caller_scope)
 
         def through(i: int) -> Callable[[Call], NodeDoc]:
             if i == len(CHAIN):
@@ -478,19 +508,12 @@ class Executor:
         kind = self.kinds.kind_of(tmpl)
         if kind is None:
             raise NotSupportedLocally("this kind of template", where)
+        with self.state.lock:  # an attempt is resolved from where its Retry node was; what it makes is in its own scope
+            self.node_scopes.setdefault(call.name, call.caller_scope)
+            self.own_scopes[node_id(self.name, call.name)] = call.scope.argo_scope(self.name)
         return kind.run(
             self,
-            Call(
-                call.name,
-                call.display,
-                tmpl,
-                call.scope,
-                call.inputs,
-                call.parent,
-                call.retries,
-                vars_,
-                self._deadline(tmpl, where),
-            ),
+            replace(call, template=tmpl, vars=vars_, deadline=self._deadline(tmpl, where)),
         )
 
     def _deadline(self, tmpl: Mapping[str, Any], where: str) -> float | None:

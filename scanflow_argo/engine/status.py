@@ -62,12 +62,13 @@ def tree_lines(doc: Mapping[str, Any]) -> list[str]:
         lines += [f"  {p.get('name')}: {p.get('value', '')}" for p in params]
     rows: list[tuple[str, str, str, str]] = []
     roots = [nid for nid, n in nodes.items() if not n.get("boundaryID")]
+    below = tree_children(nodes)
 
     def walk(nid: str, prefix: str, last: bool, depth: int) -> None:
         node = nodes.get(nid)
         if node is None:
             return
-        children = list(node.get("children") or [])
+        children = below.get(nid, [])
         if node.get("type") in HIDDEN:
             for i, child in enumerate(children):
                 walk(child, prefix, last and i == len(children) - 1, depth)
@@ -97,6 +98,35 @@ def tree_lines(doc: Mapping[str, Any]) -> list[str]:
         for label, tmpl, dur, msg in rows:
             lines.append(f"{label.ljust(width)}{tmpl.ljust(twidth)}{dur.ljust(10)}{msg}".rstrip())
     return lines
+
+
+_GROUPS = frozenset({"StepGroup", "TaskGroup", "Retry"})
+
+
+def tree_children(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The nodes each node shows below it in the tree, as ``argo get`` nests them: Argo's ``children`` form a
+    graph (a next StepGroup hangs under the previous group's pods, a DAG task under the tasks it depends on:
+    ``engine/core/graph.py``), so a node is shown under its boundary (its Steps/DAG node) or under the group
+    whose member it is (StepGroup, TaskGroup, Retry), once, in the order the nodes were recorded."""
+    parents: dict[str, list[str]] = {}
+    for pid, node in nodes.items():
+        for cid in node.get("children") or []:
+            parents.setdefault(cid, []).append(pid)
+    out: dict[str, list[str]] = {}
+    for cid, child in nodes.items():
+        boundary = child.get("boundaryID")
+        if not boundary:
+            continue
+        name = str(child.get("name", ""))
+        members_of = [
+            pid
+            for pid in parents.get(cid, [])
+            if pid == boundary or (nodes[pid].get("type") in _GROUPS and name.startswith(str(nodes[pid].get("name", ""))))
+        ]
+        home = members_of[0] if members_of else (boundary if boundary in nodes else None)
+        if home is not None:
+            out.setdefault(home, []).append(cid)
+    return out
 
 
 def summary_line(doc: Mapping[str, Any]) -> str:

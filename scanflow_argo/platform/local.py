@@ -831,7 +831,9 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _pods_under(run: RunStatus, top: Any) -> list[Any]:
-    """The pod nodes below ``top`` (children followed transitively)."""
+    """The pod nodes below ``top`` (children followed transitively) that are inside it: Argo's children also lead
+    out of a template (the next StepGroup hangs under the last pods of a nested steps template), the boundaries
+    (``boundaryID``) say what is inside."""
     out, todo, seen = [], list(top.children), set()
     while todo:
         nid = todo.pop(0)
@@ -839,10 +841,25 @@ def _pods_under(run: RunStatus, top: Any) -> list[Any]:
             continue
         seen.add(nid)
         child = run.nodes[nid]
+        if not _inside(run, child, top.id):
+            continue
         if child.type == "Pod":
             out.append(child)
         todo.extend(child.children)
     return out
+
+
+def _inside(run: RunStatus, node: Any, top: str) -> bool:
+    """Whether ``top`` is among the boundaries around ``node``."""
+    seen: set[str] = set()
+    boundary = node.boundary_id
+    while boundary and boundary not in seen:
+        if boundary == top:
+            return True
+        seen.add(boundary)
+        above = run.nodes.get(boundary)
+        boundary = above.boundary_id if above is not None else None
+    return False
 
 
 def _engine_exited(run_dir: Path) -> bool:

@@ -208,6 +208,47 @@ ARGO_4 = [
         lambda wf: _tasks(wf)[0].update(withSequence={"count": "3", "end": "5"}),
         "spec.templates[0].dag.tasks[0].withSequence: Invalid value: only one of count or end can be defined",
     ),
+    # the points the rows above left without a case (shared/schemas/crds/argoproj.io_workflows.yaml):
+    (
+        "a step name outside the pattern",  # WorkflowStep.name: pattern ^[a-zA-Z0-9][-a-zA-Z0-9]*$, maxLength 128
+        lambda wf: wf["spec"]["templates"].__setitem__(0, {"name": "main", "steps": [[{"name": "a_b", "template": "echo"}]]}),
+        'spec.templates[0].steps[0][0].name: Invalid value: "a_b": spec.templates[0].steps[0][0].name in body should '
+        "match '^[a-zA-Z0-9][-a-zA-Z0-9]*$'",
+    ),
+    (
+        "a step name over 128 characters",
+        lambda wf: wf["spec"]["templates"].__setitem__(0, {"name": "main", "steps": [[{"name": "s" * 129, "template": "echo"}]]}),
+        "spec.templates[0].steps[0][0].name: Too long: may not be more than 128 bytes",
+    ),
+    (
+        "a task name outside the pattern",  # DAGTask.name: pattern ^[a-zA-Z0-9][-a-zA-Z0-9]*$
+        lambda wf: _tasks(wf)[0].update(name="-a"),
+        'spec.templates[0].dag.tasks[0].name: Invalid value: "-a": spec.templates[0].dag.tasks[0].name in body should '
+        "match '^[a-zA-Z0-9][-a-zA-Z0-9]*$'",
+    ),
+    (
+        "a template name over 128 characters",
+        lambda wf: wf["spec"]["templates"][1].update(name="e" * 129),
+        "spec.templates[1].name: Too long: may not be more than 128 bytes",
+    ),
+    (
+        "an artifact name outside the pattern",  # Artifact.name: pattern ^[-a-zA-Z0-9_{}.]+$
+        lambda wf: wf["spec"]["templates"][1].update(outputs={"artifacts": [{"name": "a b", "path": "/tmp/x"}]}),
+        'spec.templates[1].outputs.artifacts[0].name: Invalid value: "a b": spec.templates[1].outputs.artifacts[0].name '
+        "in body should match '^[-a-zA-Z0-9_{}.]+$'",
+    ),
+    (
+        "timeout on a steps template",  # rule: self.all(t, !(has(t.timeout) && t.timeout != "" && (has(t.steps) || has(t.dag))))
+        lambda wf: wf["spec"]["templates"].__setitem__(
+            0, {"name": "main", "timeout": "1m", "steps": [[{"name": "a", "template": "echo"}]]}
+        ),
+        "spec.templates: Invalid value: timeout cannot be applied to steps or dag templates",
+    ),
+    (
+        "activeDeadlineSeconds on a dag template",  # rule: self.all(t, !(has(t.activeDeadlineSeconds) && (has(t.steps) || has(t.dag))))
+        lambda wf: wf["spec"]["templates"][0].update(activeDeadlineSeconds=10),
+        "spec.templates: Invalid value: activeDeadlineSeconds is only valid for leaf templates",
+    ),
     (
         "two template types",
         lambda wf: wf["spec"]["templates"][1].update(script={"image": "alpine", "source": "true"}),

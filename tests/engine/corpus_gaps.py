@@ -31,52 +31,19 @@ KINDS: dict[str, str] = {
     "16": "status fields: estimatedDuration, the completed label",
 }
 
-# Shared diagnoses (the engine's behaviour behind many cases).
-STEP_CHAIN = (
-    "every StepGroup is a child of its Steps node, where Argo (steps.go executeSteps) makes the next group a child of "
-    "the previous group's outbound nodes — a memoization hit is its own outbound node (getOutboundNodes) — so the hit "
-    "node has no child instead of the next StepGroup"
-)
 KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # -- controller unit tests: dag_test.go --
     # -- exit_handler_test.go --
     # -- hooks_test.go --
     # -- inline_test.go --
     # -- operator_test.go --
-    "controller_operator/TestSuspendTimeoutWithInputDefaults": (
-        ("9",),
-        "the suspend node that timed out records no outputs.parameters (valueFrom.supplied takes the inputs' defaults)",
-    ),
-    "controller_operator/TestGetOutboundNodesFromCacheHitSteps": (("5", "9"), STEP_CHAIN + " (the hit node hello-steps)"),
-    "controller_operator/TestGetOutboundNodesFromCacheHitDAG": (("5", "9"), STEP_CHAIN + " (the hit node hello-dag)"),
     # -- steps_test.go --
     # -- operator_template_scope_test.go --
-    "controller_template_scope/TestTemplateScope": (
-        ("9",),
-        "nodes carry no templateScope (local/<workflow>, namespaced/<WorkflowTemplate>)",
-    ),
-    "controller_template_scope/TestTemplateScopeDAG": (
-        ("9",),
-        "nodes carry no templateScope (local/<workflow>, namespaced/<WorkflowTemplate>)",
-    ),
-    "controller_template_scope/TestTemplateClusterScope": (
-        ("9",),
-        "nodes carry no templateScope (cluster/<ClusterWorkflowTemplate>)",
-    ),
     # -- documentation --
     # -- e2e suites --
     "e2e_estimated_duration/TestWorkflowTemplate": (
         ("16",),
         "no estimatedDuration on the workflow or its nodes from the template's previous run",
-    ),
-    "e2e_functional/TestContinueOnFail": (("9",), "the steps node B (continueOn.failed) has no outboundNodes"),
-    "e2e_functional/TestMissingStepsInUI": (
-        ("9",),
-        "the pod node execute-script lists no children where Argo lists one (the absent optional artifact is passed on now)",
-    ),
-    "e2e_functional/TestWorkflowExitHandlerCrashEnsureNodeIsPresent": (
-        ("9",),
-        "the step's exit-hook node records no inputs (its parameter hello-param)",
     ),
     "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (
         ("9",),

@@ -41,6 +41,9 @@ class Call:
     retries: int = 0
     vars: Mapping[str, Any] | None = None
     deadline: float | None = None
+    caller_scope: str = ""
+    """Argo's ``templateScope`` of the node: the scope the template was resolved from (``local/<workflow>``,
+    ``namespaced/<WorkflowTemplate>``, ``cluster/<ClusterWorkflowTemplate>``), which its attempts keep."""
 
     @property
     def where(self) -> str:
@@ -84,6 +87,12 @@ class RunContext(Protocol):
         self, name: str, display: str, ntype: str, parent: str | None, tmpl: Mapping[str, Any] | None, phase: str = "Running"
     ) -> NodeDoc:
         """Record a node (written at once, except a Pending pod, written when it starts) under ``parent``."""
+        ...
+
+    def link(self, name: str, parents: list[str]) -> None:
+        """Make the node called ``name``, when it is recorded, a child of ``parents`` (node ids) rather than of its
+        boundary: a next StepGroup under the previous group's outbound nodes, a DAG task under its
+        dependencies' (``core/graph.py``)."""
         ...
 
     def flag(self, name: str, **flags: bool) -> dict[str, bool]:

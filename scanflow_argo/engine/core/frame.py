@@ -127,12 +127,15 @@ def _refers_to_skipped(tag: str, frame: Frame) -> bool:
     return m is not None and frame.vars.get(f"{m.group(1)}.{m.group(2)}.status") in ("Skipped", "Omitted")
 
 
-def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str, Any]:
+def resolve_args(args: Mapping[str, Any], frame: Frame, where: str, strict: bool = True) -> dict[str, Any]:
     """Substitute step/task arguments. A parameter that is one pure reference to an absent optional (a
     skipped/omitted node's output with no default) is dropped, marked ``_absent``, so the consumer's input
     default applies (Argo's ``markAbsentOptionalArgs``, ``workflow/controller/scope.go``, read by
     ``ProcessArgs``, ``workflow/common/util.go``); anywhere else an absent optional fails the call
-    (``subst.AbsentOptional``), in the other fields of an artifact argument (``subPath``) too."""
+    (``subst.AbsentOptional``), in the other fields of an artifact argument (``subPath``) too.
+    ``strict=False`` (an exit hook's arguments: ``workflow/controller/exit_handler.go``
+    ``resolveExitTmplArgument`` substitutes with ``ReplaceStrictAny`` allowing unresolved tags) leaves any other
+    unknown tag as it is written."""
     out: dict[str, Any] = {}
     params = []
     for p in args.get("parameters") or []:
@@ -145,8 +148,10 @@ def resolve_args(args: Mapping[str, Any], frame: Frame, where: str) -> dict[str,
             except Unresolved as err:
                 if _refers_to_skipped(err.tag, frame):
                     p = {"name": p.get("name"), "_absent": True}
-                else:
+                elif strict:
                     raise
+                else:
+                    p["value"] = substitute_str(fmt_item(p["value"]), frame.vars, strict=False)
         params.append(p)
     if params:
         out["parameters"] = params

@@ -96,6 +96,17 @@ class TemplateScope:
     templates: dict[str, dict[str, Any]]
     defaults: dict[str, Any] = field(default_factory=dict)
 
+    def argo_scope(self, workflow: str) -> str:
+        """Argo's ``templateScope`` string of this scope (``templateresolution.Context.GetTemplateScope``:
+        the resource scope and name of the template base): ``local/<workflow>``, ``namespaced/<name>``,
+        ``cluster/<name>``."""
+        prefix, _, name = self.key.partition(":")
+        if prefix == "cwft":
+            return f"cluster/{name}"
+        if prefix == "wft":
+            return f"namespaced/{name}"
+        return f"local/{workflow}"
+
     def get(self, name: str, where: str) -> dict[str, Any]:
         tmpl = self.templates.get(name)
         if tmpl is None:

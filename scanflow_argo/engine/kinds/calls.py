@@ -171,8 +171,10 @@ def _exit_hook(
     publish(hframe, f"tasks.{step.get('name')}", [dict(result)], looped=False)
     holder = dict(hook)
     ctx.flag(f"{name}.onExit", hooked=True)  # exit_handler.go runOnExitNode: NodeFlag{Hooked: true}
+    if result.get("id"):  # runOnExitNode: addChildNode(parentNode.Name, onExitNodeName), inside the same boundary
+        ctx.link(f"{name}.onExit", [str(result["id"])])
     try:
-        holder["arguments"] = resolve_args(hook.get("arguments") or {}, hframe, f"{display} exit hook")
+        holder["arguments"] = resolve_args(hook.get("arguments") or {}, hframe, f"{display} exit hook", strict=False)
     except EngineError as err:
         node = ctx.new_node(f"{name}.onExit", f"{display}.onExit", "Pod", parent_id, None)
         ctx.finish(node, "Error", str(err))

@@ -16,6 +16,7 @@ from ...argoexpr.expr import depends_tasks, eval_depends
 from ...errors import EngineError
 from ..core.context import Call
 from ..core.frame import Frame, add_input_artifacts, publish
+from ..core.graph import outbound_nodes
 from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
@@ -101,6 +102,8 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
                         continue
                     if stop_new:
                         continue
+                    if deps[tname]:  # dag.go executeDAGTask connectDependencies: under its dependencies' outbound nodes
+                        ctx.link(f"{name}.{tname}", _outbound_of(ctx, [results[d] for d in deps[tname]]))
                     try:
                         go = _depends_ok(ctx, tasks[tname], deps[tname], phases, tasks, results)
                     except EngineError as err:
@@ -127,6 +130,8 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
     finally:
         pool.shutdown(wait=True)
     phase, message = _dag_phase(tasks, deps, targets, phases, results)
+    # dag.go updateOutboundNodesForTargetTasks: the target tasks' outbound nodes
+    node["outboundNodes"] = _outbound_of(ctx, [results[t] for t in targets if t in results])
     if phase in FAILED and fails_fast(tmpl):
         phase, message = "Failed", FAIL_FAST_MESSAGE
     if ctx.abort.is_set() and phase == "Succeeded":
@@ -138,6 +143,12 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
             phase, message = "Error", str(err)
     ctx.daemons.end_scope(node["id"])  # Argo kills a scope's daemons when it completes
     return ctx.finish(node, phase, message)
+
+
+def _outbound_of(ctx: KindContext, done: list[Mapping[str, Any]]) -> list[str]:
+    """The outbound nodes (``core/graph.py``) of the nodes of finished tasks, in their order."""
+    with ctx.state.lock:
+        return [o for res in done if res.get("id") in ctx.state.nodes for o in outbound_nodes(ctx.state.nodes, str(res["id"]))]
 
 
 def _task_deps(task: Mapping[str, Any], tasks: Mapping[str, Any]) -> list[str]:
@@ -175,8 +186,13 @@ def _depends_ok(
     states: dict[str, Any] = {}
     for d in deps:
         res = results.get(d) or {}
-        if res.get("type") == "TaskGroup":
-            kids = [ctx.state.nodes[c].get("phase", "") if c in ctx.state.nodes else "" for c in res.get("children") or []]
+        if res.get("type") == "TaskGroup":  # its expansions: an empty group may hold tasks hung under it too
+            prefix = f"{res.get('name')}("
+            kids = [
+                ctx.state.nodes[c].get("phase", "")
+                for c in res.get("children") or []
+                if c in ctx.state.nodes and str(ctx.state.nodes[c].get("name", "")).startswith(prefix)
+            ]
             states[d] = {"phase": phases[d], "children": kids}
         elif phases[d] == "Running":  # a daemon: done for its dependants while it runs
             states[d] = {"phase": res.get("phase", "Running"), "daemoned": bool(res.get("daemoned"))}

@@ -12,6 +12,7 @@ from typing import Any
 from ...errors import EngineError
 from ..core.context import Call
 from ..core.frame import Frame, add_input_artifacts, publish
+from ..core.graph import outbound_nodes
 from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc
 from ..core.values import FAILED
@@ -44,9 +45,12 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
     add_input_artifacts(frame, inputs)
     phase, message = "Succeeded", None
     limit = tmpl.get("parallelism")
+    gnode: NodeDoc | None = None
     for i, group in enumerate(tmpl.get("steps") or []):
         steps = group if isinstance(group, list) else [group]
         gname = f"{name}[{i}]"
+        if gnode is not None:  # steps.go executeSteps: under the previous group's outbound nodes
+            ctx.link(gname, _after(ctx, gnode))
         gnode = ctx.new_node(gname, f"[{i}]", "StepGroup", node["id"], None)
         results, done = _run_group(ctx, gname, gnode["id"], steps, frame, limit)
         failed = [(s, n) for s, n in results if n["phase"] in FAILED and not continues(s, n["phase"])]
@@ -68,6 +72,9 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
         if ctx.abort.is_set():
             phase, message = "Failed", ctx.abort_message
             break
+    if gnode is not None:  # steps.go updateOutboundNodes: those of the last group that started
+        with ctx.state.lock:
+            node["outboundNodes"] = [o for c in gnode.get("children") or [] for o in outbound_nodes(ctx.state.nodes, c)]
     if phase == "Succeeded":
         try:
             node["outputs"] = template_outputs(ctx, tmpl, frame, f"template {tmpl.get('name')!r}")
@@ -75,6 +82,16 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
             phase, message = "Error", str(err)
     ctx.daemons.end_scope(node["id"])  # Argo kills a scope's daemons when it completes
     return ctx.finish(node, phase, message)
+
+
+def _after(ctx: KindContext, group: NodeDoc) -> list[str]:
+    """What the next StepGroup hangs under: the outbound nodes of ``group``'s children, or ``group`` itself when
+    it has none (an empty ``withParam``: steps.go's corner case)."""
+    with ctx.state.lock:
+        children = list(group.get("children") or [])
+        if not children:
+            return [group["id"]]
+        return [o for c in children for o in outbound_nodes(ctx.state.nodes, c)]
 
 
 def _run_group(

@@ -69,7 +69,7 @@ from .sensors import (
     SensorTrack,
     check_promql_online,
 )
-from .state import AgentState, AuditLog, ConfigMapState, admit_message
+from .state import AgentState, AuditLog, ConfigMapAudit, ConfigMapState, admit_message
 
 __all__ = ["LABEL_ACTION", "LABEL_AGENT", "LABEL_KEY", "AgentRuntime", "agent_dir", "key_label", "prometheus_url", "tracking_uri"]
 
@@ -143,6 +143,7 @@ class AgentRuntime:
         readers: Mapping[str, Any] | None = None,
         state: AgentState | None = None,
         team: str | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.agent = agent
         # The team the agent works for: its platform is bound to settings.kubernetes.namespace
@@ -156,7 +157,7 @@ class AgentRuntime:
         # A dry run keeps its own knowledge, so it never blocks (or fakes) the real agent's actions.
         self.folder = folder / "dry-run" if self.dry_run else folder
         self.state = state or self._default_state(explicit_folder=state_dir is not None)
-        self.audit = AuditLog(self.folder)
+        self.audit = audit or self._default_audit()
         self.narrator = Narrator(agent)
         self.metrics = AgentMetrics(agent.name)
         self._platform = self._bound(platform) if platform is not None else None
@@ -189,6 +190,13 @@ class AgentRuntime:
         if self.settings.platform == "kubernetes" and not self.dry_run and not explicit_folder:
             return ConfigMapState.from_settings(self.folder, self.agent.state_config_map(), self.settings)
         return AgentState(self.folder)
+
+    def _default_audit(self) -> AuditLog:
+        """A team's agent on Kubernetes also writes its trail to the team's ``scanflow-audit`` ConfigMap, where the
+        platform admin reads every team's; a dry run, or an agent of no team, keeps only its folder's log."""
+        if self.settings.platform == "kubernetes" and self.team and not self.dry_run:
+            return ConfigMapAudit.from_settings(self.folder, self.agent.name, self.settings)
+        return AuditLog(self.folder)
 
     def _default_leader(self) -> Leader:
         if self.settings.platform == "kubernetes" and self.agent.replicas > 1:

@@ -15,7 +15,9 @@ whose changes are persisted when it ends, *before* the action it guards is perfo
 
 A failed write leaves the in-memory state as it was before the block, so nothing is acted on
 that was not persisted. ``decisions.jsonl`` is the append-only audit log: one JSON object per
-decision with the inputs seen, the rule, the action and its result.
+decision with the inputs seen, the rule, the action and its result. An agent that works for a team on
+Kubernetes also appends each record to its key ``<agent>.jsonl`` of the team's ``scanflow-audit`` ConfigMap
+(``ConfigMapAudit``), where a platform admin reads every team's trail (docs/teams.md).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import AgentError, ConflictError, NotFoundError, RequestError, UnavailableError
+from ..compile.teams import AUDIT_CONFIG_MAP
+from ..errors import AgentError, ConflictError, NotFoundError, RequestError, ScanflowError, UnavailableError
 from ..platform._k8s.api import call, load_api_client
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "MAX_INBOX_BYTES",
     "AgentState",
     "AuditLog",
+    "ConfigMapAudit",
     "ConfigMapState",
     "admit_message",
     "atomic_write_json",
@@ -325,3 +329,87 @@ class AuditLog:
             except ValueError:
                 continue
         return out
+
+
+class ConfigMapAudit(AuditLog):
+    """The audit log of an agent that works for a team on Kubernetes: every record is kept in the pod's
+    ``decisions.jsonl`` (the agent's API pages it) and appended to the key ``<agent>.jsonl`` of the team's
+    ``scanflow-audit`` ConfigMap, where the admins' Group reads it (``platform.teams.read_audit``).
+
+    Written with the ConfigMap's ``resourceVersion``: a 409 (another agent of the team appended first) re-reads
+    and appends again. The key keeps the newest records within ``LIMIT`` bytes, so a team's agents stay far
+    below a ConfigMap's 1 MiB. A write that fails (the API unreachable) never stops the agent: its records wait
+    and go with the next append, oldest first. The agent may only get and update that ConfigMap, by name
+    (``compile.teams``); it never creates it."""
+
+    ATTEMPTS = 5
+    LIMIT = 200_000
+
+    def __init__(self, folder: Path, agent: str, namespace: str, api: Any, timeout: float = 30.0) -> None:
+        super().__init__(folder)
+        self.key, self.namespace, self._api, self._timeout = f"{agent}.jsonl", namespace, api, timeout
+        self._waiting: list[str] = []
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_settings(cls, folder: Path, agent: str, settings: Any) -> ConfigMapAudit:
+        from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
+
+        kube = settings.kubernetes
+        return cls(folder, agent, kube.namespace, client.CoreV1Api(load_api_client(kube)), timeout=kube.request_timeout)
+
+    @property
+    def what(self) -> str:
+        return f"ConfigMap {self.namespace}/{AUDIT_CONFIG_MAP}"
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        super().append(record)
+        with self._lock:
+            self._waiting.append(json.dumps(record, sort_keys=True, default=str))
+            try:
+                self._flush()
+                self.last_error = None
+            except ScanflowError as err:  # kept for the next append; the local log has the record
+                self.last_error = str(err)
+
+    def _flush(self) -> None:
+        for attempt in range(self.ATTEMPTS):
+            try:
+                cm = call(
+                    lambda: self._api.read_namespaced_config_map(
+                        AUDIT_CONFIG_MAP, self.namespace, _request_timeout=self._timeout
+                    ),
+                    self.what,
+                )
+            except UnavailableError:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+                continue
+            except NotFoundError as err:
+                raise AgentError(
+                    f"{self.what}, the team's audit trail, does not exist — apply the team's manifests "
+                    "(kubectl apply -k .scanflow/teams/APP/TEAM), which create it empty; the agent may not create it"
+                ) from err
+            lines = [*((cm.data or {}).get(self.key) or "").splitlines(), *self._waiting]
+            text = "".join(f"{line}\n" for line in lines)
+            while len(text.encode()) > self.LIMIT and len(lines) > 1:
+                lines = lines[max(1, len(lines) // 10) :]  # the oldest tenth goes first
+                text = "".join(f"{line}\n" for line in lines)
+            cm.data = {**(cm.data or {}), self.key: text}
+            try:
+                call(functools.partial(self._replace, cm), self.what)
+            except ConflictError:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                continue  # another agent of the team appended first: read theirs, append ours again
+            except UnavailableError:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+                continue
+            self._waiting.clear()
+            return
+
+    def _replace(self, cm: Any) -> Any:
+        return self._api.replace_namespaced_config_map(AUDIT_CONFIG_MAP, self.namespace, cm, _request_timeout=self._timeout)

@@ -40,6 +40,12 @@ def register(sub: Any) -> None:
     delete.set_defaults(func=cmd_delete)
     log = tsub.add_parser("log", help="what each team of APP published and used (who, what, version, when)")
     log.add_argument("app", metavar="APP")
+    log.add_argument(
+        "--agents",
+        action="store_true",
+        help="the decisions every team's agents recorded on the cluster (each team's scanflow-audit ConfigMap; "
+        "needs the admins' read-only Group)",
+    )
     log.set_defaults(func=cmd_log)
     pub = tsub.add_parser(
         "publish",
@@ -85,6 +91,16 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     from ..platform.publications import Publications, format_log  # CLI start-up: this command only (~0.2 s)
 
+    if args.agents:
+        from ..platform.teams import cluster_audit  # CLI start-up: this command only
+
+        for r in cluster_audit(settings, args.app):
+            what = r.get("action") or r.get("rule") or r.get("kind", "")
+            status = r.get("status") or r.get("event") or ""
+            print(
+                f"{r.get('time', '?')}  {r['namespace']}  {r['agent']}  {r.get('kind', '')} {what} {status}  {r.get('reason', '')}".rstrip()
+            )
+        return 0
     text = format_log(Publications(settings, args.app).log())
     print(text or f"nothing published or used yet by the teams of {args.app!r}")
     return 0

@@ -8,10 +8,16 @@ templates and deployments of the namespace stay: on a cluster deleting the Names
 
 Locally every team shares the OS user, so the namespaces are a guard against mistakes, not a security
 boundary; the real boundaries are Kubernetes RBAC (the rendered Roles) and the registry's permissions.
+
+``read_audit`` is the platform admin's view of the teams' agents on a cluster: the records each team's agents
+appended to its ``scanflow-audit`` ConfigMap, read with one ``get`` by name per team namespace (all the
+admins' Group may do there).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,12 +28,23 @@ import yaml
 
 from ..compile.output import write_manifests
 from ..compile.schema import SchemaChecker
-from ..compile.teams import team_namespace, team_objects
+from ..compile.teams import AUDIT_CONFIG_MAP, team_namespace, team_objects
 from ..errors import AlreadyExistsError, NotFoundError, PlatformError
 from ..settings import Settings
+from ._k8s.api import call, load_api_client
 from .base import DeploymentStatus, Pairs, Platform, RunStatus, SubmitTarget
 
-__all__ = ["NamespaceBound", "Team", "create_team", "delete_team", "list_teams", "read_team_objects", "teams_dir"]
+__all__ = [
+    "NamespaceBound",
+    "Team",
+    "cluster_audit",
+    "create_team",
+    "delete_team",
+    "list_teams",
+    "read_audit",
+    "read_team_objects",
+    "teams_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,44 @@ def delete_team(settings: Settings, app: str, team: str) -> Team:
         raise NotFoundError(f"team {team!r} of application {app!r} does not exist (teams of {app!r}: {known})")
     shutil.rmtree(folder)
     return Team(app, team, ns, folder)
+
+
+def read_audit(api: Any, namespaces: Sequence[str], timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every record the agents of the teams in ``namespaces`` appended to their team's ``scanflow-audit``
+    ConfigMap, oldest first (by ``time``, then namespace, agent and ``seq``), each naming its namespace. ``api``
+    is a ``kubernetes.client.CoreV1Api`` with the admin's credentials; one ``get`` by name per namespace, as
+    the admins' read-only Role allows. A namespace whose trail is missing (or, with a 403, not readable to the
+    caller: the admins' Group is ``Settings.teams.audit_readers``) is refused, naming it; a line that is not JSON (cut by hand) is skipped."""
+    out: list[dict[str, Any]] = []
+    for ns in namespaces:
+        what = f"ConfigMap {ns}/{AUDIT_CONFIG_MAP}"
+        try:
+            cm = call(functools.partial(api.read_namespaced_config_map, AUDIT_CONFIG_MAP, ns, _request_timeout=timeout), what)
+        except NotFoundError as err:
+            raise NotFoundError(
+                f"{what}, the team's audit trail, does not exist: apply the team's manifests (kubectl apply -k "
+                f".scanflow/teams/APP/TEAM)"
+            ) from err
+        for key, text in sorted((cm.data or {}).items()):
+            for line in str(text).splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    out.append({"namespace": ns, "agent": key.removesuffix(".jsonl"), **record})
+    return sorted(out, key=lambda r: (str(r.get("time", "")), r["namespace"], str(r["agent"]), int(r.get("seq") or 0)))
+
+
+def cluster_audit(settings: Settings, app: str) -> list[dict[str, Any]]:
+    """``read_audit`` over every recorded team of ``app``, with the cluster of ``settings.kubernetes``."""
+    from kubernetes import client  # Kubernetes client: ~1.5 s, cluster path only
+
+    namespaces = [t.namespace for t in list_teams(settings, app)]
+    if not namespaces:
+        raise NotFoundError(f"application {app!r} has no teams here: scanflow-argo team create {app} TEAM")
+    api = client.CoreV1Api(load_api_client(settings.kubernetes))
+    return read_audit(api, namespaces, settings.kubernetes.request_timeout)
 
 
 def read_team_objects(team: Team) -> list[dict[str, object]]:

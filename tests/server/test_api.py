@@ -548,3 +548,41 @@ def test_info_version_userinfo_and_no_secret_in_answers(served: Served, monkeypa
         ]
     assert all(served.token not in page and "hunter2" not in page for page in pages)
     assert {"name": "MLflow", "scope": "workflow-list", "url": "https://mlflow.example:5000", "target": "_blank"} in info["links"]
+
+
+def test_workflow_templates_are_namespaced(served: Served) -> None:
+    """A WorkflowTemplate is a namespaced object (Argo's CRD, ``scope: Namespaced``; the server's
+    ``workflow_template_server.go`` reads it in the request's namespace): one name in two namespaces is two
+    objects, listed, read, submitted and deleted by namespace."""
+    other = "scanflow-other"
+    with served.client() as c:
+        for ns, who in ((NS, "here"), (other, "there")):
+            tmpl = greet_template("twin", ns)
+            tmpl["spec"]["arguments"]["parameters"][0]["value"] = who
+            assert c.post(f"/api/v1/workflow-templates/{ns}", json={"template": tmpl}).status_code == 200
+        for ns, who in ((NS, "here"), (other, "there")):
+            got = c.get(f"/api/v1/workflow-templates/{ns}/twin").json()
+            assert (got["metadata"]["namespace"], got["spec"]["arguments"]["parameters"][0]["value"]) == (ns, who)
+            names = [
+                (t["metadata"]["namespace"], t["metadata"]["name"])
+                for t in c.get(f"/api/v1/workflow-templates/{ns}").json()["items"]
+            ]
+            assert (ns, "twin") in names and all(n == ns for n, _ in names)
+        run = c.post(
+            f"/api/v1/workflows/{other}/submit", json={"resourceKind": "WorkflowTemplate", "resourceName": "twin"}
+        ).json()
+        assert run["metadata"]["namespace"] == other
+        assert c.delete(f"/api/v1/workflow-templates/{NS}/twin").status_code == 200
+        assert c.get(f"/api/v1/workflow-templates/{NS}/twin").status_code == 404
+        assert c.get(f"/api/v1/workflow-templates/{other}/twin").status_code == 200  # the other namespace's stays
+    deadline = time.monotonic() + 60
+    with served.client() as c:
+        while True:
+            done = c.get(f"/api/v1/workflows/{other}/{run['metadata']['name']}").json()
+            if (done.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Error"):
+                break
+            assert time.monotonic() < deadline, done.get("status")
+            time.sleep(0.1)
+    assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
+    params = {p["name"]: p.get("value") for p in done["spec"]["arguments"]["parameters"]}
+    assert params["who"] == "there"  # the other namespace's template, not this one's

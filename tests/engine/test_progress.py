@@ -238,3 +238,34 @@ def test_the_progress_file_without_the_sandbox(engine_settings) -> None:  # type
     execute(run_dir, settings)
     (node,) = read_status(run_dir)["status"]["nodes"].values()
     assert (node["progress"], node["outputs"]["exitCode"]) == ("2/3", "1")
+
+
+def test_the_tracker_sums_a_group_chained_under_a_fan_out_once() -> None:
+    """A next StepGroup hangs under every pod of the fan-out before it (steps.go ``executeSteps``): the Steps
+    node reaches the next group's pod through all of them and counts it once, as ``sumProgress`` does."""
+    nodes: dict[str, dict[str, Any]] = {"s": {"type": "Steps", "phase": "Running"}}
+    tracker = ProgressTracker(nodes)
+    tracker.update({"s"})
+
+    def add(nid: str, ntype: str, parents: list[str]) -> None:
+        nodes[nid] = {"type": ntype, "phase": "Running"}
+        for parent in parents:
+            nodes[parent].setdefault("children", []).append(nid)
+            tracker.edge(parent, nid)
+
+    add("g0", "StepGroup", ["s"])
+    fan = [f"p{i}" for i in range(50)]
+    for pid in fan:
+        add(pid, "Pod", ["g0"])
+    tracker.update(set(fan))
+    for pid in fan:
+        nodes[pid]["phase"] = "Succeeded"
+    add("g1", "StepGroup", fan)
+    add("q", "Pod", ["g1"])
+    tracker.update({*fan, "q"})
+    assert (nodes["s"]["progress"], nodes["g0"]["progress"], nodes["g1"]["progress"]) == ("50/51", "50/51", "0/1")
+    nodes["q"]["phase"] = "Succeeded"
+    tracker.update({"q"})
+    reference = {k: dict(v) for k, v in nodes.items()}
+    assert tracker.workflow == update_progress(reference) == "51/51"
+    assert {k: v.get("progress") for k, v in nodes.items()} == {k: v.get("progress") for k, v in reference.items()}

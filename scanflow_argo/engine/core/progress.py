@@ -119,6 +119,9 @@ class ProgressTracker:
         self.total = (0, 0)
         self.full = True  # the first update computes everything
         self._touched: set[str] = set()
+        # the summing nodes that reach a node, by node id: a next StepGroup hangs under every pod of a fan-out
+        # (core/graph.py), so what reaches the nodes below it is looked up once, not walked per change
+        self._reach: dict[str, frozenset[str]] = {}
 
     @property
     def workflow(self) -> str:
@@ -146,9 +149,11 @@ class ProgressTracker:
         own = self.own.get(child)
         if not own or own == (0, 0):
             parents.add(parent)
+            self._reach.pop(child, None)  # a node without children: only its own entry changes
             return
         before = self._ancestors(child)
         parents.add(parent)
+        self._reach.pop(child, None)
         for anc in self._ancestors(child) - before:
             self._add(anc, own)
 
@@ -190,22 +195,44 @@ class ProgressTracker:
                 node["progress"] = _fmt(value)
         self._touched.clear()
 
-    def _ancestors(self, nid: str) -> set[str]:
-        out: set[str] = set()
-        stack = list(self.parents.get(nid, ()))
+    def _ancestors(self, nid: str) -> frozenset[str]:
+        """The summing (non-executable) nodes that reach ``nid`` through ``children``; executable ones carry no
+        sum (``_add`` skips them), so they are walked through but not kept."""
+        cached = self._reach.get(nid)
+        if cached is not None:
+            return cached
+        # the nodes above nid, each once, parents before their children, so each entry is made from its parents'
+        order: list[str] = []
+        visiting: set[str] = set()
+        stack: list[tuple[str, bool]] = [(nid, False)]
         while stack:
-            pid = stack.pop()
-            if pid in out or pid == nid:
+            cur, expanded = stack.pop()
+            if expanded:
+                order.append(cur)
                 continue
-            out.add(pid)
-            stack.extend(self.parents.get(pid, ()))
-        return out
+            if cur in visiting or (cur != nid and cur in self._reach):
+                continue
+            visiting.add(cur)
+            stack.append((cur, True))
+            stack.extend((pid, False) for pid in self.parents.get(cur, ()) if pid not in visiting and pid not in self._reach)
+        for cur in order:
+            out: set[str] = set()
+            for pid in self.parents.get(cur, ()):
+                if pid == cur:
+                    continue
+                if not _executable(self.nodes.get(pid)):
+                    out.add(pid)
+                out |= self._reach.get(pid, frozenset())
+            out.discard(cur)
+            self._reach[cur] = frozenset(out)
+        return self._reach[nid]
 
     def _recompute(self) -> None:
         total, self.own, self.sums = _whole_pass(self.nodes)
         n, m = total.split("/")
         self.total = (int(n), int(m))
         self.parents = {}
+        self._reach = {}
         for nid, node in self.nodes.items():
             for cid in node.get("children") or []:
                 self.parents.setdefault(cid, set()).add(nid)

@@ -41,8 +41,4 @@ KNOWN_GAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # -- operator_template_scope_test.go --
     # -- documentation --
     # -- e2e suites --
-    "e2e_suspend/TestSuspendNodeTimeoutWithoutDefaultValue": (
-        ("9",),
-        "a suspend node that times out without a supplied value and no default does not fail with Argo's \"raw output parameter 'message' has not been set and does not have a default value\"",
-    ),
 }

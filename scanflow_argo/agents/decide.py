@@ -163,6 +163,13 @@ def _eval_rule(rule: Rule, windows: Mapping[str, SensorWindow], states: Mapping[
         parts = [_eval_rule(r, windows, states, now) for r in rule.rules]
         values = [p.value for p in parts]
         decisive = isinstance(rule, AnyOf)
+        own = states.get(rule.name, RuleState())
+        holding = [p.value is True or p.since is not None for p in parts]  # holds now, long enough or not yet
+        if own.firing and (any(holding) if decisive else all(holding)):
+            # a firing composite stays firing while its condition holds: its parts keep no state of their own, so
+            # a part whose samples restarted (a gap in the sensor's data) is "holding, not for long enough yet",
+            # which must not clear the composite and start a new episode (a second run for one degradation)
+            return _Eval(True, own.since)
         if decisive in values:
             hits = [p.since for p in parts if p.value is decisive and p.since is not None]
             since = (min(hits) if isinstance(rule, AnyOf) else max(hits)) if hits else now

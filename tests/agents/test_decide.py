@@ -134,6 +134,20 @@ def test_any_and_all_of() -> None:
     assert events(sim_all.step(x=0.3)) == ["both:clear"]
 
 
+def test_a_firing_composite_holds_while_a_part_restarts_its_run() -> None:
+    """A composite's parts keep no state: after a gap in a sensor's data its window restarts, so a part reads
+    "holding, not for ``for`` yet" — the composite must stay firing (seen on the real drift supervisor: a clear
+    and a new episode with accuracy 0.4 and drift 0.9, so a second retraining for one degradation)."""
+    low = Threshold("x", "<", 0.5, for_=2, name="low")
+    sim = Sim(agent_with(AnyOf(low, Threshold("x", "<", 0.1, name="very-low"), name="either")))
+    assert events(sim.step(x=0.4)) == []
+    assert events(sim.step(x=0.4)) == []
+    assert events(sim.step(x=0.4)) == ["either:fire", "act:planned"]
+    sim.samples["x"] = sim.samples["x"][-1:]  # the window after a gap: its newest sample only
+    assert events(sim.step(x=0.4)) == []  # still firing, no second action
+    assert events(sim.step(x=0.6)) == ["either:clear"]
+
+
 def test_stale_sensor_neither_fires_nor_clears_nor_acts() -> None:
     sim = Sim(agent_with(Threshold("x", "<", 0.5, name="low"), on="while"))
     assert events(sim.step(x=0.4)) == ["low:fire", "act:planned"]

@@ -323,8 +323,6 @@ async def serve(
     endpoint.parent.mkdir(parents=True, exist_ok=True)
     where = {"token_file": str(token_file)} if token_file is not None else {}
     atomic_write_json(endpoint, {"url": f"http://{shown}:{bound}", "pid": os.getpid(), **where})
-    if ready_file is not None:
-        atomic_write_json(ready_file, {"url": f"http://{shown}:{bound}", **where})
     scrape = None
     if runtime.settings.platform == "local":  # on Kubernetes its PodMonitor does this
         scrape = register_scrape_target(runtime.settings, runtime.agent.name, f"{shown}:{bound}")
@@ -335,6 +333,8 @@ async def serve(
             token_file,
             runtime.settings.agent.token_env,
         )
+    if ready_file is not None:  # last: whoever waits on it finds the log lines above already written
+        atomic_write_json(ready_file, {"url": f"http://{shown}:{bound}", **where})
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

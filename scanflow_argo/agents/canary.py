@@ -140,9 +140,17 @@ class RolloutDriver:
         return state
 
     # -- the loop ---------------------------------------------------------------------------------
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, hold: Callable[[], bool] = lambda: False) -> None:
+        """One pass, unless ``hold()`` says the agent is paused — asked once no other call is moving a roll-out,
+        so a pause that ``wait_idle`` has returned from is never followed by a measurement or a change."""
         with self._lock:
-            self._tick(now)
+            if not hold():
+                self._tick(now)
+
+    def wait_idle(self) -> None:
+        """Return once no tick or person's call is moving a roll-out (the one in flight has finished)."""
+        with self._lock:
+            pass
 
     def _tick(self, now: float) -> None:
         """Move every unsettled roll-out on: predictors as its state says, due measurements, decisions."""

@@ -387,7 +387,7 @@ class AgentRuntime:
         if self.is_leader:
             await asyncio.to_thread(self._refresh_inflight)
             records = await self._evaluate_and_act()
-            if not self.dry_run and not self.state.get("paused"):
+            if not self.dry_run:
                 await asyncio.to_thread(self._tick_rollouts)
         self.iterations += 1
         self.last_loop_end = self.clock.now()
@@ -399,7 +399,7 @@ class AgentRuntime:
         if not (self.state.get("rollouts") or {}):
             return
         try:
-            self.rollouts.tick(self.clock.now())
+            self.rollouts.tick(self.clock.now(), hold=lambda: bool(self.state.get("paused")))
         except ScanflowError as err:
             reason = redact(f"roll-out: {err}")
             if reason != self._last_error:
@@ -735,6 +735,8 @@ class AgentRuntime:
     def set_paused(self, paused: bool) -> None:
         with self.state.update() as data:
             data["paused"] = paused
+        if paused and self._rollouts is not None:
+            self._rollouts.wait_idle()  # a roll-out tick already past its check finishes before the pause is answered
         self.metrics.paused.labels(self.agent.name).set(1 if paused else 0)
         self._record({"kind": "pause" if paused else "resume", "t": self.clock.now()})
         self.wake()

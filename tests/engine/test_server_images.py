@@ -94,8 +94,8 @@ def steps_wf(server: dict, client: dict) -> dict:
         ("docker.io/library/nginx:latest", ("nginx", "-g", "daemon off;"), {"/etc/nginx/nginx.conf"}, (80,)),
         ("influxdb:1.2", ("influxd",), {"/etc/influxdb/influxdb.conf"}, (8086,)),
         ("influxdb:1.8-alpine", ("influxd",), {"/etc/influxdb/influxdb.conf"}, (8086,)),
-        ("alpine:3.23", ("/bin/sh",), {"/usr/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
-        ("curlimages/curl:latest", ("curl",), {"/usr/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
+        ("alpine:3.23", ("/bin/sh",), {"/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
+        ("curlimages/curl:latest", ("curl",), {"/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
     ],
 )
 def test_the_builtin_server_images_follow_their_dockerfiles(image: str, cmd: tuple, paths: set[str], ports: tuple) -> None:

@@ -130,7 +130,7 @@ def _busybox_image(cmd: tuple[str, ...]) -> Image:
     return Image(
         cmd=cmd,
         files=(
-            ("/usr/bin/sh", BUSYBOX),
+            ("/bin/sh", BUSYBOX),
             ("/usr/bin/nc", str(IMAGE_FILES / "alpine" / "nc")),
             ("/sbin/apk", str(IMAGE_FILES / "alpine" / "apk")),
         ),
@@ -169,7 +169,8 @@ RUNTIMES = {
 _MAP_HELP = (
     "IMAGE=RUNTIME[;OPTION...] with RUNTIME python, shell, argosay or /path/to/executable and OPTIONs "
     "path=/dir[:/dir] (added to PATH), entrypoint=WORDS, cmd=WORDS, /container/path=/host/path (a file of the "
-    "image), tool=COMMAND[:PACKAGE] (a command the image offers)"
+    "image), tool=COMMAND[:PACKAGE[:PROGRAM]] (a command the image offers; with PROGRAM, its file runs that program of "
+    "this machine), private=/dir[:/dir] (folders the image's process writes, its VOLUMEs), port=N (a port it listens on)"
 )
 
 
@@ -197,7 +198,8 @@ def parse_image(value: str, key: str = "") -> Image:
         img = Image(runtime, entrypoint=(runtime,))
     else:
         raise SetupError(f"{what}: unknown runtime {runtime!r}: write {_MAP_HELP}")
-    files, path, tools = list(img.files), list(img.path), list(img.tools)
+    files, path, tools, providers = list(img.files), list(img.path), list(img.tools), list(img.providers)
+    private, ports = list(img.private), list(img.ports)
     for option in filter(None, options):
         name, eq, arg = option.partition("=")
         if not eq or not arg:
@@ -209,15 +211,32 @@ def parse_image(value: str, key: str = "") -> Image:
         elif name == "cmd":
             img = replace(img, cmd=tuple(shlex.split(arg)))
         elif name == "tool":
-            command, _, package = arg.partition(":")
+            command, _, rest = arg.partition(":")
+            package, _, program = rest.partition(":")
             tools.append((command, package or command))
+            if program:
+                providers.append((command, program))
+        elif name == "private":
+            private += [d for d in arg.split(":") if d]
+        elif name == "port":
+            if not arg.isdigit():
+                raise SetupError(f"{what}: port {arg!r} is not a number: write {_MAP_HELP}")
+            ports.append(int(arg))
         elif name.startswith("/"):
             if not os.path.isabs(arg):
                 raise SetupError(f"{what}: the file for {name} must be an absolute path on this machine, not {arg!r}")
             files = [f for f in files if f[0] != name] + [(str(PurePosixPath(name)), arg)]
         else:
             raise SetupError(f"{what}: unknown option {name!r}: write {_MAP_HELP}")
-    return replace(img, files=tuple(files), path=tuple(dict.fromkeys(path)), tools=tuple(tools))
+    return replace(
+        img,
+        files=tuple(files),
+        path=tuple(dict.fromkeys(path)),
+        tools=tuple(tools),
+        providers=tuple(providers),
+        private=tuple(dict.fromkeys(private)),
+        ports=tuple(dict.fromkeys(ports)),
+    )
 
 
 def image_of(image: str, image_map: Mapping[str, str], where: str = "") -> Image:

@@ -96,6 +96,7 @@ def steps_wf(server: dict, client: dict) -> dict:
         ("influxdb:1.8-alpine", ("influxd",), {"/etc/influxdb/influxdb.conf"}, (8086,)),
         ("alpine:3.23", ("/bin/sh",), {"/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
         ("curlimages/curl:latest", ("curl",), {"/bin/sh", "/usr/bin/nc", "/sbin/apk"}, ()),
+        ("busybox:1.36", ("sh",), {"/bin/sh"}, ()),
     ],
 )
 def test_the_builtin_server_images_follow_their_dockerfiles(image: str, cmd: tuple, paths: set[str], ports: tuple) -> None:
@@ -264,21 +265,28 @@ def test_alpines_nc_keeps_listening_with_k_as_busybox_does(engine_settings: Sett
 @needs_bwrap
 @needs_busybox
 @pytest.mark.parametrize(
-    ("script", "phase", "result"),
+    ("image", "script", "phase", "result"),
     [
-        ("echo ash >& /dev/stdout", "Succeeded", "ash"),  # ash's >& (dash: "Bad fd number")
-        ("sh --help 2>&1 | head -1", "Succeeded", "BusyBox"),
-        ("apk update >/dev/null && apk add --no-cache curl >/dev/null && curl --version | head -c 4", "Succeeded", "curl"),
+        ("alpine:3.23", "echo ash >& /dev/stdout", "Succeeded", "ash"),  # ash's >& (dash: "Bad fd number")
+        ("alpine:3.23", "sh --help 2>&1 | head -1", "Succeeded", "BusyBox"),
+        ("busybox:1.36", "[[ a == a ]] && sh --help 2>&1 | head -1", "Succeeded", "BusyBox"),
         (
+            "alpine:3.23",
+            "apk update >/dev/null && apk add --no-cache curl >/dev/null && curl --version | head -c 4",
+            "Succeeded",
+            "curl",
+        ),
+        (
+            "alpine:3.23",
             "apk add no-such-package-xyz 2>&1",
             "Failed",
             "ERROR: unable to select packages:\n  no-such-package-xyz (no such package):",
         ),
-        ("test -e /argosay || echo only-alpine", "Succeeded", "only-alpine"),
+        ("alpine:3.23", "test -e /argosay || echo only-alpine", "Succeeded", "only-alpine"),
     ],
 )
 def test_alpines_shell_is_busybox_and_apk_installs_from_this_machine(
-    engine_settings: Settings, script: str, phase: str, result: str
+    engine_settings: Settings, image: str, script: str, phase: str, result: str
 ) -> None:
     manifest = {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -286,7 +294,7 @@ def test_alpines_shell_is_busybox_and_apk_installs_from_this_machine(
         "metadata": {"generateName": "alpine-"},
         "spec": {
             "entrypoint": "client",
-            "templates": [{"name": "client", "container": {"image": "alpine:3.23", "command": ["sh", "-c"], "args": [script]}}],
+            "templates": [{"name": "client", "container": {"image": image, "command": ["sh", "-c"], "args": [script]}}],
         },
     }
     run = run_workflow(manifest, engine_settings)

@@ -142,7 +142,8 @@ def _busybox_image(cmd: tuple[str, ...]) -> Image:
 # Images that need no mapping: name without registry (and with a tag where the tag decides) → Image.
 BUILTIN_IMAGES: dict[str, Image] = {
     "python": Image("python", cmd=("python3",)),
-    "busybox": Image(cmd=("sh",)),
+    # the busybox image: its /bin/sh is busybox's ash (Debian's busybox; else this machine's sh), this machine's other tools
+    "busybox": Image(cmd=("sh",), files=(("/bin/sh", BUSYBOX),), providers=(("sh", BUSYBOX),)),
     "alpine": _busybox_image(cmd=("/bin/sh",)),
     # curlimages/curl is alpine with curl (its Dockerfile: FROM alpine; CMD ["curl"]): this machine's curl, alpine's sh
     "curlimages/curl": replace(_busybox_image(cmd=("curl",)), tools=(("curl", "curl"), ("nc", "busybox"))),

@@ -163,7 +163,7 @@ def test_a_server_image_whose_program_this_machine_lacks_is_refused_naming_the_p
 )
 def test_an_nginx_node_serves_its_welcome_page_on_port_80(engine_settings: Settings, server: dict, how: str) -> None:
     if not port_free(80):
-        pytest.skip("port 80 is in use on this machine (the official image's nginx listens there)")
+        pytest.skip("port 80 cannot be bound here (in use, or not root): the official image's nginx listens there")
     host_paths = [Path("/run/nginx.pid"), Path("/tmp/nginx.pid"), Path("/tmp/nginx-client-body"), Path("/var/lib/nginx/body")]
     before = {p: p.exists() for p in host_paths}
     server = {**server, "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "timeoutSeconds": 1}}
@@ -188,7 +188,7 @@ def test_an_nginx_node_serves_its_welcome_page_on_port_80(engine_settings: Setti
 def test_an_nginx_sidecar_serves_the_main_container(engine_settings: Settings) -> None:
     """sidecar-nginx.yaml: the main container (curlimages/curl, alpine's sh: ``>&`` is ash's) polls until nginx answers."""
     if not port_free(80):
-        pytest.skip("port 80 is in use on this machine (the official image's nginx listens there)")
+        pytest.skip("port 80 cannot be bound here (in use, or not root): the official image's nginx listens there")
     manifest = yaml.safe_load(
         """
         apiVersion: argoproj.io/v1alpha1
@@ -218,7 +218,7 @@ def test_an_nginx_sidecar_serves_the_main_container(engine_settings: Settings) -
 @needs_influxd
 def test_an_influxdb_daemon_answers_ping_and_keeps_its_data_in_the_node(engine_settings: Settings) -> None:
     if not port_free(8086):
-        pytest.skip("port 8086 is in use on this machine (the official image's influxd listens there)")
+        pytest.skip("port 8086 is in use on this machine: the official image's influxd listens there")
     host_data = sorted(os.listdir("/var/lib/influxdb")) if os.path.isdir("/var/lib/influxdb") else None
     server = {"image": "influxdb:1.2", "readinessProbe": {"httpGet": {"path": "/ping", "port": 8086}, "timeoutSeconds": 1}}
     script = (

@@ -100,6 +100,7 @@ def _nginx_image() -> Image:
             ("/etc/nginx/nginx.conf", str(folder / "nginx.conf")),
             ("/etc/nginx/conf.d/default.conf", str(folder / "default.conf")),
         ),
+        path=("/usr/sbin",),  # the image's PATH has the sbin folders (Docker's default), where Debian puts nginx
         tools=(("nginx", "nginx"),),
         ports=(80,),
     )

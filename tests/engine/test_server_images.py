@@ -278,7 +278,7 @@ def test_alpines_nc_keeps_listening_with_k_as_busybox_does(engine_settings: Sett
         ),
         (
             "alpine:3.23",
-            "apk add no-such-package-xyz 2>&1",
+            "pkg=no-such-package-xyz; apk add $pkg 2>&1",  # named at run time: not refused up front
             "Failed",
             "ERROR: unable to select packages:\n  no-such-package-xyz (no such package):",
         ),
@@ -328,3 +328,46 @@ def test_a_container_with_tty_has_a_terminal_as_stdin(engine_settings: Settings,
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "script": body}]},
     }
     assert run_workflow(manifest, engine_settings).phase == phase
+
+
+@pytest.mark.parametrize(
+    ("script", "lacking"),
+    [
+        ("apk update && apk add curl && curl --version", None),  # sidecar.yaml: this machine has curl
+        ("apk add --no-cache curl no-such-tool-xyz=1.0-r0 && echo", "no-such-tool-xyz"),
+        ("apk update; apk add 'py3-no-such-xyz'", "py3-no-such-xyz"),
+    ],
+)
+def test_apk_add_of_a_command_this_machine_lacks_is_refused_before_the_run(
+    engine_settings: Settings, script: str, lacking: str | None
+) -> None:
+    """On Argo ``apk add`` fetches the package; the local apk can only offer this machine's commands, so a
+    workflow adding one this machine lacks is refused up front, naming it, instead of failing differently."""
+    manifest = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "apk-"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "container": {"image": "alpine:3.23", "command": ["sh", "-c"], "args": [script]}}],
+        },
+    }
+    if lacking is None:
+        prepare_run(manifest, engine_settings)
+    else:
+        with pytest.raises(ImageNotMapped, match=rf"apk add {lacking}'.*no command '{lacking}'"):
+            prepare_run(manifest, engine_settings)
+
+
+@pytest.mark.parametrize(
+    ("script", "names"),
+    [
+        ("apk update && apk add curl && until curl -XPOST x; do sleep .5; done", ["curl"]),  # sidecar.yaml
+        ("apk add --no-cache py3-pip jq=1.6-r0 'bash'", ["py3-pip", "jq", "bash"]),
+        ("apk add curl 2>&1 >/dev/null; apk add jq > out.txt", ["curl", "jq"]),
+        ("pkg=jq; apk add $pkg", []),  # known only when it runs
+        ("echo apkadd; xapk add x", []),
+    ],
+)
+def test_the_packages_of_apk_add_commands(script: str, names: list[str]) -> None:
+    assert images.apk_added(script) == names

@@ -400,6 +400,26 @@ def check_image(body: Mapping[str, Any], where: str, settings: Settings, kind: s
                 f"{where} runs {command!r}, which image {image!r} offers and this machine lacks: install it "
                 f"(Debian/Ubuntu: apt-get install {package})"
             )
+    if "apk" in providers:
+        lacking = [name for name in apk_added(words) if shutil.which(name, path=path) is None]
+        if lacking:
+            raise ImageNotMapped(
+                f"{where} runs 'apk add {' '.join(lacking)}': the local apk installs from this machine, which has no "
+                f"command {', '.join(map(repr, lacking))}: install what provides it here (Debian/Ubuntu: apt-get install …)"
+            )
+
+
+def apk_added(script: str) -> list[str]:
+    """The package names of the literal ``apk add`` commands in ``script`` (options, versions, redirections and
+    names known only at run time left out)."""
+    out: list[str] = []
+    script = re.sub(r"(?<!\S)\d*(?:>>|>|<)&?\s*[^\s;&|)]+", " ", script)  # redirections: 2>&1, >/dev/null, < in
+    for match in re.finditer(r"(?<![\w.-])apk\s+add\s+([^;&|)\n]*)", script):
+        for word in match.group(1).split():
+            if word.startswith(("-", "$", "`")):
+                continue
+            out.append(re.split(r"[=<>~]", word.strip("'\""), maxsplit=1)[0])
+    return [w for w in dict.fromkeys(out) if w]
 
 
 _SHELL_WORDS = frozenset(  # shell keywords and builtins: never looked up on the host

@@ -3,8 +3,10 @@
 An image maps to an ``Image``: a runtime (``python``: commands named ``python*`` run the configured
 interpreter; ``shell``: this machine's tools; or an executable that stands for the image's entrypoint),
 the image's ``ENTRYPOINT`` and ``CMD``, files it has at fixed paths (bound read-only into the node's root),
-folders it adds to ``PATH``, and the commands it offers that this machine must have (with the Debian
-package that has them). The built-in table describes the images Argo's examples and tests use, as their
+folders it adds to ``PATH``, the commands it offers that this machine must have (with the Debian
+package that has them, and the program of this machine a command's file runs: alpine's ``nc`` is
+busybox), the folders its process writes (``VOLUME``: the node's own) and the ports it listens on
+(``EXPOSE``). The built-in table describes the images Argo's examples and tests use, as their
 Dockerfiles make them; ``EngineSettings.image_map`` (``SCANFLOW_ENGINE_IMAGE_MAP``) adds or replaces
 entries with the same vocabulary (``parse_image``). An image without a mapping is refused before
 anything runs (``ImageNotMapped``), and so is one whose commands this machine lacks.
@@ -50,7 +52,8 @@ ARGOSAY = Path(__file__).with_name("argosay.sh")
 BUSYBOX = "/bin/busybox"
 """Debian's busybox (package ``busybox``): alpine's applets."""
 IMAGE_FILES = Path(__file__).with_name("image_files")
-"""Files the built-in images have at fixed paths (configurations, and alpine's ``nc``), each saying whose they are."""
+"""Files the built-in images have at fixed paths (nginx's and influxd's configurations, alpine's ``nc`` and
+``apk``), each saying whose it is and where it comes from."""
 
 
 @dataclass(frozen=True)

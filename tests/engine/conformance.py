@@ -8,7 +8,9 @@ real detached engine process (``python -m scanflow_argo.platform.local_engine RU
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ from scanflow_argo.engine.api import prepare_run, split_documents
 from scanflow_argo.engine.core.manifest import load_documents
 from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.engine.features.artifacts import ANNOTATIONS_FOLDER
+from scanflow_argo.engine.features.images import image_of
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
@@ -237,16 +240,59 @@ def run_judged(path: Path, examples: Path, settings: Settings, timeout: float) -
     return outcome
 
 
+def listen_ports(path: Path, settings: Settings) -> set[int]:
+    """The ports an example's servers may listen on: its containers' ``ports``, their probes' ports and what
+    their images listen on (``Image.ports``: nginx on 80, influxd on 8086)."""
+    try:
+        docs = load_documents(path)
+    except EngineError:
+        return set()
+    out: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            image = node.get("image")
+            if isinstance(image, str) and "{{" not in image:
+                with contextlib.suppress(EngineError):
+                    out.update(image_of(image, settings.engine.image_map).ports)
+            declared = node.get("ports") if isinstance(node.get("ports"), list) else []
+            out.update(p["containerPort"] for p in declared if isinstance(p, dict) and isinstance(p.get("containerPort"), int))
+            for kind in ("httpGet", "tcpSocket"):
+                probe = node.get(kind)
+                if isinstance(probe, dict) and isinstance(probe.get("port"), int):
+                    out.add(probe["port"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(docs)
+    return out
+
+
 def run_all(
     examples: Path, settings: Settings, workers: int = 4, timeout: float = 90.0, only: list[str] | None = None
 ) -> list[Outcome]:
+    """Run the examples, ``workers`` at a time, except that examples whose servers listen on one port run one
+    after the other: nodes share this machine's network, so two at once would collide on it (the engine says
+    so, and the later example would fail for a reason that is not the engine's)."""
     install_fixtures(examples, settings)
     paths = candidates(examples)
     if only:
         paths = [p for p in paths if any(o in str(p) for o in only)]
+    ports = {p: sorted(listen_ports(p, settings)) for p in paths}
+    locks = {port: threading.Lock() for found in ports.values() for port in found}
+
+    def judged(path: Path) -> Outcome:
+        with contextlib.ExitStack() as held:
+            for port in ports[path]:  # in order: no two examples wait on each other
+                held.enter_context(locks[port])
+            return run_judged(path, examples, settings, timeout)
+
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda p: run_judged(p, examples, settings, timeout), paths))
+            return list(pool.map(judged, paths))
     finally:
         stop_leftover_engines(settings)
 

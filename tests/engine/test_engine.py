@@ -85,8 +85,8 @@ def test_images() -> None:
     assert image_of("python:alpine3.23", {}).runtime == "python"
     assert image_of("argoproj/argosay:v2", {}).entrypoint == ("/argosay",)
     assert image_of("myorg/trainer:1", {"myorg/trainer": "python"}).runtime == "python"
-    with pytest.raises(ImageNotMapped, match=r"nginx.*SCANFLOW_ENGINE_IMAGE_MAP"):
-        image_of("nginx:1.13", {})
+    with pytest.raises(ImageNotMapped, match=r"redis.*SCANFLOW_ENGINE_IMAGE_MAP"):
+        image_of("redis:7", {})
 
 
 # -- semantics ------------------------------------------------------------------------------------
@@ -435,8 +435,8 @@ def test_refused_before_anything_runs(engine_settings) -> None:  # type: ignore[
     daemon["container"]["readinessProbe"] = {"grpc": {"port": 9000}}
     with pytest.raises(NotSupportedLocally, match=r"not supported locally: readinessProbe grpc .* in template 'main'"):
         prepare_run(wf([daemon]), engine_settings)
-    with pytest.raises(ImageNotMapped, match=r"image 'nginx:1.13' in template 'main'.*SCANFLOW_ENGINE_IMAGE_MAP"):
-        prepare_run(wf([{"name": "main", "container": {"image": "nginx:1.13"}}]), engine_settings)
+    with pytest.raises(ImageNotMapped, match=r"image 'redis:7' in template 'main'.*SCANFLOW_ENGINE_IMAGE_MAP"):
+        prepare_run(wf([{"name": "main", "container": {"image": "redis:7"}}]), engine_settings)
     assert not (engine_settings.home / "runs").exists() or not any((engine_settings.home / "runs").iterdir())
 
 

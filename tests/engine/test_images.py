@@ -147,6 +147,17 @@ def test_a_mapping_can_give_an_image_files_path_and_entrypoint(engine_settings: 
         ("shell;cmd=cowsay hi;tool=cowsay", Image(cmd=("cowsay", "hi"), tools=(("cowsay", "cowsay"),))),
         ("/usr/bin/env", Image("/usr/bin/env", entrypoint=("/usr/bin/env",))),
         ("shell;/argosay=/opt/twin;entrypoint=/argosay;tool=fortune:fortune-mod", None),
+        # the server images' vocabulary: a tool run by this machine's program, VOLUME folders, EXPOSEd ports
+        (
+            "shell;tool=nc:busybox:/bin/busybox;private=/var/lib/db:/data;port=8086;port=8088",
+            Image(
+                cmd=("sh",),
+                tools=(("nc", "busybox"),),
+                providers=(("nc", "/bin/busybox"),),
+                private=("/var/lib/db", "/data"),
+                ports=(8086, 8088),
+            ),
+        ),
     ],
 )
 def test_image_map_entries_parse(value: str, expected: Image | None) -> None:
@@ -160,7 +171,12 @@ def test_image_map_entries_parse(value: str, expected: Image | None) -> None:
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [("java", "unknown runtime 'java'"), ("shell;speed=fast", "unknown option 'speed'"), ("shell;path", "no value")],
+    [
+        ("java", "unknown runtime 'java'"),
+        ("shell;speed=fast", "unknown option 'speed'"),
+        ("shell;path", "no value"),
+        ("shell;port=http", "port 'http' is not a number"),
+    ],
 )
 def test_bad_image_map_entries_say_what_to_write(value: str, error: str) -> None:
     with pytest.raises(SetupError, match=error):

@@ -354,28 +354,37 @@ def run_process(
     stopped: threading.Event,
     monotonic: Callable[[], float],
     grace: float = 5.0,
+    tty: bool = False,
 ) -> ProcessResult:
-    """Run ``argv`` in its own process group; stdout is captured (``result``) and logged with stderr."""
+    """Run ``argv`` in its own process group; stdout is captured (``result``) and logged with stderr. Its
+    stdin is empty, or with ``tty`` a terminal (a container's ``tty: true``: Kubernetes gives it a TTY; nothing
+    is typed into it)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.openpty() if tty else None
     with open(log_path, "ab", buffering=0) as log:
         try:
             proc = subprocess.Popen(
                 list(argv),
                 stdout=subprocess.PIPE,
                 stderr=log,
-                stdin=subprocess.DEVNULL,
+                stdin=terminal[1] if terminal else subprocess.DEVNULL,
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
             )
         except OSError as err:
             raise EngineError(f"cannot start {argv[0]!r}: {err}") from err
+        finally:
+            if terminal:
+                os.close(terminal[1])  # the process has it
         chunks: list[bytes] = []
         ticket = _WATCHDOG.watch(proc, deadline, stopped, monotonic, grace)
         try:
             code = _pump_and_wait(proc, chunks, log)
         finally:
             _WATCHDOG.forget(ticket)
+            if terminal:
+                os.close(terminal[0])
         if ticket.killer is not None:
             ticket.killer.join(timeout=grace + 5)
         reason = ticket.reason

@@ -181,7 +181,14 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
 
                     with ProgressFile(fs.host_path(progress_path), report):
                         result = run_process(
-                            prepared.argv, main_env, popen_cwd, log_path, call.deadline, ctx.abort, ctx.clock.monotonic
+                            prepared.argv,
+                            main_env,
+                            popen_cwd,
+                            log_path,
+                            call.deadline,
+                            ctx.abort,
+                            ctx.clock.monotonic,
+                            tty=bool(body.get("tty")),
                         )
             finally:
                 sidecars.stop()  # the main container ended: Argo's executor kills the sidecars

@@ -305,7 +305,8 @@ def test_a_missing_secret_names_the_file_to_create(engine_settings, server) -> N
     run = run_workflow(single(http("s", server.url + "/hello", headers=[header])), engine_settings)
     node = run.node(run.name)
     assert node.phase == "Error"
-    assert str(Path(engine_settings.home) / "secrets" / "nope" / "token") in node.message
+    assert "Secret 'nope' not found in namespace 'default'" in node.message
+    assert str(Path(engine_settings.home) / "secrets" / ".namespaces" / "default" / "nope" / "token") in node.message
     assert not server.seen
 
 

@@ -36,8 +36,10 @@ def test_apply_a_folder_then_submit_by_name_from_another_folder(
         "configmap/greet-config created",
         "workflowtemplate/greet created",
     ]
-    assert (local_env / "configmaps" / "greet-config" / "greeting").read_text() == "hi"
-    assert (local_env / "configmaps" / "greet-config" / "MLFLOW_TRACKING_URI").read_text() == "http://127.0.0.1:5005"
+    applied_cm = local_env / "configmaps" / ".namespaces" / "scanflow" / "greet-config"  # the platform's namespace
+    assert (applied_cm / "greeting").read_text() == "hi"
+    assert (applied_cm / "MLFLOW_TRACKING_URI").read_text() == "http://127.0.0.1:5005"
+    assert not (local_env / "configmaps" / "greet-config").exists()  # never the older, un-namespaced folder
     applied = yaml.safe_load((local_env / "templates" / "scanflow" / "greet.yaml").read_text())  # its namespace's folder
     assert applied == {**greet_template(), "metadata": {**greet_template()["metadata"], "namespace": "scanflow"}}
 

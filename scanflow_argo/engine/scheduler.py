@@ -27,7 +27,7 @@ from ..argoexpr.golang import go_json
 from ..clock import Clock, iso
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally
 from ..settings import Settings
-from .core.configstore import missing, read_key
+from .core.configstore import CONFIGMAPS, missing, read_key
 from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
 from .core.frame import Frame, resolve_args
@@ -292,7 +292,18 @@ class Executor:
         out["workflow.annotations.json"] = go_json(meta.get("annotations"))
         params = []
         for p in (self.spec.get("arguments") or {}).get("parameters") or []:
-            value = param_value(p, f"workflow parameter {p.get('name')!r}", False, self)
+            try:
+                value = param_value(p, f"workflow parameter {p.get('name')!r}", False, self)
+            except EngineError as err:
+                ref = (p.get("valueFrom") or {}).get("configMapKeyRef")
+                if not isinstance(ref, Mapping):
+                    raise
+                # operator.go setGlobalParameters: the ConfigMap of the workflow's namespace; missing, the workflow errors
+                raise InvalidWorkflow(
+                    f"failed to set global parameter {p.get('name')} from configmap with name {ref.get('name')} and key "
+                    f"{ref.get('key')}: {self.ref_missing(CONFIGMAPS, ref)}",
+                    "Error",
+                ) from err
             if "enum" in p and value not in [str(e) for e in p["enum"]]:
                 raise EngineError(f"workflow parameter {p['name']!r} = {value!r} is not one of {p['enum']}")
             out[f"workflow.parameters.{p['name']}"] = value

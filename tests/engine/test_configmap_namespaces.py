@@ -275,3 +275,28 @@ def test_a_parameter_from_a_configmap_of_another_namespace_fails_in_argos_words(
     run = run_workflow(reader(B), engine_settings)
     assert run.phase == "Error"
     assert f"{says} '{B}'" in _error(run)
+
+
+# -- names that cannot be a namespace's or an object's never reach outside the store ------------------------------
+@pytest.mark.parametrize("namespace", ["../up", "Team", "a/b", "", "x" * 64, "ok\n", ".namespaces"])
+def test_a_namespace_kubernetes_refuses_names_no_folder(tmp_path: Path, namespace: str) -> None:
+    from scanflow_argo.engine.core.configstore import read_key, write_configmap
+
+    with pytest.raises(EngineError, match="is no Kubernetes namespace name"):
+        write_configmap(tmp_path, namespace, "cm", {"k": "v"}, {})
+    with pytest.raises(EngineError, match="is no Kubernetes namespace name"):
+        read_key(tmp_path, "secrets", namespace, "cm", "k")
+    assert not list(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", ".annotations", ""])
+def test_an_object_name_that_is_no_name_is_not_found_and_cannot_be_written(tmp_path: Path, name: str) -> None:
+    from scanflow_argo.engine.core.configstore import read_key, write_configmap
+
+    put(tmp_path, "configmaps", LEGACY, "up", {"k": "outside"})  # what '../up' would reach from a namespace's folder
+    assert read_key(tmp_path, "configmaps", "default", name, "k") is None
+    with pytest.raises(EngineError, match="cannot be a folder name"):
+        write_configmap(tmp_path, "default", name, {"k": "v"}, {})
+    with pytest.raises(EngineError, match="cannot be a file name"):
+        write_configmap(tmp_path, "default", "cm", {"../k": "v"}, {})
+    assert not (tmp_path / "configmaps" / ".namespaces").exists()  # nothing written

@@ -180,3 +180,8 @@ def test_apply_puts_a_configmap_in_its_namespace_and_each_namespaces_runs_read_t
         run = capsys.readouterr().out.splitlines()[0]
         assert main([*options, "logs", run]) == 0
         assert capsys.readouterr().out.strip() == f"{run}: who={value}"
+    hostile = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared", "namespace": "../up"}, "data": {"k": "v"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(hostile))
+    assert main(["apply", str(tmp_path / "bad.yaml")]) == 1
+    assert "configmap/shared: namespace '../up' is no Kubernetes namespace name" in capsys.readouterr().err
+    assert not (local_env / "configmaps" / "up").exists() and not (local_env / "up").exists()

@@ -64,12 +64,12 @@ name starts with a dot, so no older entry can be taken for it)."""
 ANNOTATIONS = ".annotations"
 LEGACY_READERS = frozenset({"default", KubernetesSettings.namespace})
 """The namespaces whose runs still read an entry an older version kept without a namespace."""
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def valid_namespace(namespace: str) -> bool:
     """Whether ``namespace`` can name a Kubernetes namespace (a DNS label: lowercase letters, digits, '-')."""
-    return bool(_NAMESPACE.match(namespace))
+    return bool(_NAMESPACE.fullmatch(namespace))
 
 
 def check_namespace(namespace: str) -> str:

@@ -127,6 +127,14 @@ def test_another_namespaces_object_is_not_found_and_the_error_names_the_namespac
     assert str(own) in message  # where to put it
 
 
+@pytest.mark.parametrize(("kind", "reader"), READERS[:4])  # the readers of one key
+def test_a_missing_key_is_named_with_its_namespace(engine_settings: Settings, kind: str, reader: Any) -> None:
+    folder = put(engine_settings.home, kind, A, "shared", {"other": "x"})
+    message = _error(run_workflow(reader(A), engine_settings))
+    assert f"{WHAT[kind]} 'shared' has no key 'who' in namespace '{A}'" in message
+    assert f"write the value to {folder.resolve() / 'who'}" in message
+
+
 @pytest.mark.parametrize(("kind", "reader"), READERS)
 @pytest.mark.parametrize(
     ("namespace", "own", "expected"),

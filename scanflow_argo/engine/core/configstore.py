@@ -171,8 +171,8 @@ def missing(home: Path, kind: str, namespace: str, name: str, key: str | None = 
     if others:
         head += f" (it is in namespace {', '.join(map(repr, others))}: a run reads its own namespace's)"
     where = ""
-    if _plain(name) and (key is None or _plain(key)):
-        path = object_folder(home, kind, namespace, name) / (key or "KEY")
+    if _plain(name) and (key is None or _plain(key)):  # beside the object's other keys when it has some
+        path = (found or object_folder(home, kind, namespace, name)) / (key or "KEY")
         where = f"write {'each key' if key is None else 'the value'} to {path}"
     if kind == CONFIGMAPS:
         fix = f"apply it with scanflow-argo --namespace {namespace} apply FILE" + (f", or {where}" if where else "")

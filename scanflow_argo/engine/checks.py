@@ -22,10 +22,11 @@ from typing import Any
 from ..argoexpr.expr import depends_tasks
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally, PodRefused
 from ..settings import Settings
+from .core.configstore import CONFIGMAPS, missing
 from .core.manifest import TEMPLATE_TYPES, TemplateScope, TemplateStore, apply_template_defaults, resolve_ref
 from .core.subst import substitute
 from .core.values import fmt_item
-from .features.artifacts import resolve_repository
+from .features.artifacts import REPOSITORIES_CONFIGMAP, resolve_repository
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
 from .features.sync import parse_synchronization, semaphore_limit
@@ -101,6 +102,7 @@ def _refuse_artifact(art: Mapping[str, Any], where: str) -> None:
 def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Settings, kinds: Registry = REGISTRY) -> list[str]:
     """Refuse what cannot run here before anything runs; return notes about ignored fields."""
     spec = wf.get("spec") or {}
+    namespace = str((wf.get("metadata") or {}).get("namespace") or "default")
     notes: set[str] = set()
     for key, feature in REFUSED_SPEC_FIELDS.items():
         if spec.get(key):
@@ -111,17 +113,21 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
     _check_unique_names("spec.templates", spec.get("templates") or [])
     if spec.get("artifactRepositoryRef") is not None:  # operator.go: the workflow errors when it names no repository
         try:
-            resolve_repository(
-                spec["artifactRepositoryRef"], str((wf.get("metadata") or {}).get("namespace") or "default"), settings.home
-            )
+            resolve_repository(spec["artifactRepositoryRef"], namespace, settings.home)
         except EngineError as err:
-            raise InvalidWorkflow(
-                str(err), "Error", f"{err}: apply the ConfigMap (scanflow-argo apply) or fix spec.artifactRepositoryRef"
-            ) from err
+            ref = spec["artifactRepositoryRef"] or {}
+            why = missing(
+                settings.home,
+                CONFIGMAPS,
+                namespace,
+                str(ref.get("configMap") or REPOSITORIES_CONFIGMAP),
+                str(ref.get("key") or "") or None,
+            )
+            raise InvalidWorkflow(str(err), "Error", f"{err}: {why}; or fix spec.artifactRepositoryRef") from err
     _check_hooks(spec.get("hooks"), "spec", "hooks")
-    volumes = _check_spec_volumes(spec, settings, str((wf.get("metadata") or {}).get("namespace") or "default"))
-    cc = CheckContext(settings, volumes, notes)
-    _check_synchronization(spec.get("synchronization"), "spec", settings)
+    volumes = _check_spec_volumes(spec, settings, namespace)
+    cc = CheckContext(settings, volumes, notes, namespace)
+    _check_synchronization(spec.get("synchronization"), "spec", settings, namespace)
     for key in IGNORED_SPEC_FIELDS:
         if key in spec:
             notes.add(f"spec.{key}")
@@ -331,7 +337,7 @@ def _check_template(tmpl: Mapping[str, Any], where: str, cc: CheckContext, kinds
     settings, notes = cc.settings, cc.notes
     _check_daemon_and_sidecars(tmpl, where, settings, cc.volumes)
     _check_template_volumes(tmpl, where, settings, cc.volumes)
-    _check_synchronization(tmpl.get("synchronization"), where, settings)
+    _check_synchronization(tmpl.get("synchronization"), where, settings, cc.namespace)
     check_memoize(tmpl.get("memoize"), where)
     if "hooks" in tmpl and set(tmpl["hooks"]) - {"exit"}:
         raise NotSupportedLocally("lifecycle hooks", where)
@@ -435,9 +441,10 @@ def _check_template_volumes(tmpl: Mapping[str, Any], where: str, settings: Setti
 
 
 # -- synchronization (engine/sync.py) ----------------------------------------------------------
-def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings) -> None:
+def _check_synchronization(sync: Mapping[str, Any] | None, where: str, settings: Settings, namespace: str) -> None:
     """Validate the block (unknown shapes, database semaphores refused) and, before anything runs,
-    each semaphore limit that names its ConfigMap key literally (a templated one is read when taken)."""
-    for spec in parse_synchronization(sync, "default", where):
+    each semaphore limit that names its ConfigMap key literally (a templated one is read when taken), in the
+    workflow's namespace unless the semaphore names its own."""
+    for spec in parse_synchronization(sync, namespace, where):
         if spec.semaphore and "{{" not in spec.name + spec.key:
             semaphore_limit(settings.home, spec, where)

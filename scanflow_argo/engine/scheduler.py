@@ -27,12 +27,12 @@ from ..argoexpr.golang import go_json
 from ..clock import Clock, iso
 from ..errors import EngineError, InvalidWorkflow, NotSupportedLocally
 from ..settings import Settings
+from .core.configstore import CONFIGMAPS, missing, read_key
 from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
 from .core.frame import Frame, resolve_args
 from .core.inputs import param_value, resolve_inputs, template_vars
 from .core.manifest import TemplateScope, TemplateStore, labels_from, resolve_template
-from .core.paths import safe_join
 from .core.state import NodeDoc, RunState, node_id
 from .core.subst import substitute
 from .core.values import FAILED
@@ -292,7 +292,18 @@ class Executor:
         out["workflow.annotations.json"] = go_json(meta.get("annotations"))
         params = []
         for p in (self.spec.get("arguments") or {}).get("parameters") or []:
-            value = param_value(p, f"workflow parameter {p.get('name')!r}", False, self.local_ref)
+            try:
+                value = param_value(p, f"workflow parameter {p.get('name')!r}", False, self)
+            except EngineError as err:
+                ref = (p.get("valueFrom") or {}).get("configMapKeyRef")
+                if not isinstance(ref, Mapping):
+                    raise
+                # operator.go setGlobalParameters: the ConfigMap of the workflow's namespace; missing, the workflow errors
+                raise InvalidWorkflow(
+                    f"failed to set global parameter {p.get('name')} from configmap with name {ref.get('name')} and key "
+                    f"{ref.get('key')}: {self.ref_missing(CONFIGMAPS, ref)}",
+                    "Error",
+                ) from err
             if "enum" in p and value not in [str(e) for e in p["enum"]]:
                 raise EngineError(f"workflow parameter {p['name']!r} = {value!r} is not one of {p['enum']}")
             out[f"workflow.parameters.{p['name']}"] = value
@@ -317,12 +328,13 @@ class Executor:
 
     # -- RunContext: what kinds and features ask of the run ----------------------------------------
     def local_ref(self, kind: str, ref: Mapping[str, Any], what: str) -> str | None:
-        """A ConfigMap/Secret key from ``<home>/<kind>/<name>/<key>`` (the local stand-in for the cluster's)."""
-        name, key = str(ref.get("name", "")), str(ref.get("key", ""))
-        path = safe_join(self.settings.home / kind, f"{name}/{key}", what)
-        if path.is_file():
-            return path.read_text()
-        return None
+        """A ConfigMap/Secret key of the run's namespace (``core/configstore.py``: the local stand-in for the
+        cluster's, where a Pod's refs resolve in its namespace)."""
+        return read_key(self.settings.home, kind, self.namespace, str(ref.get("name", "")), str(ref.get("key", "")))
+
+    def ref_missing(self, kind: str, ref: Mapping[str, Any]) -> str:
+        """Why ``local_ref`` found nothing, naming the run's namespace, and how to put the key there."""
+        return missing(self.settings.home, kind, self.namespace, str(ref.get("name", "")), str(ref.get("key", "")))
 
     def failures(self) -> list[dict[str, Any]]:
         out = []
@@ -476,7 +488,7 @@ class Executor:
         if self.stack_depth(parent) >= MAX_STACK_DEPTH:
             raise EngineError(MAX_DEPTH_MESSAGE)
         tmpl, scope = resolve_template(holder, frame.scope, self.store, where)
-        inputs = resolve_inputs(tmpl, holder.get("arguments") or {}, frame, where, self.global_scope, self.local_ref)
+        inputs = resolve_inputs(tmpl, holder.get("arguments") or {}, frame, where, self.global_scope, self)
         call = Call(name, display, tmpl, scope, inputs, parent, caller_scope=caller_scope)
 
         def through(i: int) -> Callable[[Call], NodeDoc]:

@@ -3,16 +3,15 @@
 Sources are YAML files, folders of them (``manifests/generated``) or ``module:app`` compiled with
 ``scanflow_argo.compile.compile_app``. Every object is checked before anything is applied, so a bad
 kind never leaves half the objects applied. Argo kinds go to ``apply_template``, SeldonDeployments to
-``apply_deployment``; ConfigMaps become files under ``<home>/configmaps/<name>/<key>`` locally (where
-the engine reads ``configMapKeyRef``) and PersistentVolumeClaims folders under ``<home>/volumes/``
+``apply_deployment``; ConfigMaps become files of their namespace locally (the manifest's ``metadata.namespace``,
+else the platform's: ``--namespace``/``--team``), where ``engine/core/configstore.py`` says and the engine's runs
+of that namespace read them, and PersistentVolumeClaims folders under ``<home>/volumes/``
 (where it mounts them); the rest (RBAC, agent Deployments, Services, PodMonitors) are
 the cluster admin's business: ``kubectl apply -k manifests/``, never this command.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from typing import Any
 import yaml
 
 from .._imports import import_ref, project_dir_of
+from ..engine.core.configstore import valid_namespace, write_configmap
 from ..engine.core.manifest import KubeLoader, yaml_problem
-from ..engine.features.artifacts import ANNOTATIONS_FOLDER
 from ..errors import NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..spec.application import Application
@@ -183,6 +182,9 @@ def _check(sources: list[Source], platform_name: str) -> None:
         elif s.kind == "ConfigMap":
             bad = [k for k in [s.name, *(s.obj.get("data") or {})] if not _file_name_ok(str(k))]
             problems += [f"{s.origin}: configmap/{s.name}: {k!r} cannot be a file name (keys are names, not paths)" for k in bad]
+            ns = s.obj["metadata"].get("namespace")
+            if ns is not None and not valid_namespace(str(ns)):
+                problems.append(f"{s.origin}: configmap/{s.name}: namespace {ns!r} is no Kubernetes namespace name")
     if problems:
         raise PlatformError(f"nothing applied to the {platform_name} platform:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -230,7 +232,7 @@ def _apply_one(platform: Any, s: Source, settings: Settings) -> Applied:
         note = platform.apply_deployment(s.obj)
         return Applied(s, "configured" if existed else "created", note if isinstance(note, str) else "")
     if local and s.kind == "ConfigMap":
-        return Applied(s, _write_config_map(s.obj, settings))
+        return Applied(s, _write_config_map(s.obj, settings, str(platform.namespace)))
     if local and s.kind == "PersistentVolumeClaim":
         return Applied(s, _make_claim(s.obj, settings))
     if local:
@@ -268,25 +270,14 @@ def _make_claim(obj: Mapping[str, Any], settings: Settings) -> str:
     return "unchanged" if existed else "created"
 
 
-def _write_config_map(obj: Mapping[str, Any], settings: Settings) -> str:
-    """Write each key to ``<home>/configmaps/<name>/<key>`` (the engine's stand-in for the cluster's)."""
-    name = str(obj["metadata"]["name"])
+def _write_config_map(obj: Mapping[str, Any], settings: Settings, namespace: str) -> str:
+    """Write each key and the annotations (the engine reads ``workflows.argoproj.io/default-artifact-repository``
+    there) into the ConfigMap's namespace: its ``metadata.namespace``, else the platform's, as ``kubectl apply -n``
+    puts an object naming none."""
+    meta = obj.get("metadata") or {}
     data = {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
     if "MLFLOW_TRACKING_URI" in data:  # the compiled value is the cluster's MLflow service
         data["MLFLOW_TRACKING_URI"] = _local_tracking(settings)
-    folder = settings.home / "configmaps" / name
-    existed = folder.is_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, value in data.items():
-        tmp = folder / f".{key}.tmp"
-        tmp.write_text(value)
-        os.replace(tmp, folder / key)
-    # its annotations beside it (the engine reads workflows.argoproj.io/default-artifact-repository there)
-    annotations = {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items()}
-    notes = settings.home / "configmaps" / ANNOTATIONS_FOLDER / f"{name}.json"
-    if annotations:
-        notes.parent.mkdir(parents=True, exist_ok=True)
-        notes.write_text(json.dumps(annotations, indent=1, sort_keys=True))
-    else:
-        notes.unlink(missing_ok=True)
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    existed = write_configmap(settings.home, str(meta.get("namespace") or namespace), str(meta["name"]), data, annotations)
     return "configured" if existed else "created"

@@ -20,6 +20,7 @@ from typing import Any
 
 from scanflow_argo import _proc
 from scanflow_argo.engine.api import prepare_run, split_documents
+from scanflow_argo.engine.core.configstore import write_configmap
 from scanflow_argo.engine.core.manifest import load_documents
 from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.engine.features.artifacts import ANNOTATIONS_FOLDER
@@ -125,15 +126,11 @@ def install_documents(docs: Iterable[Mapping[str, Any]], settings: Settings) -> 
         if doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
             name = doc["metadata"]["name"]
             (tdir / f"{doc['kind']}-{name}-{i}.json").write_text(json.dumps(doc))
-        if doc.get("kind") == "ConfigMap":
-            folder = settings.home / "configmaps" / doc["metadata"]["name"]
-            folder.mkdir(parents=True, exist_ok=True)
-            for key, value in (doc.get("data") or {}).items():
-                (folder / key).write_text(str(value))
-            if doc["metadata"].get("annotations"):  # where platform/apply.py keeps them (the default artifact repository)
-                notes = settings.home / "configmaps" / ANNOTATIONS_FOLDER / f"{doc['metadata']['name']}.json"
-                notes.parent.mkdir(parents=True, exist_ok=True)
-                notes.write_text(json.dumps(doc["metadata"]["annotations"]))
+        if doc.get("kind") == "ConfigMap":  # into its namespace (the runs' own, default), as platform/apply.py does
+            meta = doc["metadata"]
+            data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
+            notes = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}  # the default artifact repository
+            write_configmap(settings.home, str(meta.get("namespace") or "default"), str(meta["name"]), data, notes)
         if doc.get("kind") == "PersistentVolumeClaim":  # testvolume.yaml: the claim volumes-existing.yaml uses
             ns = doc["metadata"].get("namespace") or "default"
             (settings.home / "volumes" / ns / doc["metadata"]["name"]).mkdir(parents=True, exist_ok=True)

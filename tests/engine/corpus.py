@@ -41,6 +41,7 @@ import yaml
 from scanflow_argo import _proc
 from scanflow_argo.clock import SystemClock, iso
 from scanflow_argo.engine.api import prepare_run
+from scanflow_argo.engine.core.configstore import CONFIGMAPS, read_key
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.platform.local import LocalPlatform
 from scanflow_argo.settings import Settings
@@ -253,7 +254,7 @@ class View:
     doc: dict[str, Any]
     logs: Callable[[str, str], str] | None = None
     home: Path | None = None
-    """The case's state folder: its local ConfigMaps are ``configmaps/<name>/<key>``."""
+    """The case's state folder: its local ConfigMaps are where ``engine/core/configstore.py`` says."""
 
     @property
     def wf(self) -> str:
@@ -433,11 +434,12 @@ def evaluate(check: Mapping[str, Any], view: View) -> list[str]:
         return out
     if subject == "configmap":  # [name, key]: a JSON entry of a local ConfigMap (the memoization cache)
         name, key = check["configmap"]
-        path = (view.home or Path("/nonexistent")) / "configmaps" / name / key
-        if not path.is_file():
-            return [f"ConfigMap {name!r} has no key {key!r} ({path})"]
+        namespace = str(view.doc.get("metadata", {}).get("namespace") or "default")  # the run's own: the cache's
+        text = read_key(view.home or Path("/nonexistent"), CONFIGMAPS, namespace, name, key)
+        if text is None:
+            return [f"ConfigMap {name!r} has no key {key!r} in namespace {namespace!r}"]
         try:
-            entry = json.loads(path.read_text())
+            entry = json.loads(text)
         except ValueError as err:
             return [f"ConfigMap {name!r} key {key!r} is not JSON: {err}"]
         return [

@@ -251,7 +251,8 @@ def _repositories(settings: Settings, annotations: dict[str, str] | None = None)
     metadata: dict[str, Any] = {"name": "artifact-repositories"}
     if annotations:
         metadata["annotations"] = annotations
-    _write_config_map({"kind": "ConfigMap", "metadata": metadata, "data": {"default-v1": REPO, "my-key": REPO}}, settings)
+    obj = {"kind": "ConfigMap", "metadata": metadata, "data": {"default-v1": REPO, "my-key": REPO}}
+    _write_config_map(obj, settings, "default")  # applied into the runs' namespace (they name none: default)
 
 
 @pytest.mark.parametrize(

@@ -456,7 +456,9 @@ def test_secret_env_from_the_local_folder_or_a_clear_error(engine_settings) -> N
         },
     }
     run = run_workflow(wf([tmpl]), engine_settings)
-    assert run.phase == "Error" and "secrets/creds/token" in (node(run, run.name).message or "")
+    message = node(run, run.name).message or ""  # names the run's namespace and where the key goes
+    assert run.phase == "Error" and "Secret 'creds' not found in namespace 'default'" in message
+    assert "secrets/.namespaces/default/creds/token" in message
     folder = engine_settings.home / "secrets" / "creds"
     folder.mkdir(parents=True)
     (folder / "token").write_text("s3cr3t")

@@ -305,8 +305,30 @@ def test_a_missing_secret_names_the_file_to_create(engine_settings, server) -> N
     run = run_workflow(single(http("s", server.url + "/hello", headers=[header])), engine_settings)
     node = run.node(run.name)
     assert node.phase == "Error"
-    assert str(Path(engine_settings.home) / "secrets" / "nope" / "token") in node.message
+    assert "Secret 'nope' not found in namespace 'default'" in node.message
+    assert str(Path(engine_settings.home) / "secrets" / ".namespaces" / "default" / "nope" / "token") in node.message
     assert not server.seen
+
+
+def test_a_header_secret_is_the_one_of_the_runs_namespace(engine_settings, server) -> None:  # type: ignore[no-untyped-def]
+    """As a Pod's secretKeyRef, an HTTP template's header secret resolves in the workflow's namespace: two teams'
+    Secrets of one name are two objects, and neither reads the other's (docs/teams.md)."""
+    teams = {"scanflow-mnist-science": "token-science", "scanflow-mnist-engineering": "token-engineering"}
+    for namespace, token in teams.items():
+        folder = engine_settings.home / "secrets" / ".namespaces" / namespace / "seldon-api"
+        folder.mkdir(parents=True)
+        (folder / "token").write_text(token)
+    header = {"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "seldon-api", "key": "token"}}}
+    manifest = single(http("s", server.url + "/hello", headers=[header]))
+    for namespace, token in teams.items():
+        run = run_workflow({**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}, engine_settings)
+        assert run.phase == "Succeeded", run.message
+        assert server.seen[-1]["headers"]["Authorization"] == token
+    seen = len(server.seen)
+    run = run_workflow({**manifest, "metadata": {**manifest["metadata"], "namespace": "team-c"}}, engine_settings)
+    node = run.node(run.name)
+    assert node.phase == "Error" and "Secret 'seldon-api' not found in namespace 'team-c'" in node.message
+    assert "token-" not in node.message and len(server.seen) == seen  # nothing sent, no value shown
 
 
 def test_resume_after_kill_9_does_not_send_a_finished_request_again(engine_settings, server, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -136,8 +136,14 @@ CASES: list[tuple[str, dict[str, Any], str | None, bool, str, str, bool | None, 
 ]
 
 
+def cm_dir(home: Path, name: str, namespace: str = "default") -> Path:
+    """Where the ConfigMap ``name`` of ``namespace`` lives locally (docs/local-engine.md; ``wf`` names no namespace:
+    ``default``)."""
+    return home / "configmaps" / ".namespaces" / namespace / name
+
+
 def seed(home: Path, name: str, key: str, value: str) -> Path:
-    folder = home / "configmaps" / name
+    folder = cm_dir(home, name)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / key).write_text(value)
     return folder / key
@@ -174,7 +180,7 @@ def test_a_miss_saves_an_argo_shaped_entry_and_the_next_run_hits_it(engine_setti
     ConfigMap the first wrote (nodeID, outputs, creationTimestamp, lastHitTimestamp), which survives the run."""
     clock = FakePods()
     first = run(engine_settings, [memo_pod(memo())], ManualClock(T0), clock)
-    path = engine_settings.home / "configmaps" / "my-cache" / "k-hi"
+    path = cm_dir(engine_settings.home, "my-cache") / "k-hi"
     saved = json.loads(path.read_text())
     assert list(saved) == ["nodeID", "outputs", "creationTimestamp", "lastHitTimestamp"]
     assert saved["nodeID"] == first["metadata"]["name"]
@@ -196,7 +202,7 @@ def test_a_failed_node_saves_nothing(engine_settings) -> None:  # type: ignore[n
     doc = run(engine_settings, [memo_pod(memo(), phase="Failed")], ManualClock(T0), FakePods())
     assert doc["status"]["phase"] == "Failed"
     assert doc["status"]["nodes"][doc["metadata"]["name"]]["memoizationStatus"]["hit"] is False
-    assert not (engine_settings.home / "configmaps" / "my-cache" / "k-hi").exists()
+    assert not (cm_dir(engine_settings.home, "my-cache") / "k-hi").exists()
 
 
 STEPS = [
@@ -231,7 +237,7 @@ def test_steps_level_memoization(engine_settings) -> None:  # type: ignore[no-un
     first = run(engine_settings, STEPS, ManualClock(T0), pods)
     assert first["status"]["phase"] == "Succeeded"
     assert pods.ran == ["inner", "two"]
-    saved = json.loads((engine_settings.home / "configmaps" / "my-cache" / "steps-key").read_text())
+    saved = json.loads((cm_dir(engine_settings.home, "my-cache") / "steps-key").read_text())
     assert saved["outputs"] == {"parameters": [{"name": "out", "value": "computed"}]}
 
     pods = FakePods()
@@ -261,16 +267,16 @@ CACHE_CASES = [
 
 @pytest.mark.parametrize(("what", "call", "error"), CACHE_CASES, ids=[c[0] for c in CACHE_CASES])
 def test_cache_refusals(tmp_path: Path, what, call, error) -> None:  # type: ignore[no-untyped-def]
-    cache = ConfigMapCache(tmp_path, "c", ManualClock(T0))
+    cache = ConfigMapCache(tmp_path, "default", "c", ManualClock(T0))
     with pytest.raises(EngineError, match=error):
         call(cache)
-    assert not list((tmp_path / "configmaps").glob("c/[!.]*")), "nothing written"
+    assert not list(cm_dir(tmp_path, "c").glob("[!.]*")), "nothing written"
 
 
 @pytest.mark.parametrize("name", ["../up", "a/b", "Upper", ".annotations", "x" * 254, ""])
 def test_a_cache_name_no_configmap_can_have_is_a_miss_and_cannot_be_saved(tmp_path: Path, name: str) -> None:
     """Get finds no such ConfigMap (a miss); Create is refused by the API server (the node errors)."""
-    cache = ConfigMapCache(tmp_path, name, ManualClock(T0))
+    cache = ConfigMapCache(tmp_path, "default", name, ManualClock(T0))
     assert cache.load("k") is None
     with pytest.raises(EngineError, match="a lowercase RFC 1123 subdomain"):
         cache.save("k", "n", None)
@@ -279,9 +285,9 @@ def test_a_cache_name_no_configmap_can_have_is_a_miss_and_cannot_be_saved(tmp_pa
 
 
 def test_cache_miss_leaves_no_configmap(tmp_path: Path) -> None:
-    assert ConfigMapCache(tmp_path, "c", ManualClock(T0)).load("k") is None
-    assert ConfigMapCache(tmp_path, "c", ManualClock(T0)).load("k" * 300) is None  # no ConfigMap holds such a key
-    assert not (tmp_path / "configmaps" / "c").exists()
+    assert ConfigMapCache(tmp_path, "default", "c", ManualClock(T0)).load("k") is None
+    assert ConfigMapCache(tmp_path, "default", "c", ManualClock(T0)).load("k" * 300) is None  # no ConfigMap holds such a key
+    assert not cm_dir(tmp_path, "c").exists()
     assert Entry.parse(
         '{"nodeID":"x","outputs":null,"creationTimestamp":"2020-09-21T18:12:56.5+02:00"}'
     ).created == pytest.approx(1600704776.5)

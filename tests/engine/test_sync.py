@@ -201,12 +201,13 @@ def test_template_mutex_serialises_only_its_nodes_in_a_fan_out(engine_settings, 
 
 def test_bad_synchronization_is_a_clear_error_before_anything_runs(engine_settings, marks) -> None:  # type: ignore[no-untyped-def]
     sem = {"semaphores": [{"configMapKeyRef": {"name": "limits", "key": "training"}}]}
-    path = engine_settings.home / "configmaps" / "limits" / "training"
-    with pytest.raises(EngineError, match=f"{path}.*cannot be read: apply the ConfigMap"):
+    path = engine_settings.home / "configmaps" / ".namespaces" / "default" / "limits" / "training"  # the run's namespace
+    missing = "ConfigMap 'limits' not found in namespace 'default': apply it with scanflow-argo --namespace default apply"
+    with pytest.raises(EngineError, match=f"{missing} FILE, or write the value to {path}"):
         prepare_run(workflow("bad-", [pod("main", marks)], sem), engine_settings)
     path.parent.mkdir(parents=True)
     path.write_text("two")
-    with pytest.raises(EngineError, match=f"{path} holds 'two', not a positive integer"):
+    with pytest.raises(EngineError, match="ConfigMap limits key training of namespace 'default' holds 'two', not a positive"):
         prepare_run(workflow("bad-", [pod("main", marks)], sem), engine_settings)
     with pytest.raises(EngineError, match="unknown synchronization field"):
         prepare_run(workflow("bad-", [pod("main", marks)], {"mutexs": [{"name": "x"}]}), engine_settings)
@@ -309,7 +310,7 @@ def test_waiters_take_the_lock_by_priority_then_age(engine_settings, marks) -> N
 def test_a_limit_gone_after_submit_fails_the_run_naming_the_file(engine_settings, marks) -> None:  # type: ignore[no-untyped-def]
     from scanflow_argo.engine import execute
 
-    path = engine_settings.home / "configmaps" / "limits" / "training"
+    path = engine_settings.home / "configmaps" / ".namespaces" / "default" / "limits" / "training"
     path.parent.mkdir(parents=True)
     path.write_text("1")
     sem = {"semaphore": {"configMapKeyRef": {"name": "limits", "key": "training"}}}
@@ -319,8 +320,9 @@ def test_a_limit_gone_after_submit_fails_the_run_naming_the_file(engine_settings
     result = execute(at_wf, engine_settings)
     assert result.phase == "Failed"
     assert status(at_wf)["message"].startswith("Failed to acquire the synchronization lock. ")
-    assert f"{path} holds 'lots'" in status(at_wf)["message"] and not status(at_wf)["nodes"]
+    holds = "ConfigMap limits key training of namespace 'default' holds 'lots'"
+    assert holds in status(at_wf)["message"] and not status(at_wf)["nodes"]
     assert execute(at_tmpl, engine_settings).phase in ("Failed", "Error")
     (node,) = status(at_tmpl)["nodes"].values()
-    assert node["phase"] == "Error" and f"{path} holds 'lots'" in node["message"]
+    assert node["phase"] == "Error" and holds in node["message"]
     assert not list(marks.iterdir())  # nothing ran

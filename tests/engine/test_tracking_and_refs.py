@@ -67,7 +67,9 @@ class UriHooks(NoHooks):
 def test_a_missing_tracking_config_map_is_fine_when_the_hooks_supply_the_uri(engine_settings) -> None:  # type: ignore[no-untyped-def]
     manifest = wf([tracking_step()])
     run = run_workflow(manifest, engine_settings)  # no hooks, no ConfigMap folder: a clear error naming the file
-    assert run.phase == "Error" and "configmaps/scanflow-mlflow/MLFLOW_TRACKING_URI" in (run.node(run.name).message or "")
+    message = run.node(run.name).message or ""
+    assert run.phase == "Error" and "ConfigMap 'scanflow-mlflow' not found in namespace 'default'" in message
+    assert "configmaps/.namespaces/default/scanflow-mlflow/MLFLOW_TRACKING_URI" in message
     run = run_workflow(manifest, engine_settings, hooks=UriHooks())
     assert run.phase == "Succeeded", run.node(run.name).message
     assert run.node(run.name).outputs["result"] == "uri=http://127.0.0.1:9/from-hooks"

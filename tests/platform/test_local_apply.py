@@ -36,8 +36,10 @@ def test_apply_a_folder_then_submit_by_name_from_another_folder(
         "configmap/greet-config created",
         "workflowtemplate/greet created",
     ]
-    assert (local_env / "configmaps" / "greet-config" / "greeting").read_text() == "hi"
-    assert (local_env / "configmaps" / "greet-config" / "MLFLOW_TRACKING_URI").read_text() == "http://127.0.0.1:5005"
+    applied_cm = local_env / "configmaps" / ".namespaces" / "scanflow" / "greet-config"  # the platform's namespace
+    assert (applied_cm / "greeting").read_text() == "hi"
+    assert (applied_cm / "MLFLOW_TRACKING_URI").read_text() == "http://127.0.0.1:5005"
+    assert not (local_env / "configmaps" / "greet-config").exists()  # never the older, un-namespaced folder
     applied = yaml.safe_load((local_env / "templates" / "scanflow" / "greet.yaml").read_text())  # its namespace's folder
     assert applied == {**greet_template(), "metadata": {**greet_template()["metadata"], "namespace": "scanflow"}}
 
@@ -139,3 +141,47 @@ def test_a_claim_applied_here_is_the_folder_a_workflow_mounts(
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(hostile))
     assert main(["apply", str(tmp_path / "bad.yaml")]) == 1
     assert "namespace must be a plain name" in capsys.readouterr().err
+
+
+def test_apply_puts_a_configmap_in_its_namespace_and_each_namespaces_runs_read_their_own(
+    local_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kubectl apply`` puts an object in its manifest's namespace, else in ``-n``'s (else the context's): so does
+    ``scanflow-argo apply`` of a ConfigMap (``--namespace``/``--team``, else the platform's ``scanflow``), and a
+    Pod's ``configMapKeyRef`` reads its own namespace's (docs/teams.md, Honest boundaries)."""
+    science, engineering = "scanflow-mnist-science", "scanflow-mnist-engineering"
+    cases = [  # (global options, the manifest's metadata.namespace, value, where it lands, what apply says)
+        ([], None, "platform-default", "scanflow", "configmap/shared created"),
+        (["--namespace", science], None, "science", science, "configmap/shared created"),  # one name: another object
+        (["--team", "mnist/engineering"], None, "engineering", engineering, "configmap/shared created"),
+        ([], "team-c", "c", "team-c", "configmap/shared created"),  # the manifest's own namespace
+        (["--namespace", science], None, "science-2", science, "configmap/shared configured"),
+    ]
+    for i, (options, namespace, value, lands, line) in enumerate(cases):
+        meta = {"name": "shared", **({"namespace": namespace} if namespace else {})}
+        (tmp_path / f"cm{i}.yaml").write_text(
+            yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"who": value}})
+        )
+        assert main([*options, "apply", str(tmp_path / f"cm{i}.yaml")]) == 0
+        assert capsys.readouterr().out.strip() == line
+        assert (local_env / "configmaps" / ".namespaces" / lands / "shared" / "who").read_text() == value
+    assert not (local_env / "configmaps" / "shared").exists()  # never the older, un-namespaced folder
+
+    env = [{"name": "WHO", "valueFrom": {"configMapKeyRef": {"name": "shared", "key": "who"}}}]
+    template = {"name": "main", "container": {"image": "busybox", "command": ["sh", "-c", "echo who=$WHO"], "env": env}}
+    wf = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "who-"}}
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump({**wf, "spec": {"entrypoint": "main", "templates": [template]}}))
+    for options, value in (
+        ([], "platform-default"),
+        (["--namespace", science], "science-2"),
+        (["--team", "mnist/engineering"], "engineering"),
+    ):
+        assert main([*options, "submit", str(tmp_path / "wf.yaml"), "--wait", "--timeout", "60"]) == 0
+        run = capsys.readouterr().out.splitlines()[0]
+        assert main([*options, "logs", run]) == 0
+        assert capsys.readouterr().out.strip() == f"{run}: who={value}"
+    hostile = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared", "namespace": "../up"}, "data": {"k": "v"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(hostile))
+    assert main(["apply", str(tmp_path / "bad.yaml")]) == 1
+    assert "configmap/shared: namespace '../up' is no Kubernetes namespace name" in capsys.readouterr().err
+    assert not (local_env / "configmaps" / "up").exists() and not (local_env / "up").exists()

@@ -142,5 +142,6 @@ class RunContext(Protocol):
         ...
 
     def local_ref(self, kind: str, ref: Mapping[str, Any], what: str) -> str | None:
-        """A ConfigMap (``configmaps``) or Secret (``secrets``) key of this machine's state folder, or None."""
+        """A ConfigMap (``configmaps``) or Secret (``secrets``) key of the run's namespace (``core/configstore.py``),
+        or None."""
         ...

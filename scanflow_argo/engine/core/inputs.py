@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ...argoexpr.expr import eval_expr
 from ...errors import EngineError
+from .configstore import CONFIGMAPS
 from .frame import Frame
 from .state import node_id
 from .subst import ABSENT_HINT, expand_scope, substitute, substitute_str, tag_body
@@ -19,24 +20,37 @@ from .values import fmt_item
 
 __all__ = ["artifact_source", "inputs_doc", "param_value", "resolve_inputs", "template_vars"]
 
-LocalRef = Callable[[str, Mapping[str, Any], str], "str | None"]
+
+class LocalRefs(Protocol):
+    """Where a parameter's ``valueFrom.configMapKeyRef`` is read: the run's namespace's ConfigMaps."""
+
+    def local_ref(self, kind: str, ref: Mapping[str, Any], what: str) -> str | None:
+        """The key's value, or None when the run's namespace has no such ConfigMap or key."""
+        ...
+
+    def ref_missing(self, kind: str, ref: Mapping[str, Any]) -> str:
+        """Why the key is not there (naming the run's namespace) and how to put it there."""
+        ...
 
 
 def param_value(
-    p: Mapping[str, Any], what: str, allow_missing: bool, local_ref: LocalRef, scope: Mapping[str, Any] | None = None
+    p: Mapping[str, Any], what: str, allow_missing: bool, refs: LocalRefs, scope: Mapping[str, Any] | None = None
 ) -> str | None:
-    """A parameter's value: ``value``, else ``valueFrom.configMapKeyRef`` (``local_ref``), else a default.
+    """A parameter's value: ``value``, else ``valueFrom.configMapKeyRef`` (``refs``: the run's namespace's), else a
+    default.
 
     The ConfigMap's ``name`` and ``key`` are substituted with ``scope`` (the global variables) first, as Argo's
-    ``substituteAndGetConfigMapValue`` (``workflow/common/util.go``) does before it reads the ConfigMap."""
+    ``substituteAndGetConfigMapValue`` (``workflow/common/util.go``) does before it reads the ConfigMap in the
+    workflow's namespace; a key found nowhere, with no default, is its error ``unable to retrieve … from ConfigMap``."""
     if "value" in p:
         return fmt_item(p["value"])
     vf = p.get("valueFrom") or {}
+    ref: Mapping[str, Any] | None = None
     if "configMapKeyRef" in vf:
         ref = vf["configMapKeyRef"]
         if scope is not None:
             ref = {**ref, **substitute({k: ref[k] for k in ("name", "key") if k in ref}, scope, where=what)}
-        found = local_ref("configmaps", ref, what)
+        found = refs.local_ref(CONFIGMAPS, ref, what)
         if found is not None:
             return found
         if ref.get("optional") and "default" not in p and "default" not in vf:
@@ -45,6 +59,10 @@ def param_value(
         return fmt_item(p["default"])
     if "default" in vf:
         return fmt_item(vf["default"])
+    if ref is not None:
+        raise EngineError(
+            f"{what}: unable to retrieve inputs.parameters.{p.get('name')} from ConfigMap: {refs.ref_missing(CONFIGMAPS, ref)}"
+        )
     if allow_missing:
         return None
     raise EngineError(f"{what} has no value: pass it with -p {p.get('name')}=VALUE")
@@ -81,7 +99,7 @@ def resolve_inputs(
     frame: Frame,
     where: str,
     global_scope: Callable[[], dict[str, Any]],
-    local_ref: LocalRef,
+    refs: LocalRefs,
 ) -> dict[str, Any]:
     """The template's inputs (``{"parameters": [...], "artifacts": [...]}``) from the call's arguments;
     defaults may use global variables (``global_scope``)."""
@@ -92,9 +110,9 @@ def resolve_inputs(
     for p in (tmpl.get("inputs") or {}).get("parameters") or []:
         value: str | None = None
         if p["name"] in given and not given[p["name"]].get("_absent"):
-            value = param_value(given[p["name"]], f"{where} argument {p['name']!r}", True, local_ref, globals_)
+            value = param_value(given[p["name"]], f"{where} argument {p['name']!r}", True, refs, globals_)
         if value is None:
-            value = param_value(p, f"{where} input {p['name']!r}", True, local_ref, globals_)
+            value = param_value(p, f"{where} input {p['name']!r}", True, refs, globals_)
             if value is not None and "{{" in value:
                 templated.append(len(params))
         if value is None and given.get(p["name"], {}).get("_absent"):  # ProcessArgs (workflow/common/util.go)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import shutil
 import stat
@@ -30,13 +29,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...errors import EngineError
+from ..core.configstore import CONFIGMAPS, configmap_annotations, read_key
 from ..core.manifest import load_yaml
 from ..core.paths import safe_join
 
 __all__ = [
+    "REPOSITORIES_CONFIGMAP",
     "ArtifactNotFound",
     "ArtifactRepo",
-    "configmap_annotations",
     "http_load",
     "http_location",
     "http_save",
@@ -270,35 +270,21 @@ def http_save(src: Path, location: Mapping[str, Any], archive: Mapping[str, Any]
 # -- artifactRepositoryRef (workflow/artifactrepositories/artifactrepositories.go) ----------------------------------
 REPOSITORIES_CONFIGMAP = "artifact-repositories"
 DEFAULT_KEY_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
-ANNOTATIONS_FOLDER = ".annotations"
-"""``<home>/configmaps/.annotations/<name>.json``: the annotations of a ConfigMap applied here (a ConfigMap's own
-folder holds only its keys, which pods may mount)."""
-
-
-def configmap_annotations(home: Path, name: str) -> dict[str, str]:
-    """The annotations of the ConfigMap ``name`` applied to this machine's state folder (none when not recorded)."""
-    path = home / "configmaps" / ANNOTATIONS_FOLDER / f"{name}.json"
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def resolve_repository(ref: Mapping[str, Any] | None, namespace: str, home: Path) -> dict[str, Any]:
     """The workflow's ``status.artifactRepositoryRef``, as Argo's ``artifactRepositories.Resolve``: the ConfigMap
-    ``ref.configMap`` (default ``artifact-repositories``) of this machine's state folder, its key ``ref.key`` (default:
-    the ConfigMap's ``workflows.argoproj.io/default-artifact-repository`` annotation), which must hold a repository
-    (YAML). Without a ref, that ConfigMap's default key if there is one, else the default repository. Artifacts are
-    stored in the local repository whatever the entry's location (S3…): it stands for them all here. A ref that
-    resolves to nothing raises ``EngineError`` with Argo's message."""
+    ``ref.configMap`` (default ``artifact-repositories``) of the workflow's namespace (``core/configstore.py``), its
+    key ``ref.key`` (default: the ConfigMap's ``workflows.argoproj.io/default-artifact-repository`` annotation),
+    which must hold a repository (YAML). Without a ref, that ConfigMap's default key if there is one, else the
+    default repository. Artifacts are stored in the local repository whatever the entry's location (S3…): it stands
+    for them all here. A ref that resolves to nothing raises ``EngineError`` with Argo's message."""
     name = str((ref or {}).get("configMap") or REPOSITORIES_CONFIGMAP)
-    folder = home / "configmaps" / name
-    key = str((ref or {}).get("key") or configmap_annotations(home, name).get(DEFAULT_KEY_ANNOTATION, ""))
-    value = safe_join(folder, key, f"artifactRepositoryRef key {key!r}") if key else None
-    if value is not None and value.is_file():
+    key = str((ref or {}).get("key") or configmap_annotations(home, namespace, name).get(DEFAULT_KEY_ANNOTATION, ""))
+    text = read_key(home, CONFIGMAPS, namespace, name, key) if key else None
+    if text is not None:
         try:
-            repo = load_yaml(value.read_text()) or {}
+            repo = load_yaml(text) or {}
         except Exception as err:  # PyYAML's errors (and a key that is no mapping) are the user's to fix
             raise EngineError(
                 f'failed to resolve artifact repository: failed to unmarshall config map key "{key}": {err}'

@@ -1,6 +1,13 @@
 """The memoization cache: Argo's ConfigMap cache (``workflow/controller/cache/configmap_cache.go``) as the
-local ConfigMap folder ``<home>/configmaps/<name>/<key>`` of the state folder, so entries survive runs and
-engines, and ``scanflow-argo apply`` of a ConfigMap seeds them as ``kubectl apply`` seeds Argo's.
+local ConfigMap of the workflow's namespace (its folder where ``core/configstore.py`` says), so entries survive
+runs and engines, and ``scanflow-argo apply`` of a ConfigMap into that namespace seeds them as ``kubectl apply``
+seeds Argo's.
+
+As Argo's ``cacheFactory.GetCache`` (``workflow/controller/cache/cache.go``) keys a cache by the workflow's
+namespace and name (``ConfigMapCache.<namespace>.<name>``), one cache name in two namespaces is two caches: a
+memoized step never hits an entry another namespace's run saved. Entries an older version kept without a
+namespace (``<home>/configmaps/<name>/<key>``) are never read: whose run saved them cannot be known, and a
+miss only runs the step again.
 
 An entry is one key of the ConfigMap holding the JSON of Argo's ``cache.Entry``
 (``workflow/controller/cache/cache.go``): ``{"nodeID", "outputs", "creationTimestamp",
@@ -18,8 +25,7 @@ An entry is one key of the ConfigMap holding the JSON of Argo's ``cache.Entry``
   when loaded, as a Get finds nothing.
 
 Unlike the cluster's, the local ConfigMaps carry no labels, so Argo's check of the label
-``workflows.argoproj.io/configmap-type: Cache`` (``validateConfigmap``) has nothing to read; and local
-ConfigMaps have no namespace (one folder per name, as ``scanflow-argo apply`` writes them). Readers and
+``workflows.argoproj.io/configmap-type: Cache`` (``validateConfigmap``) has nothing to read. Readers and
 writers of one ConfigMap take an ``flock`` on its folder, which stands for the API server's
 resource-version conflicts that Argo retries on.
 """
@@ -39,7 +45,7 @@ from typing import Any
 
 from ...clock import Clock, iso
 from ...errors import EngineError
-from ..core.paths import safe_join
+from ..core.configstore import CONFIGMAPS, object_folder
 
 __all__ = ["CONFIGMAP_LIMIT", "MAX_KEY", "ConfigMapCache", "Entry", "valid_key"]
 
@@ -108,14 +114,15 @@ class Entry:
 
 
 class ConfigMapCache:
-    """One memoization cache: the local ConfigMap ``name`` (Argo's ``configMapCache``)."""
+    """One memoization cache: the local ConfigMap ``name`` of ``namespace`` (Argo's ``configMapCache``)."""
 
-    def __init__(self, home: Path, name: str, clock: Clock) -> None:
+    def __init__(self, home: Path, namespace: str, name: str, clock: Clock) -> None:
+        self.namespace = namespace
         self.name = name
         self.clock = clock
         self.valid = bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253
-        # an invalid name is never a folder: it cannot exist on the API server either
-        self.folder = safe_join(home / "configmaps", name if self.valid else ".invalid", "memoization cache")
+        # an invalid name is never a folder (it cannot exist on the API server either): nothing is read or written
+        self.folder = object_folder(home, CONFIGMAPS, namespace, name) if self.valid else home / CONFIGMAPS / ".invalid"
 
     def load(self, key: str) -> Entry | None:
         """The entry under ``key``, its ``lastHitTimestamp`` now recorded; None on a miss (``configMapCache.load``)."""

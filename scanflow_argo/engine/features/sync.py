@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 
 from ...clock import Clock
 from ...errors import EngineError, NotSupportedLocally
+from ..core.configstore import CONFIGMAPS, missing, read_key
 from ..core.paths import safe_join
 
 __all__ = [
@@ -138,22 +139,23 @@ def _name(value: Any, where: str) -> str:
 
 
 def semaphore_limit(home: Path, spec: LockSpec, where: str) -> int:
-    """A semaphore's limit: the ConfigMap key ``<home>/configmaps/<name>/<key>`` (``scanflow-argo apply``)."""
-    path = safe_join(home / "configmaps", f"{spec.name}/{spec.key}", where)
-    try:
-        text = path.read_text().strip()
-    except OSError as err:
+    """A semaphore's limit: the key of the ConfigMap of the lock's namespace (``core/configstore.py``; Argo reads
+    ``<namespace>/ConfigMap/<name>/<key>`` with ``ConfigMaps(namespace).Get``, ``workflow/sync``)."""
+    value = read_key(home, CONFIGMAPS, spec.namespace, spec.name, spec.key)
+    if value is None:
         raise EngineError(
-            f"{where}: semaphore {spec.lock_name} takes its limit from ConfigMap {spec.name} key {spec.key}, but {path} "
-            "cannot be read: apply the ConfigMap (scanflow-argo apply) or write the limit there"
-        ) from err
+            f"{where}: semaphore {spec.lock_name} takes its limit from ConfigMap {spec.name} key {spec.key}: "
+            + missing(home, CONFIGMAPS, spec.namespace, spec.name, spec.key)
+        )
+    text = value.strip()
     try:
         limit = int(text)
     except ValueError:
         limit = 0
     if limit < 1:
         raise EngineError(
-            f"{where}: semaphore {spec.lock_name}: {path} holds {text!r}, not a positive integer (the number of holders at once)"
+            f"{where}: semaphore {spec.lock_name}: ConfigMap {spec.name} key {spec.key} of namespace {spec.namespace!r} "
+            f"holds {text!r}, not a positive integer (the number of holders at once)"
         )
     return limit
 

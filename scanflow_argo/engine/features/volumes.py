@@ -10,8 +10,9 @@ A pod's volumes resolve to host folders that become binds in the node's sandbox:
 - ``persistentVolumeClaim`` of an existing claim: ``$SCANFLOW_HOME/volumes/<namespace>/<claim>/``,
   which must exist (Kubernetes leaves the pod Pending forever; here it is an error saying how to
   create it);
-- ``configMap`` / ``secret``: the keys under ``$SCANFLOW_HOME/configmaps|secrets/<name>/``, projected
-  read-only into a per-pod folder (``items``, ``optional``, ``defaultMode``/``mode`` honoured).
+- ``configMap`` / ``secret``: the keys of the ConfigMap or Secret of the pod's namespace (where
+  ``core/configstore.py`` says it lives), projected read-only into a per-pod folder (``items``, ``optional``,
+  ``defaultMode``/``mode`` honoured).
 
 Other volume kinds (hostPath, nfs, csi…) are refused. ``initContainers`` run in order before the
 main container, each in its own root with the pod's volumes (``mirrorVolumeMounts`` gives them the
@@ -29,6 +30,7 @@ from typing import Any
 
 from ...errors import EngineError, NotSupportedLocally, PodRefused
 from ...settings import Settings
+from ..core.configstore import CONFIGMAPS, SECRETS, find_object, missing
 from ..core.paths import safe_join
 from ..core.subst import substitute
 from .images import launch
@@ -260,18 +262,16 @@ class PodVolumes:
     def _project(self, name: str, kind: str, src: Mapping[str, Any]) -> Path:
         """A configMap/secret's keys as files in a per-pod folder (Kubernetes projects them read-only)."""
         ref = str(src.get("secretName" if kind == "secret" else _NAME) or "")
-        folder = "secrets" if kind == "secret" else "configmaps"
+        folder = SECRETS if kind == "secret" else CONFIGMAPS
         what = f"{self.where}: {kind} volume {name!r}"
-        store = safe_join(self.run.home / folder, ref, what) if ref else self.run.home / folder / "?"
+        store = find_object(self.run.home, folder, self.run.namespace, ref)  # in the pod's namespace, as the kubelet
         dest = safe_join(self.folder, name, what)
         dest.mkdir(parents=True, exist_ok=True)
-        if not ref or not store.is_dir():
+        if store is None:
             if src.get("optional"):
                 return dest  # an optional missing source mounts empty, as on Kubernetes
-            raise EngineError(
-                f"{what}: {kind} {ref!r} not found in {self.run.home / folder}: put each key in "
-                f"{self.run.home / folder / (ref or 'NAME')}/KEY (or mark the volume optional)"
-            )
+            why = missing(self.run.home, folder, self.run.namespace, ref)
+            raise EngineError(f"{what}: {why} (or mark the volume optional)")
         default_mode = int(src.get("defaultMode", 0o644))
         items = src.get("items")
         pairs = [(str(i["key"]), str(i.get("path") or i["key"]), i.get("mode")) for i in items] if items else None
@@ -282,7 +282,7 @@ class PodVolumes:
             if not key_file.is_file():
                 if src.get("optional"):
                     continue
-                raise EngineError(f"{what}: key {key!r} is not in {kind} {ref!r} ({key_file} is missing)")
+                raise EngineError(f"{what}: {missing(self.run.home, folder, self.run.namespace, ref, key)}")
             target = safe_join(dest, path, what)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(key_file, target)

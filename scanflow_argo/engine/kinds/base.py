@@ -61,12 +61,13 @@ class KindContext(RunContext, Protocol):
 
 @dataclass
 class CheckContext:
-    """What a kind's ``check`` may use: the settings, the volumes the workflow declares, and the notes
-    (Kubernetes-only fields accepted and ignored) it adds to."""
+    """What a kind's ``check`` may use: the settings, the volumes the workflow declares, the notes
+    (Kubernetes-only fields accepted and ignored) it adds to, and the workflow's namespace."""
 
     settings: Settings
     volumes: frozenset[str] = frozenset()
     notes: set[str] = field(default_factory=set)
+    namespace: str = "default"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Argo runs an ``http`` template in its agent, from the controller's side, not in 
 module: the request goes from the engine process (httpcore, httpx's transport), never through a shell. What it owns:
 
 * the request: ``method`` (default GET), ``url``, ``headers`` (``value`` or ``valueFrom.secretKeyRef``,
-  read from ``$SCANFLOW_HOME/secrets/<name>/<key>`` like secret env), ``body`` or ``bodyFrom.bytes``
+  read from the run's namespace's Secrets, ``core/configstore.py``, like secret env), ``body`` or ``bodyFrom.bytes``
   (base64, as Kubernetes writes ``[]byte``), ``timeoutSeconds`` (default 30), ``insecureSkipVerify``;
 * success: ``successCondition`` (expr over ``request.*`` and ``response.statusCode/body/headers``); without
   one, a status code of 400 or more fails the node with Argo's "received non-2xx response code: N";
@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ...argoexpr.expr import ExprError, eval_expr, eval_expr_bool, render_param
 from ...errors import EngineError
+from ..core.configstore import SECRETS, missing
 from ..core.context import Call
 from ..core.inputs import inputs_doc
 from ..core.state import NodeDoc, node_id
@@ -347,10 +348,10 @@ def _wait(ex: KindContext, worker: threading.Thread, until: float, deadline: flo
 
 
 def _secret(ex: KindContext, ref: Mapping[str, Any], what: str) -> str:
-    value = ex.local_ref("secrets", ref, what)
+    value = ex.local_ref(SECRETS, ref, what)
     if value is None:
-        path = ex.settings.home / "secrets" / str(ref.get("name")) / str(ref.get("key"))
-        raise EngineError(f"{what} reads secret {ref.get('name')}/{ref.get('key')}, which is missing: put the value in {path}")
+        why = missing(ex.settings.home, SECRETS, ex.namespace, str(ref.get("name")), str(ref.get("key")))
+        raise EngineError(f"{what} reads secret {ref.get('name')}/{ref.get('key')}: {why}")
     return value.rstrip("\n")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ...argoexpr.expr import eval_expr, render_param
 from ...errors import EngineError, NotSupportedLocally, PodRefused
+from ..core.configstore import missing
 from ..core.envvars import expand
 from ..core.paths import safe_join
 from ..core.state import NodeDoc
@@ -107,11 +108,8 @@ def container_env(ctx: KindContext, body: Mapping[str, Any], where: str) -> dict
                     break  # as Kubernetes does: a missing optional key leaves the variable unset
                 if value is None:
                     ref = vf[kind]
-                    home = ctx.settings.home
-                    raise EngineError(
-                        f"{where}: env {name} reads {kind} {ref.get('name')}/{ref.get('key')}, which is not in "
-                        f"{home / folder}: put the value in {home / folder / str(ref.get('name')) / str(ref.get('key'))}"
-                    )
+                    why = missing(ctx.settings.home, folder, ctx.namespace, str(ref.get("name")), str(ref.get("key")))
+                    raise EngineError(f"{where}: env {name} reads {kind} {ref.get('name')}/{ref.get('key')}: {why}")
                 env[name] = value
                 break
         else:

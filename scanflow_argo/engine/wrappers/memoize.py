@@ -80,7 +80,7 @@ def wrap(ctx: KindContext, call: Call, proceed: Callable[[Call], NodeDoc]) -> No
     key, cache_name = str(memo.get("key", "")), str(memo["cache"]["configMap"].get("name", ""))
     status: dict[str, Any] = {"hit": False, "key": key, "cacheName": cache_name}
     try:
-        cache = ConfigMapCache(ctx.settings.home, cache_name, ctx.clock)
+        cache = ConfigMapCache(ctx.settings.home, ctx.namespace, cache_name, ctx.clock)
         entry = cache.load(key)
         hit = entry is not None and entry.hit
         if entry is not None and memo.get("maxAge"):

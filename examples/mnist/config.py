@@ -85,7 +85,7 @@ class ScenarioConfig:
     challenger: bool = True
     """The second story: after the recovered phase a data scientist retrains a much deeper network from the
     champion, better offline, too slow online; its canary is rolled back."""
-    challenger_slowness: float = 2.0
+    challenger_slowness: float = 1.5
     """How slow the deep challenger's bare answer must be here, in multiples of ``slo``: its tower is made as deep
     as this machine needs (measured when the story starts, ``model.depth_for``), so every answer breaches the SLO."""
     challenger_epochs: int = 1

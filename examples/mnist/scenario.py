@@ -246,8 +246,9 @@ class Scenario:
             "lr": str(self.config.lr),
             "data_source": self.config.data_source,
             "test_fraction": str(self.config.test_fraction),
-            "rollout": "canary" if self.CANARY else "all-at-once",
         }
+        if not self.CANARY:  # every winner rolled at once (the templates' defaults: retraining's winners are canaries)
+            defaults["rollout"] = "all-at-once"
         for param in (doc.get("spec", {}).get("arguments") or {}).get("parameters") or []:
             if param.get("name") in defaults:
                 param["value"] = defaults[param["name"]]
@@ -463,6 +464,7 @@ class Scenario:
             "depth": str(depth),
             "init_model": f"models:/{MODEL_NAME}@champion",
             "epochs": str(c.challenger_epochs),
+            "batch_size": "256",  # the tower's cost is per step, not per digit: fewer, larger steps
             "feedback_dir": str(self.home / "feedback" / DEPLOYMENT),
             "feedback_window": f"{int(onset)}..{int(self.clock.now())}",
         }

@@ -77,14 +77,14 @@ def test_quick_scenario_agents_act_and_accuracy_recovers(tmp_path: Path, serving
     assert summary["drifted_accuracy_after"] >= summary["drifted_accuracy_before"] + 0.25, summary
     assert summary["detection_s"] is not None and summary["detection_s"] <= 60
 
-    # The roll-outs: v2 through 20 → 50 → 100 % to champion; v3 (a tower calibrated here to answer in 2 × the SLO)
+    # The roll-outs: v2 through 20 → 50 → 100 % to champion; v3 (a tower calibrated here to answer in 1.5 × the SLO)
     # better offline, rolled back at its first step having answered about its 20 % of the requests sent meanwhile
     # (the seeded split's 3-sigma bound), the aliases as they were, no request failed during either.
     checks = summary["checks"]
     assert checks["drift_candidate_promoted_after_its_canary"] and checks["slow_challenger_rolled_back"], summary["rollouts"]
     assert checks["slow_challenger_served_at_most_its_canary_share"], summary
     assert 0 < summary["challenger_served"] < summary["challenger_requests_during"]
-    assert summary["challenger_forward_s"] >= 2 * timeline["config"]["slo"]
+    assert summary["challenger_forward_s"] >= timeline["config"]["challenger_slowness"] * timeline["config"]["slo"]
     assert summary["challenger_p95_max"] > timeline["config"]["slo"]
     challenger = timeline["models"]["challenger"]
     assert challenger["drifted_accuracy"] > timeline["models"]["retrained"]["drifted_accuracy"]  # better offline

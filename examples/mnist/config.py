@@ -87,9 +87,13 @@ class ScenarioConfig:
     champion, better offline, too slow online; its canary is rolled back."""
     challenger_slowness: float = 1.5
     """How slow the deep challenger's bare answer must be here, in multiples of ``slo``: its tower is made as deep
-    as this machine needs (measured when the story starts, ``model.depth_for``), so every answer breaches the SLO."""
+    as this machine needs for that much CPU time per answer (measured when the story starts, ``model.depth_for``),
+    so every answer breaches the SLO, the busier the machine the more."""
     challenger_epochs: int = 1
     """Epochs of fine-tuning the champion with the tower stacked on it."""
+    challenger_samples: int = 4096
+    """Images of the training mix the challenger is fine-tuned on (``max_samples``): a tower's training step costs
+    its thousands of layers whatever the batch, so it trains on fewer, larger steps."""
     challenger_max: float = 420.0
     """Longest wait for the challenger's retraining and roll-out."""
 
@@ -105,7 +109,7 @@ QUICK = replace(
     epochs=4,
     base_rps=10.0,
     clean_seconds=20.0,
-    drift_max=300.0,
+    drift_max=420.0,
     after_roll_seconds=15.0,
     load_factor=10.0,
     load_seconds=45.0,
@@ -114,5 +118,6 @@ QUICK = replace(
     accuracy_window="15s",
     scale_window="8s",
     scale_down_stabilization=20.0,
-    challenger_max=360.0,
+    challenger_max=420.0,
+    challenger_samples=2048,
 )

@@ -237,6 +237,7 @@ def _rollout_figures(timeline: Mapping[str, Any], reqs: Sequence[Mapping[str, An
         out["challenger_requests_during"] = sent
         out["challenger_share"] = _round(served / sent) if sent else None
         out["challenger_decided_s"] = _round(bad["end"] - bad["start"], 2) if bad["end"] is not None else None
+        out["challenger_analyses"] = len(bad["analyses"])
         p95s = [(s.get("p95_by") or {}).get(bad["canary"] or "") for s in samples]
         out["challenger_p95_max"] = _round(max((v for v in p95s if v is not None), default=None))
     aliases = timeline.get("aliases")
@@ -362,7 +363,11 @@ def _checks(s: Mapping[str, Any], full_set: bool = False) -> dict[str, bool | No
     if "rollouts" in s:
         checks["drift_candidate_promoted_after_its_canary"] = ok(s.get("drift_rollout_outcome"), lambda v: v == "promoted")
         checks["slow_challenger_rolled_back"] = ok(s.get("challenger_outcome"), lambda v: v == "rolled back")
-        checks["slow_challenger_served_at_most_its_canary_share"] = ok(s.get("challenger_served"), lambda v: v <= _share_bound(s))
+        # "at most its canary share during one analysis window": decided by its first analysis, and no more answers
+        # than its weight's share of the requests sent meanwhile
+        checks["slow_challenger_served_at_most_its_canary_share"] = ok(
+            s.get("challenger_served"), lambda v: v <= _share_bound(s) and s.get("challenger_analyses") == 1
+        )
         checks["no_failed_request_during_rollouts"] = ok(s.get("rollout_failed_requests"), lambda v: v == 0)
     return checks
 

@@ -451,6 +451,9 @@ class Scenario:
 
         c = self.config
         assert self.traffic is not None
+        if "rollout" not in self.timeline["events"]:  # its story starts from the drift story's champion
+            self.console.log("[red]the drift candidate was not promoted: no challenger story")
+            return
         self.traffic.set(phase="challenger")
         self._step("challenger")
         at_least = c.challenger_slowness * c.slo
@@ -465,6 +468,7 @@ class Scenario:
             "init_model": f"models:/{MODEL_NAME}@champion",
             "epochs": str(c.challenger_epochs),
             "batch_size": "256",  # the tower's cost is per step, not per digit: fewer, larger steps
+            "max_samples": str(c.challenger_samples),
             "feedback_dir": str(self.home / "feedback" / DEPLOYMENT),
             "feedback_window": f"{int(onset)}..{int(self.clock.now())}",
         }

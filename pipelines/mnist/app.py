@@ -73,6 +73,7 @@ def train(
     feedback_window: str = "",
     depth: int = 0,
     init_model: str = "",
+    max_samples: int = 0,
 ) -> dict:
     """Train the classifier (mixing in feedback data when ``feedback_dir`` is set; fine-tuning ``init_model`` when set)."""
     from pipelines.mnist import tasks
@@ -88,6 +89,7 @@ def train(
         feedback_window=feedback_window,
         depth=depth,
         init_model=init_model,
+        max_samples=max_samples,
     )
 
 
@@ -194,6 +196,12 @@ def _common_parameters(metric: str = "accuracy", rollout: str = "all-at-once") -
             description="Registered model to start from (e.g. models:/mnist@champion): fine-tune its weights; empty "
             "trains from scratch",
         ),
+        Param(
+            "max_samples",
+            int,
+            0,
+            description="Train on a stratified sample of at most this many images of the training mix (0: all of it)",
+        ),
     ]
 
 
@@ -212,6 +220,7 @@ def _chain(wf: WorkflowTemplate, feedback: bool) -> None:
         seed=p.seed,
         depth=p.depth,
         init_model=p.init_model,
+        max_samples=p.max_samples,
         **extra,
     )
     scored = evaluate(model=trained.out.model, splits=parts.out.splits)

@@ -120,8 +120,8 @@ def build_net(depth: int = 0) -> torch.nn.Module:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # unbind once: indexing the stacked weights per layer would make each layer's backward a full-size copy
             first, second = self.w1.unbind(0), self.w2.unbind(0)
-            for i in range(len(first)):
-                x = x + self.scale * (torch.relu(x @ first[i]) @ second[i])
+            for i in range(len(first)):  # addmm: the residual, the scale and the product in one op
+                x = torch.addmm(x, torch.relu(x @ first[i]), second[i], alpha=self.scale)
             return x
 
     class DeepMnistCNN(MnistCNN):
@@ -159,11 +159,12 @@ def load_weights(net: Any, model_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def forward_seconds(depth: int, reps: int = 7) -> float:
-    """The fastest of ``reps`` single-digit answers of a network with a ``depth``-layer tower, saved and loaded as
-    a replica loads it, on one thread: what serving one request costs here at least, before the server's own
-    time. The fastest, on one thread, not a typical one: on a busy machine answers take longer (with more
-    threads, much longer: each layer waits for the slowest), never less, so a tower this slow at its fastest
-    stays too slow when the machine is quieter."""
+    """The CPU time of a single-digit answer (the least of ``reps``) of a network with a ``depth``-layer tower,
+    saved and loaded as a replica loads it, computed on one thread: what serving one request costs here at
+    least, before the server's own time. CPU time, not elapsed time: on a busy machine the thread waits for a
+    core and an answer takes longer (with more threads, much longer: each layer waits for the slowest), never
+    less — measured on a machine busy with other work, elapsed time made a tower look 6x slower than it is on a
+    quiet one — so a tower this costly stays too slow however quiet the machine gets."""
 
     import torch
 
@@ -193,9 +194,9 @@ def _fastest_answer(depth: int, reps: int) -> float:
     with torch.no_grad():
         module(x)
         for _ in range(reps):
-            started = time.perf_counter()
+            started = time.thread_time()  # this thread's CPU time: with one torch thread, the answer's whole compute
             module(x)
-            times.append(time.perf_counter() - started)
+            times.append(time.thread_time() - started)
     return min(times)
 
 

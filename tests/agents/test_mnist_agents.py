@@ -14,6 +14,7 @@ from agents.mnist import drift_supervisor, make_drift_supervisor, make_throughpu
 from scanflow_argo.agents.decide import Sample, SensorWindow, decide
 from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.agents.testing import InMemoryPlatform
+from scanflow_argo.errors import AgentDefinitionError
 from scanflow_argo.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -86,6 +87,8 @@ def test_drift_supervisor_rolls_out_each_candidate_once_as_a_canary() -> None:
     spec = next(a for a in agent.actions() if a.name == "canary-rollout").rollout_spec("v3")
     assert spec["steps"] == [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}]
     assert spec["model"] == "mnist" and spec["alias"] == "champion" and spec["canary"] == "v3"
+    with pytest.raises(AgentDefinitionError, match="canary"):  # rendered into no predictor name: refused, not applied
+        next(a for a in agent.actions() if a.name == "canary-rollout").rollout_spec("v3.5")
     (metric,) = spec["analysis"]
     assert metric["successCondition"] == "result[0] <= 0.1" and "[8s]" in metric["provider"]["prometheus"]["query"]
     assert rollouts(3.0) == [] and rollouts(3.0) == []  # once per version

@@ -220,5 +220,10 @@ def test_a_challenger_answering_more_than_its_share_fails_the_target() -> None:
         if "served" in s:
             s["served"]["v3"] = 40.0  # half the 80 requests at a 20 % weight: far past the split's 3-sigma bound
     assert summarize(tl)["checks"]["slow_challenger_served_at_most_its_canary_share"] is False
+    ok = _with_rollouts()  # within its share, but judged twice (it reached a second step): not one analysis window
+    t0 = float(ok["t0"])
+    ok["decisions"].insert(-2, {"t": t0 + 130, "agent": "drift-supervisor", "kind": "rollout", "event": "analysis",
+                                "outcome": "Successful", "phase": "Progressing", "step": 1})  # fmt: skip
+    assert summarize(ok)["checks"]["slow_challenger_served_at_most_its_canary_share"] is False
     tl["requests"]["rows"].append([float(tl["t0"]) + 130, "challenger", "drift-eval", None, 503, None, 3, None])
     assert summarize(tl)["rollout_failed_requests"] == 1

@@ -149,8 +149,16 @@ def test_register_and_promote_in_a_real_mlflow(mlflow_server, small_data: Path, 
 
     # A deeper network fine-tuned from a registered version: its weights are downloaded and extended by the tower.
     deep = tasks.train(
-        str(tmp_path / "splits"), str(tmp_path / "deep"), 1, 0.002, 64, 0, depth=16, init_model=f"models:/{name}@champion"
+        str(tmp_path / "splits"),
+        str(tmp_path / "deep"),
+        1,
+        0.002,
+        64,
+        0,
+        depth=16,
+        init_model=f"models:/{name}@champion",
+        max_samples=100,
     )
-    assert deep["depth"] == 16
+    assert deep["depth"] == 16 and 95 <= deep["samples"] <= 105  # a stratified sample: rounded per class
     assert json.loads((tmp_path / "deep" / "meta.json").read_text())["format"] == "torchscript"
     assert set(tasks.evaluate(str(tmp_path / "deep"), str(tmp_path / "splits"))) == {"accuracy", "drifted_accuracy"}

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         served, sent, weight = s.get("challenger_served"), s.get("challenger_requests_during"), s.get("challenger_weight")
         rows += [
             ("drift candidate: roll-out start -> promoted", _fmt(s.get("rollout_to_promotion_s"), "s"), str(s.get("drift_rollout_outcome"))),
-            ("slow challenger: tower depth (measured here)", _fmt(s.get("challenger_depth")), f"one answer {_fmt(s.get('challenger_forward_s'), 'ms')}"),
+            ("slow challenger: tower depth (measured here)", _fmt(s.get("challenger_depth")), f"one answer: {_fmt(s.get('challenger_forward_s'), 'ms')} of CPU"),
             ("slow challenger: canary p95 (router)", _fmt(s.get("challenger_p95_max"), "ms"), f"SLO {_fmt(slo, 'ms')}"),
             ("slow challenger: answered / sent while judged", f"{served}/{sent}", f"<= its canary share ({_fmt(weight, '%')})"),
             ("slow challenger: roll-out start -> rolled back", _fmt(s.get("challenger_decided_s"), "s"), str(s.get("challenger_outcome"))),

@@ -509,7 +509,7 @@ _ROWS = [
     ("max_replicas", "Most replicas", ""),
     ("rollout_to_promotion_s", "Drift candidate: roll-out start → promoted (canary steps passed)", "s"),
     ("challenger_depth", "Slow challenger: tower depth (calibrated here)", ""),
-    ("challenger_forward_s", "Slow challenger: one bare answer, measured here", "ms"),
+    ("challenger_forward_s", "Slow challenger: CPU time of one bare answer, measured here", "ms"),
     ("challenger_drifted_accuracy_test", "Slow challenger: drifted test accuracy (offline)", "pct"),
     ("challenger_p95_max", "Slow challenger: canary p95 (router)", "ms"),
     ("challenger_weight", "Slow challenger: canary share of traffic", "pct"),

@@ -460,7 +460,7 @@ class Scenario:
         depth, seconds = await asyncio.to_thread(model.depth_for, at_least)
         self._challenger_calibration = {"depth": depth, "forward_s": round(seconds, 4), "at_least_s": at_least, "slo": c.slo}
         self.console.log(
-            f"a tower of {depth} layers answers one digit in {seconds * 1000:.0f} ms here (wanted ≥ {at_least * 1000:.0f} ms)"
+            f"a tower of {depth} layers computes one answer in {seconds * 1000:.0f} ms of CPU here (wanted ≥ {at_least * 1000:.0f} ms)"
         )
         onset = self.timeline["events"].get("drift_onset") or self.clock.now()
         params = {

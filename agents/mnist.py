@@ -5,10 +5,17 @@ drift score gauge (``drift_score``). When accuracy stays under its threshold, or
 score stays high (hysteresis: fires at ``drift_fire``, clears under ``drift_clear``), it submits
 the ``mnist-retrain`` WorkflowTemplate with ``feedback_window`` = ``<onset_epoch>..<now_epoch>``
 (the window since the degradation began) and ``feedback_dir``; at most one retraining runs at a
-time, counted on the platform. Roll-out is the pipeline's job, not the agent's: the retraining
-workflow registers a challenger, promotes it (alias ``champion``) only if it beats the champion on
-the held-out set, and only then rolls the SeldonDeployment — so a worse model never reaches
-production, and the promotion decision lives next to the evaluation that justifies it.
+time, counted on the platform. It also rolls out what a retraining proposes: the workflow registers
+a challenger and names it the ``candidate`` (MLflow alias) only if it beats the champion on the
+held-out set (``rollout=canary``, the retraining template's default) — the offline decision lives
+next to the evaluation that justifies it. The supervisor reads the alias (``MlflowQuery``) and starts
+one canary roll-out per candidate version (``StartRollout``, idempotency key ``rollout-<deployment>-<version>``):
+steps of ``canary_steps`` percent of the traffic, each followed by ``canary_analysis`` of the canary's
+p95 against ``slo``; at 100 % and a passed analysis the candidate becomes ``champion`` (the old one
+``previous``), on a failed one all traffic goes back to the stable predictor at once and the aliases
+stay. A model better offline but worse online never serves more than its canary's share. The canary
+predictor is named ``v<version>``: a promoted canary stays the deployment's predictor, so the next
+candidate's needs another name.
 
 ``throughput_scaler`` reads p95 latency of the router (Seldon's executor on the cluster) and the request rate —
 of predictions only (``service="predictions"``: feedback, status and metadata calls are served by the same
@@ -39,9 +46,11 @@ from scanflow_argo.spec.agent import (
     Agent,
     AnyOf,
     Hysteresis,
+    MlflowQuery,
     Plan,
     PromQuery,
     ScaleDeployment,
+    StartRollout,
     SubmitWorkflow,
     Threshold,
     agent_factory,
@@ -66,11 +75,20 @@ def make_drift_supervisor(
     cooldown: float | str = "10m",
     stale_after: float | str | None = None,
     cluster_scope: bool = False,
+    model: str = "mnist",
+    canary_steps: tuple[int, ...] | list[int] | None = (20, 50, 100),
+    slo: float = 0.1,
+    analysis_window: str = "30s",
+    analysis_interval: str = "10s",
+    analysis_count: int = 3,
+    analysis_delay: str = "30s",
 ) -> Agent:
     """The drift supervisor with these thresholds (defaults suit a production cadence).
 
     ``cluster_scope``: ``template`` is another team's published ClusterWorkflowTemplate, run in the agent's own
-    namespace (docs/teams.md)."""
+    namespace (docs/teams.md). ``canary_steps``: the traffic percent of each step of a candidate's roll-out, each
+    analysed with ``canary_analysis(slo=slo, window=analysis_window, …)``; ``None`` rolls nothing out (the
+    retraining template then runs with ``rollout=all-at-once``)."""
     selector = f'{{deployment_name="{deployment}"}}'
     accuracy = PromQuery(
         "accuracy",
@@ -93,14 +111,46 @@ def make_drift_supervisor(
         name="retrain",
         cluster_scope=cluster_scope,
     )
+    sensors: tuple[Any, ...] = (accuracy, drift)
+    rules: tuple[Any, ...] = (degraded,)
+    plans: tuple[Plan, ...] = (Plan("model-degraded", (retrain,)),)
+    if canary_steps:
+        candidate = MlflowQuery("candidate", model=model, alias="candidate", interval=interval, stale_after=stale_after)
+        rollout = StartRollout(
+            deployment,
+            model_uri=f"models:/{model}/{{sensor.candidate}}",
+            version="{sensor.candidate}",
+            model=model,
+            alias="champion",
+            canary="v{sensor.candidate}",
+            steps=tuple({"setWeight": int(w)} for w in canary_steps),
+            analysis=tuple(
+                canary_analysis(
+                    deployment=deployment,
+                    slo=slo,
+                    window=analysis_window,
+                    interval=analysis_interval,
+                    count=analysis_count,
+                    initial_delay=analysis_delay,
+                )
+            ),
+            idempotency_key=f"rollout-{deployment}-{{sensor.candidate}}",  # once per candidate version
+            cooldown=interval,
+            name="canary-rollout",
+        )
+        sensors += (candidate,)
+        rules += (Threshold("candidate", ">", 0, name="candidate-named"),)
+        # "while": each evaluation; the key makes it once per version (a new candidate while the rule holds too)
+        plans += (Plan("candidate-named", (rollout,), on="while"),)
     return Agent(
         name,
-        sensors=(accuracy, drift),
-        rules=(degraded,),
-        plans=(Plan("model-degraded", (retrain,)),),
+        sensors=sensors,
+        rules=rules,
+        plans=plans,
         interval=interval,
         entrypoint="agents.mnist:drift_supervisor",
-        description="Retrains the MNIST model when online accuracy drops or input drift stays high.",
+        description="Retrains the MNIST model when online accuracy drops or input drift stays high, and rolls out "
+        "each candidate a retraining names as a canary judged on its live p95.",
     )
 
 

@@ -8,8 +8,11 @@
 Prints clean accuracy, accuracy on the drifted stream before and after retraining, the times from
 drift onset to detection, retraining and roll-out, p95 latency before/during/after the load spike,
 time to scale, and ratios against baselines measured in the same run (recovered vs clean accuracy,
-p95 during vs before the spike), each next to the issue's target; then the decisions in order
-(agent actions, workflow outcomes) and, with ``--compare``, whether a second run made the same ones.
+p95 during vs before the spike), each next to the issue's target; the roll-outs (issue 17): the
+drift candidate's time from roll-out start to promotion, the slow challenger's requests answered
+against its canary share of those sent while it was judged, failed requests during roll-outs and
+the abort; then the decisions in order (agent actions, workflow outcomes, each roll-out's analyses
+and end) and, with ``--compare``, whether a second run made the same ones.
 """
 
 from __future__ import annotations
@@ -75,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         ("spike end -> one replica", _fmt(s.get("time_to_scale_down_s"), "s"), ""),
         ("whole scenario", _fmt(s.get("total_s"), "s"), "< 600 s"),
     ]
+    if s.get("rollouts"):
+        served, sent, weight = s.get("challenger_served"), s.get("challenger_requests_during"), s.get("challenger_weight")
+        rows += [
+            ("drift candidate: roll-out start -> promoted", _fmt(s.get("rollout_to_promotion_s"), "s"), str(s.get("drift_rollout_outcome"))),
+            ("slow challenger: tower depth (measured here)", _fmt(s.get("challenger_depth")), f"one answer: {_fmt(s.get('challenger_forward_s'), 'ms')} of CPU"),
+            ("slow challenger: canary p95 (router)", _fmt(s.get("challenger_p95_max"), "ms"), f"SLO {_fmt(slo, 'ms')}"),
+            ("slow challenger: answered / sent while judged", f"{served}/{sent}", f"<= its canary share ({_fmt(weight, '%')})"),
+            ("slow challenger: roll-out start -> rolled back", _fmt(s.get("challenger_decided_s"), "s"), str(s.get("challenger_outcome"))),
+            ("failed requests during roll-outs and abort", _fmt(s.get("rollout_failed_requests")), "0"),
+        ]  # fmt: skip
     print(
         f"MNIST scenario '{config.get('name')}' ({s.get('requests')} requests, {s.get('failed_requests')} failed) — {args.report}"
     )
@@ -90,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  ratio recovered/clean accuracy: {after / clean:.3f} (drifted before: {(before or 0) / clean:.3f}; target >= {(clean - 0.05) / clean:.3f})"
         )
+    if s.get("challenger_requests_during"):
+        print(
+            f"  slow challenger's share of the requests while judged: {s.get('challenger_share', 0):.3f} (canary weight {s.get('challenger_weight')})"
+        )
+    if s.get("aliases"):
+        print(f"  registry aliases at the end: {s['aliases']}")
     if s.get("p95_before_spike") and s.get("p95_during_spike"):
         print(f"  ratio p95 during/before the spike: {s['p95_during_spike'] / s['p95_before_spike']:.2f}")
     for name, ok in (s.get("checks") or {}).items():

@@ -72,6 +72,31 @@ class ScenarioConfig:
     scale_window: str = "10s"
     scale_down_stabilization: float = 30.0
 
+    canary_steps: tuple[int, ...] = (20, 50, 100)
+    """Traffic percent of the canary at each step of a roll-out; after each, the analysis of its p95 against
+    ``slo`` (``agents/mnist.py`` ``canary_analysis``): Successful → next step, at 100 % the candidate becomes
+    champion; Failed (more than one breach) → all traffic back to the stable predictor at once."""
+    analysis_delay: str = "4s"
+    """The analysis's ``initialDelay``: its first measurement, after the canary has served a few seconds."""
+    analysis_interval: str = "2s"
+    analysis_count: int = 3
+    analysis_window: str = "8s"
+    """The rate window of the canary's p95 (a few seconds of its requests: at 20 % of 10 req/s, ~16 answers)."""
+    challenger: bool = True
+    """The second story: after the recovered phase a data scientist retrains a much deeper network from the
+    champion, better offline, too slow online; its canary is rolled back."""
+    challenger_slowness: float = 1.5
+    """How slow the deep challenger's bare answer must be here, in multiples of ``slo``: its tower is made as deep
+    as this machine needs for that much CPU time per answer (measured when the story starts, ``model.depth_for``),
+    so every answer breaches the SLO, the busier the machine the more."""
+    challenger_epochs: int = 1
+    """Epochs of fine-tuning the champion with the tower stacked on it."""
+    challenger_samples: int = 4096
+    """Images of the training mix the challenger is fine-tuned on (``max_samples``): a tower's training step costs
+    its thousands of layers whatever the batch, so it trains on fewer, larger steps."""
+    challenger_max: float = 420.0
+    """Longest wait for the challenger's retraining and roll-out."""
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -84,7 +109,7 @@ QUICK = replace(
     epochs=4,
     base_rps=10.0,
     clean_seconds=20.0,
-    drift_max=300.0,
+    drift_max=420.0,
     after_roll_seconds=15.0,
     load_factor=10.0,
     load_seconds=45.0,
@@ -93,4 +118,6 @@ QUICK = replace(
     accuracy_window="15s",
     scale_window="8s",
     scale_down_stabilization=20.0,
+    challenger_max=420.0,
+    challenger_samples=2048,
 )

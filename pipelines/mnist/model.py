@@ -1,5 +1,12 @@
 """The MNIST model: a small two-layer CNN in torch, its training loop, and its export as a model directory.
 
+``depth`` > 0 adds a residual tower of that many small layers after the CNN's dense layer (``DeepMnistCNN``):
+each layer is cheap, but one answer runs them one after another, so a single digit costs ``depth`` times a
+layer's time however many cores there are, while batched training and evaluation amortise it. It is the
+case study's "better offline, too slow online" challenger; ``forward_seconds``/``depth_for`` measure how
+deep it must be to be slower than a latency objective on the machine at hand. Its output layer starts at
+zero, so a tower stacked on trained weights (``load_weights``) starts as the network it extends.
+
 The exported directory is the one docs/architecture.md describes and the serving replica loads
 (``scanflow_argo.serving.model.TorchClassifier``)::
 
@@ -9,6 +16,10 @@ The exported directory is the one docs/architecture.md describes and the serving
     meta.json   {"classes": [0..9], "input_shape": [1, 28, 28], "input_range": [0, 1], "format": "torch.export",
                  "metrics": {...}}
     drift.npz   the drift detector fitted on clean training inputs (``scanflow_argo.serving.drift``)
+
+A network with a tower is saved with TorchScript instead (``torch.jit.save``, ``"format": "torchscript"``):
+``torch.export`` unrolls the tower's loop into one graph node per layer, which takes minutes to export and
+to load for thousands of layers; TorchScript keeps the loop. Replicas tell the two apart by the archive.
 
 torch is imported inside functions (it costs seconds), so importing this module is cheap.
 """
@@ -35,9 +46,13 @@ __all__ = [
     "accuracy",
     "build_net",
     "configure_threads",
+    "depth_for",
+    "depth_of",
     "export",
     "fit_drift_detector",
+    "forward_seconds",
     "load_exported",
+    "load_weights",
     "predict_proba",
     "to_inputs",
     "train_model",
@@ -66,9 +81,14 @@ def configure_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-def build_net() -> torch.nn.Module:
-    """Two 5x5 conv layers (16, 32 channels) with max-pooling, then a 64-unit dense layer."""
+def build_net(depth: int = 0) -> torch.nn.Module:
+    """Two 5x5 conv layers (16, 32 channels) with max-pooling, then a 64-unit dense layer; with ``depth`` > 0,
+    a residual tower of ``depth`` 64-unit layers before the output layer (see the module docstring)."""
+    import torch
     from torch import nn
+
+    if depth < 0:
+        raise ValueError(f"depth must be 0 (the plain CNN) or more (layers of the residual tower), got {depth}")
 
     class MnistCNN(nn.Module):
         def __init__(self) -> None:
@@ -87,7 +107,117 @@ def build_net() -> torch.nn.Module:
             # Centre the [0, 1] pixels with MNIST's mean/std inside the net, so clients send raw pixels.
             return self.head(self.features((x - 0.1307) / 0.3081))
 
-    return MnistCNN()
+    class Tower(nn.Module):
+        """``depth`` residual bottleneck layers x + relu(x W1) W2 / depth (64 → 16 → 64 units), W2 zero at first: the
+        tower starts as the identity. Narrow on purpose: a layer costs a step of the interpreter whatever its size."""
+
+        def __init__(self, depth: int, width: int = 64, inner: int = 16) -> None:
+            super().__init__()
+            self.w1 = nn.Parameter(torch.randn(depth, width, inner) * width**-0.5)
+            self.w2 = nn.Parameter(torch.zeros(depth, inner, width))
+            self.scale = 1.0 / depth
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # unbind once: indexing the stacked weights per layer would make each layer's backward a full-size copy
+            first, second = self.w1.unbind(0), self.w2.unbind(0)
+            for i in range(len(first)):  # addmm: the residual, the scale and the product in one op
+                x = torch.addmm(x, torch.relu(x @ first[i]), second[i], alpha=self.scale)
+            return x
+
+    class DeepMnistCNN(MnistCNN):
+        def __init__(self, depth: int) -> None:
+            super().__init__()
+            self.tower = Tower(depth)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.features((x - 0.1307) / 0.3081)
+            h = self.head[3](self.head[2](self.head[1](self.head[0](h))))  # flatten, dense, relu, dropout
+            return self.head[4](self.tower(h))
+
+    return DeepMnistCNN(depth) if depth else MnistCNN()
+
+
+def depth_of(net: Any) -> int:
+    """Layers of the network's residual tower (0: none)."""
+    tower = getattr(net, "tower", None)
+    return int(tower.w1.shape[0]) if tower is not None else 0
+
+
+def load_weights(net: Any, model_dir: str | os.PathLike[str]) -> list[str]:
+    """Start ``net`` from the weights of an exported model directory (same names: the CNN's layers); returns the
+    names ``net`` has that the directory did not (e.g. a tower stacked on a plain CNN)."""
+    import torch
+
+    saved = load_exported(model_dir).state_dict()
+    own = net.state_dict()
+    wrong = [k for k, v in saved.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"{model_dir} does not fit this network: {', '.join(wrong)} have other shapes")
+    with torch.no_grad():
+        missing, _ = net.load_state_dict({k: v for k, v in saved.items() if k in own}, strict=False)
+    return list(missing)
+
+
+def forward_seconds(depth: int, reps: int = 7) -> float:
+    """The CPU time of a single-digit answer (the least of ``reps``) of a network with a ``depth``-layer tower,
+    saved and loaded as a replica loads it, computed on one thread: what serving one request costs here at
+    least, before the server's own time. CPU time, not elapsed time: on a busy machine the thread waits for a
+    core and an answer takes longer (with more threads, much longer: each layer waits for the slowest), never
+    less — measured on a machine busy with other work, elapsed time made a tower look 6x slower than it is on a
+    quiet one — so a tower this costly stays too slow however quiet the machine gets."""
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fastest_answer(depth, reps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fastest_answer(depth: int, reps: int) -> float:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    net = build_net(depth).eval()
+    if depth:
+        torch.jit.save(torch.jit.script(net), buffer)
+    else:
+        _export_program(net, buffer)
+    buffer.seek(0)
+    module = torch.jit.load(buffer) if depth else torch.export.load(buffer).module()
+    x = torch.zeros(1, *INPUT_SHAPE)
+    times = []
+    with torch.no_grad():
+        module(x)
+        for _ in range(reps):
+            started = time.thread_time()  # this thread's CPU time: with one torch thread, the answer's whole compute
+            module(x)
+            times.append(time.thread_time() - started)
+    return min(times)
+
+
+def depth_for(at_least: float, start: int = 256, limit: int = 1 << 17) -> tuple[int, float]:
+    """The tower (doubling from ``start``, then scaled: its time grows with its depth) whose fastest single-digit
+    answer here takes at least ``at_least`` seconds and not much more, with the time measured for it."""
+    depth, seconds = start, forward_seconds(start)
+    while seconds < at_least / 2 and depth < limit:
+        depth *= 2
+        seconds = forward_seconds(depth)
+    for _ in range(4):  # aim at 1.1 x at_least: above it for sure, not so far that training costs more than needed
+        if at_least <= seconds <= 1.25 * at_least or (seconds < at_least and depth >= limit):
+            break
+        depth = min(limit, max(1, round(depth * 1.1 * at_least / max(seconds, 1e-6))))
+        seconds = forward_seconds(depth)
+    while seconds < at_least and depth < limit:
+        depth = min(limit, int(depth * 1.2) + 1)
+        seconds = forward_seconds(depth)
+    if seconds < at_least:
+        raise ValueError(f"a tower of {depth} layers answers in {seconds:.3f} s here, under {at_least} s: no deeper one is tried")
+    return depth, seconds
 
 
 def to_inputs(images: np.ndarray) -> np.ndarray:
@@ -120,17 +250,24 @@ def train_model(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    depth: int = 0,
+    init_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    """Train a fresh CNN with Adam; deterministic for a given seed and thread count."""
+    """Train a CNN (with a ``depth``-layer tower) with Adam, fresh or from the weights in ``init_dir`` (an exported
+    model directory: fine-tuning it); deterministic for a given seed and thread count."""
     import torch
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0 (got epochs={epochs}, batch_size={batch_size}, lr={lr})")
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images, and at least one (got {len(images)} images, {len(labels)} labels)")
-    configure_threads(threads)
+    # A tower's layers are too small to share between threads; with two, each of its thousands of steps waits for
+    # the slower thread, which on a busy machine costs milliseconds a step (measured: 20x slower on 2 shared cores).
+    configure_threads(threads if threads is not None else (1 if depth else None))
     torch.manual_seed(seed)
-    net = build_net()
+    net = build_net(depth)
+    if init_dir:
+        load_weights(net, init_dir)
     x = torch.from_numpy(to_inputs(images))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
@@ -204,30 +341,45 @@ def export(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net.eval()
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    example = (torch.zeros(2, *INPUT_SHAPE),)
-    program = torch.export.export(net, example, dynamic_shapes=({0: batch},))
+    deep = depth_of(net) > 0
     with open(out / MODEL_FILE, "wb") as handle:  # a handle: torch warns on file names not ending in .pt2
-        torch.export.save(program, handle)
+        if deep:  # TorchScript keeps the tower's loop (see the module docstring)
+            torch.jit.save(torch.jit.script(net), handle)
+        else:
+            _export_program(net, handle)
     if reference_images is not None:
         fit_drift_detector(reference_images).save(out / DRIFT_FILE)
     meta = {
         "classes": CLASSES,
         "input_shape": list(INPUT_SHAPE),
         "input_range": [0, 1],
-        "format": "torch.export",
+        "format": "torchscript" if deep else "torch.export",
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out
 
 
-def load_exported(model_dir: str | os.PathLike[str]) -> Callable[[Any], Any]:
-    """The exported network as a callable module (what a replica does, without this module's classes)."""
+def _export_program(net: Any, handle: Any) -> None:
+    """``net`` as a ``torch.export`` program with a dynamic batch dimension, saved to ``handle``."""
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    program = torch.export.export(net, (torch.zeros(2, *INPUT_SHAPE),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, handle)
+
+
+def load_exported(model_dir: str | os.PathLike[str]) -> Any:
+    """The exported network as a callable module (what a replica does, without this module's classes):
+    a ``torch.export`` program, or TorchScript for a network with a tower (``meta.json``'s ``format``)."""
     import torch
 
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: is {model_dir} a model directory written by export()?")
+    meta_path = Path(model_dir) / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("format") == "torchscript":
+        return torch.jit.load(str(path), map_location="cpu").eval()
     with open(path, "rb") as handle:
         return torch.export.load(handle).module()

@@ -15,6 +15,12 @@ with a stratified sample of the original data when even that would leave it a sm
 seconds (either side may be empty), a duration back from now (``"30m"``, ``"24h"``, ``"7d"``), or
 empty for all. The drift detector of a retrained model is fitted on the feedback it adapted to (the
 data it now serves) when there is enough of it, else on the clean training inputs.
+
+How a winner reaches production is the ``rollout`` parameter of ``promote`` and ``deploy``: ``canary`` names
+it the ``candidate`` (MLflow alias) and rolls nothing — the deployment's supervisor agent rolls candidates out
+as canaries and moves ``champion`` only once the live analysis passed (``agents/mnist.py``); ``all-at-once``
+makes it ``champion`` and rolls every replica at once. A first version (no champion yet) is champion either
+way: nothing is served to compare it with.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import numpy as np
 from . import corrupt, data
 
 __all__ = [
+    "CANDIDATE",
     "EVAL_DRIFT_SEED",
+    "ROLLOUTS",
     "deploy",
     "evaluate",
     "ingest",
@@ -46,6 +54,11 @@ __all__ = [
 
 EVAL_DRIFT_SEED = 12345
 """Seed of the drifted copy of the test set that ``evaluate`` scores (fixed: versions are comparable)."""
+
+CANDIDATE = "candidate"
+"""The alias of a version that won offline and waits for its canary roll-out (``rollout=canary``)."""
+ROLLOUTS = ("canary", "all-at-once")
+"""How a winner reaches production (see the module docstring)."""
 
 FEEDBACK_SHARE = 1 / 3
 """Share of the training mix that feedback makes up after oversampling (capped by MAX_REPEAT)."""
@@ -197,8 +210,19 @@ def train(
     seed: int,
     feedback_dir: str = "",
     feedback_window: str = "",
+    depth: int = 0,
+    init_model: str = "",
+    max_samples: int = 0,
 ) -> dict[str, Any]:
-    """Train the CNN on ``train.npz`` (plus feedback, oversampled) and export the model directory."""
+    """Train the CNN on ``train.npz`` (plus feedback, oversampled) and export the model directory.
+
+    ``max_samples`` > 0: train on a stratified sample of that many images of the mix (a quicker run).
+
+    ``depth``: layers of a residual tower on top of the CNN (``model.build_net``); ``init_model``: a registered
+    model (``models:/mnist@champion``) whose weights training starts from — fine-tuning it instead of
+    training from scratch (a tower added to it starts as the identity)."""
+    import tempfile
+
     from . import model
 
     arrays = _npz(Path(split_dir) / "train.npz")
@@ -217,13 +241,29 @@ def train(
         labels = np.concatenate([labels, *([fb_labels] * repeat)])
     original = len(labels) - repeat * len(fb_labels)
     print(f"training on {original} of {len(arrays['labels'])} images + {len(fb_labels)} feedback x{repeat}", flush=True)
+    if 0 < int(max_samples) < len(labels):
+        _, sample = data.stratified_split(labels, int(max_samples) / len(labels), int(seed))
+        images, labels = images[sample], labels[sample]
+        print(f"training on a stratified sample of {len(labels)} of them (max_samples)", flush=True)
 
     def progress(epoch: int, total: int, stats: dict[str, float]) -> None:
         print(f"epoch {epoch}/{total} loss={stats['loss']:.4f} accuracy={stats['accuracy']:.4f}", flush=True)
 
-    result = model.train_model(
-        images, labels, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), seed=int(seed), progress=progress
-    )
+    with tempfile.TemporaryDirectory(prefix="init-model-") as tmp:
+        init_dir = _download(init_model, tmp) if init_model else None
+        if init_model:
+            print(f"starting from the weights of {init_model}", flush=True)
+        result = model.train_model(
+            images,
+            labels,
+            epochs=int(epochs),
+            lr=float(lr),
+            batch_size=int(batch_size),
+            seed=int(seed),
+            progress=progress,
+            depth=int(depth),
+            init_dir=init_dir,
+        )
     reference = fb_images if len(fb_labels) >= MIN_DRIFT_REFERENCE else arrays["images"]
     metrics = {"train_accuracy": result.train_accuracy}
     model.export(result.net, out_dir, reference_images=reference, metrics=metrics)
@@ -233,7 +273,15 @@ def train(
         "feedback_samples": len(fb_labels),
         "original_samples": original,
         "drift_reference": "feedback" if reference is fb_images else "clean",
+        "depth": int(depth),
+        "samples": len(labels),
     }
+
+
+def _download(model_uri: str, dst: str) -> Path:
+    from scanflow_argo.tracking import registry
+
+    return registry.download(model_uri, dst)
 
 
 def evaluate(model_dir: str | os.PathLike[str], split_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -274,21 +322,34 @@ def register(model_dir: str | os.PathLike[str], model_name: str, metrics_json: s
     return {"version": str(version.version), "uri": version.uri}
 
 
-def promote(model_name: str, version: str, metric: str) -> dict[str, Any]:
-    """Make ``version`` the champion when it beats the current one on ``metric`` (higher is better)."""
+def _rollout(rollout: str) -> str:
+    value = (rollout or "all-at-once").strip()
+    if value not in ROLLOUTS:
+        raise ValueError(f"rollout {rollout!r}: use one of {', '.join(ROLLOUTS)}")
+    return value
+
+
+def promote(model_name: str, version: str, metric: str, rollout: str = "all-at-once") -> dict[str, Any]:
+    """When ``version`` beats the champion on ``metric`` (higher is better): make it the champion
+    (``all-at-once``) or the ``candidate`` of a canary roll-out (``canary``). ``promoted`` says it won;
+    ``champion`` is the version serving-to-be (``all-at-once``) or still the champion (``canary``)."""
     from scanflow_argo.tracking import registry
 
-    outcome = registry.promote_if_better(model_name, version, metric)
+    winner_alias = CANDIDATE if _rollout(rollout) == "canary" else registry.CHAMPION
+    outcome = registry.promote_if_better(model_name, version, metric, winner_alias=winner_alias)
+    first = outcome.values.get("champion") is None
+    verdict = "kept" if not outcome.promoted else ("champion" if first or winner_alias == registry.CHAMPION else winner_alias)
     print(
         f"{model_name} v{version}: {metric} {outcome.values.get('challenger')} vs champion {outcome.values.get('champion')}"
-        f" -> {'promoted' if outcome.promoted else 'kept'} v{outcome.champion.version}",
+        f" -> {verdict} (champion v{outcome.champion.version})",
         flush=True,
     )
     return {"promoted": "true" if outcome.promoted else "false", "champion": str(outcome.champion.version)}
 
 
-def deploy(deployment: str, model_name: str, promoted: str) -> dict[str, Any]:
-    """Roll ``deployment`` to the champion's version when this run promoted one; nothing otherwise.
+def deploy(deployment: str, model_name: str, promoted: str, rollout: str = "all-at-once") -> dict[str, Any]:
+    """Roll ``deployment`` to the champion's version when this run promoted one (``all-at-once``); nothing
+    otherwise — with ``canary`` the supervisor agent rolls the candidate out, step by step.
 
     Rolls to the concrete version (``models:/<name>/<v>``, resolved from ``@champion``) so the
     deployment's status names what it serves. A deployment that does not exist yet (the very first
@@ -302,6 +363,11 @@ def deploy(deployment: str, model_name: str, promoted: str) -> dict[str, Any]:
     if str(promoted).strip().lower() != "true":
         print(f"{model_name}: no new champion, {deployment} unchanged", flush=True)
         return {"rolled": "false", "model_uri": ""}
+    if _rollout(rollout) == "canary":
+        candidate = registry.get_alias(model_name, CANDIDATE)
+        uri = candidate.uri if candidate is not None else f"models:/{model_name}@{CANDIDATE}"
+        print(f"{uri} is the candidate: the supervisor of {deployment} rolls it out as a canary", flush=True)
+        return {"rolled": "false", "model_uri": uri}
     champion = registry.get_alias(model_name, registry.CHAMPION)
     uri = champion.uri if champion is not None else f"models:/{model_name}@{registry.CHAMPION}"
     platform = get_platform(Settings.from_env())

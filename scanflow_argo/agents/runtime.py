@@ -618,7 +618,8 @@ class AgentRuntime:
         if isinstance(action, StartRollout):
             uri, version = p["model_uri"], p.get("version", "")
             now = self.clock.now()
-            await asyncio.to_thread(self.rollouts.start, action.rollout_spec(), uri, version, now)
+            spec = action.rollout_spec(p.get("canary"))  # a rendered name that is none: AgentDefinitionError, recorded
+            await asyncio.to_thread(self.rollouts.start, spec, uri, version, now)
             return {"rollout": action.deployment, "model_uri": uri, "version": version}
         if isinstance(action, SendMessage):
             payload = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("payload.")}

@@ -884,7 +884,8 @@ class StartRollout(Action):
     steps: tuple[Mapping[str, Any], ...] = ({"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100})
     analysis: tuple[Mapping[str, Any], ...] = ()
     canary: str = "canary"
-    """The canary predictor's name (``{{args.canary}}`` in the analysis queries)."""
+    """The canary predictor's name (``{{args.canary}}`` in the analysis queries); templated, e.g. ``v{sensor.v}``:
+    a promoted canary stays the deployment's predictor, so the next roll-out's canary needs another name."""
     cooldown: _Seconds = _Seconds(0.0)
     idempotency_key: str = ""
     name: str = ""
@@ -894,7 +895,8 @@ class StartRollout(Action):
         self._init_action(f"rollout-{self.deployment}")
         where = f"action {self.name!r}"
         _check_name(self.deployment, f"{where}.deployment")
-        _check_name(self.canary, f"{where}.canary")
+        if not template_names(self.canary):
+            _check_name(self.canary, f"{where}.canary")
         if not self.model_uri:
             raise AgentDefinitionError(f"{where}.model_uri: give the challenger's model URI (e.g. models:/mnist/{{sensor.v}})")
         _set(self, "steps", tuple(dict(s) for s in self.steps))
@@ -909,11 +911,14 @@ class StartRollout(Action):
         if self.model and not self.version:
             raise AgentDefinitionError(f"{where}.version: name the challenger's version, whose alias {self.alias!r} moves")
 
-    def rollout_spec(self) -> dict[str, Any]:
-        """What the roll-out book keeps (``agents/rollouts.py``): steps, analysis, names."""
+    def rollout_spec(self, canary: str | None = None) -> dict[str, Any]:
+        """What the roll-out book keeps (``agents/rollouts.py``): steps, analysis, names — ``canary`` is the
+        predictor's name as rendered when the action was decided (default: the declared one)."""
+        name = self.canary if canary is None else canary
+        _check_name(name, f"action {self.name!r}.canary (rendered)")
         return {
             "deployment": self.deployment,
-            "canary": self.canary,
+            "canary": name,
             "steps": [dict(s) for s in self.steps],
             "analysis": [dict(m) for m in self.analysis],
             "model": self.model,
@@ -921,7 +926,7 @@ class StartRollout(Action):
         }
 
     def templates(self) -> dict[str, str]:
-        return {**super().templates(), "model_uri": self.model_uri, "version": self.version}
+        return {**super().templates(), "model_uri": self.model_uri, "version": self.version, "canary": self.canary}
 
 
 @dataclass(frozen=True)

@@ -298,8 +298,11 @@ def promote_if_better(
     higher_is_better: bool = True,
     *,
     tracking_uri: str | None = None,
+    winner_alias: str = CHAMPION,
 ) -> Promotion:
-    """Alias ``challenger_version`` as ``challenger``; make it ``champion`` only if strictly better on ``metric``.
+    """Alias ``challenger_version`` as ``challenger``; give it ``winner_alias`` (``champion``: promote it) only if
+    strictly better on ``metric`` than the champion — another alias names a candidate whose roll-out moves
+    ``champion`` later (``promoted`` then means "won", and ``champion`` stays the current one).
 
     The first version (no champion yet) becomes champion. A challenger without the metric is an error.
     """
@@ -323,8 +326,9 @@ def promote_if_better(
     set_alias(name, CHALLENGER, challenger.version, tracking_uri=tracking_uri)
     better = new_value > old_value if higher_is_better else new_value < old_value
     if better:
-        set_alias(name, CHAMPION, challenger.version, tracking_uri=tracking_uri)
-    return Promotion(better, challenger if better else champion, challenger, {"champion": old_value, "challenger": new_value})
+        set_alias(name, winner_alias, challenger.version, tracking_uri=tracking_uri)
+    now_champion = challenger if better and winner_alias == CHAMPION else champion
+    return Promotion(better, now_champion, challenger, {"champion": old_value, "challenger": new_value})
 
 
 # -- download ----------------------------------------------------------------------------------------

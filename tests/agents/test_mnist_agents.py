@@ -11,8 +11,10 @@ import pytest
 from _agent_helpers import Exporter, RuntimeThread, wait_for
 
 from agents.mnist import drift_supervisor, make_drift_supervisor, make_throughput_scaler, throughput_scaler
+from scanflow_argo.agents.decide import Sample, SensorWindow, decide
 from scanflow_argo.agents.runtime import AgentRuntime
 from scanflow_argo.agents.testing import InMemoryPlatform
+from scanflow_argo.errors import AgentDefinitionError
 from scanflow_argo.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -55,6 +57,44 @@ def test_defaults_are_production_shaped() -> None:
         "resources": ["seldondeployments"],
         "resourceNames": ["mnist"],
     } in throughput_scaler.rbac_rules()
+
+
+def test_drift_supervisor_rolls_out_each_candidate_once_as_a_canary() -> None:
+    """A retraining names a version ``candidate`` (``rollout=canary``): the supervisor starts one canary roll-out of
+    it — steps of ``canary_steps`` percent, its p95 analysed against the SLO, the canary predictor named after the
+    version (a promoted canary stays the deployment's predictor) — and none again for that version; a later
+    candidate gets its own."""
+    agent = make_drift_supervisor(interval=1, canary_steps=[20, 50, 100], slo=0.1, analysis_window="8s")
+    state: dict[str, Any] = {"rules": {}, "last_attempt": {}, "keys": {}, "recommendations": {}, "inbox": []}
+    now = 1_700_000_000.0
+
+    def rollouts(version: float) -> list[Any]:
+        nonlocal now
+        now += 1
+        windows = {"candidate": SensorWindow("candidate", (Sample(now, version),), None, 3.0)}
+        decisions = decide(agent, windows, state, now)
+        for d in decisions:
+            if d.kind == "rule":
+                state["rules"][d.rule] = dict(d.state or {})
+            elif d.kind == "action":
+                state["keys"][d.key] = {"result": "ok", "t": now}  # as the runtime records a done action
+        return [d for d in decisions if d.kind == "action" and d.action == "canary-rollout"]
+
+    first = rollouts(3.0)
+    assert [(d.key, d.params["model_uri"], d.params["version"], d.params["canary"]) for d in first] == [
+        ("rollout-mnist-3", "models:/mnist/3", "3", "v3")
+    ]
+    spec = next(a for a in agent.actions() if a.name == "canary-rollout").rollout_spec("v3")
+    assert spec["steps"] == [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}]
+    assert spec["model"] == "mnist" and spec["alias"] == "champion" and spec["canary"] == "v3"
+    with pytest.raises(AgentDefinitionError, match="canary"):  # rendered into no predictor name: refused, not applied
+        next(a for a in agent.actions() if a.name == "canary-rollout").rollout_spec("v3.5")
+    (metric,) = spec["analysis"]
+    assert metric["successCondition"] == "result[0] <= 0.1" and "[8s]" in metric["provider"]["prometheus"]["query"]
+    assert rollouts(3.0) == [] and rollouts(3.0) == []  # once per version
+    assert [d.params["canary"] for d in rollouts(4.0)] == ["v4"]
+    # Without canary steps the supervisor only retrains (the team story's all-at-once roll-out).
+    assert [a.name for a in make_drift_supervisor(canary_steps=None).actions()] == ["retrain"]
 
 
 def test_drift_supervisor_retrains_once_with_the_feedback_window(

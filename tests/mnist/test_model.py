@@ -89,3 +89,32 @@ def test_export_reloads_in_the_serving_venv_with_the_same_predictions(small_run,
     np.testing.assert_allclose(np.load(answer), expected, atol=1e-5)
     # The detector shipped with the model sees clean held-out digits as clean.
     assert float(proc.stdout.split("drift")[1]) < 0.5  # the alarm level of drift_score
+
+
+@pytest.mark.slow  # trains
+def test_a_tower_stacked_on_trained_weights_starts_as_the_network_it_extends(small_run, tmp_path: Path) -> None:
+    """The residual tower's output weights start at zero: loading a plain CNN's weights into a deep one gives the
+    same answers (fine-tuning starts from the champion); the deep network is saved as TorchScript and reloads."""
+    result, train_x, test_x, _ = small_run
+    plain = model.export(result.net, tmp_path / "plain", reference_images=train_x[:50])
+    deep = model.build_net(depth=64)
+    assert model.depth_of(deep) == 64 and model.depth_of(result.net) == 0
+    assert model.load_weights(deep, plain) == ["tower.w1", "tower.w2"]  # the tower is new, the rest loaded
+    np.testing.assert_allclose(
+        model.predict_proba(deep, test_x[:200]), model.predict_proba(model.load_exported(plain), test_x[:200]), atol=1e-5
+    )
+    saved = model.export(deep, tmp_path / "deep")
+    assert json.loads((saved / "meta.json").read_text())["format"] == "torchscript"
+    np.testing.assert_allclose(
+        model.predict_proba(model.load_exported(saved), test_x[:50]), model.predict_proba(deep, test_x[:50]), atol=1e-5
+    )
+    with pytest.raises(ValueError, match="depth must be 0"):
+        model.build_net(depth=-1)
+
+
+def test_depth_for_measures_until_an_answer_is_slow_enough() -> None:
+    """The calibration's contract: the depth it returns answered at least that slowly here, and a deeper tower
+    takes longer (the time grows with the depth: what makes the case study's challenger slow on any machine)."""
+    depth, seconds = model.depth_for(0.004, start=32)
+    assert depth >= 32 and seconds >= 0.004
+    assert model.forward_seconds(depth * 8) > model.forward_seconds(max(1, depth // 8))

@@ -138,3 +138,92 @@ def test_a_lane_per_team(tmp_path: Path) -> None:
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<h2>Teams</h2>" in page and "<th>engineering</th>" in page and "&lt;by agent&gt;" in page
     assert "teams" not in write_report(_timeline(), tmp_path / "single")  # the single-team report is unchanged
+
+
+def _with_rollouts() -> dict:
+    """The synthetic timeline with the two roll-outs as the supervisor records them (``agents/canary.py``): v2 at
+    20 → 50 → 100 % and promoted 30 s after its start; v3 at 20 %, failed on its p95 and rolled back 8 s later, having
+    answered 16 of the 80 requests sent meanwhile (10 req/s, its seeded 20 %)."""
+    tl = _timeline()
+    t0 = float(tl["t0"])
+
+    def rec(t: float, event: str, **extra: object) -> dict:
+        return {"t": t0 + t, "agent": "drift-supervisor", "kind": "rollout", "rollout": "mnist", "event": event, **extra}
+
+    def split(t: float, *names: tuple[str, int]) -> dict:
+        return rec(t, "split", predictors=[{"name": n, "traffic": w, "shadow": False} for n, w in names])
+
+    tl["decisions"] += [
+        rec(92, "start", model_uri="models:/mnist/2", step=0),
+        split(92, ("default", 80), ("v2", 20)),
+        rec(102, "analysis", outcome="Successful", phase="Progressing", step=1),
+        split(102, ("default", 50), ("v2", 50)),
+        rec(112, "analysis", outcome="Successful", phase="Progressing", step=2),
+        split(112, ("default", 0), ("v2", 100)),
+        rec(122, "analysis", outcome="Successful", phase="Healthy", step=2),
+        split(122, ("v2", 100)),
+        rec(122, "promoted", alias="mnist@champion", version="2", previous="1"),
+        rec(126, "start", model_uri="models:/mnist/3", step=0),
+        split(126, ("v2", 80), ("v3", 20)),
+        rec(134, "analysis", outcome="Failed", phase="Degraded", step=0, reason="canary-p95 Failed (result[0] > 0.1)"),
+        split(134, ("v2", 100)),
+    ]
+    tl["decisions"].sort(key=lambda d: d["t"])
+    for s in tl["samples"]:
+        t = s["t"] - t0
+        if 126 <= t < 136:
+            s["served"] = {"v2": 900.0 + t, "v3": min(16.0, 2 * (t - 126))}
+            s["rps_by"], s["p95_by"] = {"v2": 8.0, "v3": 2.0}, {"v2": 0.01, "v3": 0.24}
+    tl["models"]["retrained"]["promoted"] = True
+    tl["models"]["challenger"] = {"run": "mnist-retrain-zz9zz", "version": 3, "promoted": True, "drifted_accuracy": 0.96,
+                                  "calibration": {"depth": 4096, "forward_s": 0.21, "at_least_s": 0.2, "slo": 0.1}}  # fmt: skip
+    tl["runs"].insert(0, {"name": "mnist-retrain-zz9zz", "phase": "Succeeded", "started": t0 + 124, "finished": t0 + 125.5,
+                          "parameters": {"rollout": "canary", "depth": "4096"}})  # fmt: skip
+    tl["runs"][1]["parameters"] = {"rollout": "canary"}
+    tl["aliases"] = {"champion": "2", "previous": "1", "candidate": "3"}
+    return tl
+
+
+def test_rollout_figures_from_the_supervisors_records(tmp_path: Path) -> None:
+    s = summarize(_with_rollouts())
+    assert [(r["version"], r["canary"], r["first_weight"], r["outcome"], r["analyses"]) for r in s["rollouts"]] == [
+        ("2", "v2", 20, "promoted", ["Successful", "Successful", "Successful"]),
+        ("3", "v3", 20, "rolled back", ["Failed"]),
+    ]
+    assert s["rollout_to_promotion_s"] == 30.0 and s["drift_rollout_outcome"] == "promoted"
+    assert s["challenger_outcome"] == "rolled back" and s["challenger_decided_s"] == 8.0
+    # the router counted 16 answers from v3 (its last count before the predictor went); 80 requests were sent meanwhile
+    assert s["challenger_served"] == 16 and s["challenger_requests_during"] == 80 and s["challenger_share"] == 0.2
+    assert s["challenger_weight"] == 0.2 and s["challenger_p95_max"] == 0.24 and s["challenger_depth"] == 4096
+    assert s["rollout_failed_requests"] == 0
+    assert s["checks"]["slow_challenger_served_at_most_its_canary_share"] is True
+    assert s["checks"]["slow_challenger_rolled_back"] is True and s["checks"]["drift_candidate_promoted_after_its_canary"]
+    assert s["decision_trace"][1:] == [
+        "drift-supervisor: retrain (ok)",
+        "mnist-retrain: Succeeded, v2 candidate",
+        "roll-out v2: analysis 1 Successful",
+        "roll-out v2: analysis 2 Successful",
+        "roll-out v2: analysis 3 Successful",
+        "roll-out v2: promoted",
+        "mnist-retrain: Succeeded, v3 candidate",
+        "roll-out v3: analysis 1 Failed",
+        "roll-out v3: rolled back",
+        "throughput-scaler: scale 1 → 2 (ok)",
+    ]
+    write_report(_with_rollouts(), tmp_path / "r")
+    assert "<h2>Roll-outs</h2>" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_a_challenger_answering_more_than_its_share_fails_the_target() -> None:
+    tl = _with_rollouts()
+    for s in tl["samples"]:
+        if "served" in s:
+            s["served"]["v3"] = 40.0  # half the 80 requests at a 20 % weight: far past the split's 3-sigma bound
+    assert summarize(tl)["checks"]["slow_challenger_served_at_most_its_canary_share"] is False
+    ok = _with_rollouts()  # within its share, but judged twice (it reached a second step): not one analysis window
+    t0 = float(ok["t0"])
+    ok["decisions"].insert(-2, {"t": t0 + 130, "agent": "drift-supervisor", "kind": "rollout", "event": "analysis",
+                                "outcome": "Successful", "phase": "Progressing", "step": 1})  # fmt: skip
+    assert summarize(ok)["checks"]["slow_challenger_served_at_most_its_canary_share"] is False
+    tl["requests"]["rows"].append([float(tl["t0"]) + 130, "challenger", "drift-eval", None, 503, None, 3, None])
+    assert summarize(tl)["rollout_failed_requests"] == 1

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.mnist import corrupt, data, tasks
 from scanflow_argo.serving.feedback import write_shard
+from scanflow_argo.tracking import registry
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +117,9 @@ def test_an_idx_source_keeps_its_official_test_part(tmp_path: Path) -> None:
 
 def test_deploy_without_a_promotion_does_nothing() -> None:
     assert tasks.deploy("mnist", "mnist", "false") == {"rolled": "false", "model_uri": ""}
+    assert tasks.deploy("mnist", "mnist", "false", "canary") == {"rolled": "false", "model_uri": ""}
+    with pytest.raises(ValueError, match="rollout 'blue-green'"):
+        tasks.deploy("mnist", "mnist", "true", "blue-green")
 
 
 @pytest.mark.slow
@@ -131,5 +135,30 @@ def test_register_and_promote_in_a_real_mlflow(mlflow_server, small_data: Path, 
     assert tasks.promote(name, worse["version"], "drifted_accuracy") == {"promoted": "false", "champion": "1"}
     better = tasks.register(str(tmp_path / "model"), name, json.dumps({"accuracy": 0.93, "drifted_accuracy": 0.9}))
     assert tasks.promote(name, better["version"], "drifted_accuracy") == {"promoted": "true", "champion": "3"}
+    # rollout=canary: a winner is only named the candidate (the supervisor's roll-out moves champion); a loser is not
+    best = tasks.register(str(tmp_path / "model"), name, json.dumps({"accuracy": 0.93, "drifted_accuracy": 0.95}))
+    assert tasks.promote(name, best["version"], "drifted_accuracy", "canary") == {"promoted": "true", "champion": "3"}
+    assert registry.get_alias(name, "candidate").version == int(best["version"])
+    assert registry.get_alias(name, registry.CHAMPION).version == 3
+    assert tasks.deploy("no-such-deployment", name, "true", "canary") == {"rolled": "false", "model_uri": f"models:/{name}/4"}
+    loser = tasks.register(str(tmp_path / "model"), name, json.dumps({"accuracy": 0.93, "drifted_accuracy": 0.1}))
+    assert tasks.promote(name, loser["version"], "drifted_accuracy", "canary") == {"promoted": "false", "champion": "3"}
+    assert registry.get_alias(name, "candidate").version == int(best["version"])
     with pytest.raises(ValueError, match="is not JSON"):
         tasks.register(str(tmp_path / "model"), name, "{accuracy")
+
+    # A deeper network fine-tuned from a registered version: its weights are downloaded and extended by the tower.
+    deep = tasks.train(
+        str(tmp_path / "splits"),
+        str(tmp_path / "deep"),
+        1,
+        0.002,
+        64,
+        0,
+        depth=16,
+        init_model=f"models:/{name}@champion",
+        max_samples=100,
+    )
+    assert deep["depth"] == 16 and 95 <= deep["samples"] <= 105  # a stratified sample: rounded per class
+    assert json.loads((tmp_path / "deep" / "meta.json").read_text())["format"] == "torchscript"
+    assert set(tasks.evaluate(str(tmp_path / "deep"), str(tmp_path / "splits"))) == {"accuracy", "drifted_accuracy"}

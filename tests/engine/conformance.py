@@ -23,7 +23,6 @@ from scanflow_argo.engine.api import prepare_run, split_documents
 from scanflow_argo.engine.core.configstore import write_configmap
 from scanflow_argo.engine.core.manifest import load_documents
 from scanflow_argo.engine.core.state import read_status
-from scanflow_argo.engine.features.artifacts import ANNOTATIONS_FOLDER
 from scanflow_argo.engine.features.images import image_of
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings

@@ -239,7 +239,8 @@ class KubernetesPlatform:
         return self.deployments.roll(name, self._resolve(model_uri), self.settings.kubernetes.seldon_storage_config)
 
     def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
-        return self.deployments.set_predictors(name, predictors)
+        # A roll-out's canary names the registry (models:/NAME/VERSION): resolved to its storage URI, as roll() does.
+        return self.deployments.set_predictors(name, predictors, self._resolve, self.settings.kubernetes.seldon_storage_config)
 
     def delete_deployment(self, name: str) -> None:
         self.deployments.delete(name)

@@ -45,6 +45,7 @@ from scanflow_argo.cli import main
 from scanflow_argo.clock import ManualClock
 from scanflow_argo.serving.feedback import write_shard
 from scanflow_argo.settings import Settings
+from scanflow_argo.tracking import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "scanflow"
@@ -141,9 +142,9 @@ class Controller:
                 metrics = json.dumps({"accuracy": accuracy, "drifted_accuracy": drifted})
                 outputs.update(tasks.register(make_model(tmp / f"{name}-model"), params["model_name"], metrics))
             elif step == "promote":
-                outputs.update(tasks.promote(params["model_name"], outputs["version"], params["metric"]))
+                outputs.update(tasks.promote(params["model_name"], outputs["version"], params["metric"], params["rollout"]))
             elif step == "deploy":
-                outputs.update(tasks.deploy(params["deployment"], params["model_name"], outputs["promoted"]))
+                outputs.update(tasks.deploy(params["deployment"], params["model_name"], outputs["promoted"], params["rollout"]))
         node_id, node = node_status(name, "deploy", "Succeeded", template="deploy")
         self.fake.set_status(
             "workflows", NS, name, {"phase": "Succeeded", "finishedAt": "2026-01-01T00:00:00Z", "nodes": {node_id: node}}
@@ -175,13 +176,20 @@ class Fixed:
 
 
 def agent(
-    objs: list[dict[str, Any]], name: str, env: dict[str, str], readers: dict[str, Any], clock: ManualClock
+    objs: list[dict[str, Any]],
+    name: str,
+    env: dict[str, str],
+    readers: dict[str, Any],
+    clock: ManualClock,
+    factory_args: dict[str, Any] | None = None,
 ) -> AgentRuntime:
-    """An agent as its pod starts it: `scanflow-argo agent run ENTRYPOINT` with SCANFLOW_AGENT_CONFIG from its ConfigMap."""
+    """An agent as its pod starts it: `scanflow-argo agent run ENTRYPOINT` with SCANFLOW_AGENT_CONFIG from its ConfigMap
+    (``factory_args``: arguments changed, as an edit of that ConfigMap would)."""
     (deployment,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == name]
     entrypoint = deployment["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     environ = pod_env(objs, f"Deployment/{name}", env)
     config = json.loads(environ["SCANFLOW_AGENT_CONFIG"])
+    config["factory_args"] = {**config.get("factory_args", {}), **(factory_args or {})}
     settings = Settings.from_env(environ=environ)
     return AgentRuntime(load_agent(entrypoint, config=config), settings, clock=clock, readers=readers)
 
@@ -290,12 +298,48 @@ def test_the_mnist_loop_train_serve_drift_retrain_roll_scale(
     assert any(r.get("result") == "ok" for r in state["keys"].values())  # the action, persisted
     _admitted_by_the_agents_policy(objs, fake, "drift-supervisor")
 
-    # retrain on the feedback the model wrote, promote on drifted accuracy, roll to the new champion
+    # retrain on the feedback the model wrote; better on drifted accuracy, it becomes the candidate (the template's
+    # rollout=canary): its deploy step rolls nothing
     fake.objects[retrain]["spec"]["arguments"]["parameters"].append({"name": "model_name", "value": model})
     second = controller.run(retrain[2], accuracy=0.95, drifted=0.90, tmp=tmp_path)
-    assert second["feedback"] == "12" and second["promoted"] == "true"
-    rolled = fake.get("seldondeployments", NS, "mnist")["spec"]["predictors"][0]["graph"]["modelUri"]
+    assert second["feedback"] == "12" and second["promoted"] == "true" and second["rolled"] == "false"
+    assert fake.get("seldondeployments", NS, "mnist")["spec"]["predictors"] == [served]
+
+    # the supervisor, as its pod runs it, rolls the candidate out as a canary on the cluster: the stable predictor and
+    # `v<version>` at 20 %, its registry reference resolved to the storage URI Seldon downloads
+    version = second["version"]
+    supervisor = agent(
+        objs,
+        "drift-supervisor",
+        {**agent_env, "KUBECONFIG": str(kubeconfig(fake, tmp_path / "ds", "drift-supervisor"))},
+        {"prometheus": Fixed({"accuracy": 0.95, "drift": 0.1})},
+        clock,
+        factory_args={"model": model},  # this test's registered model (the install's is `mnist`)
+    )
+
+    async def canary_then_promote(runtime: AgentRuntime) -> list[list[tuple[str, int]]]:
+        """One evaluation starts the roll-out; a person then promotes it step by step (`scanflow-argo rollout
+        promote`, before any analysis is due), as the agent's API does."""
+        await runtime.start(check_online=False)
+        await runtime.step()
+        splits = []
+        for _ in range(4):
+            predictors = fake.get("seldondeployments", NS, "mnist")["spec"]["predictors"]
+            splits.append([(p["name"], p.get("traffic", 100)) for p in predictors])
+            if len(predictors) == 1 and predictors[0]["name"] != served["name"]:
+                break
+            runtime.rollouts.promote("mnist", clock.now())
+        await runtime.close()
+        return splits
+
+    splits = asyncio.run(canary_then_promote(supervisor))
+    stable, canary = served["name"], f"v{version}"
+    assert splits == [[(stable, 80), (canary, 20)], [(stable, 50), (canary, 50)], [(stable, 0), (canary, 100)], [(canary, 100)]]
+    (now_serving,) = fake.get("seldondeployments", NS, "mnist")["spec"]["predictors"]
+    rolled = now_serving["graph"]["modelUri"]
     assert rolled != served["graph"]["modelUri"] and rolled.startswith("pvc://mlflow-data/artifacts/")
+    champion = registry.get_alias(model, "champion", tracking_uri=mlflow_server.url)
+    assert champion is not None and str(champion.version) == version
 
     # scale: the throughput scaler holds p95 under its SLO
     scaler = agent(

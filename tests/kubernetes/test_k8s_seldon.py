@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from fakeapi import FakeCluster
 from k8s_helpers import NAMESPACE, make_platform, seldon
@@ -231,6 +233,23 @@ def test_set_predictors_merge_patches_the_split(platform: KubernetesPlatform, fa
     ]
     platform.deployments.set_predictors("mnist", [{**stable, "traffic": 100}])  # abort: back to stable alone
     assert [p["name"] for p in fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"]] == [stable["name"]]
+
+
+def test_a_canary_naming_the_registry_gets_its_storage_uri(kube_settings, fake: FakeCluster) -> None:
+    """A roll-out's canary names ``models:/NAME/VERSION`` (agents/canary.py): the cluster gets the storage URI, as a
+    roll does — Seldon's storage initializer downloads s3://, gs://, pvc:// URIs (seldon-core 1.18
+    ``components/storage-initializer``), never MLflow references — with the storage Secret of a bucket URI."""
+    settings = replace(kube_settings, kubernetes=replace(kube_settings.kubernetes, seldon_storage_config="seldon-init"))
+    platform = make_platform(settings, fake, "crd", model_resolver=lambda uri: {"models:/mnist/8": "s3://bucket/mnist/8"}[uri])
+    fake.put(seldon(replicas=2))
+    stable = fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"][0]
+    canary = {**stable, "name": "v8", "graph": {**stable["graph"], "modelUri": "models:/mnist/8"}}
+    platform.set_predictors("mnist", [{**stable, "traffic": 80}, {**canary, "traffic": 20}])
+    graphs = {p["name"]: p["graph"] for p in fake.get("seldondeployments", NAMESPACE, "mnist")["spec"]["predictors"]}
+    assert graphs["v8"]["modelUri"] == "s3://bucket/mnist/8" and graphs["v8"]["envSecretRefName"] == "seldon-init"
+    assert graphs[stable["name"]]["modelUri"] == stable["graph"]["modelUri"]
+    with pytest.raises(PlatformError, match="names models:/mnist/8, which Seldon cannot download"):
+        platform.deployments.set_predictors("mnist", [{**canary, "traffic": 100}])  # no registry to ask
 
 
 def _split(status) -> list[tuple[str, int, bool, int, int, str | None]]:

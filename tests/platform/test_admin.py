@@ -131,6 +131,18 @@ def test_runs_index_sees_a_journal_line_written_within_one_mtime_tick(tmp_path: 
     assert [s["metadata"]["labels"]["workflows.argoproj.io/phase"] for s in idx.summaries()] == ["Succeeded"]
 
 
+def test_runs_created_within_one_second_list_newest_first(tmp_path: Path) -> None:
+    """``creationTimestamp`` has whole seconds (Kubernetes' metav1.Time serializes RFC 3339 without fractions); two
+    runs of one second came back in name order (CI: ``Client.latest`` gave the older of two quick runs). The run's
+    folder says which was prepared last (``run.json``, written once by ``engine/api.prepare_run``)."""
+    runs = tmp_path / "runs"
+    for name, prepared_ns in (("z-older", 1_000_000_000), ("a-newer", 1_500_000_000)):
+        write_run(runs, name, created="2024-01-01T00:00:00Z")
+        (runs / name / "run.json").write_text("{}")
+        os.utime(runs / name / "run.json", ns=(prepared_ns, prepared_ns))
+    assert [s["metadata"]["name"] for s in RunsIndex(runs).summaries()] == ["a-newer", "z-older"]
+
+
 def test_runs_index_file_is_a_cache_rebuilt_when_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = tmp_path / "runs"
     for i in range(5):

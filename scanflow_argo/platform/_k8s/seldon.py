@@ -232,17 +232,27 @@ class SeldonDeployments:
 
         return self._update(name, patch)
 
-    def set_predictors(self, name: str, predictors: list[dict[str, Any]]) -> DeploymentStatus:
+    def set_predictors(
+        self,
+        name: str,
+        predictors: list[dict[str, Any]],
+        resolve: Callable[[str], str] | None = None,
+        storage_secret: str | None = None,
+    ) -> DeploymentStatus:
         """Replace ``spec.predictors`` (a roll-out's traffic split, shadow, canary added or removed) by a merge patch.
 
         The list is checked first as Seldon's admission webhook checks it (``serving/traffic.split_of``),
-        so a split the cluster would refuse is refused here with the predictor named, nothing patched.
+        so a split the cluster would refuse is refused here with the predictor named, nothing patched. A
+        predictor whose model is a registry reference (``models:/NAME/VERSION``: a roll-out's canary) gets its
+        storage URI through ``resolve`` first, as ``roll`` does: Seldon's storage initializer downloads storage
+        URIs, it cannot read MLflow's registry.
         """
         try:
             split_of(name, predictors)
         except SpecError as err:
             raise PlatformError(f"cannot set the predictors of SeldonDeployment {name!r}: {err}") from err
-        return self._update(name, lambda obj: {"spec": {"predictors": copy.deepcopy(predictors)}})
+        wanted = [_with_storage_uri(name, p, resolve, storage_secret) for p in predictors]
+        return self._update(name, lambda obj: {"spec": {"predictors": wanted}})
 
     def delete(self, name: str) -> None:
         try:
@@ -282,14 +292,40 @@ def _first(
     return body
 
 
+def _with_storage_uri(
+    name: str, predictor: Mapping[str, Any], resolve: Callable[[str], str] | None, storage_secret: str | None
+) -> dict[str, Any]:
+    """A copy of ``predictor`` whose graph names a storage URI (and the storage Secret of a bucket URI)."""
+    out = copy.deepcopy(dict(predictor))
+    graph = out.get("graph") or {}
+    uri = str(graph.get("modelUri") or "")
+    if uri.startswith(_REGISTRY):
+        if resolve is None:
+            raise PlatformError(
+                f"predictor {out.get('name')!r} of SeldonDeployment {name!r} names {uri}, which Seldon cannot download: "
+                "give it a storage URI (s3://, gs://, pvc://) or set the tracking server to resolve it from"
+            )
+        graph["modelUri"] = uri = resolve(uri)
+    if storage_secret and uri.startswith(_BUCKETS):
+        graph.setdefault("envSecretRefName", storage_secret)
+    return out
+
+
 def _keep_live(desired: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest with what rolls and scales changed on the live object kept: each predictor's ``modelUri``
     (unless the manifest names a storage URI of its own) and ``envSecretRefName``, the replicas, and the
-    annotation of a deployment still waiting for its first model."""
+    annotation of a deployment still waiting for its first model. A manifest of one predictor whose name the live
+    object no longer has is the predictor serving now under the name a promoted roll-out gave it (its canary's,
+    ``spec/rollout.predictors``): that one is kept, name included, so a re-apply neither drops the model nor makes
+    Seldon's operator replace the serving pods."""
     body = copy.deepcopy(desired)
-    live_predictors = {p.get("name"): p for p in (current.get("spec") or {}).get("predictors") or []}
+    live_list = [p for p in (current.get("spec") or {}).get("predictors") or [] if not p.get("shadow")]
+    live_predictors = {p.get("name"): p for p in live_list}
     for predictor in body["spec"]["predictors"]:
         live = live_predictors.get(predictor.get("name"))
+        if live is None and len(body["spec"]["predictors"]) == 1 and live_list:
+            live = max(live_list, key=lambda p: 100 if p.get("traffic") is None else int(p["traffic"]))
+            predictor["name"] = live.get("name")
         if live is None:
             continue
         graph, live_graph = predictor.setdefault("graph", {}), live.get("graph") or {}

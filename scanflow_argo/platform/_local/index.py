@@ -42,7 +42,7 @@ __all__ = [
 
 LABEL_PHASE = "workflows.argoproj.io/phase"
 LABEL_COMPLETED = "workflows.argoproj.io/completed"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 CONTROL_FILE = "control.json"
 """What the user asked of a run beside its engine (``{"suspend": true}``, ``{"shutdown": "Stop"}``): Argo keeps
 these in the Workflow's spec; locally the engine owns ``status.json``, so they live beside it and are merged
@@ -200,7 +200,11 @@ class RunsIndex:
                         if old is not None:
                             entries[name] = old
                         continue
-                    entry = {"stamp": stamp, "summary": summary_of(doc, resource_version(stat, journal))}
+                    entry = {
+                        "stamp": stamp,
+                        "created": _created_ns(self.runs_dir / name),
+                        "summary": summary_of(doc, resource_version(stat, journal)),
+                    }
                     stale_file = True
                 entries[name] = entry
                 changes.append(Change("ADDED" if old is None else "MODIFIED", name, entry["summary"]))
@@ -215,8 +219,9 @@ class RunsIndex:
         """Every run's summary, newest first (refreshed first)."""
         self.refresh()
         with self._lock:
-            items = [e["summary"] for e in (self._entries or {}).values()]
-        return sorted(items, key=_newest_first_key, reverse=True)
+            entries = list((self._entries or {}).values())
+        entries.sort(key=lambda e: _newest_first_key(e["summary"], int(e.get("created") or 0)), reverse=True)
+        return [e["summary"] for e in entries]
 
     def summary(self, name: str) -> dict[str, Any] | None:
         """The last summary seen of ``name`` (None when unknown)."""
@@ -225,10 +230,20 @@ class RunsIndex:
         return entry["summary"] if entry else None
 
 
-def _newest_first_key(summary: Mapping[str, Any]) -> tuple[str, str]:
+def _newest_first_key(summary: Mapping[str, Any], created_ns: int = 0) -> tuple[str, int, str]:
+    """Creation time (Kubernetes' ``creationTimestamp``: whole seconds), then the nanosecond one of the run's
+    folder (two runs created within one second would otherwise come in name order), then the name."""
     meta = summary.get("metadata") or {}
     status = summary.get("status") or {}
-    return (str(meta.get("creationTimestamp") or status.get("startedAt") or ""), str(meta.get("name", "")))
+    return (str(meta.get("creationTimestamp") or status.get("startedAt") or ""), created_ns, str(meta.get("name", "")))
+
+
+def _created_ns(run_dir: Path) -> int:
+    """When the run was prepared, in nanoseconds: ``run.json`` is written once then (``engine/api.prepare_run``)."""
+    try:
+        return (run_dir / "run.json").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _status_files(runs_dir: Path) -> Iterator[tuple[str, tuple[os.stat_result, int]]]:

@@ -10,6 +10,7 @@ so two daemons on one port both serve, each at its own IP; a readiness probe che
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import textwrap
 import time
@@ -26,7 +27,7 @@ from scanflow_argo.engine.features.podnet import POD_NET, unavailable
 from scanflow_argo.errors import NotSupportedLocally
 from scanflow_argo.settings import Settings
 
-from .test_daemons import SERVER, gone, pid_in, py, wf
+from .test_daemons import SERVER, SLOW, _by_name, _detached, _wait_for, gone, pid_in, py, wf
 
 pytestmark = pytest.mark.timeout(120)
 needs_own_network = pytest.mark.skipif(
@@ -189,3 +190,29 @@ def test_without_the_sandbox_two_daemons_on_one_port_are_refused_naming_daemon_a
     with pytest.raises(NotSupportedLocally, match=f"port {port} at once") as err:
         prepare_run(_two_on_one_port(svc, client), unsandboxed)
     assert "template 'svc' started by 'a'" in str(err.value) and "sandbox=bwrap" in str(err.value)
+
+
+@needs_own_network
+def test_after_kill_9_of_the_engine_no_network_of_its_daemons_is_left(engine_settings: Settings) -> None:
+    """The helpers end when their engine dies (their channel closes), the daemons with bubblewrap's
+    ``--die-with-parent``, the relays with the engine: nothing is left, even before a ``resume``."""
+    port = _proc.free_port()
+    svc = _svc(port, {"tcpSocket": {"port": port}})
+    manifest = _two_on_one_port(svc, py("client", SLOW, "60"))
+    manifest["spec"]["templates"][2]["inputs"] = {"parameters": [{"name": "a"}, {"name": "b"}]}
+    run_dir, engine = _detached(engine_settings, manifest)
+    try:
+        status = _wait_for(run_dir, lambda st: _by_name(st, "client").get("phase") == "Running")
+        daemons = [pid_in(run_dir / "nodes" / _by_name(status, n)["id"] / "main.log") for n in ("a", "b")]
+        assert len(_helpers(run_dir)) == 2
+        os.kill(engine.pid, signal.SIGKILL)
+        engine.popen.wait(timeout=10)
+    finally:
+        engine.stop(timeout=5)
+    assert all(gone(pid) for pid in daemons)
+    deadline = time.monotonic() + 5
+    while _helpers(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _helpers(run_dir) == []
+    ips = [_by_name(status, n)["podIP"] for n in ("a", "b")]
+    assert all(_refused(ip, port) for ip in ips)

@@ -176,14 +176,14 @@ class PodNet:
                 return
             self._closed = True
             live = list(self._open)
-        for listener, _ in getattr(self, "_listeners", []):
-            listener.close()
-        if hasattr(self, "_wake_w"):
+        if hasattr(self, "_wake_w"):  # the accepting thread ends first: no listener is closed under its selector
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
             self._thread.join(timeout=5)
             self._wake_r.close()
             self._wake_w.close()
+        for listener, _ in self._listeners:
+            listener.close()
         for sock in live:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -10,8 +10,10 @@
   ``tcpSocket`` on 127.0.0.1) passes. It is stopped when the steps/DAG scope that started it
   completes, and then shows ``Succeeded`` (Argo's ``killDaemonedChildren``). A daemon that exits by
   itself fails (exit code 0 included: daemons must keep running, as Argo says). Nodes share this
-  machine's network, so ``{{steps.X.ip}}``/``{{tasks.X.ip}}`` are ``127.0.0.1`` and two daemons
-  listening on one port collide (the second is an error naming the port).
+  machine's network, so ``{{steps.X.ip}}``/``{{tasks.X.ip}}`` are ``127.0.0.1`` and a daemon on a port
+  another program holds is an error naming the port; except a daemon whose declared port another
+  daemon of the run may hold at the same time (``contested_daemon_ports``): it gets its own network
+  and IP (``podnet.py``), as every pod has on Argo, and its probes check its own ports.
 
 Every process leads its own process group (``_proc.spawn``) and is recorded in
 ``<node>/<container>.proc.json``; the run stops them all when it ends, fails or is stopped, and an
@@ -326,9 +328,9 @@ def check_daemon_ports(
 
 @dataclass
 class Probe:
-    """A container's ``readinessProbe``: ``exec`` (run in the container's root), ``httpGet`` or
-    ``tcpSocket`` on 127.0.0.1. It is polled every 0.1 s after ``initialDelaySeconds`` (not every
-    ``periodSeconds``), so a daemon counts as ready as soon as it is."""
+    """A container's ``readinessProbe``: ``exec`` (run in the container's root and network), ``httpGet`` or
+    ``tcpSocket`` on the pod's 127.0.0.1 (``connect``). It is polled every 0.1 s after ``initialDelaySeconds``
+    (not every ``periodSeconds``), so a daemon counts as ready as soon as it is."""
 
     spec: Mapping[str, Any]
     ports: Mapping[str, int] = field(default_factory=dict)

@@ -160,7 +160,13 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             if daemon:
                 cwd = str(body.get("workingDir") or "/") if fs.root is not None else str(prepared.cwd or node_dir)
                 private = private_tops(tmpl, inputs, body)
-                image = image_of(str(body["image"]), ctx.settings.engine.image_map, where)
+                try:
+                    image = image_of(str(body["image"]), ctx.settings.engine.image_map, where)
+                except BaseException:  # nothing of the pod stays behind
+                    sidecars.stop()
+                    if net is not None:
+                        net.close()
+                    raise
 
                 def probe_argv(cmd: Sequence[str]) -> list[str]:
                     argv = ctx.sandbox.wrap(container_argv({"command": list(cmd)}, image, ctx.settings, {})[0], fs, private, cwd)

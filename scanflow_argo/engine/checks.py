@@ -29,6 +29,7 @@ from .core.values import fmt_item
 from .features.artifacts import REPOSITORIES_CONFIGMAP, resolve_repository
 from .features.daemons import check_daemon_ports, check_probe, sidecar_containers
 from .features.images import check_first_command, check_image
+from .features.podnet import unavailable as no_own_network
 from .features.sync import parse_synchronization, semaphore_limit
 from .features.volumes import check_mounts, check_volume, claim_dir, claim_names, gc_strategy, init_containers, volume_kind
 from .kinds import REGISTRY, CheckContext, Registry
@@ -198,7 +199,8 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
                 visit_ref(scope, hook, f"{where} task {task.get('name')!r} hook")
             if task.get("onExit"):
                 visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
-    check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root)  # two daemons on one port collide here
+    # two daemons on one port at once: each needs its own network (features/podnet.py)
+    check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root, no_own_network(settings))
     return sorted(notes)
 
 

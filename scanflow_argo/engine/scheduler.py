@@ -32,14 +32,15 @@ from .core.context import Call
 from .core.durations import int_seconds, timeout_seconds
 from .core.frame import Frame, resolve_args
 from .core.inputs import param_value, resolve_inputs, template_vars
-from .core.manifest import TemplateScope, TemplateStore, labels_from, resolve_template
+from .core.manifest import TemplateScope, TemplateStore, labels_from, resolve_ref, resolve_template
 from .core.state import NodeDoc, RunState, node_id
 from .core.subst import substitute
 from .core.values import FAILED
 from .features.artifacts import ArtifactRepo, resolve_repository
-from .features.daemons import Daemons, reap_leftovers
+from .features.daemons import Daemons, contested_daemon_ports, reap_leftovers
 from .features.estimation import Estimator
 from .features.lifecycle import Lifecycle
+from .features.podnet import PodNetworks, unavailable
 from .features.run_hooks import RunHooks
 from .features.sandbox import Sandbox
 from .features.sync import HeldLocks, LockTable, RunLocks
@@ -50,6 +51,9 @@ from .wrappers.memoize import memoization_status
 from .wrappers.synchronization import hold_workflow_locks, release_workflow_locks
 
 __all__ = ["MAX_DEPTH_MESSAGE", "MAX_STACK_DEPTH", "Executor"]
+
+SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"
+"""The annotation the cron controller sets, ``workflow.scheduledTime`` (``common.AnnotationKeyCronWfScheduledTime``)."""
 
 MAX_STACK_DEPTH = 100
 """How deep templates may call templates (steps or DAG in steps or DAG…): Argo's ``maxStackDepth``
@@ -132,8 +136,16 @@ class Executor:
         self.lifecycle = Lifecycle(self, self.spec)  # expression hooks, re-evaluated on every change
         self.estimator = Estimator.for_run(run_dir.parent, workflow)  # the template's previous run, if any
         reap_leftovers(run_dir)  # sidecars/daemons a dead engine of this run left behind (resume)
+        # daemons on a port another daemon may hold at once get their own network (checked before the run)
+        contested = contested_daemon_ports(self.spec, lambda sc, holder: resolve_ref(sc, holder, store), self.root_scope)
         self.daemons = Daemons(
-            self.state.nodes, self.changed, self.finish, self.abort, lambda: self.abort_message, clock.monotonic
+            self.state.nodes,
+            self.changed,
+            self.finish,
+            self.abort,
+            lambda: self.abort_message,
+            clock.monotonic,
+            PodNetworks(contested, enabled=unavailable(settings) is None),
         )
 
     # -- the run ---------------------------------------------------------------------------------
@@ -284,12 +296,17 @@ class Executor:
             except ValueError:
                 continue
         out["workflow.creationTimestamp.s"] = str(int(created.timestamp()))
+        out["workflow.creationTimestamp.RFC3339"] = meta["creationTimestamp"]  # WorkflowCreationTimestampRFC3339
+        scheduled = (meta.get("annotations") or {}).get(SCHEDULED_TIME)
+        if scheduled is not None:  # only with the cron controller's annotation (WorkflowScheduledTime)
+            out["workflow.scheduledTime"] = str(scheduled)
         for key, value in (meta.get("labels") or {}).items():
             out[f"workflow.labels.{key}"] = str(value)
         for key, value in (meta.get("annotations") or {}).items():
             out[f"workflow.annotations.{key}"] = str(value)
         # operator.go setGlobalParameters: all labels/annotations as JSON (json.Marshal of the maps; null if none)
         out["workflow.annotations.json"] = go_json(meta.get("annotations"))
+        out["workflow.annotations"] = out["workflow.annotations.json"]  # WorkflowAnnotationsAll (deprecated)
         params = []
         for p in (self.spec.get("arguments") or {}).get("parameters") or []:
             try:
@@ -316,6 +333,7 @@ class Executor:
             meta["labels"] = {**(meta.get("labels") or {}), **added}
             out.update({f"workflow.labels.{key}": value for key, value in added.items()})
         out["workflow.labels.json"] = go_json(meta.get("labels"))
+        out["workflow.labels"] = out["workflow.labels.json"]  # WorkflowLabelsAll (deprecated)
         return out
 
     def _global_outputs_doc(self) -> dict[str, Any]:
@@ -355,6 +373,8 @@ class Executor:
     def global_scope(self) -> dict[str, Any]:
         with self.state.lock:
             out = dict(self.global_vars)
+            # operator.go setGlobalRuntimeParameters: the elapsed seconds while it runs (its final value once it ended)
+            out.setdefault("workflow.duration", f"{self.clock.monotonic() - self._t0:.6f}")
             out.update({f"workflow.outputs.parameters.{k}": v for k, v in self.global_outputs["parameters"].items()})
         return out
 
@@ -489,7 +509,11 @@ class Executor:
             raise EngineError(MAX_DEPTH_MESSAGE)
         tmpl, scope = resolve_template(holder, frame.scope, self.store, where)
         inputs = resolve_inputs(tmpl, holder.get("arguments") or {}, frame, where, self.global_scope, self)
-        call = Call(name, display, tmpl, scope, inputs, parent, caller_scope=caller_scope)
+        with self.state.lock:
+            parent_node: Mapping[str, Any] = (self.state.nodes.get(parent) if parent is not None else None) or {}
+            parent_type = parent_node.get("type")
+        caller = ("tasks.name" if parent_type in ("DAG", "TaskGroup") else "steps.name", display if holder.get("name") else "")
+        call = Call(name, display, tmpl, scope, inputs, parent, caller_scope=caller_scope, caller=caller)
 
         def through(i: int) -> Callable[[Call], NodeDoc]:
             if i == len(CHAIN):
@@ -515,6 +539,8 @@ class Executor:
         """One attempt: the template substituted with its variables, its deadline set, run by its kind."""
         tmpl, where = call.template, call.where
         vars_ = template_vars(self.global_scope(), tmpl, call.inputs, self.name, call.name, call.retries)
+        vars_[call.caller[0]] = call.caller[1]
+        vars_.update(call.locals or {})
         # inner steps/tasks keep their own tags (tasks.*, item) for later; pod bodies are checked by kinds/pod.py
         tmpl = substitute(tmpl, vars_, strict=False, where=where, skip=frozenset({"retryStrategy"}))
         kind = self.kinds.kind_of(tmpl)

@@ -44,6 +44,12 @@ class Call:
     caller_scope: str = ""
     """Argo's ``templateScope`` of the node: the scope the template was resolved from (``local/<workflow>``,
     ``namespaced/<WorkflowTemplate>``, ``cluster/<ClusterWorkflowTemplate>``), which its attempts keep."""
+    caller: tuple[str, str] = ("steps.name", "")
+    """``steps.name`` (or ``tasks.name`` for a DAG task) and the name of the step or task that calls the template:
+    Argo's ``executeTemplate`` sets it as a local parameter (``operator.go``: ``varkeys.StepsName``/``TasksName``
+    = ``orgTmpl.GetName()``), empty for the entrypoint and exit handlers (a ``WorkflowStep`` with no name)."""
+    locals: Mapping[str, str] | None = None
+    """Further local parameters of an attempt: ``lastRetry.*`` under a retry strategy (see ``attempt``)."""
 
     @property
     def where(self) -> str:
@@ -54,9 +60,18 @@ class Call:
         """A fresh frame of the template's variables (steps and DAGs add to their own copy)."""
         return Frame(self.scope, dict(self.vars or {}))
 
-    def attempt(self, index: int, parent: str) -> Call:
-        """Attempt ``index`` of a retried call: node ``name(index)`` under the Retry node."""
-        return replace(self, name=f"{self.name}({index})", display=f"{self.display}({index})", parent=parent, retries=index)
+    def attempt(self, index: int, parent: str, last_retry: Mapping[str, str] | None = None) -> Call:
+        """Attempt ``index`` of a retried call: node ``name(index)`` under the Retry node, with ``last_retry``
+        (``lastRetry.*``: the previous attempt's, Argo's defaults for the first) among its local parameters."""
+        locals_ = {f"lastRetry.{k}": v for k, v in (last_retry or {}).items()}
+        return replace(
+            self,
+            name=f"{self.name}({index})",
+            display=f"{self.display}({index})",
+            parent=parent,
+            retries=index,
+            locals={**(self.locals or {}), **locals_},
+        )
 
 
 class RunContext(Protocol):

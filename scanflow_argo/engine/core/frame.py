@@ -17,7 +17,7 @@ from ...argoexpr.golang import from_json, go_json
 from ...errors import EngineError
 from .manifest import TemplateScope
 from .subst import Unresolved, absent_ref, substitute, substitute_str, tag_body
-from .values import DAEMON_IP, FAILED, fmt_item, json_or_str
+from .values import DAEMON_IP, FAILED, HOST_NODE_NAME, fmt_item, json_or_str
 
 __all__ = ["Frame", "add_input_artifacts", "aggregated_values", "publish", "resolve_args"]
 
@@ -68,6 +68,9 @@ def _node_ref(v: dict[str, Any], prefix: str, n: Mapping[str, Any]) -> None:
     v[f"{prefix}.id"] = n.get("id", "")
     v[f"{prefix}.startedAt"] = n.get("startedAt") or ""
     v[f"{prefix}.finishedAt"] = n.get("finishedAt") or ""
+    if n.get("type") in ("Pod", "Retry") and n.get("startedAt"):
+        # buildLocalScope: node.HostNodeName, the pod's spec.nodeName once scheduled (here, this machine)
+        v[f"{prefix}.hostNodeName"] = HOST_NODE_NAME
 
 
 def publish(
@@ -84,7 +87,9 @@ def publish(
         outs = n.get("outputs") or {}
         _node_ref(v, prefix, n)
         if n.get("daemoned"):
-            v[f"{prefix}.ip"] = DAEMON_IP  # nodes share this machine's network
+            # operator.go records a daemoned node's pod IP (steps.go buildLocalScope: steps.X.ip); locally it is
+            # this machine's, unless the daemon has its own network (engine/features/podnet.py)
+            v[f"{prefix}.ip"] = n.get("podIP") or DAEMON_IP
         if "exitCode" in outs:
             v[f"{prefix}.exitCode"] = outs["exitCode"]
             v[f"{prefix}.outputs.exitCode"] = outs["exitCode"]

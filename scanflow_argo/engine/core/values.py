@@ -8,16 +8,20 @@ is the ``(index:label)`` suffix of a looped node's name (``workflow/controller/o
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
-__all__ = ["DAEMON_IP", "DONE", "FAILED", "fmt_item", "item_label", "json_or_str"]
+__all__ = ["DAEMON_IP", "DONE", "FAILED", "HOST_NODE_NAME", "fmt_item", "item_label", "json_or_str"]
 
 FAILED = ("Failed", "Error")
 """Phases that fail a node's parent (unless ``continueOn`` says otherwise)."""
 DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 """Phases after which a node does not change."""
 DAEMON_IP = "127.0.0.1"
-"""What ``{{steps.X.ip}}`` / ``{{tasks.X.ip}}`` give: every node shares this machine's network."""
+"""What ``{{steps.X.ip}}`` / ``{{tasks.X.ip}}`` give for a daemon on this machine's network (a daemon with its
+own network has its own: the node's ``podIP``, ``engine/features/podnet.py``)."""
+HOST_NODE_NAME = socket.gethostname()
+"""The Kubernetes node every pod runs on here: this machine (``{{steps.X.hostNodeName}}``)."""
 
 
 def fmt_item(value: Any) -> str:

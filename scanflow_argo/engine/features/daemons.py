@@ -10,8 +10,10 @@
   ``tcpSocket`` on 127.0.0.1) passes. It is stopped when the steps/DAG scope that started it
   completes, and then shows ``Succeeded`` (Argo's ``killDaemonedChildren``). A daemon that exits by
   itself fails (exit code 0 included: daemons must keep running, as Argo says). Nodes share this
-  machine's network, so ``{{steps.X.ip}}``/``{{tasks.X.ip}}`` are ``127.0.0.1`` and two daemons
-  listening on one port collide (the second is an error naming the port).
+  machine's network, so ``{{steps.X.ip}}``/``{{tasks.X.ip}}`` are ``127.0.0.1`` and a daemon on a port
+  another program holds is an error naming the port; except a daemon whose declared port another
+  daemon of the run may hold at the same time (``contested_daemon_ports``): it gets its own network
+  and IP (``podnet.py``), as every pod has on Argo, and its probes check its own ports.
 
 Every process leads its own process group (``_proc.spawn``) and is recorded in
 ``<node>/<container>.proc.json``; the run stops them all when it ends, fails or is stopped, and an
@@ -41,6 +43,7 @@ from ..core.paths import safe_join
 from ..core.state import NodeDoc
 from ..core.values import DAEMON_IP
 from .images import launch
+from .podnet import PodNet, PodNetworks
 from .sandbox import Sandbox, node_env, not_started
 from .volumes import PodVolumes, mount_tops
 
@@ -51,6 +54,8 @@ __all__ = [
     "Sidecars",
     "check_daemon_ports",
     "check_probe",
+    "contested_daemon_ports",
+    "daemon_ports",
     "reap_leftovers",
     "sidecar_containers",
 ]
@@ -148,6 +153,8 @@ class Sidecars:
         self.env_of = env_of
         self.pythonpath = pythonpath
         self.running: list[tuple[Child, Path]] = []
+        self.net: PodNet | None = None
+        """The pod's own network, which its sidecars join as its main container does (set before ``start``)."""
 
     def start(self) -> None:
         """Start every sidecar; on an error the ones already started are stopped again."""
@@ -168,7 +175,7 @@ class Sidecars:
                 if started.missing is not None:  # it ends at once, as Argo's executor ends it; the pod goes on
                     not_started(self.node_dir / f"sidecar-{name}.log", started.missing)
                     continue
-                wrapped = started.argv
+                wrapped = self.net.wrap(started.argv) if self.net is not None else started.argv
                 marker = str(cdir) if fs.root is not None else max(wrapped, key=len)  # its most telling argument
                 record = self.node_dir / f"sidecar-{name}{RECORD_SUFFIX}"
                 child = _start(
@@ -223,15 +230,19 @@ def daemon_ports(tmpl: Mapping[str, Any]) -> set[int]:
     return {int(r) for r in raw if isinstance(r, int) or (isinstance(r, str) and r.isdigit())}
 
 
-def check_daemon_ports(spec: Mapping[str, Any], resolve: Callable[[Any, Mapping[str, Any]], tuple[Any, Any]], root: Any) -> None:
-    """Refuse a workflow that may run two daemons on one literal port at once: nodes share this
-    machine's network, so the second could not listen (Argo gives each pod its own IP).
+def contested_daemon_ports(
+    spec: Mapping[str, Any], resolve: Callable[[Any, Mapping[str, Any]], tuple[Any, Any]], root: Any
+) -> dict[int, tuple[str, str]]:
+    """The literal ports two daemons of the workflow may listen on at once, each with the first such pair in
+    words and the template where they meet. On Argo each pod has its own IP, so they can; locally such daemons get their own network
+    (``podnet.py``), which needs the node sandbox (``check_daemon_ports``).
 
     ``resolve(scope, holder)`` gives the (scope, template) a step/task names (template None when it
     cannot be found: other checks report that). A daemon lives until its steps/DAG scope completes,
     so it overlaps the other steps of its group, every later group (steps) or every other task (DAG),
     everything they call, and the other iterations of its own loop."""
     memo: dict[tuple[str, str], Counter[int]] = {}
+    found: dict[int, tuple[str, str]] = {}
 
     def calls(tmpl: Mapping[str, Any]) -> list[list[Mapping[str, Any]]]:
         if "steps" in tmpl:
@@ -279,12 +290,11 @@ def check_daemon_ports(spec: Mapping[str, Any], resolve: Callable[[Any, Mapping[
                     for other, o_scope, o_tmpl in later:
                         if other is not holder:
                             others += reach(o_scope, o_tmpl, frozenset())
-                    if others[port] or loops(holder):
-                        raise NotSupportedLocally(
-                            f"two daemons that may listen on port {port} at once (template {sub.get('name')!r} started "
-                            f"by {holder.get('name')!r} in template {tmpl.get('name')!r}, and "
-                            f"{'its other loop iterations' if loops(holder) else 'another daemon of its scope'}): nodes "
-                            "share this machine's network locally, so two daemons on one port collide",
+                    if (others[port] or loops(holder)) and port not in found:
+                        found[port] = (
+                            f"template {sub.get('name')!r} started by {holder.get('name')!r} in template "
+                            f"{tmpl.get('name')!r}, and "
+                            f"{'its other loop iterations' if loops(holder) else 'another daemon of its scope'}",
                             f"template {tmpl.get('name')!r}",
                         )
 
@@ -294,13 +304,33 @@ def check_daemon_ports(spec: Mapping[str, Any], resolve: Callable[[Any, Mapping[
             scope, tmpl = resolve(root, {"template": name})
             if tmpl is not None and ("steps" in tmpl or "dag" in tmpl):
                 check(scope, tmpl, seen)
+    return found
+
+
+def check_daemon_ports(
+    spec: Mapping[str, Any],
+    resolve: Callable[[Any, Mapping[str, Any]], tuple[Any, Any]],
+    root: Any,
+    no_own_network: str | None,
+) -> None:
+    """Refuse a workflow that may run two daemons on one literal port at once when daemons cannot get their
+    own network here (``no_own_network`` says why: ``podnet.unavailable``)."""
+    if no_own_network is None:
+        return
+    for port, (pair, where) in sorted(contested_daemon_ports(spec, resolve, root).items()):
+        raise NotSupportedLocally(
+            f"two daemons that may listen on port {port} at once ({pair}): on Argo each pod has its own network, "
+            f"and locally such daemons get their own, but {no_own_network}: run with sandbox=bwrap as root "
+            "(SCANFLOW_ENGINE_SANDBOX=bwrap, bubblewrap and nsenter installed), or give each daemon its own port",
+            where,
+        )
 
 
 @dataclass
 class Probe:
-    """A container's ``readinessProbe``: ``exec`` (run in the container's root), ``httpGet`` or
-    ``tcpSocket`` on 127.0.0.1. It is polled every 0.1 s after ``initialDelaySeconds`` (not every
-    ``periodSeconds``), so a daemon counts as ready as soon as it is."""
+    """A container's ``readinessProbe``: ``exec`` (run in the container's root and network), ``httpGet`` or
+    ``tcpSocket`` on the pod's 127.0.0.1 (``connect``). It is polled every 0.1 s after ``initialDelaySeconds``
+    (not every ``periodSeconds``), so a daemon counts as ready as soon as it is."""
 
     spec: Mapping[str, Any]
     ports: Mapping[str, int] = field(default_factory=dict)
@@ -308,6 +338,8 @@ class Probe:
     exec_argv: Callable[[Sequence[str]], list[str]] | None = None
     """Turns an ``exec`` command into the argv that runs it in the container's sandbox."""
     env: Mapping[str, str] | None = None
+    connect: Callable[[int, float], socket.socket] | None = None
+    """Opens a TCP connection to the pod's port (its own network's: ``PodNet.connect``); None: 127.0.0.1 here."""
 
     @property
     def initial_delay(self) -> float:
@@ -342,8 +374,17 @@ class Probe:
         if "httpGet" in self.spec:
             return self._http()
         if "tcpSocket" in self.spec:
-            return _tcp_open(self.port("tcpSocket"), self.timeout)
+            try:
+                self._connect(self.port("tcpSocket")).close()
+            except OSError:
+                return False
+            return True
         return True
+
+    def _connect(self, port: int) -> socket.socket:
+        if self.connect is not None:
+            return self.connect(port, self.timeout)
+        return socket.create_connection((DAEMON_IP, port), timeout=self.timeout)
 
     def _exec(self) -> bool:
         command = [str(c) for c in (self.spec["exec"] or {}).get("command") or []]
@@ -376,9 +417,9 @@ class Probe:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(DAEMON_IP, port, timeout=self.timeout, context=context)
+            conn: http.client.HTTPConnection = _Via(self._connect, port, self.timeout, context)
         else:
-            conn = http.client.HTTPConnection(DAEMON_IP, port, timeout=self.timeout)
+            conn = _Via(self._connect, port, self.timeout, None)
         try:
             conn.request("GET", path if path.startswith("/") else f"/{path}", headers=headers)
             status = conn.getresponse().status
@@ -387,6 +428,21 @@ class Probe:
         finally:
             conn.close()
         return 200 <= status < 400
+
+
+class _Via(http.client.HTTPConnection):
+    """An HTTP connection to ``DAEMON_IP:port`` whose socket the probe opens (in the pod's own network, if it
+    has one), TLS on it when ``context`` is given (HTTPS)."""
+
+    def __init__(self, open_: Callable[[int], socket.socket], port: int, timeout: float, context: ssl.SSLContext | None) -> None:
+        super().__init__(DAEMON_IP, port, timeout=timeout)
+        self._open = open_
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = self._open(int(self.port))
+        sock.settimeout(self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host) if self._tls is not None else sock
 
 
 def _tcp_open(port: int, timeout: float) -> bool:
@@ -409,6 +465,8 @@ class _Daemon:
     """Nodes that end with it (its Retry node), each with what retries the daemon when it fails (True: that took
     care of the node: the next attempt runs, or it ended the node with its own reason)."""
     port: int | None = None
+    net: PodNet | None = None
+    """The pod's own network (``podnet.py``), closed when it ends."""
     ending: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -429,8 +487,10 @@ class Daemons:
         abort: threading.Event,
         abort_message: Callable[[], str],
         monotonic: Callable[[], float],
+        networks: PodNetworks | None = None,
     ) -> None:
         self.nodes = nodes
+        self.networks = networks or PodNetworks((), enabled=False)
         self.write = write
         self.finish = finish
         self.abort = abort
@@ -439,6 +499,12 @@ class Daemons:
         self.lock = threading.Lock()
         self.live: dict[str, _Daemon] = {}
         self.started: list[_Daemon] = []  # every daemon of the run, ended or not
+
+    def network(self, tmpl: Mapping[str, Any], node_dir: Path, name: str) -> PodNet | None:
+        """The daemon pod's own network when one of its declared ports is contested (``podnet.py``), else None
+        (it shares this machine's). The caller hands it to ``start``, or closes it when the pod does not start."""
+        ports = daemon_ports(tmpl)
+        return self.networks.open(node_dir, sorted(ports), name) if self.networks.wants(ports) else None
 
     def _ancestors(self, node: Mapping[str, Any]) -> set[str]:
         out: set[str] = set()
@@ -460,11 +526,13 @@ class Daemons:
         sidecars: Sidecars | None,
         deadline: float | None,
         on_end: Callable[[], None],
+        net: PodNet | None = None,
     ) -> NodeDoc:
         """Start the daemon and wait until it is ready: the node is then ``Running`` and daemoned.
-        A daemon that exits, is stopped or passes its deadline first ends the node (Failed)."""
+        A daemon that exits, is stopped or passes its deadline first ends the node (Failed). With ``net``
+        (its own network) its processes join it, and its ``podIP`` is the network's."""
         port = probe.listen_port()
-        if port is not None and _tcp_open(port, 0.2):
+        if net is None and port is not None and _tcp_open(port, 0.2):
             if sidecars is not None:
                 sidecars.stop()
             on_end()
@@ -480,14 +548,25 @@ class Daemons:
         node["phase"] = "Pending"  # as on Argo, a daemon's node stays Pending until it is ready
         self.write()
         record = log.with_name(f"main{RECORD_SUFFIX}")
-        child = _start(argv, f"daemon {node.get('displayName')!r}", log, env, cwd, record, marker)
-        daemon = _Daemon(node, child, record, sidecars, self._ancestors(node), on_end, port=port)
+        try:
+            child = _start(
+                net.wrap(argv) if net is not None else argv, f"daemon {node.get('displayName')!r}", log, env, cwd, record, marker
+            )
+        except BaseException:
+            if sidecars is not None:
+                sidecars.stop()
+            if net is not None:
+                net.close()
+            raise
+        daemon = _Daemon(node, child, record, sidecars, self._ancestors(node), on_end, port=port, net=net)
         try:
             failure = self._wait_ready(daemon, probe, deadline)
         except BaseException:
             _stop(child, record)  # a probe that cannot run (its command is missing): nothing stays behind
             if sidecars is not None:
                 sidecars.stop()
+            if net is not None:
+                net.close()
             raise
         if failure is not None:
             self._end(daemon, *failure)
@@ -497,6 +576,8 @@ class Daemons:
             self.started.append(daemon)
         node["phase"] = "Running"
         node["daemoned"] = True
+        if net is not None:  # operator.go: a daemoned node records its pod's IP (its steps.X.ip)
+            node["podIP"] = net.ip
         self.write()
         threading.Thread(target=self._watch, args=(daemon, deadline), name=f"daemon-{node['id']}", daemon=True).start()
         return node
@@ -549,6 +630,8 @@ class Daemons:
         _stop(daemon.child, daemon.record)
         if daemon.sidecars is not None:
             daemon.sidecars.stop()
+        if daemon.net is not None:
+            daemon.net.close()
         daemon.node.pop("daemoned", None)
         code = daemon.child.popen.returncode
         if phase != "Succeeded" and code is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +148,36 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
             main_env = node_env(base_env, ctx.pythonpath)
             popen_cwd = prepared.cwd if prepared.cwd is None or Path(prepared.cwd).is_dir() else None
             sidecars = Sidecars(tmpl, pod, ctx.sandbox, ctx.settings, node_dir, env_of, ctx.pythonpath)
-            sidecars.start()  # before the main container, as the pod starts them together
-            if tmpl.get("daemon") and prepared.missing is None:
+            daemon = bool(tmpl.get("daemon")) and prepared.missing is None
+            # a daemon on a port another daemon of the run may hold gets its own network, which its sidecars join
+            net = sidecars.net = ctx.daemons.network(tmpl, node_dir, where) if daemon else None
+            try:
+                sidecars.start()  # before the main container, as the pod starts them together
+            except BaseException:
+                if net is not None:
+                    net.close()
+                raise
+            if daemon:
                 cwd = str(body.get("workingDir") or "/") if fs.root is not None else str(prepared.cwd or node_dir)
                 private = private_tops(tmpl, inputs, body)
-                image = image_of(str(body["image"]), ctx.settings.engine.image_map, where)
+                try:
+                    image = image_of(str(body["image"]), ctx.settings.engine.image_map, where)
+                except BaseException:  # nothing of the pod stays behind
+                    sidecars.stop()
+                    if net is not None:
+                        net.close()
+                    raise
+
+                def probe_argv(cmd: Sequence[str]) -> list[str]:
+                    argv = ctx.sandbox.wrap(container_argv({"command": list(cmd)}, image, ctx.settings, {})[0], fs, private, cwd)
+                    return net.wrap(argv) if net is not None else argv
+
                 probe = Probe(
                     body.get("readinessProbe") or {},
                     ports={str(p["name"]): int(p["containerPort"]) for p in body.get("ports") or [] if p.get("name")},
-                    exec_argv=lambda cmd: ctx.sandbox.wrap(
-                        container_argv({"command": cmd}, image, ctx.settings, {})[0], fs, private, cwd
-                    ),
+                    exec_argv=probe_argv,
                     env=main_env,
+                    connect=net.connect if net is not None else None,
                 )
 
                 def ended() -> None:
@@ -168,7 +186,7 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
 
                 marker = str(node_dir) if fs.root is not None else max(prepared.argv, key=len)  # its most telling argument
                 return ctx.daemons.start(
-                    node, prepared.argv, main_env, popen_cwd, log_path, marker, probe, sidecars, call.deadline, ended
+                    node, prepared.argv, main_env, popen_cwd, log_path, marker, probe, sidecars, call.deadline, ended, net
                 )
             try:
                 if prepared.missing is not None:

@@ -26,7 +26,7 @@ from ...errors import EngineError
 from ..core.context import Call
 from ..core.durations import argo_seconds
 from ..core.inputs import inputs_doc, template_vars
-from ..core.state import NodeDoc
+from ..core.state import NodeDoc, node_id
 from ..core.subst import substitute
 from ..core.values import FAILED
 from ..kinds.base import KindContext
@@ -63,7 +63,7 @@ def _attempts(
     i = first
     for i in itertools.count(first):
         ctx.flag(f"{call.name}({i})", **flags, retried=True)
-        attempt = proceed(call.attempt(i, node["id"]))
+        attempt = proceed(call.attempt(i, node["id"], _last_retry(ctx, call, i, attempt)))
         if i == 0 and "_t0" not in attempt and attempt.get("startedAt"):  # ended before a resume: count from its start
             start -= max(0.0, ctx.clock.now() - from_iso(str(attempt["startedAt"])))
         if attempt["phase"] == "Succeeded" or attempt.get("daemoned") or ctx.abort.is_set():
@@ -130,6 +130,26 @@ def _after_failure(
                 return False, {**attempt, "message": "Backoff would exceed max duration limit"}
         ctx.sleep(max(0.0, delay))
     return True, attempt
+
+
+def _last_retry(ctx: KindContext, call: Call, index: int, last: Mapping[str, Any]) -> dict[str, str]:
+    """``lastRetry.*`` of attempt ``index`` (``operator.go`` ``executeTemplate``: ``exitCode`` and ``duration``
+    ``"0"``, ``status`` and ``message`` empty for the first; else the previous attempt's exit code, phase, duration
+    in seconds (``GetDuration().Seconds()``) and message). A resumed run reads the previous attempt's node."""
+    if not last and index > 0:
+        with ctx.state.lock:
+            last = dict(ctx.state.nodes.get(node_id(ctx.name, f"{call.name}({index - 1})")) or {})
+    if not last:
+        return {"exitCode": "0", "duration": "0", "status": "", "message": ""}
+    seconds = 0.0
+    if last.get("startedAt") and last.get("finishedAt"):
+        seconds = max(0.0, from_iso(str(last["finishedAt"])) - from_iso(str(last["startedAt"])))
+    return {
+        "exitCode": str((last.get("outputs") or {}).get("exitCode", "0")),
+        "duration": str(int(seconds)) if seconds == int(seconds) else repr(seconds),  # Go's fmt.Sprint of a float64
+        "status": str(last.get("phase", "")),
+        "message": str(last.get("message") or ""),
+    }
 
 
 def retry_limit(value: Any) -> int | None:

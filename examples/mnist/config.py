@@ -92,8 +92,9 @@ class ScenarioConfig:
     challenger_epochs: int = 1
     """Epochs of fine-tuning the champion with the tower stacked on it."""
     challenger_samples: int = 4096
-    """Images of the training mix the challenger is fine-tuned on (``max_samples``): a tower's training step costs
-    its thousands of layers whatever the batch, so it trains on fewer, larger steps."""
+    """Images of the training mix the challenger's tower is trained on (``max_samples``; the champion's CNN under it
+    fine-tunes on the whole mix first): a tower's training step costs its thousands of layers whatever the batch,
+    so it trains on fewer, larger steps."""
     challenger_max: float = 420.0
     """Longest wait for the challenger's retraining and roll-out."""
 

@@ -200,7 +200,8 @@ def _common_parameters(metric: str = "accuracy", rollout: str = "all-at-once") -
             "max_samples",
             int,
             0,
-            description="Train on a stratified sample of at most this many images of the training mix (0: all of it)",
+            description="Train on a stratified sample of at most this many images of the training mix (0: all of it); "
+            "a tower stacked on init_model trains on the sample, the CNN under it on the whole mix first",
         ),
     ]
 

@@ -5,7 +5,7 @@ each layer is cheap, but one answer runs them one after another, so a single dig
 layer's time however many cores there are, while batched training and evaluation amortise it. It is the
 case study's "better offline, too slow online" challenger; ``forward_seconds``/``depth_for`` measure how
 deep it must be to be slower than a latency objective on the machine at hand. Its output layer starts at
-zero, so a tower stacked on trained weights (``load_weights``) starts as the network it extends.
+zero, so a tower stacked on trained weights (``load_weights``, ``init_net``) starts as the network it extends.
 
 The exported directory is the one docs/architecture.md describes and the serving replica loads
 (``scanflow_argo.serving.model.TorchClassifier``)::
@@ -252,9 +252,12 @@ def train_model(
     threads: int | None = None,
     depth: int = 0,
     init_dir: str | os.PathLike[str] | None = None,
+    init_net: Any = None,
+    tower_only: bool = False,
 ) -> TrainResult:
     """Train a CNN (with a ``depth``-layer tower) with Adam, fresh or from the weights in ``init_dir`` (an exported
-    model directory: fine-tuning it); deterministic for a given seed and thread count."""
+    model directory) or ``init_net`` (a network: fine-tuning it); ``tower_only`` trains the tower alone, the CNN
+    under it kept as it is. Deterministic for a given seed and thread count."""
     import torch
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
@@ -268,9 +271,15 @@ def train_model(
     net = build_net(depth)
     if init_dir:
         load_weights(net, init_dir)
+    if init_net is not None:
+        with torch.no_grad():
+            net.load_state_dict(init_net.state_dict(), strict=False)  # the tower, absent from a plain CNN, stays as built
+    if tower_only and not depth:
+        raise ValueError("tower_only needs a tower (depth > 0)")
+    trained = net.get_submodule("tower").parameters() if tower_only else net.parameters()
     x = torch.from_numpy(to_inputs(images))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    optimiser = torch.optim.Adam(trained, lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     order = torch.Generator().manual_seed(seed)
     result = TrainResult(net=net)

@@ -216,7 +216,8 @@ def train(
 ) -> dict[str, Any]:
     """Train the CNN on ``train.npz`` (plus feedback, oversampled) and export the model directory.
 
-    ``max_samples`` > 0: train on a stratified sample of that many images of the mix (a quicker run).
+    ``max_samples`` > 0: train on a stratified sample of that many images of the mix (a quicker run); a tower
+    stacked on ``init_model`` trains on the sample while the CNN under it fine-tunes on the whole mix first.
 
     ``depth``: layers of a residual tower on top of the CNN (``model.build_net``); ``init_model``: a registered
     model (``models:/mnist@champion``) whose weights training starts from — fine-tuning it instead of
@@ -241,6 +242,7 @@ def train(
         labels = np.concatenate([labels, *([fb_labels] * repeat)])
     original = len(labels) - repeat * len(fb_labels)
     print(f"training on {original} of {len(arrays['labels'])} images + {len(fb_labels)} feedback x{repeat}", flush=True)
+    mix_images, mix_labels = images, labels
     if 0 < int(max_samples) < len(labels):
         _, sample = data.stratified_split(labels, int(max_samples) / len(labels), int(seed))
         images, labels = images[sample], labels[sample]
@@ -249,21 +251,24 @@ def train(
     def progress(epoch: int, total: int, stats: dict[str, float]) -> None:
         print(f"epoch {epoch}/{total} loss={stats['loss']:.4f} accuracy={stats['accuracy']:.4f}", flush=True)
 
+    def fit(images: np.ndarray, labels: np.ndarray, **net: Any) -> model.TrainResult:
+        return model.train_model(
+            images, labels, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), seed=int(seed), progress=progress, **net
+        )
+
     with tempfile.TemporaryDirectory(prefix="init-model-") as tmp:
         init_dir = _download(init_model, tmp) if init_model else None
         if init_model:
             print(f"starting from the weights of {init_model}", flush=True)
-        result = model.train_model(
-            images,
-            labels,
-            epochs=int(epochs),
-            lr=float(lr),
-            batch_size=int(batch_size),
-            seed=int(seed),
-            progress=progress,
-            depth=int(depth),
-            init_dir=init_dir,
-        )
+        if init_dir and int(depth):
+            # A tower stacked on a trained CNN: the CNN learns from the whole mix first, at its own (small) cost,
+            # then the tower alone on the sample — its steps cost its thousands of layers (module docstring).
+            print(f"fine-tuning the CNN on all {len(mix_labels)} images of the mix, then the tower on {len(labels)}", flush=True)
+            base = fit(mix_images, mix_labels, init_dir=init_dir)
+            result = fit(images, labels, depth=int(depth), init_net=base.net, tower_only=True)
+            result.seconds += base.seconds
+        else:
+            result = fit(images, labels, depth=int(depth), init_dir=init_dir)
     reference = fb_images if len(fb_labels) >= MIN_DRIFT_REFERENCE else arrays["images"]
     metrics = {"train_accuracy": result.train_accuracy}
     model.export(result.net, out_dir, reference_images=reference, metrics=metrics)

@@ -22,6 +22,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -209,20 +210,31 @@ def settings_for(run_dir: Path, base: Settings | None = None) -> Settings:
 
 
 class _RunLock:
-    """One engine per run folder: an exclusive lock on ``engine.lock`` plus ``engine.pid``."""
+    """One engine per run folder: an exclusive lock on ``engine.lock`` plus ``engine.pid``.
 
-    def __init__(self, run_dir: Path) -> None:
+    Readers ask whether an engine holds a run by taking the lock for an instant
+    (``platform._local.control.engine_lock_free``); an engine that meets such a probe waits ``grace``
+    seconds for it before deciding that another engine runs the run (which holds it for good)."""
+
+    def __init__(self, run_dir: Path, grace: float = 2.0) -> None:
         self.run_dir = run_dir
+        self.grace = grace
         self.fh = open(run_dir / "engine.lock", "w")  # noqa: SIM115 - held for the run
 
     def __enter__(self) -> _RunLock:
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            self.fh.close()
-            raise EngineError(
-                f"run {self.run_dir.name!r} is being run by another engine process (see {self.run_dir / 'engine.pid'})"
-            ) from err
+        deadline = time.monotonic() + self.grace
+        while True:
+            try:
+                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as err:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                self.fh.close()
+                raise EngineError(
+                    f"run {self.run_dir.name!r} is being run by another engine process (see {self.run_dir / 'engine.pid'})"
+                ) from err
         (self.run_dir / "engine.pid").write_text(str(os.getpid()))
         return self
 

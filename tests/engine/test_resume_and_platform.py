@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +16,10 @@ import yaml
 
 from scanflow_argo import _proc
 from scanflow_argo.cli import main as cli_main
-from scanflow_argo.engine import prepare_run, resume
+from scanflow_argo.engine import execute, prepare_run, resume
 from scanflow_argo.engine.core.state import read_status
 from scanflow_argo.errors import EngineError
+from scanflow_argo.platform._local import control
 from scanflow_argo.platform.local import LocalPlatform
 
 
@@ -91,6 +94,33 @@ def test_resume_after_kill_9_does_not_rerun_succeeded_nodes(engine_settings, tmp
     assert lines(project / "b") == 1
     with pytest.raises(EngineError, match="already finished"):
         resume(run_dir, engine_settings)
+
+
+def test_an_engine_waits_out_a_readers_lock_probe_but_not_another_engine(engine_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Readers (``wait``, ``get_run``) ask ``control.engine_lock_free``, which takes the run's lock for an
+    instant. An engine starting in that instant must not take the probe for another engine (CI: the run
+    was left Running, "the engine of run … stopped before the run ended"); a lock held for good still is one."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "go").write_text("")
+    run_dir = prepare_run(counting_workflow(project), engine_settings, source_dir=project)
+    probe = open(run_dir / "engine.lock", "a")  # noqa: SIM115 - released by the timer below
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not control.engine_lock_free(run_dir)
+    release = threading.Timer(0.3, probe.close)  # a probe, held far longer than a real one
+    release.start()
+    try:
+        assert execute(run_dir, engine_settings).phase == "Succeeded"
+    finally:
+        release.join()
+    assert control.engine_lock_free(run_dir)
+
+    other = prepare_run(counting_workflow(project), engine_settings, source_dir=project)
+    with open(other / "engine.lock", "a") as held:  # another engine holds this run
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(EngineError, match=f"run '{other.name}' is being run by another engine process"):
+            execute(other, engine_settings)
+    assert read_status(other)["status"]["phase"] == "Pending"  # nothing ran
 
 
 def test_local_platform_submit_wait_logs_list_and_stop(engine_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]

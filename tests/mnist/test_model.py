@@ -112,6 +112,20 @@ def test_a_tower_stacked_on_trained_weights_starts_as_the_network_it_extends(sma
         model.build_net(depth=-1)
 
 
+@pytest.mark.slow  # trains
+def test_a_tower_trained_alone_keeps_the_cnn_it_stands_on(small_run) -> None:
+    """The challenger's recipe (``tasks.train`` with ``depth`` and ``init_model``): the CNN fine-tunes first, then the
+    tower alone — its weights move, the CNN's under it stay exactly as given; a plain CNN has no tower to train."""
+    result, train_x, _, _ = small_run
+    labels = np.arange(len(train_x)) % 10
+    deep = model.train_model(train_x[:256], labels[:256], epochs=1, batch_size=64, depth=8, init_net=result.net, tower_only=True)
+    before, after = result.net.state_dict(), deep.net.state_dict()
+    assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+    assert float(after["tower.w2"].abs().sum()) > 0  # started at zero, trained
+    with pytest.raises(ValueError, match="tower_only needs a tower"):
+        model.train_model(train_x[:64], labels[:64], epochs=1, init_net=result.net, tower_only=True)
+
+
 def test_depth_for_measures_until_an_answer_is_slow_enough() -> None:
     """The calibration's contract: the depth it returns answered at least that slowly here, and a deeper tower
     takes longer (the time grows with the depth: what makes the case study's challenger slow on any machine)."""

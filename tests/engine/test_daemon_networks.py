@@ -10,8 +10,10 @@ so two daemons on one port both serve, each at its own IP; a readiness probe che
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import textwrap
 import time
 from dataclasses import replace
@@ -22,6 +24,7 @@ import pytest
 from scanflow_argo import _proc
 from scanflow_argo.engine import run_workflow
 from scanflow_argo.engine.api import prepare_run
+from scanflow_argo.engine.features import podnet
 from scanflow_argo.engine.features.daemons import reap_leftovers
 from scanflow_argo.engine.features.podnet import POD_NET, unavailable
 from scanflow_argo.errors import NotSupportedLocally
@@ -31,7 +34,8 @@ from .test_daemons import SERVER, SLOW, _by_name, _detached, _wait_for, gone, pi
 
 pytestmark = pytest.mark.timeout(120)
 needs_own_network = pytest.mark.skipif(
-    unavailable(Settings.from_env(environ={})) is not None, reason="daemons get their own network only with bwrap, as root"
+    unavailable(Settings.from_env(environ={})) is not None,
+    reason=f"daemons get their own network only with bwrap, as root, where a network namespace may be made: {unavailable(Settings.from_env(environ={}))}",
 )
 needs_busybox = pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="alpine's nc is Debian's busybox here")
 
@@ -190,6 +194,28 @@ def test_without_the_sandbox_two_daemons_on_one_port_are_refused_naming_daemon_a
     with pytest.raises(NotSupportedLocally, match=f"port {port} at once") as err:
         prepare_run(_two_on_one_port(svc, client), unsandboxed)
     assert "template 'svc' started by 'a'" in str(err.value) and "sandbox=bwrap" in str(err.value)
+
+
+def test_where_the_machine_refuses_a_network_namespace_such_daemons_are_refused_up_front(
+    engine_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root in a container without CAP_SYS_ADMIN (Docker's default) may run bubblewrap but not make a network
+    namespace: the workflow is refused before it runs, saying so, rather than each daemon failing as it starts."""
+    if engine_settings.engine.sandbox == "none":
+        pytest.skip("the sandbox is off here: the refusal names that instead")
+    monkeypatch.setattr(podnet, "_namespace_refused", lambda: "this machine refuses the engine a network namespace (EPERM)")
+    port = _proc.free_port()
+    with pytest.raises(NotSupportedLocally, match=f"port {port} at once") as err:
+        prepare_run(_two_on_one_port(_svc(port, {"tcpSocket": {"port": port}}), py("client", "print(1)")), engine_settings)
+    assert "this machine refuses the engine a network namespace (EPERM)" in str(err.value)
+
+
+def test_the_namespace_probe_answers_as_unshare_does() -> None:
+    """The probe (the helper with ``--probe``) agrees with util-linux's ``unshare --net`` on this machine."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and util-linux's unshare to compare with")
+    allowed = subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False).returncode == 0
+    assert (podnet._namespace_refused() is None) == allowed
 
 
 @needs_own_network

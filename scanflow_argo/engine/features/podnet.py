@@ -19,8 +19,8 @@ gets, deterministically:
   connect the same way, so a daemon that does not listen is never ready.
 
 Limits: only declared ports are reachable from other pods (an undeclared one is the pod's own); it needs the
-node sandbox (bubblewrap) and root (``nsenter``), else such a workflow is refused before it runs, naming
-the daemon and the port. No host network configuration is changed (no interfaces, routes or rules); the
+node sandbox (bubblewrap), root (``nsenter``) and a machine that lets the engine make a network namespace
+(asked once: ``unavailable``), else such a workflow is refused before it runs, naming the daemon and the port. No host network configuration is changed (no interfaces, routes or rules); the
 helper, listeners and relays end with the pod (the helper also when the engine dies: its channel closes).
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import selectors
 import shutil
@@ -64,6 +65,28 @@ def unavailable(settings: Settings) -> str | None:
         return "the engine does not run as root (a network namespace needs it)"
     if shutil.which("nsenter") is None:
         return "nsenter (util-linux) is not installed"
+    return _namespace_refused()
+
+
+@functools.cache
+def _namespace_refused() -> str | None:
+    """Why this machine refuses the engine a network namespace (None: it allows one), asked once per process:
+    the helper makes one and exits. Root in a container without ``CAP_SYS_ADMIN`` (Docker's default) is refused
+    though bubblewrap may still work there (through a user namespace)."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", str(HELPER), "--probe"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=HELPER_WAIT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"no network namespace could be made here ({err})"
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return f"this machine refuses the engine a network namespace ({why})"
     return None
 
 

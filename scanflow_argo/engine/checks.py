@@ -200,7 +200,7 @@ def check_supported(wf: Mapping[str, Any], store: TemplateStore, settings: Setti
             if task.get("onExit"):
                 visit_ref(scope, {"template": task["onExit"]}, f"{where} task {task.get('name')!r} onExit")
     # two daemons on one port at once: each needs its own network (features/podnet.py)
-    check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root, no_own_network(settings))
+    check_daemon_ports(spec, lambda sc, holder: resolve_ref(sc, holder, store), root, lambda: no_own_network(settings))
     return sorted(notes)
 
 

@@ -145,7 +145,7 @@ class Executor:
             self.abort,
             lambda: self.abort_message,
             clock.monotonic,
-            PodNetworks(contested, enabled=unavailable(settings) is None),
+            PodNetworks(contested, enabled=bool(contested) and unavailable(settings) is None),  # asked only when needed
         )
 
     # -- the run ---------------------------------------------------------------------------------

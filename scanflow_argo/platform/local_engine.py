@@ -15,7 +15,7 @@ import fcntl
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -30,7 +30,9 @@ from ..status import RunStatus
 from ..tracking import server as tracking_server
 from ..tracking.hooks import MlflowHooks
 from ._local.claims import apply_claim
-from .local import LocalPlatform
+
+if TYPE_CHECKING:
+    from .local import LocalPlatform
 
 __all__ = ["LocalApplier", "execute", "main", "make_hooks", "resume", "run_workflow"]
 
@@ -40,7 +42,19 @@ class LocalApplier:
     PersistentVolumeClaims to folders under ``<home>/volumes/`` (``_local/claims.py``)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.platform = LocalPlatform(settings)
+        self.settings = settings
+        self._platform: LocalPlatform | None = None
+
+    @property
+    def platform(self) -> LocalPlatform:
+        """The local platform, made when a ``resource`` node first needs it."""
+        if self._platform is None:
+            # the platform brings local serving, Prometheus and HTTP clients: ~70 ms of start-up that only the
+            # engines of runs with resource nodes pay
+            from .local import LocalPlatform
+
+            self._platform = LocalPlatform(self.settings)
+        return self._platform
 
     def apply(self, action: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``manifest`` (the engine checked ``action`` before the run); the object as stored."""
@@ -49,7 +63,7 @@ class LocalApplier:
             self.platform.apply_deployment(doc)
             return doc
         if doc.get("kind") == "PersistentVolumeClaim":
-            return apply_claim(self.platform.settings.home, action, doc)
+            return apply_claim(self.settings.home, action, doc)
         name = self.platform.submit(doc)
         stored = yaml.safe_load((self.platform.runs_dir / name / "workflow.yaml").read_text())
         return dict(stored) if isinstance(stored, Mapping) else {**doc, "metadata": {**(doc.get("metadata") or {}), "name": name}}

@@ -4,7 +4,8 @@ tests run ``woc.operate`` with pods set to a phase (``workflow/controller/operat
 ``with_kind`` line: the same path a real new kind takes), so it drives checking and running alike.
 
 A ``fake`` template's body says what its pod does: ``phase`` (or ``phases``, one per attempt),
-``outputs`` (parameters), ``refuse`` (its check refuses it before anything runs).
+``outputs`` (parameters), ``refuse`` (its check refuses it before anything runs), ``raise`` (an engine fault:
+the kind raises while the pod runs).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class FakePods:
             return reused
         spec = call.template.get("fake") or {}
         node = ctx.new_node(call.name, call.display, "Pod", call.parent, call.template)
+        if spec.get("raise"):  # an engine fault while the pod runs
+            raise RuntimeError(spec["raise"])
         with ctx.pod_slots:
             with self.lock:
                 self.ran.append(call.display)
@@ -178,6 +181,36 @@ def test_phases_retries_and_depends(engine_settings, what, templates, phase, nod
     assert run.phase == phase, (what, run.message)
     got = phases_of(run)
     assert {k: got.get(k) for k in nodes} == nodes, (what, source)
+
+
+def test_an_engine_fault_in_a_dag_task_names_itself_and_the_other_branches_finish(engine_settings, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A fault of the engine's own (here the kind raises) in one fanned-out task fails that task and the DAG
+    with the fault's text and its traceback in the engine's log; the DAG's other tasks still finish (CI once
+    showed only "child 'c-loop' failed", the cause lost)."""
+    fake = FakePods()
+    templates = [
+        {
+            "name": "main",
+            "dag": {
+                "tasks": [
+                    {
+                        "name": "loop",
+                        "template": "p",
+                        "withItems": ["x", "y"],
+                        "arguments": {"parameters": [{"name": "i", "value": "{{item}}"}]},
+                    },
+                    {"name": "other", "template": "ok"},
+                ]
+            },
+        },
+        {"name": "p", "inputs": {"parameters": [{"name": "i"}]}, "fake": {"raise": "boom"}},
+        pod("ok", seconds=0.2),
+    ]
+    run = run_workflow(wf(templates), engine_settings, kinds=fake.kinds)
+    assert run.phase in ("Failed", "Error")
+    assert "child 'loop' failed: engine error in task 'loop': RuntimeError: boom (see engine.log)" in run.message, run.message
+    assert phases_of(run)["other"] == "Succeeded"
+    assert "RuntimeError: boom" in capfd.readouterr().err  # the traceback, for a bug report
 
 
 def test_exit_handler_sees_the_workflow_status(engine_settings) -> None:  # type: ignore[no-untyped-def]

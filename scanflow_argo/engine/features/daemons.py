@@ -311,16 +311,19 @@ def check_daemon_ports(
     spec: Mapping[str, Any],
     resolve: Callable[[Any, Mapping[str, Any]], tuple[Any, Any]],
     root: Any,
-    no_own_network: str | None,
+    no_own_network: Callable[[], str | None],
 ) -> None:
     """Refuse a workflow that may run two daemons on one literal port at once when daemons cannot get their
-    own network here (``no_own_network`` says why: ``podnet.unavailable``)."""
-    if no_own_network is None:
+    own network here (``no_own_network()`` says why: ``podnet.unavailable``, only asked when a port is contested:
+    it may start a process)."""
+    contested = contested_daemon_ports(spec, resolve, root)
+    reason = no_own_network() if contested else None
+    if reason is None:
         return
-    for port, (pair, where) in sorted(contested_daemon_ports(spec, resolve, root).items()):
+    for port, (pair, where) in sorted(contested.items()):
         raise NotSupportedLocally(
             f"two daemons that may listen on port {port} at once ({pair}): on Argo each pod has its own network, "
-            f"and locally such daemons get their own, but {no_own_network}: run with sandbox=bwrap as root "
+            f"and locally such daemons get their own, but {reason}: run with sandbox=bwrap as root "
             "(SCANFLOW_ENGINE_SANDBOX=bwrap, bubblewrap and nsenter installed), or give each daemon its own port",
             where,
         )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -86,8 +88,9 @@ def run(ctx: KindContext, call: Call) -> NodeDoc:
         task = tasks[tname]
         try:
             res = _run_task(ctx, task, f"{name}.{tname}", tname, frame, node["id"], lock)
-        except Exception as err:
-            res = {"phase": "Error", "message": f"{type(err).__name__}: {err}"}
+        except Exception as err:  # an engine fault fails this task, not the run's engine; its traceback goes to its log
+            traceback.print_exc(file=sys.stderr)
+            res = {"phase": "Error", "message": f"engine error in task {tname!r}: {type(err).__name__}: {err} (see engine.log)"}
         finished(tname, res)
 
     try:
@@ -236,6 +239,8 @@ def _dag_phase(
             failed = [n for n in tasks if phases.get(n) in FAILED]
             culprit = failed[0] if failed else t
             res = results.get(culprit) or {}
+            if "id" not in res and res.get("message"):  # no node to point at: an engine fault (launch)
+                return b, f"child '{culprit}' failed: {res['message']}"
             return b, f"child '{res.get('id', culprit)}' failed"
     return "Succeeded", None
 

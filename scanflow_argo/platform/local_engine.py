@@ -28,7 +28,6 @@ from ..errors import EngineError, NotFoundError, PlatformError, ScanflowError
 from ..settings import Settings
 from ..status import RunStatus
 from ..tracking import server as tracking_server
-from ..tracking.hooks import MlflowHooks
 from ._local.claims import apply_claim
 
 if TYPE_CHECKING:
@@ -139,6 +138,10 @@ def make_hooks(
         if uri is None:
             return NoHooks()
     say(f"tracking in MLflow at {uri} (experiment {settings.tracking.experiment!r})")
+    # the tracking hooks bring the spec (its tracking annotation) and MLflow's REST client: ~20 ms of start-up that
+    # only the engines of runs that track pay
+    from ..tracking.hooks import MlflowHooks
+
     return MlflowHooks(uri, experiment=settings.tracking.experiment)
 
 

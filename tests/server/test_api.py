@@ -330,7 +330,8 @@ def test_stop_closes_a_run_whose_engine_is_gone(served: Served) -> None:
 def test_retry_reruns_what_failed_and_keeps_what_succeeded(served: Served) -> None:
     """Argo's retry (``FormulateRetryWorkflow``): the failed step runs again (here with a new parameter
     value), the succeeded one is reused, the run ends Succeeded under the same name."""
-    wf = steps_workflow(second='[ "{{workflow.parameters.ok}}" = yes ]')
+    # retried with ok=yes, step two takes 2 s: the second retry meets the run Running, however fast the engine
+    wf = steps_workflow(second='[ "{{workflow.parameters.ok}}" = yes ] && sleep 2')
     wf["spec"]["arguments"] = {"parameters": [{"name": "ok", "value": "no"}]}
     name = create(served, wf)["metadata"]["name"]
     failed = served.wait(name)

@@ -262,6 +262,8 @@ def train_model(
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0 (got epochs={epochs}, batch_size={batch_size}, lr={lr})")
+    if tower_only and not depth:
+        raise ValueError("tower_only needs a tower (depth > 0)")
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images, and at least one (got {len(images)} images, {len(labels)} labels)")
     # A tower's layers are too small to share between threads; with two, each of its thousands of steps waits for
@@ -274,8 +276,6 @@ def train_model(
     if init_net is not None:
         with torch.no_grad():
             net.load_state_dict(init_net.state_dict(), strict=False)  # the tower, absent from a plain CNN, stays as built
-    if tower_only and not depth:
-        raise ValueError("tower_only needs a tower (depth > 0)")
     trained = net.get_submodule("tower").parameters() if tower_only else net.parameters()
     x = torch.from_numpy(to_inputs(images))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))

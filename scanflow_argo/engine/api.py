@@ -22,7 +22,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ..backoff import Backoff, retry
 from ..clock import Clock, SystemClock, iso
 from ..compile.schema import SchemaChecker
 from ..errors import EngineError, InvalidWorkflow
@@ -222,19 +222,18 @@ class _RunLock:
         self.fh = open(run_dir / "engine.lock", "w")  # noqa: SIM115 - held for the run
 
     def __enter__(self) -> _RunLock:
-        deadline = time.monotonic() + self.grace
-        while True:
-            try:
-                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as err:
-                if time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    continue
-                self.fh.close()
-                raise EngineError(
-                    f"run {self.run_dir.name!r} is being run by another engine process (see {self.run_dir / 'engine.pid'})"
-                ) from err
+        try:
+            retry(
+                lambda: fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB),
+                Backoff(0.01, factor=1.0, max_elapsed=self.grace),
+                SystemClock(),
+                (BlockingIOError,),
+            )
+        except BlockingIOError as err:
+            self.fh.close()
+            raise EngineError(
+                f"run {self.run_dir.name!r} is being run by another engine process (see {self.run_dir / 'engine.pid'})"
+            ) from err
         (self.run_dir / "engine.pid").write_text(str(os.getpid()))
         return self
 

@@ -20,7 +20,8 @@ gets, deterministically:
 
 Limits: only declared ports are reachable from other pods (an undeclared one is the pod's own); it needs the
 node sandbox (bubblewrap), root (``nsenter``) and a machine that lets the engine make a network namespace
-(asked once: ``unavailable``), else such a workflow is refused before it runs, naming the daemon and the port. No host network configuration is changed (no interfaces, routes or rules); the
+(asked once: ``unavailable``), else such a workflow is refused before it runs, naming the daemon and the
+port. No host network configuration is changed (no interfaces, routes or rules); the
 helper, listeners and relays end with the pod (the helper also when the engine dies: its channel closes).
 """
 

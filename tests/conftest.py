@@ -12,6 +12,16 @@ from scanflow_argo.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SERVING_VENV = ROOT / ".venv-serving"
+SERVER_FIXTURES = frozenset({"prometheus_server", "prometheus_binary", "mlflow_server", "serving_python"})
+"""Fixtures that start a real server (Prometheus, MLflow, a seldon-core replica): a test using one is ``slow``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a server, whether or not its module says so: the fast lane
+    (``-m 'not slow'``) is everything that needs no server or training (the marker's definition)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

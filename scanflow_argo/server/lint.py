@@ -4,7 +4,7 @@ Argo's server validates with ``workflow/validate`` and answers ``InvalidArgument
 the problem; here the same offline checks as ``scanflow-argo lint`` run — Argo's JSON schema when the
 schemas are available (``compile.schema``) and the graph checks (``compile.graph``) — and every
 problem found is in the message. The schema validators are built once, off the event loop: ``warm()``
-builds them when the server starts (the Workflow CRD's 2.7 MB of YAML and its CEL rules take seconds,
+builds them when the server starts (loading the CRDs and building the CEL parser take a fraction of a second,
 which the first submission from the UI or a client would otherwise wait for — creating a run checks its
 shape against the same cached CRD, ``engine/api.py`` ``check_shape``).
 """

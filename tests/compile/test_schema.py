@@ -4,17 +4,20 @@ full CRDs with their CEL rules); the CRDs shipped with the package are the refer
 from __future__ import annotations
 
 import copy
+import json
 import lzma
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _compile_helpers import build_app
 
 from scanflow_argo.cli.compile import load_app
 from scanflow_argo.compile import compile_app
-from scanflow_argo.compile.schema import SHIPPED, SchemaChecker
+from scanflow_argo.compile.crd import CrdSchema
+from scanflow_argo.compile.schema import DIGESTED, SHIPPED, SchemaChecker, crd_text, digest_json, json_name, load_crd
 from scanflow_argo.errors import SchemaError, SetupError
 
 
@@ -41,6 +44,18 @@ def test_shipped_crds_are_the_reference_copies_byte_for_byte(name: str, shared_d
     reference = reference if reference.is_file() else shared_dir / "schemas" / name
     shipped = lzma.decompress(resources.files("scanflow_argo.compile").joinpath("schemas", f"{name}.xz").read_bytes())
     assert shipped == reference.read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_each_shipped_crds_json_digest_is_its_yaml_document(name: str) -> None:
+    """What ``load_crd`` reads (the JSON digest, fast) is the document of the shipped YAML (the upstream file):
+    after replacing a CRD, ``scripts/digest-crds`` writes the digests and prints ``DIGESTED``'s lines."""
+    assert set(DIGESTED) == set(SHIPPED)
+    text = lzma.decompress(resources.files("scanflow_argo.compile").joinpath("schemas", f"{json_name(name)}.xz").read_bytes())
+    document = yaml.load(crd_text(name), Loader=yaml.CSafeLoader)
+    assert text.decode() == digest_json(document), f"{json_name(name)}.xz is stale: run scripts/digest-crds"
+    assert json.loads(text) == document
+    assert load_crd(name).schema == CrdSchema(document).schema
 
 
 @pytest.mark.shared

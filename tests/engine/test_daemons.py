@@ -29,6 +29,8 @@ from scanflow_argo.engine.features.podnet import unavailable
 from scanflow_argo.errors import ImageNotMapped, NotSupportedLocally
 from scanflow_argo.settings import Settings
 
+from .conformance import run_all
+
 pytestmark = pytest.mark.timeout(120)
 
 # A tiny HTTP server that prints its pid first (the test checks the process is gone afterwards).
@@ -482,9 +484,8 @@ def test_resume_after_kill_9_restarts_the_daemon_and_leaves_nothing_behind(engin
 
 
 @pytest.mark.shared
+@pytest.mark.slow  # nginx and influxdb servers, ~20 s: outside the fast lane
 def test_the_runnable_sidecar_and_daemon_examples_reach_argos_phase(shared_dir, engine_settings) -> None:  # type: ignore[no-untyped-def]
-    from .conformance import run_all
-
     outcomes = {
         o.path: o
         for o in run_all(

@@ -112,6 +112,7 @@ def test_the_wheel_holds_the_library_its_crds_and_no_application(wheel: Path) ->
     assert tops == {"scanflow_argo"}, tops  # no generic top-level `pipelines` or `agents` in site-packages
     crds = {n.rsplit("/", 1)[-1] for n in names if n.startswith("scanflow_argo/compile/schemas/")}
     assert {"argoproj.io_workflows.yaml.xz", "seldondeployment-crd.yaml.xz", "README.md"} <= crds
+    assert {"argoproj.io_workflows.json.xz", "seldondeployment-crd.json.xz"} <= crds  # their JSON digests (load_crd)
     # the files the built-in images have at fixed paths (features/images.py: argosay, nginx, influxdb, alpine)
     features = "scanflow_argo/engine/features/"
     shipped = {n[len(features) :] for n in names if n.startswith(features) and not n.endswith(".py")}

@@ -83,6 +83,8 @@ class FieldError:
     path: str
     kind: str
     detail: str = ""
+    rule: bool = False
+    """Whether a CEL rule (``x-kubernetes-validations``) found it, rather than the structural schema."""
 
     def __str__(self) -> str:
         if self.kind == "unknown field":
@@ -559,13 +561,14 @@ class CrdSchema:
         try:
             ok = cel.run(text, activation)
         except Exception as err:  # cel-python raises its own error types for evaluation failures
-            return FieldError(where, "Invalid value", f"{_go(_type_of(value))}: {_Cel.describe(err)} evaluating rule: {message}")
+            detail = f"{_go(_type_of(value))}: {_Cel.describe(err)} evaluating rule: {message}"
+            return FieldError(where, "Invalid value", detail, rule=True)
         if ok is True or (not isinstance(ok, bool) and bool(ok)):
             return None
         if rule.get("messageExpression"):
             with contextlib.suppress(Exception):  # the server falls back to the static message when the expression fails
                 message = str(cel.run(str(rule["messageExpression"]), activation)) or message
-        return FieldError(where, error_kind, message)
+        return FieldError(where, error_kind, message, rule=True)
 
 
 def _duplicates(schema: Mapping[str, Any], value: list[Any], path: str) -> list[FieldError]:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import lzma
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import SchemaError, SetupError
-from .crd import CrdSchema
+from .crd import CrdSchema, FieldError
 
 __all__ = ["ARGO_CRDS", "DIGESTED", "KUBE_VERSION", "SHIPPED", "SchemaChecker", "check_manifests", "crd_text"]
 
@@ -205,15 +205,16 @@ class SchemaChecker:
         return self._kube_validators[key]
 
     # -- checks ------------------------------------------------------------------------------------
-    def problems(self, obj: Mapping[str, Any]) -> list[str]:
-        """Every schema problem of one manifest, as ``Kind/name: path: message``."""
+    def problems(self, obj: Mapping[str, Any], keep: Callable[[FieldError], bool] | None = None) -> list[str]:
+        """Every schema problem of one manifest, as ``Kind/name: path: message`` (of an Argo or Seldon object, only
+        the field errors ``keep`` keeps, when given)."""
         kind = obj.get("kind")
         label = _label(obj)
         if kind in ARGO_CRDS or kind == "SeldonDeployment":
             crd = self.crd(str(kind))
             if obj.get("apiVersion") != crd.api_version:
                 return [f"{label}: apiVersion: {obj.get('apiVersion')!r} is not served — use {crd.api_version!r}"]
-            return [f"{label}: {err}" for err in crd.errors(obj, strict=True)]
+            return [f"{label}: {err}" for err in crd.errors(obj, strict=True) if keep is None or keep(err)]
         out = _metadata_problems(obj, label)
         if kind == "PodMonitor":
             return out + _pod_monitor_problems(obj, label)

@@ -31,6 +31,7 @@ import yaml
 
 from ..backoff import Backoff, retry
 from ..clock import Clock, SystemClock, iso
+from ..compile.crd import FieldError
 from ..compile.schema import SchemaChecker
 from ..errors import EngineError, InvalidWorkflow
 from ..settings import Settings
@@ -75,8 +76,8 @@ def _namespace_of(manifest: Mapping[str, Any]) -> str:
 
 
 SHAPE_PROBLEMS = ("must be of type", "should be greater than or equal to", "a lowercase RFC 1123", "must be no more than")
-"""The schema problems refused here: a value of the wrong type, a number under its minimum, a name Kubernetes
-cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
+"""The structural schema problems refused here: a value of the wrong type, a number under its minimum, a name
+Kubernetes cannot hold. Unknown fields are left to ``checks.py`` (which names what does not run here)."""
 
 SCALAR_AS_STRING = re.compile(r'Invalid value: "(?:integer|number|boolean)": \S+ in body must be of type string')
 """A number or boolean where the schema wants a string (``args: [exit, 1]``, ``value: 1``) is not refused:
@@ -86,17 +87,23 @@ with a ``jsonTarget``), so the API server receives a string (Argo's e2e ``TestPa
 operator_test.go ``TestDAGConfigMapCacheCreateWhenHaveRetryStrategy``)."""
 
 
+def _refused_at_submit(err: FieldError) -> bool:
+    """A field error the API server refuses a submission for that this engine must refuse too: every CEL rule of
+    the CRD (``x-kubernetes-validations``: one template type, not both ``depends`` and ``dependencies``, no
+    ``timeout`` on steps or a DAG, ``withSequence`` with ``count`` or ``end``, …) and the shape problems above."""
+    text = str(err)
+    return err.rule or (any(k in text for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(text))
+
+
 def check_shape(manifest: Mapping[str, Any]) -> None:
-    """Refuse a manifest whose shape Argo's API server refuses at submit, before a run folder exists: its
-    Workflow CRD's schema (types, ``parallelism`` at least 1, names as Kubernetes' RFC 1123 rules; the
-    CRDs shipped in ``compile/schema.py``), in one line naming the field and what is allowed."""
+    """Refuse a manifest Argo's API server refuses at submit, before a run folder exists: its Workflow CRD's
+    schema (types, ``parallelism`` at least 1, names as Kubernetes' RFC 1123 rules) and CEL rules (the CRDs
+    shipped in ``compile/schema.py``), in one line naming the field and what is allowed."""
     if not isinstance(manifest.get("metadata", {}), Mapping):
         raise EngineError("metadata: must be a mapping (name or generateName, labels, annotations), not a plain value")
     if manifest.get("kind") not in ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"):
         return
-    problems = [
-        p for p in SchemaChecker().problems(manifest) if any(k in p for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(p)
-    ]
+    problems = SchemaChecker().problems(manifest, keep=_refused_at_submit)
     problems += _item_lists(manifest.get("spec"), "spec")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -3,7 +3,8 @@
 Sources (argo-workflows f016ad89): ``workflow/controller/operator.go`` ``setExecWorkflow`` (a missing
 ``workflowTemplateRef`` target errors the workflow; a validation error fails it with ``invalid spec: …``),
 ``workflow/validate/validate.go`` (``validateArgumentsValues``, ``validateTemplateType``,
-``validateTemplateHolder``), e2e ``test/e2e/malformed_resources_test.go`` and ``functional_test.go``
+``validateTemplateHolder``; two template types in one template are refused before, at submit, by Argo 4's
+CRD: ``test_manifest_shapes.py``), e2e ``test/e2e/malformed_resources_test.go`` and ``functional_test.go``
 TestWorkflowTemplateRefWithExitHandlerError, ``operator_test.go`` TestUnsuppliedArgValue.
 """
 
@@ -46,11 +47,6 @@ ECHO = {"name": "main", "container": {"image": "busybox", "command": ["echo", "r
         (
             wf([{"name": "main", "steps": [[{"name": "a", "templateRef": {"name": "absent", "template": "t"}}]]}]),
             "invalid spec: template reference absent.t not found",
-        ),
-        (
-            wf([{"name": "main", "container": {"image": "busybox"}, "script": {"image": "busybox", "source": "true"}}]),
-            "invalid spec: templates.main multiple template types specified. choose one of: container, containerSet, steps, "
-            "script, resource, dag, suspend, template, template ref",
         ),
         (
             wf([ECHO, {"name": "bye"}], onExit="bye"),

@@ -27,6 +27,62 @@ def wf(templates: list | None = None, metadata: object = None, **spec: object) -
     }
 
 
+def _dag(*tasks: dict) -> dict:
+    return wf([{"name": "main", "dag": {"tasks": list(tasks)}}, {**ECHO, "name": "e"}])
+
+
+# Argo 4.1.2's Workflow CRD (manifests/base/crds/full/argoproj.io_workflows.yaml): its x-kubernetes-validations
+# rules, each with the API server's message; before, the engine ran three of these and failed the fourth at run time
+CEL_RULES = [
+    pytest.param(
+        wf([{"name": "main", "container": {"image": "busybox"}, "script": {"image": "busybox", "source": "true"}}]),
+        "spec.templates",
+        "template must have at most one template type",
+        id="two template types",
+    ),
+    pytest.param(
+        _dag({"name": "a", "template": "e"}, {"name": "b", "template": "e", "depends": "a", "dependencies": ["a"]}),
+        "spec.templates[0].dag.tasks[1]",
+        "cannot use both 'depends' and 'dependencies'",
+        id="depends and dependencies",
+    ),
+    pytest.param(
+        _dag({"name": "a", "template": "e"}, {"name": "b", "template": "e", "depends": "a", "continueOn": {"failed": True}}),
+        "spec.templates[0].dag.tasks[1]",
+        "cannot use 'continueOn' when using 'depends'",
+        id="continueOn with depends",
+    ),
+    pytest.param(
+        wf([{"name": "main", "timeout": "10s", "dag": {"tasks": [{"name": "a", "template": "e"}]}}, {**ECHO, "name": "e"}]),
+        "spec.templates",
+        "timeout cannot be applied to steps or dag templates",
+        id="timeout on a dag",
+    ),
+    pytest.param(
+        wf(
+            [
+                {"name": "main", "steps": [[{"name": "a", "template": "e", "withSequence": {"count": "2", "end": "3"}}]]},
+                {**ECHO, "name": "e"},
+            ]
+        ),
+        "spec.templates[0].steps[0][0].withSequence",
+        "only one of count or end can be defined",
+        id="count and end",
+    ),
+]
+
+
+@pytest.mark.parametrize(("manifest", "field", "allowed"), CEL_RULES)
+def test_what_the_crds_cel_rules_refuse_is_refused_before_anything_runs(
+    manifest: dict, field: str, allowed: str, engine_settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(EngineError) as err:
+        run_workflow(manifest, engine_settings)
+    message = str(err.value)
+    assert message.startswith("refused as Argo's API server refuses it: ") and f"{field}: Invalid value: {allowed}" in message
+    assert not list(tmp_path.rglob("workflow.yaml"))
+
+
 @pytest.mark.parametrize(
     ("manifest", "field", "allowed"),
     [

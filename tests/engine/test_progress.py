@@ -170,7 +170,7 @@ def test_a_run_records_progress_as_argo(engine_settings) -> None:  # type: ignor
                     {"name": "a", "template": "ok"},
                     {"name": "b", "template": "ok", "depends": "a"},
                     {"name": "c", "template": "steps", "depends": "a"},
-                    {"name": "d", "template": "bad", "depends": "a", "continueOn": {"failed": True}},
+                    {"name": "d", "template": "bad", "depends": "a"},
                 ]
             },
         },

@@ -47,7 +47,8 @@ class MemoryApplier:
 
 
 def wf(outputs: list[dict[str, Any]], **resource: Any) -> dict[str, Any]:
-    tmpl = {"name": "main", "resource": {"action": "apply", "manifest": SD, **resource}, "outputs": {"parameters": outputs}}
+    body = {"action": "apply", **({} if "manifestFrom" in resource else {"manifest": SD}), **resource}  # one or the other (CRD)
+    tmpl = {"name": "main", "resource": body, "outputs": {"parameters": outputs}}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",

@@ -65,6 +65,9 @@ def _kind_of(manifest: Any) -> str:
 def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
     """Refuse what the local platform cannot apply, and outputs it could not read."""
     resource = tmpl.get("resource") or {}
+    for key in _UNSUPPORTED:  # first: a manifestFrom has no manifest whose kind could be named
+        if resource.get(key):
+            raise NotSupportedLocally(f"resource {key}", where)
     action, kind = resource.get("action"), _kind_of(resource.get("manifest"))
     if action not in ALLOWED.get(kind, ()):
         raise NotSupportedLocally(
@@ -72,9 +75,6 @@ def check(tmpl: Mapping[str, Any], where: str, cc: CheckContext) -> None:
             "or create/apply of a Workflow or a PersistentVolumeClaim)",
             where,
         )
-    for key in _UNSUPPORTED:
-        if resource.get(key):
-            raise NotSupportedLocally(f"resource {key}", where)
     if kind != "Workflow" and any(resource.get(k) for k in _CONDITIONS):
         raise NotSupportedLocally(f"resource success/failure conditions on a {kind} (locally: on Workflows)", where)
     outs = tmpl.get("outputs") or {}

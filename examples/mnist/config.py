@@ -76,8 +76,11 @@ class ScenarioConfig:
     """Traffic percent of the canary at each step of a roll-out; after each, the analysis of its p95 against
     ``slo`` (``agents/mnist.py`` ``canary_analysis``): Successful → next step, at 100 % the candidate becomes
     champion; Failed (more than one breach) → all traffic back to the stable predictor at once."""
-    analysis_delay: str = "4s"
-    """The analysis's ``initialDelay``: its first measurement, after the canary has served a few seconds."""
+    analysis_delay: str = "10s"
+    """The analysis's ``initialDelay``: its first measurement, once the canary's first answers are in Prometheus
+    (the replica's first answers, a scrape, and a second sample for ``rate()``: 5–9 s here under load). Before
+    that the query is empty, an Error measurement that fails nothing, so a slow canary measured too early passed
+    its first step on CI (two Errors and one breach: within ``failureLimit``, Successful, as Argo Rollouts says)."""
     analysis_interval: str = "2s"
     analysis_count: int = 3
     analysis_window: str = "8s"

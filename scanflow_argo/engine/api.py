@@ -90,7 +90,7 @@ operator_test.go ``TestDAGConfigMapCacheCreateWhenHaveRetryStrategy``)."""
 def _refused_at_submit(err: FieldError) -> bool:
     """A field error the API server refuses a submission for that this engine must refuse too: every CEL rule of
     the CRD (``x-kubernetes-validations``: one template type, not both ``depends`` and ``dependencies``, no
-    ``timeout`` on steps or a DAG, ``withSequence`` with ``count`` or ``end``, …) and the shape problems above."""
+    ``timeout`` on steps or a DAG, ``withSequence`` with both ``count`` and ``end``, …) and the shape problems above."""
     text = str(err)
     return err.rule or (any(k in text for k in SHAPE_PROBLEMS) and not SCALAR_AS_STRING.search(text))
 

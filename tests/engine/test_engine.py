@@ -16,6 +16,8 @@ from scanflow_argo.engine import prepare_run, run_workflow
 from scanflow_argo.engine.core.durations import argo_seconds, go_seconds, int_seconds, timeout_seconds
 from scanflow_argo.engine.core.state import node_id, read_status
 from scanflow_argo.engine.features.images import image_of, strip_image
+from scanflow_argo.engine.kinds import container as container_kind
+from scanflow_argo.engine.kinds import container_set as container_set_kind
 from scanflow_argo.errors import EngineError, ImageNotMapped, NotSupportedLocally
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
@@ -240,6 +242,37 @@ def test_timeouts_kill_the_process_group(engine_settings) -> None:  # type: igno
     run = run_workflow(manifest, engine_settings)
     assert time.monotonic() - t0 < 15
     assert run.phase == "Failed" and "deadline" in (node(run, run.name).message or "")
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        (container_kind, {"container": {"image": "busybox", "command": ["true"]}}),
+        (container_set_kind, {"containerSet": {"containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
+    ],
+    ids=["container", "containerSet"],
+)
+def test_a_pod_holds_its_parallelism_slot_until_its_node_is_recorded(engine_settings, monkeypatch, kind, body) -> None:  # type: ignore[no-untyped-def]
+    """operator.go countActivePods counts Pod nodes whose phase is Pending or Running, so a pod whose
+    process has ended still counts until its node completes; no status may show more than ``parallelism``
+    pods Running (CI saw 3 of 2 in TestWorkflowParallelismLimit). Collecting outputs is made slow here so the
+    window between a process's end and its node's record is wide."""
+    real = kind.collect_outputs
+
+    def slow_collect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kind, "collect_outputs", slow_collect)
+    seen: list[int] = []
+
+    def count(state) -> None:  # type: ignore[no-untyped-def]
+        seen.append(sum(1 for n in list(state.nodes.values()) if n.get("type") == "Pod" and n.get("phase") == "Running"))
+
+    main = {"name": "main", "steps": [[{"name": "p", "template": "p", "withItems": ["a", "b", "c"]}]]}
+    run = run_workflow(wf([main, {"name": "p", **body}], parallelism=1), engine_settings, on_change=count)
+    assert run.phase == "Succeeded", run.message
+    assert max(seen) == 1, seen
 
 
 def test_workflow_deadline_and_exit_handler(engine_settings) -> None:  # type: ignore[no-untyped-def]

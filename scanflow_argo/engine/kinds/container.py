@@ -213,23 +213,25 @@ def run_pod(ctx: KindContext, call: Call) -> NodeDoc:
         except EngineError as err:
             return finish_refused(ctx, node, err)
         t1 = ctx.clock.monotonic()
-    outputs: dict[str, Any] = {"result": result.stdout.rstrip(), "exitCode": str(result.exit_code)}
-    phase: str = "Succeeded"
-    message: str | None = None
-    if result.reason == "deadline":
-        phase, message = "Failed", DEADLINE
-    elif result.reason == "stopped":
-        phase, message = "Failed", ctx.abort_message or "Stopped"
-    elif result.exit_code != 0:
-        phase, message = "Failed", pod_message("main", result)
-    try:
-        collect_outputs(ctx, tmpl, fs, nid, outputs, failed=phase != "Succeeded", where=where)
-    except EngineError as err:
-        if phase == "Succeeded":
-            phase, message = "Error", str(err)
-    pod.cleanup()
-    node["outputs"] = outputs
-    ctx.finish(node, phase, message)
+        # the node is recorded finished before its slot is given back: Argo counts a pod toward parallelism
+        # until its node completes (operator.go countActivePods), so no snapshot shows more than the limit Running
+        outputs: dict[str, Any] = {"result": result.stdout.rstrip(), "exitCode": str(result.exit_code)}
+        phase: str = "Succeeded"
+        message: str | None = None
+        if result.reason == "deadline":
+            phase, message = "Failed", DEADLINE
+        elif result.reason == "stopped":
+            phase, message = "Failed", ctx.abort_message or "Stopped"
+        elif result.exit_code != 0:
+            phase, message = "Failed", pod_message("main", result)
+        try:
+            collect_outputs(ctx, tmpl, fs, nid, outputs, failed=phase != "Succeeded", where=where)
+        except EngineError as err:
+            if phase == "Succeeded":
+                phase, message = "Error", str(err)
+        pod.cleanup()
+        node["outputs"] = outputs
+        ctx.finish(node, phase, message)
     ctx.run_hooks.node_finished(ctx.name, nid, node, log_path)
     return timed(node, t0, t1)
 

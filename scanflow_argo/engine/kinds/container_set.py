@@ -229,20 +229,21 @@ def run(ex: KindContext, call: Call) -> NodeDoc:
             return timed(node, t0, ex.clock.monotonic())
         culprit = _run_graph(ex, specs, deadline, attempts, pause)
         t1 = ex.clock.monotonic()
-    phase, message = _pod_phase(ex, specs, culprit)
-    outputs: dict[str, Any] = {}
-    main = specs.get(MAIN)
-    if main is not None and main.result is not None and main_fs is not None:
-        outputs = {"result": main.result.stdout.rstrip(), "exitCode": str(main.result.exit_code)}
-        try:
-            collect_outputs(ex, tmpl, main_fs, nid, outputs, failed=phase != "Succeeded", where=where)
-        except EngineError as err:
-            if phase == "Succeeded":
-                phase, message = "Error", str(err)
-    pod.cleanup()
-    if outputs:
-        node["outputs"] = outputs
-    ex.finish(node, phase, message)
+        # recorded finished before the slot is given back, as in container.py
+        phase, message = _pod_phase(ex, specs, culprit)
+        outputs: dict[str, Any] = {}
+        main = specs.get(MAIN)
+        if main is not None and main.result is not None and main_fs is not None:
+            outputs = {"result": main.result.stdout.rstrip(), "exitCode": str(main.result.exit_code)}
+            try:
+                collect_outputs(ex, tmpl, main_fs, nid, outputs, failed=phase != "Succeeded", where=where)
+            except EngineError as err:
+                if phase == "Succeeded":
+                    phase, message = "Error", str(err)
+        pod.cleanup()
+        if outputs:
+            node["outputs"] = outputs
+        ex.finish(node, phase, message)
     log = main.log if main is not None and main.log.exists() else next(iter(specs.values())).log
     ex.run_hooks.node_finished(ex.name, nid, node, log)
     return timed(node, t0, t1)

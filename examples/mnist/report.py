@@ -330,6 +330,11 @@ def decision_trace(timeline: Mapping[str, Any]) -> list[str]:
         what = f" {params.get('from')} → {params.get('replicas')}" if d.get("action_kind") == "scale_deployment" else ""
         steps.append((float(d.get("t", 0)), f"{d.get('agent')}: {d.get('action')}{what} ({d.get('status')})"))
     by_run = {m.get("run"): m for m in (timeline.get("models") or {}).values() if m}
+    # a run's startedAt has whole seconds (Argo's metav1.Time), so a run started in the second of the action that
+    # submitted it would sort before that action: it is placed just after it
+    submitted = {
+        d["run"]: float(d.get("t", 0)) for d in timeline.get("decisions") or [] if d.get("kind") == "action" and d.get("run")
+    }
     for run in timeline.get("runs") or []:
         template = re.sub(r"-[a-z0-9]{5}$", "", str(run.get("name")))
         text = f"{template}: {run.get('phase')}"
@@ -339,7 +344,8 @@ def decision_trace(timeline: Mapping[str, Any]) -> list[str]:
             won = "candidate" if (run.get("parameters") or {}).get("rollout") == "canary" else "promoted"
             text += f", v{model.get('version')} {won if model.get('promoted') else 'kept'}"
         # at its start: an agent's actions during a run (a candidate's roll-out begins before its run ends) come after
-        steps.append((float(run.get("started") or run.get("finished") or 0), text))
+        at = float(run.get("started") or run.get("finished") or 0)
+        steps.append((max(at, submitted.get(run.get("name"), at) + 1e-6), text))
     for r in rollout_log(timeline.get("decisions") or []):
         for i, a in enumerate(r["analyses"]):
             steps.append((a["t"] - 1e-6, f"roll-out v{r['version']}: analysis {i + 1} {a['outcome']}"))

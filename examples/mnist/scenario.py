@@ -671,7 +671,10 @@ class Scenario:
         for agent in (SUPERVISOR, SCALER):
             for d in self._decisions(agent):
                 if d.get("kind") in ("rule", "action", "run-finished", "rollout"):
-                    decisions.append({k: d[k] for k in keep if k in d} | {"agent": d.get("agent", agent)})
+                    run = (d.get("result_detail") or {}).get("run")  # the run an action submitted
+                    decisions.append(
+                        {k: d[k] for k in keep if k in d} | {"agent": d.get("agent", agent)} | ({"run": run} if run else {})
+                    )
         self.timeline["decisions"] = sorted(decisions, key=lambda d: float(d.get("t", 0)))
         if self.CANARY:
             self.timeline["aliases"] = self._aliases()

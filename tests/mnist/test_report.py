@@ -227,3 +227,14 @@ def test_a_challenger_answering_more_than_its_share_fails_the_target() -> None:
     assert summarize(ok)["checks"]["slow_challenger_served_at_most_its_canary_share"] is False
     tl["requests"]["rows"].append([float(tl["t0"]) + 130, "challenger", "drift-eval", None, 503, None, 3, None])
     assert summarize(tl)["rollout_failed_requests"] == 1
+
+
+def test_a_run_started_in_the_second_of_the_action_that_submitted_it_comes_after_it() -> None:
+    """Argo's startedAt has whole seconds (metav1.Time, RFC 3339): a retraining the supervisor submitted at
+    55.7 s reads as started at 55 s, yet the trace names the action first (CI once listed them the other way)."""
+    tl = _timeline()
+    t0 = tl["t0"]
+    tl["decisions"][1] |= {"t": t0 + 55.7, "run": "mnist-retrain-ab12c"}
+    tl["runs"][0]["started"] = t0 + 55
+    trace = summarize(tl)["decision_trace"]
+    assert trace.index("drift-supervisor: retrain (ok)") + 1 == trace.index("mnist-retrain: Succeeded, v2 promoted"), trace
